@@ -1,0 +1,57 @@
+"""The ``devosam`` command line: one module per subcommand, dispatched here.
+
+Each subcommand module defines ``add_parser(subparsers)``, which registers its parser and
+sets ``func`` to a callable taking the parsed arguments and returning an exit code. User
+errors end as one line on stderr and a non-zero exit; ``DEVOSAM_DEBUG=1`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib import import_module
+
+from .._version import __version__
+
+SUBCOMMANDS = ("annotate", "segment", "embed", "export", "finetune", "eval")
+
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, OSError,
+               RuntimeError, KeyError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="devosam",
+        description="Segment Anything for grayscale embryo microscopy.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("devosam: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as exc:
+        if os.environ.get("DEVOSAM_DEBUG"):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"devosam {args.command}: error: {message}", file=sys.stderr)
+        return 1

@@ -1,0 +1,81 @@
+"""The one place where napari's (row, col) coordinates become SAM's (x, y).
+
+napari gives points as ``(row, col)`` and boxes as ``(row0, col0, row1, col1)`` in pixel
+coordinates of the plane; SAM takes points as ``(x, y) = (col, row)`` and boxes as
+``(x0, y0, x1, y1)``. Everything else in the package speaks napari's convention.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def points_rc_to_xy(points: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` (row, col) -> ``(N, 2)`` float64 (x, y)."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return points[:, ::-1].copy()
+
+
+def box_rc_to_xyxy(box: np.ndarray) -> np.ndarray:
+    """``(4,)`` or ``(B, 4)`` (row0, col0, row1, col1) -> same shape (x0, y0, x1, y1), float64."""
+    box = np.asarray(box, dtype=np.float64)
+    return box[..., [1, 0, 3, 2]].copy()
+
+
+def validate_points(points, labels, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Check ``(N, 2)`` (row, col) points and their 0/1 labels against a plane of ``shape``.
+
+    Returns float64 points and int64 labels. Points outside the plane, NaN coordinates,
+    labels other than 0/1 or a count mismatch raise ``ValueError``.
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if labels is None:
+        labels = np.ones(len(pts), dtype=np.int64)
+    lab = np.asarray(labels).reshape(-1)
+    if len(lab) != len(pts):
+        raise ValueError(f"{len(pts)} points but {len(lab)} point labels")
+    if not np.all(np.isin(lab, (0, 1))):
+        raise ValueError("point labels must be 1 (positive) or 0 (negative)")
+    if not np.all(np.isfinite(pts)):
+        raise ValueError("point coordinates must be finite numbers")
+    h, w = shape
+    inside = (pts[:, 0] >= 0) & (pts[:, 0] <= h - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= w - 1)
+    if not np.all(inside):
+        bad = pts[~inside][0]
+        raise ValueError(
+            f"point (row={bad[0]:g}, col={bad[1]:g}) lies outside the {h}x{w} image"
+        )
+    return pts, lab.astype(np.int64)
+
+
+def clip_box(box, shape: tuple[int, int]) -> np.ndarray:
+    """Validate a (row0, col0, row1, col1) box and clip it to a plane of ``shape``.
+
+    Corners may come in any order as long as the box is not inverted: row0 <= row1 and
+    col0 <= col1 (napari's rectangles are normalised before they reach here). A box partly
+    outside the plane is clipped to it. A box with NaN coordinates, an inverted box, a
+    zero-area box (after clipping) or a box entirely outside the plane raises ``ValueError``.
+    """
+    b = np.asarray(box, dtype=np.float64).reshape(-1)
+    if b.shape != (4,):
+        raise ValueError(f"a box needs 4 numbers (row0, col0, row1, col1), got {b.size}")
+    if not np.all(np.isfinite(b)):
+        raise ValueError("box coordinates must be finite numbers")
+    r0, c0, r1, c1 = b
+    if r1 < r0 or c1 < c0:
+        raise ValueError(f"inverted box {tuple(b)}: need row0 <= row1 and col0 <= col1")
+    h, w = shape
+    if r1 < 0 or c1 < 0 or r0 > h - 1 or c0 > w - 1:
+        raise ValueError(f"box {tuple(b)} lies entirely outside the {h}x{w} image")
+    clipped = np.array(
+        [max(r0, 0), max(c0, 0), min(r1, h - 1), min(c1, w - 1)], dtype=np.float64
+    )
+    if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+        raise ValueError(f"box {tuple(b)} has zero area inside the {h}x{w} image")
+    return clipped
+
+
+def normalise_box(corners) -> np.ndarray:
+    """A box from two opposite corners in any order -> (row0, col0, row1, col1) with 0 <= 1."""
+    c = np.asarray(corners, dtype=np.float64).reshape(-1, 2)
+    return np.array([c[:, 0].min(), c[:, 1].min(), c[:, 0].max(), c[:, 1].max()])

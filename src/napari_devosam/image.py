@@ -1,0 +1,112 @@
+"""Grayscale microscopy -> SAM's RGB input.
+
+SAM was trained on 8-bit RGB photographs. Microscopy planes are grayscale of any dtype
+(often uint16), with a few hot pixels and sometimes NaN/Inf from processing. ``to_rgb``
+stretches the plane between robust percentiles of its finite values and repeats it on three
+channels. Rules, by input:
+
+- ``(H, W)`` or ``(H, W, 1)``, any real dtype (bool, int, uint, float): percentile stretch
+  ``low..high`` of the finite values to 0..255; NaN and -Inf map to 0, +Inf to 255. A
+  constant or all-NaN plane maps to 0 everywhere.
+- ``(H, W, 3)`` uint8: returned unchanged (so ``to_rgb`` is idempotent on its own output).
+- ``(H, W, 4)`` uint8 (RGBA, as PNG files often are): the alpha channel is dropped.
+- ``(H, W, 3|4)`` of another dtype: alpha dropped, then one stretch shared by the channels.
+- anything else (2 channels, more than 4, complex numbers, not 2D): ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """How a plane becomes uint8: a stretch between two percentiles of its finite values."""
+
+    low: float = 0.5
+    high: float = 99.5
+    method: str = "percentile"
+
+    def __post_init__(self):
+        if not 0 <= self.low < self.high <= 100:
+            raise ValueError(f"need 0 <= low < high <= 100, got low={self.low}, high={self.high}")
+
+    def key(self) -> str:
+        """A short string that identifies this normalisation (part of cache signatures)."""
+        return f"{self.method}-{self.low:g}-{self.high:g}-v1"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+DEFAULT_NORMALIZATION = Normalization()
+
+
+def is_rgb(plane: np.ndarray) -> bool:
+    """True for ``(H, W, 3)`` or ``(H, W, 4)`` arrays: colour planes rather than grayscale."""
+    return plane.ndim == 3 and plane.shape[-1] in (3, 4)
+
+
+def intensity_range(plane: np.ndarray, normalization: Normalization = DEFAULT_NORMALIZATION):
+    """The ``(low_value, high_value)`` that ``to_rgb`` maps to 0 and 255; NaN-free floats.
+
+    Returns ``(0.0, 0.0)`` when the plane has no finite value.
+    """
+    values = np.asarray(plane)
+    if values.dtype == bool:
+        values = values.astype(np.uint8)
+    if np.issubdtype(values.dtype, np.floating):
+        values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0, 0.0
+    lo, hi = np.percentile(values, [normalization.low, normalization.high])
+    return float(lo), float(hi)
+
+
+def _stretch(plane: np.ndarray, normalization: Normalization) -> np.ndarray:
+    lo, hi = intensity_range(plane, normalization)
+    data = plane.astype(np.float32) if plane.dtype != np.float64 else plane
+    if hi <= lo:
+        out = np.zeros(plane.shape, dtype=np.uint8)
+        if np.issubdtype(plane.dtype, np.floating):
+            out[np.isposinf(plane)] = 255
+        return out
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = (data - lo) * (255.0 / (hi - lo))
+    scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def to_rgb(image, normalization: Normalization | None = None) -> np.ndarray:
+    """Convert one plane to SAM's input: ``(H, W, 3)`` uint8, C-contiguous.
+
+    Arguments:
+      image: ``(H, W)`` grayscale of any real dtype, ``(H, W, 1)``, or ``(H, W, 3|4)`` colour.
+      normalization: the percentile stretch for non-uint8-RGB input (default 0.5..99.5).
+    """
+    normalization = normalization or DEFAULT_NORMALIZATION
+    plane = np.asarray(image)
+    if np.iscomplexobj(plane) or not (
+        np.issubdtype(plane.dtype, np.number) or plane.dtype == bool
+    ):
+        raise ValueError(f"cannot convert an image of dtype {plane.dtype} to RGB")
+    if plane.ndim == 3 and plane.shape[-1] == 1:
+        plane = plane[..., 0]
+    if plane.ndim == 2:
+        if min(plane.shape) == 0:
+            raise ValueError(f"empty image of shape {plane.shape}")
+        gray = _stretch(plane, normalization)
+        return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=-1))
+    if plane.ndim == 3 and plane.shape[-1] in (3, 4):
+        rgb = plane[..., :3]
+        if rgb.dtype == np.uint8:
+            return np.ascontiguousarray(rgb)
+        return np.ascontiguousarray(_stretch(rgb, normalization))
+    if plane.ndim == 3:
+        raise ValueError(
+            f"image with {plane.shape[-1]} channels (shape {plane.shape}): give a single "
+            "channel (H, W) or an RGB(A) image (H, W, 3|4)"
+        )
+    raise ValueError(f"expected a 2D plane (H, W) or RGB (H, W, 3), got shape {plane.shape}")
