@@ -1,0 +1,76 @@
+"""``devosam export``: committed annotations -> a training bundle (see docs/export.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="export committed annotations to a training bundle",
+        description=(
+            "Write the annotated planes of IMAGE with their instance labels into a bundle "
+            "(images/, labels/, manifest.json, measurements.csv, annotations.json). The "
+            "labels come from --labels (a label image of the same shape) or from an "
+            "annotation store (--store, default: the store next to IMAGE). Exporting again "
+            "into the same bundle adds or updates planes and keeps the others."
+        ),
+    )
+    p.add_argument("image", help="the image file (TIFF, PNG, ...)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--labels", help="a label image file of the same shape as IMAGE")
+    source.add_argument("--store", help="an annotation store folder (default: IMAGE.devosam)")
+    p.add_argument("--out", required=True, help="the bundle folder (created or updated)")
+    p.add_argument("--planes", help="planes to export, comma-separated: 0,3,7 for a (T, Y, X) "
+                                    "stack, 1:4,2:0 for (T, Z, Y, X) (default: all with objects)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run)
+
+
+def _planes(text: str | None):
+    if not text:
+        return None
+    try:
+        return [tuple(int(i) for i in part.split(":")) for part in text.split(",") if part]
+    except ValueError as exc:
+        raise ValueError(f"--planes must be comma-separated integers, got {text!r}") from exc
+
+
+def run(args) -> int:
+    from ..export import export_bundle, export_store
+    from ..io import read_image
+    from ..store import AnnotationStore
+
+    image_path = Path(args.image)
+    image = read_image(image_path)
+    if args.labels:
+        labels = read_image(args.labels)
+        gen = export_bundle(args.out, image, labels, source=str(image_path.resolve()),
+                            plane_indices=_planes(args.planes))
+    else:
+        folder = Path(args.store) if args.store else Path(f"{image_path}.devosam")
+        if not (folder / "store.json").is_file():
+            raise FileNotFoundError(f"no annotation store at {folder}; pass --labels or --store")
+        store = AnnotationStore(folder)
+        if args.planes:
+            raise ValueError("--planes works with --labels; a store exports all its planes")
+        gen = export_store(args.out, store, image, source=str(image_path.resolve()))
+    while True:
+        try:
+            done, total = next(gen)
+            if not args.json:
+                print(f"\rexporting {done}/{total}", end="", file=sys.stderr, flush=True)
+        except StopIteration as stop:
+            summary = stop.value
+            break
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(file=sys.stderr)
+        print(f"wrote {len(summary['files'])} planes ({summary['objects']} objects) to "
+              f"{summary['bundle']}; the bundle now holds {summary['total_files']} planes and "
+              f"{summary['total_objects']} objects")
+    return 0
