@@ -25,10 +25,15 @@ def box_rc_to_xyxy(box: np.ndarray) -> np.ndarray:
 def validate_points(points, labels, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Check ``(N, 2)`` (row, col) points and their 0/1 labels against a plane of ``shape``.
 
-    Returns float64 points and int64 labels. Points outside the plane, NaN coordinates,
+    Pixel ``i`` covers ``i - 0.5 .. i + 0.5`` (napari's convention), so a point within half
+    a pixel of the border is inside the image; it is moved onto the border pixel's centre.
+    Returns float64 points and int64 labels. Points further outside, NaN coordinates,
     labels other than 0/1 or a count mismatch raise ``ValueError``.
     """
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.size % 2 or (pts.ndim == 2 and pts.shape[1] != 2) or pts.ndim > 2:
+        raise ValueError(f"points must be (row, col) pairs, shape (N, 2), got {pts.shape}")
+    pts = pts.reshape(-1, 2)
     if labels is None:
         labels = np.ones(len(pts), dtype=np.int64)
     lab = np.asarray(labels).reshape(-1)
@@ -39,12 +44,14 @@ def validate_points(points, labels, shape: tuple[int, int]) -> tuple[np.ndarray,
     if not np.all(np.isfinite(pts)):
         raise ValueError("point coordinates must be finite numbers")
     h, w = shape
-    inside = (pts[:, 0] >= 0) & (pts[:, 0] <= h - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= w - 1)
+    inside = ((pts[:, 0] >= -0.5) & (pts[:, 0] <= h - 0.5)
+              & (pts[:, 1] >= -0.5) & (pts[:, 1] <= w - 0.5))
     if not np.all(inside):
         bad = pts[~inside][0]
         raise ValueError(
             f"point (row={bad[0]:g}, col={bad[1]:g}) lies outside the {h}x{w} image"
         )
+    pts = np.stack([np.clip(pts[:, 0], 0, h - 1), np.clip(pts[:, 1], 0, w - 1)], axis=1)
     return pts, lab.astype(np.int64)
 
 

@@ -6,8 +6,8 @@ stretches the plane between robust percentiles of its finite values and repeats 
 channels. Rules, by input:
 
 - ``(H, W)`` or ``(H, W, 1)``, any real dtype (bool, int, uint, float): percentile stretch
-  ``low..high`` of the finite values to 0..255; NaN and -Inf map to 0, +Inf to 255. A
-  constant or all-NaN plane maps to 0 everywhere.
+  ``low..high`` of the finite values to 0..255 (min..max where the two percentiles coincide);
+  NaN and -Inf map to 0, +Inf to 255. A constant or all-NaN plane maps to 0 everywhere.
 - ``(H, W, 3)`` uint8: returned unchanged (so ``to_rgb`` is idempotent on its own output).
 - ``(H, W, 4)`` uint8 (RGBA, as PNG files often are): the alpha channel is dropped.
 - ``(H, W, 3|4)`` of another dtype: alpha dropped, then one stretch shared by the channels.
@@ -52,7 +52,9 @@ def is_rgb(plane: np.ndarray) -> bool:
 def intensity_range(plane: np.ndarray, normalization: Normalization = DEFAULT_NORMALIZATION):
     """The ``(low_value, high_value)`` that ``to_rgb`` maps to 0 and 255; NaN-free floats.
 
-    Returns ``(0.0, 0.0)`` when the plane has no finite value.
+    When the two percentiles coincide but the plane is not constant (sparse bright objects on
+    a flat background), the full range of the finite values is used instead. Returns
+    ``(0.0, 0.0)`` when the plane has no finite value.
     """
     values = np.asarray(plane)
     if values.dtype == bool:
@@ -62,6 +64,8 @@ def intensity_range(plane: np.ndarray, normalization: Normalization = DEFAULT_NO
     if values.size == 0:
         return 0.0, 0.0
     lo, hi = np.percentile(values, [normalization.low, normalization.high])
+    if hi <= lo:  # e.g. a few bright cells on a flat background: keep them visible
+        lo, hi = values.min(), values.max()
     return float(lo), float(hi)
 
 

@@ -1,0 +1,71 @@
+"""``devosam embed``: precompute the SAM embeddings of every plane into the on-disk cache.
+
+Later ``devosam segment --cache-dir``, ``Predictor(cache_dir=...)`` and the annotator find
+them there (the cache is keyed by pixel data, normalisation, model and package version, so a
+changed image or model is recomputed, never mixed up).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "embed",
+        help="precompute and cache the SAM embeddings of an image or stack",
+        description=(
+            "Compute SAM image embeddings for every plane of IMAGE_OR_STACK (leading T and/or "
+            "Z axes before Y, X) and store them in the embedding cache (fp16, one file per "
+            "plane). Planes already cached are skipped."
+        ),
+    )
+    p.add_argument("image", metavar="IMAGE_OR_STACK", help="image file (TIFF, PNG, ...)")
+    p.add_argument("--model", default=None,
+                   help="vit_b, vit_l, vit_h or a checkpoint path (default: $DEVOSAM_CHECKPOINT, "
+                        "else vit_b)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--cache-dir", default=None,
+                   help="cache folder (default: the user cache dir's embeddings/, or "
+                        "$DEVOSAM_CACHE_DIR/embeddings)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="planes per encoder batch (default: 1 on the CPU, 4 on a GPU)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..embeddings import EmbeddingCache, default_cache_dir, embed_stack
+    from ..io import read_image
+    from ..stacks import plane_count
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    stack = read_image(args.image)
+    total = plane_count(stack)
+    cache_dir = args.cache_dir or default_cache_dir()
+
+    from ..model_loading import load_model
+
+    sam = load_model(args.model, device=args.device)
+    batch_size = args.batch_size or (1 if sam.pixel_mean.device.type == "cpu" else 4)
+    cache = EmbeddingCache(cache_dir, max_items=0)
+    gen = embed_stack(sam, stack, cache=cache, batch_size=batch_size, keep=False)
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="plane", desc="embedding", file=sys.stderr)
+    start = time.perf_counter()
+    try:
+        for done, _ in gen:
+            if bar is not None:
+                bar.update(done - bar.n)
+    finally:
+        gen.close()
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - start
+    print(f"embedded {total} plane(s) in {elapsed:.1f} s; cache: {cache_dir}")
+    return 0

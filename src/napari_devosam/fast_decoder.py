@@ -1,0 +1,101 @@
+# handed over to S
+"""Prompt -> low-res mask logits for one image embedding, and upscaling to the plane.
+
+``FastDecoder`` wraps a SAM's prompt encoder and mask decoder. The image embedding is set
+once per image (``set_image_embedding``), where everything that does not depend on the
+prompt is computed; ``decode`` then only handles the prompt. Masks are chosen exactly as
+``segment_anything``'s ``MaskDecoder`` does (multimask: the three ambiguity masks; otherwise
+the single-mask output), so results equal ``SamPredictor``'s.
+
+Coordinates here are SAM's input frame: ``(x, y)`` already resized with
+``ResizeLongestSide.apply_coords`` / ``apply_boxes``. Conversion from napari's (row, col)
+happens in ``predictor.py`` through ``coords.py``.
+
+Nothing derived from the decoder's weights outlives ``set_image_embedding`` /
+``decoder_changed``: after loading new weights into ``sam.mask_decoder`` or
+``sam.prompt_encoder`` in place, call ``decoder_changed()`` and set the embedding again.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class FastDecoder:
+    """Decode prompts against one image embedding of ``sam``.
+
+    Arguments:
+      sam: a ``segment_anything`` ``Sam``; its prompt encoder and mask decoder are used (by
+        reference, so weights loaded into them in place are seen after ``decoder_changed``).
+    """
+
+    def __init__(self, sam):
+        self.sam = sam
+        self._features: torch.Tensor | None = None
+        self._dense_pe: torch.Tensor | None = None
+
+    @property
+    def is_set(self) -> bool:
+        return self._features is not None
+
+    def set_image_embedding(self, features: torch.Tensor) -> None:
+        """Use ``features`` ``(1, 256, h, w)`` (on ``sam.device``) for the following decodes."""
+        if features.ndim != 4 or features.shape[0] != 1:
+            shape = tuple(features.shape)
+            raise ValueError(f"expected image features of shape (1, C, h, w), got {shape}")
+        self._features = features
+        with torch.inference_mode():
+            self._dense_pe = self.sam.prompt_encoder.get_dense_pe()
+
+    def decoder_changed(self) -> None:
+        """Drop everything derived from decoder weights (the embedding is kept and re-used)."""
+        if self._features is not None:
+            self.set_image_embedding(self._features)
+
+    def decode(
+        self,
+        point_coords: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        boxes: torch.Tensor | None,
+        mask_input: torch.Tensor | None,
+        multimask: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Low-res logits ``(B, C, 4h, 4w)`` and IoU ``(B, C)``; C = 3 with multimask else 1.
+
+        Arguments (all on ``sam.device``; B is the batch of prompts):
+          point_coords: ``(B, N, 2)`` float input-frame (x, y), or None.
+          point_labels: ``(B, N)`` int, 1 positive / 0 negative, or None.
+          boxes: ``(B, 4)`` float input-frame (x0, y0, x1, y1), or None.
+          mask_input: ``(B, 1, 4h, 4w)`` float logits from an earlier round, or None.
+        """
+        if self._features is None:
+            raise RuntimeError("no image embedding set: call set_image_embedding first")
+        points = None if point_coords is None else (point_coords, point_labels)
+        with torch.inference_mode():
+            sparse, dense = self.sam.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
+            low_res, iou = self.sam.mask_decoder(
+                image_embeddings=self._features,
+                image_pe=self._dense_pe,
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=multimask,
+            )
+        return low_res, iou
+
+    def upscale(
+        self,
+        low_res: torch.Tensor,
+        input_size: tuple[int, int],
+        original_size: tuple[int, int],
+    ) -> torch.Tensor:
+        """``(B, C, 4h, 4w)`` logits -> ``(B, C, H, W)`` float logits at the plane's size.
+
+        Equal to ``sam.postprocess_masks``: upsample to SAM's square input, crop the resized
+        image (``input_size``), resize to ``original_size`` (H, W).
+        """
+        size = self.sam.image_encoder.img_size
+        with torch.inference_mode():
+            x = F.interpolate(low_res, (size, size), mode="bilinear", align_corners=False)
+            x = x[..., : input_size[0], : input_size[1]]
+            return F.interpolate(x, tuple(original_size), mode="bilinear", align_corners=False)
