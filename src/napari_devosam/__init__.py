@@ -14,6 +14,9 @@ _LAZY = {
     "load_model": "napari_devosam.model_loading",
     "Predictor": "napari_devosam.predictor",
     "EmbeddingCache": "napari_devosam.embeddings",
+    "PlaneEmbedding": "napari_devosam.embeddings",
+    "embed_plane": "napari_devosam.embeddings",
+    "embed_stack": "napari_devosam.embeddings",
 }
 
 __all__ = ["__version__", *_LAZY]
