@@ -1,0 +1,117 @@
+"""The four layers the annotator adds for an image, and reading/clearing prompts in them.
+
+``boxes`` (Shapes: rectangles), ``points`` (Points: positive lime discs, negative red
+crosses), ``current object`` (Labels: the live SAM mask) and ``objects`` (Labels: committed).
+All have the image's dimensionality (no colour axis), scale and translation, so a prompt drawn
+on plane ``k`` carries ``k`` in its leading coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..annotator_state import PlanePrompts, plane_prompts_from_layer_data
+
+POSITIVE_COLOR, NEGATIVE_COLOR = "lime", "red"
+POSITIVE_SYMBOL, NEGATIVE_SYMBOL = "disc", "x"
+
+
+@dataclass
+class AnnotationLayers:
+    boxes: object
+    points: object
+    current: object
+    objects: object
+
+    def as_dict(self) -> dict:
+        return {"boxes": self.boxes, "points": self.points, "current": self.current,
+                "objects": self.objects}
+
+    def all(self) -> list:
+        return [self.boxes, self.points, self.current, self.objects]
+
+
+def add_layers(viewer, image, current_labels: np.ndarray, object_labels: np.ndarray
+               ) -> AnnotationLayers:
+    """Add the annotator's layers for napari image layer ``image`` to ``viewer``."""
+    ndim = current_labels.ndim
+    geo = {"scale": image.scale, "translate": image.translate}
+    objects = viewer.add_labels(object_labels, name="objects", opacity=0.5, **geo)
+    current = viewer.add_labels(current_labels, name="current object", opacity=0.6, **geo)
+    boxes = viewer.add_shapes(
+        ndim=ndim, name="boxes", shape_type="rectangle", edge_color="yellow",
+        face_color="transparent", edge_width=max(1.0, min(current_labels.shape[-2:]) / 300),
+        **geo,
+    )
+    points = viewer.add_points(
+        np.empty((0, ndim)), ndim=ndim, name="points",
+        features={"positive": np.zeros(0, dtype=bool)},
+        face_color="positive",
+        face_color_cycle={True: POSITIVE_COLOR, False: NEGATIVE_COLOR},
+        border_color="white", size=max(5.0, min(current_labels.shape[-2:]) / 32), **geo,
+    )
+    set_point_kind(points, positive=True)
+    boxes.mode = "add_rectangle"
+    return AnnotationLayers(boxes, points, current, objects)
+
+
+def set_point_kind(points, positive: bool) -> None:
+    """New points are positive (lime disc) or negative (red cross) from now on."""
+    points.selected_data = set()
+    points.feature_defaults = {"positive": bool(positive)}
+    points.current_symbol = POSITIVE_SYMBOL if positive else NEGATIVE_SYMBOL
+
+
+def point_kind(points) -> bool:
+    """True when new points are positive."""
+    return bool(points.feature_defaults["positive"].iloc[0])
+
+
+def _point_labels(points) -> np.ndarray:
+    if len(points.data) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return points.features["positive"].to_numpy().astype(np.int64)
+
+
+def _rectangles(boxes) -> list[np.ndarray]:
+    return [d for d, kind in zip(boxes.data, boxes.shape_type, strict=True) if kind == "rectangle"]
+
+
+def prompts_on_plane(layers: AnnotationLayers, plane: tuple[int, ...]) -> PlanePrompts:
+    """The boxes and points drawn on ``plane`` (plane pixel coordinates)."""
+    return plane_prompts_from_layer_data(_rectangles(layers.boxes), layers.points.data,
+                                         _point_labels(layers.points), plane)
+
+
+def planes_with_prompts(layers: AnnotationLayers, n_lead: int) -> set[tuple[int, ...]]:
+    """Every plane that has at least one box or point."""
+    planes = {tuple(int(i) for i in np.round(d[0, :n_lead])) for d in layers.boxes.data}
+    pts = np.asarray(layers.points.data)
+    planes |= {tuple(int(i) for i in row) for row in np.round(pts[:, :n_lead])}
+    return planes
+
+
+def _on_plane(coords: np.ndarray, plane) -> np.ndarray:
+    n = len(plane)
+    if n == 0:
+        return np.ones(len(coords), dtype=bool)
+    return np.all(np.round(coords[:, :n]) == np.asarray(plane), axis=1)
+
+
+def remove_prompts(layers: AnnotationLayers, plane: tuple[int, ...]) -> None:
+    """Delete the boxes and points drawn on ``plane``."""
+    boxes = layers.boxes
+    if len(boxes.data):
+        firsts = np.array([d[0] for d in boxes.data])
+        idx = set(np.flatnonzero(_on_plane(firsts, plane)).tolist())
+        if idx:
+            boxes.selected_data = idx
+            boxes.remove_selected()
+    points = layers.points
+    if len(points.data):
+        idx = set(np.flatnonzero(_on_plane(np.asarray(points.data), plane)).tolist())
+        if idx:
+            points.selected_data = idx
+            points.remove_selected()

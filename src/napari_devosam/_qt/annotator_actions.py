@@ -1,0 +1,111 @@
+"""The annotator's user actions: clear, candidates, point kind, commit, undo/redo, delete.
+
+A mixin of ``AnnotatorWidget`` (which provides ``viewer``, ``state``, ``layers``,
+``store_ops`` and ``current_plane``); kept apart so that each file stays small.
+"""
+
+from __future__ import annotations
+
+from napari.utils.notifications import show_info
+
+from .annotation_layers import point_kind, remove_prompts, set_point_kind
+
+
+class AnnotatorActions:
+    """What the buttons and shortcuts of the annotator do."""
+
+    def _remove_prompts(self, plane) -> None:
+        self._muted = True
+        try:
+            remove_prompts(self.layers, plane)
+        finally:
+            self._muted = False
+
+    def _refresh_current(self) -> None:
+        if self.layers is not None:
+            self.layers.current.refresh(thumbnail=False, extent=False)
+
+    def clear_prompts(self) -> None:
+        """Remove the current plane's boxes and points and its current object(s)."""
+        plane = self.current_plane
+        if plane is None:
+            return
+        self._remove_prompts(plane)
+        if self.state.clear(plane):
+            self._refresh_current()
+        self._update_status()
+
+    def next_candidate(self) -> None:
+        """Show SAM's next candidate mask for the single ambiguous prompt of this plane."""
+        plane = self.current_plane
+        if plane is not None and self.state.next_candidate(plane):
+            self._refresh_current()
+            self._update_status()
+
+    def toggle_point_kind(self) -> None:
+        """Switch new points between positive and negative."""
+        if self.layers is not None:
+            set_point_kind(self.layers.points, not point_kind(self.layers.points))
+            self._update_status()
+
+    # -- commit, undo, delete -------------------------------------------------------------
+    def commit(self) -> None:
+        """Commit this plane's current object(s) to the store; the plane's prompts clear."""
+        plane = self.current_plane
+        if plane is None:
+            return
+        if self.state.is_pending(plane):
+            show_info("The SAM embedding of this plane is still computing; commit when the "
+                      "mask shows.")
+            return
+        payload = self.state.take_commit(plane)
+        if payload is None:
+            show_info("Nothing to commit on this plane: draw a box or click a point first.")
+            return
+        masks, prompts = payload
+        self._remove_prompts(plane)
+        self._refresh_current()
+        info = {"model": self._model_text, "decoder": self._decoder_text}
+        self.store_ops.commit(plane, masks, prompts, info)
+        self._update_status()
+
+    def undo(self) -> None:
+        """Undo the last commit or delete (object level)."""
+        self.store_ops.undo()
+
+    def redo(self) -> None:
+        self.store_ops.redo()
+
+    def delete_object(self, object_id: int) -> None:
+        self.store_ops.delete(object_id)
+
+    def toggle_delete_mode(self) -> None:
+        """In delete mode a click on a committed object deletes it."""
+        if self.layers is None:
+            return
+        self.delete_mode = not self.delete_mode
+        selection = self.viewer.layers.selection
+        if self.delete_mode:
+            self._previous_active = selection.active
+            selection.active = self.layers.objects
+            self.layers.objects.mode = "pan_zoom"
+        elif self._previous_active in self.viewer.layers:
+            selection.active = self._previous_active
+        self.delete_button.setChecked(self.delete_mode)
+        self._update_status()
+
+    def _on_objects_click(self, layer, event) -> None:
+        if not self.delete_mode or event.button != 1 or self.store is None:
+            return
+        pos = layer.world_to_data(event.position)
+        object_id = self.store.object_at(self.current_plane, pos[-2:])
+        if object_id:
+            self.delete_object(object_id)
+
+    def export(self, out_dir):
+        """Export the committed objects as a training bundle in ``out_dir`` (a worker)."""
+        return self.store_ops.export(out_dir)
+
+    def wait_for_store(self) -> None:
+        """Block until every store change submitted so far is on disk."""
+        self.jobs.wait()

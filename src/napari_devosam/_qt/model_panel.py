@@ -1,0 +1,223 @@
+"""The annotator's model panel: which SAM, on which device, with which decoder.
+
+Loading runs in a napari ``thread_worker`` (a download shows its progress in napari's
+activity dock and can be cancelled there); failures become napari notifications.
+``DEVOSAM_CHECKPOINT`` and ``DEVOSAM_DEVICE`` preset the choices.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from napari.utils.notifications import show_error
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+)
+
+from ..download import CHECKPOINT_ENV
+from ..registry import MODEL_NAMES
+
+CHECKPOINT_CHOICE = "checkpoint file"
+DEMO_CHOICE = "random weights (demo, untrained)"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _load_job(choice: str, path: str, device: str):
+    """Generator for a worker: yields download progress, returns ``(sam, description)``."""
+    from ..devices import resolve_device
+    from ..model_loading import architecture_name, iter_load_model
+
+    if choice == DEMO_CHOICE:
+        from ..testing import tiny_sam
+
+        sam = tiny_sam().to(resolve_device(device))
+        return sam, f"DEMO: random tiny SAM, untrained ({sam.device.type})"
+    if choice == CHECKPOINT_CHOICE:
+        if not path:
+            raise ValueError("choose a checkpoint file first")
+        sam = yield from iter_load_model(path, device)
+        desc = f"{architecture_name(sam)} from {Path(path).name}"
+    else:
+        sam = yield from iter_load_model(choice, device)
+        desc = architecture_name(sam)
+    return sam, f"{desc} ({sam.device.type})"
+
+
+class ModelPanel(QGroupBox):
+    """Model choice, device, decoder file and what is active. Emits ``model_ready(sam, text)``
+    after a successful load and ``decoder_requested(path)`` when the user picks a decoder."""
+
+    model_ready = Signal(object, str)
+    decoder_requested = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__("Model", parent)
+        self._worker = None
+        self._bar = None
+        self.model_combo = QComboBox()
+        self.model_combo.addItems([*MODEL_NAMES, CHECKPOINT_CHOICE, DEMO_CHOICE])
+        self.path_edit = QLineEdit()
+        self.path_edit.setPlaceholderText("checkpoint .pth / .safetensors")
+        browse = QPushButton("...")
+        browse.clicked.connect(self._browse_checkpoint)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICES)
+        self.load_button = QPushButton("Load model")
+        self.load_button.clicked.connect(self.load)
+        self.decoder_edit = QLineEdit()
+        self.decoder_edit.setPlaceholderText("fine-tuned decoder .safetensors")
+        dec_browse = QPushButton("...")
+        dec_browse.clicked.connect(self._browse_decoder)
+        self.decoder_button = QPushButton("Use decoder")
+        self.decoder_button.clicked.connect(self._use_decoder)
+        self.active_label = QLabel()
+        self.active_label.setWordWrap(True)
+        self.set_active(None)
+
+        grid = QGridLayout()
+        grid.addWidget(QLabel("model"), 0, 0)
+        grid.addWidget(self.model_combo, 0, 1)
+        grid.addWidget(QLabel("device"), 0, 2)
+        grid.addWidget(self.device_combo, 0, 3)
+        row = QHBoxLayout()
+        row.addWidget(self.path_edit)
+        row.addWidget(browse)
+        grid.addLayout(row, 1, 0, 1, 4)
+        grid.addWidget(self.load_button, 2, 0, 1, 4)
+        drow = QHBoxLayout()
+        drow.addWidget(self.decoder_edit)
+        drow.addWidget(dec_browse)
+        drow.addWidget(self.decoder_button)
+        grid.addLayout(drow, 3, 0, 1, 4)
+        layout = QVBoxLayout(self)
+        layout.addLayout(grid)
+        layout.addWidget(self.active_label)
+        self._apply_environment()
+
+    def _apply_environment(self) -> None:
+        ckpt = os.environ.get(CHECKPOINT_ENV, "").strip()
+        if ckpt:
+            self.model_combo.setCurrentText(CHECKPOINT_CHOICE)
+            self.path_edit.setText(ckpt)
+        device = os.environ.get("DEVOSAM_DEVICE", "").strip().lower()
+        if device:
+            base = device.split(":")[0]
+            if self.device_combo.findText(device) < 0 and base not in DEVICES:
+                self.device_combo.addItem(device)
+            self.device_combo.setCurrentText(device if self.device_combo.findText(device) >= 0
+                                             else base)
+
+    def available_offline(self) -> bool:
+        """True when the chosen model needs no download (a local file or a cached one)."""
+        choice = self.model_combo.currentText()
+        if choice == DEMO_CHOICE:
+            return True
+        if choice == CHECKPOINT_CHOICE:
+            return Path(self.path_edit.text()).expanduser().is_file()
+        from ..download import is_cached
+
+        return is_cached(choice)
+
+    def select(self, model: str | None = None, device: str | None = None) -> None:
+        """Preset the choices: ``model`` a name, a checkpoint path or "demo"."""
+        if model:
+            if model in MODEL_NAMES:
+                self.model_combo.setCurrentText(model)
+            elif model == "demo":
+                self.model_combo.setCurrentText(DEMO_CHOICE)
+            else:
+                self.model_combo.setCurrentText(CHECKPOINT_CHOICE)
+                self.path_edit.setText(str(model))
+        if device:
+            if self.device_combo.findText(device) < 0:
+                self.device_combo.addItem(device)
+            self.device_combo.setCurrentText(device)
+
+    @property
+    def loading(self) -> bool:
+        return self._worker is not None
+
+    def load(self):
+        """Load the chosen model in a worker; returns the worker (None if one is running)."""
+        from napari.qt.threading import create_worker
+        from napari.utils import progress
+
+        from . import avoid_llvm_clash
+
+        if self._worker is not None:
+            return None
+        avoid_llvm_clash()
+        choice = self.model_combo.currentText()
+        worker = create_worker(_load_job, choice, self.path_edit.text().strip(),
+                               self.device_combo.currentText(), _start_thread=False,
+                               _ignore_errors=True)
+        self._bar = progress(total=0, desc=f"loading {choice}")
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(lambda res: self.model_ready.emit(*res))
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        self.load_button.setEnabled(False)
+        self.active_label.setText(f"loading {choice} ...")
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        if self._worker is not None:
+            self._worker.quit()
+
+    def _on_progress(self, value):
+        done, total = value
+        if self._bar is not None:
+            if total and self._bar.total != total:
+                self._bar.total = total
+                self._bar.set_description("downloading SAM checkpoint")
+            self._bar.update(done - self._bar.n)
+
+    def _on_error(self, exc):
+        show_error(f"Could not load the model: {exc}")
+
+    def _on_finished(self):
+        self._worker = None
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        self.load_button.setEnabled(True)
+        if self.active_label.text().startswith("loading"):
+            self.set_active(None)
+
+    def set_active(self, model: str | None, decoder: str | None = None) -> None:
+        if model is None:
+            self.active_label.setText("<b>no model loaded</b>: choose one and press Load model")
+            return
+        self.active_label.setText(f"<b>active:</b> {model}<br><b>decoder:</b> "
+                                  f"{decoder or 'base (from the checkpoint)'}")
+
+    def _browse_checkpoint(self):
+        path, _ = QFileDialog.getOpenFileName(self, "SAM checkpoint", "",
+                                              "Checkpoints (*.pth *.pt *.safetensors);;All (*)")
+        if path:
+            self.path_edit.setText(path)
+            self.model_combo.setCurrentText(CHECKPOINT_CHOICE)
+
+    def _browse_decoder(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Fine-tuned decoder", "",
+                                              "Decoders (*.safetensors);;All (*)")
+        if path:
+            self.decoder_edit.setText(path)
+            self._use_decoder()
+
+    def _use_decoder(self):
+        path = self.decoder_edit.text().strip()
+        if path:
+            self.decoder_requested.emit(path)

@@ -1,0 +1,81 @@
+"""``devosam annotate [IMAGE] [--sample]``: napari with the image and the SAM annotator docked.
+
+Without an image (or with ``--sample``) it opens the synthetic embryo time-lapse. The model
+chosen with ``--model`` (default: ``$DEVOSAM_CHECKPOINT``, else vit_b, downloaded on first
+use with a progress bar in napari's activity dock) loads in the background; ``--model demo``
+uses an untrained random model for trying the interface without weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "annotate",
+        help="open napari with an image (or the sample) and the SAM annotator",
+        description="Open napari with IMAGE (default: the synthetic embryo sample) and the SAM "
+                    "annotator docked. Committed objects are saved at once in an annotation "
+                    "store next to the image (or in --project-dir, or the user data folder "
+                    "for the sample) and restored when the same image is opened again.",
+    )
+    p.add_argument("image", nargs="?", default=None,
+                   help="image file (TIFF, PNG, ...): a plane or a stack with T/Z axes first")
+    p.add_argument("--sample", action="store_true",
+                   help="open the synthetic membrane-stained embryo time-lapse")
+    p.add_argument("--model", default=None,
+                   help="vit_b, vit_l, vit_h, a checkpoint path, or 'demo' (random, untrained); "
+                        "default: $DEVOSAM_CHECKPOINT, else vit_b")
+    p.add_argument("--decoder", default=None, help="a fine-tuned decoder file to use")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default: auto, or "
+                                                  "$DEVOSAM_DEVICE)")
+    p.add_argument("--project-dir", default=None,
+                   help="folder for annotation stores (default: next to the image)")
+    p.set_defaults(func=run)
+
+
+def _open_image(viewer, args) -> None:
+    if args.image is None or args.sample:
+        from ..sample_data import embryo_timelapse
+
+        for data, kwargs, _ in embryo_timelapse():
+            viewer.add_image(data, **kwargs)
+    if args.image is not None:
+        from napari.layers._source import layer_source
+
+        from ..io import read_image
+
+        path = Path(args.image).expanduser().resolve()
+        data = read_image(path)
+        with layer_source(path=str(path)):
+            viewer.add_image(data, name=path.stem)
+
+
+def run(args) -> int:
+    if args.image is not None and not Path(args.image).expanduser().is_file():
+        raise FileNotFoundError(f"no image file at {args.image}")
+    if args.decoder is not None and not Path(args.decoder).expanduser().is_file():
+        raise FileNotFoundError(f"decoder file {args.decoder} does not exist")
+    # segment_anything (torchvision, triton) before napari's OpenGL: see napari_devosam._qt
+    import napari
+    import segment_anything  # noqa: F401
+
+    from .._qt.annotator_widget import AnnotatorWidget
+
+    viewer = napari.Viewer(title="napari-devosam")
+    _open_image(viewer, args)
+    widget = AnnotatorWidget(viewer, project_dir=args.project_dir, autoload=False)
+    viewer.window.add_dock_widget(widget, name="SAM annotator", area="right")
+    widget.model_panel.select(args.model, args.device)
+    if args.decoder is not None:
+        decoder = str(Path(args.decoder).expanduser())
+
+        def apply_once():
+            widget.model_changed.disconnect(apply_once)
+            widget.use_decoder(decoder)
+
+        widget.model_changed.connect(apply_once)
+    widget.model_panel.load()
+    napari.run()
+    return 0
