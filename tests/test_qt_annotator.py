@@ -293,3 +293,24 @@ def test_model_panel_presets_and_load_errors_notify(make_napari_viewer, qtbot, m
     with qtbot.waitSignal(w.model_changed, timeout=TIMEOUT):
         panel.load()
     assert w.predictor is not None and "DEMO" in panel.active_label.text()
+
+
+def test_offline_load_failure_notifies_and_frees_the_panel(make_napari_viewer, qtbot, monkeypatch):
+    """Offline with nothing cached raises a RuntimeError subclass inside the worker: it must
+    still become a notification, and the panel must be usable again."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed: connection refused
+    monkeypatch.setenv("DEVOSAM_MODEL_BASE_URL", f"http://127.0.0.1:{port}/")
+    viewer = make_napari_viewer()
+    w = AnnotatorWidget(viewer, autoload=False)
+    panel = w.model_panel
+    errors = []
+    monkeypatch.setattr("napari_devosam._qt.model_panel.show_error", errors.append)
+    panel.select("vit_b", "cpu")
+    assert panel.load() is not None
+    qtbot.waitUntil(lambda: not panel.loading, timeout=TIMEOUT)
+    assert w.predictor is None and panel.load_button.isEnabled()
+    assert len(errors) == 1 and "vit_b" in errors[0] and "DEVOSAM_CHECKPOINT" in errors[0]

@@ -17,6 +17,7 @@ import numpy as np
 from qtpy.QtCore import QObject, Signal
 
 from ..embeddings import embed_plane, embed_stack
+from .workers import reported
 
 MEMORY_PLANES = 8
 
@@ -88,7 +89,7 @@ class EmbeddingJobs(QObject):
         data = np.asarray(self.image[plane])
         gen = self._generation
         worker = create_worker(
-            _plane_job, self.sam, data, self.cache, self.normalization,
+            reported(_plane_job), self.sam, data, self.cache, self.normalization,
             _start_thread=False, _ignore_errors=True,
             _progress={"total": 0, "desc": f"SAM embedding of plane {plane or '(2D)'}"},
         )
@@ -121,7 +122,7 @@ class EmbeddingJobs(QObject):
         from napari.qt.threading import create_worker
 
         worker = create_worker(
-            _stack_job, self.sam, self.image, self.cache, self.normalization,
+            reported(_stack_job), self.sam, self.image, self.cache, self.normalization,
             _start_thread=False, _ignore_errors=True,
             _progress={"total": n_planes, "desc": "SAM embeddings of all planes"},
         )

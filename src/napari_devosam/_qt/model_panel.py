@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 
 from ..download import CHECKPOINT_ENV
 from ..registry import MODEL_NAMES
+from .workers import reported
 
 CHECKPOINT_CHOICE = "checkpoint file"
 DEMO_CHOICE = "random weights (demo, untrained)"
@@ -158,7 +159,7 @@ class ModelPanel(QGroupBox):
             return None
         avoid_llvm_clash()
         choice = self.model_combo.currentText()
-        worker = create_worker(_load_job, choice, self.path_edit.text().strip(),
+        worker = create_worker(reported(_load_job), choice, self.path_edit.text().strip(),
                                self.device_combo.currentText(), _start_thread=False,
                                _ignore_errors=True)
         self._bar = progress(total=0, desc=f"loading {choice}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 
+from .workers import reported
+
 
 def _open_store(holder, path, data, project_dir, rgb):
     from ..store import AnnotationStore, StoreCorruptError
@@ -131,7 +133,7 @@ class StoreOps:
 
             labels, prompts = result
             worker = create_worker(
-                export_bundle, out_dir, np.asarray(image), labels, source=str(source),
+                reported(export_bundle), out_dir, np.asarray(image), labels, source=str(source),
                 prompts=prompts, model_info=model, _start_thread=False, _ignore_errors=True,
                 _progress={"total": 0, "desc": "exporting the training bundle"})
             worker.returned.connect(
