@@ -1,0 +1,156 @@
+"""Attention between prompt tokens and image tokens for the fast SAM decoder (private).
+
+Variants of ``segment_anything``'s ``Attention`` that give the same result with less work when
+one side is a handful of prompt tokens: "cached" takes image-side projections computed once per
+image, "folded" multiplies the prompt side's projections into the weights so the image tokens
+meet a ``256 x (heads * n)`` matrix instead of being projected (see ``_decoder_kernels``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _heads(attn) -> tuple[int, int]:
+    h = attn.num_heads
+    return h, attn.internal_dim // h
+
+
+def _fold_pays(attn, n_tokens: int) -> bool:
+    """Folding costs ~heads*n per image token, projecting costs ~internal_dim."""
+    return attn.num_heads * n_tokens < attn.internal_dim
+
+
+def _split(x: torch.Tensor, attn) -> torch.Tensor:
+    """(..., m, heads*d) -> (..., heads, m, d) contiguous."""
+    h, d = _heads(attn)
+    return x.unflatten(-1, (h, d)).transpose(-3, -2).contiguous()
+
+
+class Workspace:
+    """Scratch tensors reused between clicks.
+
+    Fresh multi-MiB temporaries every click come back from the OS as new pages: ~5000 page
+    faults, ~8 ms per click on this kind of VM. Reusing them avoids that. Not thread-safe: one
+    decode at a time per workspace. Nothing handed back to the caller lives here.
+    """
+
+    max_buffers = 64  # different prompt counts need different shapes; bound the total
+
+    def __init__(self):
+        self._bufs: dict[tuple, torch.Tensor] = {}
+
+    def get(self, name: str, shape, like: torch.Tensor) -> torch.Tensor:
+        key = (name, tuple(shape), like.dtype, like.device)
+        t = self._bufs.get(key)
+        if t is None:
+            if len(self._bufs) >= self.max_buffers:
+                self._bufs.clear()
+            t = self._bufs[key] = torch.empty(key[1], dtype=like.dtype, device=like.device)
+        return t
+
+    def clear(self) -> None:
+        self._bufs.clear()
+
+
+def _softmax(ws: Workspace, name: str, x: torch.Tensor, dim: int) -> torch.Tensor:
+    out = ws.get(name, x.shape, x)
+    return torch.ops.aten._softmax.out(x, dim, False, out=out)
+
+
+# ---- attention variants ------------------------------------------------------------------
+
+
+def _tok_to_img_cached(attn, q_tok, k, v, mask=None):
+    """Tokens attend to image keys/values already projected: k, v (..., heads, hw, d).
+
+    ``mask = (gT (B, r, hw), wk (h*d, r), wv (h*d, r), bv (h*d,))`` adds a rank-r term to the
+    keys (``g @ wk.T``; their bias only shifts each softmax row) and values (``g @ wv.T + bv``)
+    without forming them.
+    """
+    h, d = _heads(attn)
+    q = _split(F.linear(q_tok, attn.q_proj.weight, attn.q_proj.bias), attn)  # (B, h, n, d)
+    q = q * (1.0 / math.sqrt(d))
+    s = q @ k.transpose(-1, -2)  # (B, h, n, hw)
+    if mask is not None:
+        gt, wk, wv, bv = mask
+        s.add_(torch.bmm((q @ wk.view(h, d, -1)).flatten(1, 2), gt).view(s.shape))
+    p = torch.softmax(s, dim=-1)
+    o = p @ v  # (B, h, n, d)
+    if mask is not None:
+        pg = torch.bmm(p.flatten(1, 2), gt.transpose(1, 2)).view(*p.shape[:3], -1)  # (B,h,n,r)
+        o = o + pg @ wv.view(h, d, -1).transpose(-1, -2) + bv.view(h, 1, d)
+    return F.linear(o.transpose(1, 2).flatten(2), attn.out_proj.weight, attn.out_proj.bias)
+
+
+def _tok_to_img_folded(ws, attn, q_tok, xk, xv):
+    """Tokens attend to image tokens xk (keys, PE included) / xv (values), both (B, hw, C)."""
+    h, d = _heads(attn)
+    b, n, c = q_tok.shape
+    q = F.linear(q_tok, attn.q_proj.weight, attn.q_proj.bias) * (1.0 / math.sqrt(d))
+    wk = attn.k_proj.weight.view(h, d, c)
+    qk = torch.einsum("bnhd,hdc->bhnc", q.view(b, n, h, d), wk).reshape(b, h * n, c)
+    s = torch.bmm(qk, xk.transpose(1, 2), out=ws.get("t2i.s", (b, h * n, xk.shape[1]), xk))
+    z = (_softmax(ws, "t2i.p", s, -1) @ xv).view(b, h, n, c)
+    wv = attn.v_proj.weight.view(h, d, c)
+    o = torch.einsum("bhnc,hdc->bnhd", z, wv).reshape(b, n, h * d) + attn.v_proj.bias
+    return F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
+
+
+def _img_to_tok_values(ws, attn, v_tok, probs):
+    """probs (B, h, n, hw) -> attention output (B, hw, C) incl. out_proj, folded when it pays.
+
+    Returns ``(out, fold)``; ``fold = (probs (B, h*n, hw), m (B, h*n, C))`` with
+    ``out = probs.mT @ m + out_proj.bias`` when folded, else None.
+    """
+    h, d = _heads(attn)
+    b, n, c = v_tok.shape
+    hw = probs.shape[-1]
+    v = F.linear(v_tok, attn.v_proj.weight, attn.v_proj.bias).view(b, n, h, d)
+    out = ws.get("i2t.o", (b, hw, c), v_tok)
+    if _fold_pays(attn, n):
+        wo = attn.out_proj.weight.view(c, h, d)
+        m = torch.einsum("bnhd,chd->bhnc", v, wo).reshape(b, h * n, c)
+        p = probs.flatten(1, 2)
+        return torch.baddbmm(attn.out_proj.bias, p.transpose(1, 2), m, out=out), (p, m)
+    o = probs.transpose(-1, -2) @ v.transpose(1, 2)  # (B, h, hw, d)
+    out = torch.addmm(
+        attn.out_proj.bias, o.transpose(1, 2).reshape(b * hw, h * d), attn.out_proj.weight.t(),
+        out=out.view(b * hw, c),
+    ).view(b, hw, c)  # fmt: skip
+    return out, None
+
+
+def _img_to_tok_cached(ws, attn, q_img, k_tok, v_tok, mask=None):
+    """Image tokens (queries already projected, (B|1, h, hw, d)) attend to the prompt tokens.
+
+    ``mask = (gT (B, r, hw), wq (h*d, r), bq (h*d,))`` adds ``g @ wq.T + bq`` to the queries
+    without forming them.
+    """
+    h, d = _heads(attn)
+    k = _split(F.linear(k_tok, attn.k_proj.weight, attn.k_proj.bias), attn)  # (B, h, n, d)
+    k = k * (1.0 / math.sqrt(d))
+    s = k @ q_img.transpose(-1, -2)  # (B, h, n, hw)
+    if mask is not None:
+        gt, wq, bq = mask
+        s.add_(torch.bmm((k @ wq.view(h, d, -1)).flatten(1, 2), gt).view(s.shape))
+        s.add_(k @ bq.view(h, d, 1))
+    # softmax over the few tokens with hw innermost: far faster than a short last dim
+    return _img_to_tok_values(ws, attn, v_tok, _softmax(ws, "i2t.p0", s, -2))
+
+
+def _img_to_tok_folded(ws, attn, xq, k_tok, v_tok):
+    """Image tokens xq (B, hw, C), PE included, attend to the prompt tokens."""
+    h, d = _heads(attn)
+    b, n, c = k_tok.shape
+    k = F.linear(k_tok, attn.k_proj.weight, attn.k_proj.bias).view(b, n, h, d)
+    k = k * (1.0 / math.sqrt(d))
+    a = torch.einsum("hdc,bnhd->bhnc", attn.q_proj.weight.view(h, d, c), k).reshape(b, h * n, c)
+    bias = torch.einsum("hd,bnhd->bhn", attn.q_proj.bias.view(h, d), k).reshape(b, h * n, 1)
+    s = ws.get("i2t.s", (b, h * n, xq.shape[1]), xq)
+    s = torch.baddbmm(bias, a, xq.transpose(1, 2), out=s)  # (B, h*n, hw)
+    probs = _softmax(ws, "i2t.p", s.view(b, h, n, -1), -2)
+    return _img_to_tok_values(ws, attn, v_tok, probs)

@@ -1,0 +1,291 @@
+"""Fast CPU kernels for SAM's mask decoder, algebraically equal to ``segment_anything``'s.
+
+Private module behind :class:`napari_devosam.fast_decoder.FastDecoder`. The decoder's work is
+dominated by projections of the 4096 image tokens; with a handful of prompt tokens most of
+them can be avoided:
+
+* Layer 0 sees the image embedding plus a dense prompt embedding that is the constant
+  ``no_mask_embed`` unless a mask is given, so its image-side projections (token->image keys and
+  values, image->token queries) depend only on the image: :class:`ImageState` computes them once
+  per image. A mask prompt enters them as a rank-16 correction (the mask branch ends in a 1x1
+  conv from 16 channels, which folds into the projection weights).
+* Attention between ``n`` prompt tokens and the image is "folded" when ``n * heads`` is below
+  the attention width: instead of projecting every image token, the prompt side's query (or key,
+  value, output) projections are multiplied into the weights, so the image tokens only meet a
+  ``256 x (heads * n)`` matrix. Softmax is unchanged: a key bias adds a constant per query row,
+  and attention rows sum to 1 so the value bias passes through (``_decoder_attention``).
+* The first ``ConvTranspose2d`` of the mask head is linear and each layer's ``norm4`` is affine
+  per token, so its product with the final image tokens is carried through the layers as the
+  cached ``x0 @ H_0`` plus low-rank updates from the folded attention (:func:`_norm4`).
+* The last token->image attention only runs for the tokens that are read (IoU + wanted masks).
+* ``ConvTranspose2d(k=2, s=2)`` is a matmul on channels-last tokens; only the wanted masks'
+  hypernetwork products are formed (a single-mask click forms one).
+* Big temporaries live in a reused :class:`Workspace` (fresh pages cost more than the math).
+
+Upsampling to the plane is in ``_mask_upscale``.
+
+All tensors are float32; results match the stock modules to float rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ._decoder_attention import (
+    Workspace,
+    _fold_pays,
+    _img_to_tok_cached,
+    _img_to_tok_folded,
+    _split,
+    _tok_to_img_cached,
+    _tok_to_img_folded,
+)
+
+
+@dataclass
+class DecoderWeights:
+    """Tensors derived from the decoder/prompt-encoder weights; rebuild after a weight change."""
+
+    image_pe: torch.Tensor  # (hw, 256) dense positional encoding, channels last
+    no_mask: torch.Tensor  # (256,) no_mask_embed
+    mask_w: torch.Tensor  # (256, 16) last 1x1 conv of the mask branch
+    mask_b: torch.Tensor  # (256,)
+    up1_w: torch.Tensor  # (256, 4 * c1) ConvTranspose2d #1 as a matmul, columns (dy, dx, c)
+    up1_b: torch.Tensor  # (4 * c1,)
+    up2_w: torch.Tensor  # (c1, 4 * c2)
+    up2_b: torch.Tensor  # (4 * c2,)
+    grid: tuple[int, int]
+    # ConvTranspose #1 pushed back through the layers' norm4 (see _first_upconv)
+    up_h: list[torch.Tensor]  # H_l = diag(gamma_l ... gamma_last) up1_w, (256, 4 * c1)
+    up_hsum: list[torch.Tensor]  # column sums of H_l
+    up_const: list[torch.Tensor]  # out_proj bias_l @ H_l + beta_(l-1) @ H_l
+    up_last: torch.Tensor  # beta_last @ up1_w + up1_b
+    # a mask prompt adds g @ mask_w.T + mask_b - no_mask to layer 0's keys (g: 16 channels);
+    # its effect on layer 0's projections and on ConvTranspose #1 (each (out, 16) and (out,)):
+    mask_k: torch.Tensor
+    mask_v: torch.Tensor
+    mask_vb: torch.Tensor
+    mask_q: torch.Tensor
+    mask_qb: torch.Tensor
+    mask_up: torch.Tensor  # (16, 4 * c1)
+    mask_upb: torch.Tensor  # (4 * c1,)
+
+    @classmethod
+    def from_sam(cls, sam) -> DecoderWeights:
+        pe_enc = sam.prompt_encoder
+        dec = sam.mask_decoder
+        with torch.inference_mode():
+            pe = pe_enc.get_dense_pe()[0]  # (256, h, w)
+            grid = (pe.shape[1], pe.shape[2])
+            conv = pe_enc.mask_downscaling[-1]
+            ct1, ct2 = dec.output_upscaling[0], dec.output_upscaling[3]
+            c1, c2 = ct1.out_channels, ct2.out_channels
+            up1_w = ct1.weight.permute(0, 2, 3, 1).reshape(ct1.in_channels, 4 * c1).contiguous()
+            up1_b = ct1.bias.repeat(4)
+            norms = [layer.norm4 for layer in dec.transformer.layers]
+            outs = [layer.cross_attn_image_to_token.out_proj for layer in dec.transformer.layers]
+            hs = [up1_w]
+            for ln in reversed(norms):
+                hs.insert(0, ln.weight[:, None] * hs[0])
+            hs = hs[:-1]  # H_0 .. H_last
+            const = [outs[0].bias @ hs[0]]
+            const += [(outs[i].bias + norms[i - 1].bias) @ hs[i] for i in range(1, len(hs))]
+            mask_w = conv.weight[:, :, 0, 0].clone()
+            t2i0 = dec.transformer.layers[0].cross_attn_token_to_image
+            i2t0 = dec.transformer.layers[0].cross_attn_image_to_token
+            delta_b = conv.bias - pe_enc.no_mask_embed.weight[0]
+            return cls(
+                image_pe=pe.flatten(1).t().contiguous(),
+                no_mask=pe_enc.no_mask_embed.weight[0].clone(),
+                mask_w=mask_w,
+                mask_b=conv.bias.clone(),
+                up1_w=up1_w,
+                up1_b=up1_b,
+                up2_w=ct2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2).contiguous(),
+                up2_b=ct2.bias.repeat(4),
+                grid=grid,
+                up_h=hs,
+                up_hsum=[h.sum(0) for h in hs],
+                up_const=const,
+                up_last=norms[-1].bias @ up1_w + up1_b,
+                mask_k=t2i0.k_proj.weight @ mask_w,
+                mask_v=t2i0.v_proj.weight @ mask_w,
+                mask_vb=t2i0.v_proj.weight @ delta_b,
+                mask_q=i2t0.q_proj.weight @ mask_w,
+                mask_qb=i2t0.q_proj.weight @ delta_b,
+                mask_up=mask_w.t() @ hs[0],
+                mask_upb=delta_b @ hs[0],
+            )
+
+
+class ImageState:
+    """Prompt-independent part of the decoder for one image embedding (features (1, 256, h, w))."""
+
+    def __init__(self, sam, weights: DecoderWeights, features: torch.Tensor):
+        if features.dim() != 4 or features.shape[0] != 1:
+            raise ValueError(f"features must have shape (1, C, h, w), got {tuple(features.shape)}.")
+        if tuple(features.shape[2:]) != weights.grid:
+            grid = tuple(features.shape[2:])
+            raise ValueError(f"features grid {grid} does not match the model's {weights.grid}.")
+        layer0 = sam.mask_decoder.transformer.layers[0]
+        with torch.inference_mode():
+            feats = features[0].flatten(1).t().float()  # (hw, 256)
+            self.x0 = (feats + weights.no_mask).contiguous()  # layer-0 keys without a mask prompt
+            xp = self.x0 + weights.image_pe
+            t2i, i2t = layer0.cross_attn_token_to_image, layer0.cross_attn_image_to_token
+            self.k0 = _split(F.linear(xp, t2i.k_proj.weight, t2i.k_proj.bias), t2i)
+            self.v0 = _split(F.linear(self.x0, t2i.v_proj.weight, t2i.v_proj.bias), t2i)
+            self.q0 = _split(F.linear(xp, i2t.q_proj.weight, i2t.q_proj.bias), i2t)
+            self.c0 = self.x0 @ weights.up_h[0]  # (hw, 4 * c1), see _norm4
+
+
+def _layer_norm(x: torch.Tensor, ln) -> torch.Tensor:
+    return F.layer_norm(x, (x.shape[-1],), ln.weight, ln.bias, ln.eps)
+
+
+# ---- the decoder ----------------------------------------------------------------------------
+
+
+def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimask, ws=None):
+    """SAM's ``MaskDecoder`` for one image embedding and ``B`` prompts.
+
+    ``sparse`` (B, n, 256) are the prompt encoder's sparse embeddings; ``mask_input``
+    (B, 1, 4h, 4w) low-res logits or None; ``ws`` a :class:`Workspace` to reuse. Returns fresh
+    low-res logits (B, C, 4h, 4w) and predicted IoU (B, C), C = 3 with ``multimask`` else 1: the
+    masks ``MaskDecoder.forward`` returns.
+    """
+    ws = ws if ws is not None else Workspace()
+    dec = sam.mask_decoder
+    tr = dec.transformer
+    b = sparse.shape[0]
+    out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
+    tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)
+    qpe = tokens
+    n = tokens.shape[1]
+
+    layer0 = tr.layers[0]
+    t2i0, i2t0 = layer0.cross_attn_token_to_image, layer0.cross_attn_image_to_token
+    mask_t2i = mask_i2t = extra = None
+    if mask_input is not None:
+        # the mask enters layer 0's keys through a 1x1 conv from 16 channels g: every effect
+        # of it is a rank-16 term, and none of the (hw, C) tensors is formed
+        g = sam.prompt_encoder.mask_downscaling[:-1](mask_input).flatten(2)  # (B, 16, hw)
+        mask_t2i = (g, w.mask_k, w.mask_v, w.mask_vb)
+        mask_i2t = (g, w.mask_q, w.mask_qb)
+        extra = (g, w.mask_up, w.mask_upb)
+
+    # layer 0: image-side projections come from the cache
+    q = tokens
+    if layer0.skip_first_layer_pe:
+        q = layer0.self_attn(q=q, k=q, v=q)
+    else:
+        qq = q + qpe
+        q = q + layer0.self_attn(q=qq, k=qq, v=q)
+    q = layer0.norm1(q)
+    q = layer0.norm2(q + _tok_to_img_cached(t2i0, q + qpe, img.k0, img.v0, mask_t2i))
+    q = layer0.norm3(q + layer0.mlp(q))
+    y, fold = _img_to_tok_cached(ws, i2t0, img.q0, q + qpe, q, mask_i2t)
+    y.add_(img.x0)
+    if mask_input is not None:  # the residual: keys + g @ mask_w.T + mask_b - no_mask
+        y.baddbmm_(g.transpose(1, 2), w.mask_w.t().expand(b, -1, -1)).add_(w.mask_b - w.no_mask)
+    x, acc = _norm4(ws, layer0.norm4, y, fold, img.c0, w, 0, extra)
+
+    pe = w.image_pe
+    for i, layer in enumerate(tr.layers[1:], start=1):
+        qq = q + qpe
+        q = layer.norm1(q + layer.self_attn(q=qq, k=qq, v=q))
+        xp = torch.add(x, pe, out=ws.get("xp", x.shape, x))
+        t2i = layer.cross_attn_token_to_image
+        if _fold_pays(t2i, n):
+            q = layer.norm2(q + _tok_to_img_folded(ws, t2i, q + qpe, xp, x))
+        else:
+            q = layer.norm2(q + t2i(q=q + qpe, k=xp, v=x))
+        q = layer.norm3(q + layer.mlp(q))
+        i2t = layer.cross_attn_image_to_token
+        if _fold_pays(i2t, n):
+            y, fold = _img_to_tok_folded(ws, i2t, xp, q + qpe, q)
+            y = y.add_(x)
+        else:
+            y, fold = x + i2t(q=xp, k=q + qpe, v=q), None
+        x, acc = _norm4(ws, layer.norm4, y, fold, acc, w, i)
+
+    # final token->image attention, only for the tokens that are read
+    keep = 1 + dec.num_mask_tokens if multimask else 2
+    qf, qpef = q[:, :keep], qpe[:, :keep]
+    fin = tr.final_attn_token_to_image
+    xp = torch.add(x, pe, out=ws.get("xp", x.shape, x))
+    if _fold_pays(fin, keep):
+        att = _tok_to_img_folded(ws, fin, qf + qpef, xp, x)
+    else:
+        att = fin(q=qf + qpef, k=xp, v=x)
+    qf = tr.norm_final_attn(qf + att)
+
+    iou = dec.iou_prediction_head(qf[:, 0])
+    mlps = dec.output_hypernetworks_mlps
+    if multimask:
+        idx = range(1, dec.num_mask_tokens)
+        iou = iou[:, 1:]
+    else:
+        idx = range(1)
+        iou = iou[:, :1]
+    hyper = torch.stack([mlps[i](qf[:, 1 + i]) for i in idx], dim=1)  # (B, C, c2)
+    return _upscale_masks(ws, dec, w, x, acc, hyper), iou
+
+
+def _norm4(ws, ln, y, fold, acc, w: DecoderWeights, i: int, extra=None):
+    """Layer i's norm4 on y = x + attention output; also carries the first ConvTranspose.
+
+    ConvTranspose #1 is linear and LayerNorm is affine per token given its mean and rstd, so
+    (final keys) @ up1_w = the image-only ``x0 @ H_0`` (cached) plus, per layer, the folded
+    attention output ``probs.mT @ (m @ H_l)`` and the mean term, scaled by rstd: one
+    (hw x (heads*n + 2)) @ ((heads*n + 2) x 256) product per layer instead of a 256 x 256 one
+    on all tokens at the end. ``acc`` is None once a layer did not fold. ``extra = (gT (B, r,
+    hw), wr (r, C'), br (C',))`` adds a rank-r term to acc first (a mask prompt, layer 0).
+    """
+    x, mean, rstd = torch.native_layer_norm(y, [y.shape[-1]], ln.weight, ln.bias, ln.eps)
+    if acc is None or fold is None:
+        return x, None
+    p, m = fold
+    b, hn, hw = p.shape
+    ones = torch.ones(b, 1, hw, dtype=p.dtype, device=p.device)
+    const = w.up_const[i].expand(b, 1, -1)
+    rows = [m @ w.up_h[i], -w.up_hsum[i].expand(b, 1, -1), const]
+    cols = [p, mean.transpose(1, 2), ones]
+    if extra is not None:
+        gt, wr, br = extra
+        rows = [*rows[:2], const + br, wr.expand(b, -1, -1)]
+        cols.append(gt)
+    pa = torch.cat(cols, dim=1)  # (B, hn + 2 (+ r), hw)
+    ma = torch.cat(rows, dim=1)
+    out = ws.get(f"acc{i % 2}", (b, hw, ma.shape[-1]), y)
+    acc = torch.baddbmm(acc, pa.transpose(1, 2), ma, out=out).mul_(rstd)
+    return x, acc
+
+
+def _upscale_masks(ws, dec, w: DecoderWeights, x, acc, hyper):
+    """output_upscaling + hypernetwork product on channels-last tokens x (B, h*w, 256).
+
+    ``acc`` from :func:`_norm4` (or None) replaces the first ConvTranspose's product.
+    """
+    b = x.shape[0]
+    gh, gw = w.grid
+    ln = dec.output_upscaling[1]
+    c1 = ln.weight.shape[0]
+    c, c2 = hyper.shape[1:]
+    rows = x.shape[0] * x.shape[1]
+    y = ws.get("up1", (rows, w.up1_w.shape[1]), x)
+    if acc is not None:
+        y = acc.add_(w.up_last)
+    else:
+        y = torch.addmm(w.up1_b, x.reshape(rows, -1), w.up1_w, out=y)
+    y = _layer_norm(y.view(-1, c1), ln)
+    torch._C._nn.gelu_(y)
+    y2 = ws.get("up2", (y.shape[0], w.up2_w.shape[1]), x)
+    y2 = torch.addmm(w.up2_b, y, w.up2_w, out=y2)
+    torch._C._nn.gelu_(y2)  # rows (b, i, j, dy1, dx1), cols (dy2, dx2, c)
+    m = y2.view(b, -1, c2) @ hyper.transpose(1, 2)  # (B, hw*16, C)
+    m = m.view(b, gh, gw, 2, 2, 2, 2, c).permute(0, 7, 1, 3, 5, 2, 4, 6)
+    return m.reshape(b, c, 4 * gh, 4 * gw)
