@@ -1,0 +1,69 @@
+"""``devosam eval``: mean IoU of box- and point-prompted masks on annotated data."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="measure a model/decoder on annotated images (mean IoU)",
+        description=(
+            "Predict one mask per ground-truth object from its box and one from a single "
+            "point at its interior-most pixel, compare with the ground truth at full "
+            "resolution and print the mean IoU per prompt kind. DATA is a bundle or a folder "
+            "with images/ and labels/ of matching names. Compare decoders with --decoder."
+        ),
+    )
+    p.add_argument("data", nargs="+", metavar="DATA", help="bundle or images/+labels/ folder")
+    p.add_argument("--model", default=None,
+                   help="vit_b, vit_l, vit_h or a checkpoint path (default: $DEVOSAM_CHECKPOINT, "
+                        "else vit_b)")
+    p.add_argument("--decoder", default=None, help="fine-tuned decoder file to apply")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--cache-dir", default=None,
+                   help="embedding cache folder (default: the user cache dir's embeddings/)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true",
+                   help="print the result as one JSON object on the last line")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..embeddings import EmbeddingCache, default_cache_dir
+    from ..finetune.data import load_planes
+    from ..finetune.evaluate import iter_evaluate
+
+    load_planes(args.data)  # bad data fails here, before the model is loaded
+    from ..model_loading import load_model
+
+    sam = load_model(args.model, device=args.device, decoder=args.decoder)
+    cache = EmbeddingCache(args.cache_dir or default_cache_dir(), max_items=0)
+    gen = iter_evaluate(args.data, sam, cache=cache)
+    bar = None
+    try:
+        while True:
+            try:
+                done, total = next(gen)
+            except StopIteration as stop:
+                scores = stop.value
+                break
+            if not args.no_progress:
+                if bar is None:
+                    from tqdm import tqdm
+
+                    bar = tqdm(total=total, desc="evaluating", unit="plane", file=sys.stderr)
+                bar.update(done - bar.n)
+    finally:
+        gen.close()
+        if bar is not None:
+            bar.close()
+    n = scores["n_objects"]
+    print(f"box prompts:   mean IoU {scores['box_iou']:.3f}  ({n} objects)")
+    print(f"point prompts: mean IoU {scores['point_iou']:.3f}  ({n} objects)")
+    print(f"overall:       mean IoU {scores['mean_iou']:.3f}  ({scores['n_planes']} planes)")
+    if args.json:
+        print(json.dumps({"model": args.model, "decoder": args.decoder, **scores}))
+    return 0

@@ -1,0 +1,130 @@
+"""``devosam finetune``: train SAM's mask decoder on annotated data (see docs/finetune.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "finetune",
+        help="fine-tune SAM's mask decoder on annotated images",
+        description=(
+            "Train the mask decoder of a SAM model on annotated planes: each DATA is a bundle "
+            "written by 'devosam export' or a folder with images/ and labels/ holding files of "
+            "matching names (TIFF/PNG). The image encoder stays frozen (embeddings are computed "
+            "once, through the embedding cache). The best decoder by validation IoU is written "
+            "to --out (safetensors); load it with --decoder or in the annotator."
+        ),
+    )
+    p.add_argument("data", nargs="+", metavar="DATA", help="bundle or images/+labels/ folder")
+    p.add_argument("--model", default=None,
+                   help="vit_b, vit_l, vit_h or a checkpoint path (default: $DEVOSAM_CHECKPOINT, "
+                        "else vit_b)")
+    p.add_argument("--out", required=True, help="decoder file to write (.safetensors)")
+    p.add_argument("--epochs", type=int, default=10, help="passes over the data (default 10)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop training after this many minutes (the best decoder is kept)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split and prompts")
+    p.add_argument("--batch-prompts", type=int, default=None,
+                   help="prompts per step on one image (default 16 on CUDA, 4 on the CPU)")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of the image files held out for validation (default 0.2)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="stop after this many epochs without improvement (default 3)")
+    p.add_argument("--loss", choices=("bce", "balanced", "focal"), default="bce",
+                   help="mask loss, each plus dice (default bce)")
+    p.add_argument("--train-prompt-encoder", action="store_true",
+                   help="also train the prompt encoder")
+    p.add_argument("--cache-dir", default=None,
+                   help="embedding cache folder (default: the user cache dir's embeddings/)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true",
+                   help="print the result as one JSON object on the last line")
+    p.set_defaults(func=run)
+
+
+class _Bars:
+    """tqdm bars on stderr for the embedding and training phases."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.phase = None
+
+    def update(self, ev) -> None:
+        if ev.phase == "validate":
+            line = f"{ev.message}" if ev.message else f"validation IoU {ev.val_iou:.3f}"
+            self._write(line)
+            return
+        if not self.enabled or ev.phase not in ("embed", "train"):
+            return
+        if self.phase != ev.phase:
+            self.close()
+            from tqdm import tqdm
+
+            desc = "embedding" if ev.phase == "embed" else "training"
+            unit = "plane" if ev.phase == "embed" else "step"
+            self.bar = tqdm(total=ev.total_steps, desc=desc, unit=unit, file=sys.stderr)
+            self.phase = ev.phase
+        self.bar.update(ev.step - self.bar.n)
+        if ev.phase == "train":
+            self.bar.set_postfix(epoch=ev.epoch, loss=f"{ev.loss:.3f}",
+                                 best_iou=f"{ev.best_val_iou:.3f}", refresh=False)
+
+    def _write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.bar = None
+        self.phase = None
+
+
+def run(args) -> int:
+    from ..embeddings import EmbeddingCache, default_cache_dir
+    from ..finetune import finetune
+    from ..finetune.data import load_planes
+    from ..finetune.train import DEFAULT_LR, DEFAULT_PATIENCE
+
+    load_planes(args.data)  # bad data fails here, before the model is loaded
+    from ..model_loading import load_model
+
+    sam = load_model(args.model, device=args.device)
+    cache = EmbeddingCache(args.cache_dir or default_cache_dir(), max_items=0)
+    gen = finetune(
+        args.data, sam, out=args.out, epochs=args.epochs, max_minutes=args.max_minutes,
+        lr=args.lr if args.lr is not None else DEFAULT_LR,
+        batch_prompts=args.batch_prompts,
+        val_fraction=args.val_fraction, seed=args.seed,
+        patience=args.patience if args.patience is not None else DEFAULT_PATIENCE,
+        loss=args.loss, train_prompt_encoder=args.train_prompt_encoder, cache=cache,
+    )
+    bars = _Bars(not args.no_progress)
+    try:
+        while True:
+            try:
+                bars.update(next(gen))
+            except StopIteration as stop:
+                result = stop.value
+                break
+    finally:
+        gen.close()
+        bars.close()
+    print(f"validation IoU before: {result.val_iou_before:.3f}  after: "
+          f"{result.val_iou_after:.3f}  (best epoch {result.best_epoch}, {result.stopped}, "
+          f"validated on {result.validated_on} planes)")
+    print(f"wrote {result.path}  ({result.masks_per_s:.1f} masks/s)")
+    if args.json:
+        print(json.dumps({"path": str(result.path), "val_iou_before": result.val_iou_before,
+                          "val_iou_after": result.val_iou_after,
+                          "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+                          "stopped": result.stopped, "masks_per_s": result.masks_per_s}))
+    return 0

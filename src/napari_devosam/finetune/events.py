@@ -1,0 +1,80 @@
+"""What the fine-tuning generator yields and returns, and its errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PHASES = ("embed", "validate", "train", "done")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite (a learning rate too high, or broken data)."""
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One progress report of ``finetune``.
+
+    Attributes:
+      phase: ``"embed"`` (computing/loading embeddings: ``step`` of ``total_steps`` planes),
+        ``"validate"`` (a validation finished: ``val_iou`` is set; ``epoch`` 0 is the
+        starting decoder), ``"train"`` (one optimisation step finished: ``loss`` is set;
+        ``step`` of ``total_steps`` counts steps over all epochs) or ``"done"`` (the decoder
+        file is written; ``val_iou`` is the best validation IoU).
+      epoch: current epoch, 1-based (0 before training).
+      epochs: the number of epochs asked for.
+      step, total_steps: progress within the phase (see ``phase``).
+      loss: this step's mean loss over its correction rounds (``"train"``), else None.
+      epoch_loss: mean loss of the epoch so far (``"train"``/``"validate"``), else None.
+      val_iou: validation mean IoU (``"validate"``/``"done"``), else None.
+      best_val_iou: the best validation IoU so far (None before the first validation).
+      masks_per_s: training throughput so far (masks trained per second of training).
+      elapsed: seconds since ``finetune`` started.
+      message: a human-readable line (e.g. why training stopped).
+    """
+
+    phase: str
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    total_steps: int = 0
+    loss: float | None = None
+    epoch_loss: float | None = None
+    val_iou: float | None = None
+    best_val_iou: float | None = None
+    masks_per_s: float | None = None
+    elapsed: float = 0.0
+    message: str = ""
+
+
+@dataclass
+class FinetuneResult:
+    """What ``finetune`` returns.
+
+    Attributes:
+      path: the decoder file written (``decoder_io`` format; apply it with
+        ``decoder_io.apply_decoder(sam, path)``).
+      val_iou_before: validation mean IoU of the starting decoder.
+      val_iou_after: validation mean IoU of the decoder written (the best epoch's).
+      best_epoch: the epoch whose weights were written (0: none beat the starting decoder,
+        which is then what the file holds).
+      epochs_run: epochs trained (the last may be partial when the time limit hit).
+      stopped: ``"completed"``, ``"early_stopping"`` or ``"time_limit"``.
+      validated_on: ``"held-out"`` or ``"training"`` (too few planes to hold any out).
+      history: one dict per validation: epoch, loss, val_iou, val_box_iou, val_point_iou,
+        elapsed.
+      masks_per_s: training throughput (masks trained per second of training steps).
+      metadata: the metadata stored in the decoder file.
+    """
+
+    path: Path
+    val_iou_before: float
+    val_iou_after: float
+    best_epoch: int
+    epochs_run: int
+    stopped: str
+    validated_on: str
+    history: list[dict] = field(default_factory=list)
+    masks_per_s: float = 0.0
+    metadata: dict = field(default_factory=dict)
