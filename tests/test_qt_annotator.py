@@ -314,3 +314,19 @@ def test_offline_load_failure_notifies_and_frees_the_panel(make_napari_viewer, q
     qtbot.waitUntil(lambda: not panel.loading, timeout=TIMEOUT)
     assert w.predictor is None and panel.load_button.isEnabled()
     assert len(errors) == 1 and "vit_b" in errors[0] and "DEVOSAM_CHECKPOINT" in errors[0]
+
+
+def test_partial_redraw_shows_exactly_the_data(make_napari_viewer, qtbot, stack, sam):
+    """The per-click redraw updates only the changed rectangle of the shown plane; what napari
+    displays must still equal a full re-slice of the layer's data, click after click."""
+    viewer, w = open_annotator(make_napari_viewer, qtbot, stack, sam, plane=1)
+    wait_ready(qtbot, w, (1,))
+    layer = viewer.layers["current object"]
+    viewer.layers["boxes"].add_rectangles(rect(1, 10, 10, 60, 70))
+    viewer.layers["points"].add([1, 30, 40])
+    viewer.layers["boxes"].add_rectangles(rect(1, 40, 60, 90, 120))
+    assert layer.data[1].any()
+    shown = np.array(layer._slice.image.view, copy=True)
+    layer.refresh()
+    np.testing.assert_array_equal(shown, layer._slice.image.view)
+    np.testing.assert_array_equal(layer._slice.image.raw, layer.data[1])

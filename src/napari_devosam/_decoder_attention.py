@@ -100,32 +100,39 @@ def _tok_to_img_folded(ws, attn, q_tok, xk, xv):
     return F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
 
 
-def _img_to_tok_values(ws, attn, v_tok, probs):
-    """probs (B, h, n, hw) -> attention output (B, hw, C) incl. out_proj, folded when it pays.
+def _img_to_tok_values(ws, attn, v_tok, probs, residual, inplace=False):
+    """probs (B, h, n, hw) -> ``residual`` (B|1, hw, C) + attention output incl. out_proj.
 
-    Returns ``(out, fold)``; ``fold = (probs (B, h*n, hw), m (B, h*n, C))`` with
-    ``out = probs.mT @ m + out_proj.bias`` when folded, else None.
+    Folded when it pays: returns ``(y, fold)`` with ``fold = (probs (B, h*n, hw), m (B, h*n,
+    C))`` and ``y = residual + probs.mT @ m``; out_proj's bias is inside ``m`` (as bias / heads
+    on every row: each head's probabilities over the tokens sum to 1). Otherwise ``fold`` is
+    None. ``inplace``: ``residual`` (B, hw, C) may be overwritten (saves a copy).
     """
     h, d = _heads(attn)
     b, n, c = v_tok.shape
     hw = probs.shape[-1]
     v = F.linear(v_tok, attn.v_proj.weight, attn.v_proj.bias).view(b, n, h, d)
-    out = ws.get("i2t.o", (b, hw, c), v_tok)
     if _fold_pays(attn, n):
         wo = attn.out_proj.weight.view(c, h, d)
-        m = torch.einsum("bnhd,chd->bhnc", v, wo).reshape(b, h * n, c)
+        m = torch.einsum("bnhd,chd->bhnc", v, wo).add_(attn.out_proj.bias / h)
+        m = m.reshape(b, h * n, c)
         p = probs.flatten(1, 2)
-        return torch.baddbmm(attn.out_proj.bias, p.transpose(1, 2), m, out=out), (p, m)
+        if inplace:
+            return residual.baddbmm_(p.transpose(1, 2), m), (p, m)
+        out = ws.get("i2t.o", (b, hw, c), v_tok)
+        return torch.baddbmm(residual, p.transpose(1, 2), m, out=out), (p, m)
+    out = ws.get("i2t.o", (b, hw, c), v_tok)
     o = probs.transpose(-1, -2) @ v.transpose(1, 2)  # (B, h, hw, d)
     out = torch.addmm(
         attn.out_proj.bias, o.transpose(1, 2).reshape(b * hw, h * d), attn.out_proj.weight.t(),
         out=out.view(b * hw, c),
     ).view(b, hw, c)  # fmt: skip
-    return out, None
+    return out.add_(residual), None
 
 
-def _img_to_tok_cached(ws, attn, q_img, k_tok, v_tok, mask=None):
-    """Image tokens (queries already projected, (B|1, h, hw, d)) attend to the prompt tokens.
+def _img_to_tok_cached(ws, attn, q_img, k_tok, v_tok, residual, mask=None):
+    """Image tokens (queries already projected, (B|1, h, hw, d)) attend to the prompt tokens;
+    returns ``residual`` + the attention output as :func:`_img_to_tok_values`.
 
     ``mask = (gT (B, r, hw), wq (h*d, r), bq (h*d,))`` adds ``g @ wq.T + bq`` to the queries
     without forming them.
@@ -139,11 +146,13 @@ def _img_to_tok_cached(ws, attn, q_img, k_tok, v_tok, mask=None):
         s.add_(torch.bmm((k @ wq.view(h, d, -1)).flatten(1, 2), gt).view(s.shape))
         s.add_(k @ bq.view(h, d, 1))
     # softmax over the few tokens with hw innermost: far faster than a short last dim
-    return _img_to_tok_values(ws, attn, v_tok, _softmax(ws, "i2t.p0", s, -2))
+    return _img_to_tok_values(ws, attn, v_tok, _softmax(ws, "i2t.p0", s, -2), residual)
 
 
-def _img_to_tok_folded(ws, attn, xq, k_tok, v_tok):
-    """Image tokens xq (B, hw, C), PE included, attend to the prompt tokens."""
+def _img_to_tok_folded(ws, attn, xq, k_tok, v_tok, residual):
+    """Image tokens xq (B, hw, C), PE included, attend to the prompt tokens; returns
+    ``residual`` (B, hw, C, overwritten) + the attention output as :func:`_img_to_tok_values`.
+    """
     h, d = _heads(attn)
     b, n, c = k_tok.shape
     k = F.linear(k_tok, attn.k_proj.weight, attn.k_proj.bias).view(b, n, h, d)
@@ -153,4 +162,4 @@ def _img_to_tok_folded(ws, attn, xq, k_tok, v_tok):
     s = ws.get("i2t.s", (b, h * n, xq.shape[1]), xq)
     s = torch.baddbmm(bias, a, xq.transpose(1, 2), out=s)  # (B, h*n, hw)
     probs = _softmax(ws, "i2t.p", s.view(b, h, n, -1), -2)
-    return _img_to_tok_values(ws, attn, v_tok, probs)
+    return _img_to_tok_values(ws, attn, v_tok, probs, residual, inplace=True)

@@ -61,7 +61,7 @@ class DecoderWeights:
     # ConvTranspose #1 pushed back through the layers' norm4 (see _first_upconv)
     up_h: list[torch.Tensor]  # H_l = diag(gamma_l ... gamma_last) up1_w, (256, 4 * c1)
     up_hsum: list[torch.Tensor]  # column sums of H_l
-    up_const: list[torch.Tensor]  # out_proj bias_l @ H_l + beta_(l-1) @ H_l
+    up_const: list[torch.Tensor]  # beta_(l-1) @ H_l (0 for l = 0)
     up_last: torch.Tensor  # beta_last @ up1_w + up1_b
     # a mask prompt adds g @ mask_w.T + mask_b - no_mask to layer 0's keys (g: 16 channels);
     # its effect on layer 0's projections and on ConvTranspose #1 (each (out, 16) and (out,)):
@@ -86,13 +86,13 @@ class DecoderWeights:
             up1_w = ct1.weight.permute(0, 2, 3, 1).reshape(ct1.in_channels, 4 * c1).contiguous()
             up1_b = ct1.bias.repeat(4)
             norms = [layer.norm4 for layer in dec.transformer.layers]
-            outs = [layer.cross_attn_image_to_token.out_proj for layer in dec.transformer.layers]
             hs = [up1_w]
             for ln in reversed(norms):
                 hs.insert(0, ln.weight[:, None] * hs[0])
             hs = hs[:-1]  # H_0 .. H_last
-            const = [outs[0].bias @ hs[0]]
-            const += [(outs[i].bias + norms[i - 1].bias) @ hs[i] for i in range(1, len(hs))]
+            # out_proj biases reach acc through the folded values (see _img_to_tok_values)
+            const = [torch.zeros_like(hs[0][0])]
+            const += [norms[i - 1].bias @ hs[i] for i in range(1, len(hs))]
             mask_w = conv.weight[:, :, 0, 0].clone()
             t2i0 = dec.transformer.layers[0].cross_attn_token_to_image
             i2t0 = dec.transformer.layers[0].cross_attn_image_to_token
@@ -187,8 +187,7 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
     q = layer0.norm1(q)
     q = layer0.norm2(q + _tok_to_img_cached(t2i0, q + qpe, img.k0, img.v0, mask_t2i))
     q = layer0.norm3(q + layer0.mlp(q))
-    y, fold = _img_to_tok_cached(ws, i2t0, img.q0, q + qpe, q, mask_i2t)
-    y.add_(img.x0)
+    y, fold = _img_to_tok_cached(ws, i2t0, img.q0, q + qpe, q, img.x0, mask_i2t)
     if mask_input is not None:  # the residual: keys + g @ mask_w.T + mask_b - no_mask
         y.baddbmm_(g.transpose(1, 2), w.mask_w.t().expand(b, -1, -1)).add_(w.mask_b - w.no_mask)
     x, acc = _norm4(ws, layer0.norm4, y, fold, img.c0, w, 0, extra)
@@ -206,8 +205,7 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
         q = layer.norm3(q + layer.mlp(q))
         i2t = layer.cross_attn_image_to_token
         if _fold_pays(i2t, n):
-            y, fold = _img_to_tok_folded(ws, i2t, xp, q + qpe, q)
-            y = y.add_(x)
+            y, fold = _img_to_tok_folded(ws, i2t, xp, q + qpe, q, x)  # x is overwritten
         else:
             y, fold = x + i2t(q=xp, k=q + qpe, v=q), None
         x, acc = _norm4(ws, layer.norm4, y, fold, acc, w, i)
@@ -260,8 +258,12 @@ def _norm4(ws, ln, y, fold, acc, w: DecoderWeights, i: int, extra=None):
         cols.append(gt)
     pa = torch.cat(cols, dim=1)  # (B, hn + 2 (+ r), hw)
     ma = torch.cat(rows, dim=1)
-    out = ws.get(f"acc{i % 2}", (b, hw, ma.shape[-1]), y)
-    acc = torch.baddbmm(acc, pa.transpose(1, 2), ma, out=out).mul_(rstd)
+    if i == 0:  # acc is the image's cached x0 @ H_0: keep it
+        out = ws.get("acc", (b, hw, ma.shape[-1]), y)
+        acc = torch.baddbmm(acc, pa.transpose(1, 2), ma, out=out)
+    else:
+        acc = acc.baddbmm_(pa.transpose(1, 2), ma)
+    acc.mul_(rstd)
     return x, acc
 
 

@@ -143,6 +143,23 @@ def _clip_to_box(masks: np.ndarray, box) -> np.ndarray:
     return masks
 
 
+def _extent(masks: np.ndarray) -> tuple[int, int, int, int]:
+    """Half-open (row0, row1, col0, col1) around the True pixels of ``masks`` (K, H, W)."""
+    rows = np.flatnonzero(masks.any(axis=(0, 2)))
+    if rows.size == 0:
+        return (0, 0, 0, 0)
+    cols = np.flatnonzero(masks[:, rows[0]:rows[-1] + 1].any(axis=(0, 1)))
+    return (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+
+
+def _union(a, b) -> tuple[int, int, int, int]:
+    if a[0] >= a[1]:
+        return b
+    if b[0] >= b[1]:
+        return a
+    return (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
+
+
 def _prompt_dict(box, points, labels) -> dict:
     return {
         "box": None if box is None else [float(v) for v in box],
@@ -172,6 +189,8 @@ class AnnotatorState:
         self.prompts: dict[Plane, PlanePrompts] = {}
         self.results: dict[Plane, PlaneResult] = {}
         self.ready_plane: Plane | None = None
+        self._extent: dict[Plane, tuple[int, int, int, int]] = {}
+        self._dirty: dict[Plane, tuple[int, int, int, int]] | None = {}
 
     # -- planes and embeddings ------------------------------------------------------------
     def check_plane(self, plane) -> Plane:
@@ -236,7 +255,7 @@ class AnnotatorState:
             result = self._predict(prompts, previous)
         except ValueError:
             self.results.pop(plane, None)
-            self.current_labels[plane] = 0
+            self._forget(plane)
             raise
         self.results[plane] = result
         self._paint(plane)
@@ -294,11 +313,24 @@ class AnnotatorState:
         out = self.current_labels[plane]
         out[...] = 0
         result = self.results.get(plane)
-        if result is None:
-            return
-        # later objects do not overwrite earlier ones where masks overlap
-        for k in range(len(result.masks) - 1, -1, -1):
-            out[result.masks[k]] = k + 1
+        extent = (0, 0, 0, 0)
+        if result is not None:
+            # later objects do not overwrite earlier ones where masks overlap
+            for k in range(len(result.masks) - 1, -1, -1):
+                out[result.masks[k]] = k + 1
+            extent = _extent(result.masks)
+        old = self._extent.pop(plane, (0, 0, 0, 0))
+        if extent[0] < extent[1]:
+            self._extent[plane] = extent
+        if self._dirty is not None:
+            self._dirty[plane] = _union(self._dirty.get(plane, (0, 0, 0, 0)), _union(old, extent))
+
+    def take_changed_regions(self) -> dict[Plane, tuple[int, int, int, int]] | None:
+        """Where ``current_labels`` changed since the last call: ``{plane: (row0, row1, col0,
+        col1)}`` (half-open boxes; planes not listed did not change), or None when unknown
+        (treat everything as changed). Lets a viewer update only that part of the display."""
+        dirty, self._dirty = self._dirty, {}
+        return dirty
 
     def next_candidate(self, plane, step: int = 1) -> bool:
         """Show the next of SAM's candidates for ``plane``'s single ambiguous prompt.
@@ -344,8 +376,13 @@ class AnnotatorState:
         self.prompts.pop(plane, None)
         had = self.results.pop(plane, None) is not None
         changed = had or bool(self.current_labels[plane].any())
-        self.current_labels[plane] = 0
+        self._forget(plane)
         return changed
+
+    def _forget(self, plane: Plane) -> None:
+        self.current_labels[plane] = 0
+        self._extent.pop(plane, None)
+        self._dirty = None
 
     def recompute_all(self) -> list[Plane]:
         """After a decoder change: drop every result; recompute the ready plane's.
@@ -355,7 +392,7 @@ class AnnotatorState:
         planes = list(self.results)
         for plane in planes:
             self.results.pop(plane)
-            self.current_labels[plane] = 0
+            self._forget(plane)
         if self.ready_plane is not None and self.ready_plane in self.prompts:
             self._recompute(self.ready_plane, self.prompts[self.ready_plane])
         return planes

@@ -115,3 +115,33 @@ def remove_prompts(layers: AnnotationLayers, plane: tuple[int, ...]) -> None:
         if idx:
             points.selected_data = idx
             points.remove_selected()
+
+
+def update_labels_region(layer, data: np.ndarray, plane: tuple[int, ...], region) -> bool:
+    """Show rows ``region[0]:region[1]``, cols ``region[2]:region[3]`` of ``data[plane]``
+    (already written into the Labels ``layer``'s own array) without re-slicing the layer.
+
+    Uses napari's partial labels update (what its paint brush does), which re-colours and
+    uploads just that part of the displayed slice. Returns False when the layer does not
+    display that plane as a plain 2D slice of ``data`` (then call ``layer.refresh()``).
+    """
+    r0, r1, c0, c1 = region
+    try:
+        if (layer.data is not data or layer.contour or not layer.visible or not layer.loaded
+                or list(layer._slice_input.displayed) != [data.ndim - 2, data.ndim - 1]):
+            return False
+        raw, view = layer._slice.image.raw, layer._slice.image.view
+        shown = data[plane]
+        if raw.shape != shown.shape or view.shape != shown.shape:
+            return False
+        if not (raw.__array_interface__["data"][0] == shown.__array_interface__["data"][0]
+                and raw.strides == shown.strides):
+            return False  # another plane (or a copy) is on screen
+        if r0 >= r1 or c0 >= c1:
+            return True
+        sl = (slice(r0, r1), slice(c0, c1))
+        view[sl] = layer.colormap._data_to_texture(raw[sl])
+        layer.events.labels_update(data=view[sl], offset=[r0, c0])
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return True

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from napari.utils.notifications import show_info
 
-from .annotation_layers import point_kind, remove_prompts, set_point_kind
+from .annotation_layers import (
+    point_kind,
+    remove_prompts,
+    set_point_kind,
+    update_labels_region,
+)
 
 
 class AnnotatorActions:
@@ -22,8 +27,18 @@ class AnnotatorActions:
             self._muted = False
 
     def _refresh_current(self) -> None:
-        if self.layers is not None:
-            self.layers.current.refresh(thumbnail=False, extent=False)
+        """Show the state's new current objects: only the changed part of the displayed
+        plane when the state knows it (a click repaints one object), else a full refresh."""
+        if self.layers is None:
+            return
+        layer = self.layers.current
+        regions = self.state.take_changed_regions() if self.state is not None else None
+        plane = self.current_plane
+        if regions is not None and plane is not None and (
+                plane not in regions  # other planes are re-sliced when shown
+                or update_labels_region(layer, self.state.current_labels, plane, regions[plane])):
+            return
+        layer.refresh(thumbnail=False, extent=False)
 
     def clear_prompts(self) -> None:
         """Remove the current plane's boxes and points and its current object(s)."""
