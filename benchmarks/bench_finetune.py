@@ -7,10 +7,15 @@ this -- and ground truth from 1024 x 1024 embryo phantoms.
 - naive: one box prompt per step through the stock modules, masks upsampled to the full
   1024 x 1024 plane (``sam.postprocess_masks``), BCE + dice there, IoU-head MSE, AdamW;
 - ours: ``finetune.trainer.Trainer.step``: B prompts per step on one embedding, correction
-  rounds, loss on the 256 x 256 low-res grid. A mask is one prompt through one decoder pass
-  with its backward pass, for both.
+  rounds, loss on the 256 x 256 low-res grid, through the folded decoder
+  (``fast_decoding.decode_fast``, the default) or the stock modules (``--stock``). A mask is
+  one prompt through one decoder pass with its backward pass, for both.
 
-Usage: python benchmarks/bench_finetune.py [--device cpu|cuda] [--steps N] [--batch B]
+All variants run in turn, ``--repeats`` times (interleaved, so that load from other jobs hits
+them alike); the median of each is reported, with the load average before and after.
+
+Usage: python benchmarks/bench_finetune.py [--device cpu|cuda] [--steps N] [--batch 4,8,16]
+       [--threads N] [--repeats R] [--stock] [--bf16] [--json FILE]
 """
 
 from __future__ import annotations
@@ -95,11 +100,11 @@ def bench_naive(sam, targets, steps: int, device) -> float:
 
 
 def bench_ours(sam, targets, steps: int, batch: int, rounds: int, device,
-               mixed_precision: bool | None = None) -> float:
+               mixed_precision: bool | None = None, fast: bool = True) -> float:
     from napari_devosam.finetune.trainer import Trainer, training_model
 
     trainer = Trainer(training_model(sam, device), correction_rounds=rounds, lr=1e-5,
-                      mixed_precision=mixed_precision)
+                      mixed_precision=mixed_precision, fast=fast)
     batches = [(t, idx) for t in targets for idx in trainer.epoch_batches(t, batch)]
     trainer.step(*batches[0])  # warm-up
     sync(device)
@@ -111,14 +116,44 @@ def bench_ours(sam, targets, steps: int, batch: int, rounds: int, device,
     return (trainer.masks_trained - done) / (time.perf_counter() - start)
 
 
+def load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def variants(batches, default_batch, stock: bool, bf16: bool, device):
+    """(key, label, kwargs of bench_ours) of every 'ours' variant."""
+    out = [(f"ours_b{default_batch}_r0", f"ours, {default_batch} prompts/step, no correction "
+            "rounds", dict(batch=default_batch, rounds=0))]
+    for b in batches:
+        out.append((f"ours_b{b}_r2", f"ours, {b} prompts/step, 2 correction rounds",
+                    dict(batch=b, rounds=2)))
+    if stock:
+        out.append((f"stock_b{default_batch}_r2", f"ours with the stock decoder modules, "
+                    f"{default_batch} prompts/step, 2 correction rounds",
+                    dict(batch=default_batch, rounds=2, fast=False)))
+    if bf16:
+        tag = "bf16" if device.type == "cpu" else "autocast"
+        out.append((f"ours_b{default_batch}_r2_{tag}", f"ours, {default_batch} prompts/step, "
+                    f"2 correction rounds, {tag}",
+                    dict(batch=default_batch, rounds=2, mixed_precision=True)))
+    return out
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant")
     parser.add_argument("--naive-steps", type=int, default=None)
-    parser.add_argument("--batch", type=int, default=None, help="prompts per step (ours)")
+    parser.add_argument("--batch", default=None,
+                        help="prompts per step (ours); a comma list times several")
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved repetitions")
+    parser.add_argument("--stock", action="store_true",
+                        help="also time the trainer with the stock decoder modules")
     parser.add_argument("--bf16", action="store_true",
-                        help="also time ours under bf16 autocast on the CPU")
+                        help="also time ours under autocast (bf16 on the CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -130,23 +165,35 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     device = torch.device(args.device)
-    batch = args.batch or DEFAULT_BATCH_PROMPTS.get(device.type, DEFAULT_BATCH_PROMPTS_CPU)
+    default_batch = DEFAULT_BATCH_PROMPTS.get(device.type, DEFAULT_BATCH_PROMPTS_CPU)
+    batches = [int(b) for b in args.batch.split(",")] if args.batch else [default_batch]
     sam = random_sam("vit_b")
     sam.prompt_encoder.to(device)
     sam.mask_decoder.to(device)
     sam.pixel_mean, sam.pixel_std = sam.pixel_mean.to(device), sam.pixel_std.to(device)
     targets = make_targets(device)
-    print(f"machine: {machine(device)}", flush=True)
-    naive = bench_naive(sam, targets, args.naive_steps or max(args.steps, 5), device)
-    print(f"naive (1 prompt/step, loss at 1024 x 1024): {naive:6.1f} masks/s", flush=True)
-    results = {"machine": machine(device), "device": str(device), "naive": naive}
-    variants = [(0, None), (2, None)] + ([(2, True)] if args.bf16 else [])
-    for rounds, mixed in variants:
-        rate = bench_ours(sam, targets, args.steps, batch, rounds, device, mixed)
-        tag = ", bf16 autocast" if mixed and device.type == "cpu" else ""
-        results[f"ours_b{batch}_r{rounds}{'_bf16' if tag else ''}"] = rate
-        print(f"ours ({batch} prompts/step, {rounds} correction rounds{tag}, loss at 256 x 256):"
-              f" {rate:6.1f} masks/s  = {rate / naive:4.1f} x naive", flush=True)
+    before = load()
+    print(f"machine: {machine(device)}; load average before: {before}", flush=True)
+    runs = variants(batches, default_batch, args.stock, args.bf16, device)
+    rates: dict[str, list[float]] = {"naive": []}
+    for rep in range(args.repeats):
+        rate = bench_naive(sam, targets, args.naive_steps or max(args.steps, 5), device)
+        rates["naive"].append(rate)
+        print(f"[{rep + 1}/{args.repeats}] naive (1 prompt/step, loss at 1024 x 1024):"
+              f" {rate:6.1f} masks/s", flush=True)
+        for key, label, kw in runs:
+            rate = bench_ours(sam, targets, args.steps, device=device, **kw)
+            rates.setdefault(key, []).append(rate)
+            print(f"[{rep + 1}/{args.repeats}] {label}: {rate:6.1f} masks/s", flush=True)
+    results = {"machine": machine(device), "device": str(device), "load_before": before}
+    results.update({key: float(np.median(v)) for key, v in rates.items()})
+    results["runs"] = rates
+    results["load_after"] = load()
+    naive = results["naive"]
+    print(f"median of {args.repeats}; load average after: {results['load_after']}")
+    print(f"naive (1 prompt/step, loss at 1024 x 1024): {naive:6.1f} masks/s")
+    for key, label, _ in runs:
+        print(f"{label}: {results[key]:6.1f} masks/s = {results[key] / naive:4.1f} x naive")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -3,7 +3,9 @@
 ``Trainer`` holds a training copy of the decoder (``training_model``), AdamW, the prompt
 sampler and mixed precision; ``finetune`` drives it and ``benchmarks/bench_finetune.py``
 times it. A step runs ``1 + correction_rounds`` decoder passes on the same B objects (each
-pass trains B masks); the loss is computed on the low-res grid.
+pass trains B masks); the loss is computed on the low-res grid. The decoder pass is
+``fast_decoding.decode_fast`` (same results, a fraction of the work) unless ``fast=False``
+picks the stock modules (``decoding.decode``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 import torch
 
 from .decoding import decode
+from .fast_decoding import decode_fast
 from .losses import LOSSES, decoder_loss, pick
 from .prompts import PromptSampler
 from .targets import PlaneTargets
@@ -70,11 +73,13 @@ class Trainer:
         actual IoU.
       seed: seeds the prompt sampler (and so the whole run on the CPU).
       mixed_precision: autocast (bf16, or fp16 with loss scaling); default: on CUDA only.
+      fast: run the decoder through ``fast_decoding.decode_fast`` (default) rather than the
+        stock ``segment_anything`` modules; both give the same masks and gradients.
     """
 
     def __init__(self, model, *, lr: float = 1e-4, weight_decay: float = 0.01,
                  correction_rounds: int = 2, loss: str = "bce", seed: int = 0,
-                 mixed_precision: bool | None = None):
+                 mixed_precision: bool | None = None, fast: bool = True):
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}: use one of {', '.join(LOSSES)}")
         if correction_rounds < 0:
@@ -85,6 +90,7 @@ class Trainer:
                        for p in m.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=lr, weight_decay=weight_decay)
         self.rounds = 1 + int(correction_rounds)
+        self.decode = decode_fast if fast else decode
         self.loss = loss
         self.sampler = PromptSampler(seed, self.device)
         if mixed_precision is None:
@@ -142,7 +148,8 @@ class Trainer:
         total = 0.0
         for r in range(self.rounds):
             with self.autocast():
-                logits, iou = decode(self.model, t.features, prompts, mask_input, self.dense_pe)
+                logits, iou = self.decode(self.model, t.features, prompts, mask_input,
+                                          self.dense_pe)
             loss, best = decoder_loss(logits[..., :vh, :vw], iou, target, self.loss)
             value = float(loss.detach())
             if not math.isfinite(value):
@@ -155,6 +162,11 @@ class Trainer:
                 chosen = pick(logits, best).float()
                 prompts = self.sampler.correction(t, idx, prompts, chosen[:, 0])
                 mask_input = chosen
+        for p in self.model.mask_decoder.parameters():
+            # the fast decoder skips the hypernetwork MLPs of unwanted masks; give them the
+            # zero gradient the stock decoder gives, so that AdamW treats them the same way
+            if p.requires_grad and p.grad is None:
+                p.grad = torch.zeros_like(p)
         if self.scaler is not None:
             self.scaler.step(self.opt)
             self.scaler.update()
