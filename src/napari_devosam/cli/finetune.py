@@ -41,6 +41,9 @@ def add_parser(subparsers) -> None:
                    help="also train the prompt encoder")
     p.add_argument("--cache-dir", default=None,
                    help="embedding cache folder (default: the user cache dir's embeddings/)")
+    p.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto",
+                   help="autocast the decoder to bf16/fp16: auto = on CUDA only; 'on' also on "
+                        "the CPU (about 1.8x faster there, at reduced precision)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true",
                    help="print the result as one JSON object on the last line")
@@ -106,6 +109,7 @@ def run(args) -> int:
         val_fraction=args.val_fraction, seed=args.seed,
         patience=args.patience if args.patience is not None else DEFAULT_PATIENCE,
         loss=args.loss, train_prompt_encoder=args.train_prompt_encoder, cache=cache,
+        mixed_precision={"auto": None, "on": True, "off": False}[args.mixed_precision],
     )
     bars = _Bars(not args.no_progress)
     try:
