@@ -39,10 +39,17 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def write_tiff(path: str | os.PathLike, array: np.ndarray, **metadata) -> Path:
-    """Write ``array`` to ``path`` as TIFF (zlib-compressed), atomically; returns the path."""
+    """Write ``array`` to ``path`` as TIFF (zlib-compressed), atomically; returns the path.
+
+    Only ``(..., H, W, 3|4)`` uint8 arrays are written as colour; everything else (labels,
+    grayscale planes and stacks, even with 3 or 4 leading planes) as grayscale pages.
+    """
     import tifffile
 
     path = Path(path)
+    array = np.asarray(array)
+    colour = array.ndim >= 3 and array.shape[-1] in (3, 4) and array.dtype == np.uint8
     with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, np.asarray(array), compression="zlib", metadata=metadata or None)
+        tifffile.imwrite(tmp, array, compression="zlib", metadata=dict(metadata),
+                         photometric="rgb" if colour else "minisblack")
     return path
