@@ -27,6 +27,7 @@ from . import coco
 from ._version import __version__
 from .image import DEFAULT_NORMALIZATION
 from .io import read_image, write_tiff
+from .jsonable import jsonable
 from .measurements import measurement_rows, rows_to_csv
 from .store import image_hash
 
@@ -142,8 +143,8 @@ def export_bundle(out_dir, image, labels, *, source: str, plane_indices=None, pr
                 "image_dtype": str(image.dtype), "labels_dtype": np.dtype(dtype).name,
                 "image_hash": image_hash(image[plane]), "object_count": len(ids),
                 "object_ids": ids,
-                "prompts": {str(i): _jsonable(prompts[i]) for i in ids if i in prompts},
-                "normalization": normalization, "model": _jsonable(model_info),
+                "prompts": {str(i): jsonable(prompts[i]) for i in ids if i in prompts},
+                "normalization": normalization, "model": jsonable(model_info),
                 "exported": _now(),
             })
             yield (k + 1, total)
@@ -156,7 +157,7 @@ def export_bundle(out_dir, image, labels, *, source: str, plane_indices=None, pr
             "created": old.get("created", _now()) if old else _now(), "updated": _now(),
             "labels": "instance ids, 0 = background; values match object ids in prompts",
             "rle": "COCO compressed RLE (column-major)",
-            "normalization": normalization, "model": _jsonable(model_info),
+            "normalization": normalization, "model": jsonable(model_info),
             "object_count": sum(e["object_count"] for e in entries),
             "file_count": len(entries), "entries": entries,
         }
@@ -174,19 +175,6 @@ def export_bundle(out_dir, image, labels, *, source: str, plane_indices=None, pr
             "planes": [list(p) for p in planes],
             "objects": sum(e["object_count"] for e in new_entries),
             "total_objects": manifest["object_count"], "total_files": len(entries)}
-
-
-def _jsonable(value):
-    """``value`` with numpy arrays and scalars turned into JSON types."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _write_derived(out: Path, staging: Path, entries, new_files) -> None:

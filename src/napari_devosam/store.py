@@ -31,6 +31,7 @@ import numpy as np
 
 from ._version import __version__
 from .atomic import atomic_write, write_text
+from .jsonable import jsonable
 
 FORMAT = "devosam-annotation-store"
 FORMAT_VERSION = 1
@@ -70,18 +71,6 @@ def label_shape(image_shape, rgb: bool | None = None) -> tuple[int, ...]:
     if rgb is None:
         rgb = len(shape) >= 3 and shape[-1] in (3, 4)
     return shape[:-1] if rgb else shape
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _plane_key(plane: tuple[int, ...]) -> str:
@@ -211,8 +200,8 @@ class AnnotationStore:
             oid = self._next_id
             self._next_id += 1
             plane.ravel()[free] = oid
-            record = {"plane": list(plane_index), "prompts": _jsonable(prompt),
-                      "created": created, "area": int(free.size), **_jsonable(info or {})}
+            record = {"plane": list(plane_index), "prompts": jsonable(prompt),
+                      "created": created, "area": int(free.size), **jsonable(info or {})}
             changes.append({"id": oid, "pixels": free, "record": record})
             ids.append(oid)
         if not changes:
