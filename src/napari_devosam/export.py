@@ -29,6 +29,7 @@ from .image import DEFAULT_NORMALIZATION
 from .io import read_image, write_tiff
 from .jsonable import jsonable
 from .measurements import measurement_rows, rows_to_csv
+from .progress import drain
 from .store import image_hash
 
 FORMAT = "devosam-bundle"
@@ -195,12 +196,7 @@ def _write_derived(out: Path, staging: Path, entries, new_files) -> None:
 
 def write_bundle(out_dir, image, labels, **kwargs) -> dict:
     """``export_bundle`` run to the end; returns its summary."""
-    gen = export_bundle(out_dir, image, labels, **kwargs)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return drain(export_bundle(out_dir, image, labels, **kwargs))
 
 
 def export_store(out_dir, store, image, *, source: str | None = None, **kwargs):

@@ -22,7 +22,6 @@ import hashlib
 import os
 import pickle
 import re
-import sys
 import threading
 import warnings
 import weakref
@@ -34,6 +33,7 @@ import torch
 
 from .devices import resolve_device
 from .download import CHECKPOINT_ENV, ensure_checkpoint
+from .progress import drain_with_bar
 from .registry import ARCH_BY_WIDTH, CHECKPOINTS, MODEL_NAMES, is_model_name
 
 PATCH_KEY = "image_encoder.patch_embed.proj.weight"
@@ -53,20 +53,9 @@ def load_model(model=MODEL_NAMES[0], device="auto", decoder=None, progress: bool
     ``decoder``: path of a fine-tuned decoder file applied on top (``decoder_io``).
     ``progress``: show a download progress bar on stderr (needs tqdm).
     """
-    gen = iter_load_model(model, device, decoder, builder=builder)
-    bar = None
-    try:
-        while True:
-            try:
-                done, total = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            if progress:
-                bar = _progress_bar(bar, done, total)
-    finally:
-        gen.close()
-        if bar is not None:
-            bar.close()
+    return drain_with_bar(iter_load_model(model, device, decoder, builder=builder),
+                          desc="downloading SAM checkpoint", enabled=progress, unit="B",
+                          unit_scale=True, unit_divisor=1024)
 
 
 def iter_load_model(model=MODEL_NAMES[0], device="auto", decoder=None, *,
@@ -240,18 +229,6 @@ def _check_compatible(expected, state: StateDict, source, what: str) -> None:
         problems.append(f"{len(shapes)} shape mismatches (e.g. {shapes[0]})")
     if problems:
         raise ValueError(f"{source} does not match {what} architecture: " + "; ".join(problems))
-
-
-def _progress_bar(bar, done: int, total: int):
-    if bar is None:
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            return None
-        bar = tqdm(total=total or None, unit="B", unit_scale=True, unit_divisor=1024,
-                   desc="downloading SAM checkpoint", file=sys.stderr)
-    bar.update(done - bar.n)
-    return bar
 
 
 def architecture_name(sam) -> str:

@@ -7,8 +7,9 @@ changed image or model is recomputed, never mixed up).
 
 from __future__ import annotations
 
-import sys
 import time
+
+from ..progress import drain_with_bar
 
 
 def add_parser(subparsers) -> None:
@@ -51,21 +52,9 @@ def run(args) -> int:
     sam = load_model(args.model, device=args.device)
     batch_size = args.batch_size or (1 if sam.pixel_mean.device.type == "cpu" else 4)
     cache = EmbeddingCache(cache_dir, max_items=0)
-    gen = embed_stack(sam, stack, cache=cache, batch_size=batch_size, keep=False)
-    bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, unit="plane", desc="embedding", file=sys.stderr)
     start = time.perf_counter()
-    try:
-        for done, _ in gen:
-            if bar is not None:
-                bar.update(done - bar.n)
-    finally:
-        gen.close()
-        if bar is not None:
-            bar.close()
+    drain_with_bar(embed_stack(sam, stack, cache=cache, batch_size=batch_size, keep=False),
+                   desc="embedding", unit="plane", enabled=not args.no_progress)
     elapsed = time.perf_counter() - start
     print(f"embedded {total} plane(s) in {elapsed:.1f} s; cache: {cache_dir}")
     return 0

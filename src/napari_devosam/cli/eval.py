@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
+
+from ..progress import drain_with_bar
 
 
 def add_parser(subparsers) -> None:
@@ -41,25 +42,8 @@ def run(args) -> int:
 
     sam = load_model(args.model, device=args.device, decoder=args.decoder)
     cache = EmbeddingCache(args.cache_dir or default_cache_dir(), max_items=0)
-    gen = iter_evaluate(args.data, sam, cache=cache)
-    bar = None
-    try:
-        while True:
-            try:
-                done, total = next(gen)
-            except StopIteration as stop:
-                scores = stop.value
-                break
-            if not args.no_progress:
-                if bar is None:
-                    from tqdm import tqdm
-
-                    bar = tqdm(total=total, desc="evaluating", unit="plane", file=sys.stderr)
-                bar.update(done - bar.n)
-    finally:
-        gen.close()
-        if bar is not None:
-            bar.close()
+    scores = drain_with_bar(iter_evaluate(args.data, sam, cache=cache), desc="evaluating",
+                            unit="plane", enabled=not args.no_progress)
     n = scores["n_objects"]
     print(f"box prompts:   mean IoU {scores['box_iou']:.3f}  ({n} objects)")
     print(f"point prompts: mean IoU {scores['point_iou']:.3f}  ({n} objects)")

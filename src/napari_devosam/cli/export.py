@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..progress import drain
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -39,6 +41,11 @@ def _planes(text: str | None):
         raise ValueError(f"--planes must be comma-separated integers, got {text!r}") from exc
 
 
+def _print_progress(value) -> None:
+    done, total = value
+    print(f"\rexporting {done}/{total}", end="", file=sys.stderr, flush=True)
+
+
 def run(args) -> int:
     from ..export import export_bundle, export_store
     from ..io import read_image
@@ -58,14 +65,7 @@ def run(args) -> int:
         if args.planes:
             raise ValueError("--planes works with --labels; a store exports all its planes")
         gen = export_store(args.out, store, image, source=str(image_path.resolve()))
-    while True:
-        try:
-            done, total = next(gen)
-            if not args.json:
-                print(f"\rexporting {done}/{total}", end="", file=sys.stderr, flush=True)
-        except StopIteration as stop:
-            summary = stop.value
-            break
+    summary = drain(gen, None if args.json else _print_progress)
     if args.json:
         print(json.dumps(summary))
     else:

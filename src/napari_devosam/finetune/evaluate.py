@@ -20,6 +20,7 @@ from collections.abc import Generator, Iterable
 
 import numpy as np
 
+from ..progress import drain
 from .targets import PlaneTargets
 
 
@@ -111,9 +112,4 @@ def evaluate(data_dirs: str | os.PathLike | Iterable, sam, cache=None,
     Returns a dict with ``mean_iou`` (all masks), ``box_iou``, ``point_iou`` (means per
     prompt kind), ``n_objects``, ``n_planes`` and ``per_plane``.
     """
-    gen = iter_evaluate(data_dirs, sam, cache, normalization)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return drain(iter_evaluate(data_dirs, sam, cache, normalization))

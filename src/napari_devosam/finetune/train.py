@@ -19,6 +19,7 @@ import time
 from collections.abc import Generator, Iterable
 from pathlib import Path
 
+from ..progress import drain
 from .events import FinetuneResult, ProgressEvent, TrainingDiverged
 
 DEFAULT_LR = 1e-4
@@ -240,14 +241,4 @@ def _norm_dict(normalization):
 
 def run_finetune(data_dirs, sam, *, out, callback=None, **kwargs) -> FinetuneResult:
     """Run ``finetune`` to the end; ``callback(event)`` sees every ``ProgressEvent``."""
-    gen = finetune(data_dirs, sam, out=out, **kwargs)
-    try:
-        while True:
-            try:
-                ev = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            if callback is not None:
-                callback(ev)
-    finally:
-        gen.close()
+    return drain(finetune(data_dirs, sam, out=out, **kwargs), callback)
