@@ -42,18 +42,27 @@ class Workspace:
 
     def __init__(self):
         self._bufs: dict[tuple, torch.Tensor] = {}
+        self._tags: dict[str, object] = {}  # what a buffer's contents were made for
 
     def get(self, name: str, shape, like: torch.Tensor) -> torch.Tensor:
         key = (name, tuple(shape), like.dtype, like.device)
         t = self._bufs.get(key)
         if t is None:
             if len(self._bufs) >= self.max_buffers:
-                self._bufs.clear()
+                self.clear()
             t = self._bufs[key] = torch.empty(key[1], dtype=like.dtype, device=like.device)
         return t
 
+    def get_tag(self, name: str):
+        """What ``set_tag`` recorded for ``name`` since the last clear (None if nothing)."""
+        return self._tags.get(name)
+
+    def set_tag(self, name: str, value) -> None:
+        self._tags[name] = value
+
     def clear(self) -> None:
         self._bufs.clear()
+        self._tags.clear()
 
 
 def _softmax(ws: Workspace, name: str, x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -64,7 +73,7 @@ def _softmax(ws: Workspace, name: str, x: torch.Tensor, dim: int) -> torch.Tenso
 # ---- attention variants ------------------------------------------------------------------
 
 
-def _tok_to_img_cached(attn, q_tok, k, v, mask=None):
+def _tok_to_img_cached(ws, attn, q_tok, k, v, mask=None):
     """Tokens attend to image keys/values already projected: k, v (..., heads, hw, d).
 
     ``mask = (gT (B, r, hw), wk (h*d, r), wv (h*d, r), bv (h*d,))`` adds a rank-r term to the
@@ -74,11 +83,14 @@ def _tok_to_img_cached(attn, q_tok, k, v, mask=None):
     h, d = _heads(attn)
     q = _split(F.linear(q_tok, attn.q_proj.weight, attn.q_proj.bias), attn)  # (B, h, n, d)
     q = q * (1.0 / math.sqrt(d))
-    s = q @ k.transpose(-1, -2)  # (B, h, n, hw)
+    b, _, n, _ = q.shape
+    hw = k.shape[-2]
+    # scores in the workspace: fresh MiB-sized tensors can page-fault (see Workspace)
+    s = torch.matmul(q, k.transpose(-1, -2), out=ws.get("t2i0.s", (b, h, n, hw), q))
     if mask is not None:
         gt, wk, wv, bv = mask
-        s.add_(torch.bmm((q @ wk.view(h, d, -1)).flatten(1, 2), gt).view(s.shape))
-    p = torch.softmax(s, dim=-1)
+        s.view(b, h * n, hw).baddbmm_((q @ wk.view(h, d, -1)).flatten(1, 2), gt)
+    p = _softmax(ws, "t2i0.p", s, -1)
     o = p @ v  # (B, h, n, d)
     if mask is not None:
         pg = torch.bmm(p.flatten(1, 2), gt.transpose(1, 2)).view(*p.shape[:3], -1)  # (B,h,n,r)
@@ -140,10 +152,12 @@ def _img_to_tok_cached(ws, attn, q_img, k_tok, v_tok, residual, mask=None):
     h, d = _heads(attn)
     k = _split(F.linear(k_tok, attn.k_proj.weight, attn.k_proj.bias), attn)  # (B, h, n, d)
     k = k * (1.0 / math.sqrt(d))
-    s = k @ q_img.transpose(-1, -2)  # (B, h, n, hw)
+    b, _, n, _ = k.shape
+    hw = q_img.shape[-2]
+    s = torch.matmul(k, q_img.transpose(-1, -2), out=ws.get("i2t0.s", (b, h, n, hw), k))
     if mask is not None:
         gt, wq, bq = mask
-        s.add_(torch.bmm((k @ wq.view(h, d, -1)).flatten(1, 2), gt).view(s.shape))
+        s.view(b, h * n, hw).baddbmm_((k @ wq.view(h, d, -1)).flatten(1, 2), gt)
         s.add_(k @ bq.view(h, d, 1))
     # softmax over the few tokens with hw innermost: far faster than a short last dim
     return _img_to_tok_values(ws, attn, v_tok, _softmax(ws, "i2t.p0", s, -2), residual)
