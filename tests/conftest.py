@@ -17,3 +17,23 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DEVOSAM_STORE_DIR", str(root / "stores"))
     monkeypatch.delenv("DEVOSAM_CHECKPOINT", raising=False)
     monkeypatch.delenv("DEVOSAM_DEVICE", raising=False)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module: on a shared 2-core machine, faster and steadier."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def counted(sam):
+    """The module's ``sam`` fixture with a counter of image-encoder runs (planes encoded)."""
+    calls = []
+    handle = sam.image_encoder.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
+    yield sam, calls
+    handle.remove()

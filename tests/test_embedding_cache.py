@@ -10,6 +10,7 @@ from napari_devosam.embedding_cache import EmbeddingCache, PlaneEmbedding, signa
 from napari_devosam.embeddings import compute_embedding, embed_plane
 from napari_devosam.image import Normalization, to_rgb
 from napari_devosam.testing import tiny_sam
+from phantom_pairs import random_plane
 
 
 @pytest.fixture(scope="module")
@@ -17,22 +18,10 @@ def sam():
     return tiny_sam()
 
 
-@pytest.fixture
-def counted(sam):
-    """The module's tiny SAM with a counter of image-encoder runs (planes encoded)."""
-    calls = []
-    handle = sam.image_encoder.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
-    yield sam, calls
-    handle.remove()
-
-
-def _plane(seed=0, shape=(90, 130), dtype=np.uint16):
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 4000, size=shape).astype(dtype)
 
 
 def test_signature_tracks_pixels_normalisation_and_encoder(sam):
-    plane = _plane()
+    plane = random_plane()
     key = signature(plane, sam)
     assert key == signature(plane.copy(), sam) == signature(np.asfortranarray(plane), sam)
     assert key == EmbeddingCache.signature(plane, sam, None)
@@ -52,7 +41,7 @@ def test_signature_tracks_pixels_normalisation_and_encoder(sam):
 def test_memory_cache_is_bounded_lru(counted):
     sam, calls = counted
     cache = EmbeddingCache(max_items=2)
-    planes = [_plane(i) for i in range(3)]
+    planes = [random_plane(i) for i in range(3)]
     for p in planes:
         embed_plane(sam, p, cache)
     assert len(cache) == 2 and len(calls) == 3
@@ -66,7 +55,7 @@ def test_memory_cache_is_bounded_lru(counted):
 
 def test_disk_cache_roundtrip(counted, tmp_path):
     sam, calls = counted
-    plane = _plane()
+    plane = random_plane()
     first = embed_plane(sam, plane, EmbeddingCache(tmp_path))
     files = list(tmp_path.iterdir())
     assert [f.suffix for f in files] == [".npz"]  # one file, no temporary left behind
@@ -80,7 +69,7 @@ def test_disk_cache_roundtrip(counted, tmp_path):
 
 def test_mismatching_signature_is_recomputed(counted, tmp_path):
     sam, calls = counted
-    a, b = _plane(1), _plane(2)
+    a, b = random_plane(1), random_plane(2)
     cache = EmbeddingCache(tmp_path, max_items=0)
     emb_a = embed_plane(sam, a, cache)
     key_a, key_b = signature(a, sam), signature(b, sam)
@@ -95,7 +84,7 @@ def test_mismatching_signature_is_recomputed(counted, tmp_path):
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
 def test_corrupt_file_is_recomputed_and_overwritten(counted, tmp_path, damage):
     sam, calls = counted
-    plane = _plane()
+    plane = random_plane()
     cache = EmbeddingCache(tmp_path, max_items=0)
     good = embed_plane(sam, plane, cache)
     path = cache.path_for(signature(plane, sam))
@@ -128,7 +117,7 @@ def test_cached_reload_is_fast(tmp_path):
 def test_signature_changes_with_package_version(sam, monkeypatch):
     import napari_devosam.embedding_cache as embedding_cache
 
-    plane = _plane()
+    plane = random_plane()
     key = signature(plane, sam)
     monkeypatch.setattr(embedding_cache, "__version__", "999.0")
     assert signature(plane, sam) != key
@@ -137,8 +126,8 @@ def test_signature_changes_with_package_version(sam, monkeypatch):
 def test_max_items_zero_keeps_nothing_in_memory_and_negative_is_refused(counted):
     sam, calls = counted
     cache = EmbeddingCache(max_items=0)
-    embed_plane(sam, _plane(), cache)
-    embed_plane(sam, _plane(), cache)
+    embed_plane(sam, random_plane(), cache)
+    embed_plane(sam, random_plane(), cache)
     assert len(cache) == 0 and len(calls) == 2
     with pytest.raises(ValueError, match="max_items"):
         EmbeddingCache(max_items=-1)

@@ -10,6 +10,7 @@ from segment_anything import SamPredictor
 from napari_devosam.embeddings import EmbeddingCache, compute_embedding, embed_stack
 from napari_devosam.image import to_rgb
 from napari_devosam.testing import tiny_sam
+from phantom_pairs import random_plane
 
 
 @pytest.fixture(scope="module")
@@ -17,18 +18,6 @@ def sam():
     return tiny_sam()
 
 
-@pytest.fixture
-def counted(sam):
-    """The module's tiny SAM with a counter of image-encoder runs (planes encoded)."""
-    calls = []
-    handle = sam.image_encoder.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
-    yield sam, calls
-    handle.remove()
-
-
-def _plane(seed=0, shape=(90, 130), dtype=np.uint16):
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 4000, size=shape).astype(dtype)
 
 
 def _run(gen):
@@ -42,7 +31,7 @@ def _run(gen):
 
 
 def test_compute_embedding_equals_sampredictor(sam):
-    rgb = to_rgb(_plane())
+    rgb = to_rgb(random_plane())
     emb = compute_embedding(sam, rgb)
     stock = SamPredictor(sam)
     stock.set_image(rgb)
@@ -57,14 +46,14 @@ def test_compute_embedding_equals_sampredictor(sam):
 
 def test_compute_embedding_needs_uint8_rgb(sam):
     with pytest.raises(ValueError, match="uint8"):
-        compute_embedding(sam, _plane())
+        compute_embedding(sam, random_plane())
     with pytest.raises(ValueError, match="uint8"):
         compute_embedding(sam, np.zeros((10, 10, 3), dtype=np.float32))
 
 
 def test_embed_stack_progress_order_and_batches(counted):
     sam, calls = counted
-    stack = np.stack([np.stack([_plane(10 * t + z) for z in range(2)]) for t in range(2)])
+    stack = np.stack([np.stack([random_plane(10 * t + z) for z in range(2)]) for t in range(2)])
     progress, embs = _run(embed_stack(sam, stack))
     assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert len(embs) == 4 and calls == [1, 1, 1, 1]
@@ -80,7 +69,7 @@ def test_embed_stack_progress_order_and_batches(counted):
 
 def test_embed_stack_stops_between_planes_and_resumes_from_cache(counted, tmp_path):
     sam, calls = counted
-    stack = np.stack([_plane(i) for i in range(4)])
+    stack = np.stack([random_plane(i) for i in range(4)])
     gen = embed_stack(sam, stack, cache=EmbeddingCache(tmp_path))
     assert next(gen) == (1, 4)
     assert next(gen) == (2, 4)
@@ -97,11 +86,11 @@ def test_embed_stack_stops_between_planes_and_resumes_from_cache(counted, tmp_pa
 
 def test_embed_stack_rgb_planes_single_plane_and_keep(counted):
     sam, calls = counted
-    rgb_stack = np.stack([to_rgb(_plane(i)) for i in range(2)])  # (2, Y, X, 3)
+    rgb_stack = np.stack([to_rgb(random_plane(i)) for i in range(2)])  # (2, Y, X, 3)
     progress, embs = _run(embed_stack(sam, rgb_stack))
     assert progress == [(1, 2), (2, 2)]
     torch.testing.assert_close(embs[1].features, compute_embedding(sam, rgb_stack[1]).features)
-    progress, embs = _run(embed_stack(sam, _plane()))
+    progress, embs = _run(embed_stack(sam, random_plane()))
     assert progress == [(1, 1)] and len(embs) == 1
     cache = EmbeddingCache()
     progress, embs = _run(embed_stack(sam, rgb_stack, cache=cache, keep=False))
@@ -111,7 +100,7 @@ def test_embed_stack_rgb_planes_single_plane_and_keep(counted):
 
 
 def test_out_of_memory_retries_then_falls_back_to_cpu(sam, monkeypatch):
-    rgb = to_rgb(_plane())
+    rgb = to_rgb(random_plane())
     expected = compute_embedding(sam, rgb).features
     encoder = sam.image_encoder
     real_forward = encoder.forward
@@ -148,5 +137,5 @@ def test_other_errors_are_not_swallowed(sam, monkeypatch):
 
     monkeypatch.setattr(sam.image_encoder, "forward", broken)
     with pytest.raises(RuntimeError, match="something else"):
-        compute_embedding(sam, to_rgb(_plane()))
+        compute_embedding(sam, to_rgb(random_plane()))
 

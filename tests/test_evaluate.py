@@ -6,32 +6,16 @@ import numpy as np
 import pytest
 
 from napari_devosam.finetune import evaluate, iter_evaluate, load_planes
-from napari_devosam.io import write_tiff
-from napari_devosam.phantoms import make_embryo
 from napari_devosam.testing import tiny_sam
+from phantom_pairs import write_pairs
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine this is faster and steadier than two."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
 def data(tmp_path):
-    root = tmp_path / "bundle"
-    for sub in ("images", "labels"):
-        (root / sub).mkdir(parents=True)
-    for i in range(2):
-        image, labels = make_embryo(shape=(200, 160), n_cells=5, seed=10 + i)
-        write_tiff(root / "images" / f"p{i}.tif", image)
-        write_tiff(root / "labels" / f"p{i}.tif", labels.astype(np.uint16))
-    return root
+    return write_pairs(tmp_path / "bundle", 2, shape=(200, 160), n_cells=5, prefix="p",
+                       first_seed=10)
 
 
 def reference_scores(sam, root):

@@ -5,19 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import phantom_pairs
 from napari_devosam.finetune.data import load_planes, split_planes, summarize
 from napari_devosam.io import write_tiff
 from napari_devosam.phantoms import make_embryo
 
 
 def write_pairs(root, n=3, shape=(64, 64), n_cells=4):
-    for sub in ("images", "labels"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        image, labels = make_embryo(shape=shape, n_cells=n_cells, seed=i)
-        write_tiff(root / "images" / f"plane{i}.tif", image)
-        write_tiff(root / "labels" / f"plane{i}.tif", labels.astype(np.uint16))
-    return root
+    return phantom_pairs.write_pairs(root, n, shape=shape, n_cells=n_cells)
 
 
 def test_reads_pairs_with_their_objects(tmp_path):

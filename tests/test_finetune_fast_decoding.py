@@ -15,13 +15,7 @@ from napari_devosam.finetune.trainer import Trainer, training_model
 from napari_devosam.phantoms import make_embryo
 from napari_devosam.testing import random_sam, tiny_sam
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

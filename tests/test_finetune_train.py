@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
+import phantom_pairs
 from napari_devosam.decoder_io import apply_decoder, read_decoder_metadata, save_decoder
 from napari_devosam.finetune import (
     FinetuneResult,
@@ -19,37 +20,22 @@ from napari_devosam.finetune import (
 )
 from napari_devosam.io import write_tiff
 from napari_devosam.model_loading import model_hash
-from napari_devosam.phantoms import make_embryo
 from napari_devosam.testing import tiny_sam
 
 # Settings under which a random tiny decoder learns within seconds (seeded, deterministic).
 QUICK = dict(lr=1e-3, loss="balanced", batch_prompts=8, correction_rounds=1, patience=None)
 
 
-def write_pairs(root, seeds, shape=(256, 256), n_cells=8):
-    for sub in ("images", "labels"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    for i in seeds:
-        image, labels = make_embryo(shape=shape, n_cells=n_cells, seed=i)
-        write_tiff(root / "images" / f"e{i}.tif", image)
-        write_tiff(root / "labels" / f"e{i}.tif", labels.astype(np.uint16))
-    return root
+def write_pairs(root, n, shape=(256, 256), n_cells=8):
+    return phantom_pairs.write_pairs(root, n, shape=shape, n_cells=n_cells, prefix="e")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine this is faster and steadier than two."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, one_thread):
-    root = write_pairs(tmp_path_factory.mktemp("ft") / "data", range(6))
+def trained(tmp_path_factory, one_torch_thread):
+    root = write_pairs(tmp_path_factory.mktemp("ft") / "data", 6)
     sam = tiny_sam()
     before = model_hash(sam)
     events = []
@@ -60,7 +46,7 @@ def trained(tmp_path_factory, one_thread):
 
 @pytest.fixture
 def small(tmp_path):
-    return write_pairs(tmp_path / "small", range(3), shape=(128, 128), n_cells=4)
+    return write_pairs(tmp_path / "small", 3, shape=(128, 128), n_cells=4)
 
 
 def test_finetuning_raises_held_out_iou(trained):
