@@ -98,15 +98,24 @@ def _tok_to_img_cached(ws, attn, q_tok, k, v, mask=None):
     return F.linear(o.transpose(1, 2).flatten(2), attn.out_proj.weight, attn.out_proj.bias)
 
 
-def _tok_to_img_folded(ws, attn, q_tok, xk, xv):
-    """Tokens attend to image tokens xk (keys, PE included) / xv (values), both (B, hw, C)."""
+def _tok_to_img_folded(ws, attn, q_tok, x, pe_k):
+    """Tokens attend to image tokens x (B, hw, C): keys x + PE, values x.
+
+    ``pe_k`` (h, hw, d) is the PE's key projection (once per model), so the PE's share of the
+    scores is a per-head product with the d-dim queries and x + PE is never formed.
+    """
     h, d = _heads(attn)
     b, n, c = q_tok.shape
+    hw = x.shape[1]
     q = F.linear(q_tok, attn.q_proj.weight, attn.q_proj.bias) * (1.0 / math.sqrt(d))
+    q = q.view(b, n, h, d)
+    s = torch.matmul(
+        q.transpose(1, 2), pe_k.transpose(-1, -2), out=ws.get("t2i.s", (b, h, n, hw), x)
+    )
     wk = attn.k_proj.weight.view(h, d, c)
-    qk = torch.einsum("bnhd,hdc->bhnc", q.view(b, n, h, d), wk).reshape(b, h * n, c)
-    s = torch.bmm(qk, xk.transpose(1, 2), out=ws.get("t2i.s", (b, h * n, xk.shape[1]), xk))
-    z = (_softmax(ws, "t2i.p", s, -1) @ xv).view(b, h, n, c)
+    qk = torch.einsum("bnhd,hdc->bhnc", q, wk).reshape(b, h * n, c)
+    s = s.view(b, h * n, hw).baddbmm_(qk, x.transpose(1, 2))
+    z = (_softmax(ws, "t2i.p", s, -1) @ x).view(b, h, n, c)
     wv = attn.v_proj.weight.view(h, d, c)
     o = torch.einsum("bhnc,hdc->bnhd", z, wv).reshape(b, n, h * d) + attn.v_proj.bias
     return F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
@@ -163,17 +172,21 @@ def _img_to_tok_cached(ws, attn, q_img, k_tok, v_tok, residual, mask=None):
     return _img_to_tok_values(ws, attn, v_tok, _softmax(ws, "i2t.p0", s, -2), residual)
 
 
-def _img_to_tok_folded(ws, attn, xq, k_tok, v_tok, residual):
-    """Image tokens xq (B, hw, C), PE included, attend to the prompt tokens; returns
-    ``residual`` (B, hw, C, overwritten) + the attention output as :func:`_img_to_tok_values`.
+def _img_to_tok_folded(ws, attn, x, pe_q, k_tok, v_tok):
+    """Image tokens x (B, hw, C) (queries x + PE) attend to the prompt tokens; returns x
+    (overwritten) + the attention output as :func:`_img_to_tok_values`.
+
+    ``pe_q`` (h, hw, d) is the PE's query projection with the query bias (once per model).
     """
     h, d = _heads(attn)
     b, n, c = k_tok.shape
+    hw = x.shape[1]
     k = F.linear(k_tok, attn.k_proj.weight, attn.k_proj.bias).view(b, n, h, d)
     k = k * (1.0 / math.sqrt(d))
     a = torch.einsum("hdc,bnhd->bhnc", attn.q_proj.weight.view(h, d, c), k).reshape(b, h * n, c)
-    bias = torch.einsum("hd,bnhd->bhn", attn.q_proj.bias.view(h, d), k).reshape(b, h * n, 1)
-    s = ws.get("i2t.s", (b, h * n, xq.shape[1]), xq)
-    s = torch.baddbmm(bias, a, xq.transpose(1, 2), out=s)  # (B, h*n, hw)
-    probs = _softmax(ws, "i2t.p", s.view(b, h, n, -1), -2)
-    return _img_to_tok_values(ws, attn, v_tok, probs, residual, inplace=True)
+    s = torch.matmul(
+        k.transpose(1, 2), pe_q.transpose(-1, -2), out=ws.get("i2t.s", (b, h, n, hw), x)
+    )
+    s.view(b, h * n, hw).baddbmm_(a, x.transpose(1, 2))
+    probs = _softmax(ws, "i2t.p", s, -2)
+    return _img_to_tok_values(ws, attn, v_tok, probs, x, inplace=True)

@@ -16,7 +16,7 @@ them can be avoided:
   and attention rows sum to 1 so the value bias passes through (``_decoder_attention``).
 * The first ``ConvTranspose2d`` of the mask head is linear and each layer's ``norm4`` is affine
   per token, so its product with the final image tokens is carried through the layers as the
-  cached ``x0 @ H_0`` plus low-rank updates from the folded attention (:func:`_norm4`).
+  cached ``x0 @ H_0`` plus low-rank updates from the folded attention (``_decoder_carry``).
 * The last token->image attention only runs for the tokens that are read (IoU + wanted masks).
 * ``ConvTranspose2d(k=2, s=2)`` is a matmul on channels-last tokens; only the wanted masks'
   hypernetwork products are formed (a single-mask click forms one).
@@ -43,6 +43,7 @@ from ._decoder_attention import (
     _tok_to_img_cached,
     _tok_to_img_folded,
 )
+from ._decoder_carry import UpconvCarry
 
 
 @dataclass
@@ -72,6 +73,11 @@ class DecoderWeights:
     mask_qb: torch.Tensor
     mask_up: torch.Tensor  # (16, 4 * c1)
     mask_upb: torch.Tensor  # (4 * c1,)
+    # the PE's share of the image-side keys / queries of layers 1.. and the final attention,
+    # each (heads, hw, d) (None for layer 0, whose projections are cached per image)
+    pe_t2i: list
+    pe_i2t: list
+    pe_final: torch.Tensor
 
     @classmethod
     def from_sam(cls, sam) -> DecoderWeights:
@@ -90,7 +96,7 @@ class DecoderWeights:
             for ln in reversed(norms):
                 hs.insert(0, ln.weight[:, None] * hs[0])
             hs = hs[:-1]  # H_0 .. H_last
-            # out_proj biases reach acc through the folded values (see _img_to_tok_values)
+            # out_proj biases reach the carry through the folded values (see _img_to_tok_values)
             const = [torch.zeros_like(hs[0][0])]
             const += [norms[i - 1].bias @ hs[i] for i in range(1, len(hs))]
             mask_w = conv.weight[:, :, 0, 0].clone()
@@ -118,7 +124,18 @@ class DecoderWeights:
                 mask_qb=i2t0.q_proj.weight @ delta_b,
                 mask_up=mask_w.t() @ hs[0],
                 mask_upb=delta_b @ hs[0],
-            )
+                pe_t2i=[None] + [_pe_proj(pe, layer.cross_attn_token_to_image, "k_proj")
+                                 for layer in dec.transformer.layers[1:]],
+                pe_i2t=[None] + [_pe_proj(pe, layer.cross_attn_image_to_token, "q_proj")
+                                 for layer in dec.transformer.layers[1:]],
+                pe_final=_pe_proj(pe, dec.transformer.final_attn_token_to_image, "k_proj"),
+            )  # fmt: skip
+
+
+def _pe_proj(pe, attn, name: str) -> torch.Tensor:
+    """(256, h, w) dense PE -> its projection by ``attn.<name>`` (with bias), (heads, hw, d)."""
+    proj = getattr(attn, name)
+    return _split(F.linear(pe.flatten(1).t(), proj.weight, proj.bias), attn)
 
 
 class ImageState:
@@ -186,35 +203,34 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
     y, fold = _img_to_tok_cached(ws, i2t0, img.q0, q + qpe, q, img.x0, mask_i2t)
     if mask_input is not None:  # the residual: keys + g @ mask_w.T + mask_b - no_mask
         y.baddbmm_(g.transpose(1, 2), w.mask_w.t().expand(b, -1, -1)).add_(w.mask_b - w.no_mask)
-    x, acc = _norm4(ws, layer0.norm4, y, fold, img.c0, w, 0, extra)
+    carry = UpconvCarry(img.c0)
+    x = _norm4(ws, layer0.norm4, y, fold, carry, w, 0, extra)
 
     pe = w.image_pe
     for i, layer in enumerate(tr.layers[1:], start=1):
         qq = q + qpe
         q = layer.norm1(q + layer.self_attn(q=qq, k=qq, v=q))
-        xp = torch.add(x, pe, out=ws.get("xp", x.shape, x))
         t2i = layer.cross_attn_token_to_image
         if _fold_pays(t2i, n):
-            q = layer.norm2(q + _tok_to_img_folded(ws, t2i, q + qpe, xp, x))
+            q = layer.norm2(q + _tok_to_img_folded(ws, t2i, q + qpe, x, w.pe_t2i[i]))
         else:
-            q = layer.norm2(q + t2i(q=q + qpe, k=xp, v=x))
+            q = layer.norm2(q + t2i(q=q + qpe, k=x + pe, v=x))
         q = layer.norm3(q + layer.mlp(q))
         i2t = layer.cross_attn_image_to_token
         if _fold_pays(i2t, n):
-            y, fold = _img_to_tok_folded(ws, i2t, xp, q + qpe, q, x)  # x is overwritten
+            y, fold = _img_to_tok_folded(ws, i2t, x, w.pe_i2t[i], q + qpe, q)  # x is overwritten
         else:
-            y, fold = x + i2t(q=xp, k=q + qpe, v=q), None
-        x, acc = _norm4(ws, layer.norm4, y, fold, acc, w, i)
+            y, fold = x + i2t(q=x + pe, k=q + qpe, v=q), None
+        x = _norm4(ws, layer.norm4, y, fold, carry, w, i)
 
     # final token->image attention, only for the tokens that are read
     keep = 1 + dec.num_mask_tokens if multimask else 2
     qf, qpef = q[:, :keep], qpe[:, :keep]
     fin = tr.final_attn_token_to_image
-    xp = torch.add(x, pe, out=ws.get("xp", x.shape, x))
     if _fold_pays(fin, keep):
-        att = _tok_to_img_folded(ws, fin, qf + qpef, xp, x)
+        att = _tok_to_img_folded(ws, fin, qf + qpef, x, w.pe_final)
     else:
-        att = fin(q=qf + qpef, k=xp, v=x)
+        att = fin(q=qf + qpef, k=x + pe, v=x)
     qf = tr.norm_final_attn(qf + att)
 
     iou = dec.iou_prediction_head(qf[:, 0])
@@ -226,48 +242,27 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
         idx = range(1)
         iou = iou[:, :1]
     hyper = torch.stack([mlps[i](qf[:, 1 + i]) for i in idx], dim=1)  # (B, C, c2)
-    return _upscale_masks(ws, dec, w, x, acc, hyper), iou
+    return _upscale_masks(ws, dec, w, x, carry.result(ws, w.up_last), hyper), iou
 
 
-def _norm4(ws, ln, y, fold, acc, w: DecoderWeights, i: int, extra=None):
-    """Layer i's norm4 on y = x + attention output; also carries the first ConvTranspose.
-
-    ConvTranspose #1 is linear and LayerNorm is affine per token given its mean and rstd, so
-    (final keys) @ up1_w = the image-only ``x0 @ H_0`` (cached) plus, per layer, the folded
-    attention output ``probs.mT @ (m @ H_l)`` and the mean term, scaled by rstd: one
-    (hw x (heads*n + 2)) @ ((heads*n + 2) x 256) product per layer instead of a 256 x 256 one
-    on all tokens at the end. ``acc`` is None once a layer did not fold. ``extra = (gT (B, r,
-    hw), wr (r, C'), br (C',))`` adds a rank-r term to acc first (a mask prompt, layer 0).
-    """
-    x, mean, rstd = torch.native_layer_norm(y, [y.shape[-1]], ln.weight, ln.bias, ln.eps)
-    if acc is None or fold is None:
-        return x, None
-    p, m = fold
-    b, hn, hw = p.shape
-    ones = torch.ones(b, 1, hw, dtype=p.dtype, device=p.device)
-    const = w.up_const[i].expand(b, 1, -1)
-    rows = [m @ w.up_h[i], -w.up_hsum[i].expand(b, 1, -1), const]
-    cols = [p, mean.transpose(1, 2), ones]
-    if extra is not None:
-        gt, wr, br = extra
-        rows = [*rows[:2], const + br, wr.expand(b, -1, -1)]
-        cols.append(gt)
-    pa = ws.get("norm4.pa", (b, sum(c.shape[1] for c in cols), hw), p)
-    pa = torch.cat(cols, dim=1, out=pa)  # (B, hn + 2 (+ r), hw)
-    ma = torch.cat(rows, dim=1)
-    if i == 0:  # acc is the image's cached x0 @ H_0: keep it
-        out = ws.get("acc", (b, hw, ma.shape[-1]), y)
-        acc = torch.baddbmm(acc, pa.transpose(1, 2), ma, out=out)
-    else:
-        acc = acc.baddbmm_(pa.transpose(1, 2), ma)
-    acc.mul_(rstd)
-    return x, acc
+def _norm4(ws, ln, y, fold, carry: UpconvCarry, w: DecoderWeights, i: int, extra=None):
+    """Layer i's norm4 on y = x + attention output (written into the workspace); records the
+    layer's low-rank terms in ``carry`` (see ``_decoder_carry``)."""
+    c = y.shape[-1]
+    stats = y.shape[:-1] + (1,)
+    x, mean, rstd = torch.ops.aten.native_layer_norm.out(
+        y, [c], ln.weight, ln.bias, ln.eps,
+        out0=ws.get(f"norm4.x{i % 2}", y.shape, y),  # y lives in the other one (or is fresh)
+        out1=ws.get(f"norm4.mean{i}", stats, y), out2=ws.get(f"norm4.rstd{i}", stats, y),
+    )  # fmt: skip
+    carry.add_layer(ws, i, w, fold, mean, rstd, extra)
+    return x
 
 
-def _upscale_masks(ws, dec, w: DecoderWeights, x, acc, hyper):
+def _upscale_masks(ws, dec, w: DecoderWeights, x, up1, hyper):
     """output_upscaling + hypernetwork product on channels-last tokens x (B, h*w, 256).
 
-    ``acc`` from :func:`_norm4` (or None) replaces the first ConvTranspose's product.
+    ``up1`` (B, h*w, 4*c1), the first ConvTranspose's output from the carry (or None).
     """
     b = x.shape[0]
     gh, gw = w.grid
@@ -275,10 +270,10 @@ def _upscale_masks(ws, dec, w: DecoderWeights, x, acc, hyper):
     c1 = ln.weight.shape[0]
     c, c2 = hyper.shape[1:]
     rows = x.shape[0] * x.shape[1]
-    y = ws.get("up1", (rows, w.up1_w.shape[1]), x)
-    if acc is not None:
-        y = acc.add_(w.up_last)
+    if up1 is not None:
+        y = up1
     else:
+        y = ws.get("up1", (rows, w.up1_w.shape[1]), x)
         y = torch.addmm(w.up1_b, x.reshape(rows, -1), w.up1_w, out=y)
     y = y.view(-1, c1)
     out = ws.get("up.ln", y.shape, y), ws.get("up.mean", (y.shape[0], 1), y)
@@ -290,7 +285,8 @@ def _upscale_masks(ws, dec, w: DecoderWeights, x, acc, hyper):
     y2 = ws.get("up2", (y.shape[0], w.up2_w.shape[1]), x)
     y2 = torch.addmm(w.up2_b, y, w.up2_w, out=y2)
     torch._C._nn.gelu_(y2)  # rows (b, i, j, dy1, dx1), cols (dy2, dx2, c)
-    m = y2.view(b, -1, c2) @ hyper.transpose(1, 2)  # (B, hw*16, C)
+    y2 = y2.view(b, -1, c2)
+    m = torch.bmm(y2, hyper.transpose(1, 2), out=ws.get("up.m", (b, y2.shape[1], c), y2))
     # rows (i, j, dy1, dx1, dy2, dx2) -> pixels (4i + 2dy1 + dy2, 4j + 2dx1 + dx2)
     if c > 1:
         m = m.view(b, gh, gw, 2, 2, 2, 2, c).permute(0, 7, 1, 3, 5, 2, 4, 6)

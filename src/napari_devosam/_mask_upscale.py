@@ -37,7 +37,8 @@ class Upscaler:
 
     The two bilinear resizes compose into one sparse matrix per axis (at most 4 taps per output
     pixel: two 2-tap linear interpolations), applied as two sparse-dense products per mask:
-    ~0.4 ms for a 512x752 plane on one CPU core, ~5x less than the two ``F.interpolate``.
+    ~0.2 ms for a 512x752 plane on one CPU core, ~8x less than the two ``F.interpolate``.
+    Keeps one scratch buffer: one call at a time per instance.
     """
 
     def __init__(self, low_hw, input_size, original_size, img_size, device="cpu"):
@@ -47,13 +48,17 @@ class Upscaler:
             warnings.simplefilter("ignore", UserWarning)
             self.ay = ay.float().to(device).to_sparse_csr()
             self.ax = ax.float().to(device).to_sparse_csr()
+        self._cols = torch.empty((self.shape[1], low_hw[0]), device=device)  # ax @ low.T
 
-    def __call__(self, low: torch.Tensor) -> torch.Tensor:
+    def __call__(self, low: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``out``: optional (B, C, H, W) float32 tensor to write into (returned)."""
         b, c = low.shape[:2]
-        out = torch.empty((b, c, *self.shape), dtype=torch.float32, device=low.device)
+        if out is None:
+            out = torch.empty((b, c, *self.shape), dtype=torch.float32, device=low.device)
         low = low.float()
+        cols = self._cols
         for i in range(b):
             for j in range(c):
-                z = torch.sparse.mm(self.ax, low[i, j].t())  # (W, lh)
-                out[i, j] = torch.sparse.mm(self.ay, z.t())
+                torch.addmm(cols, self.ax, low[i, j].t(), beta=0, out=cols)
+                torch.addmm(out[i, j], self.ay, cols.t(), beta=0, out=out[i, j])
         return out

@@ -125,11 +125,13 @@ class FastDecoder:
         low_res: torch.Tensor,
         input_size: tuple[int, int],
         original_size: tuple[int, int],
+        out: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``(B, C, 4h, 4w)`` logits -> ``(B, C, H, W)`` float logits at the plane's size.
 
         Equal to ``sam.postprocess_masks``: upsample to SAM's square input, crop the resized
-        image (``input_size``), resize to ``original_size`` (H, W).
+        image (``input_size``), resize to ``original_size`` (H, W). ``out``: an optional
+        float32 ``(B, C, H, W)`` tensor to write into (saves a fresh allocation per click).
         """
         size = self.sam.image_encoder.img_size
         with torch.inference_mode():
@@ -142,7 +144,8 @@ class FastDecoder:
                         self._upscalers.clear()
                     up = Upscaler(*key[:4], device=low_res.device)
                     self._upscalers[key] = up
-                return up(low_res)
+                return up(low_res, out=out)
             x = F.interpolate(low_res, (size, size), mode="bilinear", align_corners=False)
             x = x[..., : input_size[0], : input_size[1]]
-            return F.interpolate(x, tuple(original_size), mode="bilinear", align_corners=False)
+            x = F.interpolate(x, tuple(original_size), mode="bilinear", align_corners=False)
+            return x if out is None else out.copy_(x)

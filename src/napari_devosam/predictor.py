@@ -60,6 +60,7 @@ class Predictor:
         self._decoder = FastDecoder(self._sam)
         self._embedding: PlaneEmbedding | None = None
         self._transform = None
+        self._logits: torch.Tensor | None = None  # scratch for upscaled logits
 
     # --- state ---------------------------------------------------------------------------
 
@@ -142,6 +143,15 @@ class Predictor:
             )
         return torch.as_tensor(mask.reshape(1, 1, *size), device=self.device)
 
+    def _upscale(self, low_res: torch.Tensor) -> torch.Tensor:
+        """Plane-sized logits in a reused buffer (valid until the next call)."""
+        emb = self._embedding
+        shape = (*low_res.shape[:2], *emb.original_size)
+        buf = self._logits
+        if buf is None or buf.shape != shape or buf.device != low_res.device:
+            buf = self._logits = torch.empty(shape, dtype=torch.float32, device=low_res.device)
+        return self._decoder.upscale(low_res, emb.input_size, emb.original_size, out=buf)
+
     def predict(
         self,
         box=None,
@@ -178,8 +188,7 @@ class Predictor:
         if mask_input is not None:
             mask = self._mask_tensor(mask_input)
         low_res, iou = self._decoder.decode(coords, labels, boxes, mask, multimask)
-        masks = self._decoder.upscale(low_res, emb.input_size, emb.original_size)
-        masks = masks[0] > self._sam.mask_threshold
+        masks = self._upscale(low_res)[0] > self._sam.mask_threshold
         return (
             masks.cpu().numpy(),
             iou[0].float().cpu().numpy(),
@@ -207,7 +216,7 @@ class Predictor:
         for start in range(0, len(clipped), BOX_CHUNK):
             chunk = self._box_tensor(clipped[start : start + BOX_CHUNK])
             low_res, iou = self._decoder.decode(None, None, chunk, None, False)
-            up = self._decoder.upscale(low_res, emb.input_size, emb.original_size)
+            up = self._upscale(low_res)
             stop = start + len(chunk)
             masks[start:stop] = (up[:, 0] > self._sam.mask_threshold).cpu().numpy()
             scores[start:stop] = iou[:, 0].float().cpu().numpy()
