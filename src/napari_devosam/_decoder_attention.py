@@ -121,13 +121,14 @@ def _tok_to_img_folded(ws, attn, q_tok, x, pe_k):
     return F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
 
 
-def _img_to_tok_values(ws, attn, v_tok, probs, residual, inplace=False):
+def _img_to_tok_values(ws, attn, v_tok, probs, residual, inplace=False, terms=None):
     """probs (B, h, n, hw) -> ``residual`` (B|1, hw, C) + attention output incl. out_proj.
 
     Folded when it pays: returns ``(y, fold)`` with ``fold = (probs (B, h*n, hw), m (B, h*n,
     C))`` and ``y = residual + probs.mT @ m``; out_proj's bias is inside ``m`` (as bias / heads
     on every row: each head's probabilities over the tokens sum to 1). Otherwise ``fold`` is
-    None. ``inplace``: ``residual`` (B, hw, C) may be overwritten (saves a copy).
+    None. ``inplace``: ``residual`` (B, hw, C) may be overwritten (saves a copy). ``terms =
+    (cols (B, r, hw), rows (B, r, C))`` adds ``cols.mT @ rows`` to y (in the same product).
     """
     h, d = _heads(attn)
     b, n, c = v_tok.shape
@@ -137,26 +138,34 @@ def _img_to_tok_values(ws, attn, v_tok, probs, residual, inplace=False):
         wo = attn.out_proj.weight.view(c, h, d)
         m = torch.einsum("bnhd,chd->bhnc", v, wo).add_(attn.out_proj.bias / h)
         m = m.reshape(b, h * n, c)
-        p = probs.flatten(1, 2)
+        p = pa = probs.flatten(1, 2)
+        ma = m
+        if terms is not None:
+            shape = (b, h * n + terms[0].shape[1], hw)
+            pa = torch.cat([p, terms[0]], dim=1, out=ws.get("i2t.pa", shape, p))
+            ma = torch.cat([m, terms[1]], dim=1)
         if inplace:
-            return residual.baddbmm_(p.transpose(1, 2), m), (p, m)
+            return residual.baddbmm_(pa.transpose(1, 2), ma), (p, m)
         out = ws.get("i2t.o", (b, hw, c), v_tok)
-        return torch.baddbmm(residual, p.transpose(1, 2), m, out=out), (p, m)
+        return torch.baddbmm(residual, pa.transpose(1, 2), ma, out=out), (p, m)
     out = ws.get("i2t.o", (b, hw, c), v_tok)
     o = probs.transpose(-1, -2) @ v.transpose(1, 2)  # (B, h, hw, d)
     out = torch.addmm(
         attn.out_proj.bias, o.transpose(1, 2).reshape(b * hw, h * d), attn.out_proj.weight.t(),
         out=out.view(b * hw, c),
     ).view(b, hw, c)  # fmt: skip
-    return out.add_(residual), None
+    out.add_(residual)
+    if terms is not None:
+        out.baddbmm_(terms[0].transpose(1, 2), terms[1])
+    return out, None
 
 
-def _img_to_tok_cached(ws, attn, q_img, k_tok, v_tok, residual, mask=None):
+def _img_to_tok_cached(ws, attn, q_img, k_tok, v_tok, residual, mask=None, terms=None):
     """Image tokens (queries already projected, (B|1, h, hw, d)) attend to the prompt tokens;
     returns ``residual`` + the attention output as :func:`_img_to_tok_values`.
 
     ``mask = (gT (B, r, hw), wq (h*d, r), bq (h*d,))`` adds ``g @ wq.T + bq`` to the queries
-    without forming them.
+    without forming them. ``terms``: extra low-rank terms of y (:func:`_img_to_tok_values`).
     """
     h, d = _heads(attn)
     k = _split(F.linear(k_tok, attn.k_proj.weight, attn.k_proj.bias), attn)  # (B, h, n, d)
@@ -169,7 +178,8 @@ def _img_to_tok_cached(ws, attn, q_img, k_tok, v_tok, residual, mask=None):
         s.view(b, h * n, hw).baddbmm_((k @ wq.view(h, d, -1)).flatten(1, 2), gt)
         s.add_(k @ bq.view(h, d, 1))
     # softmax over the few tokens with hw innermost: far faster than a short last dim
-    return _img_to_tok_values(ws, attn, v_tok, _softmax(ws, "i2t.p0", s, -2), residual)
+    probs = _softmax(ws, "i2t.p0", s, -2)
+    return _img_to_tok_values(ws, attn, v_tok, probs, residual, terms=terms)
 
 
 def _img_to_tok_folded(ws, attn, x, pe_q, k_tok, v_tok):

@@ -44,6 +44,7 @@ from ._decoder_attention import (
     _tok_to_img_folded,
 )
 from ._decoder_carry import UpconvCarry
+from ._mask_prompt import mask_features
 
 
 @dataclass
@@ -181,11 +182,17 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
 
     layer0 = tr.layers[0]
     t2i0, i2t0 = layer0.cross_attn_token_to_image, layer0.cross_attn_image_to_token
-    mask_t2i = mask_i2t = extra = None
+    mask_t2i = mask_i2t = extra = residual_terms = None
     if mask_input is not None:
         # the mask enters layer 0's keys through a 1x1 conv from 16 channels g: every effect
         # of it is a rank-16 term, and none of the (hw, C) tensors is formed
-        g = sam.prompt_encoder.mask_downscaling[:-1](mask_input).flatten(2)  # (B, 16, hw)
+        g = mask_features(sam.prompt_encoder, mask_input).transpose(1, 2)  # (B, 16, hw)
+        ones = torch.ones(b, 1, g.shape[-1], dtype=g.dtype, device=g.device)
+        # the residual: keys + g @ mask_w.T + mask_b - no_mask
+        residual_terms = (
+            torch.cat([g, ones], dim=1),
+            torch.cat([w.mask_w.t(), (w.mask_b - w.no_mask)[None]]).expand(b, -1, -1),
+        )
         mask_t2i = (g, w.mask_k, w.mask_v, w.mask_vb)
         mask_i2t = (g, w.mask_q, w.mask_qb)
         extra = (g, w.mask_up, w.mask_upb)
@@ -200,9 +207,7 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
     q = layer0.norm1(q)
     q = layer0.norm2(q + _tok_to_img_cached(ws, t2i0, q + qpe, img.k0, img.v0, mask_t2i))
     q = layer0.norm3(q + layer0.mlp(q))
-    y, fold = _img_to_tok_cached(ws, i2t0, img.q0, q + qpe, q, img.x0, mask_i2t)
-    if mask_input is not None:  # the residual: keys + g @ mask_w.T + mask_b - no_mask
-        y.baddbmm_(g.transpose(1, 2), w.mask_w.t().expand(b, -1, -1)).add_(w.mask_b - w.no_mask)
+    y, fold = _img_to_tok_cached(ws, i2t0, img.q0, q + qpe, q, img.x0, mask_i2t, residual_terms)
     carry = UpconvCarry(img.c0)
     x = _norm4(ws, layer0.norm4, y, fold, carry, w, 0, extra)
 
