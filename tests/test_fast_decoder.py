@@ -39,7 +39,7 @@ def _tiny(depth):
     return sam
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["depth1", "depth2"])
+@pytest.fixture(scope="module", params=[1, 2, 3], ids=["depth1", "depth2", "depth3"])
 def setup(request):
     sam = _tiny(request.param)
     g = torch.Generator().manual_seed(1)

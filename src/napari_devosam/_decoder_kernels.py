@@ -45,6 +45,7 @@ from ._decoder_attention import (
 )
 from ._decoder_carry import UpconvCarry
 from ._mask_prompt import mask_features
+from ._packed_mlp import PackedMLP
 
 
 @dataclass
@@ -79,6 +80,7 @@ class DecoderWeights:
     pe_t2i: list
     pe_i2t: list
     pe_final: torch.Tensor
+    mlps: list  # PackedMLP per layer
 
     @classmethod
     def from_sam(cls, sam) -> DecoderWeights:
@@ -130,6 +132,7 @@ class DecoderWeights:
                 pe_i2t=[None] + [_pe_proj(pe, layer.cross_attn_image_to_token, "q_proj")
                                  for layer in dec.transformer.layers[1:]],
                 pe_final=_pe_proj(pe, dec.transformer.final_attn_token_to_image, "k_proj"),
+                mlps=[PackedMLP(layer.mlp) for layer in dec.transformer.layers],
             )  # fmt: skip
 
 
@@ -206,7 +209,7 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
         q = q + layer0.self_attn(q=qq, k=qq, v=q)
     q = layer0.norm1(q)
     q = layer0.norm2(q + _tok_to_img_cached(ws, t2i0, q + qpe, img.k0, img.v0, mask_t2i))
-    q = layer0.norm3(q + layer0.mlp(q))
+    q = layer0.norm3(q + w.mlps[0](q))
     y, fold = _img_to_tok_cached(ws, i2t0, img.q0, q + qpe, q, img.x0, mask_i2t, residual_terms)
     carry = UpconvCarry(img.c0)
     x = _norm4(ws, layer0.norm4, y, fold, carry, w, 0, extra)
@@ -220,7 +223,7 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
             q = layer.norm2(q + _tok_to_img_folded(ws, t2i, q + qpe, x, w.pe_t2i[i]))
         else:
             q = layer.norm2(q + t2i(q=q + qpe, k=x + pe, v=x))
-        q = layer.norm3(q + layer.mlp(q))
+        q = layer.norm3(q + w.mlps[i](q))
         i2t = layer.cross_attn_image_to_token
         if _fold_pays(i2t, n):
             y, fold = _img_to_tok_folded(ws, i2t, x, w.pe_i2t[i], q + qpe, q)  # x is overwritten
