@@ -44,6 +44,7 @@ from ._decoder_attention import (
     _tok_to_img_folded,
 )
 from ._decoder_carry import UpconvCarry
+from ._mask_head import MaskHead
 from ._mask_prompt import mask_features
 from ._packed_mlp import PackedMLP
 
@@ -58,8 +59,7 @@ class DecoderWeights:
     mask_b: torch.Tensor  # (256,)
     up1_w: torch.Tensor  # (256, 4 * c1) ConvTranspose2d #1 as a matmul, columns (dy, dx, c)
     up1_b: torch.Tensor  # (4 * c1,)
-    up2_w: torch.Tensor  # (c1, 4 * c2)
-    up2_b: torch.Tensor  # (4 * c2,)
+    head: MaskHead  # the rest of output_upscaling + the hypernetwork product
     grid: tuple[int, int]
     # ConvTranspose #1 pushed back through the layers' norm4 (see _first_upconv)
     up_h: list[torch.Tensor]  # H_l = diag(gamma_l ... gamma_last) up1_w, (256, 4 * c1)
@@ -90,8 +90,8 @@ class DecoderWeights:
             pe = pe_enc.get_dense_pe()[0]  # (256, h, w)
             grid = (pe.shape[1], pe.shape[2])
             conv = pe_enc.mask_downscaling[-1]
-            ct1, ct2 = dec.output_upscaling[0], dec.output_upscaling[3]
-            c1, c2 = ct1.out_channels, ct2.out_channels
+            ct1 = dec.output_upscaling[0]
+            c1 = ct1.out_channels
             up1_w = ct1.weight.permute(0, 2, 3, 1).reshape(ct1.in_channels, 4 * c1).contiguous()
             up1_b = ct1.bias.repeat(4)
             norms = [layer.norm4 for layer in dec.transformer.layers]
@@ -113,8 +113,7 @@ class DecoderWeights:
                 mask_b=conv.bias.clone(),
                 up1_w=up1_w,
                 up1_b=up1_b,
-                up2_w=ct2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2).contiguous(),
-                up2_b=ct2.bias.repeat(4),
+                head=MaskHead(dec, grid),
                 grid=grid,
                 up_h=hs,
                 up_hsum=[h.sum(0) for h in hs],
@@ -250,12 +249,18 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
         idx = range(1)
         iou = iou[:, :1]
     hyper = torch.stack([mlps[i](qf[:, 1 + i]) for i in idx], dim=1)  # (B, C, c2)
-    return _upscale_masks(ws, dec, w, x, carry.result(ws, w.up_last), hyper), iou
+    up1 = carry.result(ws, w.up_last)
+    if up1 is None:  # a layer did not fold: ConvTranspose #1 on the final tokens
+        rows = x.shape[0] * x.shape[1]
+        up1 = ws.get("up1", (rows, w.up1_w.shape[1]), x)
+        up1 = torch.addmm(w.up1_b, x.reshape(rows, -1), w.up1_w, out=up1).view(b, -1, up1.shape[1])
+    return w.head(ws, up1, hyper), iou
 
 
 def _norm4(ws, ln, y, fold, carry: UpconvCarry, w: DecoderWeights, i: int, extra=None):
-    """Layer i's norm4 on y = x + attention output (written into the workspace); records the
-    layer's low-rank terms in ``carry`` (see ``_decoder_carry``)."""
+    """Layer i's norm4 on y = x + attention output; records the layer's low-rank terms in
+    ``carry`` (see ``_decoder_carry``). The output goes to the workspace: ``.out`` costs a copy,
+    but a fresh 4 MiB result faults in new pages whenever the allocator has trimmed the heap."""
     c = y.shape[-1]
     stats = y.shape[:-1] + (1,)
     x, mean, rstd = torch.ops.aten.native_layer_norm.out(
@@ -265,44 +270,3 @@ def _norm4(ws, ln, y, fold, carry: UpconvCarry, w: DecoderWeights, i: int, extra
     )  # fmt: skip
     carry.add_layer(ws, i, w, fold, mean, rstd, extra)
     return x
-
-
-def _upscale_masks(ws, dec, w: DecoderWeights, x, up1, hyper):
-    """output_upscaling + hypernetwork product on channels-last tokens x (B, h*w, 256).
-
-    ``up1`` (B, h*w, 4*c1), the first ConvTranspose's output from the carry (or None).
-    """
-    b = x.shape[0]
-    gh, gw = w.grid
-    ln = dec.output_upscaling[1]
-    c1 = ln.weight.shape[0]
-    c, c2 = hyper.shape[1:]
-    rows = x.shape[0] * x.shape[1]
-    if up1 is not None:
-        y = up1
-    else:
-        y = ws.get("up1", (rows, w.up1_w.shape[1]), x)
-        y = torch.addmm(w.up1_b, x.reshape(rows, -1), w.up1_w, out=y)
-    y = y.view(-1, c1)
-    out = ws.get("up.ln", y.shape, y), ws.get("up.mean", (y.shape[0], 1), y)
-    y = torch.ops.aten.native_layer_norm.out(
-        y, [c1], ln.weight, ln.bias, ln.eps, out0=out[0], out1=out[1],
-        out2=ws.get("up.rstd", (y.shape[0], 1), y),
-    )[0]  # fmt: skip
-    torch._C._nn.gelu_(y)
-    y2 = ws.get("up2", (y.shape[0], w.up2_w.shape[1]), x)
-    y2 = torch.addmm(w.up2_b, y, w.up2_w, out=y2)
-    torch._C._nn.gelu_(y2)  # rows (b, i, j, dy1, dx1), cols (dy2, dx2, c)
-    y2 = y2.view(b, -1, c2)
-    m = torch.bmm(y2, hyper.transpose(1, 2), out=ws.get("up.m", (b, y2.shape[1], c), y2))
-    # rows (i, j, dy1, dx1, dy2, dx2) -> pixels (4i + 2dy1 + dy2, 4j + 2dx1 + dx2)
-    if c > 1:
-        m = m.view(b, gh, gw, 2, 2, 2, 2, c).permute(0, 7, 1, 3, 5, 2, 4, 6)
-        return m.reshape(b, c, 4 * gh, 4 * gw)
-    # one mask: a gather is ~2-3x faster than the 8-d permute copy
-    src = ws.get("up.order", (16 * gh * gw,), torch.empty(0, dtype=torch.long, device=x.device))
-    if ws.get_tag("up.order") != (gh, gw):
-        order = torch.arange(16 * gh * gw, device=x.device).view(gh, gw, 2, 2, 2, 2)
-        src.copy_(order.permute(0, 2, 4, 1, 3, 5).reshape(-1))
-        ws.set_tag("up.order", (gh, gw))
-    return m.view(b, -1).index_select(1, src).view(b, 1, 4 * gh, 4 * gw)

@@ -1,0 +1,67 @@
+"""SAM's mask head after the first ConvTranspose: LayerNorm, GELU, ConvTranspose #2, GELU and
+the hypernetwork product, on channels-last tokens (private; see ``_decoder_kernels``).
+
+``ConvTranspose2d(k=2, s=2)`` is a matmul on channels-last tokens whose columns are the four
+sub-pixels ``(dy, dx)`` times the output channels. The hypernetwork product of the four
+sub-pixels is one matmul against a block-diagonal (4 * c2, 4 * C) matrix (a threaded GEMM
+instead of a single-threaded matrix-vector product). Every MiB-sized result lives in the
+workspace: fresh ones fault in new pages whenever the allocator has trimmed the heap.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _act_(act, x: torch.Tensor) -> torch.Tensor:
+    """``act(x)``, in place for the exact GELU SAM uses."""
+    if isinstance(act, torch.nn.GELU) and act.approximate == "none":
+        return torch._C._nn.gelu_(x)
+    return x.copy_(act(x))
+
+
+class MaskHead:
+    """The part of ``MaskDecoder.output_upscaling`` after ConvTranspose #1, for one weight set."""
+
+    def __init__(self, dec, grid: tuple[int, int]):
+        ups = dec.output_upscaling
+        self.norm, self.act1, ct2, self.act2 = ups[1], ups[2], ups[3], ups[4]
+        self.grid = grid
+        self.c1, self.c2 = ct2.in_channels, ct2.out_channels
+        with torch.inference_mode():
+            w2 = ct2.weight.permute(0, 2, 3, 1).reshape(self.c1, 4 * self.c2)  # cols (dy, dx, c)
+            self.up2_w = w2.contiguous()
+            self.up2_b = ct2.bias.repeat(4)
+
+    def __call__(self, ws, up1: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
+        """``up1`` (B, h*w, 4*c1) ConvTranspose #1's output (bias included), ``hyper`` (B, C, c2)
+        the hypernetwork outputs -> fresh low-res mask logits (B, C, 4h, 4w)."""
+        b = up1.shape[0]
+        gh, gw = self.grid
+        c, c1, c2 = hyper.shape[1], self.c1, self.c2
+        y = up1.reshape(-1, c1)  # rows (b, i, j, dy1, dx1)
+        rows = y.shape[0]
+        ln = self.norm
+        y = torch.ops.aten.native_layer_norm.out(
+            y, [c1], ln.weight, ln.bias, ln.eps, out0=ws.get("up.ln", y.shape, y),
+            out1=ws.get("up.mean", (rows, 1), y), out2=ws.get("up.rstd", (rows, 1), y),
+        )[0]  # fmt: skip
+        y = _act_(self.act1, y)
+        y2 = torch.addmm(self.up2_b, y, self.up2_w, out=ws.get("up2", (rows, 4 * c2), y))
+        y2 = _act_(self.act2, y2).view(b, -1, 4 * c2)  # cols (dy2, dx2, channel)
+        bd = hyper.new_zeros(b, 4, c, 4, c2)  # block-diagonal, stored transposed
+        for k in range(4):
+            bd[:, k, :, k] = hyper
+        bd = bd.view(b, 4 * c, 4 * c2)
+        m = torch.bmm(y2, bd.transpose(1, 2), out=ws.get("up.m", (b, y2.shape[1], 4 * c), y2))
+        # rows (i, j, dy1, dx1), cols (dy2, dx2, mask) -> pixels (4i + 2dy1 + dy2, 4j + 2dx1 + dx2)
+        if c > 1:
+            m = m.view(b, gh, gw, 2, 2, 2, 2, c).permute(0, 7, 1, 3, 5, 2, 4, 6)
+            return m.reshape(b, c, 4 * gh, 4 * gw)
+        # one mask: a gather is ~2-3x faster than the 8-d permute copy
+        src = ws.get("up.order", (16 * gh * gw,), torch.empty(0, dtype=torch.long, device=y.device))
+        if ws.get_tag("up.order") != (gh, gw):
+            order = torch.arange(16 * gh * gw, device=y.device).view(gh, gw, 2, 2, 2, 2)
+            src.copy_(order.permute(0, 2, 4, 1, 3, 5).reshape(-1))
+            ws.set_tag("up.order", (gh, gw))
+        return m.view(b, -1).index_select(1, src).view(b, 1, 4 * gh, 4 * gw)
