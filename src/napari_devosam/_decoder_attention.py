@@ -13,6 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ._workspace import softmax_into
+
 
 def _heads(attn) -> tuple[int, int]:
     h = attn.num_heads
@@ -28,46 +30,6 @@ def _split(x: torch.Tensor, attn) -> torch.Tensor:
     """(..., m, heads*d) -> (..., heads, m, d) contiguous."""
     h, d = _heads(attn)
     return x.unflatten(-1, (h, d)).transpose(-3, -2).contiguous()
-
-
-class Workspace:
-    """Scratch tensors reused between clicks.
-
-    Fresh multi-MiB temporaries every click come back from the OS as new pages: ~5000 page
-    faults, ~8 ms per click on this kind of VM. Reusing them avoids that. Not thread-safe: one
-    decode at a time per workspace. Nothing handed back to the caller lives here.
-    """
-
-    max_buffers = 64  # different prompt counts need different shapes; bound the total
-
-    def __init__(self):
-        self._bufs: dict[tuple, torch.Tensor] = {}
-        self._tags: dict[str, object] = {}  # what a buffer's contents were made for
-
-    def get(self, name: str, shape, like: torch.Tensor) -> torch.Tensor:
-        key = (name, tuple(shape), like.dtype, like.device)
-        t = self._bufs.get(key)
-        if t is None:
-            if len(self._bufs) >= self.max_buffers:
-                self.clear()
-            t = self._bufs[key] = torch.empty(key[1], dtype=like.dtype, device=like.device)
-        return t
-
-    def get_tag(self, name: str):
-        """What ``set_tag`` recorded for ``name`` since the last clear (None if nothing)."""
-        return self._tags.get(name)
-
-    def set_tag(self, name: str, value) -> None:
-        self._tags[name] = value
-
-    def clear(self) -> None:
-        self._bufs.clear()
-        self._tags.clear()
-
-
-def _softmax(ws: Workspace, name: str, x: torch.Tensor, dim: int) -> torch.Tensor:
-    out = ws.get(name, x.shape, x)
-    return torch.ops.aten._softmax.out(x, dim, False, out=out)
 
 
 # ---- attention variants ------------------------------------------------------------------
@@ -90,7 +52,7 @@ def _tok_to_img_cached(ws, attn, q_tok, k, v, mask=None):
     if mask is not None:
         gt, wk, wv, bv = mask
         s.view(b, h * n, hw).baddbmm_((q @ wk.view(h, d, -1)).flatten(1, 2), gt)
-    p = _softmax(ws, "t2i0.p", s, -1)
+    p = softmax_into(ws, "t2i0.p", s, -1)
     o = p @ v  # (B, h, n, d)
     if mask is not None:
         pg = torch.bmm(p.flatten(1, 2), gt.transpose(1, 2)).view(*p.shape[:3], -1)  # (B,h,n,r)
@@ -115,7 +77,7 @@ def _tok_to_img_folded(ws, attn, q_tok, x, pe_k):
     wk = attn.k_proj.weight.view(h, d, c)
     qk = torch.einsum("bnhd,hdc->bhnc", q, wk).reshape(b, h * n, c)
     s = s.view(b, h * n, hw).baddbmm_(qk, x.transpose(1, 2))
-    z = (_softmax(ws, "t2i.p", s, -1) @ x).view(b, h, n, c)
+    z = (softmax_into(ws, "t2i.p", s, -1) @ x).view(b, h, n, c)
     wv = attn.v_proj.weight.view(h, d, c)
     o = torch.einsum("bhnc,hdc->bnhd", z, wv).reshape(b, n, h * d) + attn.v_proj.bias
     return F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
@@ -178,7 +140,7 @@ def _img_to_tok_cached(ws, attn, q_img, k_tok, v_tok, residual, mask=None, terms
         s.view(b, h * n, hw).baddbmm_((k @ wq.view(h, d, -1)).flatten(1, 2), gt)
         s.add_(k @ bq.view(h, d, 1))
     # softmax over the few tokens with hw innermost: far faster than a short last dim
-    probs = _softmax(ws, "i2t.p0", s, -2)
+    probs = softmax_into(ws, "i2t.p0", s, -2)
     return _img_to_tok_values(ws, attn, v_tok, probs, residual, terms=terms)
 
 
@@ -198,5 +160,5 @@ def _img_to_tok_folded(ws, attn, x, pe_q, k_tok, v_tok):
         k.transpose(1, 2), pe_q.transpose(-1, -2), out=ws.get("i2t.s", (b, h, n, hw), x)
     )
     s.view(b, h * n, hw).baddbmm_(a, x.transpose(1, 2))
-    probs = _softmax(ws, "i2t.p", s, -2)
+    probs = softmax_into(ws, "i2t.p", s, -2)
     return _img_to_tok_values(ws, attn, v_tok, probs, x, inplace=True)

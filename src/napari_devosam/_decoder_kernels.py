@@ -35,7 +35,6 @@ import torch
 import torch.nn.functional as F
 
 from ._decoder_attention import (
-    Workspace,
     _fold_pays,
     _img_to_tok_cached,
     _img_to_tok_folded,
@@ -45,8 +44,9 @@ from ._decoder_attention import (
 )
 from ._decoder_carry import UpconvCarry
 from ._mask_head import MaskHead
-from ._mask_prompt import mask_features
+from ._mask_prompt import MaskFeatures
 from ._packed_mlp import PackedMLP
+from ._workspace import Workspace, layer_norm_into
 
 
 @dataclass
@@ -81,6 +81,7 @@ class DecoderWeights:
     pe_i2t: list
     pe_final: torch.Tensor
     mlps: list  # PackedMLP per layer
+    mask_features: MaskFeatures  # mask_downscaling[:-1]
 
     @classmethod
     def from_sam(cls, sam) -> DecoderWeights:
@@ -132,6 +133,7 @@ class DecoderWeights:
                                  for layer in dec.transformer.layers[1:]],
                 pe_final=_pe_proj(pe, dec.transformer.final_attn_token_to_image, "k_proj"),
                 mlps=[PackedMLP(layer.mlp) for layer in dec.transformer.layers],
+                mask_features=MaskFeatures(pe_enc),
             )  # fmt: skip
 
 
@@ -188,7 +190,7 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
     if mask_input is not None:
         # the mask enters layer 0's keys through a 1x1 conv from 16 channels g: every effect
         # of it is a rank-16 term, and none of the (hw, C) tensors is formed
-        g = mask_features(sam.prompt_encoder, mask_input).transpose(1, 2)  # (B, 16, hw)
+        g = w.mask_features(mask_input)  # (B, 16, hw)
         ones = torch.ones(b, 1, g.shape[-1], dtype=g.dtype, device=g.device)
         # the residual: keys + g @ mask_w.T + mask_b - no_mask
         residual_terms = (
@@ -259,14 +261,8 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
 
 def _norm4(ws, ln, y, fold, carry: UpconvCarry, w: DecoderWeights, i: int, extra=None):
     """Layer i's norm4 on y = x + attention output; records the layer's low-rank terms in
-    ``carry`` (see ``_decoder_carry``). The output goes to the workspace: ``.out`` costs a copy,
-    but a fresh 4 MiB result faults in new pages whenever the allocator has trimmed the heap."""
-    c = y.shape[-1]
-    stats = y.shape[:-1] + (1,)
-    x, mean, rstd = torch.ops.aten.native_layer_norm.out(
-        y, [c], ln.weight, ln.bias, ln.eps,
-        out0=ws.get(f"norm4.x{i % 2}", y.shape, y),  # y lives in the other one (or is fresh)
-        out1=ws.get(f"norm4.mean{i}", stats, y), out2=ws.get(f"norm4.rstd{i}", stats, y),
-    )  # fmt: skip
+    ``carry`` (see ``_decoder_carry``). The output buffers alternate with the layer's parity:
+    ``y`` is the previous layer's output, updated in place."""
+    x, mean, rstd = layer_norm_into(ws, f"norm4.{i % 2}", y, ln)  # y is in the other one
     carry.add_layer(ws, i, w, fold, mean, rstd, extra)
     return x

@@ -4,18 +4,31 @@ the hypernetwork product, on channels-last tokens (private; see ``_decoder_kerne
 ``ConvTranspose2d(k=2, s=2)`` is a matmul on channels-last tokens whose columns are the four
 sub-pixels ``(dy, dx)`` times the output channels. The hypernetwork product of the four
 sub-pixels is one matmul against a block-diagonal (4 * c2, 4 * C) matrix (a threaded GEMM
-instead of a single-threaded matrix-vector product). Every MiB-sized result lives in the
-workspace: fresh ones fault in new pages whenever the allocator has trimmed the heap.
+instead of a single-threaded matrix-vector product).
+
+On a CPU with oneDNN, ConvTranspose #2 runs as a pre-packed linear with its bias and the exact
+GELU fused (bit-identical to ``addmm`` + ``gelu`` here), on blocks of rows: oneDNN returns a
+fresh tensor, and a 2 MiB block is recycled from block to block (and stays in cache for the
+hypernetwork product) where one 8 MiB result would fault in new pages whenever the allocator
+has trimmed the heap. Everything else MiB-sized lives in the workspace.
 """
 
 from __future__ import annotations
 
 import torch
 
+from ._workspace import layer_norm_into
+
+BLOCK_ROWS = 4096  # rows of (sub-pixel, c1) per fused ConvTranspose #2 call
+
+
+def _exact_gelu(act) -> bool:
+    return isinstance(act, torch.nn.GELU) and act.approximate == "none"
+
 
 def _act_(act, x: torch.Tensor) -> torch.Tensor:
     """``act(x)``, in place for the exact GELU SAM uses."""
-    if isinstance(act, torch.nn.GELU) and act.approximate == "none":
+    if _exact_gelu(act):
         return torch._C._nn.gelu_(x)
     return x.copy_(act(x))
 
@@ -32,6 +45,17 @@ class MaskHead:
             w2 = ct2.weight.permute(0, 2, 3, 1).reshape(self.c1, 4 * self.c2)  # cols (dy, dx, c)
             self.up2_w = w2.contiguous()
             self.up2_b = ct2.bias.repeat(4)
+            self._packed = self._pack(w2.t().contiguous())
+
+    def _pack(self, weight):
+        """oneDNN's packed ConvTranspose #2 (fused bias + exact GELU), or None."""
+        cpu32 = weight.device.type == "cpu" and weight.dtype == torch.float32
+        if not (cpu32 and _exact_gelu(self.act2) and torch.backends.mkldnn.is_available()):
+            return None
+        try:
+            return torch.ops.mkldnn._reorder_linear_weight(weight, BLOCK_ROWS)
+        except (RuntimeError, AttributeError):  # op missing in this torch build
+            return None
 
     def __call__(self, ws, up1: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
         """``up1`` (B, h*w, 4*c1) ConvTranspose #1's output (bias included), ``hyper`` (B, C, c2)
@@ -41,19 +65,27 @@ class MaskHead:
         c, c1, c2 = hyper.shape[1], self.c1, self.c2
         y = up1.reshape(-1, c1)  # rows (b, i, j, dy1, dx1)
         rows = y.shape[0]
-        ln = self.norm
-        y = torch.ops.aten.native_layer_norm.out(
-            y, [c1], ln.weight, ln.bias, ln.eps, out0=ws.get("up.ln", y.shape, y),
-            out1=ws.get("up.mean", (rows, 1), y), out2=ws.get("up.rstd", (rows, 1), y),
-        )[0]  # fmt: skip
+        y = layer_norm_into(ws, "up.ln", y, self.norm)[0]
         y = _act_(self.act1, y)
-        y2 = torch.addmm(self.up2_b, y, self.up2_w, out=ws.get("up2", (rows, 4 * c2), y))
-        y2 = _act_(self.act2, y2).view(b, -1, 4 * c2)  # cols (dy2, dx2, channel)
         bd = hyper.new_zeros(b, 4, c, 4, c2)  # block-diagonal, stored transposed
         for k in range(4):
             bd[:, k, :, k] = hyper
         bd = bd.view(b, 4 * c, 4 * c2)
-        m = torch.bmm(y2, bd.transpose(1, 2), out=ws.get("up.m", (b, y2.shape[1], 4 * c), y2))
+        m = ws.get("up.m", (b, rows // b, 4 * c), y)
+        if self._packed is not None and y.device.type == "cpu":
+            linear = torch.ops.mkldnn._linear_pointwise
+            per = rows // b
+            for i in range(b):
+                for j in range(0, per, BLOCK_ROWS):
+                    k = min(j + BLOCK_ROWS, per)
+                    y2 = linear(
+                        y[i * per + j : i * per + k], self._packed, self.up2_b, "gelu", [], "none"
+                    )
+                    torch.mm(y2, bd[i].t(), out=m[i, j:k])
+        else:
+            y2 = torch.addmm(self.up2_b, y, self.up2_w, out=ws.get("up2", (rows, 4 * c2), y))
+            y2 = _act_(self.act2, y2).view(b, -1, 4 * c2)  # cols (dy2, dx2, channel)
+            m = torch.bmm(y2, bd.transpose(1, 2), out=m)
         # rows (i, j, dy1, dx1), cols (dy2, dx2, mask) -> pixels (4i + 2dy1 + dy2, 4j + 2dx1 + dx2)
         if c > 1:
             m = m.view(b, gh, gw, 2, 2, 2, 2, c).permute(0, 7, 1, 3, 5, 2, 4, 6)

@@ -1,10 +1,12 @@
 """A mask prompt's 16-channel features for the fast SAM decoder (private).
 
 ``PromptEncoder.mask_downscaling`` is conv(2x2, stride 2) -> LayerNorm2d -> GELU, twice, then a
-1x1 conv to 256 channels. Strided 2x2 convolutions are matmuls on non-overlapping patches, and
-LayerNorm2d is a LayerNorm over channels, so on channels-last pixels the first six modules are
-two (matmul, layer_norm, gelu) steps: 6 native ops instead of ~20 with (B, C, H, W) temporaries.
-The last 1x1 conv is folded into the decoder's weights (``_decoder_kernels.DecoderWeights``).
+1x1 conv to 256 channels; the last conv is folded into the decoder's weights
+(``_decoder_kernels.DecoderWeights``). LayerNorm2d normalises each pixel over the channels.
+Subtracting the channel mean is linear, so it is folded into each conv's weights and bias
+(``conv(x) - mean_c conv(x)`` = a conv with centred weights); what remains per stage is one
+conv, the variance over channels and three in-place passes. ~2x faster than the stock modules,
+which form ~10 temporaries per stage.
 """
 
 from __future__ import annotations
@@ -13,29 +15,34 @@ import torch
 import torch.nn.functional as F
 
 
-def _patch_conv(x: torch.Tensor, conv, b: int, h: int, w: int) -> torch.Tensor:
-    """Channels-last pixels x (b*h*w, c) -> conv(2x2, stride 2) -> (b*(h/2)*(w/2), out)."""
-    c = x.shape[-1]
-    patches = x.view(b, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 2, 4, 5)
-    patches = patches.reshape(-1, 4 * c)  # columns (dy, dx, c)
-    weight = conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, 4 * c)
-    return torch.addmm(conv.bias, patches, weight.t())
+class MaskFeatures:
+    """``mask_downscaling[:-1]`` of one prompt encoder with precomputed centred convs."""
 
+    def __init__(self, prompt_encoder):
+        md = prompt_encoder.mask_downscaling
+        self._stages = []
+        with torch.inference_mode():
+            for conv, norm, act in ((md[0], md[1], md[2]), (md[3], md[4], md[5])):
+                w = conv.weight - conv.weight.mean(0, keepdim=True)
+                b = conv.bias - conv.bias.mean()
+                shape, nw, nb = (1, -1, 1, 1), norm.weight, norm.bias
+                self._stages.append(
+                    (w, b, conv.stride, nw.view(shape), nb.view(shape), norm.eps, act)
+                )
 
-def _norm_act(x: torch.Tensor, norm, act) -> torch.Tensor:
-    x = F.layer_norm(x, (x.shape[-1],), norm.weight, norm.bias, norm.eps)
-    return F.gelu(x, approximate=getattr(act, "approximate", "none"))
+    def __call__(self, mask_input: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 4h, 4w) low-res logits -> (B, 16, h*w), channels first.
 
-
-def mask_features(prompt_encoder, mask_input: torch.Tensor) -> torch.Tensor:
-    """(B, 1, 4h, 4w) low-res logits -> (B, h*w, 16): ``mask_downscaling[:-1]``, channels last.
-
-    Equal (to float rounding) to ``mask_downscaling[:-1](mask_input).flatten(2).transpose(1, 2)``.
-    """
-    md = prompt_encoder.mask_downscaling
-    b, _, hh, ww = mask_input.shape
-    x = _patch_conv(mask_input.reshape(-1, 1), md[0], b, hh, ww)
-    x = _norm_act(x, md[1], md[2])
-    x = _patch_conv(x, md[3], b, hh // 2, ww // 2)
-    x = _norm_act(x, md[4], md[5])
-    return x.view(b, (hh // 4) * (ww // 4), -1)
+        Equal (to float rounding) to ``mask_downscaling[:-1](mask_input).flatten(2)``.
+        """
+        x = mask_input
+        for w, b, stride, gamma, beta, eps, act in self._stages:
+            x = F.conv2d(x, w, b, stride=stride)  # centred over channels
+            var = x.square().mean(1, keepdim=True)
+            x.mul_(var.add_(eps).rsqrt_())
+            x = torch.addcmul(beta, x, gamma, out=x)
+            if isinstance(act, torch.nn.GELU) and act.approximate == "none":
+                torch._C._nn.gelu_(x)
+            else:
+                x = act(x)
+        return x.flatten(2)
