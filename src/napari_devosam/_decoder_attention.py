@@ -38,9 +38,9 @@ def _split(x: torch.Tensor, attn) -> torch.Tensor:
 def _tok_to_img_cached(ws, attn, q_tok, k, v, mask=None):
     """Tokens attend to image keys/values already projected: k, v (..., heads, hw, d).
 
-    ``mask = (gT (B, r, hw), wk (h*d, r), wv (h*d, r), bv (h*d,))`` adds a rank-r term to the
-    keys (``g @ wk.T``; their bias only shifts each softmax row) and values (``g @ wv.T + bv``)
-    without forming them.
+    ``mask = (g1 (B, r + 1, hw), wk (h*d, r + 1), wv (h*d, r + 1))`` adds rank-r terms to the
+    keys (``g1.mT @ wk.T``) and values (``g1.mT @ wv.T``) without forming them; g1's last row is
+    ones, so the last columns of wk, wv are biases (a key bias only shifts softmax rows).
     """
     h, d = _heads(attn)
     q = _split(F.linear(q_tok, attn.q_proj.weight, attn.q_proj.bias), attn)  # (B, h, n, d)
@@ -50,13 +50,13 @@ def _tok_to_img_cached(ws, attn, q_tok, k, v, mask=None):
     # scores in the workspace: fresh MiB-sized tensors can page-fault (see Workspace)
     s = torch.matmul(q, k.transpose(-1, -2), out=ws.get("t2i0.s", (b, h, n, hw), q))
     if mask is not None:
-        gt, wk, wv, bv = mask
-        s.view(b, h * n, hw).baddbmm_((q @ wk.view(h, d, -1)).flatten(1, 2), gt)
+        g1, wk, wv = mask
+        s.view(b, h * n, hw).baddbmm_((q @ wk.view(h, d, -1)).flatten(1, 2), g1)
     p = softmax_into(ws, "t2i0.p", s, -1)
     o = p @ v  # (B, h, n, d)
-    if mask is not None:
-        pg = torch.bmm(p.flatten(1, 2), gt.transpose(1, 2)).view(*p.shape[:3], -1)  # (B,h,n,r)
-        o = o + pg @ wv.view(h, d, -1).transpose(-1, -2) + bv.view(h, 1, d)
+    if mask is not None:  # probabilities sum to 1: the ones row of g1 adds the value bias
+        pg = torch.bmm(p.flatten(1, 2), g1.transpose(1, 2)).view(*p.shape[:3], -1)  # (B,h,n,r)
+        o = o + pg @ wv.view(h, d, -1).transpose(-1, -2)
     return F.linear(o.transpose(1, 2).flatten(2), attn.out_proj.weight, attn.out_proj.bias)
 
 
@@ -126,8 +126,9 @@ def _img_to_tok_cached(ws, attn, q_img, k_tok, v_tok, residual, mask=None, terms
     """Image tokens (queries already projected, (B|1, h, hw, d)) attend to the prompt tokens;
     returns ``residual`` + the attention output as :func:`_img_to_tok_values`.
 
-    ``mask = (gT (B, r, hw), wq (h*d, r), bq (h*d,))`` adds ``g @ wq.T + bq`` to the queries
-    without forming them. ``terms``: extra low-rank terms of y (:func:`_img_to_tok_values`).
+    ``mask = (g1 (B, r + 1, hw), wq (h*d, r + 1))`` adds ``g1.mT @ wq.T`` (the last row of g1 is
+    ones: a bias) to the queries without forming them. ``terms``: extra low-rank terms of y
+    (:func:`_img_to_tok_values`).
     """
     h, d = _heads(attn)
     k = _split(F.linear(k_tok, attn.k_proj.weight, attn.k_proj.bias), attn)  # (B, h, n, d)
@@ -136,9 +137,8 @@ def _img_to_tok_cached(ws, attn, q_img, k_tok, v_tok, residual, mask=None, terms
     hw = q_img.shape[-2]
     s = torch.matmul(k, q_img.transpose(-1, -2), out=ws.get("i2t0.s", (b, h, n, hw), k))
     if mask is not None:
-        gt, wq, bq = mask
-        s.view(b, h * n, hw).baddbmm_((k @ wq.view(h, d, -1)).flatten(1, 2), gt)
-        s.add_(k @ bq.view(h, d, 1))
+        g1, wq = mask
+        s.view(b, h * n, hw).baddbmm_((k @ wq.view(h, d, -1)).flatten(1, 2), g1)
     # softmax over the few tokens with hw innermost: far faster than a short last dim
     probs = softmax_into(ws, "i2t.p0", s, -2)
     return _img_to_tok_values(ws, attn, v_tok, probs, residual, terms=terms)

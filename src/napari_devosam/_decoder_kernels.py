@@ -67,12 +67,11 @@ class DecoderWeights:
     up_const: list[torch.Tensor]  # beta_(l-1) @ H_l (0 for l = 0)
     up_last: torch.Tensor  # beta_last @ up1_w + up1_b
     # a mask prompt adds g @ mask_w.T + mask_b - no_mask to layer 0's keys (g: 16 channels);
-    # its effect on layer 0's projections and on ConvTranspose #1 (each (out, 16) and (out,)):
+    # its effect on layer 0's projections, as (out, 17) maps of [g; 1] (bias in the last
+    # column; the key bias only shifts softmax rows), and on ConvTranspose #1:
     mask_k: torch.Tensor
     mask_v: torch.Tensor
-    mask_vb: torch.Tensor
     mask_q: torch.Tensor
-    mask_qb: torch.Tensor
     mask_up: torch.Tensor  # (16, 4 * c1)
     mask_upb: torch.Tensor  # (4 * c1,)
     # the PE's share of the image-side keys / queries of layers 1.. and the final attention,
@@ -120,11 +119,9 @@ class DecoderWeights:
                 up_hsum=[h.sum(0) for h in hs],
                 up_const=const,
                 up_last=norms[-1].bias @ up1_w + up1_b,
-                mask_k=t2i0.k_proj.weight @ mask_w,
-                mask_v=t2i0.v_proj.weight @ mask_w,
-                mask_vb=t2i0.v_proj.weight @ delta_b,
-                mask_q=i2t0.q_proj.weight @ mask_w,
-                mask_qb=i2t0.q_proj.weight @ delta_b,
+                mask_k=_with_bias(t2i0.k_proj.weight @ mask_w, None),
+                mask_v=_with_bias(t2i0.v_proj.weight @ mask_w, t2i0.v_proj.weight @ delta_b),
+                mask_q=_with_bias(i2t0.q_proj.weight @ mask_w, i2t0.q_proj.weight @ delta_b),
                 mask_up=mask_w.t() @ hs[0],
                 mask_upb=delta_b @ hs[0],
                 pe_t2i=[None] + [_pe_proj(pe, layer.cross_attn_token_to_image, "k_proj")
@@ -135,6 +132,12 @@ class DecoderWeights:
                 mlps=[PackedMLP(layer.mlp) for layer in dec.transformer.layers],
                 mask_features=MaskFeatures(pe_enc),
             )  # fmt: skip
+
+
+def _with_bias(w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """(out, r) map and (out,) bias -> (out, r + 1) map of [g; 1] (zero bias if None)."""
+    b = torch.zeros_like(w[:, :1]) if b is None else b[:, None]
+    return torch.cat([w, b], dim=1)
 
 
 def _pe_proj(pe, attn, name: str) -> torch.Tensor:
@@ -192,13 +195,12 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
         # of it is a rank-16 term, and none of the (hw, C) tensors is formed
         g = w.mask_features(mask_input)  # (B, 16, hw)
         ones = torch.ones(b, 1, g.shape[-1], dtype=g.dtype, device=g.device)
+        g1 = torch.cat([g, ones], dim=1)  # (B, 17, hw): [g; 1] carries the biases
         # the residual: keys + g @ mask_w.T + mask_b - no_mask
-        residual_terms = (
-            torch.cat([g, ones], dim=1),
-            torch.cat([w.mask_w.t(), (w.mask_b - w.no_mask)[None]]).expand(b, -1, -1),
-        )
-        mask_t2i = (g, w.mask_k, w.mask_v, w.mask_vb)
-        mask_i2t = (g, w.mask_q, w.mask_qb)
+        mw = torch.cat([w.mask_w.t(), (w.mask_b - w.no_mask)[None]]).expand(b, -1, -1)
+        residual_terms = (g1, mw)
+        mask_t2i = (g1, w.mask_k, w.mask_v)
+        mask_i2t = (g1, w.mask_q)
         extra = (g, w.mask_up, w.mask_upb)
 
     # layer 0: image-side projections come from the cache
