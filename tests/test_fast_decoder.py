@@ -198,3 +198,15 @@ def test_vit_b_masks_equal_sam_predictor(vit_b, seed):
         torch.testing.assert_close(iou, ref_iou, rtol=1e-3, atol=1e-3)
         torch.testing.assert_close(low, ref_low, rtol=1e-3, atol=1e-3)
         prev = low[:, :1]
+
+
+def test_upscale_into_a_given_buffer(setup):
+    sam, _, _, dec = setup
+    low = torch.randn(2, 1, 64, 64, generator=torch.Generator().manual_seed(6))
+    original_size = (120, 77)
+    input_size = SamPredictor(sam).transform.get_preprocess_shape(*original_size, 256)
+    out = torch.full((2, 1, *original_size), float("nan"))
+    got = dec.upscale(low, input_size, original_size, out=out)
+    assert got.data_ptr() == out.data_ptr()
+    ref = sam.postprocess_masks(low, input_size, original_size)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
