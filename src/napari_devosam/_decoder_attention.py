@@ -83,7 +83,9 @@ def _tok_to_img_folded(ws, attn, q_tok, x, pe_k):
     return F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
 
 
-def _img_to_tok_values(ws, attn, v_tok, probs, residual, inplace=False, terms=None):
+def _img_to_tok_values(
+    ws, attn, v_tok, probs, residual, inplace=False, terms=None, out_name="i2t.o"
+):
     """probs (B, h, n, hw) -> ``residual`` (B|1, hw, C) + attention output incl. out_proj.
 
     Folded when it pays: returns ``(y, fold)`` with ``fold = (probs (B, h*n, hw), m (B, h*n,
@@ -91,6 +93,7 @@ def _img_to_tok_values(ws, attn, v_tok, probs, residual, inplace=False, terms=No
     on every row: each head's probabilities over the tokens sum to 1). Otherwise ``fold`` is
     None. ``inplace``: ``residual`` (B, hw, C) may be overwritten (saves a copy). ``terms =
     (cols (B, r, hw), rows (B, r, C))`` adds ``cols.mT @ rows`` to y (in the same product).
+    ``out_name``: the workspace buffer for y when not ``inplace``.
     """
     h, d = _heads(attn)
     b, n, c = v_tok.shape
@@ -108,9 +111,9 @@ def _img_to_tok_values(ws, attn, v_tok, probs, residual, inplace=False, terms=No
             ma = torch.cat([m, terms[1]], dim=1)
         if inplace:
             return residual.baddbmm_(pa.transpose(1, 2), ma), (p, m)
-        out = ws.get("i2t.o", (b, hw, c), v_tok)
+        out = ws.get(out_name, (b, hw, c), v_tok)
         return torch.baddbmm(residual, pa.transpose(1, 2), ma, out=out), (p, m)
-    out = ws.get("i2t.o", (b, hw, c), v_tok)
+    out = ws.get(out_name, (b, hw, c), v_tok)
     o = probs.transpose(-1, -2) @ v.transpose(1, 2)  # (B, h, hw, d)
     out = torch.addmm(
         attn.out_proj.bias, o.transpose(1, 2).reshape(b * hw, h * d), attn.out_proj.weight.t(),
@@ -122,7 +125,9 @@ def _img_to_tok_values(ws, attn, v_tok, probs, residual, inplace=False, terms=No
     return out, None
 
 
-def _img_to_tok_cached(ws, attn, q_img, k_tok, v_tok, residual, mask=None, terms=None):
+def _img_to_tok_cached(
+    ws, attn, q_img, k_tok, v_tok, residual, mask=None, terms=None, out_name="i2t.o"
+):
     """Image tokens (queries already projected, (B|1, h, hw, d)) attend to the prompt tokens;
     returns ``residual`` + the attention output as :func:`_img_to_tok_values`.
 
@@ -141,7 +146,7 @@ def _img_to_tok_cached(ws, attn, q_img, k_tok, v_tok, residual, mask=None, terms
         s.view(b, h * n, hw).baddbmm_((k @ wq.view(h, d, -1)).flatten(1, 2), g1)
     # softmax over the few tokens with hw innermost: far faster than a short last dim
     probs = softmax_into(ws, "i2t.p0", s, -2)
-    return _img_to_tok_values(ws, attn, v_tok, probs, residual, terms=terms)
+    return _img_to_tok_values(ws, attn, v_tok, probs, residual, terms=terms, out_name=out_name)
 
 
 def _img_to_tok_folded(ws, attn, x, pe_q, k_tok, v_tok):

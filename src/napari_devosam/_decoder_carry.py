@@ -66,8 +66,9 @@ class UpconvCarry:
         self._cols.append(pa)
         self._rows.append(torch.cat(rows, dim=1))
 
-    def result(self, ws, up_last: torch.Tensor) -> torch.Tensor | None:
-        """(B, hw, C') = final tokens @ up1_w + up1_b, or None if a layer did not fold."""
+    def result(self, ws, up_last: torch.Tensor, out_name: str = "carry.out") -> torch.Tensor | None:
+        """(B, hw, C') = final tokens @ up1_w + up1_b (in workspace buffer ``out_name``), or None
+        if a layer did not fold."""
         if not self.valid or not self._cols:
             return None
         cols, rows = self._cols, self._rows
@@ -78,6 +79,6 @@ class UpconvCarry:
         else:
             pa = cols[0]
         ma = torch.cat(rows, dim=1)
-        out = ws.get("carry.out", (b, hw, ma.shape[-1]), pa)
+        out = ws.get(out_name, (b, hw, ma.shape[-1]), pa)
         out = torch.baddbmm(self.base, pa.transpose(1, 2), ma, out=out)
         return torch.addcmul(up_last, out, self._scale, out=out)

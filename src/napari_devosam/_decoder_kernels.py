@@ -46,7 +46,7 @@ from ._decoder_carry import UpconvCarry
 from ._mask_head import MaskHead
 from ._mask_prompt import MaskFeatures
 from ._packed_mlp import PackedMLP
-from ._workspace import Workspace, layer_norm_into
+from ._workspace import SLOTS, Workspace, layer_norm_into
 
 
 @dataclass
@@ -193,9 +193,10 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
     if mask_input is not None:
         # the mask enters layer 0's keys through a 1x1 conv from 16 channels g: every effect
         # of it is a rank-16 term, and none of the (hw, C) tensors is formed
-        g = w.mask_features(mask_input)  # (B, 16, hw)
+        g = w.mask_features(mask_input, ws)  # (B, 16, hw)
         ones = torch.ones(b, 1, g.shape[-1], dtype=g.dtype, device=g.device)
-        g1 = torch.cat([g, ones], dim=1)  # (B, 17, hw): [g; 1] carries the biases
+        g1 = ws.get("mask.g1", (b, g.shape[1] + 1, g.shape[2]), g)
+        g1 = torch.cat([g, ones], dim=1, out=g1)  # (B, 17, hw): [g; 1] carries the biases
         # the residual: keys + g @ mask_w.T + mask_b - no_mask
         mw = torch.cat([w.mask_w.t(), (w.mask_b - w.no_mask)[None]]).expand(b, -1, -1)
         residual_terms = (g1, mw)
@@ -213,7 +214,9 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
     q = layer0.norm1(q)
     q = layer0.norm2(q + _tok_to_img_cached(ws, t2i0, q + qpe, img.k0, img.v0, mask_t2i))
     q = layer0.norm3(q + w.mlps[0](q))
-    y, fold = _img_to_tok_cached(ws, i2t0, img.q0, q + qpe, q, img.x0, mask_i2t, residual_terms)
+    y, fold = _img_to_tok_cached(
+        ws, i2t0, img.q0, q + qpe, q, img.x0, mask_i2t, residual_terms, out_name=SLOTS[0]
+    )
     carry = UpconvCarry(img.c0)
     x = _norm4(ws, layer0.norm4, y, fold, carry, w, 0, extra)
 
@@ -253,18 +256,19 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
         idx = range(1)
         iou = iou[:, :1]
     hyper = torch.stack([mlps[i](qf[:, 1 + i]) for i in idx], dim=1)  # (B, C, c2)
-    up1 = carry.result(ws, w.up_last)
+    x_slot = SLOTS[1 - (len(tr.layers) - 1) % 2]  # x is dead from here on: reuse its slot
+    up1 = carry.result(ws, w.up_last, SLOTS[0] if x_slot == SLOTS[1] else SLOTS[1])
     if up1 is None:  # a layer did not fold: ConvTranspose #1 on the final tokens
         rows = x.shape[0] * x.shape[1]
         up1 = ws.get("up1", (rows, w.up1_w.shape[1]), x)
         up1 = torch.addmm(w.up1_b, x.reshape(rows, -1), w.up1_w, out=up1).view(b, -1, up1.shape[1])
-    return w.head(ws, up1, hyper), iou
+    return w.head(ws, up1, hyper, ln_name=x_slot), iou
 
 
 def _norm4(ws, ln, y, fold, carry: UpconvCarry, w: DecoderWeights, i: int, extra=None):
     """Layer i's norm4 on y = x + attention output; records the layer's low-rank terms in
-    ``carry`` (see ``_decoder_carry``). The output buffers alternate with the layer's parity:
-    ``y`` is the previous layer's output, updated in place."""
-    x, mean, rstd = layer_norm_into(ws, f"norm4.{i % 2}", y, ln)  # y is in the other one
+    ``carry`` (see ``_decoder_carry``). Layer 0's y is in ``SLOTS[0]``, layer i's output goes
+    to ``SLOTS[1 - i % 2]`` and becomes layer i+1's y (updated in place)."""
+    x, mean, rstd = layer_norm_into(ws, SLOTS[1 - i % 2], y, ln)  # y is in the other slot
     carry.add_layer(ws, i, w, fold, mean, rstd, extra)
     return x

@@ -57,15 +57,16 @@ class MaskHead:
         except (RuntimeError, AttributeError):  # op missing in this torch build
             return None
 
-    def __call__(self, ws, up1: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
+    def __call__(self, ws, up1, hyper, ln_name: str = "up.ln") -> torch.Tensor:
         """``up1`` (B, h*w, 4*c1) ConvTranspose #1's output (bias included), ``hyper`` (B, C, c2)
-        the hypernetwork outputs -> fresh low-res mask logits (B, C, 4h, 4w)."""
+        the hypernetwork outputs -> fresh low-res mask logits (B, C, 4h, 4w). ``ln_name``: the
+        workspace buffer for the normalised ``up1``."""
         b = up1.shape[0]
         gh, gw = self.grid
         c, c1, c2 = hyper.shape[1], self.c1, self.c2
         y = up1.reshape(-1, c1)  # rows (b, i, j, dy1, dx1)
         rows = y.shape[0]
-        y = layer_norm_into(ws, "up.ln", y, self.norm)[0]
+        y = layer_norm_into(ws, ln_name, y, self.norm)[0]
         y = _act_(self.act1, y)
         bd = hyper.new_zeros(b, 4, c, 4, c2)  # block-diagonal, stored transposed
         for k in range(4):

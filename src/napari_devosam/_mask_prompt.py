@@ -30,24 +30,36 @@ class MaskFeatures:
                 shape, nw, nb = (1, -1, 1), norm.weight, norm.bias
                 self._stages.append((w, b, nw.view(shape), nb.view(shape), norm.eps, act))
 
-    def __call__(self, mask_input: torch.Tensor) -> torch.Tensor:
+    def __call__(self, mask_input: torch.Tensor, ws=None) -> torch.Tensor:
         """(B, 1, 4h, 4w) low-res logits -> (B, 16, h*w), channels first.
 
-        Equal (to float rounding) to ``mask_downscaling[:-1](mask_input).flatten(2)``.
+        Equal (to float rounding) to ``mask_downscaling[:-1](mask_input).flatten(2)``. With a
+        ``_workspace.Workspace`` ``ws`` the intermediates (and the result) live in its buffers.
         """
         n, _, hh, ww = mask_input.shape
         x = mask_input
-        for w, b, gamma, beta, eps, act in self._stages:
+
+        def buf(name, shape):
+            return (
+                torch.empty(shape, dtype=x.dtype, device=x.device)
+                if ws is None
+                else ws.get(name, shape, x)
+            )
+
+        for i, (w, b, gamma, beta, eps, act) in enumerate(self._stages):
             hh, ww = hh // 2, ww // 2
             c = x.shape[1]
             patches = x.reshape(n, c, hh, 2, ww, 2).permute(0, 3, 5, 1, 2, 4)
-            patches = patches.reshape(n, 4 * c, hh * ww)  # rows (dy, dx, c)
-            x = torch.baddbmm(b, w.expand(n, -1, -1), patches)  # (n, out, hh*ww), centred
-            var = x.square().mean(1, keepdim=True)
+            patches = buf(f"mask.patches{i}", (n, 2, 2, c, hh, ww)).copy_(patches)
+            patches = patches.view(n, 4 * c, hh * ww)  # rows (dy, dx, c)
+            out = buf(f"mask.x{i}", (n, w.shape[0], hh * ww))
+            x = torch.baddbmm(b, w.expand(n, -1, -1), patches, out=out)  # centred
+            sq = torch.mul(x, x, out=buf(f"mask.sq{i}", x.shape))
+            var = sq.mean(1, keepdim=True)
             x.mul_(var.add_(eps).rsqrt_())
             x = torch.addcmul(beta, x, gamma, out=x)
             if isinstance(act, torch.nn.GELU) and act.approximate == "none":
                 torch._C._nn.gelu_(x)
             else:
-                x = act(x)
+                x = x.copy_(act(x))
         return x

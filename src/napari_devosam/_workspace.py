@@ -9,8 +9,11 @@ big intermediates here instead.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+SLOTS = ("img.a", "img.b")  # the two shared (hw, 256)-sized buffers, see Workspace
 LN_CHUNK_ROWS = 1024  # native_layer_norm.out computes into a fresh temporary: keep it small
 
 
@@ -20,6 +23,11 @@ class Workspace:
     Fresh multi-MiB temporaries every click come back from the OS as new pages: ~5000 page
     faults, ~8 ms per click on this kind of VM. Reusing them avoids that. Not thread-safe: one
     decode at a time per workspace. Nothing handed back to the caller lives here.
+
+    A buffer is keyed by name and element count: asking for the same name with another shape
+    of the same size returns a view of the same memory. The decoder uses that to let the
+    (hw, 256) image-token tensors whose lifetimes do not overlap share two slots
+    (``SLOTS``), which keeps more of the working set in cache.
     """
 
     max_buffers = 64  # different prompt counts need different shapes; bound the total
@@ -29,13 +37,14 @@ class Workspace:
         self._tags: dict[str, object] = {}  # what a buffer's contents were made for
 
     def get(self, name: str, shape, like: torch.Tensor) -> torch.Tensor:
-        key = (name, tuple(shape), like.dtype, like.device)
+        shape = tuple(shape)
+        key = (name, math.prod(shape), like.dtype, like.device)
         t = self._bufs.get(key)
         if t is None:
             if len(self._bufs) >= self.max_buffers:
                 self.clear()
             t = self._bufs[key] = torch.empty(key[1], dtype=like.dtype, device=like.device)
-        return t
+        return t.view(shape)
 
     def get_tag(self, name: str):
         """What ``set_tag`` recorded for ``name`` since the last clear (None if nothing)."""
