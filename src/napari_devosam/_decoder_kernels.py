@@ -13,14 +13,19 @@ them can be avoided:
   the attention width: instead of projecting every image token, the prompt side's query (or key,
   value, output) projections are multiplied into the weights, so the image tokens only meet a
   ``256 x (heads * n)`` matrix. Softmax is unchanged: a key bias adds a constant per query row,
-  and attention rows sum to 1 so the value bias passes through (``_decoder_attention``).
+  and attention rows sum to 1 so the value bias passes through (``_decoder_attention``). Keys
+  and queries of layers 1.. are image tokens + PE: the PE's share of the scores is a per-head
+  product with the PE's projections, made once per model (``DecoderWeights.pe_*``).
 * The first ``ConvTranspose2d`` of the mask head is linear and each layer's ``norm4`` is affine
   per token, so its product with the final image tokens is carried through the layers as the
   cached ``x0 @ H_0`` plus low-rank updates from the folded attention (``_decoder_carry``).
 * The last token->image attention only runs for the tokens that are read (IoU + wanted masks).
 * ``ConvTranspose2d(k=2, s=2)`` is a matmul on channels-last tokens; only the wanted masks'
-  hypernetwork products are formed (a single-mask click forms one).
-* Big temporaries live in a reused :class:`Workspace` (fresh pages cost more than the math).
+  hypernetwork products are formed (a single-mask click forms one) (``_mask_head``).
+* The token MLPs use oneDNN's pre-packed weights (``_packed_mlp``); a mask prompt's features
+  are two patch matmuls with centred convs (``_mask_prompt``).
+* Big temporaries live in a reused workspace (``_workspace``: fresh pages cost more than the
+  math).
 
 Upsampling to the plane is in ``_mask_upscale``.
 

@@ -10,7 +10,7 @@ The fast path (``_decoder_kernels``, ``_mask_upscale``) is the same arithmetic r
 image-only projections of the first transformer layer are cached per image, attention with
 few prompt tokens is folded into the weights instead of projecting all image tokens, a mask
 prompt only adds rank-16 terms, only the wanted masks are formed, and upsampling is one
-sparse linear map per axis. On a 2-core CPU a click takes ~20-30 ms, ~3x less than
+sparse linear map per axis. On a 2-core CPU a click takes ~19-25 ms, 3-3.7x less than
 ``SamPredictor.predict`` (docs/benchmarks.md).
 ``FastDecoder(sam, fast=False)`` runs the stock modules instead (reference/fallback).
 
