@@ -59,6 +59,10 @@ class Upscaler:
         cols = self._cols
         for i in range(b):
             for j in range(c):
-                torch.addmm(cols, self.ax, low[i, j].t(), beta=0, out=cols)
-                torch.addmm(out[i, j], self.ay, cols.t(), beta=0, out=out[i, j])
+                if low.device.type == "cpu":  # into reused buffers (MKL sparse)
+                    torch.addmm(cols, self.ax, low[i, j].t(), beta=0, out=cols)
+                    torch.addmm(out[i, j], self.ay, cols.t(), beta=0, out=out[i, j])
+                else:
+                    z = torch.sparse.mm(self.ax, low[i, j].t())  # (W, lh)
+                    out[i, j] = torch.sparse.mm(self.ay, z.t())
         return out
