@@ -66,7 +66,7 @@ class DecoderWeights:
     up1_b: torch.Tensor  # (4 * c1,)
     head: MaskHead  # the rest of output_upscaling + the hypernetwork product
     grid: tuple[int, int]
-    # ConvTranspose #1 pushed back through the layers' norm4 (see _first_upconv)
+    # ConvTranspose #1 pushed back through the layers' norm4 (see _decoder_carry)
     up_h: list[torch.Tensor]  # H_l = diag(gamma_l ... gamma_last) up1_w, (256, 4 * c1)
     up_hsum: list[torch.Tensor]  # column sums of H_l
     up_const: list[torch.Tensor]  # beta_(l-1) @ H_l (0 for l = 0)
