@@ -144,7 +144,8 @@ class Predictor:
         return torch.as_tensor(mask.reshape(1, 1, *size), device=self.device)
 
     def _upscale(self, low_res: torch.Tensor) -> torch.Tensor:
-        """Plane-sized logits in a reused buffer (valid until the next call)."""
+        """Plane-sized logits in a reused buffer (valid until the next call); for the per-click
+        path, where a fresh plane-sized tensor can cost page faults."""
         emb = self._embedding
         shape = (*low_res.shape[:2], *emb.original_size)
         buf = self._logits
@@ -216,7 +217,8 @@ class Predictor:
         for start in range(0, len(clipped), BOX_CHUNK):
             chunk = self._box_tensor(clipped[start : start + BOX_CHUNK])
             low_res, iou = self._decoder.decode(None, None, chunk, None, False)
-            up = self._upscale(low_res)
+            # fresh (not the per-click buffer): up to BOX_CHUNK planes would stay allocated
+            up = self._decoder.upscale(low_res, emb.input_size, emb.original_size)
             stop = start + len(chunk)
             masks[start:stop] = (up[:, 0] > self._sam.mask_threshold).cpu().numpy()
             scores[start:stop] = iou[:, 0].float().cpu().numpy()
