@@ -22,12 +22,14 @@ def test_layer_norm_into_equals_layer_norm_across_row_blocks():
         y = torch.randn(*shape) * 3 + 1
         ws = Workspace()
         with torch.inference_mode():
-            out, mean, rstd = layer_norm_into(ws, "x", y, ln)
             want, want_mean, want_rstd = torch.native_layer_norm(y, [c], ln.weight, ln.bias, ln.eps)
+            scratch = y.clone()
+            out, mean, rstd = layer_norm_into(ws, "x", scratch, ln)
         torch.testing.assert_close(out, F.layer_norm(y, [c], ln.weight, ln.bias, ln.eps))
         torch.testing.assert_close(out, want)
         torch.testing.assert_close(mean, want_mean)
         torch.testing.assert_close(rstd, want_rstd)
+        torch.testing.assert_close(scratch, (y - want_mean) * want_rstd)  # documented scratch use
 
 
 def test_outputs_are_reused_workspace_buffers():
@@ -35,9 +37,9 @@ def test_outputs_are_reused_workspace_buffers():
     ln = _ln(64)
     y = torch.randn(300, 64)
     with torch.inference_mode():
-        first = layer_norm_into(ws, "x", y, ln)[0]
+        first = layer_norm_into(ws, "x", y.clone(), ln)[0]
         second = layer_norm_into(ws, "x", y * 2, ln)[0]
-        other = layer_norm_into(ws, "z", y, ln)[0]
+        other = layer_norm_into(ws, "z", y.clone(), ln)[0]
     assert first.data_ptr() == second.data_ptr() != other.data_ptr()
 
 

@@ -14,7 +14,7 @@ import math
 import torch
 
 SLOTS = ("img.a", "img.b")  # the two shared (hw, 256)-sized buffers, see Workspace
-LN_CHUNK_ROWS = 1024  # native_layer_norm.out computes into a fresh temporary: keep it small
+LN_CHUNK_ROWS = 1024  # rows of 256 channels per LayerNorm chunk (1 MiB: stays in cache)
 
 
 class Workspace:
@@ -35,6 +35,7 @@ class Workspace:
     def __init__(self):
         self._bufs: dict[tuple, torch.Tensor] = {}
         self._tags: dict[str, object] = {}  # what a buffer's contents were made for
+        self._kept: dict[str, torch.Tensor] = {}
 
     def get(self, name: str, shape, like: torch.Tensor) -> torch.Tensor:
         shape = tuple(shape)
@@ -46,6 +47,20 @@ class Workspace:
             t = self._bufs[key] = torch.empty(key[1], dtype=like.dtype, device=like.device)
         return t.view(shape)
 
+    def keep(self, name: str, t: torch.Tensor) -> torch.Tensor:
+        """Hold ``t`` (a fresh result of an op without an ``out=`` form) until
+        ``release(name)``; returns ``t``.
+
+        Freeing such a result right before the next call that returns one of the same size
+        lets the allocator hand back the same memory, still resident; letting it go at the end
+        of a click would leave its pages to be trimmed by whatever runs in between.
+        """
+        self._kept[name] = t
+        return t
+
+    def release(self, name: str) -> None:
+        self._kept.pop(name, None)
+
     def get_tag(self, name: str):
         """What ``set_tag`` recorded for ``name`` since the last clear (None if nothing)."""
         return self._tags.get(name)
@@ -56,6 +71,7 @@ class Workspace:
     def clear(self) -> None:
         self._bufs.clear()
         self._tags.clear()
+        self._kept.clear()
 
 
 def softmax_into(ws: Workspace, name: str, x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -65,10 +81,12 @@ def softmax_into(ws: Workspace, name: str, x: torch.Tensor, dim: int) -> torch.T
 
 def layer_norm_into(ws: Workspace, name: str, y: torch.Tensor, ln):
     """``torch.native_layer_norm(y, ln)`` over the last dim -> ``(out, mean, rstd)`` in the
-    workspace (``y`` (..., C); mean and rstd (..., 1)).
+    workspace (``y`` (..., C) contiguous; mean and rstd (..., 1)). ``y`` is used as scratch:
+    it holds ``(y - mean) * rstd`` afterwards.
 
-    The ``.out`` form still computes into a fresh tensor and copies; running it on row chunks
-    keeps that temporary at ~1 MiB, recycled from chunk to chunk instead of faulted in.
+    ``native_layer_norm.out`` is a composite that computes into a fresh tensor and copies;
+    this computes in place instead (mean, then the norm of the centred rows: two-pass, as
+    accurate as the native kernel), on row chunks that stay in cache between the passes.
     """
     c = y.shape[-1]
     stats = (*y.shape[:-1], 1)
@@ -76,9 +94,14 @@ def layer_norm_into(ws: Workspace, name: str, y: torch.Tensor, ln):
     mean, rstd = ws.get(name + ".mean", stats, y), ws.get(name + ".rstd", stats, y)
     y2, o2, m2, r2 = (t.view(-1, t.shape[-1]) for t in (y, out, mean, rstd))
     step = max(1, (LN_CHUNK_ROWS * 256) // c)
+    inv_sqrt_c = 1.0 / math.sqrt(c)
     for i in range(0, y2.shape[0], step):
         j = i + step
-        torch.ops.aten.native_layer_norm.out(
-            y2[i:j], [c], ln.weight, ln.bias, ln.eps, out0=o2[i:j], out1=m2[i:j], out2=r2[i:j]
-        )
+        yc, m, r = y2[i:j], m2[i:j], r2[i:j]
+        torch.mean(yc, -1, keepdim=True, out=m)
+        yc.sub_(m)
+        torch.linalg.vector_norm(yc, dim=-1, keepdim=True, out=r)
+        r.mul_(inv_sqrt_c).square_().add_(ln.eps).rsqrt_()
+        yc.mul_(r)
+        torch.addcmul(ln.bias, yc, ln.weight, out=o2[i:j])
     return out, mean, rstd
