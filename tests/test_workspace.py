@@ -50,3 +50,18 @@ def test_softmax_into_and_buffer_bound():
     for i in range(Workspace.max_buffers + 1):  # distinct shapes: the cache is bounded
         ws.get("b", (i + 1,), x)
     assert len(ws._bufs) <= Workspace.max_buffers
+
+
+def test_kept_tensors_live_until_released_and_are_bounded():
+    ws = Workspace()
+    t = torch.ones(4)
+    assert ws.keep("k", t) is t
+    assert ws._kept["k"] is t
+    ws.release("k")
+    ws.release("k")  # releasing twice (or something never kept) is fine
+    assert "k" not in ws._kept
+    for i in range(Workspace.max_buffers + 1):
+        ws.keep(f"k{i}", t)
+    assert len(ws._kept) <= Workspace.max_buffers
+    ws.clear()
+    assert not ws._kept

@@ -13,6 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from . import _onednn_matmul as onednn
 from ._workspace import softmax_into
 
 
@@ -30,6 +31,16 @@ def _split(x: torch.Tensor, attn) -> torch.Tensor:
     """(..., m, heads*d) -> (..., heads, m, d) contiguous."""
     h, d = _heads(attn)
     return x.unflatten(-1, (h, d)).transpose(-3, -2).contiguous()
+
+
+def _add_scores(ws, name, s, a, x):
+    """``s (B, m, hw) + a (B, m, C) @ x (B, hw, C).mT``: in place, or for one prompt on a CPU
+    a fresh oneDNN result kept in the workspace, one per size (see _onednn_matmul)."""
+    if s.shape[0] == 1 and onednn.usable(s, a, x):
+        key = f"{name}.nt{s.shape[1]}"
+        ws.release(key)  # the previous result of this size: its memory comes straight back
+        return ws.keep(key, onednn.matmul_nt(a[0], x[0], add=s[0]))[None]
+    return s.baddbmm_(a, x.transpose(1, 2))
 
 
 # ---- attention variants ------------------------------------------------------------------
@@ -60,11 +71,12 @@ def _tok_to_img_cached(ws, attn, q_tok, k, v, mask=None):
     return F.linear(o.transpose(1, 2).flatten(2), attn.out_proj.weight, attn.out_proj.bias)
 
 
-def _tok_to_img_folded(ws, attn, q_tok, x, pe_k):
+def _tok_to_img_folded(ws, attn, q_tok, x, pe_k, name="t2i"):
     """Tokens attend to image tokens x (B, hw, C): keys x + PE, values x.
 
     ``pe_k`` (h, hw, d) is the PE's key projection (once per model), so the PE's share of the
-    scores is a per-head product with the d-dim queries and x + PE is never formed.
+    scores is a per-head product with the d-dim queries and x + PE is never formed. ``name``:
+    prefix of the workspace buffers (one per call site).
     """
     h, d = _heads(attn)
     b, n, c = q_tok.shape
@@ -72,12 +84,16 @@ def _tok_to_img_folded(ws, attn, q_tok, x, pe_k):
     q = F.linear(q_tok, attn.q_proj.weight, attn.q_proj.bias) * (1.0 / math.sqrt(d))
     q = q.view(b, n, h, d)
     s = torch.matmul(
-        q.transpose(1, 2), pe_k.transpose(-1, -2), out=ws.get("t2i.s", (b, h, n, hw), x)
+        q.transpose(1, 2), pe_k.transpose(-1, -2), out=ws.get(name + ".s", (b, h, n, hw), x)
     )
     wk = attn.k_proj.weight.view(h, d, c)
     qk = torch.einsum("bnhd,hdc->bhnc", q, wk).reshape(b, h * n, c)
-    s = s.view(b, h * n, hw).baddbmm_(qk, x.transpose(1, 2))
-    z = (softmax_into(ws, "t2i.p", s, -1) @ x).view(b, h, n, c)
+    s = _add_scores(ws, name + ".s", s.view(b, h * n, hw), qk, x)
+    p = softmax_into(ws, name + ".p", s, -1)
+    if b == 1 and onednn.usable(p, x):
+        z = onednn.matmul_nt(p[0], x[0].t()).view(b, h, n, c)
+    else:
+        z = (p @ x).view(b, h, n, c)
     wv = attn.v_proj.weight.view(h, d, c)
     o = torch.einsum("bhnc,hdc->bnhd", z, wv).reshape(b, n, h * d) + attn.v_proj.bias
     return F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
@@ -164,6 +180,6 @@ def _img_to_tok_folded(ws, attn, x, pe_q, k_tok, v_tok):
     s = torch.matmul(
         k.transpose(1, 2), pe_q.transpose(-1, -2), out=ws.get("i2t.s", (b, h, n, hw), x)
     )
-    s.view(b, h * n, hw).baddbmm_(a, x.transpose(1, 2))
+    s = _add_scores(ws, "i2t.s", s.view(b, h * n, hw), a, x).view(b, h, n, hw)
     probs = softmax_into(ws, "i2t.p", s, -2)
     return _img_to_tok_values(ws, attn, v_tok, probs, x, inplace=True)

@@ -247,7 +247,7 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
     qf, qpef = q[:, :keep], qpe[:, :keep]
     fin = tr.final_attn_token_to_image
     if _fold_pays(fin, keep):
-        att = _tok_to_img_folded(ws, fin, qf + qpef, x, w.pe_final)
+        att = _tok_to_img_folded(ws, fin, qf + qpef, x, w.pe_final, name="fin")
     else:
         att = fin(q=qf + qpef, k=x + pe, v=x)
     qf = tr.norm_final_attn(qf + att)

@@ -55,6 +55,8 @@ class Workspace:
         lets the allocator hand back the same memory, still resident; letting it go at the end
         of a click would leave its pages to be trimmed by whatever runs in between.
         """
+        if name not in self._kept and len(self._kept) >= self.max_buffers:
+            self._kept.clear()
         self._kept[name] = t
         return t
 
