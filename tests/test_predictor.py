@@ -86,6 +86,20 @@ def test_parity_with_sampredictor_tiny(tiny, case, multimask):
     np.testing.assert_allclose(logits, ref_logits, rtol=1e-3, atol=1e-3)
 
 
+def test_alternating_one_and_three_mask_clicks_give_fresh_results(tiny):
+    pred, _ = tiny
+    box, pts = CASES["box+points"]["box"], CASES["box+points"]["points"]
+    three = pred.predict(box=box, multimask=True)
+    one = pred.predict(points=pts, point_labels=[1, 0])
+    three_again = pred.predict(box=box, multimask=True)
+    one_again = pred.predict(points=pts, point_labels=[1, 0])
+    for a, b in ((three, three_again), (one, one_again)):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+    assert three[0].shape[0] == 3 and one[0].shape[0] == 1
+    assert not np.shares_memory(three[0], one[0])
+
+
 def test_refinement_with_previous_logits(tiny):
     pred, stock = tiny
     box, pts = (10, 30, 70, 110), [(40, 70)]

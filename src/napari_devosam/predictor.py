@@ -147,11 +147,19 @@ class Predictor:
         """Plane-sized logits in a reused buffer (valid until the next call); for the per-click
         path, where a fresh plane-sized tensor can cost page faults."""
         emb = self._embedding
-        shape = (*low_res.shape[:2], *emb.original_size)
+        b, c = low_res.shape[:2]
+        plane = tuple(emb.original_size)
         buf = self._logits
-        if buf is None or buf.shape != shape or buf.device != low_res.device:
-            buf = self._logits = torch.empty(shape, dtype=torch.float32, device=low_res.device)
-        return self._decoder.upscale(low_res, emb.input_size, emb.original_size, out=buf)
+        same = buf is not None and buf.device == low_res.device and buf.shape[0] == b
+        same = same and tuple(buf.shape[2:]) == plane
+        if not same or buf.shape[1] < c:
+            # sized for the most masks seen, so 1- and 3-mask clicks share it
+            c_max = max(c, buf.shape[1]) if same else c
+            buf = self._logits = torch.empty(
+                (b, c_max, *plane), dtype=torch.float32, device=low_res.device
+            )
+        out = buf[:, :c]
+        return self._decoder.upscale(low_res, emb.input_size, emb.original_size, out=out)
 
     def predict(
         self,
