@@ -14,7 +14,7 @@ import math
 import torch
 
 SLOTS = ("img.a", "img.b")  # the two shared (hw, 256)-sized buffers, see Workspace
-LN_CHUNK_ROWS = 1024  # rows of 256 channels per LayerNorm chunk (1 MiB: stays in cache)
+LN_CHUNK_ROWS = 4096  # rows of 256 channels per LayerNorm chunk: a whole vit_b plane (4 MiB)
 
 
 class Workspace:
@@ -88,7 +88,9 @@ def layer_norm_into(ws: Workspace, name: str, y: torch.Tensor, ln):
 
     ``native_layer_norm.out`` is a composite that computes into a fresh tensor and copies;
     this computes in place instead (mean, then the norm of the centred rows: two-pass, as
-    accurate as the native kernel), on row chunks that stay in cache between the passes.
+    accurate as the native kernel). Chunks bound the passes for large batches; for one plane
+    a single chunk is faster than cache-sized ones (measured: 0.24 vs 0.37 ms at 1 MiB for
+    4096 x 256 on 2 cores): five ops on 4 MiB cost less than twenty on 1 MiB.
     """
     c = y.shape[-1]
     stats = (*y.shape[:-1], 1)
