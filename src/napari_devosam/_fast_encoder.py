@@ -1,0 +1,87 @@
+"""SAM's image encoder with its attention in PyTorch's fused scaled-dot-product kernels (private).
+
+``segment_anything``'s ``Attention`` forms each head's whole (tokens x tokens) score matrix, adds
+the decomposed relative-position bias and takes the softmax: in vit_b's global blocks that is
+12 x 4096 x 4096 floats (805 MB) at least twice per image. ``F.scaled_dot_product_attention``
+(flash attention on a CPU; flash / memory-efficient kernels on CUDA) never forms it, but a bias
+of that shape would have to be materialised as a mask. The bias is a sum of a term per (query,
+key row) and a term per (query, key column), so it folds into the dot product:
+
+    q.k * scale + rel_h[q, kh] + rel_w[q, kw] = [q * scale, rel_h[q], rel_w[q]] . [k, e_kh, e_kw]
+
+with ``e_kh``, ``e_kw`` the one-hot vectors of the key's row and column: queries gain h + w
+columns, keys the matching one-hot columns, and SDPA runs with scale 1. Values are zero-padded to
+the same width (the fused kernels want one head size; padded to a multiple of 8 for CUDA's).
+
+Measured on this project's 2-core CPU, vit_b, one 1024 x 1024 input: 14.3-16.7 s -> 8.4-8.6 s,
+peak RSS 3.6 -> 1.5 GiB, features equal to the stock encoder's to ~1e-6 relative.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+
+@contextmanager
+def fused_attention(encoder):
+    """Within the ``with`` block, the attention modules of ``encoder`` (a ``segment_anything``
+    ``ImageEncoderViT``) run :func:`attention`; the model is unchanged afterwards.
+
+    Only the instances' ``forward`` is swapped, so calling ``encoder(x)`` inside keeps the
+    module's hooks and anything else wrapped around it. Not meant for concurrent use of the
+    same encoder from other threads while the block runs (they would get the same result
+    through the same fused kernels).
+    """
+    mods = [blk.attn for blk in encoder.blocks]
+    saved = [m.__dict__.get("forward") for m in mods]
+    for m in mods:
+        m.forward = partial(attention, m)
+    try:
+        yield encoder
+    finally:
+        for m, f in zip(mods, saved, strict=True):
+            if f is None:
+                del m.forward
+            else:
+                m.forward = f
+
+
+def attention(attn, x: torch.Tensor) -> torch.Tensor:
+    """``segment_anything``'s encoder ``Attention.forward`` on x (B, h, w, C) through SDPA."""
+    b, h, w, _ = x.shape
+    heads = attn.num_heads
+    qkv = attn.qkv(x).reshape(b, h * w, 3, heads, -1).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)  # (B, heads, h*w, d)
+    d = q.shape[-1]
+    if not attn.use_rel_pos:
+        out = F.scaled_dot_product_attention(q, k, v, scale=attn.scale)
+    else:
+        q, k, v = _fold_rel_pos(attn, q, k, v, h, w)
+        out = F.scaled_dot_product_attention(q, k, v, scale=1.0)[..., :d]
+    out = out.reshape(b, heads, h, w, d).permute(0, 2, 3, 1, 4).reshape(b, h, w, heads * d)
+    return attn.proj(out)
+
+
+def _fold_rel_pos(attn, q, k, v, h: int, w: int):
+    """Queries, keys and values widened so that ``q.k`` is the scaled score plus the
+    decomposed relative-position bias (see the module docstring)."""
+    from segment_anything.modeling.image_encoder import get_rel_pos
+
+    b, heads, n, d = q.shape
+    rh = get_rel_pos(h, h, attn.rel_pos_h).to(q.dtype)  # (h, h, d): query row, key row
+    rw = get_rel_pos(w, w, attn.rel_pos_w).to(q.dtype)
+    qg = q.reshape(b, heads, h, w, d)
+    rel_h = torch.einsum("bnhwc,hkc->bnhwk", qg, rh).reshape(b, heads, n, h)
+    rel_w = torch.einsum("bnhwc,wkc->bnhwk", qg, rw).reshape(b, heads, n, w)
+    eye_h = torch.eye(h, dtype=q.dtype, device=q.device)
+    eye_w = torch.eye(w, dtype=q.dtype, device=q.device)
+    onehot = torch.cat([eye_h.repeat_interleave(w, 0), eye_w.repeat(h, 1)], dim=1)  # (n, h+w)
+    width = d + h + w
+    pad = -width % 8
+    qa = torch.cat([q * attn.scale, rel_h, rel_w], dim=-1)
+    ka = torch.cat([k, onehot.expand(b, heads, n, h + w)], dim=-1)
+    return F.pad(qa, (0, pad)), F.pad(ka, (0, pad)), F.pad(v, (0, width + pad - d))
