@@ -2,7 +2,7 @@
 
 An embedding is what SAM's image encoder makes of one plane: features ``(1, 256, h, w)``
 (64 x 64 for the official models) plus the sizes needed to map masks back onto the plane.
-Computing one takes seconds on a CPU (about 20 s for vit_b on 2 cores), so ``embed_plane``
+Computing one takes seconds on a CPU (about 9 s for vit_b on 2 cores), so ``embed_plane``
 and ``embed_stack`` go through an ``EmbeddingCache`` (see ``embedding_cache.py``: memory LRU
 plus fp16 files on disk, keyed by a signature of pixels, normalisation, model and version).
 ``PlaneEmbedding``, ``EmbeddingCache`` and ``signature`` are re-exported here.
