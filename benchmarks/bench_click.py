@@ -37,7 +37,7 @@ def parse_args(argv=None):
     ap.add_argument("--arch", default="vit_b", choices=["vit_b", "vit_l", "vit_h"])
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: cores)")
-    ap.add_argument("--runs", type=int, default=30, help="timed clicks per kind and variant")
+    ap.add_argument("--runs", type=int, default=60, help="timed clicks per kind and variant")
     ap.add_argument("--shape", default="512x752", help="plane size HxW")
     ap.add_argument("--encoder", action="store_true", help="also time the image encoder")
     ap.add_argument(
