@@ -100,6 +100,7 @@ class MaskHead:
 
 def _hyper_product(y2: torch.Tensor, hyper: torch.Tensor, out: torch.Tensor) -> None:
     """out (C, rows) = hyper (C, c2) @ y2 (rows, c2).T, one matrix-vector product per mask:
-    BLAS is ~4x slower on the same product as a GEMM with C (or 4 * C) columns."""
+    MKL runs the same product as a GEMM with so few columns far slower (vit_b, one mask:
+    1.15 ms against a block-diagonal (128, 4) matrix, 0.24 ms as ``mv``)."""
     for k in range(hyper.shape[0]):
         torch.mv(y2, hyper[k], out=out[k])
