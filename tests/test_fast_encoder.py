@@ -83,3 +83,23 @@ def test_the_swap_is_undone_when_the_encoder_fails():
     with pytest.raises(RuntimeError, match="boom"), fused_attention(enc):
         raise RuntimeError("boom")
     assert all("forward" not in blk.attn.__dict__ for blk in enc.blocks)
+
+
+def test_overlapping_swaps_leave_the_model_unchanged():
+    enc = _encoder()
+    outer = fused_attention(enc)
+    inner = fused_attention(enc)
+    outer.__enter__()
+    inner.__enter__()  # a second embedding worker starts while the first runs
+    outer.__exit__(None, None, None)  # the first finishes first
+    inner.__exit__(None, None, None)
+    assert all("forward" not in blk.attn.__dict__ for blk in enc.blocks)
+
+
+def test_a_forward_set_by_someone_else_is_restored():
+    enc = _encoder()
+    mine = enc.blocks[0].attn.forward
+    enc.blocks[0].attn.forward = mine  # an instance-level override, e.g. a profiler's
+    with fused_attention(enc):
+        assert enc.blocks[0].attn.forward is not mine
+    assert enc.blocks[0].attn.__dict__["forward"] is mine

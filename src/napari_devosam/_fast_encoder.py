@@ -32,22 +32,28 @@ def fused_attention(encoder):
     ``ImageEncoderViT``) run :func:`attention`; the model is unchanged afterwards.
 
     Only the instances' ``forward`` is swapped, so calling ``encoder(x)`` inside keeps the
-    module's hooks and anything else wrapped around it. Not meant for concurrent use of the
-    same encoder from other threads while the block runs (they would get the same result
-    through the same fused kernels).
+    module's hooks and anything else wrapped around it. Other threads calling the same encoder
+    meanwhile get the same result through the same kernels; overlapping blocks (two embedding
+    workers) leave the model unchanged too: our own swap is never what gets restored.
     """
     mods = [blk.attn for blk in encoder.blocks]
-    saved = [m.__dict__.get("forward") for m in mods]
+    saved = [_foreign_forward(m) for m in mods]
     for m in mods:
         m.forward = partial(attention, m)
     try:
         yield encoder
     finally:
         for m, f in zip(mods, saved, strict=True):
-            if f is None:
-                del m.forward
-            else:
+            if f is not None:
                 m.forward = f
+            elif "forward" in m.__dict__:
+                del m.forward
+
+
+def _foreign_forward(mod):
+    """The instance-level ``forward`` someone else set on ``mod`` (None: the class's, or ours)."""
+    f = mod.__dict__.get("forward")
+    return None if isinstance(f, partial) and f.func is attention else f
 
 
 def attention(attn, x: torch.Tensor) -> torch.Tensor:
