@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from . import _onednn_matmul as onednn
 from ._workspace import layer_norm_into
 
 BLOCK_ROWS = 4096  # rows of (sub-pixel, c1) per fused ConvTranspose #2 call
@@ -48,8 +49,7 @@ class MaskHead:
 
     def _pack(self, weight):
         """oneDNN's packed ConvTranspose #2 (fused bias + exact GELU), or None."""
-        cpu32 = weight.device.type == "cpu" and weight.dtype == torch.float32
-        if not (cpu32 and _exact_gelu(self.act2) and torch.backends.mkldnn.is_available()):
+        if not (onednn.usable(weight) and _exact_gelu(self.act2)):
             return None
         try:
             return torch.ops.mkldnn._reorder_linear_weight(weight, BLOCK_ROWS)

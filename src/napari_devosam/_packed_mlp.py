@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import torch
 
-
-def _packable(mlp) -> bool:
-    w = mlp.lin1.weight
-    return (
-        w.device.type == "cpu" and w.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-    )
+from . import _onednn_matmul as onednn
 
 
 class PackedMLP:
@@ -25,7 +20,7 @@ class PackedMLP:
     def __init__(self, mlp, rows_hint: int = 8):
         self._mlp = mlp
         self._packed = None
-        if not _packable(mlp):
+        if not onednn.usable(mlp.lin1.weight):
             return
         try:
             reorder = torch.ops.mkldnn._reorder_linear_weight
@@ -44,7 +39,7 @@ class PackedMLP:
         return self._packed is not None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self._packed is None or x.device.type != "cpu" or x.dtype != torch.float32:
+        if self._packed is None or not onednn.usable(x):
             return self._mlp(x)
         lin = torch.ops.mkldnn._linear_pointwise
         w1, w2 = self._packed
