@@ -81,7 +81,7 @@ class Stock:
 
 def plane_and_prompts(shape, seed=0):
     """A phantom embryo plane and, per cell, a box and a positive + negative point."""
-    from napari_devosam.phantoms import make_embryo
+    from napari_devosam.synthetic.phantoms import make_embryo
 
     image, labels = make_embryo(shape, n_cells=8, seed=seed)
     prompts = []

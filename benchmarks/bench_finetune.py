@@ -47,7 +47,7 @@ def make_targets(device, n_planes: int = 2):
     from napari_devosam.embeddings import PlaneEmbedding
     from napari_devosam.finetune.data import Plane
     from napari_devosam.finetune.targets import prepare_plane
-    from napari_devosam.phantoms import make_embryo
+    from napari_devosam.synthetic.phantoms import make_embryo
 
     gen = torch.Generator().manual_seed(0)
     targets = []

@@ -53,7 +53,7 @@ def main(argv=None) -> int:
 
     from napari_devosam._qt.annotator_widget import AnnotatorWidget
     from napari_devosam.embeddings import PlaneEmbedding, signature
-    from napari_devosam.phantoms import make_embryo
+    from napari_devosam.synthetic.phantoms import make_embryo
     from napari_devosam.testing import random_sam
 
     h, w = (int(v) for v in args.shape.lower().split("x"))

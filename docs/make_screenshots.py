@@ -27,7 +27,7 @@ def main() -> int:
     from qtpy.QtWidgets import QApplication
 
     from napari_devosam._qt.annotator_widget import AnnotatorWidget
-    from napari_devosam.phantoms import make_timelapse
+    from napari_devosam.synthetic.phantoms import make_timelapse
     from napari_devosam.sample_data import SAMPLE_SEED, SAMPLE_SHAPE, embryo_timelapse
 
     viewer = napari.Viewer(title="napari-devosam")

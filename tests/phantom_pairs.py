@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_devosam.io import write_tiff
-from napari_devosam.phantoms import make_embryo
+from napari_devosam.synthetic.phantoms import make_embryo
 
 
 def write_pairs(root, n, *, shape=(64, 64), n_cells=4, prefix="plane", first_seed=0):

@@ -8,7 +8,7 @@ from napari_devosam.annotator_state import (
     PlanePrompts,
     plane_prompts_from_layer_data,
 )
-from napari_devosam.phantoms import make_timelapse
+from napari_devosam.synthetic.phantoms import make_timelapse
 from napari_devosam.predictor import Predictor
 from napari_devosam.testing import tiny_sam
 

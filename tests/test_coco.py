@@ -11,7 +11,7 @@ from napari_devosam.coco import (
     rle_encode,
     string_to_counts,
 )
-from napari_devosam.phantoms import make_embryo
+from napari_devosam.synthetic.phantoms import make_embryo
 
 
 def test_counts_are_column_major_and_start_with_zeros():

@@ -17,7 +17,7 @@ from napari_devosam.export import (
     write_bundle,
 )
 from napari_devosam.image import Normalization
-from napari_devosam.phantoms import make_timelapse
+from napari_devosam.synthetic.phantoms import make_timelapse
 from napari_devosam.store import AnnotationStore
 
 

@@ -8,7 +8,7 @@ import pytest
 import phantom_pairs
 from napari_devosam.finetune.data import load_planes, split_planes, summarize
 from napari_devosam.io import write_tiff
-from napari_devosam.phantoms import make_embryo
+from napari_devosam.synthetic.phantoms import make_embryo
 
 
 def write_pairs(root, n=3, shape=(64, 64), n_cells=4):

@@ -12,7 +12,7 @@ from napari_devosam.finetune.decoding import BOX_BR, BOX_TL, NEG, PAD, POS, Prom
 from napari_devosam.finetune.losses import decoder_loss, hard_iou, mask_losses
 from napari_devosam.finetune.prompts import PromptSampler
 from napari_devosam.finetune.targets import prepare_plane
-from napari_devosam.phantoms import make_embryo
+from napari_devosam.synthetic.phantoms import make_embryo
 from napari_devosam.testing import tiny_sam
 
 

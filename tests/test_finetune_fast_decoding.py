@@ -12,7 +12,7 @@ from napari_devosam.finetune.decoding import BOX_BR, BOX_TL, NEG, PAD, POS, Prom
 from napari_devosam.finetune.fast_decoding import decode_fast
 from napari_devosam.finetune.targets import prepare_plane
 from napari_devosam.finetune.trainer import Trainer, training_model
-from napari_devosam.phantoms import make_embryo
+from napari_devosam.synthetic.phantoms import make_embryo
 from napari_devosam.testing import random_sam, tiny_sam
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

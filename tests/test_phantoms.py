@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_devosam.phantoms import make_embryo, make_timelapse
+from napari_devosam.synthetic.phantoms import make_embryo, make_timelapse
 
 FOUR = ndimage.generate_binary_structure(2, 1)
 

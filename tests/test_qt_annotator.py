@@ -19,7 +19,7 @@ from napari.utils._proxies import ReadOnlyWrapper  # noqa: E402
 from napari.utils.interactions import mouse_press_callbacks  # noqa: E402
 
 from napari_devosam._qt.annotator_widget import AnnotatorWidget  # noqa: E402
-from napari_devosam.phantoms import make_timelapse  # noqa: E402
+from napari_devosam.synthetic.phantoms import make_timelapse  # noqa: E402
 from napari_devosam.testing import tiny_sam  # noqa: E402
 
 TIMEOUT = 20_000

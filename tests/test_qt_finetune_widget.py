@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from napari_devosam.decoder_io import read_decoder_metadata, save_decoder
 from napari_devosam.io import write_tiff
-from napari_devosam.phantoms import make_embryo
+from napari_devosam.synthetic.phantoms import make_embryo
 from napari_devosam.testing import tiny_sam
 
 pytestmark = pytest.mark.gui

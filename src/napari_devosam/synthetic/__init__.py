@@ -1,0 +1,1 @@
+"""Synthetic embryo images with ground truth: the phantom generator for tests, training and benchmarks."""
