@@ -110,7 +110,7 @@ def ratio(stock: float, ours: float) -> str:
 
 def write_json(path: str | None, results: dict) -> None:
     if path:
-        from napari_devosam.atomic import write_text
+        from napari_devosam.utils.atomic import write_text
 
         write_text(path, json.dumps(results, indent=2, default=str))
         print(f"results written to {path}")

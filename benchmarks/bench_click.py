@@ -65,7 +65,7 @@ class Stock:
         self.p.is_image_set = True
 
     def predict(self, box=None, points=None, point_labels=None, mask_input=None, multimask=False):
-        from napari_devosam.coords import box_rc_to_xyxy, points_rc_to_xy
+        from napari_devosam.engine.coords import box_rc_to_xyxy, points_rc_to_xy
 
         xyxy = None if box is None else box_rc_to_xyxy(np.asarray(box, float)[None])[0]
         xy = None if points is None else points_rc_to_xy(np.asarray(points, float))
@@ -134,12 +134,12 @@ def parity(ours, stock, prompts):
 
 
 def bench_encoder(sam, image, device, amp):
-    """Stock set_image vs ours (napari_devosam.embeddings), once each; optional autocast."""
+    """Stock set_image vs ours (napari_devosam.engine.embeddings), once each; optional autocast."""
     import torch
     from segment_anything import SamPredictor
 
-    from napari_devosam.embeddings import compute_embedding
-    from napari_devosam.image import to_rgb
+    from napari_devosam.engine.embeddings import compute_embedding
+    from napari_devosam.engine.image import to_rgb
 
     rgb = to_rgb(image)
     stock = SamPredictor(sam)
@@ -173,7 +173,7 @@ def bench_encoder(sam, image, device, amp):
 
 def bench_reload(emb, runs):
     """EmbeddingCache: reload one plane's embedding from disk (fp16 file) and from memory."""
-    from napari_devosam.embeddings import EmbeddingCache
+    from napari_devosam.engine.embeddings import EmbeddingCache
 
     with tempfile.TemporaryDirectory() as tmp:
         EmbeddingCache(tmp).put("bench", emb)
@@ -196,8 +196,8 @@ def main(argv=None):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from napari_devosam.embeddings import EmbeddingCache, PlaneEmbedding
-    from napari_devosam.predictor import Predictor
+    from napari_devosam.engine.embeddings import EmbeddingCache, PlaneEmbedding
+    from napari_devosam.engine.predictor import Predictor
     from napari_devosam.testing import random_sam
 
     device = args.device

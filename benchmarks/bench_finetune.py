@@ -44,7 +44,7 @@ def machine(device: torch.device) -> str:
 
 
 def make_targets(device, n_planes: int = 2):
-    from napari_devosam.embeddings import PlaneEmbedding
+    from napari_devosam.engine.embeddings import PlaneEmbedding
     from napari_devosam.finetune.data import Plane
     from napari_devosam.finetune.targets import prepare_plane
     from napari_devosam.synthetic.phantoms import make_embryo

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     from qtpy.QtWidgets import QApplication
 
     from napari_devosam._qt.annotator_widget import AnnotatorWidget
-    from napari_devosam.embeddings import PlaneEmbedding, signature
+    from napari_devosam.engine.embeddings import PlaneEmbedding, signature
     from napari_devosam.synthetic.phantoms import make_embryo
     from napari_devosam.testing import random_sam
 

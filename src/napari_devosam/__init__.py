@@ -6,17 +6,17 @@ does when it scans plugins, costs nothing.
 
 from importlib import import_module
 
-from ._version import __version__
+from napari_devosam._version import __version__
 
 _LAZY = {
-    "to_rgb": "napari_devosam.image",
-    "Normalization": "napari_devosam.image",
-    "load_model": "napari_devosam.model_loading",
-    "Predictor": "napari_devosam.predictor",
-    "EmbeddingCache": "napari_devosam.embeddings",
-    "PlaneEmbedding": "napari_devosam.embeddings",
-    "embed_plane": "napari_devosam.embeddings",
-    "embed_stack": "napari_devosam.embeddings",
+    "to_rgb": "napari_devosam.engine.image",
+    "Normalization": "napari_devosam.engine.image",
+    "load_model": "napari_devosam.models.loading",
+    "Predictor": "napari_devosam.engine.predictor",
+    "EmbeddingCache": "napari_devosam.engine.embeddings",
+    "PlaneEmbedding": "napari_devosam.engine.embeddings",
+    "embed_plane": "napari_devosam.engine.embeddings",
+    "embed_stack": "napari_devosam.engine.embeddings",
 }
 
 __all__ = ["__version__", *_LAZY]

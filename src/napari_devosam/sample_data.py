@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .synthetic.phantoms import make_timelapse
+from napari_devosam.synthetic.phantoms import make_timelapse
 
 SAMPLE_SHAPE = (4, 384, 512)
 SAMPLE_SEED = 2024
@@ -24,7 +24,8 @@ def embryo_timelapse() -> list[tuple]:
     )
     low, high = np.percentile(stack[:, ::4, ::4], [0.5, 99.8])
     metadata = {
-        "source": "napari-devosam synthetic phantom (napari_devosam.synthetic.phantoms.make_timelapse)",
+        "source": "napari-devosam synthetic phantom "
+                  "(napari_devosam.synthetic.phantoms.make_timelapse)",
         "seed": SAMPLE_SEED,
         "stain": "membrane",
         "axes": "TYX",

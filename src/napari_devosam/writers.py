@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import TIFF_SUFFIXES, write_tiff
+from napari_devosam.export.image_io import TIFF_SUFFIXES, write_tiff
 
 
 def labels_dtype(data) -> np.dtype:

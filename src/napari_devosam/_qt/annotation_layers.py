@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..annotator_state import PlanePrompts, plane_prompts_from_layer_data
+from napari_devosam.annotation.state import PlanePrompts, plane_prompts_from_layer_data
 
 POSITIVE_COLOR, NEGATIVE_COLOR = "lime", "red"
 POSITIVE_SYMBOL, NEGATIVE_SYMBOL = "disc", "x"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from napari.utils.notifications import show_info
 
-from .annotation_layers import (
+from napari_devosam._qt.annotation_layers import (
     point_kind,
     remove_prompts,
     set_point_kind,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from qtpy.QtWidgets import QFileDialog, QGridLayout, QGroupBox, QLabel, QPushButton, QVBoxLayout
 
-from .annotation_layers import point_kind
-from .shortcuts import SHORTCUTS, display_key, html_table
+from napari_devosam._qt.annotation_layers import point_kind
+from napari_devosam._qt.shortcuts import SHORTCUTS, display_key, html_table
 
 _KEYS = {sc.action: display_key(sc.key) for sc in SHORTCUTS}
 

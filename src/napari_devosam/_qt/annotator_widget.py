@@ -1,6 +1,6 @@
 """The SAM annotator dock widget: boxes and points become SAM masks live; commit, undo, delete.
 
-A thin layer over ``annotator_state.AnnotatorState`` (prompts -> current objects),
+A thin layer over ``annotation.state.AnnotatorState`` (prompts -> current objects),
 ``predictor.Predictor`` (the decoder, on the GUI thread: tens of ms), ``EmbeddingJobs``
 (encoder, in workers) and ``store.AnnotationStore`` (committed objects; every change runs on
 one background thread, in order, and is on disk when its callback arrives).
@@ -15,15 +15,15 @@ from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
-from ..annotator_state import AnnotatorState
-from .annotation_layers import add_layers, planes_with_prompts, prompts_on_plane
-from .annotator_actions import AnnotatorActions
-from .annotator_controls import build_controls
-from .embedding_worker import EmbeddingJobs
-from .jobs import LockedEmbeddingCache, SerialJobs
-from .model_panel import ModelPanel
-from .shortcuts import bind_shortcuts, unbind_viewer
-from .store_ops import StoreOps
+from napari_devosam._qt.annotation_layers import add_layers, planes_with_prompts, prompts_on_plane
+from napari_devosam._qt.annotator_actions import AnnotatorActions
+from napari_devosam._qt.annotator_controls import build_controls
+from napari_devosam._qt.embedding_worker import EmbeddingJobs
+from napari_devosam._qt.jobs import LockedEmbeddingCache, SerialJobs
+from napari_devosam._qt.model_panel import ModelPanel
+from napari_devosam._qt.shortcuts import bind_shortcuts, unbind_viewer
+from napari_devosam._qt.store_ops import StoreOps
+from napari_devosam.annotation.state import AnnotatorState
 
 ANSWER_ACTIONS = {"added", "changed", "removed"}
 
@@ -46,7 +46,7 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
     def __init__(self, napari_viewer, sam=None, *, project_dir=None, cache_dir=None,
                  autoload: bool = True):
         super().__init__()
-        from ..embeddings import default_cache_dir
+        from napari_devosam.engine.embeddings import default_cache_dir
 
         self.viewer = napari_viewer
         self.project_dir = project_dir
@@ -171,10 +171,10 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
     # -- model ----------------------------------------------------------------------------
     def set_model(self, sam, description: str | None = None) -> None:
         """Use ``sam`` (a ``segment_anything`` ``Sam``) from now on; embeddings follow."""
-        from . import avoid_llvm_clash
+        from napari_devosam._qt import avoid_llvm_clash
 
         avoid_llvm_clash()
-        from ..predictor import Predictor
+        from napari_devosam.engine.predictor import Predictor
 
         self.predictor = Predictor(sam, cache=self.cache)
         self._model_text = description or type(sam).__name__
@@ -195,7 +195,7 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
         """
         from pathlib import Path
 
-        from ..decoder_io import apply_decoder
+        from napari_devosam.models.decoder_files import apply_decoder
 
         if self.predictor is None:
             show_warning("Load a model before choosing a decoder.")
@@ -293,6 +293,6 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
 
     # -- status ---------------------------------------------------------------------------
     def _update_status(self) -> None:
-        from .annotator_controls import status_text
+        from napari_devosam._qt.annotator_controls import status_text
 
         self.status_label.setText(status_text(self))

@@ -16,8 +16,8 @@ from collections import OrderedDict
 import numpy as np
 from qtpy.QtCore import QObject, Signal
 
-from ..embeddings import embed_plane, embed_stack
-from .workers import reported
+from napari_devosam._qt.workers import reported
+from napari_devosam.engine.embeddings import embed_plane, embed_stack
 
 MEMORY_PLANES = 8
 

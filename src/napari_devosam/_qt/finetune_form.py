@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .finetune_job import JobSettings
+from napari_devosam._qt.finetune_job import JobSettings
 
 LOADED = "loaded model"
 CHECKPOINT = "checkpoint file"
@@ -38,7 +38,7 @@ DEFAULT_LR = 1e-4
 
 def _devices() -> list[str]:
     try:
-        from napari_devosam.devices import available_devices
+        from napari_devosam.utils.devices import available_devices
 
         return available_devices()
     except Exception:  # noqa: BLE001 - the list is a convenience; "auto" always works

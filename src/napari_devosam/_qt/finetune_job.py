@@ -84,8 +84,7 @@ def _drive(gen: Iterator, stop: threading.Event, wrap=None, final=None
 
 
 def _load_model(name_or_path: str, device: str):
-    from napari_devosam import model_loading
-
+    from napari_devosam.models import loading as model_loading
     iter_load = getattr(model_loading, "iter_load_model", None)
     if iter_load is None:
         return model_loading.load_model(name_or_path, device=device)

@@ -17,11 +17,16 @@ from pathlib import Path
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from .finetune_annotator import cache_of, find_annotator, model_of, normalization_of
-from .finetune_events import describe, read_event, result_summary
-from .finetune_form import LOADED, FinetuneForm
-from .finetune_job import JobOutcome, JobSettings, LoadProgress, run_job
-from .finetune_plot import FinetunePlot
+from napari_devosam._qt.finetune_annotator import (
+    cache_of,
+    find_annotator,
+    model_of,
+    normalization_of,
+)
+from napari_devosam._qt.finetune_events import describe, read_event, result_summary
+from napari_devosam._qt.finetune_form import LOADED, FinetuneForm
+from napari_devosam._qt.finetune_job import JobOutcome, JobSettings, LoadProgress, run_job
+from napari_devosam._qt.finetune_plot import FinetunePlot
 
 
 def _notify(kind: str, message: str) -> None:

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from qtpy.QtCore import QObject, Signal
 
-from ..embeddings import EmbeddingCache
+from napari_devosam.engine.embeddings import EmbeddingCache
 
 
 class LockedEmbeddingCache(EmbeddingCache):

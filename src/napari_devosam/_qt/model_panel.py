@@ -24,9 +24,9 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
-from ..download import CHECKPOINT_ENV
-from ..registry import MODEL_NAMES
-from .workers import reported
+from napari_devosam._qt.workers import reported
+from napari_devosam.models.download import CHECKPOINT_ENV
+from napari_devosam.models.registry import MODEL_NAMES
 
 CHECKPOINT_CHOICE = "checkpoint file"
 DEMO_CHOICE = "random weights (demo, untrained)"
@@ -35,11 +35,12 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 def _load_job(choice: str, path: str, device: str):
     """Generator for a worker: yields download progress, returns ``(sam, description)``."""
-    from ..devices import resolve_device
-    from ..model_loading import architecture_name, iter_load_model
+    from napari_devosam.models.identity import architecture_name
+    from napari_devosam.models.loading import iter_load_model
+    from napari_devosam.utils.devices import resolve_device
 
     if choice == DEMO_CHOICE:
-        from ..testing import tiny_sam
+        from napari_devosam.testing import tiny_sam
 
         sam = tiny_sam().to(resolve_device(device))
         return sam, f"DEMO: random tiny SAM, untrained ({sam.device.type})"
@@ -125,7 +126,7 @@ class ModelPanel(QGroupBox):
             return True
         if choice == CHECKPOINT_CHOICE:
             return Path(self.path_edit.text()).expanduser().is_file()
-        from ..download import is_cached
+        from napari_devosam.models.download import is_cached
 
         return is_cached(choice)
 
@@ -153,7 +154,7 @@ class ModelPanel(QGroupBox):
         from napari.qt.threading import create_worker
         from napari.utils import progress
 
-        from . import avoid_llvm_clash
+        from napari_devosam._qt import avoid_llvm_clash
 
         if self._worker is not None:
             return None

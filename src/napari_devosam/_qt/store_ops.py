@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from .workers import reported
+from napari_devosam._qt.workers import reported
 
 
 def _open_store(holder, path, data, project_dir, rgb):
-    from ..store import AnnotationStore, StoreCorruptError
+    from napari_devosam.annotation.store import AnnotationStore, StoreCorruptError
 
     warning = None
     try:
@@ -129,7 +129,7 @@ class StoreOps:
         def start(result):
             from napari.qt.threading import create_worker
 
-            from ..export import export_bundle
+            from napari_devosam.export.bundle import export_bundle
 
             labels, prompts = result
             worker = create_worker(

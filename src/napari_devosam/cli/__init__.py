@@ -12,7 +12,7 @@ import os
 import sys
 from importlib import import_module
 
-from .._version import __version__
+from napari_devosam._version import __version__
 
 SUBCOMMANDS = ("annotate", "segment", "embed", "export", "finetune", "eval")
 

@@ -37,14 +37,14 @@ def add_parser(subparsers) -> None:
 
 def _open_image(viewer, args) -> None:
     if args.image is None or args.sample:
-        from ..sample_data import embryo_timelapse
+        from napari_devosam.sample_data import embryo_timelapse
 
         for data, kwargs, _ in embryo_timelapse():
             viewer.add_image(data, **kwargs)
     if args.image is not None:
         from napari.layers._source import layer_source
 
-        from ..io import read_image
+        from napari_devosam.export.image_io import read_image
 
         path = Path(args.image).expanduser().resolve()
         data = read_image(path)
@@ -61,7 +61,7 @@ def run(args) -> int:
     import napari
     import segment_anything  # noqa: F401
 
-    from .._qt.annotator_widget import AnnotatorWidget
+    from napari_devosam._qt.annotator_widget import AnnotatorWidget
 
     viewer = napari.Viewer(title="napari-devosam")
     _open_image(viewer, args)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from ..progress import drain_with_bar
+from napari_devosam.utils.progress import drain_with_bar
 
 
 def add_parser(subparsers) -> None:
@@ -37,9 +37,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..embeddings import EmbeddingCache, default_cache_dir, embed_stack
-    from ..io import read_image
-    from ..stacks import plane_count
+    from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir, embed_stack
+    from napari_devosam.engine.stacks import plane_count
+    from napari_devosam.export.image_io import read_image
 
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -47,7 +47,7 @@ def run(args) -> int:
     total = plane_count(stack)
     cache_dir = args.cache_dir or default_cache_dir()
 
-    from ..model_loading import load_model
+    from napari_devosam.models.loading import load_model
 
     sam = load_model(args.model, device=args.device)
     batch_size = args.batch_size or (1 if sam.pixel_mean.device.type == "cpu" else 4)

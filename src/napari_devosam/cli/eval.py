@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..progress import drain_with_bar
+from napari_devosam.utils.progress import drain_with_bar
 
 
 def add_parser(subparsers) -> None:
@@ -33,12 +33,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..embeddings import EmbeddingCache, default_cache_dir
-    from ..finetune.data import load_planes
-    from ..finetune.evaluate import iter_evaluate
+    from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir
+    from napari_devosam.finetune.data import load_planes
+    from napari_devosam.finetune.evaluate import iter_evaluate
 
     load_planes(args.data)  # bad data fails here, before the model is loaded
-    from ..model_loading import load_model
+    from napari_devosam.models.loading import load_model
 
     sam = load_model(args.model, device=args.device, decoder=args.decoder)
     cache = EmbeddingCache(args.cache_dir or default_cache_dir(), max_items=0)

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..progress import drain
+from napari_devosam.utils.progress import drain
 
 
 def add_parser(subparsers) -> None:
@@ -47,9 +47,9 @@ def _print_progress(value) -> None:
 
 
 def run(args) -> int:
-    from ..export import export_bundle, export_store
-    from ..io import read_image
-    from ..store import AnnotationStore
+    from napari_devosam.annotation.store import AnnotationStore
+    from napari_devosam.export.bundle import export_bundle, export_store
+    from napari_devosam.export.image_io import read_image
 
     image_path = Path(args.image)
     image = read_image(image_path)

@@ -92,13 +92,13 @@ class _Bars:
 
 
 def run(args) -> int:
-    from ..embeddings import EmbeddingCache, default_cache_dir
-    from ..finetune import finetune
-    from ..finetune.data import load_planes
-    from ..finetune.train import DEFAULT_LR, DEFAULT_PATIENCE
+    from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir
+    from napari_devosam.finetune import finetune
+    from napari_devosam.finetune.data import load_planes
+    from napari_devosam.finetune.train import DEFAULT_LR, DEFAULT_PATIENCE
 
     load_planes(args.data)  # bad data fails here, before the model is loaded
-    from ..model_loading import load_model
+    from napari_devosam.models.loading import load_model
 
     sam = load_model(args.model, device=args.device)
     cache = EmbeddingCache(args.cache_dir or default_cache_dir(), max_items=0)

@@ -69,7 +69,7 @@ def parse_point(text: str) -> tuple[float, float, int]:
 
 def select_plane(image: np.ndarray, index: str | None) -> np.ndarray:
     """The plane of ``image`` that ``--plane`` names (the image itself if it is one plane)."""
-    from ..stacks import parse_plane_index, plane_count
+    from napari_devosam.engine.stacks import parse_plane_index, plane_count
 
     n = plane_count(image)
     if index is None:
@@ -102,8 +102,8 @@ def segment_plane(predictor, boxes: list[np.ndarray], points: list[tuple]) -> np
 
 
 def run(args) -> int:
-    from ..coords import clip_box, validate_points
-    from ..io import read_image, write_tiff
+    from napari_devosam.engine.coords import clip_box, validate_points
+    from napari_devosam.export.image_io import read_image, write_tiff
 
     boxes = [parse_box(b) for b in args.box]
     points = [parse_point(p) for p in args.point]
@@ -118,11 +118,11 @@ def run(args) -> int:
     if points:
         validate_points([(r, c) for r, c, _ in points], [lab for *_, lab in points], shape)
 
-    from ..model_loading import load_model
-    from ..predictor import Predictor
+    from napari_devosam.engine.predictor import Predictor
+    from napari_devosam.models.loading import load_model
 
     sam = load_model(args.model, device=args.device, decoder=args.decoder)
-    from ..embeddings import default_cache_dir
+    from napari_devosam.engine.embeddings import default_cache_dir
 
     predictor = Predictor(sam, cache_dir=args.cache_dir or default_cache_dir())
     predictor.set_image(plane)

@@ -7,10 +7,10 @@ annotated data. See docs/finetune.md.
 Importing this package loads torch (it is not imported when napari scans plugins).
 """
 
-from .data import Plane, load_planes, split_planes
-from .evaluate import evaluate, iter_evaluate
-from .events import FinetuneResult, ProgressEvent, TrainingDiverged
-from .train import finetune, run_finetune
+from napari_devosam.finetune.data import Plane, load_planes, split_planes
+from napari_devosam.finetune.evaluate import evaluate, iter_evaluate
+from napari_devosam.finetune.events import FinetuneResult, ProgressEvent, TrainingDiverged
+from napari_devosam.finetune.train import finetune, run_finetune
 
 __all__ = [
     "FinetuneResult",

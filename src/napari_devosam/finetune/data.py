@@ -94,8 +94,8 @@ def _integer_labels(labels: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _planes_of_pair(folder: Path, image_path: Path, label_path: Path) -> list[Plane]:
-    from ..io import read_image
-    from ..stacks import iter_planes, leading_shape, plane_ndim
+    from napari_devosam.engine.stacks import iter_planes, leading_shape, plane_ndim
+    from napari_devosam.export.image_io import read_image
 
     image = read_image(image_path)
     labels = read_image(label_path)
@@ -132,7 +132,7 @@ def load_planes(data_dirs: str | os.PathLike | Iterable) -> list[Plane]:
     ``FileNotFoundError`` / ``ValueError`` naming the offending folder or file (see the
     module docstring) before returning anything.
     """
-    from ..export import find_pairs
+    from napari_devosam.export.bundle import find_pairs
 
     planes: list[Plane] = []
     for folder in _as_folders(data_dirs):

@@ -20,8 +20,8 @@ from collections.abc import Generator, Iterable
 
 import numpy as np
 
-from ..progress import drain
-from .targets import PlaneTargets
+from napari_devosam.finetune.targets import PlaneTargets
+from napari_devosam.utils.progress import drain
 
 
 def _iou(mask: np.ndarray, truth: np.ndarray) -> float:
@@ -31,7 +31,7 @@ def _iou(mask: np.ndarray, truth: np.ndarray) -> float:
 
 def score_plane(predictor, t: PlaneTargets) -> dict:
     """Per-object IoUs ``{"box": [...], "point": [...]}`` for one plane (embedding in ``t``)."""
-    from ..embeddings import PlaneEmbedding
+    from napari_devosam.engine.embeddings import PlaneEmbedding
 
     predictor.set_embedding(PlaneEmbedding(t.features, t.input_size, t.original_size))
     box_masks, _ = predictor.predict_boxes(t.boxes_rc)
@@ -67,8 +67,8 @@ def summarize_scores(per_plane: list[tuple[str, dict]]) -> dict:
 
 def score_targets(sam, targets: list[PlaneTargets]) -> dict:
     """``summarize_scores`` of ``sam``'s masks on prepared planes (embeddings already there)."""
-    from ..embeddings import EmbeddingCache
-    from ..predictor import Predictor
+    from napari_devosam.engine.embeddings import EmbeddingCache
+    from napari_devosam.engine.predictor import Predictor
 
     predictor = Predictor(sam, cache=EmbeddingCache(max_items=0))
     return summarize_scores([(t.name, score_plane(predictor, t)) for t in targets])
@@ -81,10 +81,10 @@ def iter_evaluate(data_dirs: str | os.PathLike | Iterable, sam, cache=None,
     The data are read and checked first (see ``finetune.data``); embeddings come from
     ``cache`` (an ``EmbeddingCache``) when it has them and are computed otherwise.
     """
-    from ..embeddings import EmbeddingCache, embed_plane
-    from ..predictor import Predictor
-    from .data import load_planes
-    from .targets import prepare_plane
+    from napari_devosam.engine.embeddings import EmbeddingCache, embed_plane
+    from napari_devosam.engine.predictor import Predictor
+    from napari_devosam.finetune.data import load_planes
+    from napari_devosam.finetune.targets import prepare_plane
 
     planes = load_planes(data_dirs)
     device = sam.pixel_mean.device

@@ -53,8 +53,8 @@ class FinetuneResult:
     """What ``finetune`` returns.
 
     Attributes:
-      path: the decoder file written (``decoder_io`` format; apply it with
-        ``decoder_io.apply_decoder(sam, path)``).
+      path: the decoder file written (``models.decoder_files`` format; apply it with
+        ``models.decoder_files.apply_decoder(sam, path)``).
       val_iou_before: validation mean IoU of the starting decoder.
       val_iou_after: validation mean IoU of the decoder written (the best epoch's).
       best_epoch: the epoch whose weights were written (0: none beat the starting decoder,

@@ -33,7 +33,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .decoding import Prompts, sparse_embeddings
+from napari_devosam.finetune.decoding import Prompts, sparse_embeddings
 
 
 def _fold_pays(attn, n_tokens: int) -> bool:

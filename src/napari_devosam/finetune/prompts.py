@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from .decoding import BOX_BR, BOX_TL, NEG, PAD, POS, Prompts
-from .targets import PlaneTargets
+from napari_devosam.finetune.decoding import BOX_BR, BOX_TL, NEG, PAD, POS, Prompts
+from napari_devosam.finetune.targets import PlaneTargets
 
 KINDS = ("box", "point", "points")
 KIND_WEIGHTS = (0.4, 0.3, 0.3)

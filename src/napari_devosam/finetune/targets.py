@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..coords import box_rc_to_xyxy, points_rc_to_xy
-from .data import Plane
+from napari_devosam.engine.coords import box_rc_to_xyxy, points_rc_to_xy
+from napari_devosam.finetune.data import Plane
 
 
 @dataclass

@@ -4,11 +4,11 @@ Order of work: read and check all data (errors name the file, nothing is trained
 image into training and validation planes, embed every plane once through the embedding
 cache (the image encoder is frozen), measure the validation IoU of the starting decoder,
 then train epoch by epoch (validation after each, best weights kept, early stopping, time
-limit) and finally write the best decoder with ``decoder_io.save_decoder`` (atomic).
+limit) and finally write the best decoder with ``models.decoder_files.save_decoder`` (atomic).
 
 The model passed in is never modified: training works on copies of its prompt encoder and
 mask decoder. Closing the generator (cancel) writes nothing, so a decoder file already at
-``out`` stays exactly as it was. To use the result: ``decoder_io.apply_decoder(sam, path)``.
+``out`` stays exactly as it was. To use it: ``models.decoder_files.apply_decoder(sam, path)``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import time
 from collections.abc import Generator, Iterable
 from pathlib import Path
 
-from ..progress import drain
-from .events import FinetuneResult, ProgressEvent, TrainingDiverged
+from napari_devosam.finetune.events import FinetuneResult, ProgressEvent, TrainingDiverged
+from napari_devosam.utils.progress import drain
 
 DEFAULT_LR = 1e-4
 DEFAULT_BATCH_PROMPTS = {"cuda": 16}  # per device type; others (CPU) below
@@ -106,13 +106,13 @@ def finetune(
     Raises ``ValueError``/``FileNotFoundError`` for bad settings or data (before any work),
     ``TrainingDiverged`` (a ``RuntimeError``) when the loss becomes NaN or infinite.
     """
-    from ..devices import resolve_device
-    from ..embeddings import embed_plane
-    from ..model_loading import architecture_name
-    from .data import load_planes, split_planes, summarize
-    from .evaluate import score_targets
-    from .targets import prepare_plane
-    from .trainer import Trainer, training_model
+    from napari_devosam.engine.embeddings import embed_plane
+    from napari_devosam.finetune.data import load_planes, split_planes, summarize
+    from napari_devosam.finetune.evaluate import score_targets
+    from napari_devosam.finetune.targets import prepare_plane
+    from napari_devosam.finetune.trainer import Trainer, training_model
+    from napari_devosam.models.identity import architecture_name
+    from napari_devosam.utils.devices import resolve_device
 
     start = time.perf_counter()
     out = _check_settings(epochs, max_minutes, lr, batch_prompts, patience, out)
@@ -215,7 +215,7 @@ def finetune(
         "history": history,
         "masks_per_s": round(masks_per_s, 2),
     }
-    from ..decoder_io import save_decoder
+    from napari_devosam.models.decoder_files import save_decoder
 
     path = save_decoder(model, out, base_model=architecture_name(sam), metadata=metadata,
                         include_prompt_encoder=bool(train_prompt_encoder))
@@ -234,7 +234,7 @@ def _folders(data_dirs) -> list:
 
 
 def _norm_dict(normalization):
-    from ..image import DEFAULT_NORMALIZATION
+    from napari_devosam.engine.image import DEFAULT_NORMALIZATION
 
     return (normalization or DEFAULT_NORMALIZATION).to_dict()
 

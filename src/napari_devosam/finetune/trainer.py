@@ -16,11 +16,11 @@ import math
 
 import torch
 
-from .decoding import decode
-from .fast_decoding import decode_fast
-from .losses import LOSSES, decoder_loss, pick
-from .prompts import PromptSampler
-from .targets import PlaneTargets
+from napari_devosam.finetune.decoding import decode
+from napari_devosam.finetune.fast_decoding import decode_fast
+from napari_devosam.finetune.losses import LOSSES, decoder_loss, pick
+from napari_devosam.finetune.prompts import PromptSampler
+from napari_devosam.finetune.targets import PlaneTargets
 
 
 def training_model(sam, device, train_prompt_encoder: bool = False):

@@ -1,1 +1,3 @@
-"""Synthetic embryo images with ground truth: the phantom generator for tests, training and benchmarks."""
+"""Synthetic embryo images with ground truth: the phantom generator for tests, training
+and benchmarks.
+"""

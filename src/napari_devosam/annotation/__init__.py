@@ -1,0 +1,3 @@
+"""Annotation: the annotator's state (prompts, live mask, commit/undo) and the on-disk store of
+committed objects.
+"""

@@ -1,0 +1,55 @@
+"""Reading microscopy images and writing label images.
+
+``read_image`` returns the pixel data as stored: TIFF through tifffile (any dtype, stacks
+with their leading axes), PNG/JPEG and other formats through scikit-image. ``write_tiff``
+writes atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from napari_devosam.utils.atomic import atomic_path
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """The pixel data of an image file, original dtype, shape as stored (e.g. (T, Z, Y, X)).
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for one that cannot be
+    read as an image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no image file at {path}")
+    try:
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            import tifffile
+
+            return np.asarray(tifffile.imread(path))
+        from skimage import io as skio
+
+        return np.asarray(skio.imread(path))
+    except Exception as exc:  # noqa: BLE001 - any reader failure means: not an image we can read
+        raise ValueError(f"cannot read {path} as an image: {exc}") from exc
+
+
+def write_tiff(path: str | os.PathLike, array: np.ndarray, **metadata) -> Path:
+    """Write ``array`` to ``path`` as TIFF (zlib-compressed), atomically; returns the path.
+
+    Only ``(..., H, W, 3|4)`` uint8 arrays are written as colour; everything else (labels,
+    grayscale planes and stacks, even with 3 or 4 leading planes) as grayscale pages.
+    """
+    import tifffile
+
+    path = Path(path)
+    array = np.asarray(array)
+    colour = array.ndim >= 3 and array.shape[-1] in (3, 4) and array.dtype == np.uint8
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, array, compression="zlib", metadata=dict(metadata),
+                         photometric="rgb" if colour else "minisblack")
+    return path

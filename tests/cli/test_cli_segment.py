@@ -1,0 +1,171 @@
+"""`devosam segment` and `devosam embed` through the CLI's main(), with a tiny checkpoint.
+
+The checkpoint file holds a tiny SAM's weights; it is read by the real model loader, given the
+tiny architecture as its builder (the official architectures are too slow for unit tests).
+"""
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+import napari_devosam.models.loading as model_loading
+from napari_devosam.cli import main
+from napari_devosam.engine.predictor import Predictor
+from napari_devosam.testing import tiny_sam
+
+SHAPE = (80, 120)
+SEED = 4  # the checkpoint's weights differ from tiny_sam()'s default ones
+
+
+def _plane(shift=0):
+    yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1]]
+    disc = ((yy - 40) ** 2 + (xx - 50 - shift) ** 2 < 20**2) * 3000
+    noise = np.random.default_rng(shift).integers(0, 400, size=SHAPE)
+    return (disc + noise).astype(np.uint16)
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """Checkpoint, images and a model loader that counts image-encoder runs."""
+    ckpt = tmp_path / "tiny.pth"
+    torch.save(tiny_sam(seed=SEED).state_dict(), ckpt)
+    real_load = model_loading.load_model
+    encodes = []
+
+    def load(model=None, device="auto", decoder=None, **kw):
+        sam = real_load(model, device=device, decoder=decoder, builder=tiny_sam, **kw)
+        sam.image_encoder.register_forward_hook(lambda m, i, o: encodes.append(o.shape[0]))
+        return sam
+
+    monkeypatch.setattr(model_loading, "load_model", load)
+    monkeypatch.setenv("DEVOSAM_CACHE_DIR", str(tmp_path / "cache"))
+    image = tmp_path / "plane.tif"
+    tifffile.imwrite(image, _plane())
+    stack = np.stack([np.stack([_plane(5 * t + z) for z in range(3)]) for t in range(2)])
+    stack_path = tmp_path / "stack.tif"
+    tifffile.imwrite(stack_path, stack)
+    return dict(tmp=tmp_path, ckpt=str(ckpt), image=str(image), stack=str(stack_path),
+                stack_data=stack, encodes=encodes)
+
+
+def _reference(plane):
+    pred = Predictor(tiny_sam(seed=SEED))
+    pred.set_image(plane)
+    return pred
+
+
+def _segment(env, *args):
+    out = env["tmp"] / "labels.tif"
+    rc = main(["segment", env["image"], "--model", env["ckpt"], "--out", str(out), *args])
+    return rc, out
+
+
+def test_boxes_make_one_object_each(env, capsys):
+    boxes = [(20, 30, 60, 70), (5, 80, 40, 115)]
+    rc, out = _segment(env, *[f"--box={','.join(map(str, b))}" for b in boxes])
+    assert rc == 0
+    labels = tifffile.imread(out)
+    assert labels.shape == SHAPE and labels.dtype == np.uint16
+    masks, _ = _reference(_plane()).predict_boxes(boxes)
+    expected = np.zeros(SHAPE, np.uint16)
+    for i, m in enumerate(masks, start=1):
+        expected[m & (expected == 0)] = i
+    np.testing.assert_array_equal(labels, expected)
+    assert "2 object(s)" in capsys.readouterr().out
+
+
+def test_points_alone_and_points_refining_a_box(env):
+    rc, out = _segment(env, "--point", "40,50", "--point", "5,5,0")
+    assert rc == 0
+    masks, _, _ = _reference(_plane()).predict(points=[(40, 50), (5, 5)], point_labels=[1, 0])
+    np.testing.assert_array_equal(tifffile.imread(out), masks[0].astype(np.uint16))
+    rc, out = _segment(env, "--box", "20,30,60,70", "--point", "40,50,1")
+    assert rc == 0
+    masks, _, _ = _reference(_plane()).predict(box=(20, 30, 60, 70), points=[(40, 50)])
+    np.testing.assert_array_equal(tifffile.imread(out), masks[0].astype(np.uint16))
+
+
+def test_single_click_keeps_the_best_of_three(env):
+    rc, out = _segment(env, "--point", "40,50")
+    assert rc == 0
+    masks, scores, _ = _reference(_plane()).predict(points=[(40, 50)], multimask=True)
+    expected = masks[int(np.argmax(scores))].astype(np.uint16)
+    np.testing.assert_array_equal(tifffile.imread(out), expected)
+
+
+def test_plane_of_a_stack(env):
+    out = env["tmp"] / "p.tif"
+    args = ["segment", env["stack"], "--model", env["ckpt"], "--box", "20,30,60,70"]
+    assert main([*args, "--plane", "1:2", "--out", str(out)]) == 0
+    labels = tifffile.imread(out)
+    assert labels.shape == SHAPE
+    masks, _ = _reference(env["stack_data"][1, 2]).predict_boxes([(20, 30, 60, 70)])
+    np.testing.assert_array_equal(labels, masks[0].astype(np.uint16))
+    assert main([*args, "--plane", "5", "--out", str(out)]) == 0  # flat index of (1, 2)
+    np.testing.assert_array_equal(tifffile.imread(out), labels)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--box", "1,2,3"], "bad --box"),
+        (["--box", "a,b,c,d"], "bad --box"),
+        (["--box", "100,130,150,200"], "outside"),
+        (["--box", "30,30,10,60"], "inverted"),
+        (["--point", "40,50,2"], "label"),
+        (["--point", "400,50"], "outside"),
+        (["--box", "1,1,20,20", "--box", "30,30,60,60", "--point", "5,5"], "at most one --box"),
+        ([], "no prompt"),
+        (["--box", "1,1,20,20", "--plane", "3"], "does not exist"),
+        (["--box", "1,1,20,20", "--model", "/no/such/model.pth"], "does not exist"),
+        (["--box", "1,1,20,20", "--device", "tpu"], "device"),
+    ],
+)
+def test_user_errors_are_one_line(env, capsys, args, message):
+    out = env["tmp"] / "labels.tif"
+    argv = ["segment", env["image"], "--out", str(out)]
+    if "--model" not in args:
+        argv += ["--model", env["ckpt"]]
+    assert main([*argv, *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("devosam segment: error:") and message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_missing_image_and_stack_without_plane(env, capsys):
+    out = str(env["tmp"] / "l.tif")
+    assert main(["segment", str(env["tmp"] / "nope.tif"), "--box", "1,1,9,9", "--out", out]) == 1
+    assert "no image file" in capsys.readouterr().err
+    assert main(["segment", env["stack"], "--box", "1,1,9,9", "--out", out]) == 1
+    err = capsys.readouterr().err
+    assert "--plane" in err and len(err.strip().splitlines()) == 1
+    assert env["encodes"] == []  # errors come before any model work
+
+
+def test_embed_fills_the_cache_that_segment_uses(env, capsys):
+    cache = env["tmp"] / "emb"
+    args = ["embed", env["stack"], "--model", env["ckpt"], "--cache-dir", str(cache)]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "embedding" in captured.err and "6/6" in captured.err  # tqdm bar on stderr
+    assert "embedded 6 plane(s)" in captured.out
+    assert len(list(cache.glob("*.npz"))) == 6 and sum(env["encodes"]) == 6
+    assert main([*args, "--batch-size", "4", "--no-progress"]) == 0  # all cached
+    assert sum(env["encodes"]) == 6
+    out = env["tmp"] / "l.tif"
+    assert main(["segment", env["stack"], "--model", env["ckpt"], "--cache-dir", str(cache),
+                 "--plane", "0:1", "--box", "20,30,60,70", "--out", str(out)]) == 0
+    assert sum(env["encodes"]) == 6 and out.exists()
+
+
+def test_embed_default_cache_dir_and_errors(env, capsys):
+    assert main(["embed", env["image"], "--model", env["ckpt"], "--no-progress"]) == 0
+    assert len(list((env["tmp"] / "cache" / "embeddings").glob("*.npz"))) == 1
+    capsys.readouterr()
+    assert main(["embed", str(env["tmp"] / "nope.tif"), "--model", env["ckpt"]]) == 1
+    assert "no image file" in capsys.readouterr().err
+    assert main(["embed", env["image"], "--model", env["ckpt"], "--batch-size", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "--batch-size" in err and len(err.strip().splitlines()) == 1

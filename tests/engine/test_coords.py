@@ -1,0 +1,99 @@
+"""napari (row, col) <-> SAM (x, y), and checking prompts against a plane."""
+
+import numpy as np
+import pytest
+
+from napari_devosam.engine.coords import (
+    box_rc_to_xyxy,
+    clip_box,
+    normalise_box,
+    points_rc_to_xy,
+    validate_points,
+)
+
+SHAPE = (50, 80)  # rows, cols
+
+
+def test_points_become_x_y():
+    xy = points_rc_to_xy([(10, 70), (3.5, 1)])
+    np.testing.assert_array_equal(xy, [[70, 10], [1, 3.5]])
+    assert xy.dtype == np.float64
+    assert points_rc_to_xy((2, 9)).shape == (1, 2)
+    assert points_rc_to_xy(np.zeros((0, 2))).shape == (0, 2)
+
+
+def test_points_conversion_does_not_alias_input():
+    pts = np.array([[1.0, 2.0]])
+    xy = points_rc_to_xy(pts)
+    xy[0, 0] = 99
+    assert pts[0, 0] == 1.0
+
+
+def test_boxes_become_xyxy():
+    np.testing.assert_array_equal(box_rc_to_xyxy((1, 2, 30, 40)), [2, 1, 40, 30])
+    batch = box_rc_to_xyxy([(1, 2, 30, 40), (5, 6, 7, 8)])
+    np.testing.assert_array_equal(batch, [[2, 1, 40, 30], [6, 5, 8, 7]])
+
+
+def test_validate_points_defaults_and_types():
+    pts, lab = validate_points([(0, 0), (49, 79)], None, SHAPE)
+    assert pts.dtype == np.float64 and lab.dtype == np.int64
+    np.testing.assert_array_equal(lab, [1, 1])
+    _, lab = validate_points([(1, 1), (2, 2)], np.array([True, False]), SHAPE)
+    np.testing.assert_array_equal(lab, [1, 0])
+
+
+def test_points_within_half_a_pixel_of_the_border_are_inside():
+    pts, _ = validate_points([(-0.5, 79.4), (49.5, -0.2)], [1, 0], SHAPE)
+    np.testing.assert_array_equal(pts, [[0, 79], [49, 0]])
+
+
+@pytest.mark.parametrize(
+    "points, labels, message",
+    [
+        ([(50.6, 5)], None, "outside"),
+        ([(5, -0.6)], None, "outside"),
+        ([(5, 80.5)], None, "outside"),
+        ([(np.nan, 5)], None, "finite"),
+        ([(5, 5)], [2], "labels"),
+        ([(5, 5)], [-1], "labels"),
+        ([(5, 5), (6, 6)], [1], "2 points but 1"),
+        ([1, 2, 3], None, "pairs"),
+        (np.zeros((2, 3)), None, "pairs"),
+    ],
+)
+def test_bad_points(points, labels, message):
+    with pytest.raises(ValueError, match=message):
+        validate_points(points, labels, SHAPE)
+
+
+def test_clip_box_inside_and_partly_outside():
+    np.testing.assert_array_equal(clip_box((1, 2, 30, 40), SHAPE), [1, 2, 30, 40])
+    np.testing.assert_array_equal(clip_box((-10, -5, 30, 200), SHAPE), [0, 0, 30, 79])
+    np.testing.assert_array_equal(clip_box(np.array([[0, 0, 49, 79]]), SHAPE), [0, 0, 49, 79])
+
+
+@pytest.mark.parametrize(
+    "box, message",
+    [
+        ((60, 0, 70, 10), "entirely outside"),
+        ((0, 90, 10, 100), "entirely outside"),
+        ((-20, -20, -1, -1), "entirely outside"),
+        ((10, 10, 10, 30), "zero area"),
+        ((-5, 10, 0, 30), "zero area"),  # only its edge touches the plane
+        ((30, 10, 10, 30), "inverted"),
+        ((10, 30, 20, 10), "inverted"),
+        ((np.nan, 0, 10, 10), "finite"),
+        ((0, 0, np.inf, 10), "finite"),
+        ((1, 2, 3), "4 numbers"),
+    ],
+)
+def test_bad_boxes(box, message):
+    with pytest.raises(ValueError, match=message):
+        clip_box(box, SHAPE)
+
+
+def test_normalise_box_from_any_two_corners():
+    np.testing.assert_array_equal(normalise_box([(30, 5), (10, 40)]), [10, 5, 30, 40])
+    corners = [(10, 5), (10, 40), (30, 40), (30, 5)]  # a napari rectangle's 4 vertices
+    np.testing.assert_array_equal(normalise_box(corners), [10, 5, 30, 40])
