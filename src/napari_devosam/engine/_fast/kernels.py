@@ -185,31 +185,37 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
     """
     ws = ws if ws is not None else Workspace()
     dec = sam.mask_decoder
-    tr = dec.transformer
     b = sparse.shape[0]
     out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
     tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)
+    mask_terms = _mask_terms(w, ws, mask_input, b)
+    carry = UpconvCarry(img.c0)
+    q, x = _first_layer(dec.transformer.layers[0], w, ws, img, tokens, mask_terms, carry)
+    q, x = _later_layers(dec.transformer, w, ws, tokens, q, x, carry)
+    return _outputs(dec, w, ws, tokens, q, x, carry, multimask)
+
+
+def _mask_terms(w: DecoderWeights, ws, mask_input, b: int) -> dict:
+    """The mask prompt's contributions as low-rank terms (empty without a mask prompt).
+
+    The mask enters layer 0's keys through a 1x1 conv from 16 channels g: every effect of it
+    is a rank-16 term, and none of the (hw, C) tensors is formed.
+    """
+    if mask_input is None:
+        return {"t2i": None, "i2t": None, "extra": None, "residual": None}
+    g = w.mask_features(mask_input, ws)  # (B, 16, hw)
+    ones = torch.ones(b, 1, g.shape[-1], dtype=g.dtype, device=g.device)
+    g1 = ws.get("mask.g1", (b, g.shape[1] + 1, g.shape[2]), g)
+    g1 = torch.cat([g, ones], dim=1, out=g1)  # (B, 17, hw): [g; 1] carries the biases
+    # the residual: keys + g @ mask_w.T + mask_b - no_mask
+    mw = torch.cat([w.mask_w.t(), (w.mask_b - w.no_mask)[None]]).expand(b, -1, -1)
+    return {"t2i": (g1, w.mask_k, w.mask_v), "i2t": (g1, w.mask_q),
+            "extra": (g, w.mask_up, w.mask_upb), "residual": (g1, mw)}
+
+
+def _first_layer(layer0, w: DecoderWeights, ws, img: ImageState, tokens, mask_terms, carry):
+    """Two-way layer 0: its image-side projections come from the per-image cache."""
     qpe = tokens
-    n = tokens.shape[1]
-
-    layer0 = tr.layers[0]
-    t2i0, i2t0 = layer0.cross_attn_token_to_image, layer0.cross_attn_image_to_token
-    mask_t2i = mask_i2t = extra = residual_terms = None
-    if mask_input is not None:
-        # the mask enters layer 0's keys through a 1x1 conv from 16 channels g: every effect
-        # of it is a rank-16 term, and none of the (hw, C) tensors is formed
-        g = w.mask_features(mask_input, ws)  # (B, 16, hw)
-        ones = torch.ones(b, 1, g.shape[-1], dtype=g.dtype, device=g.device)
-        g1 = ws.get("mask.g1", (b, g.shape[1] + 1, g.shape[2]), g)
-        g1 = torch.cat([g, ones], dim=1, out=g1)  # (B, 17, hw): [g; 1] carries the biases
-        # the residual: keys + g @ mask_w.T + mask_b - no_mask
-        mw = torch.cat([w.mask_w.t(), (w.mask_b - w.no_mask)[None]]).expand(b, -1, -1)
-        residual_terms = (g1, mw)
-        mask_t2i = (g1, w.mask_k, w.mask_v)
-        mask_i2t = (g1, w.mask_q)
-        extra = (g, w.mask_up, w.mask_upb)
-
-    # layer 0: image-side projections come from the cache
     q = tokens
     if layer0.skip_first_layer_pe:
         q = layer0.self_attn(q=q, k=q, v=q)
@@ -217,14 +223,20 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
         qq = q + qpe
         q = q + layer0.self_attn(q=qq, k=qq, v=q)
     q = layer0.norm1(q)
-    q = layer0.norm2(q + _tok_to_img_cached(ws, t2i0, q + qpe, img.k0, img.v0, mask_t2i))
+    t2i = _tok_to_img_cached(ws, layer0.cross_attn_token_to_image, q + qpe, img.k0, img.v0,
+                             mask_terms["t2i"])
+    q = layer0.norm2(q + t2i)
     q = layer0.norm3(q + w.mlps[0](q))
     y, fold = _img_to_tok_cached(
-        ws, i2t0, img.q0, q + qpe, q, img.x0, mask_i2t, residual_terms, out_name=SLOTS[0]
+        ws, layer0.cross_attn_image_to_token, img.q0, q + qpe, q, img.x0, mask_terms["i2t"],
+        mask_terms["residual"], out_name=SLOTS[0]
     )
-    carry = UpconvCarry(img.c0)
-    x = _norm4(ws, layer0.norm4, y, fold, carry, w, 0, extra)
+    return q, _norm4(ws, layer0.norm4, y, fold, carry, w, 0, mask_terms["extra"])
 
+
+def _later_layers(tr, w: DecoderWeights, ws, qpe, q, x, carry):
+    """Two-way layers 1.., folded where folding pays for this number of tokens."""
+    n = qpe.shape[1]
     pe = w.image_pe
     for i, layer in enumerate(tr.layers[1:], start=1):
         qq = q + qpe
@@ -241,29 +253,30 @@ def decode(sam, w: DecoderWeights, img: ImageState, sparse, mask_input, multimas
         else:
             y, fold = x + i2t(q=x + pe, k=q + qpe, v=q), None
         x = _norm4(ws, layer.norm4, y, fold, carry, w, i)
+    return q, x
 
-    # final token->image attention, only for the tokens that are read
+
+def _outputs(dec, w: DecoderWeights, ws, qpe, q, x, carry, multimask):
+    """Final token->image attention (only for the tokens read), IoU head and mask head."""
+    tr = dec.transformer
     keep = 1 + dec.num_mask_tokens if multimask else 2
     qf, qpef = q[:, :keep], qpe[:, :keep]
     fin = tr.final_attn_token_to_image
     if _fold_pays(fin, keep):
         att = _tok_to_img_folded(ws, fin, qf + qpef, x, w.pe_final, name="fin")
     else:
-        att = fin(q=qf + qpef, k=x + pe, v=x)
+        att = fin(q=qf + qpef, k=x + w.image_pe, v=x)
     qf = tr.norm_final_attn(qf + att)
 
     iou = dec.iou_prediction_head(qf[:, 0])
     mlps = dec.output_hypernetworks_mlps
-    if multimask:
-        idx = range(1, dec.num_mask_tokens)
-        iou = iou[:, 1:]
-    else:
-        idx = range(1)
-        iou = iou[:, :1]
+    idx = range(1, dec.num_mask_tokens) if multimask else range(1)
+    iou = iou[:, 1:] if multimask else iou[:, :1]
     hyper = torch.stack([mlps[i](qf[:, 1 + i]) for i in idx], dim=1)  # (B, C, c2)
     x_slot = SLOTS[1 - (len(tr.layers) - 1) % 2]  # x is dead from here on: reuse its slot
     up1 = carry.result(ws, w.up_last, SLOTS[0] if x_slot == SLOTS[1] else SLOTS[1])
     if up1 is None:  # a layer did not fold: ConvTranspose #1 on the final tokens
+        b = qf.shape[0]
         rows = x.shape[0] * x.shape[1]
         up1 = ws.get("up1", (rows, w.up1_w.shape[1]), x)
         up1 = torch.addmm(w.up1_b, x.reshape(rows, -1), w.up1_w, out=up1).view(b, -1, up1.shape[1])
