@@ -1,11 +1,9 @@
 """COCO run-length encoding of masks and COCO documents from instance label images.
 
-RLE follows COCO exactly: the mask is read in column-major (Fortran) order and ``counts``
-alternates run lengths of 0s and 1s, starting with 0s (a first count of 0 when the mask
-starts with a 1). ``counts`` is either that list of ints ("uncompressed RLE") or COCO's
-compressed string (each count, after the first two as a difference to the count two places
-earlier, in 5-bit groups offset by 48), which is what ``pycocotools.mask.encode`` writes
-and what the bundle's ``annotations.json`` uses. ``rle_decode`` reads both.
+RLE is COCO's, through ``pycocotools.mask``: the mask is read in column-major (Fortran) order
+and ``counts`` alternates run lengths of 0s and 1s, starting with 0s. ``rle_encode`` writes
+COCO's compressed string (what the bundle's ``annotations.json`` uses) or, on request, the
+plain list of run lengths ("uncompressed RLE"); ``rle_decode`` reads both.
 """
 
 from __future__ import annotations
@@ -13,87 +11,54 @@ from __future__ import annotations
 import numpy as np
 
 
-def rle_counts(mask) -> list[int]:
-    """Column-major run lengths of a 2D bool mask, starting with a run of 0s."""
+def rle_encode(mask, compressed: bool = True) -> dict:
+    """``{"size": [H, W], "counts": str | list[int]}`` for a 2D bool mask ``(H, W)``.
+
+    Raises ``ValueError`` for a mask that is not 2D.
+    """
+    from pycocotools import mask as mask_utils
+
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"expected a 2D mask, got shape {mask.shape}")
+    size = [int(mask.shape[0]), int(mask.shape[1])]
+    if not compressed:
+        return {"size": size, "counts": _run_lengths(mask)}
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": size, "counts": rle["counts"].decode("ascii")}
+
+
+def _run_lengths(mask: np.ndarray) -> list[int]:
+    # pycocotools has no writer of uncompressed counts; they are the run lengths of the
+    # column-major pixels, starting with a (possibly empty) run of 0s.
     flat = mask.astype(bool).ravel(order="F")
     if flat.size == 0:
         return []
-    changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate([[0], changes, [flat.size]])
+    bounds = np.concatenate([[0], np.flatnonzero(flat[1:] != flat[:-1]) + 1, [flat.size]])
     counts = np.diff(bounds).tolist()
-    if flat[0]:
-        counts.insert(0, 0)
-    return counts
-
-
-def counts_to_string(counts) -> str:
-    """COCO's compressed string for a list of run lengths."""
-    out = []
-    for i, count in enumerate(counts):
-        x = int(count) - (int(counts[i - 2]) if i > 2 else 0)
-        more = True
-        while more:
-            c = x & 0x1F
-            x >>= 5  # arithmetic shift: negative differences keep their sign
-            more = (x != -1) if (c & 0x10) else (x != 0)
-            if more:
-                c |= 0x20
-            out.append(chr(c + 48))
-    return "".join(out)
-
-
-def string_to_counts(text: str) -> list[int]:
-    """Run lengths from COCO's compressed string (inverse of ``counts_to_string``)."""
-    counts: list[int] = []
-    p = 0
-    data = text.encode("ascii")
-    while p < len(data):
-        x = 0
-        k = 0
-        more = True
-        while more:
-            if p >= len(data):
-                raise ValueError("truncated compressed RLE string")
-            c = data[p] - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(counts) > 2:
-            x += counts[-2]
-        counts.append(x)
-    return counts
-
-
-def rle_encode(mask, compressed: bool = True) -> dict:
-    """``{"size": [H, W], "counts": str | list[int]}`` for a 2D bool mask."""
-    mask = np.asarray(mask)
-    counts = rle_counts(mask)
-    return {"size": [int(mask.shape[0]), int(mask.shape[1])],
-            "counts": counts_to_string(counts) if compressed else counts}
+    return [0, *counts] if flat[0] else counts
 
 
 def rle_decode(rle: dict) -> np.ndarray:
-    """The ``(H, W)`` bool mask of a COCO RLE (compressed string or list of counts)."""
+    """The ``(H, W)`` bool mask of a COCO RLE (compressed string or list of counts).
+
+    Raises ``ValueError`` when the counts do not cover exactly ``H * W`` pixels.
+    """
+    from pycocotools import mask as mask_utils
+
     h, w = (int(s) for s in rle["size"])
     counts = rle["counts"]
-    if isinstance(counts, bytes):
-        counts = counts.decode("ascii")
-    if isinstance(counts, str):
-        counts = string_to_counts(counts)
-    counts = np.asarray(counts, dtype=np.int64)
-    if counts.size and (counts < 0).any():
-        raise ValueError("negative run length in RLE")
-    if counts.sum() != h * w:
-        raise ValueError(f"RLE counts sum to {counts.sum()}, expected {h * w} for size {h}x{w}")
-    values = np.arange(counts.size) % 2 == 1
-    flat = np.repeat(values, counts)
-    return flat.reshape((h, w), order="F")
+    if isinstance(counts, list | tuple):
+        if any(int(c) < 0 for c in counts) or sum(int(c) for c in counts) != h * w:
+            raise ValueError(f"RLE counts sum to {sum(counts)}, expected {h * w} for size "
+                             f"{h}x{w}")
+        compressed = mask_utils.frPyObjects({"size": [h, w], "counts": list(counts)}, h, w)
+    else:
+        text = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+        compressed = {"size": [h, w], "counts": text}
+    if int(mask_utils.area(compressed)) > h * w:
+        raise ValueError(f"RLE counts sum to more than {h * w} for size {h}x{w}")
+    return mask_utils.decode(compressed).astype(bool)
 
 
 def bbox_xywh(mask) -> list[int]:
