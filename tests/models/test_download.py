@@ -24,6 +24,7 @@ from napari_devosam.models.download import (
     model_cache_dir,
 )
 from napari_devosam.models.registry import CHECKPOINTS, Checkpoint, base_url, get_checkpoint
+from napari_devosam.utils.atomic import default_file_mode
 
 PAYLOAD = os.urandom(300_000)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -98,6 +99,7 @@ def test_good_download_yields_progress_and_verifies(server, tmp_path):
     assert seen[0] == (0, len(PAYLOAD)) and seen[-1] == (len(PAYLOAD), len(PAYLOAD))
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert leftovers(dest.parent) == ["w.pth"]
+    assert dest.stat().st_mode & 0o777 == default_file_mode()  # not pooch's private 0600
 
 
 def test_wrong_hash_leaves_nothing(server, tmp_path):

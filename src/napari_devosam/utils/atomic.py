@@ -1,7 +1,11 @@
 """Atomic file writes: a temporary file in the target's folder, then ``os.replace``.
 
 A crash or an exception mid-write leaves the previous file (or no file) at the final path,
-never a truncated one.
+never a truncated one. ``tempfile`` creates private files (0600); the final file gets the
+mode any other tool's new file gets, 0666 minus the process umask.
+
+Why not a library: the standard library's ``tempfile`` + ``os.replace`` is the whole job;
+the packages that wrap it (atomicwrites, ...) are unmaintained or add nothing here.
 """
 
 from __future__ import annotations
@@ -9,8 +13,31 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def default_file_mode() -> int:
+    """0666 minus the process's umask: the mode of a newly created ordinary file."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask both reads and sets)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+_UMASK_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -24,6 +51,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -46,6 +74,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        if os.path.exists(tmp):
+            os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
