@@ -86,3 +86,84 @@ def cached_targets(root, sam, cache_dir, val_fraction: float = 0.2, seed: int = 
         out.append([prepare_plane(p, embed_plane(sam, p.image, cache), grid, dev)
                     for p in planes])
     return out[0], out[1], cache
+
+
+def plain_loop(sam, train_t, val_t, seconds: float, lr: float = 1e-3, batch: int = 4,
+               validate_every: int = 25, seed: int = 0) -> dict:
+    """A plain PyTorch loop on a copy of ``sam``'s decoder for ``seconds`` of training time
+    (validation time not counted): one random training plane a step, ``batch`` random
+    objects, their tight boxes, single-mask output upsampled to the full plane, BCE + dice
+    there, AdamW. Returns ``{"curve": [(step, seconds, val_iou)], "best": ..., "steps": n}``."""
+    import torch
+    import torch.nn.functional as F
+
+    from napari_devosam.finetune.evaluate import score_targets
+    from napari_devosam.finetune.losses import dice
+    from napari_devosam.finetune.trainer import training_model
+
+    dev = sam.pixel_mean.device
+    model = training_model(sam, dev)
+    dec, pe = model.mask_decoder, model.prompt_encoder
+    opt = torch.optim.AdamW(dec.parameters(), lr=lr)
+    dense_pe = pe.get_dense_pe().detach()
+    rng = np.random.default_rng(seed)
+    truths = [torch.as_tensor(t.labels, device=dev) for t in train_t]
+    curve = [(0, 0.0, score_targets(model, val_t)["mean_iou"])]
+    step, spent = 0, 0.0
+    while spent < seconds:
+        t0 = time.perf_counter()
+        k = int(rng.integers(len(train_t)))
+        t = train_t[k]
+        idx = torch.as_tensor(rng.choice(t.n_objects, size=min(batch, t.n_objects),
+                                         replace=False))
+        truth = (truths[k][None] == torch.as_tensor(t.ids)[idx][:, None, None]).float()
+        dec.train()
+        with torch.no_grad():
+            sparse, dense = pe(points=None, boxes=t.boxes[idx], masks=None)
+        low, _ = dec(t.features, dense_pe, sparse, dense, multimask_output=False)
+        full = model.postprocess_masks(low, t.input_size, t.original_size)
+        loss = (F.binary_cross_entropy_with_logits(full, truth[:, None])
+                + dice(full, truth[:, None]).mean())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        spent += time.perf_counter() - t0
+        if step % validate_every == 0 or spent >= seconds:
+            curve.append((step, round(spent, 1), score_targets(model, val_t)["mean_iou"]))
+    return {"curve": curve, "best": max(c[2] for c in curve), "steps": step,
+            "start": curve[0][2]}
+
+
+def ours(root, sam, cache, seconds: float, out=None, **kwargs) -> dict:
+    """``finetune.finetune`` on ``root`` (defaults unless ``kwargs``) for at most ``seconds``
+    of wall time (embedding, validation and training all count), writing to ``out`` (default:
+    a temporary file, removed). Returns ``{"curve": [(step, seconds, val_iou)], "best",
+    "start", "steps", "stopped", "best_step", "path"}``."""
+    import tempfile
+
+    from napari_devosam.finetune import run_finetune
+
+    with tempfile.TemporaryDirectory() as tmp:
+        r = run_finetune(root, sam, out=out or Path(tmp) / "d.safetensors", cache=cache,
+                         max_minutes=seconds / 60.0, **kwargs)
+    curve = [(h["step"], h["elapsed"], h["val_iou"]) for h in r.history]
+    return {"curve": curve, "best": r.val_iou_after, "start": r.val_iou_before,
+            "steps": r.steps_run, "stopped": r.stopped, "best_step": r.best_step,
+            "path": None if out is None or r.path is None else str(r.path)}
+
+
+def learning_run(sam, root, cache_dir, seconds: float, workdir, pretrained: bool = True
+                 ) -> dict:
+    """Plain loop vs ``finetune`` defaults on the planes in ``root`` for ``seconds`` each;
+    with ``pretrained``, ``finetune`` defaults once more starting from the decoder the first
+    run wrote (a good decoder must not get worse: the best validation weights are kept)."""
+    from napari_devosam.models.decoder_files import apply_decoder
+
+    train_t, val_t, cache = cached_targets(root, sam, cache_dir)
+    out = {"plain": plain_loop(sam, train_t, val_t, seconds)}
+    out["ours"] = ours(root, sam, cache, seconds, out=Path(workdir) / "ours.safetensors")
+    if pretrained and out["ours"]["path"]:
+        apply_decoder(sam, out["ours"]["path"])
+        out["ours_from_trained"] = ours(root, sam, cache, seconds)
+    return out

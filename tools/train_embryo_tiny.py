@@ -79,12 +79,12 @@ CANDIDATES = {
 CHOSEN = "s512_p16_w96_d4"
 
 DEFAULTS = {
-    "steps": 3000,
+    "steps": 1000,
     "batch": 4,
     "objects": 6,
     "rounds": 2,
-    "lr": 6e-4,
-    "warmup": 200,
+    "lr": 8e-4,
+    "warmup": 100,
     "weight_decay": 0.05,
     "pool": 320,
     "refresh_every": 2,

@@ -39,17 +39,19 @@ def loads(monkeypatch):
 
 def test_finetune_then_eval(data, tmp_path, loads, capsys):
     out = tmp_path / "dec.safetensors"
-    rc = main(["finetune", str(data), "--model", "vit_b", "--out", str(out), "--epochs", "2",
-               "--lr", "1e-3", "--seed", "1", "--device", "cpu", "--cache-dir",
-               str(tmp_path / "cache"), "--json"])
+    rc = main(["finetune", str(data), "--model", "vit_b", "--out", str(out), "--epochs", "20",
+               "--lr", "1e-3", "--warmup-steps", "4", "--validate-every", "10", "--seed", "1",
+               "--device", "cpu", "--cache-dir", str(tmp_path / "cache"), "--json"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     summary = json.loads(captured.out.strip().splitlines()[-1])
-    assert summary["path"] == str(out) and out.is_file()
+    assert summary["path"] == str(out) and out.is_file() and summary["improved"]
+    assert summary["steps_run"] == 40 and summary["val_iou_after"] > summary["val_iou_before"]
     assert "validation IoU before" in captured.out
     assert "starting decoder: validation IoU" in captured.err  # progress on stderr
     extra = read_decoder_metadata(out)["extra"]
     assert extra["settings"]["seed"] == 1 and extra["settings"]["lr"] == 1e-3
+    assert extra["settings"]["warmup_steps"] == 4 and extra["settings"]["validate_every"] == 10
     assert extra["val_iou_after"] == summary["val_iou_after"]
     assert loads[0] == ("vit_b", "cpu", None)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 3  # embeddings went through cache
@@ -66,6 +68,24 @@ def test_finetune_then_eval(data, tmp_path, loads, capsys):
     # the CLI read fp16 embeddings from the cache: equal up to that rounding
     assert scores["mean_iou"] == pytest.approx(evaluate(data, sam)["mean_iou"], abs=2e-3)
     assert {"box_iou", "point_iou", "n_objects"} <= set(scores)
+
+
+def test_a_run_without_gain_writes_nothing_and_exits_3(data, tmp_path, loads, capsys):
+    from napari_devosam.cli.finetune import NO_GAIN_EXIT_CODE
+
+    out = tmp_path / "dec.safetensors"
+    rc = main(["finetune", str(data), "--out", str(out), "--steps", "3", "--lr", "1e-12",
+               "--validate-every", "1", "--min-steps", "0", "--patience", "2",
+               "--no-progress", "--cache-dir", str(tmp_path / "cache"), "--json"])
+    captured = capsys.readouterr()
+    assert rc == NO_GAIN_EXIT_CODE == 3, captured.err
+    assert not out.exists()
+    lines = captured.out.strip().splitlines()
+    assert any(line.startswith("no improvement over the starting decoder (val IoU ")
+               and line.endswith("); nothing written") for line in lines)
+    summary = json.loads(lines[-1])
+    assert summary["path"] is None and summary["improved"] is False
+    assert summary["stopped"] == "early_stopping" and summary["steps_run"] == 2
 
 
 @pytest.mark.parametrize("command", ["finetune", "eval"])

@@ -169,3 +169,21 @@ def test_embed_default_cache_dir_and_errors(env, capsys):
     assert main(["embed", env["image"], "--model", env["ckpt"], "--batch-size", "0"]) == 1
     err = capsys.readouterr().err
     assert "--batch-size" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_unwritable_cache_does_not_stop_segment_but_fails_embed(env, capsys):
+    from napari_devosam.engine.embedding_cache import CacheWriteWarning
+
+    (env["tmp"] / "a-file").write_text("not a folder")
+    cache = str(env["tmp"] / "a-file" / "emb")
+    out = env["tmp"] / "l.tif"
+    with pytest.warns(CacheWriteWarning) as caught:
+        assert main(["segment", env["stack"], "--model", env["ckpt"], "--cache-dir", cache,
+                     "--plane", "0:1", "--box", "20,30,60,70", "--out", str(out)]) == 0
+    assert len(caught) == 1 and out.exists()
+    capsys.readouterr()
+    with pytest.warns(CacheWriteWarning):
+        assert main(["embed", env["stack"], "--model", env["ckpt"], "--cache-dir", cache,
+                     "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "--cache-dir" in err and len(err.strip().splitlines()) == 1

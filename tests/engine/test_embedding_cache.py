@@ -131,3 +131,17 @@ def test_max_items_zero_keeps_nothing_in_memory_and_negative_is_refused(counted)
     assert len(cache) == 0 and len(calls) == 2
     with pytest.raises(ValueError, match="max_items"):
         EmbeddingCache(max_items=-1)
+
+
+def test_an_unwritable_cache_warns_once_and_keeps_embeddings_in_memory(sam, tmp_path):
+    from napari_devosam.engine.embedding_cache import CacheWriteWarning
+
+    (tmp_path / "a-file").write_text("not a folder")
+    cache = EmbeddingCache(tmp_path / "a-file" / "cache", max_items=8)
+    planes = [random_plane(seed) for seed in range(3)]
+    with pytest.warns(CacheWriteWarning) as caught:
+        embs = [embed_plane(sam, p, cache) for p in planes]
+    assert len(caught) == 1 and cache.disk_error
+    for plane, emb in zip(planes, embs, strict=True):
+        again = embed_plane(sam, plane, cache)
+        assert again is emb or torch.equal(again.features, emb.features)

@@ -107,10 +107,9 @@ def test_non_uint8_colour_shares_one_stretch():
 @pytest.mark.parametrize(
     "bad, message",
     [
-        (np.zeros((10, 10, 2)), "2 channels"),
-        (np.zeros((10, 10, 5)), "5 channels"),
-        (np.zeros(10), "2D plane"),
-        (np.zeros((2, 3, 10, 10)), "2D plane"),
+        (np.zeros((10, 10, 5)), "got 10 planes"),
+        (np.zeros(10), "at least 2 dimensions"),
+        (np.zeros((2, 3, 10, 10)), "got 6 planes"),
         (np.zeros((10, 10), dtype=complex), "complex"),
         (np.array([["a", "b"], ["c", "d"]]), "dtype"),
         (np.zeros((0, 10)), "empty"),

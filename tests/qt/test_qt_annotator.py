@@ -314,6 +314,8 @@ def test_offline_load_failure_notifies_and_frees_the_panel(make_napari_viewer, q
     qtbot.waitUntil(lambda: not panel.loading, timeout=TIMEOUT)
     assert w.predictor is None and panel.load_button.isEnabled()
     assert len(errors) == 1 and "vit_b" in errors[0] and "DEVOSAM_CHECKPOINT" in errors[0]
+    first = errors[0].splitlines()[0]  # what the notification shows before it is expanded
+    assert "checkpoint field" in first and "embryo_tiny" in first and "pass the" not in first
 
 
 def test_partial_redraw_shows_exactly_the_data(make_napari_viewer, qtbot, stack, sam):

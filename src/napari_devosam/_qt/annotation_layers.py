@@ -2,8 +2,12 @@
 
 ``boxes`` (Shapes: rectangles), ``points`` (Points: positive lime discs, negative red
 crosses), ``current object`` (Labels: the live SAM mask) and ``objects`` (Labels: committed).
-All have the image's dimensionality (no colour axis), scale and translation, so a prompt drawn
-on plane ``k`` carries ``k`` in its leading coordinates.
+All have the image's dimensionality (no colour axis) and its whole data-to-world transform
+(scale, translate, rotate, shear, affine: ``layer_transform``, kept in step by
+``follow_transform``), so their data coordinates are the image's pixel coordinates and a
+prompt drawn on plane ``k`` carries ``k`` in its leading coordinates. The live ``current
+object`` is drawn in one fixed colour (``CURRENT_COLOR``) that the committed objects' colour
+cycle does not use, so a commit visibly moves an object from one layer to the other.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from napari_devosam.annotation.state import PlanePrompts, plane_prompts_from_lay
 
 POSITIVE_COLOR, NEGATIVE_COLOR = "lime", "red"
 POSITIVE_SYMBOL, NEGATIVE_SYMBOL = "disc", "x"
+CURRENT_COLOR = "magenta"
+TRANSFORM_FIELDS = ("scale", "translate", "rotate", "shear", "affine")
 
 
 @dataclass
@@ -24,6 +30,7 @@ class AnnotationLayers:
     points: object
     current: object
     objects: object
+    unfollow: object = None  # set by follow_transform: stop following the image
 
     def as_dict(self) -> dict:
         return {"boxes": self.boxes, "points": self.points, "current": self.current,
@@ -37,9 +44,10 @@ def add_layers(viewer, image, current_labels: np.ndarray, object_labels: np.ndar
                ) -> AnnotationLayers:
     """Add the annotator's layers for napari image layer ``image`` to ``viewer``."""
     ndim = current_labels.ndim
-    geo = {"scale": image.scale, "translate": image.translate}
+    geo = layer_transform(image)
     objects = viewer.add_labels(object_labels, name="objects", opacity=0.5, **geo)
-    current = viewer.add_labels(current_labels, name="current object", opacity=0.6, **geo)
+    current = viewer.add_labels(current_labels, name="current object", opacity=0.7,
+                                colormap=_current_colormap(), **geo)
     boxes = viewer.add_shapes(
         ndim=ndim, name="boxes", shape_type="rectangle", edge_color="yellow",
         face_color="transparent", edge_width=max(1.0, min(current_labels.shape[-2:]) / 300),
@@ -55,6 +63,53 @@ def add_layers(viewer, image, current_labels: np.ndarray, object_labels: np.ndar
     set_point_kind(points, positive=True)
     boxes.mode = "add_rectangle"
     return AnnotationLayers(boxes, points, current, objects)
+
+
+def _current_colormap():
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(color_dict={None: CURRENT_COLOR, 0: "transparent"})
+
+
+def layer_transform(image) -> dict:
+    """The image layer's whole data-to-world transform, as layer keyword arguments."""
+    return {"scale": image.scale, "translate": image.translate, "rotate": image.rotate,
+            "shear": image.shear, "affine": image.affine.affine_matrix}
+
+
+def transform_problem(image, n_lead: int) -> str | None:
+    """Why the annotator cannot work on ``image``'s planes through its transform, or None.
+
+    A transform that mixes a T/Z axis with the plane's (row, col) axes (a rotation or shear
+    out of the plane) shows oblique slices, not the image's planes.
+    """
+    ndim = image.ndim
+    if n_lead == 0:
+        return None
+    origin = np.asarray(image.data_to_world(np.zeros(ndim)), dtype=np.float64)
+    jac = np.stack([np.asarray(image.data_to_world(np.eye(ndim)[i]), dtype=np.float64) - origin
+                    for i in range(ndim)], axis=1)  # column i: where data axis i goes
+    mixing = max(np.abs(jac[:n_lead, n_lead:]).max(), np.abs(jac[n_lead:, :n_lead]).max())
+    if mixing > 1e-6 * max(np.abs(jac).max(), 1e-12):
+        return (f"layer {image.name!r} is rotated, sheared or transformed across its T/Z and "
+                f"(row, col) axes, so the viewer shows oblique slices, not its planes; the "
+                f"annotator needs a transform that keeps each plane in its own plane")
+    return None
+
+
+def follow_transform(image, layers: AnnotationLayers) -> None:
+    """Copy ``image``'s transform to ``layers`` now and whenever it changes."""
+
+    def copy(event=None):
+        geo = layer_transform(image)
+        for layer in layers.all():
+            for name in TRANSFORM_FIELDS:
+                setattr(layer, name, geo[name])
+
+    for name in TRANSFORM_FIELDS:
+        getattr(image.events, name).connect(copy)
+    layers.unfollow = lambda: [getattr(image.events, n).disconnect(copy)
+                               for n in TRANSFORM_FIELDS]
 
 
 def set_point_kind(points, positive: bool) -> None:
@@ -91,6 +146,21 @@ def planes_with_prompts(layers: AnnotationLayers, n_lead: int) -> set[tuple[int,
     pts = np.asarray(layers.points.data)
     planes |= {tuple(int(i) for i in row) for row in np.round(pts[:, :n_lead])}
     return planes
+
+
+def add_prompts(layers: AnnotationLayers, plane: tuple[int, ...], prompts) -> None:
+    """Draw ``prompts`` (a ``PlanePrompts``) on ``plane`` again (a commit that failed)."""
+    lead = [float(i) for i in plane]
+    for r0, c0, r1, c1 in prompts.boxes:
+        corners = [[r0, c0], [r0, c1], [r1, c1], [r1, c0]]
+        layers.boxes.add_rectangles(np.array([lead + c for c in corners]))
+    points, positive = layers.points, point_kind(layers.points)
+    for kind in (True, False):
+        coords = prompts.points[(prompts.labels == 1) == kind]
+        if len(coords):
+            set_point_kind(points, kind)
+            points.add(np.array([lead + list(c) for c in coords]))
+    set_point_kind(points, positive)
 
 
 def _on_plane(coords: np.ndarray, plane) -> np.ndarray:

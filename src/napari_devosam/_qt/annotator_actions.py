@@ -6,9 +6,10 @@ A mixin of ``AnnotatorWidget`` (which provides ``viewer``, ``state``, ``layers``
 
 from __future__ import annotations
 
-from napari.utils.notifications import show_info
+from napari.utils.notifications import show_info, show_warning
 
 from napari_devosam._qt.annotation_layers import (
+    add_prompts,
     point_kind,
     remove_prompts,
     set_point_kind,
@@ -40,6 +41,15 @@ class AnnotatorActions:
             return
         layer.refresh(thumbnail=False, extent=False)
 
+    def _tell_dropped(self, messages: list[str]) -> None:
+        """One notification for prompts newly dropped (not again for the same ones)."""
+        told = getattr(self, "_told_dropped", set())
+        new = [m for m in dict.fromkeys(messages) if m not in told]
+        self._told_dropped = set(messages)
+        if new:
+            show_warning("SAM cannot use " + ("this prompt" if len(new) == 1 else
+                                              f"{len(new)} prompts") + ": " + "; ".join(new))
+
     def clear_prompts(self) -> None:
         """Remove the current plane's boxes and points and its current object(s)."""
         plane = self.current_plane
@@ -70,9 +80,9 @@ class AnnotatorActions:
         if plane is None:
             return
         if self.state.is_pending(plane):
-            show_info("The SAM embedding of this plane is still computing; commit when the "
-                      "mask shows.")
+            show_info(self._pending_reason(plane))
             return
+        taken = self.state.prompts.get(plane), self.state.result(plane)
         payload = self.state.take_commit(plane)
         if payload is None:
             show_info("Nothing to commit on this plane: draw a box or click a point first.")
@@ -81,8 +91,40 @@ class AnnotatorActions:
         self._remove_prompts(plane)
         self._refresh_current()
         info = {"model": self._model_text, "decoder": self._decoder_text}
-        self.store_ops.commit(plane, masks, prompts, info)
+        self.store_ops.commit(plane, masks, prompts, info,
+                              on_error=lambda error: self._commit_failed(plane, taken, error))
         self._update_status()
+
+    def _commit_failed(self, plane, taken, error) -> None:
+        """A commit that could not be saved: its prompts and mask come back (unless the
+        plane has new prompts by now), and a project folder is offered."""
+        from napari_devosam._qt.store_ops import notify
+
+        state, (prompts, result) = self.state, taken
+        kept = state is not None and not state.prompts.get(plane) and result is not None
+        if kept:
+            self._muted = True
+            try:
+                add_prompts(self.layers, plane, prompts)
+            finally:
+                self._muted = False
+            state.restore(plane, prompts, result)
+            self._refresh_current()
+        notify(f"Commit failed: {error}. " + ("The mask and its prompts are kept: choose a "
+               "project folder, then commit again." if kept else ""), self)
+        self._update_status()
+
+    def _pending_reason(self, plane) -> str:
+        """Why ``plane``'s prompts have no mask yet, truthfully."""
+        if self.predictor is None:
+            return "No model is loaded: load one in the Model panel; the masks follow."
+        if self.embeddings.computing_plane == plane:
+            return "The SAM embedding of this plane is still computing; commit when the mask shows."
+        if self.state.ready_plane == plane:
+            return "SAM could not answer this plane's prompts (see the warning): change them."
+        self._request_embedding()  # it failed or was cancelled: ask again
+        return ("The SAM embedding of this plane is not available (it failed or was "
+                "cancelled); computing it again, commit when the mask shows.")
 
     def undo(self) -> None:
         """Undo the last commit or delete (object level)."""

@@ -34,7 +34,7 @@ def build_controls(w, layout) -> None:
     w.precompute_button = _button("Precompute all planes", w.precompute_all)
     w.cancel_button = _button("Cancel", w.cancel)
     w.export_button = _button("Export...", lambda: _ask_export(w))
-    w.project_button = _button("Project folder...", lambda: _ask_project(w))
+    w.project_button = _button("Project folder...", lambda: ask_project(w))
     buttons = [w.commit_button, w.clear_button, w.candidate_button, w.kind_button,
                w.undo_button, w.redo_button, w.delete_button, w.precompute_button,
                w.cancel_button, w.export_button, w.project_button]
@@ -57,11 +57,11 @@ def _ask_export(w) -> None:
         w.export(folder)
 
 
-def _ask_project(w) -> None:
+def ask_project(w) -> None:
+    """Ask for a project folder; the annotated image's store moves there, nothing is lost."""
     folder = QFileDialog.getExistingDirectory(w, "Keep annotation stores in")
-    if folder and w.image_layer is not None:
-        w.project_dir = folder
-        w.set_image_layer(w.image_layer)
+    if folder:
+        w.store_ops.relocate(folder)
 
 
 def status_text(w) -> str:

@@ -12,20 +12,40 @@ from functools import partial
 
 import numpy as np
 from napari.utils.notifications import show_error, show_warning
-from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
+from qtpy.QtCore import QTimer, Signal
+from qtpy.QtWidgets import QComboBox, QLabel, QWidget
 
-from napari_devosam._qt.annotation_layers import add_layers, planes_with_prompts, prompts_on_plane
+from napari_devosam._qt.annotation_layers import (
+    add_layers,
+    follow_transform,
+    planes_with_prompts,
+    prompts_on_plane,
+    transform_problem,
+)
 from napari_devosam._qt.annotator_actions import AnnotatorActions
 from napari_devosam._qt.annotator_controls import build_controls
 from napari_devosam._qt.embedding_worker import EmbeddingJobs
+from napari_devosam._qt.image_axes import GRAY_SUFFIX, annotated_layer
 from napari_devosam._qt.jobs import LockedEmbeddingCache, SerialJobs
 from napari_devosam._qt.model_panel import ModelPanel
+from napari_devosam._qt.presentation import scroll_layout
 from napari_devosam._qt.shortcuts import bind_shortcuts, unbind_viewer
 from napari_devosam._qt.store_ops import StoreOps
 from napari_devosam.annotation.state import AnnotatorState
 
 ANSWER_ACTIONS = {"added", "changed", "removed"}
+
+
+def _first_imports() -> None:
+    """torch, torchvision and segment_anything, here on the GUI thread before any worker."""
+    from napari_devosam._qt import avoid_llvm_clash
+    from napari_devosam.utils.heavy_imports import ensure_imported
+
+    avoid_llvm_clash()
+    try:
+        ensure_imported()
+    except Exception as exc:  # noqa: BLE001 - the widget opens; loading a model reports it
+        show_error(f"Could not import Segment Anything: {exc}")
 
 
 class AnnotatorWidget(AnnotatorActions, QWidget):
@@ -48,6 +68,8 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
         super().__init__()
         from napari_devosam.engine.embeddings import default_cache_dir
 
+        _first_imports()
+
         self.viewer = napari_viewer
         self.project_dir = project_dir
         self.cache = LockedEmbeddingCache(cache_dir or default_cache_dir(), max_items=16)
@@ -55,6 +77,7 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
         self.state: AnnotatorState | None = None
         self.layers = None
         self.image_layer = None
+        self._choosing = False  # set_image_layer is adding a gray view of a layer
         self.delete_mode = False
         self._model_text = self._decoder_text = None
         self._viewer_keys: list = []
@@ -73,16 +96,23 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
         self.model_panel.decoder_requested.connect(self.use_decoder)
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)  # a tall dock scrolls instead of growing the window
         layout.addWidget(QLabel("image"))
         layout.addWidget(self.image_combo)
         layout.addWidget(self.model_panel)
         build_controls(self, layout)
+        # --- issue 12: "Segment all" automatic proposals ---
+        from napari_devosam._qt.segment_all_panel import SegmentAllPanel
+
+        self.segment_all_panel = SegmentAllPanel(self)
+        layout.addWidget(self.segment_all_panel)
+        # --- end issue 12 ---
         layout.addWidget(self.status_label)
         layout.addStretch(1)
 
         self.viewer.layers.events.inserted.connect(self._refresh_image_choices)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.viewer.layers.events.renamed.connect(self._refresh_image_choices)
         self.viewer.dims.events.current_step.connect(self._on_plane_change)
         self.destroyed.connect(partial(unbind_viewer, self.viewer, self._viewer_keys))
         self._refresh_image_choices()
@@ -115,13 +145,20 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
         hi = np.asarray(self.state.shape[:n]) - 1
         return tuple(int(i) for i in np.clip(np.round(pos), 0, hi))
 
+    def showEvent(self, event):  # noqa: N802 - Qt's name
+        """Docked: napari's canvas just shrank; fit the image in it again (once)."""
+        super().showEvent(event)
+        if not getattr(self, "_fitted", False):
+            self._fitted = True
+            QTimer.singleShot(0, self.viewer.reset_view)
+
     # -- image ----------------------------------------------------------------------------
     def _image_layers(self):
         from napari.layers import Image
 
         return [ly for ly in self.viewer.layers if isinstance(ly, Image) and not ly.multiscale]
 
-    def _refresh_image_choices(self, event=None):
+    def _refresh_image_choices(self, event=None, auto: bool = True):
         layers = self._image_layers()
         self.image_combo.blockSignals(True)
         self.image_combo.clear()
@@ -129,7 +166,7 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
         if self.image_layer in layers:
             self.image_combo.setCurrentIndex(layers.index(self.image_layer))
         self.image_combo.blockSignals(False)
-        if self.image_layer is None and layers:
+        if auto and self.image_layer is None and layers:
             active = self.viewer.layers.selection.active
             self.set_image_layer(active if active in layers else layers[-1])
 
@@ -141,20 +178,41 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
     def _on_layer_removed(self, event):
         if event.value is self.image_layer:
             self._detach()
-        self._refresh_image_choices()
+        # a removed gray view is not re-created behind the user's back (nor while napari
+        # clears all layers on close); the combo still offers its source
+        gray_view = event.value.name.endswith(GRAY_SUFFIX)
+        self._refresh_image_choices(auto=not gray_view)
 
     def set_image_layer(self, layer) -> None:
-        """Annotate napari image layer ``layer``: add its four layers, open its store."""
+        """Annotate napari image layer ``layer``: add its four layers, open its store.
+
+        A layer with a lone-channel or gray + alpha axis is annotated through a gray view of
+        it (``image_axes.annotated_layer``), as the API and the CLI read such data.
+        """
+        if self._choosing:
+            return
+        self._choosing = True
+        try:
+            layer = annotated_layer(self.viewer, layer)
+        finally:
+            self._choosing = False
         self._detach()
         shape = tuple(layer.data.shape[:-1] if layer.rgb else layer.data.shape)
+        problem = transform_problem(layer, len(shape) - 2)
+        if problem:
+            show_error(f"Cannot annotate: {problem}.")
+            return
         self.image_layer = layer
         self.state = AnnotatorState(shape, self.predictor)
         self.store_ops.open(layer, shape)
         self.layers = add_layers(self.viewer, layer, self.state.current_labels,
                                  self.store_ops.placeholder)
+        follow_transform(layer, self.layers)
+        self.viewer.reset_view()  # the whole image in view, whatever the dock took
         for prompt_layer in (self.layers.boxes, self.layers.points):
             prompt_layer.events.data.connect(self._on_prompt_event)
         self.layers.objects.mouse_drag_callbacks.append(self._on_objects_click)
+        self.store_ops.watch(self.layers.objects)  # brush/eraser/fill strokes are saved
         self._viewer_keys[:] = bind_shortcuts(self, self.viewer, self.layers.as_dict())
         self.viewer.layers.selection.active = self.layers.boxes
         self._refresh_image_choices()
@@ -162,6 +220,7 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
 
     def _detach(self) -> None:
         if self.layers is not None:
+            self.layers.unfollow()
             for ly in self.layers.all():
                 if ly in self.viewer.layers:
                     self.viewer.layers.remove(ly)
@@ -277,16 +336,18 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
         plane = self.current_plane
         if plane is None:
             return
-        changed = False
+        changed, dropped = False, []
         planes = {plane} | set(self.state.prompts) | planes_with_prompts(self.layers,
                                                                          self.state.n_lead)
         for p in sorted(planes, key=lambda q: q != plane):
             try:
                 self.state.check_plane(p)
                 changed |= self.state.update_prompts(p, prompts_on_plane(self.layers, p))
-            except ValueError as exc:
-                show_warning(str(exc))
+                dropped += self.state.dropped
+            except ValueError as exc:  # a plane outside the image; the others go on
+                dropped.append(f"prompt dropped: {exc}")
                 changed = True
+        self._tell_dropped(dropped)
         if changed:
             self._refresh_current()
         self._update_status()

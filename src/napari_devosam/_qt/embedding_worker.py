@@ -16,7 +16,7 @@ from collections import OrderedDict
 import numpy as np
 from qtpy.QtCore import QObject, Signal
 
-from napari_devosam._qt.workers import reported
+from napari_devosam._qt.workers import create_job
 from napari_devosam.engine.embeddings import embed_plane, embed_stack
 
 MEMORY_PLANES = 8
@@ -51,6 +51,7 @@ class EmbeddingJobs(QObject):
         self._plane_worker_plane = None
         self._stack_worker = None
         self._generation = 0
+        self._announced: set[str] = set()
         self.sam = self.cache = self.normalization = self.image = None
 
     def reset(self, sam, cache, image_data, normalization=None) -> None:
@@ -84,14 +85,11 @@ class EmbeddingJobs(QObject):
             if self._plane_worker_plane == plane:
                 return False
             self._plane_worker.quit()
-        from napari.qt.threading import create_worker
-
         data = np.asarray(self.image[plane])
         gen = self._generation
-        worker = create_worker(
-            reported(_plane_job), self.sam, data, self.cache, self.normalization,
-            _start_thread=False, _ignore_errors=True,
-            _progress={"total": 0, "desc": f"SAM embedding of plane {plane or '(2D)'}"},
+        worker = create_job(
+            _plane_job, self.sam, data, self.cache, self.normalization,
+            progress={"total": 0, "desc": f"SAM embedding of plane {plane or '(2D)'}"},
         )
         worker.returned.connect(lambda emb, p=plane, g=gen: self._on_plane(p, g, emb))
         worker.errored.connect(self._on_error)
@@ -101,7 +99,18 @@ class EmbeddingJobs(QObject):
         self.busy_changed.emit()
         return False
 
+    def _announce_cache(self) -> None:
+        """One notification per cache failure: embeddings then stay in memory only."""
+        error = getattr(self.cache, "disk_error", None)
+        if error and error not in self._announced:
+            from napari.utils.notifications import show_warning
+
+            self._announced.add(error)
+            show_warning(f"{error}; embeddings are kept in memory only (the annotator works, "
+                         "but revisited planes may be computed again)")
+
     def _on_plane(self, plane, generation, emb) -> None:
+        self._announce_cache()
         if generation != self._generation or emb is None:
             return
         self._memory[plane] = emb
@@ -119,12 +128,9 @@ class EmbeddingJobs(QObject):
         """Embed (and cache) every plane of the image in a worker; returns the worker."""
         if self.sam is None or self.image is None or self._stack_worker is not None:
             return None
-        from napari.qt.threading import create_worker
-
-        worker = create_worker(
-            reported(_stack_job), self.sam, self.image, self.cache, self.normalization,
-            _start_thread=False, _ignore_errors=True,
-            _progress={"total": n_planes, "desc": "SAM embeddings of all planes"},
+        worker = create_job(
+            _stack_job, self.sam, self.image, self.cache, self.normalization,
+            progress={"total": n_planes, "desc": "SAM embeddings of all planes"},
         )
         worker.errored.connect(self._on_error)
         worker.finished.connect(lambda w=worker: self._stack_finished(w))
@@ -134,6 +140,7 @@ class EmbeddingJobs(QObject):
         return worker
 
     def _stack_finished(self, worker) -> None:
+        self._announce_cache()
         if self._stack_worker is worker:
             self._stack_worker = None
             _emit(self, "busy_changed")

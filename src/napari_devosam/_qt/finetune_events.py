@@ -31,7 +31,7 @@ def _int(value, default: int = 0) -> int:
 class ShownEvent:
     """One progress event, as the widget shows it.
 
-    ``x``: position on the curve's epoch axis (fractional while training);
+    ``x``: position on the curve's step axis (steps done; 0 = the starting decoder);
     ``done`` / ``total``: for progress bars (``total`` 0 = unknown).
     """
 
@@ -52,14 +52,15 @@ class ShownEvent:
 def read_event(event) -> ShownEvent:
     """``event`` (``finetune.events.ProgressEvent``) -> ``ShownEvent``.
 
-    In the core's events, "train" steps count over all epochs, "embed" steps over planes.
+    In the core's events, "train"/"validate" steps count optimisation steps over the whole
+    run (``total_steps`` = the step budget), "embed" steps count planes.
     """
     phase = str(getattr(event, "phase", "train"))
     epoch = _int(getattr(event, "epoch", 0))
     epochs = _int(getattr(event, "epochs", 0))
     step = _int(getattr(event, "step", 0))
     total_steps = _int(getattr(event, "total_steps", 0))
-    x = step / total_steps * epochs if phase == "train" and epochs and total_steps else epoch
+    x = step if phase in ("train", "validate") else 0
     return ShownEvent(
         phase=phase, epoch=epoch, epochs=epochs, step=max(step, 0),
         total_steps=max(total_steps, 0), loss=_num(getattr(event, "loss", None)),
@@ -75,14 +76,16 @@ _PHASES = {"embed": "Computing embeddings", "train": "Training", "validate": "Va
 
 
 def describe(ev: ShownEvent) -> str:
-    """A status line, e.g. ``Training epoch 2/10, step 13/40, loss 0.412, 85 masks/s (1 min 3 s)``.
+    """A status line, e.g. ``Training step 13/400, epoch 2, loss 0.412, 85 masks/s (1 min 3 s)``.
     """
     parts = [_PHASES.get(ev.phase, ev.phase.capitalize())]
-    if ev.phase in ("train", "validate") and ev.epoch:
-        parts.append(f"epoch {ev.epoch}/{ev.epochs}" if ev.epochs else f"epoch {ev.epoch}")
     if ev.phase in ("train", "embed") and ev.total_steps:
         parts.append(f"step {ev.step}/{ev.total_steps}" if ev.phase == "train"
                      else f"plane {ev.step}/{ev.total_steps}")
+    if ev.phase == "validate" and ev.step:
+        parts.append(f"step {ev.step}")
+    if ev.phase in ("train", "validate") and ev.epoch:
+        parts.append(f"epoch {ev.epoch}")
     if ev.loss is not None:
         parts.append(f"loss {ev.loss:.4g}")
     if ev.val_iou is not None:
@@ -102,12 +105,25 @@ _STOPPED = {"early_stopping": "stopped early (no more improvement)",
             "time_limit": "stopped at the time limit"}
 
 
+def improved(result) -> bool:
+    """Whether the run wrote a better decoder (``FinetuneResult.improved`` and a path)."""
+    return bool(getattr(result, "improved", True)) and getattr(result, "path", None) is not None
+
+
 def result_summary(result) -> tuple[str, Path | None]:
     """``("Validation IoU: 0.412 -> 0.655", path)`` for ``finetune.events.FinetuneResult``,
-    with notes when the IoU was measured on training planes or training stopped early."""
+    with notes when the IoU was measured on training planes or training stopped early; for a
+    run without gain the core's message ("no improvement ...; nothing written") and None."""
     path = getattr(result, "path", None)
     before = _num(getattr(result, "val_iou_before", None))
     after = _num(getattr(result, "val_iou_after", None))
+    if not improved(result):
+        message = str(getattr(result, "message", "") or "")
+        if not message:
+            shown = "n/a" if before is None else f"{before:.3f}"
+            message = (f"no improvement over the starting decoder (val IoU {shown}); "
+                       "nothing written")
+        return message[0].upper() + message[1:], None
     if before is not None and after is not None:
         text = f"Validation IoU: {before:.3f} -> {after:.3f}"
     elif after is not None:
@@ -117,8 +133,6 @@ def result_summary(result) -> tuple[str, Path | None]:
     notes = []
     if getattr(result, "validated_on", "") == "training":
         notes.append("measured on the training planes (too few to hold any out)")
-    if getattr(result, "best_epoch", None) == 0:
-        notes.append("no epoch beat the starting decoder")
     stopped = _STOPPED.get(getattr(result, "stopped", ""))
     if stopped:
         notes.append(stopped)

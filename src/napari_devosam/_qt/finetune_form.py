@@ -2,7 +2,8 @@
 
 Data folders (one or several: bundles, or folders with ``images/`` and ``labels/``), model
 ("loaded model" = the one given to the widget or loaded in the annotator; vit_b/l/h; or a
-checkpoint file), output file, epochs, max minutes, device and learning rate.
+checkpoint file), output file, steps (the step budget), an optional epoch cap, max minutes,
+device and learning rate; the other settings keep the core's defaults.
 ``FinetuneForm.read(...)`` checks them and returns the ``JobSettings``, or a one-sentence
 problem for a notification.
 """
@@ -33,7 +34,8 @@ from napari_devosam._qt.finetune_job import JobSettings
 LOADED = "loaded model"
 CHECKPOINT = "checkpoint file"
 MODEL_CHOICES = (LOADED, "vit_b", "vit_l", "vit_h", CHECKPOINT)
-DEFAULT_LR = 1e-4
+DEFAULT_LR = 1e-3  # = finetune.settings.DEFAULT_LR (not imported: that loads torch)
+DEFAULT_STEPS = 400  # = finetune.settings.DEFAULT_STEPS
 
 
 def _devices() -> list[str]:
@@ -89,10 +91,18 @@ class FinetuneForm(QWidget):
         self.out_edit = QLineEdit()
         self.out_edit.setPlaceholderText("decoder.safetensors")
         form.addRow("Output", _with_browse(self.out_edit, self._browse_out))
+        self.steps_spin = QSpinBox()
+        self.steps_spin.setRange(1, 1_000_000)
+        self.steps_spin.setValue(DEFAULT_STEPS)
+        self.steps_spin.setToolTip("Optimisation steps (4 objects each on the CPU); training "
+                                   "may stop earlier when validation stops improving")
+        form.addRow("Steps", self.steps_spin)
         self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(1, 10000)
-        self.epochs_spin.setValue(10)
-        form.addRow("Epochs", self.epochs_spin)
+        self.epochs_spin.setRange(0, 10000)
+        self.epochs_spin.setValue(0)
+        self.epochs_spin.setSpecialValueText("no cap")
+        self.epochs_spin.setToolTip("Optional cap in passes over the training objects")
+        form.addRow("Max epochs", self.epochs_spin)
         self.minutes_spin = QDoubleSpinBox()
         self.minutes_spin.setRange(0, 100000)
         self.minutes_spin.setDecimals(1)
@@ -184,6 +194,7 @@ class FinetuneForm(QWidget):
         else:
             model = choice
         return JobSettings(data_dirs=dirs, model=model, out=Path(out_text).expanduser(),
-                           epochs=self.epochs_spin.value(),
+                           steps=self.steps_spin.value(),
+                           epochs=self.epochs_spin.value() or None,
                            max_minutes=self.minutes_spin.value() or None,
                            device=self.device_combo.currentText(), lr=lr, cache=cache)

@@ -32,7 +32,8 @@ class JobSettings:
     data_dirs: list[Path]
     model: Any
     out: Path
-    epochs: int = 10
+    epochs: int | None = None
+    steps: int | None = None
     max_minutes: float | None = None
     device: str = "auto"
     lr: float | None = None
@@ -123,7 +124,7 @@ def run_job(settings: JobSettings, stop: threading.Event) -> Generator[Any, None
         from napari_devosam.finetune import finetune
 
         kwargs: dict[str, Any] = dict(settings.extra)
-        kwargs.update(out=settings.out, epochs=settings.epochs,
+        kwargs.update(out=settings.out, epochs=settings.epochs, steps=settings.steps,
                       max_minutes=settings.max_minutes, device=device)
         if settings.lr is not None:
             kwargs["lr"] = settings.lr

@@ -1,7 +1,7 @@
 """A small live plot of the training loss and the validation IoU, drawn with QPainter.
 
-No plotting library: the widget keeps two lists of ``(x, y)`` points (x in epochs, fractional
-for training steps) and repaints itself. The loss uses the left axis (0 .. its maximum), the
+No plotting library: the widget keeps two lists of ``(x, y)`` points (x in optimisation
+steps) and repaints itself. The loss uses the left axis (0 .. its maximum), the
 validation IoU the right axis (0 .. 1).
 """
 
@@ -34,7 +34,7 @@ def _downsample(points: list[tuple[float, float]], n_max: int) -> list[tuple[flo
 
 
 class FinetunePlot(QWidget):
-    """Live curve of training loss (left axis) and validation IoU (right axis, 0..1) vs epoch."""
+    """Live curve of training loss (left axis) and validation IoU (right axis, 0..1) vs step."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -49,12 +49,12 @@ class FinetunePlot(QWidget):
 
     @property
     def loss_points(self) -> list[tuple[float, float]]:
-        """The loss points ``(epoch, loss)`` added so far (a copy)."""
+        """The loss points ``(step, loss)`` added so far (a copy)."""
         return list(self._loss)
 
     @property
     def iou_points(self) -> list[tuple[float, float]]:
-        """The validation IoU points ``(epoch, iou)`` added so far (a copy)."""
+        """The validation IoU points ``(step, iou)`` added so far (a copy)."""
         return list(self._iou)
 
     def add_loss(self, x: float, loss: float) -> None:
@@ -64,7 +64,7 @@ class FinetunePlot(QWidget):
             self.update()
 
     def add_val_iou(self, x: float, iou: float) -> None:
-        """Append a validation-IoU point (x = epochs done, 0 = before training)."""
+        """Append a validation-IoU point (x = steps done, 0 = before training)."""
         if _finite(float(x), float(iou)):
             self._iou.append((float(x), float(iou)))
             self.update()
@@ -108,7 +108,7 @@ class FinetunePlot(QWidget):
             py = plot.bottom() - min(max(y / y_max, 0.0), 1.0) * plot.height()
             return QPointF(px, py)
 
-        # axis labels: loss range (left), IoU range (right), epochs (bottom)
+        # axis labels: loss range (left), IoU range (right), steps (bottom)
         painter.setPen(LOSS_COLOR)
         painter.drawText(QRectF(0, plot.top() - fm.height() / 2, left - 4, fm.height()),
                          Qt.AlignmentFlag.AlignRight, f"{loss_max:.3g}")
@@ -121,7 +121,7 @@ class FinetunePlot(QWidget):
                                 fm.height()), Qt.AlignmentFlag.AlignLeft, "0")
         painter.setPen(text_color)
         painter.drawText(QRectF(plot.left(), plot.bottom() + 2, plot.width(), fm.height()),
-                         Qt.AlignmentFlag.AlignCenter, f"epoch (0 .. {x1:g})")
+                         Qt.AlignmentFlag.AlignCenter, f"step (0 .. {x1:g})")
         painter.setPen(LOSS_COLOR)
         painter.drawText(QRectF(plot.left(), 0, plot.width(), fm.height()),
                          Qt.AlignmentFlag.AlignLeft, "loss")

@@ -5,6 +5,8 @@ rate). Start runs ``finetune_job.run_job`` in a napari generator worker; its pro
 arrive on the GUI thread through ``yielded``, which only updates widgets. When training ends the
 widget shows the validation IoU before -> after and offers "Use in annotator", which swaps the
 new decoder into the docked SAM annotator (no embedding is recomputed: the encoder is frozen).
+A run that did not beat the starting decoder wrote nothing: the widget says so (a warning)
+and offers nothing to use.
 Problems are napari notifications, never dialogs or exceptions.
 """
 
@@ -15,7 +17,7 @@ import threading
 from pathlib import Path
 
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from napari_devosam._qt.finetune_annotator import (
     cache_of,
@@ -23,7 +25,7 @@ from napari_devosam._qt.finetune_annotator import (
     model_of,
     normalization_of,
 )
-from napari_devosam._qt.finetune_events import describe, read_event, result_summary
+from napari_devosam._qt.finetune_events import describe, improved, read_event, result_summary
 from napari_devosam._qt.finetune_form import LOADED, FinetuneForm
 from napari_devosam._qt.finetune_job import JobOutcome, JobSettings, LoadProgress, run_job
 from napari_devosam._qt.finetune_plot import FinetunePlot
@@ -61,7 +63,9 @@ class FinetuneWidget(QWidget):
     # -- UI --------------------------------------------------------------------------------
 
     def _build(self) -> None:
-        layout = QVBoxLayout(self)
+        from napari_devosam._qt.presentation import scroll_layout
+
+        layout = scroll_layout(self)  # a tall dock scrolls instead of growing the window
         self.form = FinetuneForm()
         layout.addWidget(self.form)
         row = QHBoxLayout()
@@ -167,7 +171,12 @@ class FinetuneWidget(QWidget):
         # closing napari while training: stop the worker at its next step
         self.destroyed.connect(lambda *_: stop.set())
         self._pbar = progress(total=0, desc="Fine-tuning decoder")
-        worker = create_worker(run_job, settings, self._stop, _start_thread=False)
+        from napari_devosam._qt.workers import SafeGeneratorWorker
+        from napari_devosam.utils.heavy_imports import ensure_imported
+
+        ensure_imported()  # first imports on the GUI thread, never raced by workers
+        worker = create_worker(run_job, settings, self._stop, _start_thread=False,
+                               _worker_class=SafeGeneratorWorker)
         worker.yielded.connect(self._on_event)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)
@@ -194,7 +203,7 @@ class FinetuneWidget(QWidget):
         if ev.phase == "train" and ev.loss is not None:
             self.plot.add_loss(ev.x, ev.loss)
         if ev.phase == "validate" and ev.val_iou is not None:
-            self.plot.add_val_iou(ev.epoch, ev.val_iou)
+            self.plot.add_val_iou(ev.x, ev.val_iou)
             if self._iou_before is None:
                 self._iou_before = ev.val_iou
             best = ev.best_val_iou if ev.best_val_iou is not None else ev.val_iou
@@ -223,6 +232,11 @@ class FinetuneWidget(QWidget):
             _notify("info", "Fine-tuning cancelled; the previous decoder file is unchanged.")
         elif outcome.error is not None:
             self._report_error(outcome.error)
+        elif not improved(outcome.result):
+            text, _ = result_summary(outcome.result)
+            self.status_label.setText(f"Done: {text}")
+            self.iou_label.setText(text)
+            _notify("warning", f"Fine-tuning finished. {text}")
         else:
             text, path = result_summary(outcome.result)
             self.status_label.setText(f"Done: saved {path}")
@@ -235,8 +249,10 @@ class FinetuneWidget(QWidget):
         self._report_error(exc)
 
     def _report_error(self, exc: BaseException) -> None:
+        from napari_devosam._qt.presentation import error_text
+
         self.status_label.setText(f"Failed: {exc}")
-        _notify("error", f"Fine-tuning failed: {exc}")
+        _notify("error", error_text(exc, "fine-tuning"))
 
     def _on_finished(self) -> None:
         if self._pbar is not None:

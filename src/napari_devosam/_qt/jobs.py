@@ -16,7 +16,11 @@ from napari_devosam.engine.embeddings import EmbeddingCache
 
 
 class LockedEmbeddingCache(EmbeddingCache):
-    """``EmbeddingCache`` safe to share between the annotator's workers and other widgets."""
+    """``EmbeddingCache`` safe to share between the annotator's workers and other widgets.
+
+    A failed disk write is announced by ``EmbeddingJobs`` as one napari notification."""
+
+    warn_on_disk_error = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

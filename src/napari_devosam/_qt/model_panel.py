@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
-from napari_devosam._qt.workers import reported
+from napari_devosam._qt.workers import create_job
 from napari_devosam.models.download import CHECKPOINT_ENV
 from napari_devosam.models.registry import MODEL_NAMES
 
@@ -35,6 +35,9 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 def _load_job(choice: str, path: str, device: str):
     """Generator for a worker: yields download progress, returns ``(sam, description)``."""
+    from napari_devosam.utils.heavy_imports import ensure_imported
+
+    ensure_imported()  # done on the GUI thread already (create_job); never raced here
     from napari_devosam.models.identity import architecture_name
     from napari_devosam.models.loading import iter_load_model
     from napari_devosam.utils.devices import resolve_device
@@ -151,18 +154,17 @@ class ModelPanel(QGroupBox):
 
     def load(self):
         """Load the chosen model in a worker; returns the worker (None if one is running)."""
-        from napari.qt.threading import create_worker
         from napari.utils import progress
-
-        from napari_devosam._qt import avoid_llvm_clash
 
         if self._worker is not None:
             return None
-        avoid_llvm_clash()
         choice = self.model_combo.currentText()
-        worker = create_worker(reported(_load_job), choice, self.path_edit.text().strip(),
-                               self.device_combo.currentText(), _start_thread=False,
-                               _ignore_errors=True)
+        try:
+            worker = create_job(_load_job, choice, self.path_edit.text().strip(),
+                                self.device_combo.currentText())
+        except Exception as exc:  # noqa: BLE001 - e.g. segment_anything cannot be imported
+            show_error(f"Could not load the model: {exc}")
+            return None
         self._bar = progress(total=0, desc=f"loading {choice}")
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda res: self.model_ready.emit(*res))
@@ -187,7 +189,9 @@ class ModelPanel(QGroupBox):
             self._bar.update(done - self._bar.n)
 
     def _on_error(self, exc):
-        show_error(f"Could not load the model: {exc}")
+        from napari_devosam._qt.presentation import error_text
+
+        show_error(error_text(exc, "loading the model"))
 
     def _on_finished(self):
         self._worker = None

@@ -4,7 +4,8 @@ napari resolves a key through the active layer's own bindings, then its class's 
 then the viewer's. Each shortcut is bound on our prompt/label layers where the key is free for
 that layer type (or where we deliberately take it over: ``Escape`` on ``boxes`` and ``points``)
 and on the viewer as a fallback. The image layer's own ``C`` (auto-contrast), the Shapes
-layer's ``T`` (path mode) and the Labels layers' ``Ctrl+Z`` / ``Escape`` stay napari's.
+layer's ``T`` (path mode) and ``current object``'s ``Ctrl+Z`` / ``Escape`` stay napari's; on
+``objects`` ``Ctrl+Z`` undoes commits, deletes and brush strokes alike (one undo stack).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ SHORTCUTS: tuple[Shortcut, ...] = (
              ("boxes", "points", "current", "objects")),
     Shortcut("t", "toggle_point_kind", "toggle positive / negative points", ("points",),
              "not while boxes is active"),
-    Shortcut("Control-z", "undo", "undo the last commit or delete", ("boxes", "points")),
-    Shortcut("Control-Shift-z", "redo", "redo", ("boxes", "points")),
+    Shortcut("Control-z", "undo", "undo the last commit, delete or correction",
+             ("boxes", "points", "objects")),
+    Shortcut("Control-Shift-z", "redo", "redo", ("boxes", "points", "objects")),
     Shortcut("Shift-d", "toggle_delete_mode", "delete mode: click an object to delete it",
              ("boxes", "points", "current", "objects")),
 )

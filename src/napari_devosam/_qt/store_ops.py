@@ -2,18 +2,33 @@
 
 Opening the store (hashing the image, reading its files), commits, deletes, undo and redo all
 run on ``SerialJobs``; the GUI thread only refreshes the ``objects`` layer when a job is done.
-The layer displays the store's own labels array, so it always shows what is on disk.
+The layer displays the store's own labels array, so it always shows what is on disk:
+brush, eraser and fill strokes on it (napari's ``paint`` event, one per stroke) are saved as
+store edits, undone with commits. A change that cannot be saved keeps the user's work (the
+commit's mask and prompts come back, a stroke waits in ``unsaved``) and offers to choose a
+project folder (``relocate``), where the store continues with everything kept.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from napari.utils.notifications import show_error, show_info, show_warning
+from napari.utils.notifications import (
+    Notification,
+    NotificationSeverity,
+    notification_manager,
+    show_error,
+    show_info,
+    show_warning,
+)
 
-from napari_devosam._qt.workers import reported
+from napari_devosam._qt.workers import create_job
 
 
-def _open_store(holder, path, data, project_dir, rgb):
+def _open_store(holder, path, data, project_dir, rgb, previous=None):
+    """Open the image's store; with ``previous`` (a store being left), copy it over when the
+    new location holds no store yet."""
+    import shutil
+
     from napari_devosam.annotation.store import AnnotationStore, StoreCorruptError
 
     warning = None
@@ -22,8 +37,27 @@ def _open_store(holder, path, data, project_dir, rgb):
     except StoreCorruptError as exc:
         warning = str(exc)
         store = AnnotationStore.for_image(path, data, project_dir, rgb=rgb)
+    if (previous is not None and previous.objects and not store.objects
+            and (previous.folder / "store.json").is_file()):
+        shutil.copytree(previous.folder, store.folder, dirs_exist_ok=True)
+        store.load()
     holder["store"] = store
     return store, warning
+
+
+def choose_folder_action(widget):
+    """A notification action: ask for a project folder and move the store there."""
+    def act(*_):
+        from napari_devosam._qt.annotator_controls import ask_project
+
+        ask_project(widget)
+    return ("Choose project folder...", act)
+
+
+def notify(message: str, widget, severity=NotificationSeverity.ERROR) -> None:
+    """A napari notification offering to choose a project folder."""
+    notification_manager.dispatch(Notification(
+        message, severity=severity, actions=[choose_folder_action(widget)]))
 
 
 class StoreOps:
@@ -33,23 +67,63 @@ class StoreOps:
         self.widget = widget
         self.store = None
         self.placeholder = None
+        self.unsaved: list = []  # (plane, pixels, values) of strokes not saved yet
         self._holder: dict = {}
 
-    def open(self, layer, shape) -> None:
-        """Open (or create) the store of image layer ``layer`` in the background."""
+    def open(self, layer, shape, keep_objects: bool = False) -> None:
+        """Open (or create) the store of image layer ``layer`` in the background.
+
+        ``keep_objects``: the image stays, its store moves (``relocate``): the objects of the
+        store left are copied to the new place when it has none."""
+        previous = self._holder.get("store") if keep_objects else None
         self.store = None
         self.placeholder = np.zeros(shape, dtype=np.uint32)  # shown until the store is read
+        if not keep_objects:
+            self.unsaved.clear()
         self._holder = holder = {}
         path = getattr(layer.source, "path", None)
         self.widget.jobs.submit(
             _open_store, holder, path, layer.data, self.widget.project_dir, layer.rgb,
-            on_done=lambda res, err: self._opened(holder, res, err))
+            previous, on_done=lambda res, err: self._opened(holder, res, err))
+
+    def relocate(self, project_dir) -> None:
+        """Keep this image's annotations in ``project_dir`` from now on (the layers, prompts
+        and current objects stay; committed objects and unsaved strokes move along)."""
+        self.widget.project_dir = project_dir
+        layer = self.widget.image_layer
+        if layer is not None:
+            self.open(layer, self.placeholder.shape, keep_objects=True)
+
+    def watch(self, objects_layer) -> None:
+        """Save brush/eraser/fill strokes on the ``objects`` layer (one store edit each)."""
+        objects_layer.events.paint.connect(self._on_paint)
+
+    def _on_paint(self, event) -> None:
+        from napari_devosam._qt.paint_edits import changed_pixels
+
+        layers, store = self.widget.layers, self.store
+        if layers is None or store is None or layers.objects.data is not store.labels:
+            show_warning("The annotation store is still opening: this stroke is not saved.")
+            return
+        for plane, (pixels, old, new) in changed_pixels(event.value, store.shape).items():
+            self._save_edit(plane, pixels, new, old)
+
+    def _save_edit(self, plane, pixels, values, previous=None) -> None:
+        edit = (plane, pixels, values)
+
+        def failed(error):
+            self.unsaved.append(edit)
+            notify(f"The correction could not be saved ({error}); it is kept until the "
+                   "annotations can be saved: choose a project folder.", self.widget)
+
+        self._submit(None, lambda s: s.apply_edit(plane, pixels, values, previous),
+                     on_error=failed)
 
     def _opened(self, holder, result, error) -> None:
         if holder is not self._holder:
             return
         if error is not None:
-            show_error(f"Could not open the annotation store: {error}")
+            notify(f"Could not open the annotation store: {error}", self.widget)
             return
         store, warning = result
         if warning:
@@ -60,9 +134,29 @@ class StoreOps:
             layers.objects.data = store.labels
         if store.objects:
             show_info(f"Restored {len(store.objects)} committed objects from {store.folder}")
+        self._announce(store.location)
+        pending, self.unsaved = self.unsaved, []
+        for plane, pixels, values in pending:
+            self._save_edit(plane, pixels, values)
         self._changed()
 
-    def _submit(self, what: str, fn, *args, on_result=None) -> None:
+    def _announce(self, location) -> None:
+        """Say where the store is when it is not next to the image, and whether it is
+        writable, as soon as the image is opened."""
+        if location is None:
+            return
+        if location.note:
+            show_warning(location.note)
+        if not location.writable:
+            notify(f"The annotation store {location.folder} cannot be written: nothing "
+                   "committed can be saved. Choose a project folder.", self.widget,
+                   NotificationSeverity.WARNING)
+        elif not location.next_to_image and self.widget.project_dir is None and getattr(
+                getattr(self.widget.image_layer, "source", None), "path", None):
+            show_info(f"The image's folder cannot be written: its annotations are kept in "
+                      f"{location.folder}")
+
+    def _submit(self, what: str | None, fn, *args, on_result=None, on_error=None) -> None:
         holder = self._holder
 
         def run():
@@ -72,8 +166,10 @@ class StoreOps:
             return fn(store, *args)
 
         def done(result, error):
-            if error is not None:
-                show_error(f"{what} failed: {error}")
+            if error is not None and on_error is not None:
+                on_error(error)
+            elif error is not None:
+                notify(f"{what} failed: {error}", self.widget)
             elif on_result is not None:
                 on_result(result)
             if holder is self._holder:
@@ -81,9 +177,11 @@ class StoreOps:
 
         self.widget.jobs.submit(run, on_done=done)
 
-    def commit(self, plane, masks, prompts, info) -> None:
+    def commit(self, plane, masks, prompts, info, on_error=None) -> None:
+        """Commit in order with the other jobs; ``on_error(error)`` after a failure (the
+        notification then comes from the caller)."""
         self._submit("Commit", lambda s: s.commit(plane, list(masks), prompts, info=info),
-                     on_result=self._committed)
+                     on_result=self._committed, on_error=on_error)
 
     def _committed(self, ids) -> None:
         kept = [i for i in ids if i]
@@ -127,15 +225,13 @@ class StoreOps:
             return store.labels.copy(), {k: o.get("prompts") for k, o in store.objects.items()}
 
         def start(result):
-            from napari.qt.threading import create_worker
-
             from napari_devosam.export.bundle import export_bundle
 
             labels, prompts = result
-            worker = create_worker(
-                reported(export_bundle), out_dir, np.asarray(image), labels, source=str(source),
-                prompts=prompts, model_info=model, _start_thread=False, _ignore_errors=True,
-                _progress={"total": 0, "desc": "exporting the training bundle"})
+            worker = create_job(
+                export_bundle, out_dir, np.asarray(image), labels, source=str(source),
+                prompts=prompts, model_info=model,
+                progress={"total": 0, "desc": "exporting the training bundle"})
             worker.returned.connect(
                 lambda summary: show_info(f"Exported to {summary.get('bundle', out_dir)}"))
             worker.errored.connect(lambda exc: show_error(f"Export failed: {exc}"))

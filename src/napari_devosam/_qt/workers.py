@@ -1,15 +1,28 @@
-"""Generator jobs for napari workers, with errors that always reach the GUI.
+"""Generator jobs for napari workers, with errors that always reach the user and never the
+process.
 
 superqt's ``GeneratorWorker`` takes a ``RuntimeError`` raised by the generator for "the Qt
 object was deleted": it warns and emits neither ``errored`` nor ``finished``, so the GUI
 would wait forever. Many of our real failures are ``RuntimeError``s (offline with no model
 cached, CUDA out of memory, a diverged training), so every generator job runs wrapped in
 ``reported``, which re-raises any exception as a ``JobError``.
+
+Reporting can fail too: when a worker's signal object is gone (its widget closed, or Qt
+deleted it) ``errored.emit`` raises ``RuntimeError: wrapped C/C++ object ... has been
+deleted`` from ``QRunnable.run``, and PyQt answers an exception escaping a virtual method
+with ``qFatal`` (SIGABRT: the viewer is gone). ``SafeGeneratorWorker`` catches whatever
+escapes ``run`` and reports it as a napari notification (shown on the GUI thread).
+``create_job`` makes such workers, after the heavy first imports (``utils.heavy_imports``).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+
+from napari.qt.threading import GeneratorWorker
+
+log = logging.getLogger(__name__)
 
 
 class JobError(Exception):
@@ -31,3 +44,40 @@ def reported(gen_func):
             raise JobError(exc) from exc
 
     return job
+
+
+def notify_error(message: str) -> None:
+    """A napari error notification from any thread; never raises (logs if it cannot show)."""
+    try:
+        from napari.utils.notifications import show_error
+
+        show_error(message)
+    except Exception:  # noqa: BLE001 - reporting must not take the viewer down
+        log.exception("could not show: %s", message)
+
+
+class SafeGeneratorWorker(GeneratorWorker):
+    """A napari ``GeneratorWorker`` whose ``run`` never lets an exception reach Qt."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except BaseException as exc:  # noqa: BLE001 - an escaping exception aborts Qt
+            notify_error(f"A background job failed and could not report it: {exc}")
+
+
+def create_job(gen_func, *args, progress=None, **kwargs) -> SafeGeneratorWorker:
+    """A not yet started ``SafeGeneratorWorker`` running ``reported(gen_func)(*args)``.
+
+    Call on the GUI thread: the heavy first imports happen here, never in two workers at
+    once. ``progress``: napari's ``_progress`` (a dict for a bar in the activity dock).
+    """
+    from napari.qt.threading import create_worker
+
+    from napari_devosam._qt import avoid_llvm_clash
+    from napari_devosam.utils.heavy_imports import ensure_imported
+
+    avoid_llvm_clash()
+    ensure_imported()
+    return create_worker(reported(gen_func), *args, _start_thread=False, _ignore_errors=True,
+                         _progress=progress, _worker_class=SafeGeneratorWorker, **kwargs)

@@ -1,29 +1,26 @@
 """The annotator's logic without Qt or napari: prompts per plane -> the current object(s).
 
-A *plane* is identified by its indices along the image's leading (T and/or Z) axes, a tuple
-of ints (``()`` for a 2D image). Prompts are napari's: boxes ``(row0, col0, row1, col1)`` and
-points ``(row, col)`` with labels 1 (positive) / 0 (negative), in pixel coordinates of the
-plane.
+A *plane* is identified by its indices along the image's leading (T and/or Z) axes (``()``
+for 2D). Prompts are napari's: boxes ``(row0, col0, row1, col1)`` and points ``(row, col)``
+with labels 1 (positive) / 0 (negative), in pixel coordinates of the plane.
 
 How prompts become objects (``AnnotatorState.update_prompts``):
 
 - no box, points only: one object from the points;
 - one box (with or without points): one object;
-- several boxes: one object per box, in one batched call (``Predictor.predict_boxes``);
-  points that lie inside a box go with that box (the first one containing them); other
-  points are ignored while there are several boxes.
+- several boxes: one object per box, batched (``Predictor.predict_boxes``); points go with
+  the first box that contains them; other points are ignored while there are several boxes.
 
-A box says where its object is: mask pixels more than ``BOX_MARGIN`` pixels outside their
-box are dropped (SAM sometimes leaks into a neighbouring cell).
+A box says where its object is: mask pixels more than ``BOX_MARGIN`` pixels outside it are
+dropped (SAM leaks into neighbours). Unusable prompts are dropped, the others answered.
 
 One object from a single prompt (one point, or one box alone) is ambiguous: SAM's three
-candidates are kept, the best-scoring one is shown, and ``next_candidate`` cycles through
-them. When points are added to a single object's prompts, the previous low-res logits of the
-chosen candidate are fed back as ``mask_input`` (refinement); any other change starts afresh.
+candidates are kept, the best one is shown, ``next_candidate`` cycles through them. Points
+added to a single object's prompts feed the chosen candidate's low-res logits back as
+``mask_input`` (refinement); any other change starts afresh.
 
-The state owns ``current_labels``, a label array of the image's full shape (``uint16``) that
-the ``current object`` layer displays: object ``k`` (1-based) of plane ``p`` is
-``current_labels[p] == k``.
+The state owns ``current_labels`` (``uint16``, the image's shape), shown by the ``current
+object`` layer: object ``k`` (1-based) of plane ``p`` is ``current_labels[p] == k``.
 """
 
 from __future__ import annotations
@@ -32,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from napari_devosam.engine.coords import normalise_box
+from napari_devosam.engine.coords import normalise_box, usable_prompts
 
 Plane = tuple[int, ...]
 BOX_MARGIN = 2
@@ -133,10 +130,8 @@ def _inside(points: np.ndarray, box: np.ndarray) -> np.ndarray:
 def _clip_to_box(masks: np.ndarray, box) -> np.ndarray:
     """Zero ``masks`` ``(C, H, W)`` outside ``box`` grown by ``BOX_MARGIN`` (in place)."""
     h, w = masks.shape[-2:]
-    r0 = max(int(np.floor(box[0])) - BOX_MARGIN, 0)
-    c0 = max(int(np.floor(box[1])) - BOX_MARGIN, 0)
-    r1 = min(int(np.ceil(box[2])) + BOX_MARGIN + 1, h)
-    c1 = min(int(np.ceil(box[3])) + BOX_MARGIN + 1, w)
+    r0, c0 = (max(int(np.floor(v)) - BOX_MARGIN, 0) for v in box[:2])
+    r1, c1 = (min(int(np.ceil(v)) + BOX_MARGIN + 1, n) for v, n in ((box[2], h), (box[3], w)))
     keep = np.zeros((h, w), dtype=bool)
     keep[r0:r1, c0:c1] = True
     masks &= keep
@@ -161,11 +156,9 @@ def _union(a, b) -> tuple[int, int, int, int]:
 
 
 def _prompt_dict(box, points, labels) -> dict:
-    return {
-        "box": None if box is None else [float(v) for v in box],
-        "points": [[float(r), float(c)] for r, c in points],
-        "point_labels": [int(v) for v in labels],
-    }
+    return {"box": None if box is None else [float(v) for v in box],
+            "points": [[float(r), float(c)] for r, c in points],
+            "point_labels": [int(v) for v in labels]}
 
 
 class AnnotatorState:
@@ -189,6 +182,7 @@ class AnnotatorState:
         self.prompts: dict[Plane, PlanePrompts] = {}
         self.results: dict[Plane, PlaneResult] = {}
         self.ready_plane: Plane | None = None
+        self.dropped: list[str] = []  # prompts the last update_prompts dropped, and why
         self._extent: dict[Plane, tuple[int, int, int, int]] = {}
         self._dirty: dict[Plane, tuple[int, int, int, int]] | None = {}
 
@@ -229,12 +223,14 @@ class AnnotatorState:
 
     # -- prompts -> objects ---------------------------------------------------------------
     def update_prompts(self, plane, prompts: PlanePrompts) -> bool:
-        """Record ``plane``'s prompts; predict now if its embedding is ready.
+        """Record ``plane``'s usable prompts; predict now if its embedding is ready.
 
-        Returns True when ``current_labels`` changed. Raises ``ValueError`` for prompts the
-        predictor refuses (e.g. a point outside the plane); the plane is cleared then.
+        Returns True when ``current_labels`` changed. Prompts SAM cannot answer (a point
+        outside the plane, a zero-area box) are dropped, a message each in ``dropped``.
         """
         plane = self.check_plane(plane)
+        kb, kp, self.dropped = usable_prompts(prompts.boxes, prompts.points, self.plane_shape)
+        prompts = PlanePrompts(prompts.boxes[kb], prompts.points[kp], prompts.labels[kp])
         old = self.prompts.get(plane)
         if old is not None and old.signature() == prompts.signature():
             return False
@@ -369,6 +365,12 @@ class AnnotatorState:
         masks = r.masks[keep].copy()
         self.clear(plane)
         return masks, prompts
+
+    def restore(self, plane, prompts: PlanePrompts, result: PlaneResult) -> None:
+        """Put back a plane's prompts and current objects (a commit that failed)."""
+        plane = self.check_plane(plane)
+        self.prompts[plane], self.results[plane] = prompts, result
+        self._paint(plane)
 
     def clear(self, plane) -> bool:
         """Forget ``plane``'s prompts and current objects. Returns True if labels changed."""

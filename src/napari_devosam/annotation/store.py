@@ -20,7 +20,6 @@ object-level, per session (the history is not stored). One process per store at 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import time
@@ -30,39 +29,25 @@ from pathlib import Path
 import numpy as np
 
 from napari_devosam._version import __version__
+from napari_devosam.annotation import store_location
+from napari_devosam.annotation.store_batch import BatchEdits
+from napari_devosam.annotation.store_edits import ManualEdits
+from napari_devosam.annotation.store_location import (  # noqa: F401 - re-exported
+    StoreMismatchError,
+    default_store_root,
+    locate_store,
+)
 from napari_devosam.utils.atomic import atomic_write, write_text
 from napari_devosam.utils.jsonable import jsonable
 
 FORMAT = "devosam-annotation-store"
 FORMAT_VERSION = 1
 MANIFEST = "store.json"
+image_hash = store_location.image_hash  # re-exported: its home is store_location
 
 
 class StoreCorruptError(RuntimeError):
     """A store folder that cannot be read; it has been moved aside, not overwritten."""
-
-
-def image_hash(data) -> str:
-    """A hex digest of an image's pixel data, shape and dtype (same data -> same hash)."""
-    array = np.ascontiguousarray(np.asarray(data))
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{array.shape}|{array.dtype.str}|".encode())
-    flat = array.reshape(-1).view(np.uint8)
-    step = 1 << 26
-    for start in range(0, flat.size, step):
-        h.update(flat[start : start + step])
-    return h.hexdigest()
-
-
-def default_store_root() -> Path:
-    """Where stores of images without a writable folder go: ``DEVOSAM_STORE_DIR`` or the
-    user data dir."""
-    env = os.environ.get("DEVOSAM_STORE_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("napari-devosam")) / "annotations"
 
 
 def label_shape(image_shape, rgb: bool | None = None) -> tuple[int, ...]:
@@ -77,12 +62,16 @@ def _plane_key(plane: tuple[int, ...]) -> str:
     return ",".join(str(i) for i in plane)
 
 
-class AnnotationStore:
+class AnnotationStore(BatchEdits, ManualEdits):
     """Committed labels of one image (full image shape, uint32) plus each object's prompts.
 
     ``AnnotationStore(folder, image_shape)`` opens the store in ``folder`` (creating it on
     the first change) or loads what is there; ``for_image`` picks the folder for an image.
+    Raises ``StoreCorruptError`` (unreadable store, moved aside), ``StoreMismatchError`` (the
+    store records another image hash) or ``ValueError`` (another shape).
     """
+
+    location = None  # the StoreLocation when opened with ``for_image``
 
     def __init__(self, folder, image_shape=None, *, image_hash: str | None = None,
                  image_path=None, rgb: bool | None = None):
@@ -105,29 +94,20 @@ class AnnotationStore:
     # -- choosing a folder ------------------------------------------------------------------
     @classmethod
     def for_image(cls, image_path, image_data, project_dir=None, *, rgb: bool | None = None):
-        """The store of an image: ``<image>.devosam/`` next to the file when it has a path and
-        that folder is writable; otherwise ``<project_dir or user data dir>/<hash>.devosam/``,
-        keyed by the pixel data's hash so that the same data finds its store again. An
-        explicit ``project_dir`` (the user's choice) always wins over the image's folder.
+        """The store of an image, in the folder ``store_location.locate_store`` picks (next
+        to the file, else ``<project_dir or user data dir>/<hash>.devosam``; a folder holding
+        another image's store is left alone). ``store.location`` tells where and whether it
+        is writable. ``image_data`` may be lazy (dask): it is hashed block by block.
+        Raises ``StoreCorruptError`` for an unreadable store (moved aside).
         """
-        data = np.asarray(image_data)
-        digest = image_hash(data)
-        folder = None
-        if image_path and project_dir is None:
-            candidate = Path(f"{image_path}.devosam")
-            existed = candidate.exists()
-            try:  # probe: create it (removed again until the first change) and check access
-                candidate.mkdir(parents=False, exist_ok=True)
-                if os.access(candidate, os.W_OK):
-                    folder = candidate
-                if not existed:
-                    candidate.rmdir()
-            except OSError:
-                folder = None
-        if folder is None:
-            root = Path(project_dir) if project_dir is not None else default_store_root()
-            folder = root / f"{digest}.devosam"
-        return cls(folder, data.shape, image_hash=digest, image_path=image_path, rgb=rgb)
+        if not hasattr(image_data, "shape"):
+            image_data = np.asarray(image_data)
+        shape = label_shape(image_data.shape, rgb)
+        location = locate_store(image_path, image_data, project_dir, label_shape=shape)
+        store = cls(location.folder, image_data.shape, image_hash=location.image_hash,
+                    image_path=image_path, rgb=rgb)
+        store.location = location
+        return store
 
     # -- reading ----------------------------------------------------------------------------
     @property
@@ -218,19 +198,14 @@ class AnnotationStore:
         object_id = int(object_id)
         if object_id not in self._objects:
             raise ValueError(f"there is no object with id {object_id}")
-        record = self._objects[object_id]
-        plane_index = tuple(record["plane"])
-        plane = self._plane_view(plane_index)
-        pixels = np.flatnonzero(plane.ravel() == object_id)
-        action = {"kind": "delete", "plane": plane_index,
-                  "objects": [{"id": object_id, "pixels": pixels, "record": record}]}
+        action = self._delete_action(object_id)
         self._apply(action, forward=True)
         self._persist_or_revert(action, forward=True)
         self._undo.append(action)
         self._redo.clear()
 
     def undo(self) -> dict | None:
-        """Undo the last commit or delete; returns ``{"kind", "plane", "ids"}`` or None."""
+        """Undo the last commit, delete or edit; returns ``{"kind", "plane", "ids"}`` or None."""
         return self._step(self._undo, self._redo, forward=False)
 
     def redo(self) -> dict | None:
@@ -249,6 +224,12 @@ class AnnotationStore:
 
     def _apply(self, action, forward, paint=True):
         """Do (forward) or revert an action in memory."""
+        if action["kind"] == "edit":  # brush/eraser/fill corrections: store_edits.py
+            return self._apply_edit(action, forward)
+        if action["kind"] == "batch":
+            for step in action["steps"] if forward else reversed(action["steps"]):
+                self._apply(step, forward)
+            return
         adds = (action["kind"] == "commit") == forward
         plane = self._plane_view(action["plane"]).ravel()
         for change in action["objects"]:
@@ -262,7 +243,7 @@ class AnnotationStore:
 
     def _persist_or_revert(self, action, forward):
         try:
-            self.save(planes=[action["plane"]])
+            self.save(planes=action.get("planes", [action["plane"]]))
         except BaseException:
             self._apply(action, forward=not forward)
             raise
@@ -337,8 +318,12 @@ class AnnotationStore:
                 f"the annotation store {self.folder} belongs to an image of shape {shape}, "
                 f"not {self._shape}"
             )
+        stored_hash = manifest["image"].get("hash")
+        if self.image_hash and stored_hash and stored_hash != self.image_hash:
+            raise StoreMismatchError(f"the annotation store {self.folder} belongs to other "
+                                     f"pixels (image hash {stored_hash[:12]}...)")
         self._shape = shape
-        self.image_hash = self.image_hash or manifest["image"].get("hash")
+        self.image_hash = self.image_hash or stored_hash
         self.image_path = self.image_path or manifest["image"].get("path")
         self._labels = np.zeros(shape, dtype=np.uint32)
         for key, array in arrays.items():

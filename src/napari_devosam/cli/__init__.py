@@ -14,7 +14,7 @@ from importlib import import_module
 
 from napari_devosam._version import __version__
 
-SUBCOMMANDS = ("annotate", "segment", "embed", "export", "finetune", "eval")
+SUBCOMMANDS = ("annotate", "segment", "embed", "export", "finetune", "eval", "track")
 
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, OSError,
                RuntimeError, KeyError)

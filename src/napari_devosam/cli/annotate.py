@@ -46,7 +46,7 @@ def _open_image(viewer, args) -> None:
 
         from napari_devosam.export.image_io import read_image
 
-        path = Path(args.image).expanduser().resolve()
+        path = Path(args.image).expanduser().absolute()
         data = read_image(path)
         with layer_source(path=str(path)):
             viewer.add_image(data, name=path.stem)

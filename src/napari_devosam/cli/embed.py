@@ -56,5 +56,7 @@ def run(args) -> int:
     drain_with_bar(embed_stack(sam, stack, cache=cache, batch_size=batch_size, keep=False),
                    desc="embedding", unit="plane", enabled=not args.no_progress)
     elapsed = time.perf_counter() - start
+    if cache.disk_error is not None:  # filling the cache is this command's whole job
+        raise RuntimeError(f"{cache.disk_error}; choose another folder with --cache-dir")
     print(f"embedded {total} plane(s) in {elapsed:.1f} s; cache: {cache_dir}")
     return 0

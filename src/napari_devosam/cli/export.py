@@ -24,7 +24,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("image", help="the image file (TIFF, PNG, ...)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--labels", help="a label image file of the same shape as IMAGE")
-    source.add_argument("--store", help="an annotation store folder (default: IMAGE.devosam)")
+    source.add_argument("--store", help="an annotation store folder (default: IMAGE's store)")
+    p.add_argument("--project-dir", default=None,
+                   help="the folder the annotator kept stores in (its --project-dir)")
     p.add_argument("--out", required=True, help="the bundle folder (created or updated)")
     p.add_argument("--planes", help="planes to export, comma-separated: 0,3,7 for a (T, Y, X) "
                                     "stack, 1:4,2:0 for (T, Z, Y, X) (default: all with objects)")
@@ -48,6 +50,7 @@ def _print_progress(value) -> None:
 
 def run(args) -> int:
     from napari_devosam.annotation.store import AnnotationStore
+    from napari_devosam.annotation.store_location import locate_store
     from napari_devosam.export.bundle import export_bundle, export_store
     from napari_devosam.export.image_io import read_image
 
@@ -58,7 +61,8 @@ def run(args) -> int:
         gen = export_bundle(args.out, image, labels, source=str(image_path.resolve()),
                             plane_indices=_planes(args.planes))
     else:
-        folder = Path(args.store) if args.store else Path(f"{image_path}.devosam")
+        folder = (Path(args.store) if args.store else
+                  locate_store(image_path.expanduser(), image, args.project_dir).folder)
         if not (folder / "store.json").is_file():
             raise FileNotFoundError(f"no annotation store at {folder}; pass --labels or --store")
         store = AnnotationStore(folder)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+NO_GAIN_EXIT_CODE = 3  # the run finished but did not beat the starting decoder
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -15,7 +17,11 @@ def add_parser(subparsers) -> None:
             "written by 'devosam export' or a folder with images/ and labels/ holding files of "
             "matching names (TIFF/PNG). The image encoder stays frozen (embeddings are computed "
             "once, through the embedding cache). The best decoder by validation IoU is written "
-            "to --out (safetensors); load it with --decoder or in the annotator."
+            "to --out (safetensors); load it with --decoder or in the annotator. Training "
+            "counts optimisation steps: it stops at the step budget (--steps), at --max-minutes, "
+            "or after --patience validation rounds without gain (counted from --min-steps on). "
+            "When no validation round beats the starting decoder, nothing is written and the "
+            f"exit code is {NO_GAIN_EXIT_CODE}."
         ),
     )
     p.add_argument("data", nargs="+", metavar="DATA", help="bundle or images/+labels/ folder")
@@ -23,18 +29,31 @@ def add_parser(subparsers) -> None:
                    help="vit_b, vit_l, vit_h or a checkpoint path (default: $DEVOSAM_CHECKPOINT, "
                         "else vit_b)")
     p.add_argument("--out", required=True, help="decoder file to write (.safetensors)")
-    p.add_argument("--epochs", type=int, default=10, help="passes over the data (default 10)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="step budget: optimisation steps of --batch-prompts objects each "
+                        "(default 400; the learning-rate schedule spans it)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="optional cap in passes over the training objects (default: none)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop training after this many minutes (the best decoder is kept)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-4)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak AdamW learning rate after warm-up (default 1e-3)")
+    p.add_argument("--warmup-steps", type=int, default=None,
+                   help="steps of linear learning-rate warm-up, then a cosine decay (default 20)")
+    p.add_argument("--validate-every", type=int, default=None,
+                   help="steps between validation rounds (default 25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and prompts")
     p.add_argument("--batch-prompts", type=int, default=None,
                    help="prompts per step on one image (default 16 on CUDA, 4 on the CPU)")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="share of the image files held out for validation (default 0.2)")
     p.add_argument("--patience", type=int, default=None,
-                   help="stop after this many epochs without improvement (default 3)")
+                   help="stop after this many validation rounds without improvement (default 6)")
+    p.add_argument("--no-patience", action="store_true",
+                   help="never stop early (train to the step budget or time limit)")
+    p.add_argument("--min-steps", type=int, default=None,
+                   help="steps before --patience starts counting (default 200)")
     p.add_argument("--loss", choices=("bce", "balanced", "focal"), default="bce",
                    help="mask loss, each plus dice (default bce)")
     p.add_argument("--train-prompt-encoder", action="store_true",
@@ -75,7 +94,7 @@ class _Bars:
             self.phase = ev.phase
         self.bar.update(ev.step - self.bar.n)
         if ev.phase == "train":
-            self.bar.set_postfix(epoch=ev.epoch, loss=f"{ev.loss:.3f}",
+            self.bar.set_postfix(epoch=ev.epoch, lr=f"{ev.lr:.2g}", loss=f"{ev.loss:.3f}",
                                  best_iou=f"{ev.best_val_iou:.3f}", refresh=False)
 
     def _write(self, line: str) -> None:
@@ -91,44 +110,61 @@ class _Bars:
         self.phase = None
 
 
+def _finetune_kwargs(args) -> dict:
+    """``finetune`` keyword arguments from the parsed flags (flags not given: its defaults)."""
+    kwargs = dict(out=args.out, steps=args.steps, epochs=args.epochs,
+                  max_minutes=args.max_minutes, batch_prompts=args.batch_prompts,
+                  val_fraction=args.val_fraction, seed=args.seed, loss=args.loss,
+                  train_prompt_encoder=args.train_prompt_encoder,
+                  mixed_precision={"auto": None, "on": True, "off": False}[args.mixed_precision])
+    optional = {"lr": args.lr, "warmup_steps": args.warmup_steps,
+                "validate_every": args.validate_every, "patience": args.patience,
+                "min_steps": args.min_steps}
+    kwargs.update({k: v for k, v in optional.items() if v is not None})
+    if args.no_patience:
+        kwargs["patience"] = None
+    return kwargs
+
+
+def _drive(gen, bars: _Bars):
+    try:
+        while True:
+            try:
+                bars.update(next(gen))
+            except StopIteration as stop:
+                return stop.value
+    finally:
+        gen.close()
+        bars.close()
+
+
 def run(args) -> int:
+    """Exit code 0: a better decoder was written; ``NO_GAIN_EXIT_CODE`` (3): the run ended
+    without beating the starting decoder and wrote nothing; 1: an error (one stderr line)."""
     from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir
     from napari_devosam.finetune import finetune
     from napari_devosam.finetune.data import load_planes
-    from napari_devosam.finetune.train import DEFAULT_LR, DEFAULT_PATIENCE
 
     load_planes(args.data)  # bad data fails here, before the model is loaded
     from napari_devosam.models.loading import load_model
 
     sam = load_model(args.model, device=args.device)
     cache = EmbeddingCache(args.cache_dir or default_cache_dir(), max_items=0)
-    gen = finetune(
-        args.data, sam, out=args.out, epochs=args.epochs, max_minutes=args.max_minutes,
-        lr=args.lr if args.lr is not None else DEFAULT_LR,
-        batch_prompts=args.batch_prompts,
-        val_fraction=args.val_fraction, seed=args.seed,
-        patience=args.patience if args.patience is not None else DEFAULT_PATIENCE,
-        loss=args.loss, train_prompt_encoder=args.train_prompt_encoder, cache=cache,
-        mixed_precision={"auto": None, "on": True, "off": False}[args.mixed_precision],
-    )
-    bars = _Bars(not args.no_progress)
-    try:
-        while True:
-            try:
-                bars.update(next(gen))
-            except StopIteration as stop:
-                result = stop.value
-                break
-    finally:
-        gen.close()
-        bars.close()
+    gen = finetune(args.data, sam, cache=cache, **_finetune_kwargs(args))
+    result = _drive(gen, _Bars(not args.no_progress))
     print(f"validation IoU before: {result.val_iou_before:.3f}  after: "
-          f"{result.val_iou_after:.3f}  (best epoch {result.best_epoch}, {result.stopped}, "
-          f"validated on {result.validated_on} planes)")
-    print(f"wrote {result.path}  ({result.masks_per_s:.1f} masks/s)")
+          f"{result.val_iou_after:.3f}  (best step {result.best_step} of {result.steps_run}, "
+          f"{result.stopped}, validated on {result.validated_on} planes)")
+    if result.improved:
+        print(f"wrote {result.path}  ({result.masks_per_s:.1f} masks/s)")
+    else:
+        print(result.message)
     if args.json:
-        print(json.dumps({"path": str(result.path), "val_iou_before": result.val_iou_before,
+        print(json.dumps({"path": None if result.path is None else str(result.path),
+                          "improved": result.improved,
+                          "val_iou_before": result.val_iou_before,
                           "val_iou_after": result.val_iou_after,
+                          "best_step": result.best_step, "steps_run": result.steps_run,
                           "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                           "stopped": result.stopped, "masks_per_s": result.masks_per_s}))
-    return 0
+    return 0 if result.improved else NO_GAIN_EXIT_CODE

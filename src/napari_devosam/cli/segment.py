@@ -40,6 +40,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--cache-dir", default=None,
                    help="embedding cache folder (default: the one `devosam embed` fills)")
     p.add_argument("--out", required=True, help="the label image to write (.tif)")
+    # --- issue 12: automatic segmentation (--auto, --mode, --stain, --min-area) ---
+    from napari_devosam.automatic.cli import add_arguments
+
+    add_arguments(p)
+    # --- end issue 12 ---
     p.set_defaults(func=run)
 
 
@@ -105,6 +110,10 @@ def run(args) -> int:
     from napari_devosam.engine.coords import clip_box, validate_points
     from napari_devosam.export.image_io import read_image, write_tiff
 
+    if getattr(args, "auto", False):  # issue 12: automatic segmentation
+        from napari_devosam.automatic.cli import run_auto
+
+        return run_auto(args)
     boxes = [parse_box(b) for b in args.box]
     points = [parse_point(p) for p in args.point]
     if not boxes and not points:

@@ -86,3 +86,30 @@ def normalise_box(corners) -> np.ndarray:
     """A box from two opposite corners in any order -> (row0, col0, row1, col1) with 0 <= 1."""
     c = np.asarray(corners, dtype=np.float64).reshape(-1, 2)
     return np.array([c[:, 0].min(), c[:, 1].min(), c[:, 0].max(), c[:, 1].max()])
+
+
+def usable_prompts(boxes, points, shape: tuple[int, int]
+                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Which prompts SAM can answer on a plane of ``shape``, one by one.
+
+    ``boxes`` ``(B, 4)`` (row0, col0, row1, col1) and ``points`` ``(N, 2)`` (row, col).
+    Returns boolean keep-masks ``(B,)`` and ``(N,)`` and one message per dropped prompt (a
+    box with zero area or outside the plane, a point outside it, NaN coordinates), so that
+    one bad prompt never stops the others from being answered.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    keep_boxes, keep_points, problems = np.ones(len(boxes), bool), np.ones(len(points), bool), []
+    for i, box in enumerate(boxes):
+        try:
+            clip_box(box, shape)
+        except ValueError as exc:
+            keep_boxes[i] = False
+            problems.append(f"box dropped: {exc}")
+    for i, point in enumerate(points):
+        try:
+            validate_points(point[None], None, shape)
+        except ValueError as exc:
+            keep_points[i] = False
+            problems.append(f"point dropped: {exc}")
+    return keep_boxes, keep_points, problems

@@ -4,7 +4,9 @@ Memory: a bounded LRU of ``PlaneEmbedding`` objects (``max_items``). Disk (when 
 is set): one file per plane, ``<signature>.npz``, features in float16 (2 MiB for
 256 x 64 x 64) with the signature, the format name and the sizes stored inside. A file whose
 stored signature differs, or that cannot be read, is a miss (recomputed and overwritten by
-``embeddings.embed_plane``), never reused.
+``embeddings.embed_plane``), never reused. A folder that cannot be written is not an error:
+the first failed write warns once (``CacheWriteWarning``, also kept in ``disk_error``), later
+embeddings stay in memory only.
 
 The signature is a SHA256 over the plane's pixel data (bytes, shape, dtype), the
 normalisation's key, the image encoder's weights hash (``models.identity.encoder_hash``), the
@@ -17,6 +19,7 @@ import hashlib
 import io
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,10 @@ from napari_devosam.models.identity import encoder_hash
 from napari_devosam.utils.atomic import atomic_write
 
 CACHE_FORMAT = "devosam-embedding-v1"
+
+
+class CacheWriteWarning(UserWarning):
+    """The embedding cache folder cannot be written; embeddings are kept in memory only."""
 
 
 @dataclass
@@ -87,6 +94,7 @@ class EmbeddingCache:
     """
 
     signature = staticmethod(signature)
+    warn_on_disk_error = True  # a GUI announces ``disk_error`` itself (once) instead
 
     def __init__(self, cache_dir: str | os.PathLike | None = None, max_items: int = 32):
         if max_items < 0:
@@ -95,6 +103,7 @@ class EmbeddingCache:
         self.max_items = int(max_items)
         self._memory: OrderedDict[str, PlaneEmbedding] = OrderedDict()
         self._lock = threading.Lock()  # a GUI worker fills the cache while the GUI reads it
+        self.disk_error: str | None = None  # why the folder could not be written, if it failed
 
     def __len__(self) -> int:
         return len(self._memory)
@@ -123,10 +132,14 @@ class EmbeddingCache:
         return emb
 
     def put(self, key: str, embedding: PlaneEmbedding) -> None:
-        """Store ``embedding`` in memory and, with a ``cache_dir``, atomically on disk."""
+        """Store ``embedding`` in memory and, with a ``cache_dir``, atomically on disk.
+
+        Raises nothing when the disk write fails: it warns once (``CacheWriteWarning``), sets
+        ``disk_error`` and stops writing to disk.
+        """
         self._remember(key, embedding)
         path = self.path_for(key)
-        if path is None:
+        if path is None or self.disk_error is not None:
             return
         buffer = io.BytesIO()
         np.savez(
@@ -137,8 +150,14 @@ class EmbeddingCache:
             input_size=np.array(embedding.input_size, dtype=np.int64),
             original_size=np.array(embedding.original_size, dtype=np.int64),
         )
-        with atomic_write(path) as f:
-            f.write(buffer.getbuffer())
+        try:
+            with atomic_write(path) as f:
+                f.write(buffer.getbuffer())
+        except OSError as exc:
+            self.disk_error = f"cannot write the embedding cache {self.cache_dir} ({exc})"
+            if self.warn_on_disk_error:
+                warnings.warn(f"{self.disk_error}; embeddings are kept in memory only",
+                              CacheWriteWarning, stacklevel=2)
 
     def clear_memory(self) -> None:
         with self._lock:

@@ -24,7 +24,7 @@ from napari_devosam.engine.embedding_cache import (
     signature,
 )
 from napari_devosam.engine.image import DEFAULT_NORMALIZATION, Normalization, to_rgb
-from napari_devosam.engine.stacks import iter_planes, plane_count
+from napari_devosam.engine.stacks import as_plane, iter_planes, plane_count
 
 __all__ = [
     "CACHE_FORMAT",
@@ -145,8 +145,10 @@ def compute_embeddings(sam, rgbs: list[np.ndarray]) -> list[PlaneEmbedding]:
 def embed_plane(
     sam, plane, cache: EmbeddingCache | None = None, normalization: Normalization | None = None
 ) -> PlaneEmbedding:
-    """The embedding of one plane (2D of any dtype, or RGB), from ``cache`` when it has it."""
+    """The embedding of one plane (2D of any dtype, or RGB; axes as ``stacks.as_plane``), from
+    ``cache`` when it has it."""
     normalization = normalization or DEFAULT_NORMALIZATION
+    plane = as_plane(plane)
     device = _model_device(sam)
     key = None
     if cache is not None:

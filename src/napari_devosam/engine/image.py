@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from napari_devosam.engine.stacks import as_plane
+
 
 @dataclass(frozen=True)
 class Normalization:
@@ -87,8 +89,12 @@ def to_rgb(image, normalization: Normalization | None = None) -> np.ndarray:
     """Convert one plane to SAM's input: ``(H, W, 3)`` uint8, C-contiguous.
 
     Arguments:
-      image: ``(H, W)`` grayscale of any real dtype, ``(H, W, 1)``, or ``(H, W, 3|4)`` colour.
+      image: ``(H, W)`` grayscale of any real dtype, or ``(H, W, 3|4)`` colour; channel and
+        singleton axes follow ``stacks.as_plane`` (``(H, W, 1)``, gray + alpha ``(H, W, 2)``
+        and ``(1, H, W)`` are one grayscale plane).
       normalization: the percentile stretch for non-uint8-RGB input (default 0.5..99.5).
+
+    Raises ``ValueError`` for non-numeric or complex data, empty planes and several planes.
     """
     normalization = normalization or DEFAULT_NORMALIZATION
     plane = np.asarray(image)
@@ -96,8 +102,7 @@ def to_rgb(image, normalization: Normalization | None = None) -> np.ndarray:
         np.issubdtype(plane.dtype, np.number) or plane.dtype == bool
     ):
         raise ValueError(f"cannot convert an image of dtype {plane.dtype} to RGB")
-    if plane.ndim == 3 and plane.shape[-1] == 1:
-        plane = plane[..., 0]
+    plane = as_plane(plane)
     if plane.ndim == 2:
         if min(plane.shape) == 0:
             raise ValueError(f"empty image of shape {plane.shape}")

@@ -1,7 +1,12 @@
 """Planes of an image stack: leading T and/or Z axes before ``(Y, X)`` or ``(Y, X, 3|4)``.
 
-A trailing axis of length 3 or 4 on an array with at least 3 dimensions means colour: such an
-array is a stack of RGB(A) planes. Everything else has 2D planes over its last two axes.
+The one rule for channel and singleton axes, used by the API, the CLI and the GUI
+(``canonical_axes`` and ``as_plane``): on an array with at least 3 dimensions, a trailing axis
+of length 1 is a lone channel and is dropped, one of length 2 is gray + alpha (PNG "LA") and
+keeps its gray channel, one of length 3 or 4 is colour (RGB/RGBA) and is kept. After that, a
+trailing axis of length 3 or 4 means a stack of RGB(A) planes; everything else has 2D planes
+over its last two axes. Leading axes of length 1 are kept in stacks (the CLI and the store
+name such a plane ``(0,)``) and dropped where one plane is expected (``as_plane``).
 """
 
 from __future__ import annotations
@@ -10,6 +15,30 @@ import itertools
 from collections.abc import Iterator
 
 import numpy as np
+
+
+def canonical_axes(image):
+    """``image`` with a trailing lone-channel (length 1) or gray + alpha (length 2) axis reduced
+    to its gray channel; anything else unchanged. Slicing only, so lazy arrays stay lazy."""
+    if len(image.shape) >= 3 and image.shape[-1] in (1, 2):
+        return image[..., 0]
+    return image
+
+
+def as_plane(image) -> np.ndarray:
+    """One plane, ``(H, W)`` or ``(H, W, 3|4)``, from ``image`` after ``canonical_axes`` and
+    without leading axes of length 1 (``(1, H, W)`` is one plane).
+
+    Raises ``ValueError`` when ``image`` holds several planes or fewer than 2 dimensions.
+    """
+    image = canonical_axes(np.asarray(image) if not hasattr(image, "shape") else image)
+    lead = leading_shape(image)
+    if any(n != 1 for n in lead):
+        raise ValueError(
+            f"expected one plane, got {plane_count(image)} planes (shape {tuple(image.shape)}): "
+            "pick one plane, e.g. image[0]"
+        )
+    return np.asarray(image[(0,) * len(lead)] if lead else image)
 
 
 def plane_ndim(stack: np.ndarray) -> int:

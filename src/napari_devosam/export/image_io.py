@@ -12,13 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_devosam.engine.stacks import canonical_axes
 from napari_devosam.utils.atomic import atomic_path
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """The pixel data of an image file, original dtype, shape as stored (e.g. (T, Z, Y, X)).
+    """The pixel data of an image file, original dtype, shape as stored (e.g. (T, Z, Y, X))
+    except for channel axes: a trailing lone channel or gray + alpha axis is reduced to the gray
+    channel (``engine.stacks.canonical_axes``, the rule the API and the GUI follow too).
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for one that cannot be
     read as an image.
@@ -30,12 +33,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         if path.suffix.lower() in TIFF_SUFFIXES:
             import tifffile
 
-            return np.asarray(tifffile.imread(path))
-        from skimage import io as skio
+            data = np.asarray(tifffile.imread(path))
+        else:
+            from skimage import io as skio
 
-        return np.asarray(skio.imread(path))
+            data = np.asarray(skio.imread(path))
     except Exception as exc:  # noqa: BLE001 - any reader failure means: not an image we can read
         raise ValueError(f"cannot read {path} as an image: {exc}") from exc
+    return canonical_axes(data)
 
 
 def write_tiff(path: str | os.PathLike, array: np.ndarray, **metadata) -> Path:

@@ -1,10 +1,13 @@
 """Fine-tuning SAM's mask decoder on annotated planes: a generator you can stop at any yield.
 
-Order of work: read and check all data (errors name the file, nothing is trained), split by
-image into training and validation planes, embed every plane once through the embedding
-cache (the image encoder is frozen), measure the validation IoU of the starting decoder,
-then train epoch by epoch (validation after each, best weights kept, early stopping, time
-limit) and finally write the best decoder with ``models.decoder_files.save_decoder`` (atomic).
+Order of work (one function each, below): check the settings, read and check all data
+(errors name the file, nothing is trained), split by image into training and validation
+planes, embed every plane once through the embedding cache (the image encoder is frozen),
+measure the validation IoU of the starting decoder, train in optimisation steps with
+validation rounds (``loop.train_loop``; stopping rules and learning-rate schedule in
+``settings``) and finally write the best decoder with ``models.decoder_files.save_decoder``
+(atomic) -- only when it beats the starting decoder: a run without gain writes nothing and
+says so.
 
 The model passed in is never modified: training works on copies of its prompt encoder and
 mask decoder. Closing the generator (cancel) writes nothing, so a decoder file already at
@@ -17,39 +20,141 @@ import math
 import os
 import time
 from collections.abc import Generator, Iterable
+from dataclasses import replace
 from pathlib import Path
 
-from napari_devosam.finetune.events import FinetuneResult, ProgressEvent, TrainingDiverged
+from napari_devosam.finetune.events import FinetuneResult, ProgressEvent
+from napari_devosam.finetune.loop import LoopState, Run, history_entry, train_loop
+from napari_devosam.finetune.settings import (  # noqa: F401 - re-exported defaults
+    DEFAULT_BATCH_PROMPTS,
+    DEFAULT_BATCH_PROMPTS_CPU,
+    DEFAULT_CORRECTION_ROUNDS,
+    DEFAULT_LR,
+    DEFAULT_MIN_STEPS,
+    DEFAULT_PATIENCE,
+    DEFAULT_STEPS,
+    DEFAULT_VALIDATE_EVERY,
+    DEFAULT_WARMUP_STEPS,
+    MIN_IMPROVEMENT,
+    RunSettings,
+    check_settings,
+    resolve_budget,
+)
 from napari_devosam.utils.progress import drain
 
-DEFAULT_LR = 1e-4
-DEFAULT_BATCH_PROMPTS = {"cuda": 16}  # per device type; others (CPU) below
-DEFAULT_BATCH_PROMPTS_CPU = 4  # measured: per mask, 4 beats 16 on a CPU (cache-bound)
-DEFAULT_PATIENCE = 3
-MIN_IMPROVEMENT = 1e-4
+
+def no_gain_message(before: float) -> str:
+    return (f"no improvement over the starting decoder (val IoU {before:.3f}); "
+            "nothing written")
 
 
-def _check_settings(epochs, max_minutes, lr, batch_prompts, patience, out) -> Path:
-    if int(epochs) < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
-    if max_minutes is not None and not max_minutes > 0:
-        raise ValueError(f"max_minutes must be positive, got {max_minutes}")
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"the learning rate must be a positive number, got {lr}")
-    if batch_prompts is not None and int(batch_prompts) < 1:
-        raise ValueError(f"batch_prompts must be at least 1, got {batch_prompts}")
-    if patience is not None and int(patience) < 1:
-        raise ValueError(f"patience must be at least 1 (or None), got {patience}")
-    out = Path(out).expanduser()
-    if out.is_dir():
-        raise ValueError(f"output {out} is a folder; give a file name like decoder.safetensors")
-    return out
+def _load_data(data_dirs, s: RunSettings) -> dict:
+    from napari_devosam.finetune.data import load_planes, split_planes
+
+    folders = [data_dirs] if isinstance(data_dirs, str | os.PathLike) else list(data_dirs)
+    train, val = split_planes(load_planes(folders), s.val_fraction, s.seed)
+    return {"folders": folders, "train": train, "val": val,
+            "validated_on": "held-out" if val else "training"}
 
 
-def _history_entry(epoch, loss, scores, elapsed) -> dict:
-    return {"epoch": epoch, "loss": loss, "val_iou": scores["mean_iou"],
-            "val_box_iou": scores["box_iou"], "val_point_iou": scores["point_iou"],
-            "elapsed": round(elapsed, 2)}
+def _prepare_targets(sam, data: dict, cache, normalization, dev, emit
+                     ) -> Generator[ProgressEvent, None, tuple[list, list]]:
+    """Embed every plane (through ``cache``) and put its ground truth on the decoder's grid;
+    returns (training targets, validation targets: the training ones when none are held out).
+    """
+    from napari_devosam.engine.embeddings import embed_plane
+    from napari_devosam.finetune.targets import prepare_plane
+
+    everything = data["train"] + data["val"]
+    grid = tuple(4 * n for n in sam.prompt_encoder.image_embedding_size)
+    targets = []
+    for i, plane in enumerate(everything):
+        emb = embed_plane(sam, plane.image, cache, normalization)
+        targets.append(prepare_plane(plane, emb, grid, dev))
+        yield emit("embed", step=i + 1, total_steps=len(everything))
+    train_t = targets[: len(data["train"])]
+    return train_t, (targets[len(data["train"]):] or train_t)
+
+
+def _start_run(sam, s: RunSettings, dev, train_t, val_t, emit, start, deadline) -> Run:
+    from napari_devosam.finetune.evaluate import score_targets
+    from napari_devosam.finetune.trainer import Trainer, training_model
+
+    model = training_model(sam, dev, s.train_prompt_encoder)
+    trainer = Trainer(model, lr=s.lr, weight_decay=s.weight_decay,
+                      correction_rounds=s.correction_rounds, loss=s.loss, seed=s.seed,
+                      mixed_precision=s.mixed_precision)
+    per_epoch = sum(trainer.steps_per_pass(t, s.batch_prompts) for t in train_t)
+    budget = resolve_budget(s, per_epoch)
+    epochs = s.epochs or math.ceil(budget / per_epoch)
+
+    def event(phase, **kw):
+        return emit(phase, epochs=epochs, total_steps=budget, **kw)
+
+    return Run(trainer=trainer, train_t=train_t, val_t=val_t, settings=s,
+               batch_prompts=s.batch_prompts, budget=budget, deadline=deadline, event=event,
+               score=lambda ts: score_targets(model, ts), start=start)
+
+
+def _validate_start(run: Run) -> Generator[ProgressEvent, None, LoopState]:
+    scores = run.score(run.val_t)
+    before = scores["mean_iou"]
+    st = LoopState(before=before, best=before, best_state=run.trainer.state())
+    st.history.append(history_entry(run, st, None, scores))
+    yield run.event("validate", val_iou=before, best_val_iou=before,
+                    message=f"starting decoder: validation IoU {before:.3f}")
+    return st
+
+
+def _metadata(sam, data: dict, s: RunSettings, run: Run, st: LoopState, dev,
+              normalization) -> dict:
+    from napari_devosam.engine.image import DEFAULT_NORMALIZATION
+    from napari_devosam.finetune.data import summarize
+    from napari_devosam.models.identity import architecture_name
+
+    settings = {**s.to_dict(), "steps": run.budget, "device": str(dev),
+                "normalization": (normalization or DEFAULT_NORMALIZATION).to_dict()}
+    return {
+        "kind": "finetuned-mask-decoder",
+        "base_model": architecture_name(sam),
+        "trained_prompt_encoder": bool(s.train_prompt_encoder),
+        "data": {"folders": [str(Path(d)) for d in data["folders"]],
+                 "train": summarize(data["train"]), "validation": summarize(data["val"]),
+                 "validated_on": data["validated_on"]},
+        "settings": settings,
+        "val_iou_before": st.before, "val_iou_after": st.best,
+        "best_step": st.best_step, "best_epoch": st.best_epoch,
+        "steps_run": st.step, "epochs_run": st.epoch, "stopped": st.stopped,
+        "history": st.history,
+        "masks_per_s": round(run.trainer.masks_trained / max(st.train_seconds, 1e-9), 2),
+    }
+
+
+def _finish(sam, out: Path, run: Run, st: LoopState, metadata: dict
+            ) -> Generator[ProgressEvent, None, FinetuneResult]:
+    """Write the best decoder when it beats the starting one (else nothing); the result."""
+    from napari_devosam.models.decoder_files import save_decoder
+    from napari_devosam.models.identity import architecture_name
+
+    improved = st.best > st.before + MIN_IMPROVEMENT
+    path = None
+    if improved:
+        run.trainer.load_state(st.best_state)
+        path = save_decoder(run.trainer.model, out, base_model=architecture_name(sam),
+                            metadata=metadata,
+                            include_prompt_encoder=bool(run.settings.train_prompt_encoder))
+        message = f"validation IoU {st.before:.3f} -> {st.best:.3f}; wrote {path}"
+    else:
+        message = no_gain_message(st.before)
+    result = FinetuneResult(path=path, val_iou_before=st.before, val_iou_after=st.best,
+                            best_epoch=st.best_epoch, epochs_run=st.epoch, stopped=st.stopped,
+                            validated_on=metadata["data"]["validated_on"], history=st.history,
+                            masks_per_s=metadata["masks_per_s"], metadata=metadata,
+                            improved=improved, best_step=st.best_step, steps_run=st.step,
+                            message=message)
+    yield run.event("done", epoch=st.epoch, step=st.step, val_iou=st.best,
+                    best_val_iou=st.best, masks_per_s=result.masks_per_s, message=message)
+    return result
 
 
 def finetune(
@@ -57,35 +162,48 @@ def finetune(
     sam,
     *,
     out: str | os.PathLike,
-    epochs: int = 10,
+    steps: int | None = None,
+    epochs: int | None = None,
     max_minutes: float | None = None,
     device=None,
     lr: float = DEFAULT_LR,
+    warmup_steps: int = DEFAULT_WARMUP_STEPS,
+    validate_every: int = DEFAULT_VALIDATE_EVERY,
+    patience: int | None = DEFAULT_PATIENCE,
+    min_steps: int = DEFAULT_MIN_STEPS,
     batch_prompts: int | None = None,
-    correction_rounds: int = 2,
+    correction_rounds: int = DEFAULT_CORRECTION_ROUNDS,
     val_fraction: float = 0.2,
     seed: int = 0,
     train_prompt_encoder: bool = False,
     cache=None,
-    patience: int | None = DEFAULT_PATIENCE,
     loss: str = "bce",
     weight_decay: float = 0.01,
     normalization=None,
     mixed_precision: bool | None = None,
 ) -> Generator[ProgressEvent, None, FinetuneResult]:
     """Fine-tune ``sam``'s mask decoder on annotated data; yields ``ProgressEvent``s, returns a
-    ``FinetuneResult``.
+    ``FinetuneResult``. The decoder is written only when it beats the starting decoder's
+    validation IoU; otherwise nothing is written and ``result.path`` is None.
 
     Arguments:
       data_dirs: a bundle or a folder with ``images/`` and ``labels/`` (or a list of them).
       sam: a ``segment_anything`` ``Sam`` (not modified).
       out: the decoder file to write (safetensors), written once at the end, atomically.
-      epochs: passes over the training planes (each object once per pass).
-      max_minutes: wall-clock limit of the whole run; training stops after the step that
-        crosses it, then one last validation and the write follow.
+      steps: step budget (optimisation steps; default ``DEFAULT_STEPS`` = 400 unless
+        ``epochs`` is given). The learning-rate schedule spans it.
+      epochs: optional cap in passes over the training objects (each object once per pass).
+      max_minutes: wall-clock limit of the whole run, in minutes; training stops after the
+        step that crosses it, then one last validation and the write follow.
       device: where the decoder trains (default: ``sam``'s device); embeddings are computed
         by ``sam`` on its own device.
-      lr, weight_decay: AdamW.
+      lr, weight_decay: AdamW's peak learning rate and weight decay.
+      warmup_steps: steps of linear learning-rate warm-up (then a cosine decay to 5 % of
+        ``lr`` at the end of the step budget).
+      validate_every: steps between validation rounds (one also follows the last step).
+      patience: stop after this many validation rounds in a row without a better validation
+        IoU (None: never), counted only from step ``min_steps`` on.
+      min_steps: steps before patience starts counting.
       batch_prompts: prompts (objects) per step, all on one image embedding (default 16 on
         CUDA, 4 on the CPU).
       correction_rounds: extra decoder passes per step with a point from the error region and
@@ -95,10 +213,8 @@ def finetune(
       seed: seeds the split and the prompt simulation.
       train_prompt_encoder: also train the prompt encoder (then saved in the file too).
       cache: an ``embeddings.EmbeddingCache`` (planes embedded before are not recomputed).
-      patience: stop after this many epochs without a better validation IoU (None: never).
-      loss: ``"bce"`` (BCE + dice), ``"balanced"`` (class-balanced BCE + dice: quicker from
-        a poor start, small objects weigh more) or ``"focal"`` (20 x focal + dice, SAM's
-        pre-training loss).
+      loss: ``"bce"`` (BCE + dice), ``"balanced"`` (class-balanced BCE + dice) or
+        ``"focal"`` (20 x focal + dice, SAM's pre-training loss).
       normalization: ``image.Normalization`` of non-uint8 planes (must match the annotator's
         for cache hits; default percentiles 0.5..99.5).
       mixed_precision: autocast bf16/fp16; default on CUDA only.
@@ -106,139 +222,36 @@ def finetune(
     Raises ``ValueError``/``FileNotFoundError`` for bad settings or data (before any work),
     ``TrainingDiverged`` (a ``RuntimeError``) when the loss becomes NaN or infinite.
     """
-    from napari_devosam.engine.embeddings import embed_plane
-    from napari_devosam.finetune.data import load_planes, split_planes, summarize
-    from napari_devosam.finetune.evaluate import score_targets
-    from napari_devosam.finetune.targets import prepare_plane
-    from napari_devosam.finetune.trainer import Trainer, training_model
-    from napari_devosam.models.identity import architecture_name
     from napari_devosam.utils.devices import resolve_device
 
     start = time.perf_counter()
-    out = _check_settings(epochs, max_minutes, lr, batch_prompts, patience, out)
-    epochs = int(epochs)
-    folders = _folders(data_dirs)
-    planes = load_planes(folders)
-    train_planes, val_planes = split_planes(planes, val_fraction, seed)
-    validated_on = "held-out" if val_planes else "training"
+    s = RunSettings(steps=steps if steps is not None or epochs is not None else DEFAULT_STEPS,
+                    epochs=epochs, max_minutes=max_minutes, lr=lr, warmup_steps=warmup_steps,
+                    weight_decay=weight_decay, batch_prompts=batch_prompts,
+                    correction_rounds=correction_rounds, validate_every=validate_every,
+                    patience=patience, min_steps=min_steps, val_fraction=val_fraction,
+                    seed=seed, loss=loss, train_prompt_encoder=train_prompt_encoder,
+                    mixed_precision=mixed_precision)
+    out = check_settings(s, out)
+    data = _load_data(data_dirs, s)
     dev = resolve_device(device) if device is not None else sam.pixel_mean.device
-    batch_prompts = int(batch_prompts or DEFAULT_BATCH_PROMPTS.get(dev.type,
-                                                                    DEFAULT_BATCH_PROMPTS_CPU))
-    grid = tuple(4 * n for n in sam.prompt_encoder.image_embedding_size)
+    s = replace(s, batch_prompts=int(s.batch_prompts or DEFAULT_BATCH_PROMPTS.get(
+        dev.type, DEFAULT_BATCH_PROMPTS_CPU)))
     deadline = None if max_minutes is None else start + 60.0 * max_minutes
 
-    def event(phase, **kw):
-        return ProgressEvent(phase, epochs=epochs, elapsed=time.perf_counter() - start, **kw)
+    def emit(phase, **kw):
+        return ProgressEvent(phase, elapsed=time.perf_counter() - start, **kw)
 
-    everything = train_planes + val_planes
-    targets = []
-    for i, plane in enumerate(everything):
-        emb = embed_plane(sam, plane.image, cache, normalization)
-        targets.append(prepare_plane(plane, emb, grid, dev))
-        yield event("embed", step=i + 1, total_steps=len(everything))
-    train_t = targets[: len(train_planes)]
-    val_t = targets[len(train_planes):] or train_t
-
-    model = training_model(sam, dev, train_prompt_encoder)
-    trainer = Trainer(model, lr=lr, weight_decay=weight_decay,
-                      correction_rounds=correction_rounds, loss=loss, seed=seed,
-                      mixed_precision=mixed_precision)
-    scores = score_targets(model, val_t)
-    before = best = scores["mean_iou"]
-    best_state, best_epoch = trainer.state(), 0
-    history = [_history_entry(0, None, scores, time.perf_counter() - start)]
-    yield event("validate", val_iou=before, best_val_iou=best,
-                message=f"starting decoder: validation IoU {before:.3f}")
-
-    per_epoch = sum(trainer.steps_per_pass(t, batch_prompts) for t in train_t)
-    total_steps = epochs * per_epoch
-    step, train_seconds, stopped, stale, epoch = 0, 0.0, "completed", 0, 0
-    for epoch in range(1, epochs + 1):
-        losses, timed_out = [], False
-        for plane_index in trainer.sampler.permutation(len(train_t)).tolist():
-            t = train_t[plane_index]
-            for idx in trainer.epoch_batches(t, batch_prompts):
-                t0 = time.perf_counter()
-                value = trainer.step(t, idx)
-                train_seconds += time.perf_counter() - t0
-                step += 1
-                if not math.isfinite(value):
-                    raise TrainingDiverged(
-                        f"the training loss became {value} at epoch {epoch}, step {step} "
-                        f"(plane {t.name}); try a lower learning rate than {lr:g}")
-                losses.append(value)
-                yield event("train", epoch=epoch, step=step, total_steps=total_steps,
-                            loss=value, epoch_loss=sum(losses) / len(losses),
-                            best_val_iou=best,
-                            masks_per_s=trainer.masks_trained / max(train_seconds, 1e-9))
-                if deadline is not None and time.perf_counter() > deadline:
-                    timed_out = True
-                    break
-            if timed_out:
-                break
-        scores = score_targets(model, val_t)
-        epoch_loss = sum(losses) / len(losses)
-        history.append(_history_entry(epoch, epoch_loss, scores, time.perf_counter() - start))
-        if scores["mean_iou"] > best + MIN_IMPROVEMENT:
-            best, best_state, best_epoch, stale = scores["mean_iou"], trainer.state(), epoch, 0
-        else:
-            stale += 1
-        yield event("validate", epoch=epoch, step=step, total_steps=total_steps,
-                    epoch_loss=epoch_loss, val_iou=scores["mean_iou"], best_val_iou=best,
-                    message=f"epoch {epoch}: validation IoU {scores['mean_iou']:.3f}")
-        if timed_out:
-            stopped = "time_limit"
-            break
-        if patience is not None and stale >= patience and epoch < epochs:
-            stopped = "early_stopping"
-            break
-
-    trainer.load_state(best_state)
-    masks_per_s = trainer.masks_trained / max(train_seconds, 1e-9)
-    metadata = {
-        "kind": "finetuned-mask-decoder",
-        "base_model": architecture_name(sam),
-        "trained_prompt_encoder": bool(train_prompt_encoder),
-        "data": {"folders": [str(Path(d)) for d in folders],
-                 "train": summarize(train_planes), "validation": summarize(val_planes),
-                 "validated_on": validated_on},
-        "settings": {"epochs": epochs, "max_minutes": max_minutes, "lr": lr,
-                     "weight_decay": weight_decay, "batch_prompts": batch_prompts,
-                     "correction_rounds": correction_rounds, "val_fraction": val_fraction,
-                     "seed": seed, "patience": patience, "loss": loss,
-                     "device": str(dev), "normalization": _norm_dict(normalization)},
-        "val_iou_before": before,
-        "val_iou_after": best,
-        "best_epoch": best_epoch,
-        "epochs_run": epoch,
-        "stopped": stopped,
-        "history": history,
-        "masks_per_s": round(masks_per_s, 2),
-    }
-    from napari_devosam.models.decoder_files import save_decoder
-
-    path = save_decoder(model, out, base_model=architecture_name(sam), metadata=metadata,
-                        include_prompt_encoder=bool(train_prompt_encoder))
-    result = FinetuneResult(path=path, val_iou_before=before, val_iou_after=best,
-                            best_epoch=best_epoch, epochs_run=epoch, stopped=stopped,
-                            validated_on=validated_on, history=history,
-                            masks_per_s=masks_per_s, metadata=metadata)
-    yield event("done", epoch=epoch, step=step, total_steps=total_steps, val_iou=best,
-                best_val_iou=best, masks_per_s=masks_per_s,
-                message=f"validation IoU {before:.3f} -> {best:.3f}; wrote {path}")
-    return result
-
-
-def _folders(data_dirs) -> list:
-    return [data_dirs] if isinstance(data_dirs, str | os.PathLike) else list(data_dirs)
-
-
-def _norm_dict(normalization):
-    from napari_devosam.engine.image import DEFAULT_NORMALIZATION
-
-    return (normalization or DEFAULT_NORMALIZATION).to_dict()
+    train_t, val_t = yield from _prepare_targets(sam, data, cache, normalization, dev, emit)
+    run = _start_run(sam, s, dev, train_t, val_t, emit, start, deadline)
+    st = yield from _validate_start(run)
+    st = yield from train_loop(run, st)
+    metadata = _metadata(sam, data, s, run, st, dev, normalization)
+    return (yield from _finish(sam, out, run, st, metadata))
 
 
 def run_finetune(data_dirs, sam, *, out, callback=None, **kwargs) -> FinetuneResult:
-    """Run ``finetune`` to the end; ``callback(event)`` sees every ``ProgressEvent``."""
+    """Run ``finetune`` to the end (same arguments and errors); ``callback(event)`` sees every
+    ``ProgressEvent``. Returns the ``FinetuneResult`` (``path`` None when nothing improved).
+    """
     return drain(finetune(data_dirs, sam, out=out, **kwargs), callback)

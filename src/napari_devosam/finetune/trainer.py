@@ -112,6 +112,17 @@ class Trainer:
         self.model.mask_decoder.load_state_dict(state["mask_decoder"])
         self.model.prompt_encoder.load_state_dict(state["prompt_encoder"])
 
+    # -- learning rate ----------------------------------------------------------------------
+    @property
+    def lr(self) -> float:
+        """The learning rate the next step uses."""
+        return float(self.opt.param_groups[0]["lr"])
+
+    def set_lr(self, lr: float) -> None:
+        """Use learning rate ``lr`` from the next step on (the schedule sets it every step)."""
+        for group in self.opt.param_groups:
+            group["lr"] = float(lr)
+
     # -- batches ----------------------------------------------------------------------------
     def epoch_batches(self, t: PlaneTargets, batch: int) -> list[torch.Tensor]:
         """Object indices for one pass over plane ``t``: every object once, in random order,

@@ -1,0 +1,182 @@
+"""Tracking benchmark: speed of propagation and CTC quality on phantom time-lapses.
+
+Speed (``--speed``): the real vit_b architecture with random weights
+(``napari_devosam.testing.random_sam('vit_b')``), 20 objects through 100 planes whose
+embeddings are already in memory (the cached case: random ``(1, 256, 64, 64)`` features, which
+cost the decoder exactly what real ones do; the image encoder is not part of the measure).
+All thresholds that end tracks are off so that every object is decoded on every plane.
+Reports the run's wall time and the cost per object per plane.
+
+Quality (``--quality``): phantom time-lapses with ground-truth lineage
+(``synthetic.lineage.make_lineage_timelapse``), seeds = ground truth of frame 0, propagation
+forward with ``load_model(MODEL)``; CTC TRA / SEG / division F1 measured by ``traccuracy``
+(not our code) from the CTC files our exporter writes. ``--model oracle`` runs the ground-truth
+oracle decoder of the tests instead (a check of the pipeline and the metric plumbing, not of
+SAM). Needs ``pip install traccuracy``.
+
+Usage::
+
+    python benchmarks/bench_tracking.py --speed
+    python benchmarks/bench_tracking.py --quality --model embryo_tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {"TRA": 0.95, "SEG": 0.80, "division_f1": 0.80, "ms_per_object_plane": 5.0,
+           "run_s_20x100": 15.0}
+
+
+def _drain(gen):
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def bench_speed(n_objects=20, n_planes=100, shape=(512, 512), threads=None) -> dict:
+    import torch
+
+    from napari_devosam.synthetic.lineage import make_lineage_timelapse
+    from napari_devosam.testing import random_sam
+    from napari_devosam.tracking import PropagationParams, Seed, propagate
+
+    if threads:
+        torch.set_num_threads(threads)
+    sam = random_sam("vit_b")
+    _, labels, _ = make_lineage_timelapse(1, shape, n_objects, seed=10_000_001, kind="nuclei")
+    seeds = [Seed(int(t), (0,), labels[0] == t) for t in np.unique(labels[0])[1:]]
+    gen = torch.Generator().manual_seed(0)
+    feats = [torch.randn((1, 256, 64, 64), generator=gen) for _ in range(8)]
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    input_size = ResizeLongestSide(1024).get_preprocess_shape(*shape, 1024)
+    embeddings = [SimpleNamespace(features=feats[i % 8], input_size=input_size,
+                                  original_size=shape, to=lambda d, i=i: embeddings[i])
+                  for i in range(n_planes)]
+    params = PropagationParams(min_area=0, min_area_fraction=0, min_iou_prev=0,
+                               min_pred_iou=0, min_inside_fraction=0,
+                               detect_divisions=False)
+    stack = np.zeros((n_planes, *shape), np.uint8)  # never read: embeddings are given
+    decoded = []
+
+    def embedding_for(plane):
+        return embeddings[plane[0]]
+
+    run = propagate(sam, stack, seeds, params=params, embedding_for=embedding_for)
+    t0 = time.perf_counter()
+    result = _drain(_counting(run, decoded))
+    wall = time.perf_counter() - t0
+    pairs = len(result.objects)
+    return {"objects": len(seeds), "planes": n_planes - 1, "object_planes": pairs,
+            "ended_early": len(result.ended),
+            "end_reasons": sorted({r for _, r in result.ended.values()}), "run_s": round(wall, 3),
+            "ms_per_object_plane": round(1000 * wall / max(pairs, 1), 3),
+            "torch_threads": torch.get_num_threads()}
+
+
+def _counting(gen, sink):
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        sink.append(p.active)
+        yield p
+
+
+def _ctc_metrics(gt_dir: Path, res_dir: Path) -> dict:
+    """TRA, SEG (if reported) and division F1 by traccuracy from two CTC folders."""
+    from traccuracy import run_metrics
+    from traccuracy.loaders import load_ctc_data
+    from traccuracy.matchers import CTCMatcher
+    from traccuracy.metrics import CTCMetrics, DivisionMetrics
+
+    gt = load_ctc_data(str(gt_dir), str(gt_dir / "res_track.txt"), name="gt")
+    pred = load_ctc_data(str(res_dir), str(res_dir / "res_track.txt"), name="pred")
+    results, _ = run_metrics(gt_data=gt, pred_data=pred, matcher=CTCMatcher(),
+                             metrics=[CTCMetrics(), DivisionMetrics()])
+    out = {}
+    for r in results:
+        values = r["results"]
+        for key in ("TRA", "DET", "SEG", "LNK"):
+            if key in values:
+                out[key] = values[key]
+        buffer0 = values.get("Frame Buffer 0")
+        if isinstance(buffer0, dict) and "Division F1" in buffer0:
+            out["division_f1"] = buffer0["Division F1"]
+    return out
+
+
+def bench_quality(model: str = "embryo_tiny", n_movies: int = 3, frames: int = 12) -> dict:
+    """Seeds from frame 0's ground truth, forward propagation, traccuracy metrics."""
+    from napari_devosam.synthetic.lineage import make_lineage_timelapse
+    from napari_devosam.tracking import Seed, propagate
+    from napari_devosam.tracking.export import result_labels, write_ctc
+
+    kw = {}
+    if model == "oracle":
+        sys.path.insert(0, str(ROOT / "tests" / "tracking"))
+        from tracking_oracle import OracleDecoder
+        sam = None
+    else:
+        from napari_devosam import load_model
+
+        sam = load_model(model, device="auto")
+    scores = []
+    for k in range(n_movies):
+        stack, labels, parents = make_lineage_timelapse(frames, (160, 160), 4,
+                                                        seed=10_000_000 + k)
+        if model == "oracle":
+            oracle = OracleDecoder(labels)
+            kw = {"decoder": oracle, "embedding_for": oracle.embedding_for}
+        seeds = [Seed(int(t), (0,), labels[0] == t) for t in np.unique(labels[0])[1:]]
+        result = _drain(propagate(sam, stack, seeds, **kw))
+        pred, lineage = result_labels(seeds, result, frames, 0, labels.shape[-2:])
+        with tempfile.TemporaryDirectory() as tmp:
+            gt_dir, res_dir = Path(tmp) / "gt", Path(tmp) / "res"
+            write_ctc(gt_dir, labels, parents)
+            write_ctc(res_dir, pred, lineage)
+            scores.append(_ctc_metrics(gt_dir, res_dir))
+    keys = sorted({k for s in scores for k in s})
+    return {"model": model, "movies": n_movies, "frames": frames,
+            **{k: round(float(np.mean([s[k] for s in scores if k in s])), 4) for k in keys}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--speed", action="store_true")
+    ap.add_argument("--quality", action="store_true")
+    ap.add_argument("--model", default="embryo_tiny")
+    ap.add_argument("--planes", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", default=None, help="write the results as JSON here")
+    args = ap.parse_args(argv)
+    report = {"targets": TARGETS}
+    if args.speed:
+        report["speed"] = bench_speed(n_planes=args.planes, threads=args.threads)
+    if args.quality:
+        try:
+            report["quality"] = bench_quality(args.model)
+        except (ValueError, FileNotFoundError, RuntimeError) as exc:
+            report["quality"] = {"skipped": f"model {args.model!r} not loadable: {exc}"}
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

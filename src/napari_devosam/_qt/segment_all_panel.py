@@ -1,0 +1,197 @@
+"""The annotator's "Segment all" panel: automatic proposals for one plane or every plane.
+
+A napari ``thread_worker`` runs ``automatic.segment_all`` (embeddings through the annotator's
+cache) with a progress bar and Cancel; the results become *proposals*: the current objects of
+their planes (``automatic.proposals``), shown in the ``current object`` layer. "Remove by
+click" makes a click on a proposal delete it; the annotator's Commit (this plane) or "Commit
+all proposals" (every plane) stores them. Nothing is committed without that click, planes
+that already have current objects are left alone, committed pixels are never proposed, and a
+cancelled run changes nothing.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+from napari.utils.notifications import show_info, show_warning
+from qtpy.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+)
+
+from napari_devosam._qt.workers import reported
+
+
+def _job(image, planes, model, mode, stain):
+    from napari_devosam.automatic.core import iter_segment_stack
+
+    return (yield from iter_segment_stack(image, model, planes, mode=mode, stain=stain))
+
+
+class SegmentAllPanel(QGroupBox):
+    """"Segment all" controls of an ``AnnotatorWidget`` ``w``."""
+
+    def __init__(self, w):
+        from napari_devosam.automatic.core import MODES
+        from napari_devosam.automatic.seeds import STAINS
+
+        super().__init__("Segment all (automatic proposals)")
+        self.w = w
+        self.worker = None
+        self.mode_combo, self.stain_combo = QComboBox(), QComboBox()
+        self.mode_combo.addItems(list(MODES))
+        self.stain_combo.addItems(list(STAINS[::-1]))  # auto first
+        self.plane_button = QPushButton("Segment this plane")
+        self.all_button = QPushButton("Segment all planes")
+        self.cancel_button = QPushButton("Cancel")
+        self.remove_button = QPushButton("Remove by click")
+        self.remove_button.setCheckable(True)
+        self.commit_button = QPushButton("Commit all proposals")
+        self.progress = QProgressBar()
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        grid = QGridLayout(self)
+        for row, widgets in enumerate([
+            (QLabel("mode"), self.mode_combo), (QLabel("stain"), self.stain_combo),
+            (self.plane_button, self.all_button), (self.progress, self.cancel_button),
+            (self.remove_button, self.commit_button)]):
+            for col, widget in enumerate(widgets):
+                grid.addWidget(widget, row, col)
+        grid.addWidget(self.message, 5, 0, 1, 2)
+        self.plane_button.clicked.connect(lambda: self.run(all_planes=False))
+        self.all_button.clicked.connect(lambda: self.run(all_planes=True))
+        self.cancel_button.clicked.connect(self.cancel)
+        self.remove_button.toggled.connect(self._remove_mode)
+        self.commit_button.clicked.connect(self.commit_all)
+        self._set_busy(False)
+
+    # -- running ----------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self.worker is not None
+
+    def _set_busy(self, busy: bool) -> None:
+        self.plane_button.setEnabled(not busy)
+        self.all_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        self.progress.setVisible(busy)
+
+    def run(self, all_planes: bool = False):
+        """Start segmenting the current plane (or every plane); returns the worker or None."""
+        from napari.qt.threading import create_worker
+
+        from napari_devosam.engine.stacks import plane_indices
+
+        w = self.w
+        if w.predictor is None or w.state is None or self.busy:
+            if not self.busy:
+                show_warning("Load a model and choose an image first.")
+            return None
+        data = w.image_layer.data
+        planes = plane_indices(np.empty(w.state.shape[:-2] + (1, 1)))
+        if not all_planes:
+            planes = [w.current_plane]
+        model = SimpleNamespace(sam=w.predictor.sam, cache=w.cache,
+                                normalization=w.predictor.normalization)
+        worker = create_worker(
+            reported(_job), data, planes, model, self.mode_combo.currentText(),
+            self.stain_combo.currentText(), _start_thread=False, _ignore_errors=True,
+            _progress={"total": 0, "desc": "Segment all"})
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(lambda res, st=w.state: self._on_results(res, st))
+        worker.errored.connect(lambda exc: show_warning(f"Segment all failed: {exc}"))
+        worker.finished.connect(lambda wk=worker: self._finished(wk))
+        self.worker = worker
+        self.progress.setRange(0, len(planes))
+        self.progress.setValue(0)
+        self.message.setText(f"segmenting {len(planes)} plane(s)...")
+        self._set_busy(True)
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Stop the run between planes; nothing it computed is shown."""
+        if self.worker is not None:
+            self.worker.quit()
+            self.message.setText("cancelled: nothing was changed")
+
+    def _on_progress(self, value) -> None:
+        done, total = value
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+
+    def _finished(self, worker) -> None:
+        if self.worker is worker:
+            self.worker = None
+            self._set_busy(False)
+
+    def _on_results(self, results, state=None) -> None:
+        from napari_devosam.automatic.proposals import show_proposals
+
+        w = self.w
+        if w.state is None or not results or (state is not None and state is not w.state):
+            return  # another image (or none) since the run started
+        store = w.store
+        shown, skipped, notes = 0, [], []
+        for plane, res in results.items():
+            committed = None if store is None else store.labels[plane]
+            try:
+                shown += show_proposals(w.state, plane, res, committed)
+            except ValueError:
+                skipped.append(plane)
+            if res.message:
+                notes.append(f"{plane or 'plane'}: {res.message}")
+        w._refresh_current()
+        w._update_status()
+        text = f"{shown} proposal(s) on {len(results) - len(skipped)} plane(s)"
+        if skipped:
+            text += f"; {len(skipped)} plane(s) with current objects left alone"
+        self.message.setText("; ".join([text, *notes[:3]]))
+
+    # -- correcting and committing ----------------------------------------------------------
+    def _remove_mode(self, on: bool) -> None:
+        w = self.w
+        if w.layers is None:
+            return
+        layer = w.layers.current
+        if on:
+            w.viewer.layers.selection.active = layer
+            layer.mode = "pan_zoom"
+            if self._on_click not in layer.mouse_drag_callbacks:
+                layer.mouse_drag_callbacks.append(self._on_click)
+
+    def _on_click(self, layer, event) -> None:
+        from napari_devosam.automatic.proposals import remove_proposal_at
+
+        w = self.w
+        if not self.remove_button.isChecked() or event.button != 1 or w.state is None:
+            return
+        plane = w.current_plane
+        pos = layer.world_to_data(event.position)[-2:]
+        if plane is not None and remove_proposal_at(w.state, plane, *pos):
+            w._refresh_current()
+            w._update_status()
+
+    def commit_all(self) -> int:
+        """Commit the current objects of every plane that has proposals; returns how many
+        planes were committed (in order, on the store's thread)."""
+        w = self.w
+        if w.state is None:
+            return 0
+        planes = [p for p, r in w.state.results.items()
+                  if any(q.get("automatic") for q in r.prompts) and not w.state.is_pending(p)]
+        info = {"model": w._model_text, "decoder": w._decoder_text}
+        for plane in planes:
+            payload = w.state.take_commit(plane)
+            if payload is not None:
+                w.store_ops.commit(plane, payload[0], payload[1], info)
+        if not planes:
+            show_info("No proposals to commit: run Segment all first.")
+        w._refresh_current()
+        w._update_status()
+        return len(planes)

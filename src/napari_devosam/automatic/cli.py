@@ -1,0 +1,80 @@
+"""``devosam segment IMAGE --auto``: automatic instance labels for one plane or a stack.
+
+Called from ``cli/segment.py`` when ``--auto`` is given. With ``--plane`` one plane is written
+as ``(H, W)`` int32 labels; without it every plane of the image, as an array of the image's
+leading shape plus ``(H, W)`` (labels numbered per plane), with neighbour seeding along the
+last leading axis. Planes without an embryo come out empty with a warning on stderr. The file
+is written only when every plane is done (an interrupted run writes nothing).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+
+def add_arguments(p) -> None:
+    """The ``--auto`` flags of ``devosam segment``."""
+    from napari_devosam.automatic.core import MODES
+    from napari_devosam.automatic.seeds import STAINS
+
+    g = p.add_argument_group("automatic segmentation (--auto)")
+    g.add_argument("--auto", action="store_true",
+                   help="segment every cell without prompts (one plane with --plane, else all)")
+    g.add_argument("--mode", choices=MODES, default="seeded",
+                   help="seeded: one prompt per seed from the stain (default); grid: SAM's "
+                        "automatic mask generator")
+    g.add_argument("--stain", choices=STAINS, default="auto",
+                   help="what is bright: membranes or nuclei (default: decided per plane)")
+    g.add_argument("--min-area", type=int, default=None,
+                   help="smallest object kept, in pixels (default 30)")
+
+
+def run_auto(args) -> int:
+    from napari_devosam.automatic.core import iter_segment_stack
+    from napari_devosam.automatic.postprocess import MIN_AREA
+    from napari_devosam.engine.embeddings import default_cache_dir
+    from napari_devosam.engine.predictor import Predictor
+    from napari_devosam.engine.stacks import leading_shape, parse_plane_index
+    from napari_devosam.export.image_io import read_image, write_tiff
+    from napari_devosam.models.loading import load_model
+
+    if args.box or args.point:
+        raise ValueError("--auto takes no --box or --point prompts")
+    image = read_image(args.image)
+    lead = leading_shape(image)
+    planes = [parse_plane_index(args.plane, image)] if args.plane is not None else None
+    sam = load_model(args.model, device=args.device, decoder=args.decoder)
+    predictor = Predictor(sam, cache_dir=args.cache_dir or default_cache_dir())
+    min_area = MIN_AREA if args.min_area is None else args.min_area
+    gen = iter_segment_stack(image, predictor, planes, mode=args.mode, stain=args.stain,
+                             min_area=min_area)
+    results = _drain(gen)
+    shape = image.shape[len(lead):len(lead) + 2]
+    if planes is not None:
+        out = results[planes[0]].labels
+    else:
+        out = np.zeros((*lead, *shape), dtype=np.int32)
+        for index, res in results.items():
+            out[index] = res.labels
+    for index, res in results.items():
+        if res.message:
+            where = f"plane {index}" if index else "the plane"
+            print(f"devosam segment: warning: {where}: {res.message}", file=sys.stderr)
+    write_tiff(args.out, out)
+    n = sum(r.n_objects for r in results.values())
+    print(f"wrote {n} object(s) on {len(results)} plane(s) to {args.out} ({args.mode} mode)")
+    return 0
+
+
+def _drain(gen):
+    """Run the generator to its end, with a progress line on stderr for stacks."""
+    while True:
+        try:
+            done, total = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if total > 1:
+            print(f"\rsegmenting planes: {done}/{total}", end="" if done < total else "\n",
+                  file=sys.stderr)

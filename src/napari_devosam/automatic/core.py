@@ -1,0 +1,179 @@
+"""``segment_all``: every cell of a plane at once; ``iter_segment_stack`` for stacks.
+
+Modes (``MODES``): ``"seeded"`` (default): seeds from the stain (``seeds.py``: membrane
+interiors or nuclei blobs; ``stain="auto"`` decides, rule in ``seeds.py``), one prompt each,
+decoded in batches (``seeded.py``); ``"grid"``: SAM's automatic mask generator, fast
+(``grid.py``). Both end in ``postprocess.proposals_to_labels`` (one object per pixel by
+logits, holes filled, objects below ``min_area`` pixels removed).
+
+A plane with no detectable embryo (or NaN-only, or constant) gives empty labels and a
+``message``, never an error; such a plane is not even embedded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from napari_devosam.automatic.postprocess import MIN_AREA
+
+MODES = ("seeded", "grid")
+
+
+@dataclass
+class AutoResult:
+    """Automatic segmentation of one plane.
+
+    ``labels``: ``(H, W)`` int32, 0 background, ids ``1..n`` by decreasing score.
+    ``scores``: ``{id: predicted IoU}``. ``prompts``: one dict per id (in id order):
+    ``point`` (row, col), ``box`` (row0, col0, row1, col1) or None, ``source`` (membrane,
+    nuclei, neighbour, grid), ``score``. ``stain``: the stain used (seeded mode).
+    ``message``: why the result is empty (no embryo, NaN plane, ...), else None.
+    """
+
+    labels: np.ndarray
+    scores: dict[int, float] = field(default_factory=dict)
+    prompts: list[dict] = field(default_factory=list)
+    mode: str = "seeded"
+    stain: str | None = None
+    message: str | None = None
+
+    @property
+    def n_objects(self) -> int:
+        return len(self.scores)
+
+    def masks(self) -> np.ndarray:
+        """``(n, H, W)`` bool, object ``i + 1`` in row ``i``."""
+        ids = np.arange(1, self.n_objects + 1)
+        return self.labels[None] == ids[:, None, None]
+
+
+def _sam_and_cache(model):
+    """``(sam, cache, normalization)`` from a ``Predictor`` or a ``Sam``."""
+    sam = getattr(model, "sam", model)
+    return sam, getattr(model, "cache", None), getattr(model, "normalization", None)
+
+
+def _filter_to_embryo(props, embryo: np.ndarray):
+    """Grid mode with pixels: drop proposals mostly (>50%) outside the embryo, or covering
+    more than half of it (the embryo itself, or the background)."""
+    total = max(int(embryo.sum()), 1)
+    out = []
+    for q in props:
+        r0, c0, r1, c1 = q.box
+        inside = int(np.count_nonzero(q.mask & embryo[r0:r1, c0:c1]))
+        if inside >= 0.5 * q.area and q.area <= 0.5 * total:
+            out.append(q)
+    return out
+
+
+def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
+                embedding=None, previous_labels=None, grid_params=None,
+                min_area: int = MIN_AREA, min_score: float = 0.0) -> AutoResult:
+    """Segment every object of one plane.
+
+    Arguments:
+      source: the plane, ``(H, W)`` of any real dtype (RGB is averaged for the seeds), or a
+        ``PlaneEmbedding`` (grid mode, or seeded mode with ``previous_labels`` only).
+      model: a ``Predictor`` (its cache and normalisation are used) or a ``segment_anything``
+        ``Sam``.
+      mode: ``"seeded"`` or ``"grid"``. stain: ``"membrane"``, ``"nuclei"`` or ``"auto"``.
+      embedding: the plane's ``PlaneEmbedding`` when already computed (else embedded here
+        through the cache: seconds on a CPU).
+      previous_labels: ``(H, W)`` int labels of the neighbouring plane: their objects seed
+        where the stain gave no seed (``seeds.merge_neighbour_seeds``).
+      grid_params: ``grid.GridParams`` for grid mode.
+      min_area: smallest object kept, pixels. min_score: smallest predicted IoU kept.
+
+    Returns an ``AutoResult``. Raises ``ValueError`` for an unknown mode or stain, or for
+    seeded mode without pixels or neighbour labels.
+    """
+    from napari_devosam.automatic import seeds as S
+    from napari_devosam.engine.embedding_cache import PlaneEmbedding
+
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+    if stain not in S.STAINS:
+        raise ValueError(f"unknown stain {stain!r}: choose one of {', '.join(S.STAINS)}")
+    plane = None
+    if isinstance(source, PlaneEmbedding):
+        embedding = source
+    else:
+        plane = np.asarray(source)
+    if plane is None and mode == "seeded" and previous_labels is None:
+        raise ValueError("seeded mode needs the plane's pixels (or previous_labels)")
+    shape = tuple(plane.shape[:2]) if plane is not None else tuple(embedding.original_size)
+    analysis = S.analyse_plane(plane, stain, min_area) if plane is not None else None
+    empty = np.zeros(shape, dtype=np.int32)
+    if analysis is not None and not analysis.found and previous_labels is None:
+        return AutoResult(empty, mode=mode, message=analysis.message)
+    seeds = S.Seeds()
+    if mode == "seeded":
+        seeds = S.stain_seeds(analysis, min_area) if analysis is not None else seeds
+        if previous_labels is not None:
+            seeds = S.merge_neighbour_seeds(seeds, S.seeds_from_labels(previous_labels,
+                                                                       min_area))
+        if len(seeds) == 0:
+            msg = "no seeds found: no embryo or cells detected on this plane"
+            return AutoResult(empty, mode=mode, stain=analysis and analysis.stain, message=msg)
+    labels, scores, prompts = _decode(plane, model, embedding, mode, seeds, grid_params,
+                                      analysis, min_area, min_score)
+    stain_used = analysis.stain if analysis is not None else None
+    message = None if scores else "SAM returned no object for this plane"
+    return AutoResult(labels, scores, prompts, mode, stain_used, message)
+
+
+def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_area, min_score):
+    from napari_devosam.automatic.decoding import PromptDecoder
+    from napari_devosam.automatic.grid import grid_proposals
+    from napari_devosam.automatic.postprocess import dedupe, proposals_to_labels
+    from napari_devosam.automatic.seeded import seeded_proposals
+    from napari_devosam.engine.embeddings import embed_plane
+
+    sam, cache, normalization = _sam_and_cache(model)
+    if embedding is None:
+        embedding = embed_plane(sam, plane, cache, normalization)
+    dec = PromptDecoder(sam, embedding)
+    if mode == "grid":
+        props = grid_proposals(dec, grid_params)
+        props = [q for q in props if q.score >= min_score]
+        if analysis is not None and analysis.embryo is not None:
+            props = _filter_to_embryo(props, analysis.embryo)
+    else:
+        props = dedupe(seeded_proposals(dec, seeds, min_score))
+    return proposals_to_labels(props, dec.plane_shape, min_area)
+
+
+def neighbour_index(index: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The plane before ``index`` along the last leading axis (Z of T:Z, T of a time-lapse),
+    or None for the first plane or a 2D image."""
+    if not index or index[-1] == 0:
+        return None
+    return (*index[:-1], index[-1] - 1)
+
+
+def iter_segment_stack(stack, model, planes=None, *, neighbour: bool = True, **kwargs
+                       ) -> Generator[tuple[int, int], None, dict[tuple, AutoResult]]:
+    """``segment_all`` on every plane of ``stack`` (leading T/Z axes, then ``(Y, X)``); a
+    generator yielding ``(done, total)`` after each plane, returning ``{index: AutoResult}``.
+
+    ``planes``: the plane indices to do (default all, C order). ``neighbour``: seed each plane
+    also from the previous plane's result along the last leading axis (when it was done
+    before). ``kwargs`` go to ``segment_all``. Closing the generator stops between planes;
+    nothing is returned or written then.
+    """
+    from napari_devosam.engine.stacks import plane_indices
+
+    planes = list(plane_indices(stack) if planes is None else planes)
+    total = len(planes)
+    results: dict[tuple, AutoResult] = {}
+    yield 0, total
+    for done, index in enumerate(planes, start=1):
+        prev = results.get(neighbour_index(index)) if neighbour else None
+        previous_labels = prev.labels if prev is not None and prev.n_objects else None
+        results[index] = segment_all(np.asarray(stack[index]), model,
+                                     previous_labels=previous_labels, **kwargs)
+        yield done, total
+    return results

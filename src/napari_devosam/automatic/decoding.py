@@ -1,0 +1,152 @@
+"""Batched prompt decoding for automatic segmentation, and the proposals it produces.
+
+``PromptDecoder`` decodes many prompts against one plane embedding in batches with the
+package's fast decoder (``engine._fast.decoder.FastDecoder``, equal to SAM's mask decoder to
+float rounding). Prompts arrive in napari ``(row, col)`` and go through ``engine.coords``
+and SAM's ``ResizeLongestSide``, exactly as ``Predictor`` does. A ``Proposal`` is one
+candidate object: its extent in the plane, its mask and logits cropped to that extent (plane
+resolution), its score and the prompt that made it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Proposal:
+    """One candidate object on a plane.
+
+    ``box``: half-open ``(row0, col0, row1, col1)`` ints of the crop; ``mask`` ``(h, w)``
+    bool and ``logits`` ``(h, w)`` float32 inside it (plane resolution); ``score`` predicted
+    IoU; ``stability`` SAM's stability score; ``prompt`` a JSON-able dict (``point`` (row,
+    col), ``box`` (row0, col0, row1, col1) inclusive or None, ``source``).
+    """
+
+    box: tuple[int, int, int, int]
+    mask: np.ndarray
+    logits: np.ndarray
+    score: float
+    stability: float
+    prompt: dict
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+    def tight_xyxy(self) -> tuple[int, int, int, int]:
+        """SAM's mask box ``(x0, y0, x1, y1)`` (inclusive pixel extents) in the plane."""
+        rows = np.flatnonzero(self.mask.any(axis=1))
+        cols = np.flatnonzero(self.mask.any(axis=0))
+        r0, c0 = self.box[:2]
+        return (c0 + int(cols[0]), r0 + int(rows[0]), c0 + int(cols[-1]), r0 + int(rows[-1]))
+
+    def full_mask(self, shape) -> np.ndarray:
+        out = np.zeros(shape, dtype=bool)
+        r0, c0, r1, c1 = self.box
+        out[r0:r1, c0:c1] = self.mask
+        return out
+
+
+def stability_scores(logits, threshold: float, offset: float):
+    """SAM's stability score (``segment_anything.utils.amg.calculate_stability_score``): the
+    IoU of the masks thresholded at ``threshold + offset`` and ``threshold - offset``, for
+    ``(..., h, w)`` logits (a torch tensor); an empty looser mask gives NaN, as stock."""
+    inter = (logits > threshold + offset).sum((-1, -2))
+    union = (logits > threshold - offset).sum((-1, -2))
+    return inter / union
+
+
+class PromptDecoder:
+    """Decode batches of prompts on one plane embedding of ``sam``.
+
+    ``embedding``: a ``PlaneEmbedding`` (moved to the model's device).
+    """
+
+    def __init__(self, sam, embedding):
+        from segment_anything.utils.transforms import ResizeLongestSide
+
+        from napari_devosam.engine._fast.decoder import FastDecoder
+
+        self.sam = sam
+        device = sam.pixel_mean.device
+        self.embedding = embedding.to(device)
+        self.device = device
+        self.decoder = FastDecoder(sam)
+        self.decoder.set_image_embedding(self.embedding.features)
+        self.transform = ResizeLongestSide(sam.image_encoder.img_size)
+        self.threshold = float(sam.mask_threshold)
+        h, w = self.embedding.features.shape[-2:]
+        size = sam.image_encoder.img_size
+        ih, iw = self.embedding.input_size
+        # the low-res rows/cols that map into the image (the rest is the encoder's padding)
+        self.valid = (min(4 * h, math.ceil(ih * 4 * h / size)),
+                      min(4 * w, math.ceil(iw * 4 * w / size)))
+
+    @property
+    def plane_shape(self) -> tuple[int, int]:
+        return tuple(self.embedding.original_size)
+
+    def decode(self, points_rc=None, boxes_rc=None, multimask: bool = False):
+        """Low-res logits ``(B, C, 4h, 4w)`` and predicted IoU ``(B, C)`` (torch tensors).
+
+        ``points_rc``: ``(B, N, 2)`` (row, col) positive points or None; ``boxes_rc``:
+        ``(B, 4)`` (row0, col0, row1, col1) or None; C = 3 with ``multimask`` else 1.
+        """
+        import torch
+
+        from napari_devosam.engine.coords import box_rc_to_xyxy, points_rc_to_xy
+
+        orig = self.plane_shape
+        coords = labels = boxes = None
+        if points_rc is not None:
+            pts = np.asarray(points_rc, dtype=np.float64)
+            xy = self.transform.apply_coords(points_rc_to_xy(pts.reshape(-1, 2)), orig)
+            coords = torch.as_tensor(xy.reshape(pts.shape), dtype=torch.float32,
+                                     device=self.device)
+            labels = torch.ones(pts.shape[:2], dtype=torch.int32, device=self.device)
+        if boxes_rc is not None:
+            xyxy = self.transform.apply_boxes(box_rc_to_xyxy(np.asarray(boxes_rc)), orig)
+            boxes = torch.as_tensor(xyxy, dtype=torch.float32, device=self.device)
+        return self.decoder.decode(coords, labels, boxes, None, multimask)
+
+    def upscale(self, low_res):
+        """``(K, 4h, 4w)`` low-res logits -> ``(K, H, W)`` float32 plane logits (torch), equal
+        to ``Sam.postprocess_masks``."""
+        emb = self.embedding
+        return self.decoder.upscale(low_res[:, None], emb.input_size, emb.original_size)[:, 0]
+
+
+def crop_proposals(decoder: PromptDecoder, low_res, scores, stabilities, prompts,
+                   limits=None, chunk: int = 16) -> list[Proposal]:
+    """Upscale kept low-res logits ``(K, 4h, 4w)`` to the plane, ``chunk`` at a time, and crop
+    each to its mask's extent (grown by one pixel); empty masks are dropped.
+
+    ``limits``: optional ``(K, 4)`` half-open (row0, col0, row1, col1) windows; logits outside
+    a window are ignored (a box prompt's object stays near its box).
+    """
+    out: list[Proposal] = []
+    H, W = decoder.plane_shape
+    for start in range(0, len(low_res), chunk):
+        up = decoder.upscale(low_res[start:start + chunk]).float().cpu().numpy()
+        for j, logits in enumerate(up):
+            k = start + j
+            mask = logits > decoder.threshold
+            if limits is not None:
+                r0, c0, r1, c1 = (int(v) for v in limits[k])
+                window = np.zeros_like(mask)
+                window[r0:r1, c0:c1] = True
+                mask &= window
+            rows = np.flatnonzero(mask.any(axis=1))
+            if rows.size == 0:
+                continue
+            cols = np.flatnonzero(mask.any(axis=0))
+            box = (max(int(rows[0]) - 1, 0), max(int(cols[0]) - 1, 0),
+                   min(int(rows[-1]) + 2, H), min(int(cols[-1]) + 2, W))
+            sl = (slice(box[0], box[2]), slice(box[1], box[3]))
+            out.append(Proposal(box, mask[sl].copy(), logits[sl].copy(), float(scores[k]),
+                                float(stabilities[k]), prompts[k]))
+    return out

@@ -1,0 +1,101 @@
+"""Proposals -> one instance label image.
+
+Rules (``proposals_to_labels``), in order:
+
+1. Duplicates (``dedupe``, seeded mode): proposals are visited best score first; one whose
+   mask overlaps an already kept mask by IoU >= ``dup_iou`` (0.5), or lies inside it for at
+   least ``contained`` (0.8) of its own area, is dropped.
+2. Each pixel goes to one object: among the proposals whose mask holds it, the one with the
+   highest mask logit (SAM's plane-resolution logit) wins.
+3. Each object keeps its largest 4-connected part; its holes are filled (pixels no other
+   object owns).
+4. Objects smaller than ``min_area`` pixels (default ``MIN_AREA`` = 30; a cell of the
+   phantoms is >= 60) are removed.
+
+Ids are ``1..n`` by decreasing score; labels are ``int32``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from napari_devosam.automatic.decoding import Proposal
+
+MIN_AREA = 30
+
+
+def _overlap(a: Proposal, b: Proposal) -> int:
+    r0, c0 = max(a.box[0], b.box[0]), max(a.box[1], b.box[1])
+    r1, c1 = min(a.box[2], b.box[2]), min(a.box[3], b.box[3])
+    if r0 >= r1 or c0 >= c1:
+        return 0
+    ma = a.mask[r0 - a.box[0]:r1 - a.box[0], c0 - a.box[1]:c1 - a.box[1]]
+    mb = b.mask[r0 - b.box[0]:r1 - b.box[0], c0 - b.box[1]:c1 - b.box[1]]
+    return int(np.count_nonzero(ma & mb))
+
+
+def dedupe(props: list[Proposal], dup_iou: float = 0.5, contained: float = 0.8
+           ) -> list[Proposal]:
+    """Drop proposals that repeat a better one (rule 1 of the module docstring)."""
+    kept: list[Proposal] = []
+    for q in sorted(props, key=lambda p: -p.score):
+        area = q.area
+        if area == 0:
+            continue
+        duplicate = False
+        for k in kept:
+            inter = _overlap(q, k)
+            if inter and (inter / (area + k.area - inter) >= dup_iou or inter >= contained * area):
+                duplicate = True
+                break
+        if not duplicate:
+            kept.append(q)
+    return kept
+
+
+def _claim(props: list[Proposal], shape) -> np.ndarray:
+    owner = np.zeros(shape, dtype=np.int32)
+    best = np.full(shape, -np.inf, dtype=np.float32)
+    for i, q in enumerate(props, start=1):
+        r0, c0, r1, c1 = q.box
+        b, o = best[r0:r1, c0:c1], owner[r0:r1, c0:c1]
+        win = q.mask & (q.logits > b)
+        b[win] = q.logits[win]
+        o[win] = i
+    return owner
+
+
+def _tidy(owner: np.ndarray, n: int, min_area: int) -> np.ndarray:
+    """Rules 3 and 4: largest part, holes filled, small objects out (in place)."""
+    for i, sl in enumerate(ndimage.find_objects(owner, max_label=n), start=1):
+        if sl is None:
+            continue
+        view = owner[sl]
+        mask = view == i
+        parts, k = ndimage.label(mask)
+        if k > 1:
+            sizes = np.bincount(parts.ravel())
+            sizes[0] = 0
+            view[mask & (parts != int(np.argmax(sizes)))] = 0
+            mask = parts == int(np.argmax(sizes))
+        filled = ndimage.binary_fill_holes(mask)
+        view[filled & (view == 0)] = i
+        if np.count_nonzero(view == i) < min_area:
+            view[view == i] = 0
+    return owner
+
+
+def proposals_to_labels(props: list[Proposal], shape, min_area: int = MIN_AREA
+                        ) -> tuple[np.ndarray, dict[int, float], list[dict]]:
+    """``(labels (H, W) int32, {id: score}, [prompt of id 1, 2, ...])`` from proposals
+    (rules 2-4 of the module docstring; call ``dedupe`` first for rule 1)."""
+    props = sorted(props, key=lambda p: -p.score)
+    owner = _tidy(_claim(props, tuple(shape)), len(props), min_area)
+    present = np.flatnonzero(np.bincount(owner.ravel(), minlength=len(props) + 1)[1:]) + 1
+    lut = np.zeros(len(props) + 1, dtype=np.int32)
+    lut[present] = np.arange(1, len(present) + 1, dtype=np.int32)
+    labels = lut[owner]
+    scores = {int(lut[i]): float(props[i - 1].score) for i in present}
+    prompts = [dict(props[i - 1].prompt, score=float(props[i - 1].score)) for i in present]
+    return labels, scores, prompts

@@ -1,0 +1,179 @@
+"""``devosam track``: propagate seed objects through a T or Z stack; write CTC results + CSV.
+
+Seeds come from a label image (``--seed-labels``: one plane ``(H, W)`` or the whole stack's
+labels, label value = track id) or from the image's annotation store (``--annotations``,
+read only). Writes ``maskNNN.tif`` + ``res_track.txt`` (Cell Tracking Challenge format),
+``tracks.csv``, ``review.csv`` (planes to check) and, with ``--geff``, ``tracks.geff``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+AXES = ("T", "Z")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "track",
+        help="carry seed objects through time or Z with SAM; write CTC tracks + CSV",
+        description=(
+            "Propagate the objects of one plane of STACK to the other planes along T or Z "
+            "(SAM prompted with each object's previous mask, box and logits), detect "
+            "divisions, and write Cell Tracking Challenge results and a tracks CSV."
+        ),
+    )
+    p.add_argument("stack", help="image stack (T, Y, X), (Z, Y, X) or (T, Z, Y, X)")
+    seeds = p.add_mutually_exclusive_group(required=True)
+    seeds.add_argument("--seed-labels", metavar="LABELS.tif",
+                       help="seed labels: a plane (Y, X) or labels of the whole stack")
+    seeds.add_argument("--annotations", action="store_true",
+                       help="seeds from the image's annotation store (<STACK>.devosam)")
+    p.add_argument("--project-dir", default=None, help="where the annotation store lives")
+    p.add_argument("--seed-plane", default="0", metavar="INDEX",
+                   help="the seed plane: its index along --axis (default 0), or T:Z")
+    p.add_argument("--axis", default="T", type=str.upper, choices=AXES,
+                   help="follow objects along T (default) or Z")
+    p.add_argument("--direction", default="forward", choices=("forward", "backward", "both"))
+    p.add_argument("--last", type=int, default=None, help="stop plane index (inclusive)")
+    p.add_argument("--no-divisions", action="store_true", help="never split a track")
+    p.add_argument("--model", default=None, help="vit_b, embryo_tiny, ... or a checkpoint path")
+    p.add_argument("--decoder", default=None, help="a fine-tuned decoder file to apply")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--cache-dir", default=None, help="embedding cache folder")
+    p.add_argument("--geff", action="store_true", help="also write tracks.geff (needs geff)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=run)
+
+
+def leading_axis(shape: tuple[int, ...], axis: str) -> int:
+    """Which leading axis of an image of ``shape`` is ``axis`` ("T" or "Z")."""
+    n_lead = len(shape) - 2
+    if n_lead < 1:
+        raise ValueError(f"the image of shape {shape} has no T or Z axis to track along")
+    if n_lead > 2:
+        raise ValueError(f"expected (T|Z, Y, X) or (T, Z, Y, X), got shape {shape}")
+    index = 0 if n_lead == 1 else AXES.index(axis)
+    if shape[index] < 2:
+        raise ValueError(f"the {axis} axis has length 1: nothing to propagate to")
+    return index
+
+
+def seed_plane(text: str, shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
+    """``--seed-plane``: an index along ``axis`` (others 0) or one index per leading axis."""
+    from napari_devosam.engine.stacks import parse_plane_index
+
+    lead = shape[:-2]
+    if ":" in text or "," in text:
+        return parse_plane_index(text, np.empty(lead + (1, 1), dtype=np.uint8))
+    try:
+        i = int(text)
+    except ValueError:
+        raise ValueError(f"bad --seed-plane {text!r}: give an integer or T:Z") from None
+    if not -lead[axis] <= i < lead[axis]:
+        raise ValueError(f"--seed-plane {i} is outside the axis of length {lead[axis]}")
+    plane = [0] * len(lead)
+    plane[axis] = i % lead[axis]
+    return tuple(plane)
+
+
+def seeds_from_labels(labels: np.ndarray, shape: tuple[int, ...], plane):
+    """Seeds from a label plane ``(H, W)`` or a label stack of the image's shape."""
+    from napari_devosam.tracking.model import Seed
+
+    labels = np.asarray(labels)
+    if labels.shape == tuple(shape):
+        labels = labels[plane]
+    elif labels.shape != tuple(shape[-2:]):
+        raise ValueError(f"seed labels of shape {labels.shape} fit neither a plane "
+                         f"{tuple(shape[-2:])} nor the stack {tuple(shape)}")
+    if labels.dtype.kind not in "ui" or (labels.size and labels.min() < 0):
+        raise ValueError("seed labels must be non-negative integers")
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    if not ids.size:
+        raise ValueError(f"the seed plane {plane} has no objects (all labels are 0)")
+    return [Seed(int(i), plane, labels == i) for i in ids]
+
+
+def run(args) -> int:
+    from napari_devosam.export.image_io import read_image
+
+    image = read_image(args.stack)
+    shape = tuple(image.shape)
+    axis = leading_axis(shape, args.axis)
+    plane = seed_plane(args.seed_plane, shape, axis)
+    if args.annotations:
+        from napari_devosam.annotation.store import AnnotationStore
+        from napari_devosam.tracking.store_tracks import seeds_from_store
+
+        store = AnnotationStore.for_image(args.stack, image, args.project_dir)
+        seeds = seeds_from_store(store, plane)
+    else:
+        seeds = seeds_from_labels(read_image(args.seed_labels), shape, plane)
+    bounds = None
+    if args.last is not None:
+        last = args.last % shape[axis]
+        bounds = (min(last, plane[axis]), max(last, plane[axis]))
+    return _track(args, image, seeds, plane, axis, bounds)
+
+
+def _track(args, image, seeds, plane, axis, bounds) -> int:
+    from pathlib import Path
+
+    from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir
+    from napari_devosam.models.loading import load_model
+    from napari_devosam.tracking import export
+    from napari_devosam.tracking.params import PropagationParams
+    from napari_devosam.tracking.propagate import propagate
+    from napari_devosam.utils.progress import drain_with_bar
+
+    sam = load_model(args.model, device=args.device, decoder=args.decoder)
+    params = PropagationParams(detect_divisions=not args.no_divisions and args.axis == "T")
+    cache = EmbeddingCache(args.cache_dir or default_cache_dir())
+    gen = propagate(sam, image, seeds, axis=axis, direction=args.direction, bounds=bounds,
+                    params=params, cache=cache)
+    result = drain_with_bar(_pairs(gen), desc="propagating", unit="plane")
+    labels, parents = export.result_labels(seeds, result, image.shape[axis], axis,
+                                           image.shape[-2:])
+    out = Path(args.out)
+    rows = export.write_ctc(out, labels, parents)
+    z_of_frame = None
+    if args.axis == "Z":
+        z_of_frame = int
+    elif len(plane) == 2:
+        z_of_frame = lambda f: plane[1]  # noqa: E731 - T through a (T, Z, Y, X) stack
+    track_rows = export.track_rows(labels, parents, z_of_frame)
+    export.write_csv(out / "tracks.csv", track_rows)
+    _write_review(out / "review.csv", result, axis)
+    if args.geff:
+        export.write_geff(out / "tracks.geff", track_rows)
+    n_div = len(result.divisions)
+    print(f"wrote {len(rows)} track(s), {n_div} division(s), "
+          f"{len(result.planes_to_review())} plane(s) to review to {out}")
+    if not result.objects:
+        print("devosam track: warning: no object could be followed beyond the seed plane",
+              file=sys.stderr)
+    return 0
+
+
+def _pairs(gen):
+    """``Progress`` -> ``(done, total)`` for the progress bar, keeping the return value."""
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield p.done, p.total
+
+
+def _write_review(path, result, axis: int) -> None:
+    from napari_devosam.utils.atomic import write_text
+
+    lines = ["frame,track_id,reason,confidence\n"]
+    for r in sorted(result.review, key=lambda r: (r.plane, r.track)):
+        conf = "" if np.isnan(r.confidence) else f"{r.confidence:.3f}"
+        lines.append(f"{r.plane[axis]},{r.track},{r.reason},{conf}\n")
+    write_text(path, "".join(lines))

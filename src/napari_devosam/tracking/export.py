@@ -1,0 +1,188 @@
+"""Tracking export: Cell Tracking Challenge (CTC) results, a tracks CSV and GEFF.
+
+Input everywhere: ``labels`` ``(F, H, W)`` (or ``(F, Z, H, W)``) integer track ids per frame
+(0 background; the same id on two frames is the same cell) and ``parents`` ``{track: mother
+track}``. Frames are the planes along the followed axis (T; for Z, the z-slices).
+
+CTC result format (Ulman et al. 2017, Nat. Methods 14:1141; celltrackingchallenge.net,
+"Naming and file content conventions"): ``maskNNN.tif`` per frame (uint16, label = track id,
+NNN zero-padded to 3 digits, 4 beyond 1000 frames) and ``res_track.txt`` with one
+``L B E P`` line per track: label, first frame, last frame, parent label (0: none). A CTC
+track must be present on every frame from B to E; a track with gaps is split there, the
+later piece getting a new label whose parent is the earlier piece. Labels above 65535 do not
+fit uint16: then all tracks are renumbered 1..N (the CSV keeps the original ids).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+UINT16_MAX = 65535
+CSV_COLUMNS = ("track_id", "frame", "z", "centroid_row", "centroid_col", "area", "parent_id")
+
+
+def _spans(labels: np.ndarray) -> dict[int, list[int]]:
+    """``{track: sorted frames where it is present}``."""
+    out: dict[int, list[int]] = {}
+    for f in range(labels.shape[0]):
+        for t in np.unique(labels[f]):
+            if t:
+                out.setdefault(int(t), []).append(f)
+    return out
+
+
+def ctc_tracks(labels: np.ndarray, parents: dict[int, int]) -> tuple[np.ndarray, list[tuple]]:
+    """CTC-conform labels and ``(L, B, E, P)`` rows (sorted by L).
+
+    Returns a uint16 copy of ``labels`` in which gapped tracks are split and labels are
+    renumbered if they do not fit uint16. Raises ``ValueError`` for negative labels.
+    """
+    labels = np.asarray(labels)
+    if labels.size and labels.min() < 0:
+        raise ValueError("track ids must be >= 0")
+    spans = _spans(labels)
+    pieces = {t: np.split(np.asarray(f), np.flatnonzero(np.diff(f) > 1) + 1)
+              for t, f in spans.items()}
+    extra = sum(len(p) - 1 for p in pieces.values())
+    renumber = bool(spans) and max(spans) + extra > UINT16_MAX
+    rename = {t: i for i, t in enumerate(sorted(spans), 1)} if renumber else {t: t for t in spans}
+    out = labels.astype(np.int64, copy=True)
+    next_label = max(rename.values(), default=0) + 1
+    rows, last_piece = [], {}
+    for t in sorted(spans, key=lambda t: (spans[t][0], t)):  # mothers before daughters
+        parent = parents.get(t)
+        p_label = last_piece.get(parent, rename.get(parent, 0)) if parent else 0
+        label = rename[t]
+        for k, piece in enumerate(pieces[t]):
+            if k:
+                p_label, label = label, next_label
+                next_label += 1
+            for f in piece:
+                out[f][labels[f] == t] = label
+            rows.append((label, int(piece[0]), int(piece[-1]), int(p_label)))
+        last_piece[t] = label
+    if next_label - 1 > UINT16_MAX:
+        raise ValueError(f"{next_label - 1} CTC tracks do not fit uint16 labels")
+    return out.astype(np.uint16), sorted(rows)
+
+
+def write_ctc(out_dir, labels: np.ndarray, parents: dict[int, int]) -> list[tuple]:
+    """Write ``maskNNN.tif`` per frame and ``res_track.txt`` into ``out_dir`` (created);
+    returns the ``(L, B, E, P)`` rows. Daughters must start after their mother's first frame.
+    """
+    from napari_devosam.utils.atomic import write_text
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctc, rows = ctc_tracks(labels, parents)
+    digits = 3 if len(ctc) <= 1000 else 4
+    import tifffile
+
+    for f, frame in enumerate(ctc):
+        tifffile.imwrite(out_dir / f"mask{f:0{digits}d}.tif", frame, compression="zlib")
+    write_text(out_dir / "res_track.txt", "".join(f"{a} {b} {c} {d}\n" for a, b, c, d in rows))
+    return rows
+
+
+def track_rows(labels: np.ndarray, parents: dict[int, int], z_of_frame=None) -> list[dict]:
+    """One CSV row per (track, frame): ``CSV_COLUMNS``. Centroids are (row, col) pixel
+    coordinates (mean over the object's pixels; for 3D frames also over z). ``z_of_frame``:
+    frame -> z index to report (default: empty)."""
+    rows = []
+    for f in range(labels.shape[0]):
+        frame = np.asarray(labels[f])
+        ids = np.unique(frame)
+        ids = ids[ids > 0]
+        if not ids.size:
+            continue
+        areas = ndimage.sum_labels(np.ones(frame.shape), frame, ids)
+        centres = ndimage.center_of_mass(np.ones(frame.shape), frame, ids)
+        for t, area, c in zip(ids, areas, centres, strict=True):
+            rows.append({
+                "track_id": int(t), "frame": f,
+                "z": "" if z_of_frame is None else int(z_of_frame(f)),
+                "centroid_row": round(float(c[-2]), 3), "centroid_col": round(float(c[-1]), 3),
+                "area": int(area), "parent_id": int(parents.get(int(t), 0) or 0),
+            })
+    rows.sort(key=lambda r: (r["track_id"], r["frame"]))
+    return rows
+
+
+def write_csv(path, rows: list[dict]) -> None:
+    """The rows of ``track_rows`` as CSV with a header (written atomically)."""
+    import io
+
+    from napari_devosam.utils.atomic import write_text
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(Path(path), buf.getvalue())
+
+
+def write_geff(path, rows: list[dict]) -> None:
+    """A GEFF graph (zarr; https://liveimagingtrackingtools.org/geff): one node per row of
+    ``track_rows`` (t, y, x, area, track_id), edges along each track and mother -> daughter.
+
+    Needs the optional ``geff`` package: ``pip install geff`` (else ``RuntimeError``).
+    """
+    try:
+        import geff
+        import networkx as nx
+    except ImportError as exc:
+        raise RuntimeError(
+            "GEFF export needs the optional 'geff' package: pip install geff "
+            "(or pip install 'napari-devosam[tracking]')"
+        ) from exc
+    graph = nx.DiGraph()
+    last: dict[int, int] = {}
+    first: dict[int, int] = {}
+    for node, r in enumerate(rows):
+        graph.add_node(node, t=r["frame"], y=r["centroid_row"], x=r["centroid_col"],
+                       area=r["area"], track_id=r["track_id"])
+        t = r["track_id"]
+        if t in last:
+            graph.add_edge(last[t], node)
+        first.setdefault(t, node)
+        last[t] = node
+    for r in rows:
+        mother = r["parent_id"]
+        if mother and mother in last and first[r["track_id"]] not in graph.succ[last[mother]]:
+            graph.add_edge(last[mother], first[r["track_id"]])
+    geff.write(graph, str(path), axis_names=["t", "y", "x"], axis_types=["time", "space",
+                                                                        "space"],
+               overwrite=True)
+
+
+def result_labels(seeds, result, n_frames: int, axis: int, shape) -> tuple[np.ndarray, dict]:
+    """Track-id labels ``(n_frames, H, W)`` int64 along ``axis`` from seeds plus a
+    ``PropagationResult``, and ``{track: parent}``. New tracks (negative placeholder ids) get
+    ids above every seed id, in order of appearance."""
+    labels = np.zeros((n_frames, *shape), dtype=np.int64)
+    ids: dict[int, int] = {}
+    top = max([s.track for s in seeds if s.track > 0], default=0)
+
+    def real(t):
+        nonlocal top
+        if t is None or t > 0:
+            return t
+        if t not in ids:
+            top += 1
+            ids[t] = top
+        return ids[t]
+
+    parents = {}
+    items = [(s.track, s.parent, s.plane, np.asarray(s.mask, bool)) for s in seeds]
+    items += [(o.track, o.parent, o.plane, o.mask) for o in result.objects]
+    for track, parent, plane, mask in items:
+        t = real(track)
+        frame = labels[plane[axis]]
+        frame[mask & (frame == 0)] = t
+        if parent is not None:
+            parents[t] = real(parent)
+    return labels, parents

@@ -1,0 +1,133 @@
+"""Data of a propagation run: seeds, tracked objects, review items and the run's result.
+
+Planes are tuples of indices along the image's leading (T and/or Z) axes, as everywhere in
+the package. Masks are stored cropped to their bounding box (``Crop``) so that long runs with
+many objects stay small in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Plane = tuple[int, ...]
+
+
+@dataclass
+class Crop:
+    """A bool mask stored as its bounding box: ``offset`` (row, col) and ``data`` (h, w)."""
+
+    offset: tuple[int, int]
+    data: np.ndarray
+    shape: tuple[int, int]
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray) -> Crop:
+        """``mask`` ``(H, W)`` bool -> its crop (an empty mask keeps a 0 x 0 crop)."""
+        mask = np.asarray(mask, dtype=bool)
+        rows = np.flatnonzero(mask.any(axis=1))
+        if rows.size == 0:
+            return cls((0, 0), np.zeros((0, 0), dtype=bool), mask.shape)
+        cols = np.flatnonzero(mask.any(axis=0))
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        return cls((int(r0), int(c0)), mask[r0:r1, c0:c1].copy(), mask.shape)
+
+    def full(self) -> np.ndarray:
+        """The ``(H, W)`` bool mask."""
+        out = np.zeros(self.shape, dtype=bool)
+        r, c = self.offset
+        out[r:r + self.data.shape[0], c:c + self.data.shape[1]] = self.data
+        return out
+
+    @property
+    def area(self) -> int:
+        return int(self.data.sum())
+
+    def centroid(self) -> tuple[float, float]:
+        """(row, col) centre of mass; NaN for an empty mask."""
+        rr, cc = np.nonzero(self.data)
+        if rr.size == 0:
+            return (float("nan"), float("nan"))
+        return (float(rr.mean() + self.offset[0]), float(cc.mean() + self.offset[1]))
+
+
+@dataclass
+class Seed:
+    """A committed object that propagation starts from.
+
+    ``track``: its track id (>0), or a negative placeholder for a track that does not exist
+    yet; ``parent``: the mother's track id or None; ``mask`` ``(H, W)`` bool on ``plane``.
+    """
+
+    track: int
+    plane: Plane
+    mask: np.ndarray
+    parent: int | None = None
+
+
+@dataclass
+class TrackedObject:
+    """One object that propagation made: track ``track`` on plane ``plane``.
+
+    ``confidence`` = min(``pred_iou``, ``iou_prev``) in [0, 1]; ``division``: the first
+    object of a daughter track; ``parent``: the mother's track id (daughters), else None.
+    Track ids may be negative placeholders for new tracks (resolved by the store).
+    """
+
+    track: int
+    plane: Plane
+    crop: Crop
+    pred_iou: float
+    iou_prev: float
+    parent: int | None = None
+    division: bool = False
+
+    @property
+    def confidence(self) -> float:
+        return float(min(self.pred_iou, self.iou_prev))
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.crop.full()
+
+
+@dataclass
+class ReviewItem:
+    """A plane to look at: ``reason`` is "low confidence", "division" or "track ended: ..."."""
+
+    plane: Plane
+    track: int
+    reason: str
+    confidence: float = float("nan")
+
+
+@dataclass
+class Progress:
+    """Yielded after each plane: ``done`` of at most ``total`` planes, ``plane`` just done,
+    ``active`` tracks still going."""
+
+    done: int
+    total: int
+    plane: Plane
+    active: int
+
+
+@dataclass
+class PropagationResult:
+    """What a run made; nothing is committed until the caller applies it.
+
+    ``objects``: new objects in the order made (mothers before daughters); ``ended``:
+    ``{track: (plane where it stopped, reason)}``; ``divisions``: ``(mother, plane, daughter,
+    daughter)`` tuples; ``cancelled``: the run stopped early (then ``objects`` are partial).
+    """
+
+    objects: list[TrackedObject] = field(default_factory=list)
+    review: list[ReviewItem] = field(default_factory=list)
+    ended: dict[int, tuple[Plane, str]] = field(default_factory=dict)
+    divisions: list[tuple[int, Plane, int, int]] = field(default_factory=list)
+    cancelled: bool = False
+
+    def planes_to_review(self) -> list[Plane]:
+        """Planes listed in ``review``, sorted, each once."""
+        return sorted({r.plane for r in self.review})

@@ -1,0 +1,89 @@
+"""Every threshold of propagation and division detection, in one documented dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass
+class PropagationParams:
+    """Parameters of ``tracking.propagate.propagate``.
+
+    Prompts (for plane ``k + 1`` from the result on plane ``k``):
+      box_margin: the previous mask's bounding box grows by this fraction of its size on
+        each side (objects move and grow), plus ``box_margin_px`` pixels.
+      box_margin_px: see ``box_margin``.
+      use_mask_input: feed SAM's low-res logits of the previous step back as ``mask_input``
+        (SAM's own refinement input; seeds and user-made objects have none: box + point only).
+      use_point: add one positive point at the interior maximum of the previous mask (the
+        pixel farthest from its border, by a Euclidean distance transform).
+      motion: shift box and point by the object's last centroid displacement (constant
+        velocity); 0 disables, 1 uses the full displacement.
+      clip_margin_px: a new mask keeps only pixels inside its prompt box grown by this many
+        pixels (SAM sometimes leaks into neighbouring cells).
+
+    Track ends (a track stops on the first plane where one of these holds; that plane gets
+    no object and the previous plane is listed for review):
+      min_area: fewer pixels than this (an empty mask always): the object vanished.
+      min_area_fraction: the mask shrank below this fraction of the previous mask's area.
+      min_inside_fraction: less than this fraction of the motion-shifted box lies inside the
+        plane: the object left the image.
+      min_iou_prev: IoU between the new mask and the motion-shifted previous mask below this.
+      min_pred_iou: SAM's predicted IoU below this (0 disables the check).
+
+    Confidence and review:
+      review_below: objects with confidence ``min(predicted IoU, IoU with previous)`` below
+        this are listed for review (divisions and track ends always are).
+
+    Divisions (see ``tracking.divisions``):
+      detect_divisions: False never splits a track.
+      division_min_fraction: each of the two largest 8-connected parts of a new mask must
+        hold at least this fraction of the mask's area ...
+      division_min_area: ... and at least this many pixels.
+      division_max_gap_px: parts farther apart than this many pixels are not two daughters
+        but a leak into another object (the smaller part is dropped instead).
+      division_min_iou_prev: for a division, ``min_iou_prev`` is replaced by this (daughters
+        move apart: both together overlap their mother less than a cell its previous self).
+    """
+
+    box_margin: float = 0.15
+    box_margin_px: float = 3.0
+    use_mask_input: bool = True
+    use_point: bool = True
+    motion: float = 1.0
+    clip_margin_px: float = 6.0
+    min_area: int = 20
+    min_area_fraction: float = 0.25
+    min_inside_fraction: float = 0.5
+    min_iou_prev: float = 0.3
+    min_pred_iou: float = 0.3
+    review_below: float = 0.7
+    detect_divisions: bool = True
+    division_min_fraction: float = 0.2
+    division_min_area: int = 30
+    division_max_gap_px: float = 12.0
+    division_min_iou_prev: float = 0.1
+
+    def __post_init__(self):
+        for name in ("box_margin", "box_margin_px", "motion", "clip_margin_px",
+                     "division_max_gap_px"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("min_area_fraction", "min_inside_fraction", "min_iou_prev", "min_pred_iou",
+                     "review_below", "division_min_fraction", "division_min_iou_prev"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)}")
+        if self.division_min_fraction > 0.5:
+            raise ValueError("division_min_fraction above 0.5 can never hold for two parts")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> PropagationParams:
+        """Parameters from a dict; unknown keys raise ``ValueError``."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown propagation parameter(s): {', '.join(unknown)}")
+        return cls(**values)

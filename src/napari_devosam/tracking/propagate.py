@@ -1,0 +1,302 @@
+"""Carry committed objects from one plane to its neighbours along T or Z with SAM.
+
+``propagate`` is a generator: it yields a ``Progress`` after every plane and returns a
+``PropagationResult``; closing it (cancel) at any yield stops cleanly, and since nothing is
+committed until the caller applies the result (``tracking.store_tracks``), a cancelled run
+changes nothing. Per step, for every object still tracked on plane ``k`` (prompts:
+``tracking.prompts``):
+
+1. prompts for plane ``k +- 1``: the box of its mask moved by its recent motion and grown,
+   a positive point at the mask's interior maximum, and SAM's own low-res logits of the
+   previous step as ``mask_input`` (seeds and user-made objects have none: box + point);
+2. all objects of the plane decode in one batch (``tracking.decode.BatchDecoder``);
+3. mutual exclusion: each pixel goes to the object with the highest logit, if that logit is
+   above SAM's mask threshold, inside the object's box (grown by ``clip_margin_px``) and not
+   locked (committed objects propagation must not overwrite);
+4. the mask is split into daughters (``tracking.divisions``; forward only) or cleaned of
+   fragments; the track ends when the object vanished, left the image, or its IoU with the
+   motion-shifted previous mask or SAM's predicted IoU fell below the thresholds of
+   ``PropagationParams``.
+
+The SAM-as-tracker scheme (previous mask as the next frame's prompt) follows the mask
+propagation of SAM-based video annotators such as SAM-Track (Cheng et al. 2023,
+arXiv:2305.06558) and micro-sam's ``segment_mask_in_volume`` (Archit et al. 2025, Nat.
+Methods 22:579).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from napari_devosam.tracking import prompts as pr
+from napari_devosam.tracking.divisions import split_mask
+from napari_devosam.tracking.model import (
+    Crop,
+    Plane,
+    Progress,
+    PropagationResult,
+    ReviewItem,
+    Seed,
+    TrackedObject,
+)
+from napari_devosam.tracking.params import PropagationParams
+
+DIRECTIONS = ("forward", "backward", "both")
+
+
+@dataclass
+class _Active:
+    track: int
+    parent: int | None
+    crop: Crop
+    logits: object = None  # (1, 4h, 4w) torch tensor from the last decode, or None
+    centroids: list = field(default_factory=list)
+
+
+@dataclass
+class _Context:
+    decoder: object
+    params: PropagationParams
+    embedding: Callable[[Plane], object]
+    locked: Callable[[Plane], np.ndarray | None]
+    existing: Callable[[Plane], dict[int, Crop]]
+    result: PropagationResult
+    next_track: int  # the next negative placeholder id for a new track
+
+    def new_track(self) -> int:
+        self.next_track -= 1
+        return self.next_track + 1
+
+
+def _check_seeds(seeds: list[Seed], lead: tuple[int, ...], plane_shape) -> Plane:
+    if not seeds:
+        raise ValueError("nothing to propagate: the seed plane has no objects")
+    planes = {tuple(int(i) for i in s.plane) for s in seeds}
+    if len(planes) != 1:
+        raise ValueError(f"all seeds must lie on one plane, got {sorted(planes)}")
+    plane = planes.pop()
+    if len(plane) != len(lead) or any(not 0 <= i < n for i, n in zip(plane, lead, strict=True)):
+        raise ValueError(f"seed plane {plane} does not exist in a stack with axes {lead}")
+    tracks = [s.track for s in seeds]
+    if len(set(tracks)) != len(tracks):
+        raise ValueError("two seeds have the same track id")
+    for s in seeds:
+        mask = np.asarray(s.mask)
+        if mask.shape != tuple(plane_shape):
+            raise ValueError(f"seed mask of shape {mask.shape} does not fit planes {plane_shape}")
+        if not mask.any():
+            raise ValueError(f"the seed of track {s.track} is empty")
+    return plane
+
+
+def plane_legs(n: int, start: int, direction: str, bounds=None) -> list[list[int]]:
+    """Indices along the axis to visit, one list per direction (nearest first).
+
+    ``bounds``: inclusive ``(lo, hi)`` stop planes (default the whole axis); ``start`` is the
+    seed's index, which is not visited.
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    lo, hi = (0, n - 1) if bounds is None else (int(bounds[0]), int(bounds[1]))
+    if not 0 <= lo <= hi < n:
+        raise ValueError(f"bad range {bounds}: need 0 <= first <= last < {n}")
+    legs = []
+    if direction in ("forward", "both"):
+        legs.append(list(range(start + 1, hi + 1)))
+    if direction in ("backward", "both"):
+        legs.append(list(range(start - 1, lo - 1, -1)))
+    return legs
+
+
+def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = "forward",
+              bounds=None, params: PropagationParams | None = None, cache=None,
+              normalization=None, embedding_for=None, locked_for=None,
+              existing_for=None, decoder=None) -> Generator[Progress, None, PropagationResult]:
+    """Propagate ``seeds`` (all on one plane) along leading axis ``axis`` of ``stack``.
+
+    Arguments:
+      sam: a ``segment_anything`` ``Sam``.
+      stack: ``(..., H, W)`` array (numpy, dask, zarr) with 1 or 2 leading (T and/or Z) axes.
+      seeds: ``Seed`` objects on one plane; their track ids are kept (negative: new tracks).
+      axis: which leading axis to follow (0 or 1); other leading indices stay the seed's.
+      direction: "forward" (increasing index), "backward" or "both" (forward first).
+      bounds: inclusive ``(first, last)`` indices along ``axis`` to stay within.
+      params: thresholds (``PropagationParams``); divisions are only looked for forward.
+      cache, normalization: for embeddings (``engine.embeddings.embed_plane``).
+      embedding_for(plane) -> PlaneEmbedding: overrides the default embedding lookup.
+      locked_for(plane) -> (H, W) bool or None: pixels no new object may take.
+      existing_for(plane) -> {track: Crop}: tracks that already have an object there; they
+        get no new object on that plane and continue from the existing one.
+      decoder: replaces ``BatchDecoder(sam)`` (same methods; tests use an oracle).
+
+    Yields ``Progress`` after each plane; returns ``PropagationResult``. Raises
+    ``ValueError`` for bad seeds, axis, direction or bounds.
+    """
+    from napari_devosam.engine.embeddings import embed_plane
+    from napari_devosam.tracking.decode import BatchDecoder
+
+    params = params or PropagationParams()
+    lead = tuple(stack.shape[:-2])
+    if not lead:
+        raise ValueError("a single 2D plane has no T or Z axis to propagate along")
+    if not 0 <= axis < len(lead):
+        raise ValueError(f"axis {axis} does not exist: the stack has {len(lead)} leading axes")
+    if lead[axis] < 2:
+        raise ValueError(f"axis {axis} has length 1: there is no other plane to propagate to")
+    start = _check_seeds(seeds, lead, stack.shape[-2:])
+    legs = plane_legs(lead[axis], start[axis], direction, bounds)
+    if embedding_for is None:
+        def embedding_for(plane):
+            return embed_plane(sam, np.asarray(stack[plane]), cache, normalization)
+    ctx = _Context(decoder or BatchDecoder(sam), params, embedding_for,
+                   locked_for or (lambda p: None), existing_for or (lambda p: {}),
+                   PropagationResult(), min(-1, *(s.track - 1 for s in seeds)))
+    total, done = sum(len(leg) for leg in legs), 0
+    for number, leg in enumerate(legs):
+        forward = leg and leg[0] > start[axis]
+        active = {}
+        for s in seeds:
+            crop = Crop.from_mask(s.mask)
+            active[s.track] = _Active(s.track, s.parent, crop, None, [crop.centroid()])
+        previous = start
+        for index in leg:
+            if not active:
+                break
+            plane = start[:axis] + (index,) + start[axis + 1:]
+            _advance(ctx, active, plane, previous, bool(forward and number == 0))
+            previous = plane
+            done += 1
+            yield Progress(done, total, plane, len(active))
+    return ctx.result
+
+
+def _end(ctx: _Context, active: dict, track: int, plane: Plane, reason: str,
+         last: Plane) -> None:
+    del active[track]
+    ctx.result.ended[track] = (plane, reason)
+    ctx.result.review.append(ReviewItem(last, track, f"track ended: {reason}"))
+
+
+def _prompts(ctx: _Context, active: dict, plane: Plane, shape, last: Plane) -> list[tuple]:
+    """``(track, box, point, shifted previous crop)`` per track to decode on ``plane``."""
+    p = ctx.params
+    existing = ctx.existing(plane)
+    todo = []
+    for track in list(active):
+        a = active[track]
+        if track in existing:  # a committed object of this track: continue from it
+            a.crop, a.logits = existing[track], None
+            a.centroids.append(a.crop.centroid())
+            continue
+        dr, dc = pr.velocity(a.centroids, p.motion)
+        box = pr.grown_box(pr.bbox(a.crop) + [dr, dc, dr, dc], p.box_margin, p.box_margin_px)
+        if pr.inside_fraction(box, shape) < p.min_inside_fraction:
+            _end(ctx, active, track, plane, "left the image", last)
+            continue
+        r, c = pr.interior_point(a.crop)
+        point = (min(max(r + dr, 0), shape[0] - 1), min(max(c + dc, 0), shape[1] - 1))
+        todo.append((track, pr.clip_to_plane(box, shape), point,
+                     pr.shift_crop(a.crop, (dr, dc))))
+    return todo
+
+
+def _exclusive(logits, boxes: np.ndarray, locked, margin: float, threshold: float):
+    """``(B, H, W)`` logits -> ``(H, W)`` int32 owner map (0 none, i + 1 object i).
+
+    A pixel goes to the object with the highest logit if it is above ``threshold``, inside
+    that object's box grown by ``margin`` and not ``locked``. ``logits`` is changed in place.
+    """
+    import torch
+
+    with torch.inference_mode():
+        return _exclusive_inner(logits, boxes, locked, margin, threshold)
+
+
+def _exclusive_inner(logits, boxes, locked, margin, threshold):
+    import torch
+
+    h, w = logits.shape[-2:]
+    for i, box in enumerate(boxes):
+        r0 = max(int(np.floor(box[0] - margin)), 0)
+        c0 = max(int(np.floor(box[1] - margin)), 0)
+        r1 = min(int(np.ceil(box[2] + margin)) + 1, h)
+        c1 = min(int(np.ceil(box[3] + margin)) + 1, w)
+        logits[i, :r0] = -torch.inf
+        logits[i, r1:] = -torch.inf
+        logits[i, :, :c0] = -torch.inf
+        logits[i, :, c1:] = -torch.inf
+    if locked is not None:
+        logits[:, torch.as_tensor(np.asarray(locked, dtype=bool), device=logits.device)] = (
+            -torch.inf)
+    best, owner = logits.max(dim=0)
+    owner = (owner.to(torch.int32) + 1) * (best > threshold)
+    return owner.cpu().numpy()
+
+
+def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect: bool) -> None:
+    """One step: every active track gets its object on ``plane`` (or ends there)."""
+    p = ctx.params
+    emb = ctx.embedding(plane)
+    todo = _prompts(ctx, active, plane, tuple(emb.original_size), previous)
+    if not todo:
+        return
+    ctx.decoder.set_embedding(emb)
+    boxes = np.array([t[1] for t in todo])
+    points = np.array([t[2] for t in todo]) if p.use_point else None
+    masks_in = [active[t[0]].logits if p.use_mask_input else None for t in todo]
+    logits, low_res, iou = ctx.decoder.decode(boxes, points, masks_in)
+    owner = _exclusive(logits, boxes, ctx.locked(plane), p.clip_margin_px,
+                       float(getattr(ctx.decoder.sam, "mask_threshold", 0.0)))
+    for i, (track, box, _, shifted) in enumerate(todo):
+        crop = _owned(owner, i + 1, box, p.clip_margin_px)
+        parts = split_mask(crop, p, detect)
+        _update(ctx, active, track, plane, parts, shifted, float(iou[i]), low_res[i], previous)
+
+
+def _owned(owner: np.ndarray, value: int, box: np.ndarray, margin: float) -> Crop:
+    """The pixels of ``owner`` equal to ``value`` (all inside ``box`` grown by ``margin``)."""
+    h, w = owner.shape
+    r0 = max(int(np.floor(box[0] - margin)), 0)
+    c0 = max(int(np.floor(box[1] - margin)), 0)
+    r1 = min(int(np.ceil(box[2] + margin)) + 1, h)
+    c1 = min(int(np.ceil(box[3] + margin)) + 1, w)
+    sub = Crop.from_mask(owner[r0:r1, c0:c1] == value)
+    return Crop((sub.offset[0] + r0, sub.offset[1] + c0), sub.data, (h, w))
+
+
+def _update(ctx: _Context, active: dict, track: int, plane: Plane, parts: list[Crop],
+            shifted: Crop, pred_iou: float, low_res, previous: Plane) -> None:
+    """Record the new object(s) of ``track`` on ``plane``, or end the track."""
+    p, res, a = ctx.params, ctx.result, active[track]
+    area = sum(c.area for c in parts)
+    if not parts or area < p.min_area:
+        return _end(ctx, active, track, plane, "vanished", previous)
+    if area < p.min_area_fraction * a.crop.area:
+        return _end(ctx, active, track, plane, "shrank", previous)
+    union = parts[0] if len(parts) == 1 else Crop.from_mask(parts[0].full() | parts[1].full())
+    iou_prev = pr.crop_iou(union, shifted)
+    if iou_prev < (p.min_iou_prev if len(parts) == 1 else p.division_min_iou_prev):
+        return _end(ctx, active, track, plane, f"IoU with previous {iou_prev:.2f}", previous)
+    if p.min_pred_iou > 0 and pred_iou < p.min_pred_iou:  # 0 disables (also < 0 scores)
+        return _end(ctx, active, track, plane, f"predicted IoU {pred_iou:.2f}", previous)
+    if len(parts) == 1:
+        obj = TrackedObject(track, plane, parts[0], pred_iou, iou_prev, a.parent)
+        res.objects.append(obj)
+        a.crop, a.logits = parts[0], low_res
+        a.centroids.append(parts[0].centroid())
+        if obj.confidence < p.review_below:
+            res.review.append(ReviewItem(plane, track, "low confidence", obj.confidence))
+        return None
+    daughters = [ctx.new_track(), ctx.new_track()]
+    del active[track]
+    res.ended[track] = (plane, "divided")
+    res.divisions.append((track, plane, *daughters))
+    for d, part in zip(daughters, parts, strict=True):
+        obj = TrackedObject(d, plane, part, pred_iou, iou_prev, track, division=True)
+        res.objects.append(obj)
+        res.review.append(ReviewItem(plane, d, "division", obj.confidence))
+        active[d] = _Active(d, track, part, None, [part.centroid()])
+    return None

@@ -1,0 +1,195 @@
+"""Tracks in an ``AnnotationStore``: seeds from it, propagation results into it.
+
+Every object record may carry ``"track"`` (its track id; default: the object's own id, so a
+single committed object is a one-plane track) and ``"parent"`` (the mother's track id). The
+same track id on two planes means the same cell. New tracks take the id of their first object
+(ids are never reused, so track ids are unique too). These fields are optional: stores
+written before tracking load and behave unchanged.
+
+``propagate_in_store`` snapshots the planes it needs, runs ``tracking.propagate`` and returns
+a ``StorePlan``; nothing changes until ``apply_plan`` commits it as one undo step
+(``AnnotationStore.apply_batch``). Rules: propagation never overwrites a committed object;
+with ``redo=True`` ("propagate from here", e.g. after a correction) the seed tracks' objects
+beyond the seed plane, and those of all their descendants, are replaced; objects on
+``overwrite_planes`` (planes the user chose) are replaced whatever their track.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from napari_devosam.tracking.model import Crop, Plane, Progress, PropagationResult, Seed
+from napari_devosam.tracking.params import PropagationParams
+from napari_devosam.tracking.propagate import plane_legs, propagate
+
+
+def track_of(object_id: int, record: dict) -> int:
+    """The track id of a store object (its own id when the record has none)."""
+    track = record.get("track")
+    return int(object_id if track is None else track)
+
+
+def track_table(objects: dict[int, dict]) -> dict[int, dict]:
+    """``{track: {"planes": {plane: object id}, "parent": track id or None}}`` from
+    ``store.objects``."""
+    table: dict[int, dict] = {}
+    for oid, rec in sorted(objects.items()):
+        entry = table.setdefault(track_of(oid, rec), {"planes": {}, "parent": None})
+        entry["planes"][tuple(rec["plane"])] = oid
+        if rec.get("parent") is not None:
+            entry["parent"] = int(rec["parent"])
+    return table
+
+
+def descendants(table: dict[int, dict], tracks) -> set[int]:
+    """``tracks`` and every track descending from them."""
+    out, todo = set(), list(tracks)
+    children: dict[int, list[int]] = {}
+    for t, entry in table.items():
+        if entry["parent"] is not None:
+            children.setdefault(entry["parent"], []).append(t)
+    while todo:
+        t = todo.pop()
+        if t not in out:
+            out.add(t)
+            todo.extend(children.get(t, []))
+    return out
+
+
+def seeds_from_store(store, plane, object_ids=None) -> list[Seed]:
+    """Seeds from the committed objects on ``plane`` (all, or those in ``object_ids``).
+
+    Raises ``ValueError`` when the plane has none of them."""
+    plane = tuple(int(i) for i in plane)
+    labels = store.labels[plane]
+    seeds = []
+    for oid, rec in sorted(store.objects.items()):
+        if tuple(rec["plane"]) != plane or (object_ids is not None and oid not in object_ids):
+            continue
+        mask = labels == oid
+        if mask.any():
+            seeds.append(Seed(track_of(oid, rec), plane, mask, rec.get("parent")))
+    if not seeds:
+        raise ValueError(f"plane {plane} has no committed objects to propagate")
+    return seeds
+
+
+@dataclass
+class StorePlan:
+    """A finished run to apply: ``deletes`` (object ids replaced) and ``result``."""
+
+    result: PropagationResult
+    deletes: list[int] = field(default_factory=list)
+
+
+def _line(shape, start: Plane, axis: int, legs) -> list[Plane]:
+    return [start[:axis] + (i,) + start[axis + 1:] for leg in legs for i in leg]
+
+
+def _replaced(store, table, seeds, planes, redo: bool, overwrite) -> list[int]:
+    """Object ids on ``planes`` that the run replaces."""
+    objects = store.objects
+    tracks = descendants(table, [s.track for s in seeds]) if redo else set()
+    overwrite = {tuple(p) for p in overwrite}
+    wanted = set(planes)
+    return sorted(oid for oid, rec in objects.items()
+                  if tuple(rec["plane"]) in wanted
+                  and (track_of(oid, rec) in tracks or tuple(rec["plane"]) in overwrite))
+
+
+def propagate_in_store(sam, image, store, plane, *, object_ids=None, axis: int = 0,
+                       direction: str = "forward", bounds=None,
+                       params: PropagationParams | None = None, cache=None,
+                       normalization=None, redo: bool = False, overwrite_planes=(),
+                       **hooks) -> Generator[Progress, None, StorePlan]:
+    """Propagate the committed objects of ``plane`` through ``image`` (the store's image,
+    ``(..., H, W)``); yields ``Progress``, returns a ``StorePlan`` for ``apply_plan``.
+
+    The store is read once at the start (a snapshot of the planes on the way) and never
+    written here: a cancelled run leaves it exactly as it was. ``hooks``: ``decoder`` and
+    ``embedding_for`` of ``propagate``.
+    """
+    plane = tuple(int(i) for i in plane)
+    seeds = seeds_from_store(store, plane, object_ids)
+    lead = tuple(store.shape[:-2])
+    legs = plane_legs(lead[axis], plane[axis], direction, bounds) if lead else []
+    planes = _line(store.shape, plane, axis, legs)
+    table = track_table(store.objects)
+    deletes = _replaced(store, table, seeds, planes, redo, overwrite_planes)
+    gone = set(deletes)
+    objects = store.objects
+    snapshot = {p: store.labels[p].copy() for p in planes}
+    on_plane: dict[Plane, list[int]] = {}
+    for oid, rec in objects.items():
+        if oid not in gone and tuple(rec["plane"]) in snapshot:
+            on_plane.setdefault(tuple(rec["plane"]), []).append(oid)
+    seed_tracks = {s.track for s in seeds}
+
+    def locked(p):
+        lab = snapshot[p]
+        return (lab != 0) & ~np.isin(lab, list(gone)) if gone else lab != 0
+
+    def existing(p):
+        return {track_of(oid, objects[oid]): Crop.from_mask(snapshot[p] == oid)
+                for oid in on_plane.get(p, []) if track_of(oid, objects[oid]) in seed_tracks}
+
+    result = yield from propagate(
+        sam, image, seeds, axis=axis, direction=direction, bounds=bounds, params=params,
+        cache=cache, normalization=normalization, locked_for=locked, existing_for=existing,
+        **hooks)
+    return StorePlan(result, deletes)
+
+
+def apply_plan(store, plan: StorePlan, info: dict | None = None) -> list[int]:
+    """Commit a finished run as one undo step; returns the new object ids (0: no pixel left).
+
+    Objects already deleted since the run started are skipped; new objects take only
+    background pixels, as every commit does."""
+    current = store.objects
+    deletes = [i for i in plan.deletes if i in current]
+    commits = []
+    for obj in plan.result.objects:
+        record = {"track": obj.track, "parent": obj.parent, "confidence": obj.confidence,
+                  "prompts": {"propagated": True, "predicted_iou": obj.pred_iou,
+                              "iou_previous": obj.iou_prev, "division": obj.division},
+                  **(info or {})}
+        commits.append((obj.plane, obj.mask, record))
+    if not deletes and not commits:
+        return []
+    return store.apply_batch(deletes, commits)
+
+
+def store_track_labels(store, plane, axis: int) -> tuple[np.ndarray, dict[int, int]]:
+    """Track-id labels ``(F, H, W)`` int64 of the store's objects on the line of planes
+    through ``plane`` along leading ``axis``, and ``{track: parent}`` of those tracks."""
+    plane = tuple(int(i) for i in plane)
+    n = store.shape[axis]
+    objects = store.objects
+    labels = np.zeros((n, *store.shape[-2:]), dtype=np.int64)
+    parents = {}
+    for oid, rec in objects.items():
+        p = tuple(rec["plane"])
+        if p[:axis] + p[axis + 1:] != plane[:axis] + plane[axis + 1:]:
+            continue
+        track = track_of(oid, rec)
+        labels[p[axis]][store.labels[p] == oid] = track
+        if rec.get("parent") is not None:
+            parents[track] = int(rec["parent"])
+    return labels, parents
+
+
+def tracks_layer_data(store, plane, axis: int) -> tuple[np.ndarray, dict[int, list[int]]]:
+    """Data for a napari Tracks layer: ``(N, 4)`` float rows ``(track, index along axis, row,
+    col)`` (centroids, sorted by track then index) and the lineage graph ``{daughter:
+    [mother]}``."""
+    labels, parents = store_track_labels(store, plane, axis)
+    from napari_devosam.tracking.export import track_rows
+
+    rows = track_rows(labels, parents)
+    data = np.array([(r["track_id"], r["frame"], r["centroid_row"], r["centroid_col"])
+                     for r in rows], dtype=np.float64).reshape(-1, 4)
+    graph = {t: [p] for t, p in parents.items() if p in set(data[:, 0].astype(int).tolist())}
+    return data, graph

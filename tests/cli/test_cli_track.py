@@ -1,0 +1,85 @@
+"""`devosam track` through the CLI's main(), with a tiny checkpoint (no quality claims)."""
+
+import csv
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+import napari_devosam.models.loading as model_loading
+from napari_devosam.cli import main
+from napari_devosam.synthetic.lineage import make_lineage_timelapse
+from napari_devosam.testing import tiny_sam
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    ckpt = tmp_path / "tiny.pth"
+    torch.save(tiny_sam(seed=3).state_dict(), ckpt)
+    real_load = model_loading.load_model
+
+    def load(model=None, device="auto", decoder=None, **kw):
+        return real_load(model, device=device, decoder=decoder, builder=tiny_sam, **kw)
+
+    monkeypatch.setattr(model_loading, "load_model", load)
+    stack, labels, _ = make_lineage_timelapse(4, (96, 96), 3, seed=2)
+    tifffile.imwrite(tmp_path / "movie.tif", stack)
+    tifffile.imwrite(tmp_path / "seeds.tif", labels[0].astype(np.uint16))
+    tifffile.imwrite(tmp_path / "all.tif", labels.astype(np.uint16))
+    return tmp_path, str(ckpt)
+
+
+def test_track_writes_ctc_and_csv(env, capsys):
+    tmp, ckpt = env
+    out = tmp / "out"
+    rc = main(["track", str(tmp / "movie.tif"), "--seed-labels", str(tmp / "seeds.tif"),
+               "--model", ckpt, "--device", "cpu", "--out", str(out)])
+    assert rc == 0
+    assert sorted(p.name for p in out.glob("mask*.tif")) == [f"mask{i:03d}.tif" for i in range(4)]
+    first = tifffile.imread(out / "mask000.tif")
+    assert first.dtype == np.uint16 and set(np.unique(first)) == {0, 1, 2, 3}
+    tracks = (out / "res_track.txt").read_text().split("\n")
+    assert tracks[0].split()[:2] == ["1", "0"]
+    rows = list(csv.DictReader((out / "tracks.csv").open()))
+    assert {r["frame"] for r in rows} >= {"0"}
+    assert (out / "review.csv").is_file()
+    assert "track(s)" in capsys.readouterr().out
+
+
+def test_track_seed_plane_from_stack_labels(env):
+    tmp, ckpt = env
+    rc = main(["track", str(tmp / "movie.tif"), "--seed-labels", str(tmp / "all.tif"),
+               "--seed-plane", "3", "--direction", "backward", "--model", ckpt,
+               "--device", "cpu", "--out", str(tmp / "o2")])
+    assert rc == 0
+    assert set(np.unique(tifffile.imread(tmp / "o2" / "mask003.tif"))) - {0}
+
+
+@pytest.mark.parametrize("make, extra, message", [
+    (lambda t: np.zeros((4, 96, 96), np.uint16), [], "no objects"),
+    (lambda t: np.ones((50, 50), np.uint16), [], "fit neither"),
+    (None, ["--seed-plane", "9"], "outside"),
+])
+def test_bad_input_is_one_line(env, capsys, make, extra, message):
+    tmp, ckpt = env
+    seeds = tmp / "seeds.tif"
+    if make is not None:
+        seeds = tmp / "bad.tif"
+        tifffile.imwrite(seeds, make(tmp))
+    rc = main(["track", str(tmp / "movie.tif"), "--seed-labels", str(seeds), *extra,
+               "--model", ckpt, "--out", str(tmp / "x")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and message in err and len(err.splitlines()) == 1
+
+
+def test_stack_without_axis_and_axis_of_length_one(env, capsys):
+    tmp, ckpt = env
+    tifffile.imwrite(tmp / "plane.tif", np.zeros((96, 96), np.uint16))
+    tifffile.imwrite(tmp / "one.tif", np.zeros((1, 96, 96), np.uint16))
+    for image, message in (("plane.tif", "no T or Z"), ("one.tif", "length 1")):
+        rc = main(["track", str(tmp / image), "--seed-labels", str(tmp / "seeds.tif"),
+                   "--model", ckpt, "--out", str(tmp / "x")])
+        err = capsys.readouterr().err.strip()
+        assert rc == 1 and message in err and len(err.splitlines()) == 1

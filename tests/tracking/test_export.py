@@ -1,0 +1,89 @@
+"""CTC result format, tracks CSV, GEFF, and the lineage phantom."""
+
+import csv
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_devosam.synthetic.lineage import make_lineage_timelapse
+from napari_devosam.tracking import export
+
+
+def test_lineage_phantom_keeps_ids_and_names_mothers():
+    stack, labels, parents = make_lineage_timelapse(10, (128, 128), 3, seed=1)
+    again = make_lineage_timelapse(10, (128, 128), 3, seed=1)
+    assert np.array_equal(stack, again[0]) and parents == again[2]
+    assert stack.shape == labels.shape == (10, 128, 128) and labels.dtype == np.int32
+    assert parents
+    for daughter, mother in parents.items():
+        born = min(f for f in range(10) if (labels[f] == daughter).any())
+        assert (labels[born - 1] == mother).any() and not (labels[born] == mother).any()
+    first = set(np.unique(labels[0])) - {0}
+    assert first == {1, 2, 3} and not first & set(parents)
+
+
+def test_ctc_files(tmp_path):
+    _, labels, parents = make_lineage_timelapse(8, (96, 96), 3, seed=2)
+    rows = export.write_ctc(tmp_path, labels, parents)
+    masks = sorted(tmp_path.glob("mask*.tif"))
+    assert [m.name for m in masks] == [f"mask{f:03d}.tif" for f in range(8)]
+    first = tifffile.imread(masks[0])
+    assert first.dtype == np.uint16 and np.array_equal(first, labels[0])
+    lines = (tmp_path / "res_track.txt").read_text().splitlines()
+    assert len(lines) == len(rows) == len(np.unique(labels)) - 1
+    for line in lines:
+        lab, b, e, p = map(int, line.split())
+        present = [f for f in range(8) if (labels[f] == lab).any()]
+        assert (b, e) == (present[0], present[-1]) and p == parents.get(lab, 0)
+
+
+def test_ctc_splits_gaps_and_renumbers_big_ids():
+    lab = np.zeros((4, 3, 3), np.int64)
+    lab[[0, 1, 3], 0, 0] = 70000
+    lab[2, 1, 1] = 5
+    out, rows = export.ctc_tracks(lab, {})
+    assert out.dtype == np.uint16 and out.max() <= 3
+    assert len(rows) == 3
+    later = [r for r in rows if r[1] == 3][0]
+    assert later[3] == out[0, 0, 0]  # the later piece names the earlier one as parent
+    with pytest.raises(ValueError):
+        export.ctc_tracks(-np.ones((1, 2, 2), int), {})
+
+
+def test_csv_rows(tmp_path):
+    lab = np.zeros((2, 10, 10), int)
+    lab[0, 2:4, 2:6] = 3
+    lab[1, 6:8, 6:8] = 4
+    rows = export.track_rows(lab, {4: 3}, z_of_frame=lambda f: 7)
+    export.write_csv(tmp_path / "t.csv", rows)
+    got = list(csv.DictReader((tmp_path / "t.csv").open()))
+    assert [r["track_id"] for r in got] == ["3", "4"]
+    assert got[0]["area"] == "8" and float(got[0]["centroid_row"]) == 2.5
+    assert got[1]["parent_id"] == "3" and got[1]["z"] == "7"
+
+
+def test_geff(tmp_path):
+    pytest.importorskip("geff", reason="GEFF export needs the optional 'geff' package")
+    _, labels, parents = make_lineage_timelapse(6, (96, 96), 3, seed=2)
+    rows = export.track_rows(labels, parents)
+    export.write_geff(tmp_path / "t.geff", rows)
+    import geff
+
+    graph, _ = geff.read(str(tmp_path / "t.geff"))
+    assert graph.number_of_nodes() == len(rows)
+
+
+def test_geff_missing_is_a_clear_error(tmp_path, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_geff(name, *a, **k):
+        if name == "geff":
+            raise ImportError("no geff")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_geff)
+    with pytest.raises(RuntimeError, match="pip install geff"):
+        export.write_geff(tmp_path / "t.geff", [])
