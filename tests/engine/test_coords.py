@@ -97,3 +97,35 @@ def test_normalise_box_from_any_two_corners():
     np.testing.assert_array_equal(normalise_box([(30, 5), (10, 40)]), [10, 5, 30, 40])
     corners = [(10, 5), (10, 40), (30, 40), (30, 5)]  # a napari rectangle's 4 vertices
     np.testing.assert_array_equal(normalise_box(corners), [10, 5, 30, 40])
+
+
+def test_box_rule_is_the_same_for_api_cli_and_annotator(tmp_path, monkeypatch):
+    """The kind: every path from a box prompt to a mask drops pixels beyond the box margin."""
+    import tifffile
+
+    import napari_devosam.models.loading as loading
+    from napari_devosam.cli import main
+    from napari_devosam.engine.coords import BOX_MARGIN
+    from napari_devosam.engine.predictor import Predictor
+    from napari_devosam.testing import tiny_sam
+
+    rng = np.random.default_rng(3)
+    plane = (rng.random((96, 128)) * 255).astype(np.uint8)
+    box = (30.0, 40.0, 50.0, 70.0)
+    grown = np.zeros(plane.shape, bool)
+    grown[30 - BOX_MARGIN:51 + BOX_MARGIN, 40 - BOX_MARGIN:71 + BOX_MARGIN] = True
+    sam = tiny_sam()
+    predictor = Predictor(sam)
+    predictor.set_image(plane)
+    api = predictor.predict(box=box)[0][0]
+    batched = predictor.predict_boxes([box])[0][0]
+    monkeypatch.setattr(loading, "load_model", lambda *a, **k: sam)
+    tifffile.imwrite(tmp_path / "p.tif", plane)
+    out = tmp_path / "l.tif"
+    assert main(["segment", str(tmp_path / "p.tif"), "--box", "30,40,50,70",
+                 "--out", str(out), "--cache-dir", str(tmp_path / "c")]) == 0
+    cli = tifffile.imread(out) > 0
+    for mask in (api, batched, cli):
+        assert not (mask & ~grown).any()
+    np.testing.assert_array_equal(api, cli)
+    np.testing.assert_array_equal(api, batched)

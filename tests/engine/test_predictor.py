@@ -55,7 +55,17 @@ def _stock_predict(stock, box=None, points=None, labels=None, mask=None, multima
         kw["point_labels"] = np.array(labels)
     if mask is not None:
         kw["mask_input"] = mask[None]
-    return stock.predict(**kw)
+    masks, scores, logits = stock.predict(**kw)
+    if box is not None:  # our documented box rule: nothing beyond 2 px outside the box
+        masks = masks & _box_window(masks.shape[-2:], box)
+    return masks, scores, logits
+
+
+def _box_window(shape, box, margin=2):
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    r0, c0, r1, c1 = box
+    return ((rows >= np.floor(r0) - margin) & (rows <= np.ceil(r1) + margin)
+            & (cols >= np.floor(c0) - margin) & (cols <= np.ceil(c1) + margin))
 
 
 CASES = {

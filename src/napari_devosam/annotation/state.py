@@ -11,8 +11,9 @@ How prompts become objects (``AnnotatorState.update_prompts``):
 - several boxes: one object per box, batched (``Predictor.predict_boxes``); points go with
   the first box that contains them; other points are ignored while there are several boxes.
 
-A box says where its object is: mask pixels more than ``BOX_MARGIN`` pixels outside it are
-dropped (SAM leaks into neighbours). Unusable prompts are dropped, the others answered.
+A box says where its object is: mask pixels more than ``coords.BOX_MARGIN`` pixels outside it are
+dropped (SAM leaks into neighbours; the rule is ``engine.coords.mask_within_box``).
+Unusable prompts are dropped, the others answered.
 
 One object from a single prompt (one point, or one box alone) is ambiguous: SAM's three
 candidates are kept, the best one is shown, ``next_candidate`` cycles through them. Points
@@ -29,10 +30,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from napari_devosam.engine.coords import normalise_box, usable_prompts
+from napari_devosam.engine.coords import mask_within_box, normalise_box, usable_prompts
 
 Plane = tuple[int, ...]
-BOX_MARGIN = 2
 
 
 @dataclass
@@ -128,14 +128,8 @@ def _inside(points: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 
 def _clip_to_box(masks: np.ndarray, box) -> np.ndarray:
-    """Zero ``masks`` ``(C, H, W)`` outside ``box`` grown by ``BOX_MARGIN`` (in place)."""
-    h, w = masks.shape[-2:]
-    r0, c0 = (max(int(np.floor(v)) - BOX_MARGIN, 0) for v in box[:2])
-    r1, c1 = (min(int(np.ceil(v)) + BOX_MARGIN + 1, n) for v, n in ((box[2], h), (box[3], w)))
-    keep = np.zeros((h, w), dtype=bool)
-    keep[r0:r1, c0:c1] = True
-    masks &= keep
-    return masks
+    # ``Predictor`` applies the rule already; repeated for any predictor-like object passed in
+    return mask_within_box(masks, box)
 
 
 def _extent(masks: np.ndarray) -> tuple[int, int, int, int]:

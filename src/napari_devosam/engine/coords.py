@@ -113,3 +113,22 @@ def usable_prompts(boxes, points, shape: tuple[int, int]
             keep_points[i] = False
             problems.append(f"point dropped: {exc}")
     return keep_boxes, keep_points, problems
+
+
+BOX_MARGIN = 2  # pixels a box's mask may reach beyond the box
+
+
+def mask_within_box(masks: np.ndarray, box, margin: int = BOX_MARGIN) -> np.ndarray:
+    """Zero ``masks`` ``(..., H, W)`` bool outside ``box`` ``(row0, col0, row1, col1)`` grown
+    by ``margin`` pixels; in place, returns ``masks``.
+
+    The one rule for "a box says where its object is": SAM sometimes paints a neighbour far
+    outside the box; the predictor (so the API, the CLI and the annotator) drops those pixels.
+    """
+    h, w = masks.shape[-2:]
+    r0, c0 = (max(int(np.floor(v)) - margin, 0) for v in box[:2])
+    r1, c1 = (min(int(np.ceil(v)) + margin + 1, n) for v, n in ((box[2], h), (box[3], w)))
+    keep = np.zeros((h, w), dtype=bool)
+    keep[r0:r1, c0:c1] = True
+    masks &= keep
+    return masks

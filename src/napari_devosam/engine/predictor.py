@@ -9,7 +9,9 @@ weights and prompts.
 Prompt rules: a box or at least one point is required (``ValueError`` otherwise). A box
 partly outside the plane is clipped to it; a box entirely outside, with zero area inside the
 plane, inverted (row1 < row0 or col1 < col0) or with NaN, and points outside the plane, raise
-``ValueError``.
+``ValueError``. Mask pixels more than ``coords.BOX_MARGIN`` (2) pixels outside a box prompt
+are dropped (``coords.mask_within_box``): the same rule in the API, the CLI and the annotator.
+The returned low-res logits are SAM's, unclipped, for use as the next ``mask_input``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ import numpy as np
 import torch
 
 from napari_devosam.engine._fast.decoder import FastDecoder
-from napari_devosam.engine.coords import box_rc_to_xyxy, clip_box, points_rc_to_xy, validate_points
+from napari_devosam.engine.coords import (
+    box_rc_to_xyxy,
+    clip_box,
+    mask_within_box,
+    points_rc_to_xy,
+    validate_points,
+)
 from napari_devosam.engine.embeddings import EmbeddingCache, PlaneEmbedding, embed_plane
 from napari_devosam.engine.image import Normalization
 
@@ -193,13 +201,16 @@ class Predictor:
             coords = torch.as_tensor(xy[None], dtype=torch.float32, device=self.device)
             labels = torch.as_tensor(lab[None], dtype=torch.int32, device=self.device)
         if box is not None:
-            boxes = self._box_tensor(clip_box(box, emb.original_size)[None])
+            box = clip_box(box, emb.original_size)
+            boxes = self._box_tensor(box[None])
         if mask_input is not None:
             mask = self._mask_tensor(mask_input)
         low_res, iou = self._decoder.decode(coords, labels, boxes, mask, multimask)
-        masks = self._upscale(low_res)[0] > self._sam.mask_threshold
+        masks = (self._upscale(low_res)[0] > self._sam.mask_threshold).cpu().numpy()
+        if box is not None:
+            mask_within_box(masks, box)
         return (
-            masks.cpu().numpy(),
+            masks,
             iou[0].float().cpu().numpy(),
             low_res[0].float().cpu().numpy(),
         )
@@ -229,5 +240,7 @@ class Predictor:
             up = self._decoder.upscale(low_res, emb.input_size, emb.original_size)
             stop = start + len(chunk)
             masks[start:stop] = (up[:, 0] > self._sam.mask_threshold).cpu().numpy()
+            for i in range(start, stop):
+                mask_within_box(masks[i], clipped[i])
             scores[start:stop] = iou[:, 0].float().cpu().numpy()
         return masks, scores
