@@ -68,6 +68,30 @@ def test_nested_and_prefixed_state_dicts(tmp_path, wrap):
     assert same_weights(load_model(tmp_path / "x.pth", "cpu", builder=tiny_sam), tiny_sam(seed=2))
 
 
+LAYOUTS = {
+    # micro-sam / torch_em training checkpoints
+    "micro_sam": lambda s: {"model_state": {f"sam.{k}": v for k, v in s.items()},
+                            "optimizer_state": {"state": {}, "param_groups": []}, "epoch": 4},
+    "torch_em_plain": lambda s: {"model_state": s, "optimizer_state": {}, "iteration": 10},
+    "model_state_dict": lambda s: {"model_state_dict": s, "epoch": 1},
+    "dataparallel_sam": lambda s: {"state_dict": {f"module.sam.{k}": v for k, v in s.items()}},
+    "lightning_model": lambda s: {"state_dict": {f"model.{k}": v for k, v in s.items()}},
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_checkpoints_of_other_tools_load(tmp_path, layout):
+    """The kind: training tools wrap SAM's weights in a dict and prefix its keys."""
+    torch.save(LAYOUTS[layout](tiny_sam(seed=5).state_dict()), tmp_path / "x.pt")
+    assert same_weights(load_model(tmp_path / "x.pt", "cpu", builder=tiny_sam), tiny_sam(seed=5))
+
+
+def test_unknown_layout_is_named(tmp_path):
+    torch.save({"net": {"a.weight": torch.zeros(2)}, "optimizer_state": {}}, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match=r"known layout: top-level keys 'net' \(1 entries\)"):
+        load_model(tmp_path / "x.pt", "cpu", builder=tiny_sam)
+
+
 def test_safetensors_checkpoint(tmp_path):
     save_file(tiny_sam(seed=3).state_dict(), str(tmp_path / "w.safetensors"))
     sam = load_model(str(tmp_path / "w.safetensors"), "cpu", builder=tiny_sam)

@@ -114,22 +114,57 @@ def read_state_dict(path: str | os.PathLike) -> StateDict:
     if path.stat().st_size == 0:
         raise ValueError(f"checkpoint file {path} is empty")
     obj = _load_safetensors(path) if path.suffix == ".safetensors" else _load_torch(path)
-    if isinstance(obj, dict) and PATCH_KEY not in obj:
-        for key in ("model", "state_dict"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
+    return _sam_state(obj, path)
+
+
+# Layouts of SAM weights written by other tools: the weights dict under one of these keys
+# (segment-anything: none; Lightning and many scripts: "state_dict"; micro-sam and torch_em:
+# "model_state" beside "optimizer_state"; plain PyTorch examples: "model_state_dict"), with
+# one of these key prefixes (DataParallel: "module."; micro-sam's wrappers: "sam."; "model.").
+WEIGHT_KEYS = ("model", "state_dict", "model_state", "model_state_dict")
+KEY_PREFIXES = ("module.", "sam.", "model.")
+
+
+def _sam_state(obj, path: Path) -> StateDict:
+    """The SAM state dict inside a loaded checkpoint object, in any known layout."""
     if not isinstance(obj, dict):
         raise ValueError(f"{path} holds a {type(obj).__name__}, not a SAM state dict")
-    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
-    if bad:
-        raise ValueError(f"{path} is not a SAM state dict: entry {bad[0]!r} is not a tensor")
-    if obj and all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
-    if PATCH_KEY not in obj:
-        some = ", ".join(list(obj)[:3]) or "none"
-        raise ValueError(f"{path} is not a SAM checkpoint: it has no {PATCH_KEY} (keys: {some})")
-    return obj
+    for candidate in [obj] + [obj[k] for k in WEIGHT_KEYS if isinstance(obj.get(k), dict)]:
+        state = _strip_prefixes(candidate)
+        if PATCH_KEY in state:
+            bad = [k for k, v in state.items()
+                   if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+            if bad:
+                raise ValueError(f"{path} is not a SAM state dict: entry {bad[0]!r} is not a "
+                                 "tensor")
+            return state
+    raise ValueError(f"{path} is not a SAM checkpoint in a known layout: {_describe(obj)}; "
+                     f"expected SAM weights (with {PATCH_KEY}) at the top level or under "
+                     f"{', '.join(repr(k) for k in WEIGHT_KEYS)}, key prefixes "
+                     f"{', '.join(repr(p) for p in KEY_PREFIXES)} allowed")
+
+
+def _strip_prefixes(state: dict) -> dict:
+    keys = [k for k in state if isinstance(k, str)]
+    for _ in KEY_PREFIXES:  # nested wrappers, e.g. "module.sam."
+        prefix = next((p for p in KEY_PREFIXES if keys and all(k.startswith(p) for k in keys)),
+                      None)
+        if prefix is None:
+            break
+        state = {k[len(prefix):]: v for k, v in state.items()}
+        keys = list(state)
+    return state
+
+
+def _describe(obj: dict) -> str:
+    """The layout of a checkpoint dict in a few words: its top-level keys and what they hold."""
+    parts = []
+    for key, value in list(obj.items())[:6]:
+        kind = (f"{len(value)} entries" if isinstance(value, dict)
+                else "tensor" if isinstance(value, torch.Tensor) else type(value).__name__)
+        parts.append(f"{key!r} ({kind})")
+    more = f", ... ({len(obj)} keys)" if len(obj) > 6 else ""
+    return "top-level keys " + ", ".join(parts) + more if parts else "an empty dict"
 
 
 def _load_torch(path: Path):
