@@ -4,7 +4,7 @@ Heavy modules (torch, segment_anything) load lazily: importing this package, as 
 does when it scans plugins, costs nothing.
 """
 
-from importlib import import_module
+from importlib import import_module as _import_module
 
 from napari_devosam._version import __version__
 
@@ -22,7 +22,11 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str):
     if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
+        return getattr(_import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'napari_devosam' has no attribute {name!r}")

@@ -29,9 +29,11 @@ from napari_devosam.engine.coords import (
     points_rc_to_xy,
     validate_points,
 )
+from napari_devosam.engine.embedding_cache import default_cache_dir
 from napari_devosam.engine.embeddings import EmbeddingCache, PlaneEmbedding, embed_plane
 from napari_devosam.engine.image import Normalization
 
+SHARED_CACHE = object()  # Predictor's default cache_dir: the CLI's and the GUI's disk cache
 BOX_CHUNK = 16  # boxes decoded and upscaled together in predict_boxes (bounds memory)
 
 
@@ -41,9 +43,11 @@ class Predictor:
     Arguments:
       model: a ``segment_anything`` ``Sam``, or anything ``models.loading.load_model`` takes
         (``"vit_b"``, a checkpoint path, ...).
-      cache_dir: folder for on-disk embeddings (ignored when ``cache`` is given).
-      cache: an ``EmbeddingCache`` to share; default: a new one (memory only without
-        ``cache_dir``).
+      cache_dir: folder for on-disk embeddings (ignored when ``cache`` is given). Default:
+        the disk cache the CLI and the annotator use (``embedding_cache.default_cache_dir()``,
+        under ``DEVOSAM_CACHE_DIR`` or the user cache folder), so planes ``devosam embed``
+        computed are not computed again; ``None``: memory only.
+      cache: an ``EmbeddingCache`` to share; default: a new one over ``cache_dir``.
       normalization: how non-uint8 planes become RGB (default 0.5..99.5 percentiles).
       device: used only when ``model`` is loaded here.
     """
@@ -51,7 +55,7 @@ class Predictor:
     def __init__(
         self,
         model,
-        cache_dir: str | os.PathLike | None = None,
+        cache_dir: str | os.PathLike | None = SHARED_CACHE,
         cache: EmbeddingCache | None = None,
         normalization: Normalization | None = None,
         device="auto",
@@ -63,7 +67,9 @@ class Predictor:
 
             sam = load_model(model, device=device)
         self._sam = sam.eval()
-        self.cache = cache if cache is not None else EmbeddingCache(cache_dir)
+        if cache is None:
+            cache = EmbeddingCache(default_cache_dir() if cache_dir is SHARED_CACHE else cache_dir)
+        self.cache = cache
         self.normalization = normalization
         self._decoder = FastDecoder(self._sam)
         self._embedding: PlaneEmbedding | None = None
