@@ -17,8 +17,8 @@ Prompts follow SAM's training: per image a jittered box or one positive point, t
 ``--rounds`` correction rounds, each adding a point from the error region (positive on a false
 negative, negative on a false positive) and feeding the previous low-res logits back as
 ``mask_input``. Single-point prompts train the three multimask outputs with the minimum loss
-(best of 3); boxes and multi-point prompts train the single output. Loss: BCE + dice on the
-logits (upsampled 2x from low-res) against area-averaged ground truth, plus MSE of the IoU head
+(best of 3); boxes and multi-point prompts train the single output. Loss: BCE (weighted to the
+object's surroundings) + dice on the low-res logits against area-averaged ground truth, plus MSE of the IoU head
 against the true IoU of each output. AdamW, linear warmup, cosine decay.
 
 Outputs a ``.safetensors`` file (fp32) whose metadata holds the architecture (JSON), the data
@@ -82,9 +82,9 @@ DEFAULTS = {
     "steps": 1000,
     "batch": 4,
     "objects": 6,
-    "rounds": 2,
-    "lr": 8e-4,
-    "warmup": 100,
+    "rounds": 1,
+    "lr": 1e-3,
+    "warmup": 50,
     "weight_decay": 0.05,
     "pool": 320,
     "refresh_every": 2,
@@ -266,7 +266,7 @@ def image_losses(sam, emb, lab, input_size, transform, rng, cfg, train_cfg):
     img_size = cfg["img_size"]
     grid = img_size // cfg["patch_size"]
     low = 4 * grid
-    res = 2 * low
+    res = low  # loss on the low-res logits themselves (cheapest; soft targets keep sub-pixel)
     ids = np.unique(lab)
     ids = ids[ids > 0]
     if len(ids) > train_cfg["objects"]:
@@ -274,6 +274,16 @@ def image_losses(sam, emb, lab, input_size, transform, rng, cfg, train_cfg):
     gts = np.stack([lab == i for i in ids])
     target = soft_targets(gts, input_size, img_size, res)  # (K, res, res)
     hard = target > 0.5
+    # BCE weights: 1 around the object (its box grown by half its size + 3 px), 0.05 far away,
+    # so the loss is not dominated by the easy background of the whole padded frame
+    weight = torch.full_like(target, 0.05)
+    for k in range(len(ids)):
+        nz = torch.nonzero(target[k] > 0.25)
+        if len(nz) == 0:
+            nz = torch.nonzero(target[k] > 0)
+        (r0, c0), (r1, c1) = nz.min(0).values.tolist(), nz.max(0).values.tolist()
+        gr, gc = (r1 - r0) // 2 + 3, (c1 - c0) // 2 + 3
+        weight[k, max(0, r0 - gr) : r1 + gr + 1, max(0, c0 - gc) : c1 + gc + 1] = 1.0
     # masks in the original frame, for clicking on errors: predictions are thresholded at the
     # upsampled-to-original resolution only approximately (via the target frame); use the
     # target frame for both so clicks stay consistent: map the click back to original pixels.
@@ -314,9 +324,12 @@ def image_losses(sam, emb, lab, input_size, transform, rng, cfg, train_cfg):
         multi = (not use_box) and round_ == 0
         sl = slice(1, 4) if multi else slice(0, 1)
         logits = masks[:, sl]
-        up = F.interpolate(logits, (res, res), mode="bilinear", align_corners=False)
+        up = logits if res == low else F.interpolate(logits, (res, res), mode="bilinear",
+                                                         align_corners=False)  # fmt: skip
         tgt = target[:, None].expand_as(up)
-        bce = F.binary_cross_entropy_with_logits(up, tgt, reduction="none").mean((-2, -1))
+        wt = weight[:, None]
+        bce = (F.binary_cross_entropy_with_logits(up, tgt, reduction="none") * wt).sum((-2, -1))
+        bce = bce / wt.sum((-2, -1))
         prob = torch.sigmoid(up)
         dice = 1 - (2 * (prob * tgt).sum((-2, -1)) + 1) / (prob.sum((-2, -1)) + tgt.sum((-2, -1)) + 1)
         mloss = bce + dice  # (K, C)

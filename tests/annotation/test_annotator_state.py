@@ -100,11 +100,18 @@ def test_several_boxes_give_several_objects(stack, predictor):
     assert not state.current_labels[2].any() and (2,) not in state.prompts
 
 
-def test_bad_prompt_raises_and_clears(stack, predictor):
+def test_unusable_prompts_are_dropped_and_the_others_answered(stack, predictor):
     state = AnnotatorState(stack.shape, predictor)
     ready(state, predictor, stack, (0,))
-    with pytest.raises(ValueError):
-        state.update_prompts((0,), PlanePrompts(points=[[500, 500]], labels=[1]))
-    assert not state.current_labels[0].any()
+    assert not state.update_prompts((0,), PlanePrompts(points=[[500, 500]], labels=[1]))
+    assert not state.current_labels[0].any() and len(state.dropped) == 1
+    assert "point dropped" in state.dropped[0] and not state.is_pending((0,))
+    prompts = PlanePrompts(boxes=[[10, 10, 40, 50], [5, 5, 5, 30], [200, 200, 300, 300]],
+                           points=[[20, 20], [-50, 3]], labels=[1, 0])
+    assert state.update_prompts((0,), prompts)
+    assert len(state.dropped) == 3 and "zero area" in state.dropped[0]
+    result = state.result((0,))
+    assert len(result.masks) == 1 and state.current_labels[0].any()
+    assert result.prompts[0]["points"] == [[20.0, 20.0]]
     with pytest.raises(ValueError):
         state.check_plane((3,))

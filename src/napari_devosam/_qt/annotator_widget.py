@@ -107,6 +107,10 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
         self.segment_all_panel = SegmentAllPanel(self)
         layout.addWidget(self.segment_all_panel)
         # --- end issue 12 ---
+        from napari_devosam._qt.propagate_panel import PropagatePanel  # issue 11
+
+        self.propagate_panel = PropagatePanel(self)
+        layout.addWidget(self.propagate_panel)
         layout.addWidget(self.status_label)
         layout.addStretch(1)
 

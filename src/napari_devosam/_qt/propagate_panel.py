@@ -1,0 +1,370 @@
+"""The annotator's "Propagate" panel: carry committed objects through T or Z with SAM.
+
+A run goes through three threads, and the GUI thread only updates layers:
+
+1. the store thread (``SerialJobs``) checks the seeds and copies the line of planes the run
+   reads (``propagate_job.prepare``);
+2. a napari worker runs ``tracking.store_tracks.propagate_in_store`` on that copy, with a bar
+   in the activity dock and Cancel; the next plane's embedding is computed in a second thread
+   while the current plane decodes (``PrefetchingEmbeddings``, through the annotator's cache);
+3. the store thread applies the finished plan as one undo step (``apply_plan``); the
+   ``objects`` layer, the ``tracks`` layer and the review list follow.
+
+Cancel (before step 3) leaves the store exactly as it was. "Propagate from here" recomputes
+the selected object's track (and its daughters) beyond its plane, e.g. after a correction;
+the selected object is the last one clicked in ``objects``, a review entry's, or the
+``objects`` layer's selected label.
+"""
+
+from __future__ import annotations
+
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+)
+
+from napari_devosam._qt.propagate_form import ParamsForm
+from napari_devosam._qt.propagate_job import (
+    PrefetchingEmbeddings,
+    Request,
+    apply_and_review,
+    prepare,
+    propagation_job,
+    tracks_data,
+    visiting_order,
+)
+from napari_devosam._qt.propagate_view import go_to_plane, show_tracks
+from napari_devosam._qt.workers import create_job
+from napari_devosam.tracking.propagate import DIRECTIONS
+
+
+class PropagatePanel(QGroupBox):
+    """Propagate controls of an ``AnnotatorWidget`` ``w``."""
+
+    run_finished = Signal()  # a run ended: applied, cancelled, refused or failed
+
+    def __init__(self, w):
+        super().__init__("Propagate (through T or Z)")
+        self.w = w
+        self.worker = self.embeddings = None
+        self.selected: int | None = None
+        self.entries: list = []
+        self._busy = self._applying = False
+        self._token = None  # the run in progress; None once cancelled
+        self._layers = None  # the annotator layers our callbacks are on
+        self._line = None  # (plane, axis) of the tracks shown
+        self._tracks_pending = self._tracks_dirty = False
+        self._build()
+        w.store_changed.connect(self._on_store_changed)
+        self._set_busy(False)
+
+    def _build(self) -> None:
+        self.axis_combo, self.direction_combo = QComboBox(), QComboBox()
+        self.direction_combo.addItems(list(DIRECTIONS))
+        self.first_spin, self.last_spin = QSpinBox(), QSpinBox()
+        self.divisions_check = QCheckBox("detect divisions")
+        self.divisions_check.setChecked(True)
+        self.form = ParamsForm()
+        self.run_button = QPushButton("Propagate")
+        self.redo_button = QPushButton("Propagate from here")
+        self.redo_button.setToolTip("Recompute the selected object's track beyond its plane "
+                                    "(click it in 'objects' or pick a review entry first)")
+        self.cancel_button = QPushButton("Cancel")
+        self.progress = QProgressBar()
+        self.message, self.selected_label = QLabel(), QLabel("selected: none")
+        self.message.setWordWrap(True)
+        self.review_list = QListWidget()
+        self.review_list.setMaximumHeight(160)
+        grid = QGridLayout(self)
+        rows = [(QLabel("axis"), self.axis_combo), (QLabel("direction"), self.direction_combo),
+                (QLabel("from plane"), self.first_spin), (QLabel("to plane"), self.last_spin),
+                (self.divisions_check, self.selected_label)]
+        for row, (a, b) in enumerate(rows):
+            grid.addWidget(a, row, 0)
+            grid.addWidget(b, row, 1)
+        grid.addWidget(self.form, 5, 0, 1, 2)
+        for row, (a, b) in enumerate([(self.run_button, self.redo_button),
+                                      (self.progress, self.cancel_button)], start=6):
+            grid.addWidget(a, row, 0)
+            grid.addWidget(b, row, 1)
+        grid.addWidget(self.message, 8, 0, 1, 2)
+        grid.addWidget(QLabel("to review (click: go there)"), 9, 0, 1, 2)
+        grid.addWidget(self.review_list, 10, 0, 1, 2)
+        self.axis_combo.currentIndexChanged.connect(self._axis_changed)
+        self.run_button.clicked.connect(lambda *_: self.run())
+        self.redo_button.clicked.connect(lambda *_: self.propagate_from_here())
+        self.cancel_button.clicked.connect(lambda *_: self.cancel())
+        self.review_list.itemClicked.connect(
+            lambda item: self.jump(self.review_list.row(item)))
+
+    # -- image, axes, selection ---------------------------------------------------------
+    @property
+    def lead(self) -> tuple[int, ...]:
+        state = self.w.state
+        return () if state is None else tuple(state.shape[:state.n_lead])
+
+    def _image_changed(self) -> None:
+        w, self._layers = self.w, self.w.layers
+        self.selected, self._line = None, None
+        self._set_entries([])
+        self._set_selected(None)
+        show_tracks(w.viewer, None, None, None, (), 0)  # an earlier image's tracks go
+        if w.layers is not None:
+            w.layers.objects.mouse_drag_callbacks.append(self._on_objects_click)
+            w.layers.objects.events.selected_label.connect(self._on_selected_label)
+        self.axis_combo.blockSignals(True)
+        self.axis_combo.clear()
+        if len(self.lead) == 2:
+            self.axis_combo.addItem("T", 0)
+            self.axis_combo.addItem("Z", 1)
+        elif len(self.lead) == 1:
+            offset = w.viewer.dims.ndim - w.image_layer.ndim
+            label = str(w.viewer.dims.axis_labels[offset]).lower()
+            self.axis_combo.addItem("Z" if label.startswith("z") else "T", 0)
+        self.axis_combo.blockSignals(False)
+        self._axis_changed()
+
+    def _axis_changed(self, *_) -> None:
+        axis, lead = self.axis_combo.currentData(), self.lead
+        n = lead[axis] if axis is not None and axis < len(lead) else 1
+        for spin, value in ((self.first_spin, 0), (self.last_spin, n - 1)):
+            spin.setRange(0, max(n - 1, 0))
+            spin.setValue(value)
+        self.divisions_check.setChecked(self.axis_combo.currentText() == "T")
+
+    def _set_selected(self, object_id) -> None:
+        self.selected = int(object_id) if object_id else None
+        self.selected_label.setText(f"selected: object {self.selected}" if self.selected
+                                    else "selected: none")
+
+    def _on_objects_click(self, layer, event) -> None:
+        w = self.w
+        if event.button != 1 or w.store is None or w.current_plane is None:
+            return
+        object_id = w.store.object_at(w.current_plane, layer.world_to_data(event.position)[-2:])
+        if object_id:
+            self._set_selected(object_id)
+
+    def _on_selected_label(self, event=None) -> None:
+        if self.w.layers is not None:
+            self._set_selected(self.w.layers.objects.selected_label)
+
+    # -- running ------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def _set_busy(self, busy: bool) -> None:
+        self._busy = busy
+        self.run_button.setEnabled(not busy)
+        self.redo_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        self.progress.setVisible(busy)
+
+    def _idle(self) -> None:
+        self.worker = self.embeddings = None
+        self._applying = False
+        self._set_busy(False)
+        self.run_finished.emit()
+
+    def _request(self, selected=None) -> Request | None:
+        """The run the controls describe, or None (after a notification) when impossible."""
+        w, lead = self.w, self.lead
+        if w.predictor is None or w.state is None or w.store is None:
+            show_warning("Load a model and choose an image first (and wait for its store).")
+            return None
+        if not lead:
+            show_warning("A 2D image has no T or Z axis to propagate along.")
+            return None
+        axis = self.axis_combo.currentData()
+        if selected is None and w.current_plane is None:
+            show_warning("The image's plane is not shown: show the image to propagate from.")
+            return None
+        if lead[axis] < 2:
+            show_warning(f"The {self.axis_combo.currentText()} axis has length 1: there is no "
+                         "other plane to propagate to.")
+            return None
+        try:
+            params = self.form.params(self.divisions_check.isChecked())
+        except ValueError as exc:
+            show_error(f"Bad propagation parameters: {exc}")
+            return None
+        bounds = (self.first_spin.value(), self.last_spin.value())
+        if bounds[0] > bounds[1]:
+            show_warning(f"The range {bounds[0]}..{bounds[1]} is empty: 'from' must not be "
+                         "after 'to'.")
+            return None
+        return Request(w.current_plane, axis, self.direction_combo.currentText(), bounds,
+                       params, selected)
+
+    def run(self) -> bool:
+        """Propagate the committed objects of the plane shown; True when a run started."""
+        return self._start(self._request())
+
+    def propagate_from_here(self) -> bool:
+        """Recompute the selected object's track beyond its plane (one undo step)."""
+        if self.selected is None:
+            show_info("Select an object first: click it in 'objects' (or pick a review "
+                      "entry), then Propagate from here.")
+            return False
+        return self._start(self._request(self.selected))
+
+    def _start(self, request: Request | None) -> bool:
+        if request is None or self.busy:
+            return False
+        token = self._token = object()
+        self._set_busy(True)
+        self.progress.setRange(0, 0)
+        self.message.setText("reading the committed objects ...")
+        self.w.jobs.submit(prepare, self.w.store, request,
+                           on_done=lambda res, err: self._prepared(token, request, res, err))
+        return True
+
+    def _prepared(self, token, request, result, error) -> None:
+        w = self.w
+        if token is not self._token or w.sam is None or w.image_layer is None:
+            self.message.setText("cancelled: nothing was changed")
+            return self._idle()
+        if error is not None:
+            show_warning(f"Cannot propagate: {error}")
+            self.message.setText("")
+            return self._idle()
+        store, plane, ids, snapshot = result
+        order = visiting_order(store.shape, plane, request)
+        if not order:
+            show_info("Nothing to propagate: no plane lies in that direction within the range.")
+            return self._idle()
+        image = w.image_layer.data
+        self.embeddings = PrefetchingEmbeddings(w.sam, image, order, w.cache,
+                                                w.predictor.normalization)
+        worker = create_job(propagation_job, w.sam, image, snapshot, plane, ids, request,
+                            self.embeddings,
+                            progress={"total": len(order), "desc": "Propagating objects"})
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(
+            lambda plan: self._on_plan(token, store, plane, request.axis, plan))
+        worker.errored.connect(lambda exc: self._failed(token, exc))
+        worker.finished.connect(lambda wk=worker: self._worker_finished(wk))
+        self.worker = worker
+        self.progress.setRange(0, len(order))
+        self.progress.setValue(0)
+        self.message.setText(f"propagating through {len(order)} plane(s) ...")
+        worker.start()
+        return None
+
+    def cancel(self) -> None:
+        """Stop the run; nothing it computed is applied (the store stays as it was)."""
+        if not self.busy or self._applying:
+            return
+        self._token = None
+        if self.worker is not None:
+            self.worker.quit()
+        self.message.setText("cancelled: nothing was changed")
+
+    def _on_progress(self, p) -> None:
+        self.progress.setRange(0, p.total)
+        self.progress.setValue(p.done)
+        self.message.setText(f"plane {p.plane}: {p.active} track(s) going")
+
+    def _failed(self, token, exc) -> None:
+        from napari_devosam._qt.presentation import error_text
+
+        if token is self._token:
+            show_error(error_text(exc, "propagation"))
+            self.message.setText("failed: nothing was changed")
+
+    def _worker_finished(self, worker) -> None:
+        if worker is self.worker and self.embeddings is not None:
+            self.embeddings.close()
+        if worker is self.worker and not self._applying:
+            if self._token is None or getattr(worker, "abort_requested", False):
+                self.message.setText("cancelled: nothing was changed")  # here or in the dock
+            self._idle()
+
+    def _on_plan(self, token, store, plane, axis, plan) -> None:
+        w = self.w
+        if token is not self._token or plan is None:
+            return
+        self._applying = True
+        self.message.setText("saving ...")
+        info = {"model": w._model_text, "decoder": w._decoder_text}
+        w.store_ops._submit(
+            "Propagation", apply_and_review, store, plan, info,
+            on_result=lambda res: self._applied(plan, plane, axis, res),
+            on_error=self._apply_failed)
+
+    def _apply_failed(self, error) -> None:
+        show_error(f"The propagation was not applied: {error}")
+        self.message.setText("not applied")
+        self._idle()
+
+    def _applied(self, plan, plane, axis, result) -> None:
+        ids, entries = result
+        res = plan.result
+        made = sum(1 for i in ids if i)
+        self.message.setText(
+            f"{made} object(s) on {len({o.plane for o in res.objects})} plane(s), "
+            f"{len(res.divisions)} division(s), {len(entries)} to review (one Undo removes "
+            "the run)")
+        self._line = (plane, axis)
+        self._set_entries(entries)
+        self._idle()
+
+    # -- review list and tracks ---------------------------------------------------------
+    def _set_entries(self, entries) -> None:
+        self.entries = list(entries)
+        self.review_list.clear()
+        self.review_list.addItems([e.text() for e in self.entries])
+
+    def jump(self, row: int) -> None:
+        """Show review entry ``row``: its plane, its object selected."""
+        w = self.w
+        if not 0 <= row < len(self.entries) or w.image_layer is None:
+            return
+        entry = self.entries[row]
+        go_to_plane(w.viewer, w.image_layer, entry.plane)
+        if entry.object_id and w.layers is not None:
+            w.layers.objects.selected_label = entry.object_id
+        self._set_selected(entry.object_id or self.selected)
+
+    def _on_store_changed(self) -> None:
+        if self.w.layers is not self._layers:
+            self._image_changed()
+        self.refresh_tracks()
+
+    def refresh_tracks(self) -> None:
+        """Recompute the ``tracks`` layer (store thread), after runs, undo and edits."""
+        w = self.w
+        if w.store is None or not self.lead or w.current_plane is None:
+            return
+        if self._tracks_pending:
+            self._tracks_dirty = True
+            return
+        plane, axis = self._line or (w.current_plane, self.axis_combo.currentData() or 0)
+        self._tracks_pending, layers = True, w.layers
+        w.jobs.submit(tracks_data, w.store, plane, axis, self._line is None,
+                      on_done=lambda res, err: self._tracks_done(layers, plane, axis, res, err))
+
+    def _tracks_done(self, layers, plane, axis, result, error) -> None:
+        self._tracks_pending = False
+        if self._tracks_dirty:
+            self._tracks_dirty = False
+            return self.refresh_tracks()
+        w = self.w
+        if error is not None or layers is not w.layers or result is None:
+            return None
+        data, graph, existing = result
+        show_tracks(w.viewer, w.image_layer, data, graph, plane, axis)
+        kept = [e for e in self.entries if e.object_id in existing]
+        if len(kept) != len(self.entries):  # an undo took their objects away
+            self._set_entries(kept)
+        return None

@@ -1,0 +1,226 @@
+"""The annotator's Propagate panel in a headless napari viewer, with a tiny random SAM.
+
+The random SAM's masks are noise, so the thresholds are opened wide and the tests check the
+structure (ids, one undo step, layers, review list, cancel), not the quality.
+Run under a display: ``xvfb-run -a python -m pytest tests/qt/test_qt_propagate.py``.
+"""
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytestmark = pytest.mark.gui
+
+import segment_anything  # noqa: E402, F401 - before any viewer: see napari_devosam._qt
+
+import napari_devosam._qt.propagate_panel as panel_module  # noqa: E402
+from napari_devosam._qt.annotator_widget import AnnotatorWidget  # noqa: E402
+from napari_devosam._qt.propagate_job import PrefetchingEmbeddings  # noqa: E402
+from napari_devosam.engine.embeddings import EmbeddingCache  # noqa: E402
+from napari_devosam.synthetic.lineage import make_lineage_timelapse  # noqa: E402
+from napari_devosam.testing import tiny_sam  # noqa: E402
+from napari_devosam.tracking.store_tracks import track_table  # noqa: E402
+
+TIMEOUT = 60_000
+WIDE_OPEN = {"min_area": 1, "min_area_fraction": 0.0, "min_inside_fraction": 0.0,
+             "min_iou_prev": 0.0, "min_pred_iou": 0.0, "review_below": 1.0}
+
+
+@pytest.fixture(scope="module")
+def data():
+    stack, labels, _ = make_lineage_timelapse(4, (96, 96), 3, seed=1)
+    return stack, labels
+
+
+@pytest.fixture(scope="module")
+def sam():
+    return tiny_sam()
+
+
+@pytest.fixture
+def messages(monkeypatch):
+    said = []
+    for name in ("show_info", "show_warning", "show_error"):
+        monkeypatch.setattr(panel_module, name, said.append)
+    return said
+
+
+def open_annotator(make_napari_viewer, qtbot, image, sam):
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="embryo")
+    viewer.dims.set_current_step(0, 0)
+    w = AnnotatorWidget(viewer, sam=sam)
+    viewer.window.add_dock_widget(w, name="SAM annotator")
+    qtbot.waitUntil(lambda: w.store is not None and not w.jobs.busy, timeout=TIMEOUT)
+    return viewer, w
+
+
+def commit_seeds(qtbot, w, labels, plane=(0,)):
+    masks = [labels[plane] == t for t in np.unique(labels[plane])[1:]]
+    w.store_ops.commit(plane, masks, None, {})
+    qtbot.waitUntil(lambda: len(w.store.objects) == len(masks) and not w.jobs.busy,
+                    timeout=TIMEOUT)
+    return sorted(w.store.objects)
+
+
+def finish(qtbot, w):
+    panel = w.propagate_panel
+    qtbot.waitUntil(lambda: not panel.busy and not w.jobs.busy
+                    and not panel._tracks_pending, timeout=TIMEOUT)
+
+
+@pytest.fixture
+def annotated(make_napari_viewer, qtbot, data, sam):
+    stack, labels = data
+    viewer, w = open_annotator(make_napari_viewer, qtbot, stack, sam)
+    seeds = commit_seeds(qtbot, w, labels)
+    panel = w.propagate_panel
+    panel.form.set_values(WIDE_OPEN)
+    panel.divisions_check.setChecked(False)
+    return viewer, w, seeds
+
+
+def test_propagate_one_undo_tracks_layer_and_review(qtbot, annotated):
+    viewer, w, seeds = annotated
+    panel = w.propagate_panel
+    assert [panel.axis_combo.itemText(i) for i in range(panel.axis_combo.count())] == ["T"]
+    assert (panel.first_spin.value(), panel.last_spin.value()) == (0, 3)
+    before = w.store.labels.copy()
+    assert panel.run()
+    finish(qtbot, w)
+    table = track_table(w.store.objects)
+    later = {t: sorted(p for p in e["planes"] if p != (0,)) for t, e in table.items()}
+    assert set(table) == set(seeds)  # every object belongs to a seed's track
+    assert any(later[t] for t in seeds), "no object made on a later plane"
+    for t, planes in later.items():  # the same track id on the planes it reached
+        for p in planes:
+            oid = table[t]["planes"][p]
+            assert w.store.objects[oid]["track"] == t and (w.store.labels[p] == oid).any()
+    # the tracks layer shows the centroids, one row per object of the line
+    tracks = viewer.layers["tracks"]
+    assert len(tracks.data) == len(w.store.objects) and set(tracks.data[:, 0]) == set(seeds)
+    # review list (review_below=1: every object) and jumping to an entry
+    assert panel.review_list.count() == len(panel.entries) > 0
+    row = next(i for i, e in enumerate(panel.entries) if e.plane != (0,))
+    entry = panel.entries[row]
+    panel.review_list.itemClicked.emit(panel.review_list.item(row))
+    assert viewer.dims.current_step[0] == entry.plane[0]
+    assert w.current_plane == entry.plane
+    assert panel.selected == entry.object_id == viewer.layers["objects"].selected_label
+    # one undo removes the whole run; the tracks layer and the review list follow
+    w.undo()
+    finish(qtbot, w)
+    assert np.array_equal(w.store.labels, before)
+    assert sorted(w.store.objects) == seeds
+    assert len(viewer.layers["tracks"].data) == len(seeds)
+    assert panel.review_list.count() == 0
+
+
+def test_propagate_from_here_replaces_the_track_downstream(qtbot, annotated):
+    viewer, w, seeds = annotated
+    panel = w.propagate_panel
+    panel.run()
+    finish(qtbot, w)
+    table = track_table(w.store.objects)
+    track = next(t for t in seeds if (1,) in table[t]["planes"] and len(table[t]["planes"]) > 2)
+    old = {p: o for p, o in table[track]["planes"].items() if p[0] > 1}
+    after_run = w.store.labels.copy()
+    viewer.dims.set_current_step(0, 1)
+    assert not panel.propagate_from_here()  # nothing selected yet
+    panel._set_selected(table[track]["planes"][(1,)])  # as a click on it would
+    panel.direction_combo.setCurrentText("forward")
+    assert panel.propagate_from_here()
+    finish(qtbot, w)
+    new = track_table(w.store.objects)[track]["planes"]
+    assert (0,) in new and (1,) in new
+    assert all(new.get(p) != o for p, o in old.items())  # replaced (or ended), not kept
+    w.undo()
+    finish(qtbot, w)
+    assert np.array_equal(w.store.labels, after_run)
+
+
+def test_cancel_leaves_the_store_unchanged(qtbot, annotated, monkeypatch):
+    viewer, w, seeds = annotated
+    panel = w.propagate_panel
+    slow = PrefetchingEmbeddings._compute
+
+    def compute(self, plane):
+        time.sleep(0.5)
+        return slow(self, plane)
+
+    monkeypatch.setattr(PrefetchingEmbeddings, "_compute", compute)
+    before, objects = w.store.labels.copy(), w.store.objects
+    assert panel.run()
+    panel.cancel()  # while the store thread reads the seeds
+    finish(qtbot, w)
+    assert panel.run()
+    qtbot.waitUntil(lambda: panel.progress.value() >= 1, timeout=TIMEOUT)
+    panel.cancel()  # between planes
+    finish(qtbot, w)
+    assert "cancelled" in panel.message.text()
+    assert np.array_equal(w.store.labels, before) and w.store.objects == objects
+    assert not w.store.can_redo and panel.review_list.count() == 0
+
+
+def test_errors_are_notifications(qtbot, annotated, messages):
+    viewer, w, seeds = annotated
+    panel = w.propagate_panel
+    viewer.dims.set_current_step(0, 2)  # a plane without objects
+    assert panel.run()
+    finish(qtbot, w)
+    assert any("no committed objects" in str(m) for m in messages)
+    panel.first_spin.setValue(3)
+    panel.last_spin.setValue(1)
+    assert not panel.run()
+    assert "empty" in str(messages[-1])
+
+
+def test_4d_offers_both_axes_and_refuses_a_length_one_axis(make_napari_viewer, qtbot, data,
+                                                          sam, messages):
+    stack, labels = data
+    viewer, w = open_annotator(make_napari_viewer, qtbot, stack[:3, None], sam)
+    panel = w.propagate_panel
+    assert [panel.axis_combo.itemText(i) for i in range(2)] == ["T", "Z"]
+    panel.axis_combo.setCurrentIndex(1)
+    assert not panel.divisions_check.isChecked()
+    assert not panel.run()
+    assert "length 1" in str(messages[-1])
+    masks = [labels[0] == t for t in np.unique(labels[0])[1:]]
+    w.store_ops.commit((0, 0), masks, None, {})
+    panel.axis_combo.setCurrentIndex(0)
+    panel.form.set_values(WIDE_OPEN)
+    panel.divisions_check.setChecked(False)
+    assert panel.run()
+    finish(qtbot, w)
+    assert any(tuple(r["plane"])[0] > 0 for r in w.store.objects.values())
+    tracks = viewer.layers["tracks"]
+    assert tracks.data.shape[1] == 5 and np.all(tracks.data[:, 2] == 0)  # (id, t, z, y, x)
+
+
+def test_prefetch_encodes_the_next_plane_and_reuses_cached_ones(sam, data, tmp_path):
+    stack, _ = data
+    calls = []
+    hook = sam.image_encoder.register_forward_hook(lambda m, i, o: calls.append(1))
+    try:
+        cache = EmbeddingCache(tmp_path, max_items=8)
+        order = [(1,), (2,), (3,)]
+        emb = PrefetchingEmbeddings(sam, stack, order, cache)
+        first = emb((1,))
+        deadline = time.time() + 30
+        while len(calls) < 2 and time.time() < deadline:  # (2,) is encoded meanwhile
+            time.sleep(0.05)
+        assert emb.handled[:2] == [(1,), (2,)] and len(calls) == 2
+        assert tuple(first.original_size) == stack.shape[1:]
+        emb((2,))
+        emb((3,))
+        emb.close()
+        assert len(calls) == 3
+        again = PrefetchingEmbeddings(sam, stack, order, cache)
+        for plane in order:
+            again(plane)
+        again.close()
+        assert len(calls) == 3  # all three came from the cache
+    finally:
+        hook.remove()
