@@ -142,7 +142,7 @@ def test_shape_mismatch_and_bad_input(tmp_path, stack):
     s.commit((0,), [_disk()])
     with pytest.raises(ValueError, match="shape"):
         AnnotationStore(tmp_path / "s", (4, 40, 50))
-    with pytest.raises(ValueError, match="plane index"):
+    with pytest.raises(ValueError, match="does not fit labels"):
         s.commit((5,), [_disk()])
     with pytest.raises(ValueError, match="mask shape"):
         s.commit((0,), [np.ones((3, 3), bool)])

@@ -72,7 +72,7 @@ def test_boxes_make_one_object_each(env, capsys):
     for i, m in enumerate(masks, start=1):
         expected[m & (expected == 0)] = i
     np.testing.assert_array_equal(labels, expected)
-    assert "2 object(s)" in capsys.readouterr().out
+    assert "wrote 2 objects" in capsys.readouterr().out
 
 
 def test_points_alone_and_points_refining_a_box(env):
@@ -150,10 +150,11 @@ def test_embed_fills_the_cache_that_segment_uses(env, capsys):
     assert main(args) == 0
     captured = capsys.readouterr()
     assert "embedding" in captured.err and "6/6" in captured.err  # tqdm bar on stderr
-    assert "embedded 6 plane(s)" in captured.out
+    assert "embedded 6 planes in" in captured.out
     assert len(list(cache.glob("*.npz"))) == 6 and sum(env["encodes"]) == 6
     assert main([*args, "--batch-size", "4", "--no-progress"]) == 0  # all cached
     assert sum(env["encodes"]) == 6
+    assert "all 6 planes were already cached" in capsys.readouterr().out
     out = env["tmp"] / "l.tif"
     assert main(["segment", env["stack"], "--model", env["ckpt"], "--cache-dir", str(cache),
                  "--plane", "0:1", "--box", "20,30,60,70", "--out", str(out)]) == 0

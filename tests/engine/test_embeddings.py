@@ -55,14 +55,14 @@ def test_embed_stack_progress_order_and_batches(counted):
     sam, calls = counted
     stack = np.stack([np.stack([random_plane(10 * t + z) for z in range(2)]) for t in range(2)])
     progress, embs = _run(embed_stack(sam, stack))
-    assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert progress == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]  # (0, total) before any work
     assert len(embs) == 4 and calls == [1, 1, 1, 1]
     for i in (0, 3):  # first and last plane, in C order of (T, Z)
         ref = compute_embedding(sam, to_rgb(stack.reshape(4, 90, 130)[i]))
         torch.testing.assert_close(embs[i].features, ref.features)
     calls.clear()
     progress, batched = _run(embed_stack(sam, stack, batch_size=3))
-    assert calls == [3, 1] and progress[-1] == (4, 4) and len(progress) == 4
+    assert calls == [3, 1] and progress[-1] == (4, 4) and len(progress) == 5
     for a, b in zip(embs, batched, strict=True):
         torch.testing.assert_close(a.features, b.features, rtol=1e-4, atol=1e-4)
 
@@ -71,6 +71,7 @@ def test_embed_stack_stops_between_planes_and_resumes_from_cache(counted, tmp_pa
     sam, calls = counted
     stack = np.stack([random_plane(i) for i in range(4)])
     gen = embed_stack(sam, stack, cache=EmbeddingCache(tmp_path))
+    assert next(gen) == (0, 4) and calls == []
     assert next(gen) == (1, 4)
     assert next(gen) == (2, 4)
     gen.close()
@@ -88,10 +89,10 @@ def test_embed_stack_rgb_planes_single_plane_and_keep(counted):
     sam, calls = counted
     rgb_stack = np.stack([to_rgb(random_plane(i)) for i in range(2)])  # (2, Y, X, 3)
     progress, embs = _run(embed_stack(sam, rgb_stack))
-    assert progress == [(1, 2), (2, 2)]
+    assert progress == [(0, 2), (1, 2), (2, 2)]
     torch.testing.assert_close(embs[1].features, compute_embedding(sam, rgb_stack[1]).features)
     progress, embs = _run(embed_stack(sam, random_plane()))
-    assert progress == [(1, 1)] and len(embs) == 1
+    assert progress == [(0, 1), (1, 1)] and len(embs) == 1
     cache = EmbeddingCache()
     progress, embs = _run(embed_stack(sam, rgb_stack, cache=cache, keep=False))
     assert embs == [] and len(cache) == 2

@@ -173,7 +173,7 @@ def test_bad_input(tmp_path, movie):
         write_bundle(tmp_path / "b", stack, labels[:2], source="a")
     with pytest.raises(ValueError, match="nothing to export"):
         write_bundle(tmp_path / "b", stack, np.zeros_like(labels), source="a")
-    with pytest.raises(ValueError, match="plane index"):
+    with pytest.raises(ValueError, match="does not fit labels"):
         write_bundle(tmp_path / "b", stack, labels, source="a", plane_indices=[7])
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "notes.txt").write_text("mine")

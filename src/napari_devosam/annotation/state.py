@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from napari_devosam.engine.coords import mask_within_box, normalise_box, usable_prompts
+from napari_devosam.utils.text import plane_name
 
 Plane = tuple[int, ...]
 
@@ -185,7 +186,8 @@ class AnnotatorState:
         plane = tuple(int(i) for i in plane)
         if len(plane) != self.n_lead or any(not 0 <= i < s for i, s in zip(plane, self.shape,
                                                                           strict=False)):
-            raise ValueError(f"plane {plane} does not exist in an image of shape {self.shape}")
+            raise ValueError(f"{plane_name(plane)} does not exist in an image of shape "
+                             f"{self.shape}")
         return plane
 
     def embedding_ready(self, plane) -> bool:

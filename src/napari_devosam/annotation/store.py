@@ -39,6 +39,7 @@ from napari_devosam.annotation.store_location import (  # noqa: F401 - re-export
 )
 from napari_devosam.utils.atomic import atomic_write, write_text
 from napari_devosam.utils.jsonable import jsonable
+from napari_devosam.utils.text import plane_name
 
 FORMAT = "devosam-annotation-store"
 FORMAT_VERSION = 1
@@ -361,7 +362,7 @@ class AnnotationStore(BatchEdits, ManualEdits):
         lead = self._shape[:-2]
         if len(index) != len(lead) or any(not 0 <= i < n for i, n in zip(index, lead,
                                                                           strict=True)):
-            raise ValueError(f"plane index {index} does not fit labels of shape {self._shape}")
+            raise ValueError(f"{plane_name(index)} does not fit labels of shape {self._shape}")
         return index
 
     def _plane_view(self, plane_index) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from napari_devosam.utils.progress import drain_with_bar
+from napari_devosam.utils.text import count
 
 
 def add_parser(subparsers) -> None:
@@ -52,11 +53,22 @@ def run(args) -> int:
     sam = load_model(args.model, device=args.device)
     batch_size = args.batch_size or (1 if sam.pixel_mean.device.type == "cpu" else 4)
     cache = EmbeddingCache(cache_dir, max_items=0)
+    encoded: list[int] = []  # planes that went through the encoder (the rest were cached)
+    hook = sam.image_encoder.register_forward_hook(lambda m, i, out: encoded.append(len(out)))
     start = time.perf_counter()
-    drain_with_bar(embed_stack(sam, stack, cache=cache, batch_size=batch_size, keep=False),
-                   desc="embedding", unit="plane", enabled=not args.no_progress)
+    try:
+        drain_with_bar(embed_stack(sam, stack, cache=cache, batch_size=batch_size, keep=False),
+                       desc="embedding", unit="plane", enabled=not args.no_progress)
+    finally:
+        hook.remove()
     elapsed = time.perf_counter() - start
+    computed = sum(encoded)
     if cache.disk_error is not None:  # filling the cache is this command's whole job
         raise RuntimeError(f"{cache.disk_error}; choose another folder with --cache-dir")
-    print(f"embedded {total} plane(s) in {elapsed:.1f} s; cache: {cache_dir}")
+    cached = total - computed
+    if computed == 0:
+        print(f"all {count(total, 'plane')} were already cached; cache: {cache_dir}")
+    else:
+        also = f" ({cached} more already cached)" if cached else ""
+        print(f"embedded {count(computed, 'plane')} in {elapsed:.1f} s{also}; cache: {cache_dir}")
     return 0

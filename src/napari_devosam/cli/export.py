@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from napari_devosam.utils.progress import drain
+from napari_devosam.utils.text import count
 
 
 def add_parser(subparsers) -> None:
@@ -74,7 +75,9 @@ def run(args) -> int:
         print(json.dumps(summary))
     else:
         print(file=sys.stderr)
-        print(f"wrote {len(summary['files'])} planes ({summary['objects']} objects) to "
-              f"{summary['bundle']}; the bundle now holds {summary['total_files']} planes and "
-              f"{summary['total_objects']} objects")
+        print(f"wrote {count(len(summary['files']), 'plane')} "
+              f"({count(summary['objects'], 'object')}) to "
+              f"{summary['bundle']}; the bundle now holds "
+              f"{count(summary['total_files'], 'plane')} and "
+              f"{count(summary['total_objects'], 'object')}")
     return 0

@@ -12,6 +12,8 @@ import sys
 
 import numpy as np
 
+from napari_devosam.utils.text import count
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -141,6 +143,7 @@ def run(args) -> int:
     counts = np.bincount(labels.ravel(), minlength=n_objects + 1)
     empty = [i for i in range(1, n_objects + 1) if counts[i] == 0]
     if empty:
-        print(f"devosam segment: warning: object(s) {empty} came out empty", file=sys.stderr)
-    print(f"wrote {n_objects} object(s) to {args.out}")
+        print(f"devosam segment: warning: {count(len(empty), 'object')} came out empty: "
+              f"{', '.join(str(i) for i in empty)}", file=sys.stderr)
+    print(f"wrote {count(n_objects, 'object')} to {args.out}")
     return 0

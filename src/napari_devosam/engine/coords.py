@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from napari_devosam.utils.text import numbers
+
 
 def points_rc_to_xy(points: np.ndarray) -> np.ndarray:
     """``(N, 2)`` (row, col) -> ``(N, 2)`` float64 (x, y)."""
@@ -70,15 +72,15 @@ def clip_box(box, shape: tuple[int, int]) -> np.ndarray:
         raise ValueError("box coordinates must be finite numbers")
     r0, c0, r1, c1 = b
     if r1 < r0 or c1 < c0:
-        raise ValueError(f"inverted box {tuple(b)}: need row0 <= row1 and col0 <= col1")
+        raise ValueError(f"inverted box {numbers(b)}: need row0 <= row1 and col0 <= col1")
     h, w = shape
     if r1 < 0 or c1 < 0 or r0 > h - 1 or c0 > w - 1:
-        raise ValueError(f"box {tuple(b)} lies entirely outside the {h}x{w} image")
+        raise ValueError(f"box {numbers(b)} lies entirely outside the {h}x{w} image")
     clipped = np.array(
         [max(r0, 0), max(c0, 0), min(r1, h - 1), min(c1, w - 1)], dtype=np.float64
     )
     if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-        raise ValueError(f"box {tuple(b)} has zero area inside the {h}x{w} image")
+        raise ValueError(f"box {numbers(b)} has zero area inside the {h}x{w} image")
     return clipped
 
 

@@ -170,7 +170,8 @@ def embed_stack(
     batch_size: int = 1,
     keep: bool = True,
 ) -> Generator[tuple[int, int], None, list[PlaneEmbedding]]:
-    """Embed every plane of ``stack``; a generator yielding ``(done, total)`` after each plane.
+    """Embed every plane of ``stack``; a generator yielding ``(0, total)`` first, then
+    ``(done, total)`` after each plane.
 
     ``stack`` has its T and/or Z axes before ``(Y, X)`` (or ``(Y, X, 3|4)`` for colour); the
     planes come in C order of those axes. Cached planes are loaded; the others go through the
@@ -186,6 +187,7 @@ def embed_stack(
     results: list[PlaneEmbedding] = []
     pending: list[tuple[str | None, np.ndarray]] = []
     done = 0
+    yield done, total  # before any work: a progress bar can open (and time) from here
 
     def flush():
         embs = compute_embeddings(sam, [rgb for _, rgb in pending])
