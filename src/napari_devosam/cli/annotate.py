@@ -35,7 +35,16 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _open_image(viewer, args) -> None:
+def _read_image(args):
+    """The image's pixels, read before napari opens: a file that is not an image fails here."""
+    if args.image is None:
+        return None
+    from napari_devosam.export.image_io import read_image
+
+    return read_image(Path(args.image).expanduser().absolute())
+
+
+def _open_image(viewer, args, data) -> None:
     if args.image is None or args.sample:
         from napari_devosam.sample_data import embryo_timelapse
 
@@ -44,10 +53,7 @@ def _open_image(viewer, args) -> None:
     if args.image is not None:
         from napari.layers._source import layer_source
 
-        from napari_devosam.export.image_io import read_image
-
         path = Path(args.image).expanduser().absolute()
-        data = read_image(path)
         with layer_source(path=str(path)):
             viewer.add_image(data, name=path.stem)
 
@@ -57,6 +63,7 @@ def run(args) -> int:
         raise FileNotFoundError(f"no image file at {args.image}")
     if args.decoder is not None and not Path(args.decoder).expanduser().is_file():
         raise FileNotFoundError(f"decoder file {args.decoder} does not exist")
+    data = _read_image(args)
     # segment_anything (torchvision, triton) before napari's OpenGL: see napari_devosam._qt
     import napari
     import segment_anything  # noqa: F401
@@ -64,7 +71,7 @@ def run(args) -> int:
     from napari_devosam._qt.annotator_widget import AnnotatorWidget
 
     viewer = napari.Viewer(title="napari-devosam")
-    _open_image(viewer, args)
+    _open_image(viewer, args, data)
     widget = AnnotatorWidget(viewer, project_dir=args.project_dir, autoload=False)
     viewer.window.add_dock_widget(widget, name="SAM annotator", area="right")
     widget.model_panel.select(args.model, args.device)

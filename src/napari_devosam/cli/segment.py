@@ -111,6 +111,7 @@ def segment_plane(predictor, boxes: list[np.ndarray], points: list[tuple]) -> np
 def run(args) -> int:
     from napari_devosam.engine.coords import clip_box, validate_points
     from napari_devosam.export.image_io import read_image, write_tiff
+    from napari_devosam.utils.paths import output_file
 
     if getattr(args, "auto", False):  # issue 12: automatic segmentation
         from napari_devosam.automatic.cli import run_auto
@@ -122,6 +123,7 @@ def run(args) -> int:
         raise ValueError("no prompt: give at least one --box or --point")
     if points and len(boxes) > 1:
         raise ValueError("--point prompts refine a single object: give at most one --box with them")
+    output_file(args.out)  # before any compute
     plane = select_plane(read_image(args.image), args.plane)
     shape = plane.shape[:2]
     for b in boxes:  # check the prompts before the (slow) model loading

@@ -14,8 +14,7 @@ import numpy as np
 
 from napari_devosam.engine.stacks import canonical_axes
 from napari_devosam.utils.atomic import atomic_path
-
-TIFF_SUFFIXES = (".tif", ".tiff")
+from napari_devosam.utils.paths import TIFF_SUFFIXES, output_file
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -48,10 +47,12 @@ def write_tiff(path: str | os.PathLike, array: np.ndarray, **metadata) -> Path:
 
     Only ``(..., H, W, 3|4)`` uint8 arrays are written as colour; everything else (labels,
     grayscale planes and stacks, even with 3 or 4 leading planes) as grayscale pages.
+    Raises ``ValueError`` for a path that is a folder or does not end in .tif/.tiff (a TIFF
+    under another name would mislead every other tool).
     """
     import tifffile
 
-    path = Path(path)
+    path = output_file(path, what="TIFF image")
     array = np.asarray(array)
     colour = array.ndim >= 3 and array.shape[-1] in (3, 4) and array.dtype == np.uint8
     with atomic_path(path) as tmp:

@@ -1,0 +1,59 @@
+"""Bad outputs and inputs fail at once, in the user's terms, before any compute."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_devosam.cli import main
+from napari_devosam.export.image_io import write_tiff
+
+
+@pytest.fixture
+def image(tmp_path, monkeypatch):
+    import napari_devosam.models.loading as loading
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output was checked")
+
+    monkeypatch.setattr(loading, "load_model", no_model)
+    path = tmp_path / "p.tif"
+    tifffile.imwrite(path, np.zeros((32, 40), np.uint16))
+    return path
+
+
+@pytest.mark.parametrize("out, message", [
+    ("folder", "is a folder; give a file name"),
+    ("labels.png", "name the file with .tif or .tiff"),
+    ("locked/labels.tif", "cannot write in"),
+])
+def test_segment_checks_out_before_compute(tmp_path, image, capsys, out, message):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "locked").mkdir(mode=0o500)
+    if os.geteuid() == 0 and out.startswith("locked"):
+        pytest.skip("root can write into any folder")
+    code = main(["segment", str(image), "--box", "1,1,20,20", "--out", str(tmp_path / out)])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and err.count("\n") == 1
+
+
+def test_write_tiff_refuses_other_suffixes(tmp_path):
+    with pytest.raises(ValueError, match="name the file with .tif"):
+        write_tiff(tmp_path / "x.png", np.zeros((4, 4), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_annotate_refuses_a_non_image_before_opening_napari(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}  # napari could not start
+    run = subprocess.run([sys.executable, "-m", "napari_devosam", "annotate", str(notes)],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [
+        line for line in run.stderr.strip().splitlines() if "cannot read" in line]
