@@ -7,7 +7,12 @@ import pytest
 import torch
 from segment_anything import SamPredictor
 
-from napari_devosam.engine.embeddings import EmbeddingCache, compute_embedding, embed_stack
+from napari_devosam.engine.embeddings import (
+    EmbeddingCache,
+    compute_embedding,
+    embed_plane,
+    embed_stack,
+)
 from napari_devosam.engine.image import to_rgb
 from napari_devosam.testing import tiny_sam
 from phantom_pairs import random_plane
@@ -140,3 +145,15 @@ def test_other_errors_are_not_swallowed(sam, monkeypatch):
     with pytest.raises(RuntimeError, match="something else"):
         compute_embedding(sam, to_rgb(random_plane()))
 
+
+
+@pytest.mark.parametrize("shape", [(1, 600), (700, 1)])
+def test_too_elongated_planes_are_refused_clearly(sam, shape):
+    # tiny_sam's input is 256 px: 512:1 is the limit; a PIL error would be the alternative
+    with pytest.raises(ValueError, match="too elongated for SAM"):
+        embed_plane(sam, np.zeros(shape, np.uint8) + 7)
+
+
+def test_elongated_planes_within_the_limit_embed(sam):
+    emb = embed_plane(sam, (np.arange(2 * 400) % 255).astype(np.uint8).reshape(2, 400))
+    assert emb.original_size == (2, 400)

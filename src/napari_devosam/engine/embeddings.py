@@ -117,6 +117,21 @@ def _check_rgb(rgb) -> np.ndarray:
     return rgb
 
 
+def check_plane_shape(shape: tuple[int, int], img_size: int) -> None:
+    """Refuse a plane SAM cannot take: resized so that its long side is ``img_size``
+    (``ResizeLongestSide``), its short side must keep at least one pixel.
+
+    Raises ``ValueError`` naming the limit (e.g. about 2048:1 for the official models).
+    """
+    h, w = (int(n) for n in shape)
+    short = min(h, w) * img_size / max(h, w)
+    if int(short + 0.5) < 1:
+        limit = 2 * img_size
+        raise ValueError(f"a {h} x {w} plane is too elongated for SAM: resized to its "
+                         f"{img_size}-pixel input, its short side would vanish; crop it into "
+                         f"pieces at most {limit}:1")
+
+
 def compute_embedding(sam, rgb: np.ndarray) -> PlaneEmbedding:
     """Run ``sam``'s image encoder on an ``(H, W, 3)`` uint8 image (as ``SamPredictor.set_image``).
 
@@ -131,6 +146,7 @@ def compute_embeddings(sam, rgbs: list[np.ndarray]) -> list[PlaneEmbedding]:
     rgbs = [_check_rgb(rgb) for rgb in rgbs]
     if len({rgb.shape for rgb in rgbs}) > 1:
         raise ValueError("images embedded in one batch must have the same size")
+    check_plane_shape(rgbs[0].shape[:2], sam.image_encoder.img_size)
     features, input_size = _encode(sam, rgbs)
     original_size = tuple(int(n) for n in rgbs[0].shape[:2])
     return [
