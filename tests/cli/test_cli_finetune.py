@@ -39,18 +39,21 @@ def loads(monkeypatch):
 
 def test_finetune_then_eval(data, tmp_path, loads, capsys):
     out = tmp_path / "dec.safetensors"
-    rc = main(["finetune", str(data), "--model", "vit_b", "--out", str(out), "--epochs", "20",
-               "--lr", "1e-3", "--warmup-steps", "4", "--validate-every", "10", "--seed", "1",
+    rc = main(["finetune", str(data), "--model", "vit_b", "--out", str(out), "--epochs", "40",
+               "--lr", "1e-3", "--warmup-steps", "4", "--validate-every", "10", "--seed", "0",
                "--device", "cpu", "--cache-dir", str(tmp_path / "cache"), "--json"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     summary = json.loads(captured.out.strip().splitlines()[-1])
     assert summary["path"] == str(out) and out.is_file() and summary["improved"]
-    assert summary["steps_run"] == 40 and summary["val_iou_after"] > summary["val_iou_before"]
+    # 2 training planes of 4 objects: one step each per epoch; a random decoder gets worse,
+    # then better than it started (measured 0.261 -> 0.389)
+    assert summary["steps_run"] == 80
+    assert summary["val_iou_after"] >= summary["val_iou_before"] + 0.05
     assert "validation IoU before" in captured.out
     assert "starting decoder: validation IoU" in captured.err  # progress on stderr
     extra = read_decoder_metadata(out)["extra"]
-    assert extra["settings"]["seed"] == 1 and extra["settings"]["lr"] == 1e-3
+    assert extra["settings"]["seed"] == 0 and extra["settings"]["lr"] == 1e-3
     assert extra["settings"]["warmup_steps"] == 4 and extra["settings"]["validate_every"] == 10
     assert extra["val_iou_after"] == summary["val_iou_after"]
     assert loads[0] == ("vit_b", "cpu", None)

@@ -117,7 +117,7 @@ def test_an_unusable_prompt_is_dropped_once_and_the_others_answered(
     assert w.layers.current.data[0].any()
     assert len(warnings) == 3  # one message per new unusable prompt, none repeated
     assert "point dropped" in warnings[0] and "zero area" in warnings[1]
-    assert "(5,)" in warnings[2]
+    assert "plane 5" in warnings[2]
     points.add([0, 48, 64])  # a later good prompt: no repeated warnings
     assert len(warnings) == 3
     assert not w.state.is_pending((0,))

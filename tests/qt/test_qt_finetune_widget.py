@@ -48,7 +48,7 @@ def notes():
     notification_manager.notification_ready.disconnect(record)
 
 
-def _widget(viewer, data, out, model=None, epochs=2):
+def _widget(viewer, data, out, model=None, epochs=2, steps=400):
     """The widget as napari opens it from the Plugins menu (napari.yaml)."""
     _, widget = viewer.window.add_plugin_dock_widget("napari-devosam", "Fine-tune decoder")
     if model is not None:
@@ -57,6 +57,7 @@ def _widget(viewer, data, out, model=None, epochs=2):
         widget.add_data_dir(data)
     widget.set_output(out)
     widget.form.epochs_spin.setValue(epochs)
+    widget.form.steps_spin.setValue(steps)
     widget.form.device_combo.setCurrentText("cpu")
     return widget
 
@@ -73,8 +74,10 @@ def _annotator(viewer, sam, tmp_path):
     return annotator
 
 
-def test_training_runs_and_feeds_the_annotator(make_napari_viewer, qtbot, bundle, tmp_path,
-                                               notes):
+def test_training_runs_and_feeds_the_annotator(make_napari_viewer, qtbot, tmp_path, notes):
+    from phantom_pairs import write_pairs
+
+    bundle = write_pairs(tmp_path / "bundle", 3, shape=(128, 128), prefix="p")
     viewer = make_napari_viewer()
     # the annotator's model: the same image encoder, another decoder
     live_sam = tiny_sam(seed=0)
@@ -85,7 +88,18 @@ def test_training_runs_and_feeds_the_annotator(make_napari_viewer, qtbot, bundle
     sam = tiny_sam(seed=0)
     sam_before = _decoder_state(sam)
     out = tmp_path / "decoder.safetensors"
-    widget = _widget(viewer, bundle, out, model=sam, epochs=2)
+    # 2 training planes of 4 objects: 2 steps per epoch; 40 epochs cap the budget at 80 steps;
+    # a short warm-up and frequent validation (not in the form) catch the gain of this data
+    # (the same run as tests/cli/test_cli_finetune.py: 0.261 -> 0.389)
+    widget = _widget(viewer, bundle, out, model=sam, epochs=40)
+    read_settings = widget._settings
+
+    def settings():
+        s = read_settings()
+        s.extra.update(warmup_steps=4, validate_every=10)
+        return s
+
+    widget._settings = settings
     assert widget.use_in_annotator() is False  # nothing trained yet: a warning, no crash
     with qtbot.waitSignal(widget.finished, timeout=TIMEOUT_MS) as done:
         widget.start_btn.click()
@@ -94,10 +108,11 @@ def test_training_runs_and_feeds_the_annotator(make_napari_viewer, qtbot, bundle
     assert outcome.error is None and not outcome.cancelled, outcome.error
     assert outcome.model is sam
     assert not widget.is_running and widget.start_btn.isEnabled()
-    # the live curve got training losses and validation IoUs (before + one per epoch)
-    assert len(widget.plot.loss_points) >= 2
+    # the live curve got training losses and validation IoUs (x: steps; 0 = before)
+    assert len(widget.plot.loss_points) == 80
     ious = widget.plot.iou_points
-    assert [x for x, _ in ious] == [0, 1, 2]
+    assert [x for x, _ in ious] == list(range(0, 81, 10))
+    assert outcome.result.improved, outcome.result.message
     assert all(0.0 <= y <= 1.0 for _, y in ious)
     assert "->" in widget.iou_label.text()
     # the output file is a decoder with metadata naming its base model and the IoUs
@@ -141,6 +156,23 @@ def test_cancel_keeps_the_previous_decoder(make_napari_viewer, qtbot, bundle, tm
     assert not list(tmp_path.glob(".decoder*"))  # no temporary file left behind
     assert "Cancelled" in widget.status_label.text()
     assert widget.start_btn.isEnabled() and not widget.use_btn.isEnabled()
+
+
+def test_a_run_without_gain_offers_nothing_to_use(make_napari_viewer, qtbot, bundle, tmp_path,
+                                                  notes):
+    viewer = make_napari_viewer()
+    out = tmp_path / "decoder.safetensors"
+    widget = _widget(viewer, bundle, out, model=tiny_sam(), epochs=2)
+    widget.form.lr_edit.setText("1e-12")  # the decoder cannot change: no gain
+    with qtbot.waitSignal(widget.finished, timeout=TIMEOUT_MS) as done:
+        widget.start()
+    result = done.args[0].result
+    assert result is not None and not result.improved and result.path is None
+    assert not out.exists() and widget.decoder_path() is None
+    assert "No improvement over the starting decoder" in widget.iou_label.text()
+    assert "nothing written" in widget.status_label.text()
+    assert not widget.use_btn.isEnabled()
+    assert any(sev == "warning" and "nothing written" in msg for sev, msg in notes)
 
 
 def test_bad_data_is_a_notification(make_napari_viewer, qtbot, bundle, tmp_path, notes):

@@ -26,10 +26,11 @@ from qtpy.QtWidgets import (
 
 from napari_devosam._qt.workers import create_job
 from napari_devosam.models.download import CHECKPOINT_ENV
-from napari_devosam.models.registry import MODEL_NAMES
+from napari_devosam.models.registry import MODEL_NAMES, is_bundled
 
 CHECKPOINT_CHOICE = "checkpoint file"
-DEMO_CHOICE = "random weights (demo, untrained)"
+BUNDLED_CHOICE = "embryo_tiny"  # shipped in the package: works offline, from the first start
+DEMO_CHOICE = BUNDLED_CHOICE  # "demo" is an alias of the bundled model
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -40,13 +41,10 @@ def _load_job(choice: str, path: str, device: str):
     ensure_imported()  # done on the GUI thread already (create_job); never raced here
     from napari_devosam.models.identity import architecture_name
     from napari_devosam.models.loading import iter_load_model
-    from napari_devosam.utils.devices import resolve_device
 
-    if choice == DEMO_CHOICE:
-        from napari_devosam.testing import tiny_sam
-
-        sam = tiny_sam().to(resolve_device(device))
-        return sam, f"DEMO: random tiny SAM, untrained ({sam.device.type})"
+    if choice == BUNDLED_CHOICE:
+        sam = yield from iter_load_model(choice, device)
+        return sam, f"embryo_tiny, bundled, trained on synthetic embryos ({sam.device.type})"
     if choice == CHECKPOINT_CHOICE:
         if not path:
             raise ValueError("choose a checkpoint file first")
@@ -70,7 +68,7 @@ class ModelPanel(QGroupBox):
         self._worker = None
         self._bar = None
         self.model_combo = QComboBox()
-        self.model_combo.addItems([*MODEL_NAMES, CHECKPOINT_CHOICE, DEMO_CHOICE])
+        self.model_combo.addItems([*MODEL_NAMES, BUNDLED_CHOICE, CHECKPOINT_CHOICE])
         self.path_edit = QLineEdit()
         self.path_edit.setPlaceholderText("checkpoint .pth / .safetensors")
         browse = QPushButton("...")
@@ -114,6 +112,11 @@ class ModelPanel(QGroupBox):
         if ckpt:
             self.model_combo.setCurrentText(CHECKPOINT_CHOICE)
             self.path_edit.setText(ckpt)
+        else:  # the first cached official model, else the bundled one: real masks offline
+            from napari_devosam.models.download import is_cached
+
+            cached = [name for name in MODEL_NAMES if is_cached(name)]
+            self.model_combo.setCurrentText(cached[0] if cached else BUNDLED_CHOICE)
         device = os.environ.get("DEVOSAM_DEVICE", "").strip().lower()
         if device:
             base = device.split(":")[0]
@@ -125,7 +128,7 @@ class ModelPanel(QGroupBox):
     def available_offline(self) -> bool:
         """True when the chosen model needs no download (a local file or a cached one)."""
         choice = self.model_combo.currentText()
-        if choice == DEMO_CHOICE:
+        if choice == BUNDLED_CHOICE:
             return True
         if choice == CHECKPOINT_CHOICE:
             return Path(self.path_edit.text()).expanduser().is_file()
@@ -134,12 +137,13 @@ class ModelPanel(QGroupBox):
         return is_cached(choice)
 
     def select(self, model: str | None = None, device: str | None = None) -> None:
-        """Preset the choices: ``model`` a name, a checkpoint path or "demo"."""
+        """Preset the choices: ``model`` a name ("embryo_tiny", alias "demo", "vit_b", ...) or
+        a checkpoint path."""
         if model:
             if model in MODEL_NAMES:
                 self.model_combo.setCurrentText(model)
-            elif model == "demo":
-                self.model_combo.setCurrentText(DEMO_CHOICE)
+            elif is_bundled(model):
+                self.model_combo.setCurrentText(BUNDLED_CHOICE)
             else:
                 self.model_combo.setCurrentText(CHECKPOINT_CHOICE)
                 self.path_edit.setText(str(model))

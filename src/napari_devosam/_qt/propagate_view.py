@@ -28,7 +28,7 @@ def tracks_layout(data: np.ndarray, plane: tuple, axis: int, image_layer):
 
 def show_tracks(viewer, image_layer, data, graph, plane: tuple, axis: int):
     """Create or update the ``tracks`` layer; remove it when ``data`` is None (no object)."""
-    layer = viewer.layers.get(TRACKS, None)
+    layer = viewer.layers[TRACKS] if TRACKS in viewer.layers else None  # noqa: SIM401
     if data is None or image_layer is None:
         if layer is not None:
             viewer.layers.remove(layer)

@@ -16,6 +16,9 @@ from napari_devosam._version import __version__
 
 SUBCOMMANDS = ("annotate", "segment", "embed", "export", "finetune", "eval", "track")
 
+MODEL_HELP = ("embryo_tiny (bundled, offline; alias demo), vit_b, vit_l, vit_h (downloaded on "
+              "first use) or a checkpoint path; default: $DEVOSAM_CHECKPOINT, else vit_b")
+
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, OSError,
                RuntimeError, KeyError)
 

@@ -1,9 +1,10 @@
 """``devosam annotate [IMAGE] [--sample]``: napari with the image and the SAM annotator docked.
 
 Without an image (or with ``--sample``) it opens the synthetic embryo time-lapse. The model
-chosen with ``--model`` (default: ``$DEVOSAM_CHECKPOINT``, else vit_b, downloaded on first
-use with a progress bar in napari's activity dock) loads in the background; ``--model demo``
-uses an untrained random model for trying the interface without weights.
+chosen with ``--model`` loads in the background (an official one is downloaded on first use
+with a progress bar in napari's activity dock). Default: ``$DEVOSAM_CHECKPOINT``, else the
+first cached official model, else the bundled ``embryo_tiny`` (alias ``demo``), so a first
+start offline draws real masks and the panel says which model is active.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--sample", action="store_true",
                    help="open the synthetic membrane-stained embryo time-lapse")
     p.add_argument("--model", default=None,
-                   help="vit_b, vit_l, vit_h, a checkpoint path, or 'demo' (random, untrained); "
-                        "default: $DEVOSAM_CHECKPOINT, else vit_b")
+                   help="embryo_tiny (bundled, offline; alias demo), vit_b, vit_l, vit_h or a "
+                        "checkpoint path; default: $DEVOSAM_CHECKPOINT, else the first cached "
+                        "official model, else embryo_tiny")
     p.add_argument("--decoder", default=None, help="a fine-tuned decoder file to use")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default: auto, or "
                                                   "$DEVOSAM_DEVICE)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from napari_devosam.cli import MODEL_HELP
 from napari_devosam.utils.progress import drain_with_bar
 from napari_devosam.utils.text import count
 
@@ -24,9 +25,7 @@ def add_parser(subparsers) -> None:
         ),
     )
     p.add_argument("image", metavar="IMAGE_OR_STACK", help="image file (TIFF, PNG, ...)")
-    p.add_argument("--model", default=None,
-                   help="vit_b, vit_l, vit_h or a checkpoint path (default: $DEVOSAM_CHECKPOINT, "
-                        "else vit_b)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--cache-dir", default=None,
                    help="cache folder (default: the user cache dir's embeddings/, or "

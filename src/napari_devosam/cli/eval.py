@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from napari_devosam.cli import MODEL_HELP
 from napari_devosam.utils.progress import drain_with_bar
 
 
@@ -19,9 +20,7 @@ def add_parser(subparsers) -> None:
         ),
     )
     p.add_argument("data", nargs="+", metavar="DATA", help="bundle or images/+labels/ folder")
-    p.add_argument("--model", default=None,
-                   help="vit_b, vit_l, vit_h or a checkpoint path (default: $DEVOSAM_CHECKPOINT, "
-                        "else vit_b)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--decoder", default=None, help="fine-tuned decoder file to apply")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--cache-dir", default=None,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from napari_devosam.cli import MODEL_HELP
+
 NO_GAIN_EXIT_CODE = 3  # the run finished but did not beat the starting decoder
 
 
@@ -25,9 +27,7 @@ def add_parser(subparsers) -> None:
         ),
     )
     p.add_argument("data", nargs="+", metavar="DATA", help="bundle or images/+labels/ folder")
-    p.add_argument("--model", default=None,
-                   help="vit_b, vit_l, vit_h or a checkpoint path (default: $DEVOSAM_CHECKPOINT, "
-                        "else vit_b)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--out", required=True, help="decoder file to write (.safetensors)")
     p.add_argument("--steps", type=int, default=None,
                    help="step budget: optimisation steps of --batch-prompts objects each "

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 
+from napari_devosam.cli import MODEL_HELP
 from napari_devosam.utils.text import count
 
 
@@ -32,9 +33,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--point", action="append", default=[], metavar="R,C[,LABEL]",
                    help="a point in pixel coordinates, label 1 (object, default) or 0 "
                         "(background); repeatable")
-    p.add_argument("--model", default=None,
-                   help="vit_b, vit_l, vit_h or a checkpoint path (default: $DEVOSAM_CHECKPOINT, "
-                        "else vit_b)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--decoder", default=None, help="a fine-tuned decoder file to apply")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--plane", default=None, metavar="INDEX",

@@ -12,6 +12,8 @@ import sys
 
 import numpy as np
 
+from napari_devosam.cli import MODEL_HELP
+
 AXES = ("T", "Z")
 
 
@@ -39,7 +41,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--direction", default="forward", choices=("forward", "backward", "both"))
     p.add_argument("--last", type=int, default=None, help="stop plane index (inclusive)")
     p.add_argument("--no-divisions", action="store_true", help="never split a track")
-    p.add_argument("--model", default=None, help="vit_b, embryo_tiny, ... or a checkpoint path")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--decoder", default=None, help="a fine-tuned decoder file to apply")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--cache-dir", default=None, help="embedding cache folder")

@@ -4,7 +4,9 @@ Which checkpoint ``load_model(model, ...)`` uses:
 
 1. ``model`` is a path (``str``/``PathLike`` naming a file): that file.
 2. ``model`` is ``None``: the file named by ``DEVOSAM_CHECKPOINT`` if set, else "vit_b".
-3. ``model`` is "vit_b"/"vit_l"/"vit_h": the file named by ``DEVOSAM_CHECKPOINT`` if it
+3. ``model`` is "embryo_tiny" (alias "demo"): the model bundled inside the package
+   (``models.bundled``), hash-checked.
+4. ``model`` is "vit_b"/"vit_l"/"vit_h": the file named by ``DEVOSAM_CHECKPOINT`` if it
    holds that architecture (managed/offline installs), else the cached official file,
    else it is downloaded into ``download.model_cache_dir()``.
 
@@ -28,9 +30,18 @@ from pathlib import Path
 
 import torch
 
+from napari_devosam.models import bundled
 from napari_devosam.models.decoder_files import apply_decoder
 from napari_devosam.models.download import CHECKPOINT_ENV, ensure_checkpoint
-from napari_devosam.models.registry import ARCH_BY_WIDTH, CHECKPOINTS, MODEL_NAMES, is_model_name
+from napari_devosam.models.registry import (
+    ALL_MODEL_NAMES,
+    ARCH_BY_WIDTH,
+    CHECKPOINTS,
+    MODEL_NAMES,
+    canonical_name,
+    is_bundled,
+    is_model_name,
+)
 from napari_devosam.utils.devices import resolve_device
 from napari_devosam.utils.progress import drain_with_bar
 
@@ -65,7 +76,12 @@ def iter_load_model(model=MODEL_NAMES[0], device="auto", decoder=None, *,
     dev = resolve_device(device)
     if decoder is not None and not Path(decoder).expanduser().is_file():
         raise FileNotFoundError(f"decoder file {decoder} does not exist")
-    path, state = yield from _find_checkpoint(model)
+    if is_bundled(model):
+        name = canonical_name(model)
+        path, state = bundled.verified_path(name), None
+        builder = builder or bundled.builder(name)
+    else:
+        path, state = yield from _find_checkpoint(model)
     if state is None:
         state = read_state_dict(path)
     sam = build_from_state_dict(state, source=path, builder=builder)
@@ -95,7 +111,7 @@ def _find_checkpoint(model):
     path = Path(model).expanduser()
     if not path.exists():
         if isinstance(model, str) and not re.search(r"[/\\.]", model):
-            known = ", ".join(MODEL_NAMES)
+            known = ", ".join(ALL_MODEL_NAMES)
             raise ValueError(f"unknown model {model!r}: use one of {known} or a checkpoint path")
         raise FileNotFoundError(f"checkpoint file {path} does not exist")
     return path, None

@@ -1,4 +1,5 @@
-"""The official Segment Anything checkpoints: name, URL, SHA256, size and encoder shape.
+"""Model names: the official Segment Anything checkpoints (name, URL, SHA256, size, encoder
+shape) and the models bundled inside the package (``BUNDLED``, with their aliases).
 
 No torch here: the GUI can list models without loading anything heavy. The download
 location can be changed for mirrors (and tests) with ``DEVOSAM_MODEL_BASE_URL``: a URL
@@ -68,6 +69,38 @@ CHECKPOINTS: dict[str, Checkpoint] = {
 
 MODEL_NAMES: tuple[str, ...] = tuple(CHECKPOINTS)
 
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A model shipped inside the package (``models/weights/<filename>``, safetensors)."""
+
+    name: str
+    filename: str
+    sha256: str
+    size: int
+
+
+BUNDLED: dict[str, BundledModel] = {
+    "embryo_tiny": BundledModel(
+        name="embryo_tiny",
+        filename="embryo_tiny.safetensors",
+        sha256="9568a8417dbc6a44105535099ab2ed778fc8e341da596ddc28ff16e3efc86c34",
+        size=6_212_752,
+    ),
+}
+ALIASES = {"demo": "embryo_tiny"}  # "demo" named a random model before 0.2
+ALL_MODEL_NAMES: tuple[str, ...] = (*MODEL_NAMES, *BUNDLED)
+
+
+def canonical_name(name):
+    """``name`` with aliases resolved ("demo" -> "embryo_tiny"); other values unchanged."""
+    return ALIASES.get(name, name) if isinstance(name, str) else name
+
+
+def is_bundled(value) -> bool:
+    """True if ``value`` names a model shipped inside the package (aliases included)."""
+    return isinstance(value, str) and canonical_name(value) in BUNDLED
+
 ARCH_BY_WIDTH: dict[int, str] = {c.encoder_width: c.name for c in CHECKPOINTS.values()}
 
 
@@ -87,7 +120,7 @@ def get_checkpoint(name: str | Checkpoint) -> Checkpoint:
     try:
         return CHECKPOINTS[name]
     except (KeyError, TypeError):
-        known = ", ".join(MODEL_NAMES)
+        known = ", ".join(ALL_MODEL_NAMES)
         raise ValueError(
             f"unknown model {name!r}: use one of {known} or the path of a local checkpoint"
         ) from None
