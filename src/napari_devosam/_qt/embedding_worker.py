@@ -18,6 +18,7 @@ from qtpy.QtCore import QObject, Signal
 
 from napari_devosam._qt.workers import create_job
 from napari_devosam.engine.embeddings import embed_plane, embed_stack
+from napari_devosam.utils.background import niced
 
 MEMORY_PLANES = 8
 
@@ -28,7 +29,8 @@ def _plane_job(sam, plane_data, cache, normalization):
 
 
 def _stack_job(sam, stack, cache, normalization):
-    yield from embed_stack(sam, stack, cache, normalization, keep=False)
+    # at low priority, so that clicks stay fast while the whole stack is embedded
+    yield from niced(embed_stack, sam, stack, cache, normalization, keep=False)
 
 
 def _emit(obj, name: str, *args) -> None:
