@@ -74,6 +74,8 @@ def main(argv=None) -> int:
 
     viewer = napari.Viewer(show=True)
     viewer.add_image(image, name="embryo")
+    if args.under_load:
+        viewer.dims.set_current_step(0, 0)  # napari opens stacks at the middle plane
     widget = AnnotatorWidget(viewer, autoload=False, cache_dir=Path(tmp) / "cache")
     viewer.window.add_dock_widget(widget, name="SAM annotator")
     widget.cache.put(signature(image[0] if args.under_load else image, sam, None), emb)
@@ -101,7 +103,7 @@ def main(argv=None) -> int:
     def inside(i):
         rr, cc = np.nonzero(truth == i)
         k = rng.integers(len(rr))
-        return np.array([rr[k], cc[k]], float)
+        return np.array([*clicked, rr[k], cc[k]], float)
 
     def timed(action):
         t0 = time.perf_counter()
@@ -113,7 +115,8 @@ def main(argv=None) -> int:
 
     def rect(b):
         r0, c0, r1, c1 = b
-        return np.array([[r0, c0], [r0, c1], [r1, c1], [r1, c0]])
+        corners = np.array([[r0, c0], [r0, c1], [r1, c1], [r1, c0]])
+        return np.hstack([np.full((4, len(clicked)), clicked), corners]) if clicked else corners
 
     stock = segment_anything.SamPredictor(sam)
     stock.features, stock.original_size, stock.input_size = emb.features, (h, w), input_size

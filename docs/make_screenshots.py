@@ -1,8 +1,8 @@
 """Regenerate the user guide's screenshots: ``xvfb-run -a python docs/make_screenshots.py``.
 
-Opens the synthetic sample with the SAM annotator and the clearly labelled demo model
-(random, untrained weights: its masks are noise, unlike a real checkpoint's), draws prompts
-where the sample's cells are, commits, and saves window grabs as PNG under docs/images/.
+Opens the synthetic sample with the SAM annotator and the bundled ``embryo_tiny`` model (real
+masks, no download), draws prompts where the sample's cells are, commits, and saves window
+grabs as PNG under docs/images/.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main() -> int:
                               seed=SAMPLE_SEED)
     widget = AnnotatorWidget(viewer, autoload=False)
     viewer.window.add_dock_widget(widget, name="SAM annotator", area="right")
-    widget.model_panel.select("demo", "cpu")
+    widget.model_panel.select("embryo_tiny", "cpu")
     widget.model_panel.load()
     app = QApplication.instance()
 
