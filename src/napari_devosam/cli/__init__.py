@@ -14,7 +14,8 @@ from importlib import import_module
 
 from napari_devosam._version import __version__
 
-SUBCOMMANDS = ("annotate", "segment", "embed", "export", "finetune", "eval", "track")
+SUBCOMMANDS = ("annotate", "segment", "embed", "export", "finetune", "eval", "track",
+               "batch")
 
 MODEL_HELP = ("embryo_tiny (bundled, offline; alias demo), vit_b, vit_l, vit_h (downloaded on "
               "first use) or a checkpoint path; default: $DEVOSAM_CHECKPOINT, else vit_b")
