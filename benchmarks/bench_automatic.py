@@ -14,7 +14,9 @@
 3. Seeded-mode speed with vit_b's decoder: 60 cells on a 512 x 752 plane, embedding cached.
 
 Usage: ``python benchmarks/bench_automatic.py [--weights W] [--points-per-side 16]
-[--planes 16] [--json out.json]``. Results: docs/automatic.md.
+[--planes 16] [--threads 1] [--json out.json]``. Results: docs/automatic.md. On a loaded
+2-core machine use ``--threads 1``: the fast decoder's many small kernels suffer most from
+an oversubscribed CPU (measured: 92 ms/prompt with 1 thread, 280 with 2, load average 7).
 """
 
 from __future__ import annotations
@@ -170,6 +172,8 @@ def main(argv=None) -> int:
     ap.add_argument("--planes", type=int, default=16, help="held-out planes")
     ap.add_argument("--points-per-side", type=int, default=16, help="grid for the speed run")
     ap.add_argument("--ours-batch", type=int, default=16, help="our prompts per decoder call")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for everything (default: torch's choice)")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
@@ -179,7 +183,9 @@ def main(argv=None) -> int:
     from napari_devosam.synthetic.phantoms import make_embryo
     from napari_devosam.testing import random_sam
 
-    res = {"machine": machine("cpu")}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    res = {"machine": machine("cpu"), "args": vars(args)}
     print(res["machine"], flush=True)
     sam, source = load_embryo_tiny(args.weights)
     res["quality_model"] = source

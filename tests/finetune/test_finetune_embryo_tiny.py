@@ -29,11 +29,11 @@ def _embryo_tiny():
 EMBRYO_TINY, WHY_NOT = _embryo_tiny()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(EMBRYO_TINY is None, reason=WHY_NOT or "embryo_tiny not available")
 def test_default_finetune_lifts_embryo_tiny_on_an_unseen_style(tmp_path):
     sys.path.insert(0, str(BENCHMARKS))
     from finetune_learning import write_unseen_style
-
     from napari_devosam.finetune import run_finetune
 
     root = write_unseen_style(tmp_path / "unseen", n=12)

@@ -35,7 +35,7 @@ class GridParams:
     """``SamAutomaticMaskGenerator``'s parameters (same names and defaults, no crops)."""
 
     points_per_side: int = 32
-    points_per_batch: int = 128
+    points_per_batch: int = 64
     pred_iou_thresh: float = 0.88
     stability_score_thresh: float = 0.95
     stability_score_offset: float = 1.0

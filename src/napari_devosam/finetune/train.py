@@ -158,29 +158,14 @@ def _finish(sam, out: Path, run: Run, st: LoopState, metadata: dict
 
 
 def finetune(
-    data_dirs: str | os.PathLike | Iterable,
-    sam,
-    *,
-    out: str | os.PathLike,
-    steps: int | None = None,
-    epochs: int | None = None,
-    max_minutes: float | None = None,
-    device=None,
-    lr: float = DEFAULT_LR,
-    warmup_steps: int = DEFAULT_WARMUP_STEPS,
-    validate_every: int = DEFAULT_VALIDATE_EVERY,
-    patience: int | None = DEFAULT_PATIENCE,
-    min_steps: int = DEFAULT_MIN_STEPS,
-    batch_prompts: int | None = None,
-    correction_rounds: int = DEFAULT_CORRECTION_ROUNDS,
-    val_fraction: float = 0.2,
-    seed: int = 0,
-    train_prompt_encoder: bool = False,
-    cache=None,
-    loss: str = "bce",
-    weight_decay: float = 0.01,
-    normalization=None,
-    mixed_precision: bool | None = None,
+    data_dirs: str | os.PathLike | Iterable, sam, *, out: str | os.PathLike,
+    steps: int | None = None, epochs: int | None = None, max_minutes: float | None = None,
+    device=None, lr: float = DEFAULT_LR, warmup_steps: int = DEFAULT_WARMUP_STEPS,
+    validate_every: int = DEFAULT_VALIDATE_EVERY, patience: int | None = DEFAULT_PATIENCE,
+    min_steps: int = DEFAULT_MIN_STEPS, batch_prompts: int | None = None,
+    correction_rounds: int = DEFAULT_CORRECTION_ROUNDS, val_fraction: float = 0.2,
+    seed: int = 0, train_prompt_encoder: bool = False, cache=None, loss: str = "bce",
+    weight_decay: float = 0.01, normalization=None, mixed_precision: bool | None = None,
 ) -> Generator[ProgressEvent, None, FinetuneResult]:
     """Fine-tune ``sam``'s mask decoder on annotated data; yields ``ProgressEvent``s, returns a
     ``FinetuneResult``. The decoder is written only when it beats the starting decoder's
@@ -225,13 +210,9 @@ def finetune(
     from napari_devosam.utils.devices import resolve_device
 
     start = time.perf_counter()
-    s = RunSettings(steps=steps if steps is not None or epochs is not None else DEFAULT_STEPS,
-                    epochs=epochs, max_minutes=max_minutes, lr=lr, warmup_steps=warmup_steps,
-                    weight_decay=weight_decay, batch_prompts=batch_prompts,
-                    correction_rounds=correction_rounds, validate_every=validate_every,
-                    patience=patience, min_steps=min_steps, val_fraction=val_fraction,
-                    seed=seed, loss=loss, train_prompt_encoder=train_prompt_encoder,
-                    mixed_precision=mixed_precision)
+    given = {k: v for k, v in locals().items() if k in RunSettings.__dataclass_fields__}
+    s = RunSettings(**{**given, "steps": DEFAULT_STEPS if steps is None and epochs is None
+                       else steps})
     out = check_settings(s, out)
     data = _load_data(data_dirs, s)
     dev = resolve_device(device) if device is not None else sam.pixel_mean.device
