@@ -71,7 +71,7 @@ def test_batch_interrupt_resume_worker_death_and_sequential_equality(tmp_path, o
     assert run.returncode == 1, run.stdout + run.stderr
     assert marker.exists()  # a worker did die mid-task, and the run still finished
     assert "bad.tif" in run.stdout and "FAILED" in run.stdout
-    assert "4 file(s), 6 plane(s)" in run.stdout and "1 failure(s)" in run.stdout
+    assert "4 files, 6 planes" in run.stdout and "1 failure;" in run.stdout
     for f, mtime in mtimes.items():  # finished work untouched
         assert (out / f"{os.path.basename(f)[:-4]}_labels.tif").stat().st_mtime_ns == mtime
     data = json.loads((out / "manifest.json").read_text())

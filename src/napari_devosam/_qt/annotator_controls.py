@@ -6,6 +6,7 @@ from qtpy.QtWidgets import QFileDialog, QGridLayout, QGroupBox, QLabel, QPushBut
 
 from napari_devosam._qt.annotation_layers import point_kind
 from napari_devosam._qt.shortcuts import SHORTCUTS, display_key, html_table
+from napari_devosam.utils.text import count
 
 _KEYS = {sc.action: display_key(sc.key) for sc in SHORTCUTS}
 
@@ -88,7 +89,7 @@ def status_text(w) -> str:
             lines.append(f"candidate {r.candidate_index + 1}/{r.n_candidates}, "
                          f"predicted IoU {ious}")
         elif r is not None:
-            lines.append(f"{len(r.masks)} current object(s), predicted IoU "
+            lines.append(f"{count(len(r.masks), 'current object')}, predicted IoU "
                          + ", ".join(f"{s:.2f}" for s in r.scores))
     if w.layers is not None:
         kind = "positive" if point_kind(w.layers.points) else "negative"

@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_devosam._qt.workers import reported
+from napari_devosam.utils.text import count
 
 
 def _job(image, planes, model, mode, stain):
@@ -109,7 +110,7 @@ class SegmentAllPanel(QGroupBox):
         self.worker = worker
         self.progress.setRange(0, len(planes))
         self.progress.setValue(0)
-        self.message.setText(f"segmenting {len(planes)} plane(s)...")
+        self.message.setText(f"segmenting {count(len(planes), 'plane')}...")
         self._set_busy(True)
         worker.start()
         return worker
@@ -148,9 +149,10 @@ class SegmentAllPanel(QGroupBox):
                 notes.append(f"{plane or 'plane'}: {res.message}")
         w._refresh_current()
         w._update_status()
-        text = f"{shown} proposal(s) on {len(results) - len(skipped)} plane(s)"
+        text = (f"{count(shown, 'proposal')} on "
+                f"{count(len(results) - len(skipped), 'plane')}")
         if skipped:
-            text += f"; {len(skipped)} plane(s) with current objects left alone"
+            text += f"; {count(len(skipped), 'plane')} with current objects left alone"
         self.message.setText("; ".join([text, *notes[:3]]))
 
     # -- correcting and committing ----------------------------------------------------------

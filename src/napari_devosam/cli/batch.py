@@ -13,6 +13,7 @@ import threading
 import time
 
 from napari_devosam.cli import MODEL_HELP
+from napari_devosam.utils.text import count
 
 STEPS_HELP = ("comma-separated steps (default embed,auto): embed = fill the embedding cache; "
               "auto = label every plane as `devosam segment --auto`; track = propagate the "
@@ -136,6 +137,7 @@ def _report(manifest, files, steps, seconds: float) -> int:
     print(f"\n{'file':<{width}}  planes  seconds  status")
     for name, n, took, status in rows:
         print(f"{name:<{width}}  {n:>6}  {took:>7}  {status}")
-    print(f"{len(files)} file(s), {planes} plane(s), {seconds:.1f} s, {failed} failure(s); "
+    print(f"{count(len(files), 'file')}, {count(planes, 'plane')}, {seconds:.1f} s, "
+          f"{count(failed, 'failure')}; "
           f"manifest: {manifest.path}")
     return 1 if failed else 0

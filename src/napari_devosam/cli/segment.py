@@ -42,7 +42,7 @@ def add_parser(subparsers) -> None:
                    help="embedding cache folder (default: the one `devosam embed` fills)")
     p.add_argument("--out", required=True, help="the label image to write (.tif)")
     # --- issue 12: automatic segmentation (--auto, --mode, --stain, --min-area) ---
-    from napari_devosam.automatic.cli import add_arguments
+    from napari_devosam.cli.segment_auto import add_arguments
 
     add_arguments(p)
     # --- end issue 12 ---
@@ -113,7 +113,7 @@ def run(args) -> int:
     from napari_devosam.utils.paths import output_file
 
     if getattr(args, "auto", False):  # issue 12: automatic segmentation
-        from napari_devosam.automatic.cli import run_auto
+        from napari_devosam.cli.segment_auto import run_auto
 
         return run_auto(args)
     boxes = [parse_box(b) for b in args.box]

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from napari_devosam.cli import MODEL_HELP
+from napari_devosam.utils.text import count
 
 AXES = ("T", "Z")
 
@@ -153,8 +154,8 @@ def _track(args, image, seeds, plane, axis, bounds) -> int:
     if args.geff:
         export.write_geff(out / "tracks.geff", track_rows)
     n_div = len(result.divisions)
-    print(f"wrote {len(rows)} track(s), {n_div} division(s), "
-          f"{len(result.planes_to_review())} plane(s) to review to {out}")
+    print(f"wrote {count(len(rows), 'track')}, {count(n_div, 'division')}, "
+          f"{count(len(result.planes_to_review()), 'plane')} to review to {out}")
     if not result.objects:
         print("devosam track: warning: no object could be followed beyond the seed plane",
               file=sys.stderr)

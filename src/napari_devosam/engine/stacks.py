@@ -16,6 +16,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from napari_devosam.utils.text import count
+
 
 def canonical_axes(image):
     """``image`` with a trailing lone-channel (length 1) or gray + alpha (length 2) axis reduced
@@ -93,11 +95,11 @@ def parse_plane_index(text: str | int | tuple, stack: np.ndarray) -> tuple[int, 
     if len(parts) == 1 and len(lead) != 1:
         flat = parts[0]
         if not -total <= flat < total:
-            raise ValueError(f"plane {flat} does not exist: the image has {total} plane(s)")
+            raise ValueError(f"plane {flat} does not exist: the image has {count(total, 'plane')}")
         return tuple(int(i) for i in np.unravel_index(flat % total, lead)) if lead else ()
     if len(parts) != len(lead):
         raise ValueError(
-            f"plane index {text!r} has {len(parts)} number(s) but the image has "
+            f"plane index {text!r} has {count(len(parts), 'number')} but the image has "
             f"{len(lead)} axes before its planes (shape {tuple(stack.shape)})"
         )
     index = []

@@ -39,9 +39,12 @@ def run_auto(args) -> int:
     from napari_devosam.engine.stacks import leading_shape, parse_plane_index
     from napari_devosam.export.image_io import read_image, write_tiff
     from napari_devosam.models.loading import load_model
+    from napari_devosam.utils.paths import output_file
+    from napari_devosam.utils.text import count, plane_name
 
     if args.box or args.point:
         raise ValueError("--auto takes no --box or --point prompts")
+    output_file(args.out)  # before any compute
     image = read_image(args.image)
     lead = leading_shape(image)
     planes = [parse_plane_index(args.plane, image)] if args.plane is not None else None
@@ -60,11 +63,12 @@ def run_auto(args) -> int:
             out[index] = res.labels
     for index, res in results.items():
         if res.message:
-            where = f"plane {index}" if index else "the plane"
-            print(f"devosam segment: warning: {where}: {res.message}", file=sys.stderr)
+            print(f"devosam segment: warning: {plane_name(index)}: {res.message}",
+                  file=sys.stderr)
     write_tiff(args.out, out)
     n = sum(r.n_objects for r in results.values())
-    print(f"wrote {n} object(s) on {len(results)} plane(s) to {args.out} ({args.mode} mode)")
+    print(f"wrote {count(n, 'object')} on {count(len(results), 'plane')} to {args.out} "
+          f"({args.mode} mode)")
     return 0
 
 
