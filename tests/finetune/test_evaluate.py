@@ -19,10 +19,12 @@ def data(tmp_path):
 
 
 def reference_scores(sam, root):
-    """The same measurement written directly against segment_anything's SamPredictor."""
+    """The same measurement written directly against segment_anything's SamPredictor (with
+    the predictor's one box rule: mask pixels beyond 2 px outside the box are dropped)."""
     from scipy import ndimage
     from segment_anything import SamPredictor
 
+    from napari_devosam.engine.coords import mask_within_box
     from napari_devosam.engine.image import to_rgb
 
     predictor = SamPredictor(sam)
@@ -34,6 +36,7 @@ def reference_scores(sam, root):
             rows, cols = np.nonzero(truth)
             box = np.array([cols.min(), rows.min(), cols.max(), rows.max()])
             masks, _, _ = predictor.predict(box=box, multimask_output=False)
+            mask_within_box(masks, (rows.min(), cols.min(), rows.max(), cols.max()))
             box_ious.append((masks[0] & truth).sum() / (masks[0] | truth).sum())
             dist = ndimage.distance_transform_edt(np.pad(truth, 1))[1:-1, 1:-1]
             r, c = np.unravel_index(np.argmax(dist), dist.shape)

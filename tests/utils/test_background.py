@@ -42,8 +42,7 @@ def test_closing_stops_the_inner_generator():
 
     def inner():
         try:
-            for i in range(100):
-                yield i
+            yield from range(100)
         finally:
             closed.append(True)
 
