@@ -57,3 +57,11 @@ def test_annotate_refuses_a_non_image_before_opening_napari(tmp_path):
     assert run.returncode == 1
     assert run.stderr.strip().splitlines() == [
         line for line in run.stderr.strip().splitlines() if "cannot read" in line]
+
+
+@pytest.mark.parametrize("command", ["finetune", "eval"])
+def test_an_image_file_instead_of_a_bundle_says_what_to_do(tmp_path, image, capsys, command):
+    extra = ["--out", str(tmp_path / "d.safetensors")] if command == "finetune" else []
+    assert main([command, str(image), *extra]) == 1
+    err = capsys.readouterr().err
+    assert "is a file" in err and "devosam export" in err and "does not exist" not in err

@@ -73,6 +73,11 @@ def _as_folders(data_dirs) -> list[Path]:
     if not folders:
         raise ValueError("no data folder given")
     for folder in folders:
+        if folder.is_file():
+            raise ValueError(
+                f"{folder} is a file; fine-tuning and evaluation read a folder with images/ and "
+                f"labels/ (a bundle): make one with `devosam export {folder.name} --labels "
+                f"LABELS.tif --out bundle/` and pass bundle/")
         if not folder.is_dir():
             raise FileNotFoundError(f"data folder {folder} does not exist")
     return folders
