@@ -65,3 +65,13 @@ def test_an_image_file_instead_of_a_bundle_says_what_to_do(tmp_path, image, caps
     assert main([command, str(image), *extra]) == 1
     err = capsys.readouterr().err
     assert "is a file" in err and "devosam export" in err and "does not exist" not in err
+
+
+@pytest.mark.parametrize("command", ["export", "track"])
+def test_folder_outputs_that_are_files_fail_first(tmp_path, image, capsys, command):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    args = {"export": ["export", str(image), "--labels", str(image)],
+            "track": ["track", str(image), "--seed-labels", str(image)]}[command]
+    assert main([*args, "--out", str(taken)]) == 1
+    assert "is a file; the" in capsys.readouterr().err

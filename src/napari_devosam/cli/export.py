@@ -54,7 +54,9 @@ def run(args) -> int:
     from napari_devosam.annotation.store_location import locate_store
     from napari_devosam.export.bundle import export_bundle, export_store
     from napari_devosam.export.image_io import read_image
+    from napari_devosam.utils.paths import output_folder
 
+    output_folder(args.out, what="bundle folder")  # before any compute
     image_path = Path(args.image)
     image = read_image(image_path)
     if args.labels:
