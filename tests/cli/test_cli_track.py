@@ -45,7 +45,7 @@ def test_track_writes_ctc_and_csv(env, capsys):
     rows = list(csv.DictReader((out / "tracks.csv").open()))
     assert {r["frame"] for r in rows} >= {"0"}
     assert (out / "review.csv").is_file()
-    assert "track(s)" in capsys.readouterr().out
+    assert "tracks" in capsys.readouterr().out
 
 
 def test_track_seed_plane_from_stack_labels(env):

@@ -8,6 +8,7 @@ convenience functions and the CLI) drive them. The generator is closed on any er
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Generator
 
 
@@ -29,10 +30,13 @@ def drain(gen: Generator, on_progress: Callable | None = None):
 def drain_with_bar(gen: Generator, *, desc: str, enabled: bool = True, **bar_options):
     """``drain`` for generators yielding ``(done, total)``, with a tqdm bar on stderr.
 
-    The bar opens at the first yield (when the total is known; 0 means unknown).
+    The bar opens at the first yield (when the total is known; 0 means unknown; nothing is
+    shown for a generator that never yields, e.g. a model already downloaded), but its clock
+    starts when the work starts, so the rate it shows counts the work before the first yield.
     ``bar_options`` go to tqdm (``unit``, ``unit_scale``, ...).
     """
     bar = None
+    started = time.time()
 
     def show(value):
         nonlocal bar
@@ -41,6 +45,7 @@ def drain_with_bar(gen: Generator, *, desc: str, enabled: bool = True, **bar_opt
             from tqdm import tqdm
 
             bar = tqdm(total=total or None, desc=desc, file=sys.stderr, **bar_options)
+            bar.start_t = bar.last_print_t = started
         bar.update(done - bar.n)
 
     try:
