@@ -400,6 +400,10 @@ def train(cfg: dict, train_cfg: dict, out: Path | None, max_minutes: float | Non
     torch.manual_seed(seed)
     rng = np.random.default_rng([seed, 2])
     sam = bench.build_model(cfg)
+    if train_cfg.get("init"):  # a second phase continues from an earlier run's weights
+        from safetensors.torch import load_file
+
+        sam.load_state_dict(load_file(train_cfg["init"]))
     sam.train()
     n_params = sum(p.numel() for p in sam.parameters())
     decay, no_decay = [], []
@@ -560,6 +564,8 @@ def main(argv=None) -> int:
     for key in ("batch", "objects", "rounds", "pool", "refresh_every", "seed", "warmup"):
         p.add_argument("--" + key.replace("_", "-"), type=int, default=DEFAULTS[key])
     p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    p.add_argument("--init", default=None,
+                   help="start from these weights (a phase-1 file) instead of random ones")
     p.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: with another job on a 2-core CPU, 2 OpenMP "
@@ -595,6 +601,11 @@ def main(argv=None) -> int:
     cfg = {**bench.DEFAULT_CONFIG, **CANDIDATES[args.config]}
     train_cfg = {k: getattr(args, k) for k in DEFAULTS}
     train_cfg["config_name"] = args.config
+    if args.init:
+        import hashlib
+
+        train_cfg["init"] = args.init
+        train_cfg["init_sha256"] = hashlib.sha256(Path(args.init).read_bytes()).hexdigest()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     log(f"config {json.dumps(cfg)}")

@@ -4,7 +4,7 @@
 Prompts are napari pixel coordinates: points ``(row, col)``, boxes ``(row0, col0, row1,
 col1)``; they become SAM's ``(x, y)`` in ``coords.py`` and SAM's input frame with
 ``ResizeLongestSide``. Results equal ``segment_anything.SamPredictor``'s for the same image,
-weights and prompts.
+weights and prompts, except for the box rule below (stock SAM keeps pixels far outside a box).
 
 Prompt rules: a box or at least one point is required (``ValueError`` otherwise). A box
 partly outside the plane is clipped to it; a box entirely outside, with zero area inside the
