@@ -84,8 +84,8 @@ BUNDLED: dict[str, BundledModel] = {
     "embryo_tiny": BundledModel(
         name="embryo_tiny",
         filename="embryo_tiny.safetensors",
-        sha256="9568a8417dbc6a44105535099ab2ed778fc8e341da596ddc28ff16e3efc86c34",
-        size=6_212_752,
+        sha256="d6650e12c6e23b5a98f9a63fe745408797ac08f67a6ef20e6c0327da41cea243",
+        size=6_213_424,
     ),
 }
 ALIASES = {"demo": "embryo_tiny"}  # "demo" named a random model before 0.2
