@@ -29,12 +29,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cpu_model  # noqa: E402
 
 HELDOUT_SEED0 = 10_000_000  # training uses seeds < 1_000_000
 TARGETS = {"box_iou": 0.90, "point_iou": 0.75, "box_2corr_iou": 0.92, "spearman": 0.5,
@@ -387,18 +391,6 @@ def real_overlays(sam, data_dir, out_dir) -> list[str]:
         print(f"{fname}: {len(boxes)} boxes, mask areas {[int(m.sum()) for m in masks]}, "
               f"predicted IoU {np.round(scores, 3).tolist()} -> {out}")  # fmt: skip
     return written
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown CPU"
 
 
 def report(metrics: dict) -> str:
