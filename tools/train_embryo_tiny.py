@@ -18,8 +18,8 @@ Prompts follow SAM's training: per image a jittered box or one positive point, t
 negative, negative on a false positive) and feeding the previous low-res logits back as
 ``mask_input``. Single-point prompts train the three multimask outputs with the minimum loss
 (best of 3); boxes and multi-point prompts train the single output. Loss: BCE (weighted to the
-object's surroundings) + dice on the low-res logits against area-averaged ground truth, plus MSE of the IoU head
-against the true IoU of each output. AdamW, linear warmup, cosine decay.
+object's surroundings) + dice on the low-res logits against area-averaged ground truth, plus
+MSE of the IoU head against the true IoU of each output. AdamW, linear warmup, cosine decay.
 
 Outputs a ``.safetensors`` file (fp32) whose metadata holds the architecture (JSON), the data
 generator, seeds, package version, training time, hardware and held-out metrics, plus a
@@ -289,7 +289,7 @@ def image_losses(sam, emb, lab, input_size, transform, rng, cfg, train_cfg):
     # target frame for both so clicks stay consistent: map the click back to original pixels.
     shape = lab.shape
     use_box = rng.random() < 0.5
-    boxes = points = plabels = None
+    boxes = None
     if use_box:
         tight = []
         for g in gts:
@@ -331,7 +331,8 @@ def image_losses(sam, emb, lab, input_size, transform, rng, cfg, train_cfg):
         bce = (F.binary_cross_entropy_with_logits(up, tgt, reduction="none") * wt).sum((-2, -1))
         bce = bce / wt.sum((-2, -1))
         prob = torch.sigmoid(up)
-        dice = 1 - (2 * (prob * tgt).sum((-2, -1)) + 1) / (prob.sum((-2, -1)) + tgt.sum((-2, -1)) + 1)
+        overlap = 2 * (prob * tgt).sum((-2, -1)) + 1
+        dice = 1 - overlap / (prob.sum((-2, -1)) + tgt.sum((-2, -1)) + 1)
         mloss = bce + dice  # (K, C)
         with torch.no_grad():
             pred = up > 0
@@ -467,11 +468,11 @@ def train(cfg: dict, train_cfg: dict, out: Path | None, max_minutes: float | Non
         if train_cfg["refresh_every"] and step % train_cfg["refresh_every"] == 0 and step:
             pool.refresh()
         batch = [augment(*pool.sample(rng), rng) for _ in range(train_cfg["batch"])]
-        xs, sizes = zip(*(prepare_image(sam, img, transform) for img, _ in batch))
+        xs, sizes = zip(*(prepare_image(sam, img, transform) for img, _ in batch), strict=True)
         embs = sam.image_encoder(torch.cat(xs))
         mloss = iloss = 0.0
         ious = []
-        for i, (img, lab) in enumerate(batch):
+        for i, (_img, lab) in enumerate(batch):
             m, io, st = image_losses(sam, embs[i : i + 1], lab, sizes[i], transform, rng, cfg,
                                      train_cfg)  # fmt: skip
             mloss = mloss + m / len(batch)
@@ -504,7 +505,8 @@ def train(cfg: dict, train_cfg: dict, out: Path | None, max_minutes: float | Non
         metrics = bench.evaluate(sam, n_planes=eval_planes)
     metrics.update({"steps_run": step, "train_seconds": train_seconds, "n_params": n_params,
                     "final_train_loss_mask": float(np.mean([h[0] for h in hist[-50:]])),
-                    "final_train_loss_iou": float(np.mean([h[1] for h in hist[-50:]]))})  # fmt: skip
+                    "final_train_loss_iou": float(np.mean([h[1] for h in hist[-50:]]))},
+                   )  # fmt: skip
     if out is not None:
         save(sam, out, meta({"heldout_metrics": json.dumps(
             {k: v for k, v in metrics.items() if k != "per_stain"})}))  # fmt: skip
