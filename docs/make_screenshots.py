@@ -27,8 +27,8 @@ def main() -> int:
     from qtpy.QtWidgets import QApplication
 
     from napari_devosam._qt.annotator_widget import AnnotatorWidget
-    from napari_devosam.synthetic.phantoms import make_timelapse
     from napari_devosam.sample_data import SAMPLE_SEED, SAMPLE_SHAPE, embryo_timelapse
+    from napari_devosam.synthetic.phantoms import make_timelapse
 
     viewer = napari.Viewer(title="napari-devosam")
     viewer.window.resize(1400, 860)

@@ -188,3 +188,27 @@ def test_an_unwritable_cache_does_not_stop_segment_but_fails_embed(env, capsys):
                      "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "--cache-dir" in err and len(err.strip().splitlines()) == 1
+
+
+def test_precision_bf16_reaches_the_encoder_and_has_its_own_cache_entries(env):
+    from napari_devosam.models.precision import set_precision
+
+    rc, out = _segment(env, "--box", "20,30,60,70", "--precision", "bf16")
+    assert rc == 0 and env["encodes"] == [1]
+    reference = tiny_sam(seed=SEED)
+    set_precision(reference, "bf16")
+    pred = Predictor(reference, cache_dir=None)
+    pred.set_image(_plane())
+    masks, _, _ = pred.predict(box=(20, 30, 60, 70))
+    np.testing.assert_array_equal(tifffile.imread(out), masks[0].astype(np.uint16))
+    assert _segment(env, "--box", "20,30,60,70", "--precision", "bf16")[0] == 0
+    assert env["encodes"] == [1]  # the bf16 embedding came from the cache
+    assert _segment(env, "--box", "20,30,60,70")[0] == 0
+    assert env["encodes"] == [1, 1]  # fp32 is not served the bf16 embedding
+
+
+def test_unknown_precision_is_a_usage_error(env, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _segment(env, "--box", "20,30,60,70", "--precision", "int8")
+    assert exc.value.code == 2
+    assert "invalid choice: 'int8'" in capsys.readouterr().err

@@ -32,9 +32,10 @@ CHECKPOINT_CHOICE = "checkpoint file"
 BUNDLED_CHOICE = "embryo_tiny"  # shipped in the package: works offline, from the first start
 DEMO_CHOICE = BUNDLED_CHOICE  # "demo" is an alias of the bundled model
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16")
 
 
-def _load_job(choice: str, path: str, device: str):
+def _load_job(choice: str, path: str, device: str, precision: str = "fp32"):
     """Generator for a worker: yields download progress, returns ``(sam, description)``."""
     from napari_devosam.utils.heavy_imports import ensure_imported
 
@@ -43,17 +44,18 @@ def _load_job(choice: str, path: str, device: str):
     from napari_devosam.models.loading import iter_load_model
 
     if choice == BUNDLED_CHOICE:
-        sam = yield from iter_load_model(choice, device)
-        return sam, f"embryo_tiny, bundled, trained on synthetic embryos ({sam.device.type})"
-    if choice == CHECKPOINT_CHOICE:
+        sam = yield from iter_load_model(choice, device, precision=precision)
+        desc = "embryo_tiny, bundled, trained on synthetic embryos"
+    elif choice == CHECKPOINT_CHOICE:
         if not path:
             raise ValueError("choose a checkpoint file first")
-        sam = yield from iter_load_model(path, device)
+        sam = yield from iter_load_model(path, device, precision=precision)
         desc = f"{architecture_name(sam)} from {Path(path).name}"
     else:
-        sam = yield from iter_load_model(choice, device)
+        sam = yield from iter_load_model(choice, device, precision=precision)
         desc = architecture_name(sam)
-    return sam, f"{desc} ({sam.device.type})"
+    where = sam.device.type + (", bf16 encoder" if precision == "bf16" else "")
+    return sam, f"{desc} ({where})"
 
 
 class ModelPanel(QGroupBox):
@@ -75,6 +77,10 @@ class ModelPanel(QGroupBox):
         browse.clicked.connect(self._browse_checkpoint)
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
+        self.precision_combo = QComboBox()
+        self.precision_combo.addItems(PRECISIONS)
+        self.precision_combo.setToolTip("image encoder precision: bf16 is about 3x faster on "
+                                        "CPUs with AMX/AVX512-BF16 and recent GPUs")
         self.load_button = QPushButton("Load model")
         self.load_button.clicked.connect(self.load)
         self.decoder_edit = QLineEdit()
@@ -96,12 +102,14 @@ class ModelPanel(QGroupBox):
         row.addWidget(self.path_edit)
         row.addWidget(browse)
         grid.addLayout(row, 1, 0, 1, 4)
-        grid.addWidget(self.load_button, 2, 0, 1, 4)
+        grid.addWidget(QLabel("precision"), 2, 2)
+        grid.addWidget(self.precision_combo, 2, 3)
+        grid.addWidget(self.load_button, 3, 0, 1, 4)
         drow = QHBoxLayout()
         drow.addWidget(self.decoder_edit)
         drow.addWidget(dec_browse)
         drow.addWidget(self.decoder_button)
-        grid.addLayout(drow, 3, 0, 1, 4)
+        grid.addLayout(drow, 4, 0, 1, 4)
         layout = QVBoxLayout(self)
         layout.addLayout(grid)
         layout.addWidget(self.active_label)
@@ -124,6 +132,15 @@ class ModelPanel(QGroupBox):
                 self.device_combo.addItem(device)
             self.device_combo.setCurrentText(device if self.device_combo.findText(device) >= 0
                                              else base)
+        self._select_precision("auto")
+
+    def _select_precision(self, precision: str) -> None:
+        from napari_devosam.models.precision import resolve_precision
+
+        try:
+            self.precision_combo.setCurrentText(resolve_precision(precision))
+        except ValueError as exc:  # a bad DEVOSAM_PRECISION: say so, keep fp32
+            show_error(str(exc))
 
     def available_offline(self) -> bool:
         """True when the chosen model needs no download (a local file or a cached one)."""
@@ -136,9 +153,12 @@ class ModelPanel(QGroupBox):
 
         return is_cached(choice)
 
-    def select(self, model: str | None = None, device: str | None = None) -> None:
+    def select(self, model: str | None = None, device: str | None = None,
+               precision: str | None = None) -> None:
         """Preset the choices: ``model`` a name ("embryo_tiny", alias "demo", "vit_b", ...) or
-        a checkpoint path."""
+        a checkpoint path; ``precision`` "auto", "fp32" or "bf16"."""
+        if precision:
+            self._select_precision(precision)
         if model:
             if model in MODEL_NAMES:
                 self.model_combo.setCurrentText(model)
@@ -165,7 +185,8 @@ class ModelPanel(QGroupBox):
         choice = self.model_combo.currentText()
         try:
             worker = create_job(_load_job, choice, self.path_edit.text().strip(),
-                                self.device_combo.currentText())
+                                self.device_combo.currentText(),
+                                self.precision_combo.currentText())
         except Exception as exc:  # noqa: BLE001 - e.g. segment_anything cannot be imported
             show_error(f"Could not load the model: {exc}")
             return None

@@ -24,6 +24,7 @@ class BatchOptions:
     steps: tuple[str, ...] = ("embed", "auto")
     model: str | None = None
     device: str = "auto"
+    precision: str = "auto"
     decoder: str | None = None
     fmt: str = "zarr"
     cache_dir: str | None = None
@@ -45,9 +46,9 @@ class BatchOptions:
 
     def settings(self) -> dict:
         """What makes outputs differ (a rerun with other settings recomputes)."""
-        return {"model": self.model, "decoder": self.decoder, "format": self.fmt,
-                "mode": self.mode, "stain": self.stain, "min_area": self.min_area,
-                "seed_labels": self.seed_labels}
+        return {"model": self.model, "decoder": self.decoder, "precision": self.precision,
+                "format": self.fmt, "mode": self.mode, "stain": self.stain,
+                "min_area": self.min_area, "seed_labels": self.seed_labels}
 
 
 @dataclass
@@ -64,7 +65,8 @@ def _job(path: Path, stem: str, out_dir: Path, opts: BatchOptions) -> dict:
     if seeds:
         seeds = str(Path(seeds.replace("{stem}", stem)).expanduser().resolve())
     return {"path": str(path), "stem": stem, "out_dir": str(out_dir), "fmt": opts.fmt,
-            "model": opts.model, "device": opts.device, "decoder": opts.decoder,
+            "model": opts.model, "device": opts.device, "precision": opts.precision,
+            "decoder": opts.decoder,
             "cache_dir": str(opts.cache_dir or default_cache_dir()), "mode": opts.mode,
             "stain": opts.stain, "min_area": opts.min_area, "seed_labels": seeds}
 

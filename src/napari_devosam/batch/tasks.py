@@ -25,10 +25,11 @@ FAULT_ENV = "DEVOSAM_BATCH_KILL_ONCE"  # tests: a marker file; the first task ki
 def _model(job: dict):
     from napari_devosam.models.loading import load_model
 
-    key = (job["model"], job["device"], job.get("decoder"))
+    precision = job.get("precision", "auto")
+    key = (job["model"], job["device"], precision, job.get("decoder"))
     with _LOCK:
         if key not in _MODELS:
-            _MODELS[key] = load_model(job["model"], device=job["device"],
+            _MODELS[key] = load_model(job["model"], device=job["device"], precision=precision,
                                       decoder=job.get("decoder"), progress=False)
         return _MODELS[key]
 

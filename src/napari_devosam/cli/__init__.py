@@ -20,8 +20,18 @@ SUBCOMMANDS = ("annotate", "segment", "embed", "export", "finetune", "eval", "tr
 MODEL_HELP = ("embryo_tiny (bundled, offline; alias demo), vit_b, vit_l, vit_h (downloaded on "
               "first use) or a checkpoint path; default: $DEVOSAM_CHECKPOINT, else vit_b")
 
+PRECISION_HELP = ("image encoder precision: fp32, or bf16 (about 3x faster for vit_b on CPUs with "
+                  "AMX/AVX512-BF16 and on recent CUDA cards; masks within IoU 0.98 of fp32's); "
+                  "default: $DEVOSAM_PRECISION, else fp32")
+
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, OSError,
                RuntimeError, KeyError)
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    """``--precision`` for a subcommand that runs the image encoder."""
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help=PRECISION_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:

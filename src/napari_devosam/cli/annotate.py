@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from napari_devosam.cli import add_precision_argument
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -32,6 +34,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--decoder", default=None, help="a fine-tuned decoder file to use")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default: auto, or "
                                                   "$DEVOSAM_DEVICE)")
+    add_precision_argument(p)
     p.add_argument("--project-dir", default=None,
                    help="folder for annotation stores (default: next to the image)")
     p.set_defaults(func=run)
@@ -76,7 +79,7 @@ def run(args) -> int:
     _open_image(viewer, args, data)
     widget = AnnotatorWidget(viewer, project_dir=args.project_dir, autoload=False)
     viewer.window.add_dock_widget(widget, name="SAM annotator", area="right")
-    widget.model_panel.select(args.model, args.device)
+    widget.model_panel.select(args.model, args.device, args.precision)
     if args.decoder is not None:
         decoder = str(Path(args.decoder).expanduser())
 

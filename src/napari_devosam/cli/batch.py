@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from napari_devosam.cli import MODEL_HELP
+from napari_devosam.cli import MODEL_HELP, add_precision_argument
 from napari_devosam.utils.text import count
 
 STEPS_HELP = ("comma-separated steps (default embed,auto): embed = fill the embedding cache; "
@@ -37,6 +37,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--decoder", default=None, help="a fine-tuned decoder file to apply")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (on each worker)")
+    add_precision_argument(p)
     p.add_argument("--steps", default="embed,auto", help=STEPS_HELP)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=2,
@@ -75,7 +76,8 @@ def _options(args):
                            "'napari-devosam[zarr]', or use --format tif")
     opts = BatchOptions(
         steps=tuple(s.strip() for s in args.steps.split(",") if s.strip()),
-        model=args.model, device=args.device, decoder=args.decoder, fmt=args.fmt,
+        model=args.model, device=args.device, precision=args.precision, decoder=args.decoder,
+        fmt=args.fmt,
         cache_dir=args.cache_dir, mode=args.mode, stain=args.stain,
         min_area=MIN_AREA if args.min_area is None else args.min_area,
         seed_labels=args.seed_labels, retries=args.retries)

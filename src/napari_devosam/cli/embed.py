@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from napari_devosam.cli import MODEL_HELP
+from napari_devosam.cli import MODEL_HELP, add_precision_argument
 from napari_devosam.utils.progress import drain_with_bar
 from napari_devosam.utils.text import count
 
@@ -27,6 +27,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("image", metavar="IMAGE_OR_STACK", help="image file (TIFF, PNG, ...)")
     p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    add_precision_argument(p)
     p.add_argument("--cache-dir", default=None,
                    help="cache folder (default: the user cache dir's embeddings/, or "
                         "$DEVOSAM_CACHE_DIR/embeddings)")
@@ -49,7 +50,7 @@ def run(args) -> int:
 
     from napari_devosam.models.loading import load_model
 
-    sam = load_model(args.model, device=args.device)
+    sam = load_model(args.model, device=args.device, precision=args.precision)
     batch_size = args.batch_size or (1 if sam.pixel_mean.device.type == "cpu" else 4)
     cache = EmbeddingCache(cache_dir, max_items=0)
     encoded: list[int] = []  # planes that went through the encoder (the rest were cached)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from napari_devosam.cli import MODEL_HELP
+from napari_devosam.cli import MODEL_HELP, add_precision_argument
 from napari_devosam.utils.progress import drain_with_bar
 
 
@@ -23,6 +23,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--decoder", default=None, help="fine-tuned decoder file to apply")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    add_precision_argument(p)
     p.add_argument("--cache-dir", default=None,
                    help="embedding cache folder (default: the user cache dir's embeddings/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -39,7 +40,7 @@ def run(args) -> int:
     load_planes(args.data)  # bad data fails here, before the model is loaded
     from napari_devosam.models.loading import load_model
 
-    sam = load_model(args.model, device=args.device, decoder=args.decoder)
+    sam = load_model(args.model, device=args.device, precision=args.precision, decoder=args.decoder)
     cache = EmbeddingCache(args.cache_dir or default_cache_dir(), max_items=0)
     scores = drain_with_bar(iter_evaluate(args.data, sam, cache=cache), desc="evaluating",
                             unit="plane", enabled=not args.no_progress)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from napari_devosam.cli import MODEL_HELP
+from napari_devosam.cli import MODEL_HELP, add_precision_argument
 
 NO_GAIN_EXIT_CODE = 3  # the run finished but did not beat the starting decoder
 
@@ -37,6 +37,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop training after this many minutes (the best decoder is kept)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    add_precision_argument(p)
     p.add_argument("--lr", type=float, default=None,
                    help="peak AdamW learning rate after warm-up (default 1e-3)")
     p.add_argument("--warmup-steps", type=int, default=None,
@@ -148,7 +149,7 @@ def run(args) -> int:
     load_planes(args.data)  # bad data fails here, before the model is loaded
     from napari_devosam.models.loading import load_model
 
-    sam = load_model(args.model, device=args.device)
+    sam = load_model(args.model, device=args.device, precision=args.precision)
     cache = EmbeddingCache(args.cache_dir or default_cache_dir(), max_items=0)
     gen = finetune(args.data, sam, cache=cache, **_finetune_kwargs(args))
     result = _drive(gen, _Bars(not args.no_progress))

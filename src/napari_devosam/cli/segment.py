@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from napari_devosam.cli import MODEL_HELP
+from napari_devosam.cli import MODEL_HELP, add_precision_argument
 from napari_devosam.utils.text import count
 
 
@@ -36,6 +36,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--decoder", default=None, help="a fine-tuned decoder file to apply")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    add_precision_argument(p)
     p.add_argument("--plane", default=None, metavar="INDEX",
                    help="which plane of a stack: a flat index (7) or one per axis (T:Z, e.g. 2:5)")
     p.add_argument("--cache-dir", default=None,
@@ -133,7 +134,7 @@ def run(args) -> int:
     from napari_devosam.engine.predictor import Predictor
     from napari_devosam.models.loading import load_model
 
-    sam = load_model(args.model, device=args.device, decoder=args.decoder)
+    sam = load_model(args.model, device=args.device, precision=args.precision, decoder=args.decoder)
     from napari_devosam.engine.embeddings import default_cache_dir
 
     predictor = Predictor(sam, cache_dir=args.cache_dir or default_cache_dir())

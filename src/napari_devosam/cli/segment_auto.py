@@ -48,7 +48,8 @@ def run_auto(args) -> int:
     image = read_image(args.image)
     lead = leading_shape(image)
     planes = [parse_plane_index(args.plane, image)] if args.plane is not None else None
-    sam = load_model(args.model, device=args.device, decoder=args.decoder)
+    sam = load_model(args.model, device=args.device, precision=args.precision,
+                     decoder=args.decoder)
     predictor = Predictor(sam, cache_dir=args.cache_dir or default_cache_dir())
     min_area = MIN_AREA if args.min_area is None else args.min_area
     gen = iter_segment_stack(image, predictor, planes, mode=args.mode, stain=args.stain,

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from napari_devosam.cli import MODEL_HELP
+from napari_devosam.cli import MODEL_HELP, add_precision_argument
 from napari_devosam.utils.text import count
 
 AXES = ("T", "Z")
@@ -45,6 +45,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--decoder", default=None, help="a fine-tuned decoder file to apply")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    add_precision_argument(p)
     p.add_argument("--cache-dir", default=None, help="embedding cache folder")
     p.add_argument("--geff", action="store_true", help="also write tracks.geff (needs geff)")
     p.add_argument("--out", required=True, help="output folder")
@@ -135,7 +136,7 @@ def _track(args, image, seeds, plane, axis, bounds) -> int:
     from napari_devosam.tracking.propagate import propagate
     from napari_devosam.utils.progress import drain_with_bar
 
-    sam = load_model(args.model, device=args.device, decoder=args.decoder)
+    sam = load_model(args.model, device=args.device, precision=args.precision, decoder=args.decoder)
     params = PropagationParams(detect_divisions=not args.no_divisions and args.axis == "T")
     cache = EmbeddingCache(args.cache_dir or default_cache_dir())
     gen = propagate(sam, image, seeds, axis=axis, direction=args.direction, bounds=bounds,

@@ -30,6 +30,7 @@ import torch
 from napari_devosam._version import __version__
 from napari_devosam.engine.image import DEFAULT_NORMALIZATION, Normalization
 from napari_devosam.models.identity import encoder_hash
+from napari_devosam.models.precision import precision_of
 from napari_devosam.utils.atomic import atomic_write
 
 CACHE_FORMAT = "devosam-embedding-v1"
@@ -65,12 +66,15 @@ class PlaneEmbedding:
 
 
 def signature(plane, sam, normalization: Normalization | None = None) -> str:
-    """The cache key of ``plane`` embedded by ``sam`` after ``normalization`` (hex SHA256)."""
+    """The cache key of ``plane`` embedded by ``sam`` (its encoder weights and precision) after
+    ``normalization`` (hex SHA256)."""
     normalization = normalization or DEFAULT_NORMALIZATION
     data = np.ascontiguousarray(np.asarray(plane))
     h = hashlib.sha256()
     h.update(f"{CACHE_FORMAT};{__version__};{data.shape};{data.dtype.str};".encode())
     h.update(f"{normalization.key()};{sam.image_encoder.img_size};{encoder_hash(sam)};".encode())
+    if precision_of(sam) != "fp32":  # fp32 keys are those of earlier versions
+        h.update(f"precision={precision_of(sam)};".encode())
     h.update(data.reshape(-1).view(np.uint8) if data.size else b"")
     return h.hexdigest()
 

@@ -10,6 +10,7 @@ plus fp16 files on disk, keyed by a signature of pixels, normalisation, model an
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Generator
 
@@ -25,6 +26,7 @@ from napari_devosam.engine.embedding_cache import (
 )
 from napari_devosam.engine.image import DEFAULT_NORMALIZATION, Normalization, to_rgb
 from napari_devosam.engine.stacks import as_plane, iter_planes, plane_count
+from napari_devosam.models.precision import encoder_autocast
 
 __all__ = [
     "CACHE_FORMAT",
@@ -70,10 +72,12 @@ def _run_encoder(sam, rgbs: list[np.ndarray], device) -> tuple[torch.Tensor, tup
     with torch.inference_mode():
         x, input_size = _pixels(sam, rgbs, device)
         encoder = sam.image_encoder
-        if type(encoder) is not ImageEncoderViT:
-            return encoder(x), input_size
-        with fused_attention(encoder):  # ~1.7x faster on a CPU, ~2.4x less memory
-            return encoder(x), input_size
+        fused = contextlib.nullcontext()
+        if type(encoder) is ImageEncoderViT:
+            fused = fused_attention(encoder)  # ~1.7x faster on a CPU, ~2.4x less memory
+        with fused, encoder_autocast(sam, device):
+            features = encoder(x)
+        return features.float(), input_size
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -133,7 +137,8 @@ def check_plane_shape(shape: tuple[int, int], img_size: int) -> None:
 
 
 def compute_embedding(sam, rgb: np.ndarray) -> PlaneEmbedding:
-    """Run ``sam``'s image encoder on an ``(H, W, 3)`` uint8 image (as ``SamPredictor.set_image``).
+    """Run ``sam``'s image encoder on an ``(H, W, 3)`` uint8 image (as ``SamPredictor.set_image``),
+    in the encoder precision set on ``sam`` (``models.precision``; features are always fp32).
 
     A CUDA out-of-memory error frees cached memory and retries once, then computes on the CPU
     with a ``RuntimeWarning``; the features always end on the model's device.

@@ -50,6 +50,8 @@ class Predictor:
       cache: an ``EmbeddingCache`` to share; default: a new one over ``cache_dir``.
       normalization: how non-uint8 planes become RGB (default 0.5..99.5 percentiles).
       device: used only when ``model`` is loaded here.
+      precision: the image encoder's, "fp32" or "bf16" (``models.precision``); used only when
+        ``model`` is loaded here (``set_precision`` changes a given ``Sam``).
     """
 
     def __init__(
@@ -59,13 +61,14 @@ class Predictor:
         cache: EmbeddingCache | None = None,
         normalization: Normalization | None = None,
         device="auto",
+        precision="auto",
     ):
         if isinstance(model, torch.nn.Module):
             sam = model
         else:
             from napari_devosam.models.loading import load_model
 
-            sam = load_model(model, device=device)
+            sam = load_model(model, device=device, precision=precision)
         self._sam = sam.eval()
         if cache is None:
             cache = EmbeddingCache(default_cache_dir() if cache_dir is SHARED_CACHE else cache_dir)

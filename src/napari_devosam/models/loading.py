@@ -33,6 +33,7 @@ import torch
 from napari_devosam.models import bundled
 from napari_devosam.models.decoder_files import apply_decoder
 from napari_devosam.models.download import CHECKPOINT_ENV, ensure_checkpoint
+from napari_devosam.models.precision import check_supported, resolve_precision, set_precision
 from napari_devosam.models.registry import (
     ALL_MODEL_NAMES,
     ARCH_BY_WIDTH,
@@ -54,26 +55,33 @@ StateDict = dict[str, torch.Tensor]
 
 
 def load_model(model=MODEL_NAMES[0], device="auto", decoder=None, progress: bool = True, *,
-               builder: Callable[[], torch.nn.Module] | None = None):
+               builder: Callable[[], torch.nn.Module] | None = None, precision="auto"):
     """A ``segment_anything.modeling.Sam`` in eval mode on ``device``.
 
     ``model``: "vit_b"/"vit_l"/"vit_h", a checkpoint path, or ``None`` (see the module
     docstring for the precedence). ``device``: see ``devices.resolve_device``.
     ``decoder``: path of a fine-tuned decoder file applied on top (``models.decoder_files``).
     ``progress``: show a download progress bar on stderr (needs tqdm).
+    ``precision``: the image encoder's, "fp32" or "bf16" ("auto": ``DEVOSAM_PRECISION`` or
+    fp32; see ``models.precision``); bf16 on a CPU without bf16 hardware warns.
     """
-    return drain_with_bar(iter_load_model(model, device, decoder, builder=builder),
+    return drain_with_bar(iter_load_model(model, device, decoder, builder=builder,
+                                          precision=precision),
                           desc="downloading SAM checkpoint", enabled=progress, unit="B",
                           unit_scale=True, unit_divisor=1024)
 
 
 def iter_load_model(model=MODEL_NAMES[0], device="auto", decoder=None, *,
-                    builder: Callable[[], torch.nn.Module] | None = None
+                    builder: Callable[[], torch.nn.Module] | None = None, precision="auto"
                     ) -> Generator[tuple[int, int], None, torch.nn.Module]:
     """``load_model`` as a generator: yields download progress ``(done_bytes, total_bytes)``
     (nothing when no download is needed) and returns the ``Sam``. Closing it stops a
     download and leaves no partial file."""
     dev = resolve_device(device)
+    precision = resolve_precision(precision)
+    note = check_supported(precision, dev)  # raises where it cannot run at all
+    if note:
+        warnings.warn(note, RuntimeWarning, stacklevel=2)
     if decoder is not None and not Path(decoder).expanduser().is_file():
         raise FileNotFoundError(f"decoder file {decoder} does not exist")
     if is_bundled(model):
@@ -86,6 +94,7 @@ def iter_load_model(model=MODEL_NAMES[0], device="auto", decoder=None, *,
         state = read_state_dict(path)
     sam = build_from_state_dict(state, source=path, builder=builder)
     sam.to(dev).eval()
+    set_precision(sam, precision)
     if decoder is not None:
 
         apply_decoder(sam, decoder)
