@@ -9,8 +9,9 @@ Reports the run's wall time and the cost per object per plane.
 
 Quality (``--quality``): phantom time-lapses with ground-truth lineage
 (``synthetic.lineage.make_lineage_timelapse``), seeds = ground truth of frame 0, propagation
-forward with ``load_model(MODEL)``; CTC TRA / SEG / division F1 measured by ``traccuracy``
-(not our code) from the CTC files our exporter writes. ``--model oracle`` runs the ground-truth
+forward with ``load_model(MODEL)``; CTC TRA / DET / LNK (SEG where traccuracy reports it;
+0.4.3 does not) / division F1 and error counts measured by ``traccuracy`` (not our code)
+from the CTC files our exporter writes. ``--model oracle`` runs the ground-truth
 oracle decoder of the tests instead (a check of the pipeline and the metric plumbing, not of
 SAM). Needs ``pip install traccuracy``.
 
@@ -27,6 +28,7 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -96,27 +98,78 @@ def _counting(gen, sink):
         yield p
 
 
-def _ctc_metrics(gt_dir: Path, res_dir: Path) -> dict:
-    """TRA, SEG (if reported) and division F1 by traccuracy from two CTC folders."""
+ERROR_COUNTS = ("fn_nodes", "fp_nodes", "ns_nodes", "fn_edges", "fp_edges", "ws_edges")
+DIVISION_COUNTS = {"True Positive Divisions": "tp_divisions",
+                   "False Positive Divisions": "fp_divisions",
+                   "False Negative Divisions": "fn_divisions",
+                   "Wrong Children Divisions": "wrong_children_divisions"}
+
+
+def _ctc_metrics(gt_dir: Path, res_dir: Path) -> tuple[dict, dict]:
+    """TRA, SEG (if reported) and division F1 by traccuracy from two CTC folders, and
+    traccuracy's error counts (``ERROR_COUNTS``: missed / false / non-split (merged) cells,
+    missed / false / wrong-semantics links; divisions found, false, missed, wrong children).
+
+    CTC metrics use the CTC matcher; divisions use a one-to-one IoU > 0.5 matcher, because
+    ``DivisionMetrics`` refuses the CTC matcher's many-to-one matches (one predicted mask
+    covering two cells), which real models produce.
+    """
     from traccuracy import run_metrics
     from traccuracy.loaders import load_ctc_data
-    from traccuracy.matchers import CTCMatcher
+    from traccuracy.matchers import CTCMatcher, IOUMatcher
     from traccuracy.metrics import CTCMetrics, DivisionMetrics
 
     gt = load_ctc_data(str(gt_dir), str(gt_dir / "res_track.txt"), name="gt")
     pred = load_ctc_data(str(res_dir), str(res_dir / "res_track.txt"), name="pred")
     results, _ = run_metrics(gt_data=gt, pred_data=pred, matcher=CTCMatcher(),
-                             metrics=[CTCMetrics(), DivisionMetrics()])
-    out = {}
+                             metrics=[CTCMetrics()])
+    divisions, _ = run_metrics(gt_data=gt, pred_data=pred,
+                               matcher=IOUMatcher(iou_threshold=0.5, one_to_one=True),
+                               metrics=[DivisionMetrics()])
+    results += divisions
+    out, counts = {}, {}
     for r in results:
         values = r["results"]
         for key in ("TRA", "DET", "SEG", "LNK"):
             if key in values:
                 out[key] = values[key]
+        counts.update({k: int(values[k]) for k in ERROR_COUNTS if k in values})
         buffer0 = values.get("Frame Buffer 0")
         if isinstance(buffer0, dict) and "Division F1" in buffer0:
-            out["division_f1"] = buffer0["Division F1"]
-    return out
+            f1 = _division_f1(buffer0)
+            if f1 is not None:
+                out["division_f1"] = f1
+            counts.update({v: int(buffer0[k]) for k, v in DIVISION_COUNTS.items()
+                           if k in buffer0})
+    return out, counts
+
+
+def _division_f1(buffer0: dict) -> float | None:
+    """traccuracy's division F1, 0 where it is NaN because no division was found right
+    (0 / 0) though the ground truth has some; None where the ground truth has none."""
+    f1 = float(buffer0["Division F1"])
+    if not np.isnan(f1):
+        return f1
+    return 0.0 if buffer0.get("Total GT Divisions", 0) else None
+
+
+def _ground_truth_size(labels: np.ndarray, parents: dict) -> dict:
+    """Cells (one per track and frame), tracks and divisions of a ground-truth movie."""
+    cells = sum(len(np.unique(frame)) - 1 for frame in labels)
+    tracks = len(np.unique(labels)) - 1
+    return {"cells": cells, "tracks": tracks, "divisions": len(set(parents.values()))}
+
+
+def _end_reason(reason: str) -> str:
+    """A track-end reason without its number ('IoU with previous 0.29' -> 'IoU with
+    previous')."""
+    return " ".join(w for w in reason.split() if not w.replace(".", "").isdigit())
+
+
+def _add(total: dict, counts: dict) -> None:
+    """Add ``counts`` into ``total`` key by key."""
+    for k, v in counts.items():
+        total[k] = total.get(k, 0) + v
 
 
 def bench_quality(model: str = "embryo_tiny", n_movies: int = 3, frames: int = 12) -> dict:
@@ -134,7 +187,8 @@ def bench_quality(model: str = "embryo_tiny", n_movies: int = 3, frames: int = 1
         from napari_devosam import load_model
 
         sam = load_model(model, device="auto")
-    scores = []
+    scores, errors, size, ended = [], {}, {}, {}
+    t0 = time.perf_counter()
     for k in range(n_movies):
         stack, labels, parents = make_lineage_timelapse(frames, (160, 160), 4,
                                                         seed=10_000_000 + k)
@@ -143,15 +197,21 @@ def bench_quality(model: str = "embryo_tiny", n_movies: int = 3, frames: int = 1
             kw = {"decoder": oracle, "embedding_for": oracle.embedding_for}
         seeds = [Seed(int(t), (0,), labels[0] == t) for t in np.unique(labels[0])[1:]]
         result = _drain(propagate(sam, stack, seeds, **kw))
+        _add(size, _ground_truth_size(labels, parents))
+        _add(ended, Counter(_end_reason(r) for _, r in result.ended.values()))
         pred, lineage = result_labels(seeds, result, frames, 0, labels.shape[-2:])
         with tempfile.TemporaryDirectory() as tmp:
             gt_dir, res_dir = Path(tmp) / "gt", Path(tmp) / "res"
             write_ctc(gt_dir, labels, parents)
             write_ctc(res_dir, pred, lineage)
-            scores.append(_ctc_metrics(gt_dir, res_dir))
+            score, counts = _ctc_metrics(gt_dir, res_dir)
+            scores.append(score)
+            _add(errors, counts)
     keys = sorted({k for s in scores for k in s})
-    return {"model": model, "movies": n_movies, "frames": frames,
-            **{k: round(float(np.mean([s[k] for s in scores if k in s])), 4) for k in keys}}
+    return {"model": model, "movies": n_movies, "frames": frames, "ground_truth": size,
+            **{k: round(float(np.mean([s[k] for s in scores if k in s])), 4) for k in keys},
+            "errors": errors, "track_ends": ended,
+            "run_s": round(time.perf_counter() - t0, 1)}
 
 
 def main(argv=None) -> int:
