@@ -25,10 +25,11 @@ ALLOWED = {
     "automatic": {"engine", "models", "annotation"},
     "tracking": {"automatic", "annotation", "engine", "export", "models"},
     "batch": {"automatic", "tracking", "annotation", "engine", "export", "models"},
-    "cli": {"batch", "tracking", "automatic", "finetune", "export", "annotation", "engine",
-            "models", "sample_data", "_qt"},
-    "_qt": {"tracking", "automatic", "finetune", "export", "annotation", "engine", "models",
-            "synthetic"},
+    "series": {"batch", "annotation", "engine", "models"},
+    "cli": {"series", "batch", "tracking", "automatic", "finetune", "export", "annotation",
+            "engine", "models", "sample_data", "_qt"},
+    "_qt": {"series", "batch", "tracking", "automatic", "finetune", "export", "annotation",
+            "engine", "models", "synthetic"},
 }
 ROOT_MODULES = {"__init__", "__main__", "_version", "sample_data", "writers", "testing"}
 

@@ -59,6 +59,18 @@ def test_annotate_refuses_a_non_image_before_opening_napari(tmp_path):
         line for line in run.stderr.strip().splitlines() if "cannot read" in line]
 
 
+def test_annotate_refuses_a_series_without_images_before_opening_napari(tmp_path):
+    (tmp_path / "empty").mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}  # napari could not start
+    run = subprocess.run([sys.executable, "-m", "napari_devosam", "annotate",
+                          str(tmp_path / "empty")], capture_output=True, text=True, timeout=120,
+                         env=env)
+    assert run.returncode == 1
+    assert [line for line in run.stderr.strip().splitlines() if "error" in line] == [
+        f"devosam annotate: error: no image in folder {tmp_path / 'empty'} (looked for .tif, "
+        ".tiff, .png, .jpg, .jpeg, .czi, .nd2, .lif)"]
+
+
 @pytest.mark.parametrize("command", ["finetune", "eval"])
 def test_an_image_file_instead_of_a_bundle_says_what_to_do(tmp_path, image, capsys, command):
     extra = ["--out", str(tmp_path / "d.safetensors")] if command == "finetune" else []

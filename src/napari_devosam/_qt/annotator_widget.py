@@ -100,6 +100,10 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
         layout.addWidget(QLabel("image"))
         layout.addWidget(self.image_combo)
         layout.addWidget(self.model_panel)
+        from napari_devosam._qt.series_panel import SeriesPanel  # issue 14
+
+        self.series_panel = SeriesPanel(self)
+        layout.addWidget(self.series_panel)
         build_controls(self, layout)
         # --- issue 12: "Segment all" automatic proposals ---
         from napari_devosam._qt.segment_all_panel import SegmentAllPanel
@@ -317,9 +321,16 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
         return self.embeddings.precompute(n)
 
     def cancel(self) -> None:
-        """Stop background embedding work and a model download."""
+        """Stop background embedding work (prefetch of a series included) and a download."""
         self.embeddings.cancel()
+        self.series_panel.cancel()
         self.model_panel.cancel()
+
+    def next_image(self) -> None:
+        self.series_panel.next_image()
+
+    def previous_image(self) -> None:
+        self.series_panel.previous_image()
 
     # -- prompts --------------------------------------------------------------------------
     def _on_plane_change(self, event=None) -> None:

@@ -59,6 +59,8 @@ class EmbeddingJobs(QObject):
     def reset(self, sam, cache, image_data, normalization=None) -> None:
         """Use another model and/or image: forget embeddings held and outdated requests."""
         self.cancel()
+        # a cancelled worker may still run: a new request must not wait for its (dropped) result
+        self._plane_worker = self._plane_worker_plane = None
         self._generation += 1
         self._memory.clear()
         self.sam, self.cache, self.image, self.normalization = sam, cache, image_data, \

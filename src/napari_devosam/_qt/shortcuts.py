@@ -35,6 +35,10 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("Control-Shift-z", "redo", "redo", ("boxes", "points", "objects")),
     Shortcut("Shift-d", "toggle_delete_mode", "delete mode: click an object to delete it",
              ("boxes", "points", "current", "objects")),
+    Shortcut("PageDown", "next_image", "next image of the series",
+             ("boxes", "points", "current", "objects")),
+    Shortcut("PageUp", "previous_image", "previous image of the series",
+             ("boxes", "points", "current", "objects")),
 )
 
 

@@ -35,15 +35,16 @@ def _glob_base(pattern: str) -> Path:
     return Path(os.path.dirname(head) or ".")
 
 
-def find_inputs(inputs: list[str], out_dir: str | os.PathLike) -> list[Path]:
+def find_inputs(inputs: list[str], out_dir: str | os.PathLike | None = None) -> list[Path]:
     """The image files named by ``inputs``, sorted within each input, duplicates dropped.
 
     Raises ``ValueError`` (one sentence) for a glob that matches nothing, a folder without
-    images, a missing file, or an output folder inside an input folder.
+    images, a missing file, or an output folder (``out_dir``, when given) inside an input
+    folder.
     """
     if not inputs:
         raise ValueError("no input: give image files, folders or globs")
-    out = Path(out_dir).expanduser().resolve()
+    out = None if out_dir is None else Path(out_dir).expanduser().resolve()
     found: list[Path] = []
     for text in inputs:
         path = Path(text).expanduser()
@@ -68,10 +69,12 @@ def find_inputs(inputs: list[str], out_dir: str | os.PathLike) -> list[Path]:
     return list(unique)
 
 
-def _check_out(out: Path, folder: Path, inside: bool = True) -> None:
+def _check_out(out: Path | None, folder: Path, inside: bool = True) -> None:
     """An output folder in (or, with ``inside``, under) an input folder: reruns would take
     the outputs for inputs."""
     folder = folder.resolve()
+    if out is None:
+        return
     if out == folder or (inside and folder in out.parents):
         raise ValueError(f"the output folder {out} is inside the input folder {folder}; "
                          "choose an output folder outside the inputs")

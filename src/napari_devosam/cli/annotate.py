@@ -1,6 +1,8 @@
-"""``devosam annotate [IMAGE] [--sample]``: napari with the image and the SAM annotator docked.
+"""``devosam annotate [IMAGE ...] [--sample]``: napari with the image and the SAM annotator docked.
 
-Without an image (or with ``--sample``) it opens the synthetic embryo time-lapse. The model
+Without an image (or with ``--sample``) it opens the synthetic embryo time-lapse. A folder, a
+glob or several files open as an image series (``series.ImageSeries``): one image at a time,
+next/previous, done marks in the series' folder. The model
 chosen with ``--model`` loads in the background (an official one is downloaded on first use
 with a progress bar in napari's activity dock). Default: ``$DEVOSAM_CHECKPOINT``, else the
 first cached official model, else the bundled ``embryo_tiny`` (alias ``demo``), so a first
@@ -23,8 +25,9 @@ def add_parser(subparsers) -> None:
                     "store next to the image (or in --project-dir, or the user data folder "
                     "for the sample) and restored when the same image is opened again.",
     )
-    p.add_argument("image", nargs="?", default=None,
-                   help="image file (TIFF, PNG, ...): a plane or a stack with T/Z axes first")
+    p.add_argument("image", nargs="*", default=[],
+                   help="image file (TIFF, PNG, ...): a plane or a stack with T/Z axes first; "
+                        "a folder, a glob or several files open as an image series")
     p.add_argument("--sample", action="store_true",
                    help="open the synthetic membrane-stained embryo time-lapse")
     p.add_argument("--model", default=None,
@@ -40,6 +43,19 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _series(args):
+    """The ``ImageSeries`` the arguments name (a folder, a glob, several files), else None;
+    read before napari opens, so that naming no image fails here."""
+    single = len(args.image) == 1 and Path(args.image[0]).expanduser().is_file()
+    if not args.image or single:
+        args.image = args.image[0] if single else None
+        return None
+    from napari_devosam.series.image_series import ImageSeries
+
+    args.image = None
+    return ImageSeries.open(args.image_inputs)
+
+
 def _read_image(args):
     """The image's pixels, read before napari opens: a file that is not an image fails here."""
     if args.image is None:
@@ -49,23 +65,21 @@ def _read_image(args):
     return read_image(Path(args.image).expanduser().absolute())
 
 
-def _open_image(viewer, args, data) -> None:
-    if args.image is None or args.sample:
+def _open_image(viewer, args, data, series) -> None:
+    if (args.image is None and series is None) or args.sample:
         from napari_devosam.sample_data import embryo_timelapse
 
         for data, kwargs, _ in embryo_timelapse():
             viewer.add_image(data, **kwargs)
     if args.image is not None:
-        from napari.layers._source import layer_source
+        from napari_devosam._qt.image_open import add_image_file
 
-        path = Path(args.image).expanduser().absolute()
-        with layer_source(path=str(path)):
-            viewer.add_image(data, name=path.stem)
+        add_image_file(viewer, args.image, data)
 
 
 def run(args) -> int:
-    if args.image is not None and not Path(args.image).expanduser().is_file():
-        raise FileNotFoundError(f"no image file at {args.image}")
+    args.image_inputs = list(args.image)
+    series = _series(args)
     if args.decoder is not None and not Path(args.decoder).expanduser().is_file():
         raise FileNotFoundError(f"decoder file {args.decoder} does not exist")
     data = _read_image(args)
@@ -76,9 +90,11 @@ def run(args) -> int:
     from napari_devosam._qt.annotator_widget import AnnotatorWidget
 
     viewer = napari.Viewer(title="napari-devosam")
-    _open_image(viewer, args, data)
+    _open_image(viewer, args, data, series)
     widget = AnnotatorWidget(viewer, project_dir=args.project_dir, autoload=False)
     viewer.window.add_dock_widget(widget, name="SAM annotator", area="right")
+    if series is not None:
+        widget.series_panel.open(args.image_inputs)
     widget.model_panel.select(args.model, args.device, args.precision)
     if args.decoder is not None:
         decoder = str(Path(args.decoder).expanduser())

@@ -1,0 +1,145 @@
+"""The annotator's image series: one image after the other, each with its own store, done marks
+in the series folder, the next images embedded ahead, nothing uncommitted left behind. Real
+napari viewers."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+pytest.importorskip("napari")
+pytestmark = pytest.mark.gui
+
+import segment_anything  # noqa: E402, F401 - before any viewer: see napari_devosam._qt
+from napari.utils.key_bindings import coerce_keybinding  # noqa: E402
+from napari.utils.notifications import notification_manager  # noqa: E402
+
+from napari_devosam._qt.annotator_widget import AnnotatorWidget  # noqa: E402
+from napari_devosam.annotation.store import AnnotationStore  # noqa: E402
+from napari_devosam.engine.embeddings import signature  # noqa: E402
+from napari_devosam.series.image_series import SERIES_FILE  # noqa: E402
+from napari_devosam.synthetic.phantoms import make_embryo  # noqa: E402
+from napari_devosam.testing import tiny_sam  # noqa: E402
+
+TIMEOUT = 20_000
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "embryos"
+    root.mkdir()
+    for i in range(3):
+        image, _ = make_embryo((96, 128), 4, seed=20 + i, dtype=np.uint16)
+        tifffile.imwrite(root / f"e{i}.tif", image)
+    return root
+
+
+@pytest.fixture
+def notes():
+    seen = []
+    notification_manager.notification_ready.connect(seen.append)
+    yield seen
+    notification_manager.notification_ready.disconnect(seen.append)
+
+
+def open_series(make_napari_viewer, qtbot, folder):
+    viewer = make_napari_viewer()
+    widget = AnnotatorWidget(viewer, sam=tiny_sam())
+    viewer.window.add_dock_widget(widget, name="SAM annotator")
+    assert widget.series_panel.open([folder])
+    qtbot.waitUntil(lambda: widget.store is not None, timeout=TIMEOUT)
+    return viewer, widget
+
+
+def shown(widget, qtbot):
+    qtbot.waitUntil(lambda: widget.store is not None and widget.state.ready_plane == (),
+                    timeout=TIMEOUT)
+    return widget.image_layer
+
+
+def test_next_and_previous_open_each_image_with_its_own_store(make_napari_viewer, qtbot,
+                                                              folder):
+    viewer, w = open_series(make_napari_viewer, qtbot, folder)
+    layer = shown(w, qtbot)
+    assert layer.name == "e0" and layer.source.path == str(folder / "e0.tif")
+    viewer.layers["boxes"].add_rectangles(np.array([[20, 30], [20, 70], [60, 70], [60, 30]],
+                                                   float))
+    qtbot.waitUntil(lambda: w.state.current_labels.any(), timeout=TIMEOUT)
+    w.commit()
+    w.wait_for_store()
+    first_store = w.store.folder
+    w.next_image()  # the PageDown action
+    layer = shown(w, qtbot)
+    assert layer.name == "e1" and w.store.folder != first_store
+    assert not w.layers.objects.data.any()  # e1's own, empty store
+    assert [ly.name for ly in viewer.layers if ly.name.startswith("e")] == ["e1"]
+    w.previous_image()
+    shown(w, qtbot)
+    qtbot.waitUntil(lambda: w.layers.objects.data.any(), timeout=TIMEOUT)
+    assert w.store.folder == first_store and len(AnnotationStore(first_store).objects) == 1
+    for key in ("PageDown", "PageUp"):
+        assert viewer.keymap.get(coerce_keybinding(key)) is not None
+
+
+def test_uncommitted_objects_keep_the_user_on_the_image(make_napari_viewer, qtbot, folder,
+                                                        notes):
+    viewer, w = open_series(make_napari_viewer, qtbot, folder)
+    shown(w, qtbot)
+    viewer.layers["boxes"].add_rectangles(np.array([[20, 30], [20, 70], [60, 70], [60, 30]],
+                                                   float))
+    qtbot.waitUntil(lambda: w.state.current_labels.any(), timeout=TIMEOUT)
+    assert not w.series_panel.next_image()
+    assert w.image_layer.name == "e0" and w.state.current_labels.any()
+    assert any("not committed" in n.message for n in notes)
+    w.clear_prompts()
+    assert w.series_panel.next_image() and w.image_layer.name == "e1"
+
+
+def test_done_marks_are_kept_and_the_next_image_is_embedded_ahead(make_napari_viewer, qtbot,
+                                                                  folder):
+    viewer, w = open_series(make_napari_viewer, qtbot, folder)
+    shown(w, qtbot)
+    panel = w.series_panel
+    qtbot.waitUntil(lambda: panel.prefetch_worker is None, timeout=TIMEOUT)
+    for name in ("e1.tif", "e2.tif"):  # PREFETCH = 2 images ahead
+        key = signature(tifffile.imread(folder / name), w.sam)
+        assert w.cache.get(key, w.sam.pixel_mean.device) is not None
+    panel.done_box.setChecked(True)
+    saved = json.loads((folder / SERIES_FILE).read_text())
+    assert list(saved["done"]) == ["e0.tif"]
+    assert panel.next_undone() and w.image_layer.name == "e1"
+    assert "1 done" in panel.label.text() and not panel.done_box.isChecked()
+    viewer2, w2 = open_series(make_napari_viewer, qtbot, folder)  # resumes where it was
+    assert w2.image_layer.name == "e1" and w2.series_panel.series.is_done(0)
+
+
+def test_an_unreadable_file_is_reported_and_the_user_stays(make_napari_viewer, qtbot, folder,
+                                                           notes):
+    (folder / "e1.tif").write_bytes(b"broken")
+    viewer, w = open_series(make_napari_viewer, qtbot, folder)
+    shown(w, qtbot)
+    assert not w.series_panel.next_image()
+    assert w.image_layer.name == "e0" and w.series_panel.series.index == 0
+    assert any("Cannot open e1.tif" in n.message for n in notes)
+
+
+def test_the_model_panel_loads_the_chosen_encoder_precision(make_napari_viewer, qtbot,
+                                                            monkeypatch, notes):
+    from napari_devosam.models.precision import precision_of
+
+    monkeypatch.setenv("DEVOSAM_PRECISION", "bf16")
+    viewer = make_napari_viewer()
+    widget = AnnotatorWidget(viewer, autoload=False)
+    panel = widget.model_panel
+    assert panel.precision_combo.currentText() == "bf16"  # preset from the environment
+    panel.select("embryo_tiny", "cpu")
+    assert panel.load() is not None
+    qtbot.waitUntil(lambda: widget.sam is not None, timeout=60_000)
+    assert precision_of(widget.sam) == "bf16" and "bf16 encoder" in panel.active_label.text()
+    first = widget.sam
+    panel.select(precision="fp32")
+    qtbot.waitUntil(lambda: not panel.loading, timeout=60_000)
+    assert panel.load() is not None
+    qtbot.waitUntil(lambda: widget.sam is not first, timeout=60_000)
+    assert precision_of(widget.sam) == "fp32" and not notes
