@@ -23,7 +23,8 @@ from napari_devosam.tracking.params import PropagationParams
 MAIN = ("min_iou_prev", "min_pred_iou", "review_below", "min_area", "box_margin")
 OWN_CONTROL = ("detect_divisions",)  # shown by the panel itself
 FRACTIONS = ("min_area_fraction", "min_inside_fraction", "min_iou_prev", "min_pred_iou",
-             "review_below", "division_min_fraction", "division_min_iou_prev", "box_margin")
+             "review_below", "division_min_fraction", "division_min_iou_prev", "box_margin",
+             "division_max_overlap")
 
 
 def _docs() -> dict[str, str]:

@@ -13,8 +13,11 @@ changes nothing. Per step, for every object still tracked on plane ``k`` (prompt
 3. mutual exclusion: each pixel goes to the object with the highest logit, if that logit is
    above SAM's mask threshold, inside the object's box (grown by ``clip_margin_px``) and not
    locked (committed objects propagation must not overwrite);
-4. the mask is split into daughters (``tracking.divisions``; forward only) or cleaned of
-   fragments; the track ends when the object vanished, left the image, or its IoU with the
+4. the mask is split into daughters (``tracking.divisions``, and stain seeds inside one
+   mask or inside a track's previous mask: ``tracking.division_steps``; forward only) or
+   cleaned of fragments; each pair of daughters is decoded again on its own (box + point per
+   daughter, one batch: the mother's prompt outlines daughters poorly);
+5. the track ends when the object vanished, left the image, or its IoU with the
    motion-shifted previous mask or SAM's predicted IoU fell below the thresholds of
    ``PropagationParams``.
 
@@ -32,7 +35,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from napari_devosam.tracking import prompts as pr
+from napari_devosam.tracking.division_seeds import plane_seeds
+from napari_devosam.tracking.division_steps import propose_splits, refine_daughters, would_end
 from napari_devosam.tracking.divisions import split_mask
+from napari_devosam.tracking.exclusion import exclusive, owned
 from napari_devosam.tracking.model import (
     Crop,
     Plane,
@@ -63,6 +69,7 @@ class _Context:
     embedding: Callable[[Plane], object]
     locked: Callable[[Plane], np.ndarray | None]
     existing: Callable[[Plane], dict[int, Crop]]
+    pixels: Callable[[Plane], np.ndarray]
     result: PropagationResult
     next_track: int  # the next negative placeholder id for a new track
 
@@ -153,7 +160,8 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
             return embed_plane(sam, np.asarray(stack[plane]), cache, normalization)
     ctx = _Context(decoder or BatchDecoder(sam), params, embedding_for,
                    locked_for or (lambda p: None), existing_for or (lambda p: {}),
-                   PropagationResult(), min(-1, *(s.track - 1 for s in seeds)))
+                   lambda plane: np.asarray(stack[plane]), PropagationResult(),
+                   min(-1, *(s.track - 1 for s in seeds)))
     total, done = sum(len(leg) for leg in legs), 0
     for number, leg in enumerate(legs):
         forward = leg and leg[0] > start[axis]
@@ -203,37 +211,8 @@ def _prompts(ctx: _Context, active: dict, plane: Plane, shape, last: Plane) -> l
     return todo
 
 
-def _exclusive(logits, boxes: np.ndarray, locked, margin: float, threshold: float):
-    """``(B, H, W)`` logits -> ``(H, W)`` int32 owner map (0 none, i + 1 object i).
-
-    A pixel goes to the object with the highest logit if it is above ``threshold``, inside
-    that object's box grown by ``margin`` and not ``locked``. ``logits`` is changed in place.
-    """
-    import torch
-
-    with torch.inference_mode():
-        return _exclusive_inner(logits, boxes, locked, margin, threshold)
 
 
-def _exclusive_inner(logits, boxes, locked, margin, threshold):
-    import torch
-
-    h, w = logits.shape[-2:]
-    for i, box in enumerate(boxes):
-        r0 = max(int(np.floor(box[0] - margin)), 0)
-        c0 = max(int(np.floor(box[1] - margin)), 0)
-        r1 = min(int(np.ceil(box[2] + margin)) + 1, h)
-        c1 = min(int(np.ceil(box[3] + margin)) + 1, w)
-        logits[i, :r0] = -torch.inf
-        logits[i, r1:] = -torch.inf
-        logits[i, :, :c0] = -torch.inf
-        logits[i, :, c1:] = -torch.inf
-    if locked is not None:
-        logits[:, torch.as_tensor(np.asarray(locked, dtype=bool), device=logits.device)] = (
-            -torch.inf)
-    best, owner = logits.max(dim=0)
-    owner = (owner.to(torch.int32) + 1) * (best > threshold)
-    return owner.cpu().numpy()
 
 
 def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect: bool) -> None:
@@ -248,23 +227,21 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
     points = np.array([t[2] for t in todo]) if p.use_point else None
     masks_in = [active[t[0]].logits if p.use_mask_input else None for t in todo]
     logits, low_res, iou = ctx.decoder.decode(boxes, points, masks_in)
-    owner = _exclusive(logits, boxes, ctx.locked(plane), p.clip_margin_px,
-                       float(getattr(ctx.decoder.sam, "mask_threshold", 0.0)))
-    for i, (track, box, _, shifted) in enumerate(todo):
-        crop = _owned(owner, i + 1, box, p.clip_margin_px)
-        parts = split_mask(crop, p, detect)
-        _update(ctx, active, track, plane, parts, shifted, float(iou[i]), low_res[i], previous)
-
-
-def _owned(owner: np.ndarray, value: int, box: np.ndarray, margin: float) -> Crop:
-    """The pixels of ``owner`` equal to ``value`` (all inside ``box`` grown by ``margin``)."""
-    h, w = owner.shape
-    r0 = max(int(np.floor(box[0] - margin)), 0)
-    c0 = max(int(np.floor(box[1] - margin)), 0)
-    r1 = min(int(np.ceil(box[2] + margin)) + 1, h)
-    c1 = min(int(np.ceil(box[3] + margin)) + 1, w)
-    sub = Crop.from_mask(owner[r0:r1, c0:c1] == value)
-    return Crop((sub.offset[0] + r0, sub.offset[1] + c0), sub.data, (h, w))
+    owner = exclusive(logits, boxes, ctx.locked(plane), p.clip_margin_px,
+                      float(getattr(ctx.decoder.sam, "mask_threshold", 0.0)))
+    found = [split_mask(owned(owner, i + 1, t[1], p.clip_margin_px), p, detect)
+             for i, t in enumerate(todo)]
+    before = {}
+    if detect and p.detect_divisions and p.division_seeds:
+        ending = {i for i, t in enumerate(todo)
+                  if would_end(found[i], active[t[0]].crop.area, t[3], p)}
+        seeds = plane_seeds(ctx.pixels(plane), p.division_min_area)
+        before = propose_splits(found, [t[3] for t in todo], ending, seeds, owner, p)
+    if p.refine_daughters or before:
+        refine_daughters(ctx.decoder, p, found, owner, ctx.locked(plane), before)
+    for i, (track, _, _, shifted) in enumerate(todo):
+        _update(ctx, active, track, plane, found[i], shifted, float(iou[i]), low_res[i],
+                previous)
 
 
 def _update(ctx: _Context, active: dict, track: int, plane: Plane, parts: list[Crop],

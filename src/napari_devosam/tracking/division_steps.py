@@ -1,0 +1,89 @@
+"""The division steps of one propagation plane (private to tracking).
+
+After the plane's objects are decoded and made exclusive (``tracking.exclusion``):
+
+1. ``propose_splits``: a single mask holding two stain seeds is cut between them, and a track
+   that would end (``would_end``: the mother's prompt often lands on the new membrane between
+   the daughters, and SAM's answer fails the checks) is offered the two free seeds nearest to
+   it as daughters (``tracking.division_seeds``);
+2. ``refine_daughters``: every pair of daughters, from ``tracking.divisions.split_mask`` or from
+   step 1, is decoded again with a box and a point per daughter, in one batch. A pair from
+   step 1 stands only when SAM outlines the two halves as two cells (their masks overlap less
+   than ``division_max_overlap``); otherwise the object(s) found before step 1 come back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_devosam.tracking import prompts as pr
+from napari_devosam.tracking.division_seeds import seed_points, sisters_near, split_by_seeds
+from napari_devosam.tracking.divisions import split_mask
+from napari_devosam.tracking.exclusion import exclusive, overlap, owned
+from napari_devosam.tracking.model import Crop
+from napari_devosam.tracking.params import PropagationParams
+
+
+def would_end(parts: list[Crop], previous_area: int, shifted: Crop,
+              params: PropagationParams) -> bool:
+    """True when ``parts`` fail the area or IoU-with-previous checks that end a track."""
+    area = sum(c.area for c in parts)
+    if not parts or area < params.min_area or area < params.min_area_fraction * previous_area:
+        return True
+    union = parts[0] if len(parts) == 1 else Crop.from_mask(parts[0].full() | parts[1].full())
+    floor = params.min_iou_prev if len(parts) == 1 else params.division_min_iou_prev
+    return pr.crop_iou(union, shifted) < floor
+
+
+def propose_splits(found: list[list[Crop]], shifted: list[Crop], ending: set[int],
+                   seeds, owner: np.ndarray, params: PropagationParams
+                   ) -> dict[int, list[Crop]]:
+    """Replace entries of ``found`` by two seed halves or sisters (step 1); returns
+    ``{index: what was there before}`` for the entries replaced."""
+    before = {}
+    points = seed_points(seeds)
+    for i, parts in enumerate(found):
+        if i in ending:
+            free = (owner == 0) | (owner == i + 1)
+            halves = sisters_near(seeds, shifted[i], free, params)
+        elif len(parts) == 1:
+            halves = split_by_seeds(parts[0], points, params)
+        else:
+            continue
+        if halves:
+            before[i] = parts
+            found[i] = halves
+    return before
+
+
+def refine_daughters(decoder, params: PropagationParams, found: list[list[Crop]],
+                     owner: np.ndarray, locked, before: dict[int, list[Crop]]) -> None:
+    """Decode each daughter of every pair in ``found`` on its own (step 2), in place. Each pair
+    shares its pixels by logit; pixels ``owner`` gives to other objects, and ``locked`` ones,
+    stay out. A pair is replaced only when both refined daughters keep
+    ``division_min_area`` pixels."""
+    p = params
+    pairs = [i for i, parts in enumerate(found) if len(parts) == 2]
+    if not pairs:
+        return
+    crops = [c for i in pairs for c in found[i]]
+    boxes = np.array([pr.clip_to_plane(pr.grown_box(pr.bbox(c), p.box_margin, p.box_margin_px),
+                                       owner.shape) for c in crops])
+    points = np.array([pr.interior_point(c) for c in crops])
+    logits, _, _ = decoder.decode(boxes, points, [None] * len(crops))
+    threshold = float(getattr(decoder.sam, "mask_threshold", 0.0))
+    for j, i in enumerate(pairs):
+        pair = slice(2 * j, 2 * j + 2)
+        if i in before and overlap(logits[pair], threshold) > p.division_max_overlap:
+            found[i] = before[i]  # SAM sees one cell: no division
+            continue
+        blocked = (owner != 0) & (owner != i + 1)
+        if locked is not None:
+            blocked |= np.asarray(locked, dtype=bool)
+        sub = exclusive(logits[pair], boxes[pair], blocked, p.clip_margin_px, threshold)
+        refined = [split_mask(owned(sub, k + 1, boxes[2 * j + k], p.clip_margin_px), p,
+                              detect=False) for k in range(2)]
+        if all(r and r[0].area >= p.division_min_area for r in refined):
+            found[i] = [r[0] for r in refined]
+        elif i in before:
+            found[i] = before[i]  # a half SAM does not outline is no daughter
