@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from napari_devosam.automatic.postprocess import MIN_AREA
+from napari_devosam.automatic.postprocess import MEMBRANE_GROW_PX, MIN_AREA, grow_to_membranes
 
 MODES = ("seeded", "grid")
 
@@ -71,7 +71,8 @@ def _filter_to_embryo(props, embryo: np.ndarray):
 
 def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
                 embedding=None, previous_labels=None, grid_params=None,
-                min_area: int = MIN_AREA, min_score: float = 0.0) -> AutoResult:
+                min_area: int = MIN_AREA, min_score: float = 0.0,
+                membrane_grow_px: int = MEMBRANE_GROW_PX) -> AutoResult:
     """Segment every object of one plane.
 
     Arguments:
@@ -86,6 +87,8 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
         where the stain gave no seed (``seeds.merge_neighbour_seeds``).
       grid_params: ``grid.GridParams`` for grid mode.
       min_area: smallest object kept, pixels. min_score: smallest predicted IoU kept.
+      membrane_grow_px: membrane stain: objects grow up to this many pixels to the
+        membranes' midline (``postprocess.grow_to_membranes``); 0 keeps SAM's outlines.
 
     Returns an ``AutoResult``. Raises ``ValueError`` for an unknown mode or stain, or for
     seeded mode without pixels or neighbour labels.
@@ -121,6 +124,8 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
     labels, scores, prompts = _decode(plane, model, embedding, mode, seeds, grid_params,
                                       analysis, min_area, min_score)
     stain_used = analysis.stain if analysis is not None else None
+    if stain_used == "membrane" and analysis.found:
+        labels = grow_to_membranes(labels, analysis.smooth, analysis.embryo, membrane_grow_px)
     message = None if scores else "SAM returned no object for this plane"
     return AutoResult(labels, scores, prompts, mode, stain_used, message)
 

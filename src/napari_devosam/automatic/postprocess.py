@@ -11,6 +11,14 @@ Rules (``proposals_to_labels``), in order:
    object owns).
 4. Objects smaller than ``min_area`` pixels (default ``MIN_AREA`` = 30; a cell of the
    phantoms is >= 60) are removed.
+5. Membrane stain only (``grow_to_membranes``): SAM outlines a membrane-stained cell inside
+   its membrane, while neighbouring cells meet on the membrane's midline. Unlabelled pixels
+   within ``MEMBRANE_GROW_PX`` (6) pixels of an object, inside the embryo and inside the
+   closed outline of all objects (gaps between objects, not the embryo's outer rim), join the
+   object that a watershed flood of the smoothed plane from the objects reaches first, so
+   neighbours meet on the bright ridge. Held-out membrane phantoms with embryo_tiny (4
+   planes): mean matched IoU 0.779 -> 0.829 (2 px: 0.805, 4: 0.821, 8: 0.832), F1 unchanged;
+   exact masks stay exact.
 
 Ids are ``1..n`` by decreasing score; labels are ``int32``.
 """
@@ -23,6 +31,7 @@ from scipy import ndimage
 from napari_devosam.automatic.decoding import Proposal
 
 MIN_AREA = 30
+MEMBRANE_GROW_PX = 6
 
 
 def _overlap(a: Proposal, b: Proposal) -> int:
@@ -99,3 +108,21 @@ def proposals_to_labels(props: list[Proposal], shape, min_area: int = MIN_AREA
     scores = {int(lut[i]): float(props[i - 1].score) for i in present}
     prompts = [dict(props[i - 1].prompt, score=float(props[i - 1].score)) for i in present]
     return labels, scores, prompts
+
+
+def grow_to_membranes(labels: np.ndarray, smooth: np.ndarray, embryo: np.ndarray,
+                      grow_px: int = MEMBRANE_GROW_PX) -> np.ndarray:
+    """Rule 5 of the module docstring: ``labels`` ``(H, W)`` int grown up to ``grow_px``
+    pixels into the unlabelled ``embryo`` pixels, meeting on the ridges of ``smooth`` (the
+    analysed plane, ``seeds.analyse_plane``). Labelled pixels never change; 0 returns
+    ``labels`` as they are."""
+    from skimage.segmentation import watershed
+
+    if grow_px <= 0 or not labels.any():
+        return labels
+    near = ndimage.distance_transform_edt(labels == 0) <= grow_px
+    pad = grow_px + 1  # closing needs room beyond the plane's edge
+    closed = ndimage.binary_closing(np.pad(labels > 0, pad), iterations=pad)
+    between = ndimage.binary_fill_holes(closed)[pad:-pad, pad:-pad]
+    grown = watershed(smooth, markers=labels, mask=(embryo & near & between) | (labels > 0))
+    return grown.astype(labels.dtype, copy=False)
