@@ -84,8 +84,8 @@ BUNDLED: dict[str, BundledModel] = {
     "embryo_tiny": BundledModel(
         name="embryo_tiny",
         filename="embryo_tiny.safetensors",
-        sha256="d6650e12c6e23b5a98f9a63fe745408797ac08f67a6ef20e6c0327da41cea243",
-        size=6_213_424,
+        sha256="2b5c2b66c44ea1eba84da26cfde4631e6ee0dd1262d2d953a6b7defebc461d53",
+        size=6_213_864,
     ),
 }
 ALIASES = {"demo": "embryo_tiny"}  # "demo" named a random model before 0.2
