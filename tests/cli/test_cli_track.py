@@ -61,6 +61,8 @@ def test_track_seed_plane_from_stack_labels(env):
     (lambda t: np.zeros((4, 96, 96), np.uint16), [], "no objects"),
     (lambda t: np.ones((50, 50), np.uint16), [], "fit neither"),
     (None, ["--seed-plane", "9"], "outside"),
+    (None, ["--last", "4"], "--last 4 is outside the axis of length 4"),
+    (None, ["--last", "-5"], "outside"),
 ])
 def test_bad_input_is_one_line(env, capsys, make, extra, message):
     tmp, ckpt = env
@@ -83,3 +85,28 @@ def test_stack_without_axis_and_axis_of_length_one(env, capsys):
                    "--model", ckpt, "--out", str(tmp / "x")])
         err = capsys.readouterr().err.strip()
         assert rc == 1 and message in err and len(err.splitlines()) == 1
+
+
+def test_review_uses_the_exported_ids_and_a_rerun_leaves_no_stale_frames(env):
+    from napari_devosam.tracking.export import real_track_ids
+    from napari_devosam.tracking.model import PropagationResult, Seed, TrackedObject
+
+    tmp, ckpt = env
+    out = tmp / "out"
+    args = ["--seed-labels", str(tmp / "seeds.tif"), "--model", ckpt, "--device", "cpu",
+            "--out", str(out)]
+    assert main(["track", str(tmp / "movie.tif"), *args]) == 0
+    tracks = {r["track_id"] for r in csv.DictReader((out / "tracks.csv").open())}
+    review = list(csv.DictReader((out / "review.csv").open()))
+    assert all(int(r["track_id"]) > 0 and r["track_id"] in tracks for r in review)
+    short = tifffile.imread(tmp / "movie.tif")[:2]
+    tifffile.imwrite(tmp / "short.tif", short)
+    assert main(["track", str(tmp / "short.tif"), *args]) == 0
+    assert sorted(p.name for p in out.glob("mask*.tif")) == ["mask000.tif", "mask001.tif"]
+    # placeholders become ids above the seeds, in order of appearance, parents included
+    mask = np.ones((4, 4), bool)
+    seeds = [Seed(5, (0,), mask)]
+    result = PropagationResult()
+    result.objects += [TrackedObject(-2, (1,), None, 1.0, 1.0, 5, division=True),
+                       TrackedObject(-3, (1,), None, 1.0, 1.0, 5, division=True)]
+    assert real_track_ids(seeds, result) == {5: 5, -2: 6, -3: 7}

@@ -40,7 +40,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--axis", default="T", type=str.upper, choices=AXES,
                    help="follow objects along T (default) or Z")
     p.add_argument("--direction", default="forward", choices=("forward", "backward", "both"))
-    p.add_argument("--last", type=int, default=None, help="stop plane index (inclusive)")
+    p.add_argument("--last", type=int, default=None,
+                   help="stop plane index (inclusive; negative counts from the end)")
     p.add_argument("--no-divisions", action="store_true", help="never split a track")
     p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--decoder", default=None, help="a fine-tuned decoder file to apply")
@@ -121,7 +122,11 @@ def run(args) -> int:
         seeds = seeds_from_labels(read_image(args.seed_labels), shape, plane)
     bounds = None
     if args.last is not None:
-        last = args.last % shape[axis]
+        n = shape[axis]
+        if not -n <= args.last < n:
+            raise ValueError(f"--last {args.last} is outside the axis of length {n} "
+                             f"(0..{n - 1}, or -1 for the last plane)")
+        last = args.last % n
         bounds = (min(last, plane[axis]), max(last, plane[axis]))
     return _track(args, image, seeds, plane, axis, bounds)
 
@@ -153,7 +158,7 @@ def _track(args, image, seeds, plane, axis, bounds) -> int:
         z_of_frame = lambda f: plane[1]  # noqa: E731 - T through a (T, Z, Y, X) stack
     track_rows = export.track_rows(labels, parents, z_of_frame)
     export.write_csv(out / "tracks.csv", track_rows)
-    _write_review(out / "review.csv", result, axis)
+    _write_review(out / "review.csv", result, axis, export.real_track_ids(seeds, result))
     if args.geff:
         export.write_geff(out / "tracks.geff", track_rows)
     n_div = len(result.divisions)
@@ -175,11 +180,12 @@ def _pairs(gen):
         yield p.done, p.total
 
 
-def _write_review(path, result, axis: int) -> None:
+def _write_review(path, result, axis: int, ids: dict[int, int]) -> None:
+    """review.csv: the planes to check, with the track ids of tracks.csv and res_track.txt."""
     from napari_devosam.utils.atomic import write_text
 
     lines = ["frame,track_id,reason,confidence\n"]
-    for r in sorted(result.review, key=lambda r: (r.plane, r.track)):
+    for r in sorted(result.review, key=lambda r: (r.plane, ids.get(r.track, r.track))):
         conf = "" if np.isnan(r.confidence) else f"{r.confidence:.3f}"
-        lines.append(f"{r.plane[axis]},{r.track},{r.reason},{conf}\n")
+        lines.append(f"{r.plane[axis]},{ids.get(r.track, r.track)},{r.reason},{conf}\n")
     write_text(path, "".join(lines))

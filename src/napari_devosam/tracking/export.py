@@ -16,6 +16,7 @@ fit uint16: then all tracks are renumbered 1..N (the CSV keeps the original ids)
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,8 @@ def ctc_tracks(labels: np.ndarray, parents: dict[int, int]) -> tuple[np.ndarray,
 def write_ctc(out_dir, labels: np.ndarray, parents: dict[int, int]) -> list[tuple]:
     """Write ``maskNNN.tif`` per frame and ``res_track.txt`` into ``out_dir`` (created);
     returns the ``(L, B, E, P)`` rows. Daughters must start after their mother's first frame.
+    ``maskNNN.tif`` files of an earlier result in the folder that this one does not replace
+    (a longer movie) are removed: a CTC reader would take them for frames of this result.
     """
     from napari_devosam.utils.atomic import write_text
 
@@ -82,9 +85,15 @@ def write_ctc(out_dir, labels: np.ndarray, parents: dict[int, int]) -> list[tupl
     digits = 3 if len(ctc) <= 1000 else 4
     import tifffile
 
+    written = set()
     for f, frame in enumerate(ctc):
-        tifffile.imwrite(out_dir / f"mask{f:0{digits}d}.tif", frame, compression="zlib")
+        name = f"mask{f:0{digits}d}.tif"
+        tifffile.imwrite(out_dir / name, frame, compression="zlib")
+        written.add(name)
     write_text(out_dir / "res_track.txt", "".join(f"{a} {b} {c} {d}\n" for a, b, c, d in rows))
+    for stale in out_dir.glob("mask*.tif"):  # an earlier, longer result in the same folder
+        if re.fullmatch(r"mask\d+\.tif", stale.name) and stale.name not in written:
+            stale.unlink()
     return rows
 
 
@@ -159,30 +168,38 @@ def write_geff(path, rows: list[dict]) -> None:
                overwrite=True)
 
 
+def real_track_ids(seeds, result) -> dict[int, int]:
+    """``{placeholder: id}`` for the new tracks of a run (negative placeholder ids): ids above
+    every seed id, in order of appearance (seeds, then the run's objects and their parents).
+    Positive ids map to themselves."""
+    ids: dict[int, int] = {}
+    top = max([s.track for s in seeds if s.track > 0], default=0)
+    order = [(s.track, s.parent) for s in seeds] + [(o.track, o.parent) for o in result.objects]
+    for track, parent in order:
+        for t in (track, parent):
+            if t is None or t in ids:
+                continue
+            if t > 0:
+                ids[t] = t
+            else:
+                top += 1
+                ids[t] = top
+    return ids
+
+
 def result_labels(seeds, result, n_frames: int, axis: int, shape) -> tuple[np.ndarray, dict]:
     """Track-id labels ``(n_frames, H, W)`` int64 along ``axis`` from seeds plus a
     ``PropagationResult``, and ``{track: parent}``. New tracks (negative placeholder ids) get
-    ids above every seed id, in order of appearance."""
+    ids above every seed id, in order of appearance (``real_track_ids``)."""
     labels = np.zeros((n_frames, *shape), dtype=np.int64)
-    ids: dict[int, int] = {}
-    top = max([s.track for s in seeds if s.track > 0], default=0)
-
-    def real(t):
-        nonlocal top
-        if t is None or t > 0:
-            return t
-        if t not in ids:
-            top += 1
-            ids[t] = top
-        return ids[t]
-
+    ids = real_track_ids(seeds, result)
     parents = {}
     items = [(s.track, s.parent, s.plane, np.asarray(s.mask, bool)) for s in seeds]
     items += [(o.track, o.parent, o.plane, o.mask) for o in result.objects]
     for track, parent, plane, mask in items:
-        t = real(track)
+        t = ids[track]
         frame = labels[plane[axis]]
         frame[mask & (frame == 0)] = t
         if parent is not None:
-            parents[t] = real(parent)
+            parents[t] = ids[parent]
     return labels, parents
