@@ -42,3 +42,22 @@ def test_unreachable_scheduler_names_the_address(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 1 and "tcp://127.0.0.1:9" in err and len(err.splitlines()) == 1, err
     assert time.monotonic() - start < 15
+
+
+def test_the_precision_is_settled_before_any_cluster_starts(tmp_path, capsys, monkeypatch):
+    from napari_devosam.batch.runner import BatchOptions
+    from napari_devosam.cli import batch as batch_cli
+    from napari_devosam.cli import build_parser
+
+    (tmp_path / "x.tif").write_bytes(b"")
+    out = tmp_path.parent / f"{tmp_path.name}-out"
+    monkeypatch.setenv("DEVOSAM_PRECISION", "int8")
+    rc = main(["batch", str(tmp_path / "x.tif"), "--out", str(out), "--format", "tif"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1 and "DEVOSAM_PRECISION" in err, err
+    assert not out.exists()
+    monkeypatch.setenv("DEVOSAM_PRECISION", "bf16")  # the client's choice, recorded as such
+    args = build_parser().parse_args(["batch", str(tmp_path), "--out", str(out), "--format",
+                                      "tif"])
+    opts = batch_cli._options(args)
+    assert isinstance(opts, BatchOptions) and opts.settings()["precision"] == "bf16"

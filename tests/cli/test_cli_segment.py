@@ -212,3 +212,20 @@ def test_unknown_precision_is_a_usage_error(env, capsys):
         _segment(env, "--box", "20,30,60,70", "--precision", "int8")
     assert exc.value.code == 2
     assert "invalid choice: 'int8'" in capsys.readouterr().err
+
+
+def test_precision_is_case_blind_and_warnings_are_one_line(env):
+    import subprocess
+    import sys
+
+    out = env["tmp"] / "w.tif"
+    code = ("import napari_devosam.models.precision as p\n"
+            "p.cpu_has_fast_bf16 = lambda: False\n"
+            "from napari_devosam.cli import main\n"
+            f"raise SystemExit(main(['segment', {env['image']!r}, '--model', 'embryo_tiny', "
+            f"'--box', '20,30,60,70', '--precision', 'BF16', '--out', {str(out)!r}]))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "devosam: warning: this CPU has no bf16 hardware" in run.stderr
+    assert "warnings.warn" not in run.stderr and ".py:" not in run.stderr

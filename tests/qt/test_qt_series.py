@@ -114,14 +114,19 @@ def test_done_marks_are_kept_and_the_next_image_is_embedded_ahead(make_napari_vi
     assert w2.image_layer.name == "e1" and w2.series_panel.series.is_done(0)
 
 
-def test_an_unreadable_file_is_reported_and_the_user_stays(make_napari_viewer, qtbot, folder,
-                                                           notes):
+def test_unreadable_files_are_skipped_with_a_message(make_napari_viewer, qtbot, folder, notes):
     (folder / "e1.tif").write_bytes(b"broken")
+    tifffile.imwrite(folder / "e15.tif", np.zeros((0,), np.uint8))  # "reads" as empty data
     viewer, w = open_series(make_napari_viewer, qtbot, folder)
     shown(w, qtbot)
-    assert not w.series_panel.next_image()
-    assert w.image_layer.name == "e0" and w.series_panel.series.index == 0
+    assert w.series_panel.next_image()  # e1 and e15 cannot be shown: on to e2
+    assert w.image_layer.name == "e2" and w.series_panel.series.path.name == "e2.tif"
     assert any("Cannot open e1.tif" in n.message for n in notes)
+    assert any("Cannot open e15.tif" in n.message for n in notes)
+    assert not w.series_panel.next_image() and w.image_layer.name == "e2"  # the end
+    w.series_panel.series.go(1)  # saved at an unreadable image: opening goes on from there
+    viewer2, w2 = open_series(make_napari_viewer, qtbot, folder)
+    assert w2.image_layer.name == "e2"
 
 
 def test_the_model_panel_loads_the_chosen_encoder_precision(make_napari_viewer, qtbot,

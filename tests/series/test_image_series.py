@@ -77,12 +77,19 @@ def test_an_unwritable_folder_keeps_the_marks_in_the_user_folder(folder, tmp_pat
     assert ImageSeries.open([folder]).is_done(0)
 
 
-def test_a_damaged_series_file_is_reported_and_replaced(folder):
+def test_a_damaged_series_file_is_reported_and_kept_aside(folder):
     (folder / SERIES_FILE).write_text("{ not json")
     s = ImageSeries.open([folder])
-    assert "could not be read" in s.note and s.done_count == 0
+    assert "could not be read" in s.note and "kept as" in s.note and s.done_count == 0
+    [kept] = folder.glob(f"{SERIES_FILE}.damaged-*")
+    assert kept.read_text() == "{ not json"  # the user's marks can still be recovered
     s.set_done(True)
     assert ImageSeries.open([folder]).is_done(0)
+
+
+def test_a_named_file_that_is_no_image_is_refused(folder):
+    with pytest.raises(ValueError, match="notes.txt is not an image file"):
+        ImageSeries.open([folder / "e01.tif", folder / "notes.txt"])
 
 
 @pytest.mark.parametrize("inputs,message", [

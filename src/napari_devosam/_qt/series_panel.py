@@ -84,7 +84,8 @@ class SeriesPanel(QGroupBox):
             self.open(files)
 
     def open(self, inputs) -> bool:
-        """Open the series of ``inputs`` (folders, globs, files) at its saved position."""
+        """Open the series of ``inputs`` (folders, globs, files) at its saved position (or the
+        next image that can be read)."""
         from napari_devosam.series.image_series import ImageSeries
 
         if not self._may_leave():
@@ -97,7 +98,10 @@ class SeriesPanel(QGroupBox):
         self.series = series
         if series.note:
             show_warning(series.note)
-        self._show(series.path)
+        if self._show(series.path) or self._step_to_readable(lambda s: s.next(), series.index):
+            return True
+        self._update()
+        show_error("No image of the series after this one can be read; use < Previous.")
         return True
 
     # --- moving ----------------------------------------------------------------------------
@@ -108,7 +112,7 @@ class SeriesPanel(QGroupBox):
         return self._move(lambda s: s.previous(), "This is the first image of the series.")
 
     def next_undone(self) -> bool:
-        return self._move(lambda s: s.next_undone(), "Every image of the series is done.")
+        return self._move(lambda s: s.next_undone(), "Every other image of the series is done.")
 
     def _move(self, step, at_end: str) -> bool:
         if self.series is None:
@@ -117,14 +121,22 @@ class SeriesPanel(QGroupBox):
         if not self._may_leave():
             return False
         here = self.series.index
-        if step(self.series) is None:
-            show_info(at_end)
-            return False
-        if not self._show(self.series.path):
-            self.series.go(here)
-            self._update()
-            return False
-        return True
+        if self._step_to_readable(step, here):
+            return True
+        self.series.go(here)
+        self._update()
+        show_info(at_end)
+        return False
+
+    def _step_to_readable(self, step, here: int) -> bool:
+        """Apply ``step`` until an image can be shown (unreadable ones are skipped, each with
+        a notification); False (position unchanged) when the series runs out first."""
+        for _ in range(len(self.series)):
+            if step(self.series) is None or self.series.index == here:
+                return False
+            if self._show(self.series.path):
+                return True
+        return False
 
     def _may_leave(self) -> bool:
         """False (with a notification) while this image has uncommitted prompts or objects."""
@@ -140,21 +152,22 @@ class SeriesPanel(QGroupBox):
         return True
 
     def _show(self, path: Path) -> bool:
-        """Replace the series' layer by ``path``'s and annotate it; False if it cannot be read."""
+        """Replace the series' layer by ``path``'s and annotate it; False (the current image
+        stays) if it cannot be read or shown."""
         from napari_devosam._qt.image_open import add_image_file
         from napari_devosam.batch.inputs import read_any
 
-        try:
-            data = read_any(path)
-        except (OSError, ValueError, RuntimeError) as exc:
-            show_error(f"Cannot open {path.name}: {exc}")
-            return False
         viewer = self.w.viewer
+        try:
+            layer = add_image_file(viewer, path, read_any(path))
+        except (OSError, ValueError, TypeError, RuntimeError) as exc:
+            show_error(f"Cannot open {path.name}, skipped: {exc}")
+            return False
         if self.layer is not None and self.layer in viewer.layers:
             viewer.layers.remove(self.layer)
-        self.layer = add_image_file(viewer, path, data)
-        if self.w.image_layer is not self.layer:  # not already chosen when it was inserted
-            self.w.set_image_layer(self.layer)
+        self.layer = layer
+        if self.w.image_layer is not layer:  # not already chosen when it was inserted
+            self.w.set_image_layer(layer)
         lead = self.w.state.n_lead if self.w.state is not None else 0
         if lead:  # start at the first plane: the one prefetched
             step = list(viewer.dims.current_step)

@@ -22,6 +22,7 @@ from napari.utils.notifications import (
 )
 
 from napari_devosam._qt.workers import create_job
+from napari_devosam.utils.text import count
 
 
 def _open_store(holder, path, data, project_dir, rgb, previous=None):
@@ -133,7 +134,8 @@ class StoreOps:
         if layers is not None:
             layers.objects.data = store.labels
         if store.objects:
-            show_info(f"Restored {len(store.objects)} committed objects from {store.folder}")
+            show_info(f"Restored {count(len(store.objects), 'committed object')} from "
+                      f"{store.folder}")
         self._announce(store.location)
         pending, self.unsaved = self.unsaved, []
         for plane, pixels, values in pending:

@@ -98,7 +98,7 @@ def read_any(path: str | os.PathLike) -> np.ndarray:
 
     A bioio image becomes ``(T, Z, Y, X)`` of its first channel with length-1 T/Z dropped.
     """
-    from napari_devosam.export.image_io import read_image
+    from napari_devosam.export.image_io import checked_image, read_image
 
     path = Path(path)
     if path.suffix.lower() not in BIOIO_SUFFIXES:
@@ -114,4 +114,4 @@ def read_any(path: str | os.PathLike) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001 - any reader failure: not an image we can read
         raise ValueError(f"cannot read {path} with bioio: {exc}") from exc
     lead = [n for n in data.shape[:2] if n > 1]
-    return data.reshape(*lead, *data.shape[2:])
+    return checked_image(data.reshape(*lead, *data.shape[2:]), path)

@@ -30,8 +30,8 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, 
 
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:
     """``--precision`` for a subcommand that runs the image encoder."""
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                        help=PRECISION_HELP)
+    parser.add_argument("--precision", default="auto", type=str.lower,
+                        choices=("auto", "fp32", "bf16"), help=PRECISION_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """Python warnings as one line each, like our errors (no source file, no code line)."""
+    return f"devosam: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    previous, warnings.formatwarning = warnings.formatwarning, _format_warning
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = previous
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -70,13 +70,15 @@ def _options(args):
     from napari_devosam.automatic.postprocess import MIN_AREA
     from napari_devosam.batch.outputs import zarr_available
     from napari_devosam.batch.runner import BatchOptions
+    from napari_devosam.models.precision import resolve_precision
 
     if args.fmt == "zarr" and not zarr_available():
         raise RuntimeError("--format zarr needs ome-zarr: pip install "
                            "'napari-devosam[zarr]', or use --format tif")
     opts = BatchOptions(
         steps=tuple(s.strip() for s in args.steps.split(",") if s.strip()),
-        model=args.model, device=args.device, precision=args.precision, decoder=args.decoder,
+        model=args.model, device=args.device, decoder=args.decoder,
+        precision=resolve_precision(args.precision),  # here, not on each worker's environment
         fmt=args.fmt,
         cache_dir=args.cache_dir, mode=args.mode, stain=args.stain,
         min_area=MIN_AREA if args.min_area is None else args.min_area,

@@ -39,7 +39,16 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             data = np.asarray(skio.imread(path))
     except Exception as exc:  # noqa: BLE001 - any reader failure means: not an image we can read
         raise ValueError(f"cannot read {path} as an image: {exc}") from exc
-    return canonical_axes(data)
+    return checked_image(canonical_axes(data), path)
+
+
+def checked_image(data: np.ndarray, path) -> np.ndarray:
+    """``data`` read from ``path`` if it is a plane or a stack (>= 2D, no empty axis, numbers);
+    else ``ValueError``: a damaged file can "read" as an empty or 1D array."""
+    if data.ndim < 2 or 0 in data.shape or data.dtype.kind not in "uifb":
+        raise ValueError(f"cannot read {path} as an image: it gives {data.ndim}D data of "
+                         f"shape {data.shape} ({data.dtype}), not a plane or a stack")
+    return data
 
 
 def write_tiff(path: str | os.PathLike, array: np.ndarray, **metadata) -> Path:

@@ -50,10 +50,14 @@ class ImageSeries:
         """The series of ``inputs`` (folders, globs, files; see ``batch.inputs.find_inputs``),
         at the position saved last time. Raises ``ValueError`` (one sentence) when they name
         no image."""
-        from napari_devosam.batch.inputs import find_inputs
+        from napari_devosam.batch.inputs import IMAGE_SUFFIXES, find_inputs
 
         inputs = [str(i) for i in inputs]
         files = find_inputs(inputs)
+        others = [f for f in files if f.suffix.lower() not in IMAGE_SUFFIXES]
+        if others:  # named one by one: folders and globs only ever give images
+            raise ValueError(f"{others[0]} is not an image file (looked for "
+                             f"{', '.join(IMAGE_SUFFIXES)})")
         folder = inputs[0] if len(inputs) == 1 and Path(inputs[0]).expanduser().is_dir() \
             else None
         return cls(files, folder)
@@ -131,8 +135,9 @@ class ImageSeries:
         except FileNotFoundError:
             return
         except (OSError, ValueError, TypeError, AttributeError) as exc:
-            self.note = f"the series file {source} could not be read ({exc}); " \
-                "starting with no image marked done"
+            kept = _set_aside(source)
+            self.note = f"the series file {source} could not be read ({exc}); starting with " \
+                "no image marked done" + (f" (the damaged file is kept as {kept})" if kept else "")
             return
         self._done = done
         keys = [self._key(i) for i in range(len(self))]
@@ -157,3 +162,13 @@ def _marks_location(folder: Path) -> tuple[Path, str | None]:
     other = default_store_root() / "series" / f"{digest}.json"
     return other, (f"the series folder {folder} is not writable: the done marks are kept in "
                    f"{other}")
+
+
+def _set_aside(path: Path) -> Path | None:
+    """Rename a damaged series file so that the next save does not destroy it."""
+    target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        os.replace(path, target)
+    except OSError:
+        return None
+    return target
