@@ -234,13 +234,13 @@ def test_model_name_goes_through_load_model(monkeypatch):
 
     seen = {}
 
-    def fake_load(model, device="auto", decoder=None):
-        seen.update(model=model, device=device)
+    def fake_load(model, device="auto", decoder=None, precision="auto"):
+        seen.update(model=model, device=device, precision=precision)
         return tiny_sam()
 
     monkeypatch.setattr(model_loading, "load_model", fake_load)
-    pred = Predictor("vit_b", device="cpu")
-    assert seen == {"model": "vit_b", "device": "cpu"}
+    pred = Predictor("vit_b", device="cpu", precision="bf16")
+    assert seen == {"model": "vit_b", "device": "cpu", "precision": "bf16"}
     assert pred.sam.image_encoder.img_size == 256
 
 
