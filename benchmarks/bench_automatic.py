@@ -11,7 +11,8 @@
    its embedding computed once and given to both; ours (``automatic.grid``) against
    ``segment_anything.SamAutomaticMaskGenerator`` with the same parameters, timed alternately;
    parity = share of stock masks matched by one of ours at IoU >= 0.9 (and conversely).
-3. Seeded-mode speed with vit_b's decoder: 60 cells on a 512 x 752 plane, embedding cached.
+3. Seeded-mode speed with vit_b's decoder, and with embryo_tiny's: 60 cells on a 512 x 752
+   plane, embedding cached.
 
 Usage: ``python benchmarks/bench_automatic.py [--weights W] [--points-per-side 16]
 [--planes 16] [--threads 1] [--json out.json]``. Results: docs/automatic.md. On a loaded
@@ -199,6 +200,8 @@ def main(argv=None) -> int:
         res["grid_default"] = grid_speed(vit_b, emb, args.points_per_side, False, args.ours_batch)
         res["grid_relaxed"] = grid_speed(vit_b, emb, args.points_per_side, True, args.ours_batch)
         res["seeded_vit_b"] = seeded_speed(vit_b)
+        if sam is not None:
+            res["seeded_embryo_tiny"] = seeded_speed(sam)
     res["machine_after"] = machine("cpu")
     print(report(res))
     write_json(args.json, res)
@@ -221,8 +224,9 @@ def report(res: dict) -> str:
             lines.append(f"{key}: stock {g['stock_s']:.1f} s, ours {g['ours_s']:.1f} s, "
                          f"{g['speedup']:.2f}x; masks stock {g['n_stock']} ours {g['n_ours']}, "
                          f"matched {g['stock_matched']} / {g['ours_matched']}")
-    if "seeded_vit_b" in res:
-        lines.append(f"seeded vit_b: {res['seeded_vit_b']}")
+    for key in ("seeded_vit_b", "seeded_embryo_tiny"):
+        if key in res:
+            lines.append(f"{key.replace('_', ' ', 1)}: {res[key]}")
     return "\n".join(lines)
 
 
