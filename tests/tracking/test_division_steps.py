@@ -72,3 +72,37 @@ def test_embryo_tiny_finds_the_divisions_of_held_out_movies():
     assert detected <= true + 2  # no flood of false divisions
     # measured: 13 of 18 (without the division steps of tracking/division_steps.py: 1 of 18)
     assert found >= 0.6 * true, counts
+
+
+def test_a_lost_cell_is_found_again_from_its_seed():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tracking_oracle import OracleDecoder
+
+    stack, labels, _ = make_lineage_timelapse(3, (128, 128), 4, seed=1)
+    oracle = OracleDecoder(labels)
+    answer = oracle.decode
+
+    def forgetful(boxes, points, mask_inputs):  # SAM "loses" track 1 on plane 1
+        logits, low, iou = answer(boxes, points, mask_inputs)
+        if oracle.embedding.plane == (1,) and len(oracle.calls) == 1:
+            logits[0] = -10.0
+        return logits, low, iou
+
+    oracle.decode = forgetful
+    seeds = [Seed(int(t), (0,), labels[0] == t) for t in np.unique(labels[0])[1:]]
+    run = propagate(None, stack, seeds, decoder=oracle, embedding_for=oracle.embedding_for,
+                    bounds=(0, 1), params=PropagationParams(detect_divisions=False))
+    result = drain(run)
+    mine = [o for o in result.objects if o.track == seeds[0].track]
+    assert len(mine) == 1 and 1 not in result.ended
+    truth = labels[1] == seeds[0].track
+    assert (mine[0].crop.full() & truth).sum() / (mine[0].crop.full() | truth).sum() > 0.9
+    assert any(r.reason == "found again" and r.track == 1 for r in result.review)
+    off = PropagationParams(detect_divisions=False, redetect_lost=False)
+    oracle.calls.clear()
+    result = drain(propagate(None, stack, seeds, decoder=oracle,
+                             embedding_for=oracle.embedding_for, bounds=(0, 1), params=off))
+    assert 1 in result.ended  # without it, the track ends there

@@ -40,7 +40,20 @@ def sisters_near(seeds, shifted: Crop, free: np.ndarray, params: PropagationPara
     mask's equivalent radius of its centroid, on ``free`` pixels (no other object's); each
     becomes its seed basin's box (free pixels only) for SAM to outline. None if there are
     fewer than two such seeds."""
-    if len(seeds) < 2 or shifted.area == 0:
+    return _free_seeds_near(seeds, shifted, free, params, 2)
+
+
+def seed_near(seeds, shifted: Crop, free: np.ndarray, params: PropagationParams
+              ) -> Crop | None:
+    """As ``sisters_near``, for one cell: the basin box of the free seed nearest to
+    ``shifted`` (to find a lost cell again), or None."""
+    found = _free_seeds_near(seeds, shifted, free, params, 1)
+    return found[0] if found else None
+
+
+def _free_seeds_near(seeds, shifted: Crop, free: np.ndarray, params: PropagationParams,
+                     n: int) -> list[Crop] | None:
+    if len(seeds) < n or shifted.area == 0:
         return None
     points = seed_points(seeds)
     h, w = free.shape
@@ -50,17 +63,17 @@ def sisters_near(seeds, shifted: Crop, free: np.ndarray, params: PropagationPara
     reach = params.division_search_radius * np.sqrt(shifted.area / np.pi)
     dist = np.linalg.norm(points - np.asarray(shifted.centroid()), axis=1)
     near = np.flatnonzero(ok & (dist <= reach))
-    if len(near) < 2:
+    if len(near) < n:
         return None
-    daughters = []
-    for k in near[np.argsort(dist[near], kind="stable")[:2]]:
+    crops = []
+    for k in near[np.argsort(dist[near], kind="stable")[:n]]:
         r0, c0, r1, c1 = (int(v) for v in seeds.boxes[k])
         mask = np.zeros((h, w), dtype=bool)
         mask[r0:r1 + 1, c0:c1 + 1] = free[r0:r1 + 1, c0:c1 + 1]
         if mask.sum() < params.division_min_area:
             return None
-        daughters.append(Crop.from_mask(mask))
-    return daughters
+        crops.append(Crop.from_mask(mask))
+    return crops
 
 
 def split_by_seeds(crop: Crop, points: np.ndarray, params: PropagationParams

@@ -10,6 +10,9 @@ After the plane's objects are decoded and made exclusive (``tracking.exclusion``
    step 1, is decoded again with a box and a point per daughter, in one batch. A pair from
    step 1 stands only when SAM outlines the two halves as two cells (their masks overlap less
    than ``division_max_overlap``); otherwise the object(s) found before step 1 come back.
+3. ``redetect``: a track about to end that found no daughters asks SAM about the free stain
+   seed nearest to it, and goes on with that cell (held to the looser
+   ``division_min_iou_prev``: the cell moved or changed shape, which is why it was lost).
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ from __future__ import annotations
 import numpy as np
 
 from napari_devosam.tracking import prompts as pr
-from napari_devosam.tracking.division_seeds import seed_points, sisters_near, split_by_seeds
+from napari_devosam.tracking.division_seeds import (
+    seed_near,
+    seed_points,
+    sisters_near,
+    split_by_seeds,
+)
 from napari_devosam.tracking.divisions import split_mask
 from napari_devosam.tracking.exclusion import exclusive, overlap, owned
 from napari_devosam.tracking.model import Crop
@@ -87,3 +95,37 @@ def refine_daughters(decoder, params: PropagationParams, found: list[list[Crop]]
             found[i] = [r[0] for r in refined]
         elif i in before:
             found[i] = before[i]  # a half SAM does not outline is no daughter
+
+
+def redetect(decoder, params: PropagationParams, lost: dict[int, Crop], seeds,
+             owner: np.ndarray, locked) -> dict[int, tuple[Crop, float, object]]:
+    """Find lost cells again (step 3): for each ``{index: motion-shifted previous mask}`` of
+    a track about to end with no division, SAM prompted with the box and point of the nearest
+    free stain seed (``division_seeds.seed_near``), all in one batch. Returns ``{index:
+    (mask, predicted IoU, low-res logits)}`` for those that give an object of at least
+    ``min_area`` pixels on free pixels."""
+    p = params
+    asks = {}
+    for i, shifted in lost.items():
+        crop = seed_near(seeds, shifted, (owner == 0) | (owner == i + 1), p)
+        if crop is not None:
+            asks[i] = crop
+    if not asks:
+        return {}
+    order = list(asks)
+    boxes = np.array([pr.clip_to_plane(pr.grown_box(pr.bbox(asks[i]), p.box_margin,
+                                                    p.box_margin_px), owner.shape)
+                      for i in order])
+    points = np.array([pr.interior_point(asks[i]) for i in order])
+    logits, low_res, iou = decoder.decode(boxes, points, [None] * len(order))
+    threshold = float(getattr(decoder.sam, "mask_threshold", 0.0))
+    out = {}
+    for j, i in enumerate(order):
+        blocked = (owner != 0) & (owner != i + 1)
+        if locked is not None:
+            blocked |= np.asarray(locked, dtype=bool)
+        sub = exclusive(logits[j:j + 1], boxes[j:j + 1], blocked, p.clip_margin_px, threshold)
+        parts = split_mask(owned(sub, 1, boxes[j], p.clip_margin_px), p, detect=False)
+        if parts and parts[0].area >= p.min_area:
+            out[i] = (parts[0], float(iou[j]), low_res[j])
+    return out

@@ -55,6 +55,10 @@ class PropagationParams:
       division_search_radius: a track about to end looks for two daughters among the free
         stain seeds within this many equivalent radii (``sqrt(area / pi)``) of its
         motion-shifted previous mask's centroid (daughters push their neighbours away).
+      redetect_lost: a track about to end that found no daughters asks SAM about the nearest
+        free stain seed within that reach and goes on with that cell, held to
+        ``division_min_iou_prev`` and listed for review ("found again"); also backward and
+        along Z.
     """
 
     box_margin: float = 0.15
@@ -78,6 +82,7 @@ class PropagationParams:
     division_seeds: bool = True
     division_max_overlap: float = 0.5
     division_search_radius: float = 2.0
+    redetect_lost: bool = True
 
     def __post_init__(self):
         for name in ("box_margin", "box_margin_px", "motion", "clip_margin_px",

@@ -36,7 +36,12 @@ import numpy as np
 
 from napari_devosam.tracking import prompts as pr
 from napari_devosam.tracking.division_seeds import plane_seeds
-from napari_devosam.tracking.division_steps import propose_splits, refine_daughters, would_end
+from napari_devosam.tracking.division_steps import (
+    propose_splits,
+    redetect,
+    refine_daughters,
+    would_end,
+)
 from napari_devosam.tracking.divisions import split_mask
 from napari_devosam.tracking.exclusion import exclusive, owned
 from napari_devosam.tracking.model import (
@@ -231,22 +236,33 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
                       float(getattr(ctx.decoder.sam, "mask_threshold", 0.0)))
     found = [split_mask(owned(owner, i + 1, t[1], p.clip_margin_px), p, detect)
              for i, t in enumerate(todo)]
-    before = {}
-    if detect and p.detect_divisions and p.division_seeds:
-        ending = {i for i, t in enumerate(todo)
-                  if would_end(found[i], active[t[0]].crop.area, t[3], p)}
+    before, again = {}, {}
+    ending = {i for i, t in enumerate(todo)
+              if would_end(found[i], active[t[0]].crop.area, t[3], p)}
+    seeds = None
+    if ending or (detect and p.detect_divisions and p.division_seeds):
         seeds = plane_seeds(ctx.pixels(plane), p.division_min_area)
+    if detect and p.detect_divisions and p.division_seeds:
         before = propose_splits(found, [t[3] for t in todo], ending, seeds, owner, p)
     if p.refine_daughters or before:
         refine_daughters(ctx.decoder, p, found, owner, ctx.locked(plane), before)
+    if p.redetect_lost:
+        lost = {i: todo[i][3] for i in ending if len(found[i]) < 2}
+        again = redetect(ctx.decoder, p, lost, seeds, owner, ctx.locked(plane)) if lost else {}
     for i, (track, _, _, shifted) in enumerate(todo):
-        _update(ctx, active, track, plane, found[i], shifted, float(iou[i]), low_res[i],
-                previous)
+        parts, score, logits_i = found[i], float(iou[i]), low_res[i]
+        if i in again:
+            crop, score, logits_i = again[i]
+            parts = [crop]
+        _update(ctx, active, track, plane, parts, shifted, score, logits_i, previous,
+                found_again=i in again)
 
 
 def _update(ctx: _Context, active: dict, track: int, plane: Plane, parts: list[Crop],
-            shifted: Crop, pred_iou: float, low_res, previous: Plane) -> None:
-    """Record the new object(s) of ``track`` on ``plane``, or end the track."""
+            shifted: Crop, pred_iou: float, low_res, previous: Plane,
+            found_again: bool = False) -> None:
+    """Record the new object(s) of ``track`` on ``plane``, or end the track. An object found
+    again from a seed (``found_again``) is held to ``division_min_iou_prev`` and reviewed."""
     p, res, a = ctx.params, ctx.result, active[track]
     area = sum(c.area for c in parts)
     if not parts or area < p.min_area:
@@ -255,7 +271,8 @@ def _update(ctx: _Context, active: dict, track: int, plane: Plane, parts: list[C
         return _end(ctx, active, track, plane, "shrank", previous)
     union = parts[0] if len(parts) == 1 else Crop.from_mask(parts[0].full() | parts[1].full())
     iou_prev = pr.crop_iou(union, shifted)
-    if iou_prev < (p.min_iou_prev if len(parts) == 1 else p.division_min_iou_prev):
+    single = len(parts) == 1 and not found_again
+    if iou_prev < (p.min_iou_prev if single else p.division_min_iou_prev):
         return _end(ctx, active, track, plane, f"IoU with previous {iou_prev:.2f}", previous)
     if p.min_pred_iou > 0 and pred_iou < p.min_pred_iou:  # 0 disables (also < 0 scores)
         return _end(ctx, active, track, plane, f"predicted IoU {pred_iou:.2f}", previous)
@@ -264,7 +281,9 @@ def _update(ctx: _Context, active: dict, track: int, plane: Plane, parts: list[C
         res.objects.append(obj)
         a.crop, a.logits = parts[0], low_res
         a.centroids.append(parts[0].centroid())
-        if obj.confidence < p.review_below:
+        if found_again:
+            res.review.append(ReviewItem(plane, track, "found again", obj.confidence))
+        elif obj.confidence < p.review_below:
             res.review.append(ReviewItem(plane, track, "low confidence", obj.confidence))
         return None
     daughters = [ctx.new_track(), ctx.new_track()]
