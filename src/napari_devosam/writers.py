@@ -6,18 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_devosam.export.image_io import TIFF_SUFFIXES, write_tiff
-
-
-def labels_dtype(data) -> np.dtype:
-    """uint16 when every id fits, else uint32 (negative ids are an error)."""
-    data = np.asarray(data)
-    if data.size and data.min() < 0:
-        raise ValueError("labels with negative values cannot be saved as label TIFF")
-    top = int(data.max()) if data.size else 0
-    if top >= 2**32:
-        raise ValueError(f"label id {top} does not fit into uint32")
-    return np.dtype(np.uint16 if top < 65536 else np.uint32)
+from napari_devosam.export.image_io import TIFF_SUFFIXES, label_dtype, write_tiff
 
 
 def write_labels(path: str, data, meta: dict) -> list[str]:
@@ -39,5 +28,5 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
     info = {"name": str(meta.get("name", "labels"))}
     if meta.get("scale") is not None:
         info["scale"] = [float(s) for s in meta["scale"]]
-    write_tiff(target, array.astype(labels_dtype(array)), **info)
+    write_tiff(target, array.astype(label_dtype(array)), **info)
     return [str(target)]

@@ -43,7 +43,7 @@ def test_one_plane(env, capsys, mode):
     rc, out = run(env, env["plane_path"], "--mode", mode)
     assert rc == 0
     labels = tifffile.imread(out)
-    assert labels.shape == env["plane"].shape and labels.dtype == np.int32
+    assert labels.shape == env["plane"].shape and labels.dtype == np.uint16
     assert f"({mode} mode)" in capsys.readouterr().out
 
 
@@ -59,7 +59,7 @@ def test_every_plane_of_a_stack_or_one(env, monkeypatch):
     rc, out = run(env, env["stack_path"])
     assert rc == 0
     labels = tifffile.imread(out)
-    assert labels.shape == env["stack"].shape and labels.dtype == np.int32
+    assert labels.shape == env["stack"].shape and labels.dtype == np.uint16
     assert len(seen) == 4
     rc, out = run(env, env["stack_path"], "--plane", "1:0")
     assert rc == 0 and tifffile.imread(out).shape == env["stack"].shape[-2:]

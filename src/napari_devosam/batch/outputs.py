@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_devosam.export.image_io import label_dtype
+
 FORMATS = ("zarr", "tif")
 LABELS_NAME = "auto"
 
@@ -25,12 +27,6 @@ LABELS_NAME = "auto"
 def label_path(out_dir: str | os.PathLike, stem: str, fmt: str) -> Path:
     out_dir = Path(out_dir)
     return out_dir / (f"{stem}.ome.zarr" if fmt == "zarr" else f"{stem}_labels.tif")
-
-
-def label_dtype(labels: np.ndarray) -> np.dtype:
-    """uint16, or uint32 when the largest label does not fit in 16 bits."""
-    top = int(labels.max()) if labels.size else 0
-    return np.dtype(np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32)
 
 
 def zarr_available() -> bool:

@@ -101,8 +101,9 @@ def segment_plane(predictor, boxes: list[np.ndarray], points: list[tuple]) -> np
         masks = masks[[int(np.argmax(scores))]]
     else:
         masks, _ = predictor.predict_boxes(np.stack(boxes))
-    dtype = np.uint16 if len(masks) < np.iinfo(np.uint16).max else np.uint32
-    out = np.zeros((H, W), dtype=dtype)
+    from napari_devosam.export.image_io import label_dtype
+
+    out = np.zeros((H, W), dtype=label_dtype(len(masks)))
     for obj_id, mask in enumerate(masks, start=1):
         out[mask & (out == 0)] = obj_id
     return out

@@ -1,7 +1,8 @@
 """``devosam segment IMAGE --auto``: automatic instance labels for one plane or a stack.
 
 Called from ``cli/segment.py`` when ``--auto`` is given. With ``--plane`` one plane is written
-as ``(H, W)`` int32 labels; without it every plane of the image, as an array of the image's
+as ``(H, W)`` labels (uint16, uint32 beyond 65,535 objects: ``export.image_io.label_dtype``);
+without it every plane of the image, as an array of the image's
 leading shape plus ``(H, W)`` (labels numbered per plane), with neighbour seeding along the
 last leading axis. Planes without an embryo come out empty with a warning on stderr. The file
 is written only when every plane is done (an interrupted run writes nothing).
@@ -37,7 +38,7 @@ def run_auto(args) -> int:
     from napari_devosam.engine.embeddings import default_cache_dir
     from napari_devosam.engine.predictor import Predictor
     from napari_devosam.engine.stacks import leading_shape, parse_plane_index
-    from napari_devosam.export.image_io import read_image, write_tiff
+    from napari_devosam.export.image_io import label_dtype, read_image, write_tiff
     from napari_devosam.models.loading import load_model
     from napari_devosam.utils.paths import output_file
     from napari_devosam.utils.text import count, plane_name
@@ -66,7 +67,7 @@ def run_auto(args) -> int:
         if res.message:
             print(f"devosam segment: warning: {plane_name(index)}: {res.message}",
                   file=sys.stderr)
-    write_tiff(args.out, out)
+    write_tiff(args.out, out.astype(label_dtype(out), copy=False))
     n = sum(r.n_objects for r in results.values())
     print(f"wrote {count(n, 'object')} on {count(len(results), 'plane')} to {args.out} "
           f"({args.mode} mode)")

@@ -27,7 +27,7 @@ from napari_devosam._version import __version__
 from napari_devosam.annotation.store import image_hash
 from napari_devosam.engine.image import DEFAULT_NORMALIZATION
 from napari_devosam.export import coco
-from napari_devosam.export.image_io import read_image, write_tiff
+from napari_devosam.export.image_io import label_dtype, read_image, write_tiff
 from napari_devosam.export.measurements import measurement_rows, rows_to_csv
 from napari_devosam.utils.jsonable import jsonable
 from napari_devosam.utils.progress import drain
@@ -135,7 +135,7 @@ def export_bundle(out_dir, image, labels, *, source: str, plane_indices=None, pr
             taken[name] = (source, plane)
             lab = labels[plane]
             ids = [int(i) for i in np.unique(lab) if i != 0]
-            dtype = np.uint16 if ids[-1] < 65536 else np.uint32
+            dtype = label_dtype(lab)
             write_tiff(staging / "images" / name, image[plane])
             write_tiff(staging / "labels" / name, lab.astype(dtype))
             new_entries.append({

@@ -51,6 +51,20 @@ def checked_image(data: np.ndarray, path) -> np.ndarray:
     return data
 
 
+def label_dtype(labels) -> np.dtype:
+    """The one rule for label images we write: uint16 when every id fits, else uint32.
+
+    Raises ``ValueError`` for negative ids or ids beyond uint32.
+    """
+    labels = np.asarray(labels)
+    if labels.size and labels.min() < 0:
+        raise ValueError("labels with negative values cannot be saved as a label image")
+    top = int(labels.max()) if labels.size else 0
+    if top > np.iinfo(np.uint32).max:
+        raise ValueError(f"label id {top} does not fit into uint32")
+    return np.dtype(np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32)
+
+
 def write_tiff(path: str | os.PathLike, array: np.ndarray, **metadata) -> Path:
     """Write ``array`` to ``path`` as TIFF (zlib-compressed), atomically; returns the path.
 

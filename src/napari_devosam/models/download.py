@@ -247,7 +247,8 @@ def ensure_checkpoint(name: str | Checkpoint, *, timeout: float = 30.0) -> Progr
             f"model {info.name!r} is not available offline and could not be downloaded from "
             f"{url} into the cache dir {path.parent}{note}: {_first_line(exc)}. To use a local "
             f"file, copy {info.filename} into {path.parent}, set {CHECKPOINT_ENV} to its path, "
-            f"or pass the checkpoint's path as the model"
+            f"or pass the checkpoint's path as the model; to work offline now, use the bundled "
+            f"model embryo_tiny (trained on synthetic embryos)"
         ) from exc
 
 
