@@ -84,8 +84,8 @@ BUNDLED: dict[str, BundledModel] = {
     "embryo_tiny": BundledModel(
         name="embryo_tiny",
         filename="embryo_tiny.safetensors",
-        sha256="2b5c2b66c44ea1eba84da26cfde4631e6ee0dd1262d2d953a6b7defebc461d53",
-        size=6_213_864,
+        sha256="d28ac24b44bf89a640a3059f1880966d370969381490f27c715a67a885fec629",
+        size=6_214_024,
     ),
 }
 ALIASES = {"demo": "embryo_tiny"}  # "demo" named a random model before 0.2
