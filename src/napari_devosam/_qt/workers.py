@@ -13,16 +13,24 @@ deleted`` from ``QRunnable.run``, and PyQt answers an exception escaping a virtu
 with ``qFatal`` (SIGABRT: the viewer is gone). ``SafeGeneratorWorker`` catches whatever
 escapes ``run`` and reports it as a napari notification (shown on the GUI thread).
 ``create_job`` makes such workers, after the heavy first imports (``utils.heavy_imports``).
+
+A worker still inside torch when Python exits (napari closed while "Precompute all planes"
+runs) aborts the process ("terminate called without an active exception"). So every job is
+remembered, and at exit (``atexit``, before the interpreter tears threads down) the running
+ones are asked to stop and waited for: the current plane finishes, the rest is skipped.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 
 from napari.qt.threading import GeneratorWorker
 
 log = logging.getLogger(__name__)
+EXIT_WAIT_MS = 60_000  # one vit_b plane on a slow CPU, with room to spare
+_JOBS: set = set()  # strong references: a closed widget drops its own, the job runs on
 
 
 class JobError(Exception):
@@ -79,5 +87,25 @@ def create_job(gen_func, *args, progress=None, **kwargs) -> SafeGeneratorWorker:
 
     avoid_llvm_clash()
     ensure_imported()
-    return create_worker(reported(gen_func), *args, _start_thread=False, _ignore_errors=True,
-                         _progress=progress, _worker_class=SafeGeneratorWorker, **kwargs)
+    worker = create_worker(reported(gen_func), *args, _start_thread=False, _ignore_errors=True,
+                           _progress=progress, _worker_class=SafeGeneratorWorker, **kwargs)
+    _JOBS.add(worker)
+    worker.finished.connect(lambda: _JOBS.discard(worker))
+    return worker
+
+
+@atexit.register
+def stop_jobs_at_exit(wait_ms: int = EXIT_WAIT_MS) -> None:
+    """Ask every job still alive to stop and wait for the thread pool (see the module
+    docstring). Returns at once when no job was ever made."""
+    jobs = list(_JOBS)
+    if not jobs:
+        return
+    for worker in jobs:
+        try:
+            worker.quit()
+        except RuntimeError:  # its Qt side is gone already
+            continue
+    from qtpy.QtCore import QThreadPool
+
+    QThreadPool.globalInstance().waitForDone(wait_ms)

@@ -7,10 +7,15 @@ thread niced to ``nice`` lets the GUI thread's work (nice 0) win the cores whene
 A fresh thread rather than the caller's: pool threads (napari's workers) cannot lower their
 nice value again once raised. Elsewhere (no per-thread nice), the thread runs at normal
 priority.
+
+At interpreter exit (``atexit``) every such thread still running is asked to stop and joined
+(it finishes the step it is in): a thread still inside torch while Python tears down aborts
+the process ("terminate called without an active exception").
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import queue
@@ -18,7 +23,9 @@ import threading
 from collections.abc import Callable, Generator
 
 BACKGROUND_NICE = 10
+EXIT_JOIN_S = 60.0  # one vit_b plane on a slow CPU, with room to spare
 _END = object()
+_LIVE: set = set()  # (relay, thread) pairs running now
 
 
 def niced(gen_fn: Callable[..., Generator], *args, nice: int | None = None, **kwargs):
@@ -30,6 +37,7 @@ def niced(gen_fn: Callable[..., Generator], *args, nice: int | None = None, **kw
     relay = _Relay()
     thread = threading.Thread(target=relay.run, args=(gen_fn, args, kwargs, nice),
                               name="devosam-background", daemon=True)
+    _LIVE.add((relay, thread))
     thread.start()
     try:
         while (item := relay.get()) is not _END:
@@ -37,6 +45,7 @@ def niced(gen_fn: Callable[..., Generator], *args, nice: int | None = None, **kw
     finally:
         relay.stopped.set()
         thread.join()
+        _LIVE.discard((relay, thread))
     if relay.error is not None:
         raise relay.error
     return relay.result
@@ -46,6 +55,7 @@ class _Relay:
     def __init__(self):
         self.slot: queue.Queue = queue.Queue(maxsize=1)  # the thread never runs ahead
         self.stopped = threading.Event()
+        self.finished = threading.Event()
         self.result = None
         self.error: BaseException | None = None
 
@@ -65,6 +75,7 @@ class _Relay:
         finally:
             gen.close()
             self._put(_END)
+            self.finished.set()
 
     def _put(self, item) -> None:
         while not self.stopped.is_set():
@@ -76,6 +87,16 @@ class _Relay:
         while True:
             with contextlib.suppress(queue.Empty):
                 return self.slot.get(timeout=0.05)
+            if self.finished.is_set() and self.slot.empty():
+                return _END  # stopped from outside (exit): nothing more will come
+
+
+@atexit.register
+def stop_all(timeout: float = EXIT_JOIN_S) -> None:
+    """Stop every background thread still running and join it (see the module docstring)."""
+    for relay, thread in list(_LIVE):
+        relay.stopped.set()
+        thread.join(timeout)
 
 
 def _lower_priority(nice: int) -> None:
