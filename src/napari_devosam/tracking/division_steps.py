@@ -3,7 +3,7 @@
 After the plane's objects are decoded and made exclusive (``tracking.exclusion``):
 
 1. ``propose_splits``: a single mask holding two stain seeds is cut between them, and a track
-   that would end (``would_end``: the mother's prompt often lands on the new membrane between
+   that would end (``end_reason``: the mother's prompt often lands on the new membrane between
    the daughters, and SAM's answer fails the checks) is offered the two free seeds nearest to
    it as daughters (``tracking.division_seeds``);
 2. ``refine_daughters``: every pair of daughters, from ``tracking.divisions.split_mask`` or from
@@ -32,15 +32,35 @@ from napari_devosam.tracking.model import Crop
 from napari_devosam.tracking.params import PropagationParams
 
 
-def would_end(parts: list[Crop], previous_area: int, shifted: Crop,
-              params: PropagationParams) -> bool:
-    """True when ``parts`` fail the area or IoU-with-previous checks that end a track."""
+def end_reason(parts: list[Crop], previous_area: int, shifted: Crop,
+               params: PropagationParams, loose: bool = False) -> tuple[str | None, float]:
+    """Why ``parts`` (the new object, or two daughters) end a track, or None, with their IoU
+    with the motion-shifted previous mask ``shifted`` (NaN when not reached).
+
+    The reasons, in order: "vanished" (nothing, or fewer than ``min_area`` pixels), "shrank"
+    (below ``min_area_fraction`` of ``previous_area``), "IoU with previous 0.xx" (below
+    ``min_iou_prev``; daughters, and a cell found again (``loose``), are held to
+    ``division_min_iou_prev``).
+    """
     area = sum(c.area for c in parts)
-    if not parts or area < params.min_area or area < params.min_area_fraction * previous_area:
-        return True
+    if not parts or area < params.min_area:
+        return "vanished", float("nan")
+    if area < params.min_area_fraction * previous_area:
+        return "shrank", float("nan")
     union = parts[0] if len(parts) == 1 else Crop.from_mask(parts[0].full() | parts[1].full())
-    floor = params.min_iou_prev if len(parts) == 1 else params.division_min_iou_prev
-    return pr.crop_iou(union, shifted) < floor
+    iou_prev = pr.crop_iou(union, shifted)
+    floor = params.division_min_iou_prev if len(parts) == 2 or loose else params.min_iou_prev
+    if iou_prev < floor:
+        return f"IoU with previous {iou_prev:.2f}", iou_prev
+    return None, iou_prev
+
+
+def _blocked(owner: np.ndarray, index: int, locked) -> np.ndarray:
+    """Pixels object ``index`` may not take: other objects' (``owner``) and ``locked`` ones."""
+    blocked = (owner != 0) & (owner != index + 1)
+    if locked is not None:
+        blocked |= np.asarray(locked, dtype=bool)
+    return blocked
 
 
 def propose_splits(found: list[list[Crop]], shifted: list[Crop], ending: set[int],
@@ -85,10 +105,8 @@ def refine_daughters(decoder, params: PropagationParams, found: list[list[Crop]]
         if i in before and overlap(logits[pair], threshold) > p.division_max_overlap:
             found[i] = before[i]  # SAM sees one cell: no division
             continue
-        blocked = (owner != 0) & (owner != i + 1)
-        if locked is not None:
-            blocked |= np.asarray(locked, dtype=bool)
-        sub = exclusive(logits[pair], boxes[pair], blocked, p.clip_margin_px, threshold)
+        sub = exclusive(logits[pair], boxes[pair], _blocked(owner, i, locked), p.clip_margin_px,
+                        threshold)
         refined = [split_mask(owned(sub, k + 1, boxes[2 * j + k], p.clip_margin_px), p,
                               detect=False) for k in range(2)]
         if all(r and r[0].area >= p.division_min_area for r in refined):
@@ -121,10 +139,8 @@ def redetect(decoder, params: PropagationParams, lost: dict[int, Crop], seeds,
     threshold = float(getattr(decoder.sam, "mask_threshold", 0.0))
     out = {}
     for j, i in enumerate(order):
-        blocked = (owner != 0) & (owner != i + 1)
-        if locked is not None:
-            blocked |= np.asarray(locked, dtype=bool)
-        sub = exclusive(logits[j:j + 1], boxes[j:j + 1], blocked, p.clip_margin_px, threshold)
+        sub = exclusive(logits[j:j + 1], boxes[j:j + 1], _blocked(owner, i, locked),
+                        p.clip_margin_px, threshold)
         parts = split_mask(owned(sub, 1, boxes[j], p.clip_margin_px), p, detect=False)
         if parts and parts[0].area >= p.min_area:
             out[i] = (parts[0], float(iou[j]), low_res[j])

@@ -37,10 +37,10 @@ import numpy as np
 from napari_devosam.tracking import prompts as pr
 from napari_devosam.tracking.division_seeds import plane_seeds
 from napari_devosam.tracking.division_steps import (
+    end_reason,
     propose_splits,
     redetect,
     refine_daughters,
-    would_end,
 )
 from napari_devosam.tracking.divisions import split_mask
 from napari_devosam.tracking.exclusion import exclusive, owned
@@ -238,7 +238,7 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
              for i, t in enumerate(todo)]
     before, again = {}, {}
     ending = {i for i, t in enumerate(todo)
-              if would_end(found[i], active[t[0]].crop.area, t[3], p)}
+              if end_reason(found[i], active[t[0]].crop.area, t[3], p)[0]}
     seeds = None
     if ending or (detect and p.detect_divisions and p.division_seeds):
         seeds = plane_seeds(ctx.pixels(plane), p.division_min_area)
@@ -264,16 +264,9 @@ def _update(ctx: _Context, active: dict, track: int, plane: Plane, parts: list[C
     """Record the new object(s) of ``track`` on ``plane``, or end the track. An object found
     again from a seed (``found_again``) is held to ``division_min_iou_prev`` and reviewed."""
     p, res, a = ctx.params, ctx.result, active[track]
-    area = sum(c.area for c in parts)
-    if not parts or area < p.min_area:
-        return _end(ctx, active, track, plane, "vanished", previous)
-    if area < p.min_area_fraction * a.crop.area:
-        return _end(ctx, active, track, plane, "shrank", previous)
-    union = parts[0] if len(parts) == 1 else Crop.from_mask(parts[0].full() | parts[1].full())
-    iou_prev = pr.crop_iou(union, shifted)
-    single = len(parts) == 1 and not found_again
-    if iou_prev < (p.min_iou_prev if single else p.division_min_iou_prev):
-        return _end(ctx, active, track, plane, f"IoU with previous {iou_prev:.2f}", previous)
+    reason, iou_prev = end_reason(parts, a.crop.area, shifted, p, loose=found_again)
+    if reason:
+        return _end(ctx, active, track, plane, reason, previous)
     if p.min_pred_iou > 0 and pred_iou < p.min_pred_iou:  # 0 disables (also < 0 scores)
         return _end(ctx, active, track, plane, f"predicted IoU {pred_iou:.2f}", previous)
     if len(parts) == 1:
