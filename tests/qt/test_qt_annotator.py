@@ -19,21 +19,9 @@ from napari.utils._proxies import ReadOnlyWrapper  # noqa: E402
 from napari.utils.interactions import mouse_press_callbacks  # noqa: E402
 
 from napari_devosam._qt.annotator_widget import AnnotatorWidget  # noqa: E402
-from napari_devosam.synthetic.phantoms import make_timelapse  # noqa: E402
 from napari_devosam.testing import tiny_sam  # noqa: E402
 
 TIMEOUT = 20_000
-
-
-@pytest.fixture(scope="module")
-def stack():
-    data, _ = make_timelapse(n_timepoints=3, shape=(96, 128), n_cells=4, seed=3)
-    return data
-
-
-@pytest.fixture(scope="module")
-def sam():
-    return tiny_sam()
 
 
 def rect(plane, r0, c0, r1, c1):

@@ -17,8 +17,6 @@ from napari.utils._proxies import ReadOnlyWrapper  # noqa: E402
 from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks  # noqa: E402
 
 from napari_devosam._qt.annotator_widget import AnnotatorWidget  # noqa: E402
-from napari_devosam.synthetic.phantoms import make_timelapse  # noqa: E402
-from napari_devosam.testing import tiny_sam  # noqa: E402
 
 TIMEOUT = 20_000
 TRANSFORMS = {
@@ -27,16 +25,6 @@ TRANSFORMS = {
     "affine": {"affine": np.array([[1, 0, 0, 0], [0, 0.8, -0.6, 3], [0, 0.6, 0.8, 1],
                                    [0, 0, 0, 1]], float)},
 }
-
-
-@pytest.fixture(scope="module")
-def stack():
-    return make_timelapse(n_timepoints=3, shape=(96, 128), n_cells=4, seed=3)[0]
-
-
-@pytest.fixture(scope="module")
-def sam():
-    return tiny_sam()
 
 
 def click(viewer, layer, world):

@@ -15,14 +15,8 @@ from qtpy.QtWidgets import QApplication  # noqa: E402
 
 from napari_devosam._qt.annotator_widget import AnnotatorWidget  # noqa: E402
 from napari_devosam._qt.finetune_widget import FinetuneWidget  # noqa: E402
-from napari_devosam.testing import tiny_sam  # noqa: E402
 
 TIMEOUT = 20_000
-
-
-@pytest.fixture(scope="module")
-def sam():
-    return tiny_sam()
 
 
 def image_fits(viewer, layer) -> bool:

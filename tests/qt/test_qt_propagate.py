@@ -20,7 +20,6 @@ from napari_devosam._qt.annotator_widget import AnnotatorWidget  # noqa: E402
 from napari_devosam._qt.propagate_job import PrefetchingEmbeddings  # noqa: E402
 from napari_devosam.engine.embeddings import EmbeddingCache  # noqa: E402
 from napari_devosam.synthetic.lineage import make_lineage_timelapse  # noqa: E402
-from napari_devosam.testing import tiny_sam  # noqa: E402
 from napari_devosam.tracking.store_tracks import track_table  # noqa: E402
 
 TIMEOUT = 60_000
@@ -32,11 +31,6 @@ WIDE_OPEN = {"min_area": 1, "min_area_fraction": 0.0, "min_inside_fraction": 0.0
 def data():
     stack, labels, _ = make_lineage_timelapse(4, (96, 96), 3, seed=1)
     return stack, labels
-
-
-@pytest.fixture(scope="module")
-def sam():
-    return tiny_sam()
 
 
 @pytest.fixture

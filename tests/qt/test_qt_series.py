@@ -13,7 +13,6 @@ pytestmark = pytest.mark.gui
 
 import segment_anything  # noqa: E402, F401 - before any viewer: see napari_devosam._qt
 from napari.utils.key_bindings import coerce_keybinding  # noqa: E402
-from napari.utils.notifications import notification_manager  # noqa: E402
 
 from napari_devosam._qt.annotator_widget import AnnotatorWidget  # noqa: E402
 from napari_devosam.annotation.store import AnnotationStore  # noqa: E402
@@ -33,14 +32,6 @@ def folder(tmp_path):
         image, _ = make_embryo((96, 128), 4, seed=20 + i, dtype=np.uint16)
         tifffile.imwrite(root / f"e{i}.tif", image)
     return root
-
-
-@pytest.fixture
-def notes():
-    seen = []
-    notification_manager.notification_ready.connect(seen.append)
-    yield seen
-    notification_manager.notification_ready.disconnect(seen.append)
 
 
 def open_series(make_napari_viewer, qtbot, folder):

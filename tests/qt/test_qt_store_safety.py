@@ -8,38 +8,12 @@ pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
 
 import segment_anything  # noqa: E402, F401 - before any viewer: see napari_devosam._qt
-from napari.utils.notifications import notification_manager  # noqa: E402
 
 from napari_devosam._qt.annotator_widget import AnnotatorWidget  # noqa: E402
 from napari_devosam.annotation.store import AnnotationStore  # noqa: E402
 from napari_devosam.annotation.store_location import image_hash  # noqa: E402
-from napari_devosam.synthetic.phantoms import make_timelapse  # noqa: E402
-from napari_devosam.testing import tiny_sam  # noqa: E402
 
 TIMEOUT = 20_000
-
-
-@pytest.fixture(scope="module")
-def stack():
-    data, _ = make_timelapse(n_timepoints=3, shape=(96, 128), n_cells=4, seed=3)
-    return data
-
-
-@pytest.fixture(scope="module")
-def sam():
-    return tiny_sam()
-
-
-@pytest.fixture
-def notes():
-    seen = []
-
-    def keep(n):
-        seen.append(n)
-
-    notification_manager.notification_ready.connect(keep)
-    yield seen
-    notification_manager.notification_ready.disconnect(keep)
 
 
 def rect(plane, r0, c0, r1, c1):
