@@ -9,11 +9,12 @@ Reports the run's wall time and the cost per object per plane.
 
 Quality (``--quality``): phantom time-lapses with ground-truth lineage
 (``synthetic.lineage.make_lineage_timelapse``), seeds = ground truth of frame 0, propagation
-forward with ``load_model(MODEL)``; CTC TRA / DET / LNK (SEG where traccuracy reports it;
-0.4.3 does not) / division F1 and error counts measured by ``traccuracy`` (not our code)
-from the CTC files our exporter writes. ``--model oracle`` runs the ground-truth
-oracle decoder of the tests instead (a check of the pipeline and the metric plumbing, not of
-SAM). Needs ``pip install traccuracy``.
+forward with ``load_model(MODEL)``; CTC TRA / DET / LNK / division F1 and error counts
+measured by ``traccuracy`` (not our code), and CTC SEG (which traccuracy 0.4 does not
+compute) plus TRA again as a cross-check by ``py-ctcmetrics`` (the CTC's own measures
+re-implemented), all from the CTC files our exporter writes. ``--model oracle`` runs the
+ground-truth oracle decoder of the tests instead (a check of the pipeline and the metric
+plumbing, not of SAM). Needs ``pip install 'napari-devosam[bench]'``.
 
 Usage::
 
@@ -144,6 +145,31 @@ def _ctc_metrics(gt_dir: Path, res_dir: Path) -> tuple[dict, dict]:
     return out, counts
 
 
+def _ctc_seg(labels: np.ndarray, parents: dict, res_dir: Path) -> dict:
+    """CTC SEG and TRA by py-ctcmetrics (``ctc_metrics``): the ground truth is written in the
+    CTC's GT layout (``TRA/man_trackNNN.tif`` + ``man_track.txt``, ``SEG/man_segNNN.tif``
+    for every frame) next to ``res_dir``. Keys ``SEG`` and ``TRA_ctcmetrics``."""
+    import contextlib
+    import io
+
+    import tifffile
+    from ctc_metrics.scripts.evaluate import evaluate_sequence
+
+    from napari_devosam.tracking.export import ctc_tracks, write_ctc
+
+    gt = res_dir.parent / "gt_ctc"
+    write_ctc(gt / "TRA", labels, parents)
+    (gt / "TRA" / "res_track.txt").rename(gt / "TRA" / "man_track.txt")
+    ctc, _ = ctc_tracks(labels, parents)
+    (gt / "SEG").mkdir(parents=True, exist_ok=True)
+    for f, frame in enumerate(ctc):
+        (gt / "TRA" / f"mask{f:03d}.tif").rename(gt / "TRA" / f"man_track{f:03d}.tif")
+        tifffile.imwrite(gt / "SEG" / f"man_seg{f:03d}.tif", frame)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints its progress
+        values = evaluate_sequence(str(res_dir), str(gt), metrics=["SEG", "TRA"], threads=1)
+    return {"SEG": float(values["SEG"]), "TRA_ctcmetrics": float(values["TRA"])}
+
+
 def _division_f1(buffer0: dict) -> float | None:
     """traccuracy's division F1, 0 where it is NaN because no division was found right
     (0 / 0) though the ground truth has some; None where the ground truth has none."""
@@ -205,6 +231,7 @@ def bench_quality(model: str = "embryo_tiny", n_movies: int = 3, frames: int = 1
             write_ctc(gt_dir, labels, parents)
             write_ctc(res_dir, pred, lineage)
             score, counts = _ctc_metrics(gt_dir, res_dir)
+            score.update(_ctc_seg(labels, parents, res_dir))
             scores.append(score)
             _add(errors, counts)
     keys = sorted({k for s in scores for k in s})

@@ -83,6 +83,8 @@ DEFAULTS = {
     "batch": 4,
     "objects": 6,
     "rounds": 1,
+    "late_rounds": 0,  # > 0: from step ``late_from`` on, this many correction rounds instead
+    "late_from": 0,
     "lr": 1e-3,
     "warmup": 50,
     "weight_decay": 0.05,
@@ -467,6 +469,9 @@ def train(cfg: dict, train_cfg: dict, out: Path | None, max_minutes: float | Non
             g["lr"] = lr
         if train_cfg["refresh_every"] and step % train_cfg["refresh_every"] == 0 and step:
             pool.refresh()
+        step_cfg = train_cfg
+        if train_cfg.get("late_rounds") and step >= train_cfg.get("late_from", 0):
+            step_cfg = {**train_cfg, "rounds": train_cfg["late_rounds"]}
         batch = [augment(*pool.sample(rng), rng) for _ in range(train_cfg["batch"])]
         xs, sizes = zip(*(prepare_image(sam, img, transform) for img, _ in batch), strict=True)
         embs = sam.image_encoder(torch.cat(xs))
@@ -474,7 +479,7 @@ def train(cfg: dict, train_cfg: dict, out: Path | None, max_minutes: float | Non
         ious = []
         for i, (_img, lab) in enumerate(batch):
             m, io, st = image_losses(sam, embs[i : i + 1], lab, sizes[i], transform, rng, cfg,
-                                     train_cfg)  # fmt: skip
+                                     step_cfg)  # fmt: skip
             mloss = mloss + m / len(batch)
             iloss = iloss + io / len(batch)
             ious.append(st)
@@ -484,7 +489,9 @@ def train(cfg: dict, train_cfg: dict, out: Path | None, max_minutes: float | Non
         torch.nn.utils.clip_grad_norm_(sam.parameters(), 1.0)
         opt.step()
         step += 1
-        hist.append((float(mloss.detach()), float(iloss.detach()), *np.mean(ious, 0)))
+        r = np.mean(ious, 0)  # train IoU after each round; pad so rounds can change mid-run
+        hist.append((float(mloss.detach()), float(iloss.detach()), r[0], r[min(1, len(r) - 1)],
+                     r[-1]))
         if step % 25 == 0 or step == 1:
             h = np.mean(hist[-25:], 0)
             el = time.perf_counter() - t_train
@@ -504,6 +511,7 @@ def train(cfg: dict, train_cfg: dict, out: Path | None, max_minutes: float | Non
     if eval_planes:
         metrics = bench.evaluate(sam, n_planes=eval_planes)
     metrics.update({"steps_run": step, "train_seconds": train_seconds, "n_params": n_params,
+                    "total_seconds": time.perf_counter() - t0,
                     "final_train_loss_mask": float(np.mean([h[0] for h in hist[-50:]])),
                     "final_train_loss_iou": float(np.mean([h[1] for h in hist[-50:]]))},
                    )  # fmt: skip
@@ -563,7 +571,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=DEFAULTS["steps"])
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop after this much training wall time (not reproducible)")
-    for key in ("batch", "objects", "rounds", "pool", "refresh_every", "seed", "warmup"):
+    for key in ("batch", "objects", "rounds", "late_rounds", "late_from", "pool",
+                "refresh_every", "seed", "warmup"):
         p.add_argument("--" + key.replace("_", "-"), type=int, default=DEFAULTS[key])
     p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
     p.add_argument("--init", default=None,

@@ -25,6 +25,7 @@ OWN_CONTROL = ("detect_divisions",)  # shown by the panel itself
 FRACTIONS = ("min_area_fraction", "min_inside_fraction", "min_iou_prev", "min_pred_iou",
              "review_below", "division_min_fraction", "division_min_iou_prev", "box_margin",
              "division_max_overlap")
+HALF_FRACTIONS = ("division_min_fraction", "free_sister_between")  # at most 0.5 make sense
 
 
 def _docs() -> dict[str, str]:
@@ -53,8 +54,8 @@ def _editor(name: str, default):
     else:
         editor = QDoubleSpinBox()
         editor.setDecimals(2)
-        if name in FRACTIONS:
-            editor.setRange(0.0, 1.0)
+        if name in FRACTIONS or name in HALF_FRACTIONS:
+            editor.setRange(0.0, 0.5 if name in HALF_FRACTIONS else 1.0)
             editor.setSingleStep(0.05)
         else:
             editor.setRange(0.0, 1000.0)

@@ -59,6 +59,12 @@ class PropagationParams:
         free stain seed within that reach and goes on with that cell, held to
         ``division_min_iou_prev`` and listed for review ("found again"); also backward and
         along Z.
+      free_sisters: a track that went on as one cell divides when a stain seed no object
+        covers lies within that reach and flanks it across the track's previous mask
+        (``tracking.free_cells``): the free cell, outlined by SAM, is the second daughter.
+      free_sister_between: ... flanks: the previous mask's centroid projects onto the
+        segment between the kept cell and the free seed at least this fraction of its length
+        from either end (a cell that did not divide stays near 0).
     """
 
     box_margin: float = 0.15
@@ -83,6 +89,8 @@ class PropagationParams:
     division_max_overlap: float = 0.5
     division_search_radius: float = 2.0
     redetect_lost: bool = True
+    free_sisters: bool = True
+    free_sister_between: float = 0.2
 
     def __post_init__(self):
         for name in ("box_margin", "box_margin_px", "motion", "clip_margin_px",
@@ -91,9 +99,11 @@ class PropagationParams:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("min_area_fraction", "min_inside_fraction", "min_iou_prev", "min_pred_iou",
                      "review_below", "division_min_fraction", "division_min_iou_prev",
-                     "division_max_overlap"):
+                     "division_max_overlap", "free_sister_between"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)}")
+        if self.free_sister_between > 0.5:
+            raise ValueError("free_sister_between above 0.5 leaves no room between the cells")
         if self.division_min_fraction > 0.5:
             raise ValueError("division_min_fraction above 0.5 can never hold for two parts")
 

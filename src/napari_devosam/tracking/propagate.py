@@ -44,6 +44,7 @@ from napari_devosam.tracking.division_steps import (
 )
 from napari_devosam.tracking.divisions import split_mask
 from napari_devosam.tracking.exclusion import exclusive, owned
+from napari_devosam.tracking.free_cells import claim_free_sisters
 from napari_devosam.tracking.model import (
     Crop,
     Plane,
@@ -77,10 +78,17 @@ class _Context:
     pixels: Callable[[Plane], np.ndarray]
     result: PropagationResult
     next_track: int  # the next negative placeholder id for a new track
+    seeds_of: tuple = (None, None)  # (plane, its stain seeds) of the last step, if computed
 
     def new_track(self) -> int:
         self.next_track -= 1
         return self.next_track + 1
+
+    def seeds(self, plane: Plane):
+        """The stain seeds of ``plane``: those of the last step, or computed now."""
+        if self.seeds_of[0] == plane and self.seeds_of[1] is not None:
+            return self.seeds_of[1]
+        return plane_seeds(self.pixels(plane), self.params.division_min_area)
 
 
 def _check_seeds(seeds: list[Seed], lead: tuple[int, ...], plane_shape) -> Plane:
@@ -240,7 +248,7 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
     ending = {i for i, t in enumerate(todo)
               if end_reason(found[i], active[t[0]].crop.area, t[3], p)[0]}
     seeds = None
-    if ending or (detect and p.detect_divisions and p.division_seeds):
+    if ending or (detect and p.detect_divisions and (p.division_seeds or p.free_sisters)):
         seeds = plane_seeds(ctx.pixels(plane), p.division_min_area)
     if detect and p.detect_divisions and p.division_seeds:
         before = propose_splits(found, [t[3] for t in todo], ending, seeds, owner, p)
@@ -249,6 +257,13 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
     if p.redetect_lost:
         lost = {i: todo[i][3] for i in ending if len(found[i]) < 2}
         again = redetect(ctx.decoder, p, lost, seeds, owner, ctx.locked(plane)) if lost else {}
+    if detect and p.detect_divisions and p.free_sisters:
+        for i, (crop, _, _) in again.items():
+            found[i] = [crop]  # what the plane holds now: free cells are those outside
+        claim_free_sisters(ctx.decoder, p, found, [t[3] for t in todo],
+                           [active[t[0]].crop for t in todo], set(again), seeds,
+                           lambda: ctx.seeds(previous), ctx.locked(plane))
+    ctx.seeds_of = (plane, seeds)
     for i, (track, _, _, shifted) in enumerate(todo):
         parts, score, logits_i = found[i], float(iou[i]), low_res[i]
         if i in again:
