@@ -33,6 +33,19 @@ def seed_points(seeds) -> np.ndarray:
     return np.round(seeds.points).astype(np.int64).reshape(-1, 2)
 
 
+def existed_before(point, previous_points: np.ndarray, mother: Crop, tolerance: float) -> bool:
+    """True when the previous plane had a stain seed (``previous_points`` ``(N, 2)`` (row,
+    col)) within ``tolerance`` pixels of ``point`` outside ``mother`` (the dividing cell's
+    previous mask): a cell was there already, so the cell at ``point`` is no daughter but a
+    neighbour (on membrane images SAM's masks often leak into the next cell)."""
+    if len(previous_points) == 0:
+        return False
+    near = previous_points[np.linalg.norm(previous_points - point, axis=1) <= tolerance]
+    inside = mother.full()
+    h, w = inside.shape
+    return any(not (0 <= r < h and 0 <= c < w) or not inside[r, c] for r, c in near)
+
+
 def sisters_near(seeds, shifted: Crop, free: np.ndarray, params: PropagationParams
                  ) -> list[Crop] | None:
     """Two daughters for a track that lost its cell: the two seeds nearest to its

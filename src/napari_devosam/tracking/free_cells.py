@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_devosam.tracking import prompts as pr
-from napari_devosam.tracking.division_seeds import seed_points
+from napari_devosam.tracking.division_seeds import existed_before, seed_points
 from napari_devosam.tracking.divisions import split_mask
 from napari_devosam.tracking.exclusion import exclusive, owned
 from napari_devosam.tracking.model import Crop
@@ -42,17 +42,6 @@ def _occupied(found: list[list[Crop]], shape, locked) -> np.ndarray:
             h, w = c.data.shape
             taken[r0:r0 + h, c0:c0 + w] |= c.data
     return taken
-
-
-def _was_there(point, previous_points: np.ndarray, mother: Crop, tolerance: float) -> bool:
-    """True when the previous plane had a stain seed within ``tolerance`` pixels of ``point``
-    outside the mother's mask: that cell existed before, it is no daughter."""
-    if len(previous_points) == 0:
-        return False
-    near = previous_points[np.linalg.norm(previous_points - point, axis=1) <= tolerance]
-    inside = mother.full()
-    h, w = inside.shape
-    return any(not (0 <= r < h and 0 <= c < w) or not inside[r, c] for r, c in near)
 
 
 def _claims(found, shifted, mothers, candidates, seeds, previous_seeds, free, params
@@ -82,7 +71,7 @@ def _claims(found, shifted, mothers, candidates, seeds, previous_seeds, free, pa
         if previous is None:
             previous = seed_points(previous_seeds())
         radius = np.sqrt(shifted[i].area / np.pi)
-        if _was_there(points[k], previous, mothers[i], 0.5 * radius):
+        if existed_before(points[k], previous, mothers[i], 0.5 * radius):
             continue
         r0, c0, r1, c1 = (int(v) for v in seeds.boxes[k])
         basin = np.zeros((h, w), dtype=bool)
