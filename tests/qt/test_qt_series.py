@@ -39,14 +39,22 @@ def open_series(make_napari_viewer, qtbot, folder):
     widget = AnnotatorWidget(viewer, sam=tiny_sam())
     viewer.window.add_dock_widget(widget, name="SAM annotator")
     assert widget.series_panel.open([folder])
+    moved(widget.series_panel, qtbot)
     qtbot.waitUntil(lambda: widget.store is not None, timeout=TIMEOUT)
     return viewer, widget
 
 
 def shown(widget, qtbot):
+    qtbot.waitUntil(lambda: not widget.series_panel.reading, timeout=TIMEOUT)
     qtbot.waitUntil(lambda: widget.store is not None and widget.state.ready_plane == (),
                     timeout=TIMEOUT)
     return widget.image_layer
+
+
+def moved(panel, qtbot) -> bool:
+    """Wait for the image a move started to read; True (moves return True when started)."""
+    qtbot.waitUntil(lambda: not panel.reading, timeout=TIMEOUT)
+    return True
 
 
 def test_next_and_previous_open_each_image_with_its_own_store(make_napari_viewer, qtbot,
@@ -84,7 +92,8 @@ def test_uncommitted_objects_keep_the_user_on_the_image(make_napari_viewer, qtbo
     assert w.image_layer.name == "e0" and w.state.current_labels.any()
     assert any("not committed" in n.message for n in notes)
     w.clear_prompts()
-    assert w.series_panel.next_image() and w.image_layer.name == "e1"
+    assert w.series_panel.next_image() and moved(w.series_panel, qtbot)
+    assert w.image_layer.name == "e1"
 
 
 def test_done_marks_are_kept_and_the_next_image_is_embedded_ahead(make_napari_viewer, qtbot,
@@ -99,7 +108,7 @@ def test_done_marks_are_kept_and_the_next_image_is_embedded_ahead(make_napari_vi
     panel.done_box.setChecked(True)
     saved = json.loads((folder / SERIES_FILE).read_text())
     assert list(saved["done"]) == ["e0.tif"]
-    assert panel.next_undone() and w.image_layer.name == "e1"
+    assert panel.next_undone() and moved(panel, qtbot) and w.image_layer.name == "e1"
     assert "1 done" in panel.label.text() and not panel.done_box.isChecked()
     viewer2, w2 = open_series(make_napari_viewer, qtbot, folder)  # resumes where it was
     assert w2.image_layer.name == "e1" and w2.series_panel.series.is_done(0)
@@ -111,6 +120,7 @@ def test_unreadable_files_are_skipped_with_a_message(make_napari_viewer, qtbot, 
     viewer, w = open_series(make_napari_viewer, qtbot, folder)
     shown(w, qtbot)
     assert w.series_panel.next_image()  # e1 and e15 cannot be shown: on to e2
+    moved(w.series_panel, qtbot)
     assert w.image_layer.name == "e2" and w.series_panel.series.path.name == "e2.tif"
     assert any("Cannot open e1.tif" in n.message for n in notes)
     assert any("Cannot open e15.tif" in n.message for n in notes)
@@ -139,3 +149,30 @@ def test_the_model_panel_loads_the_chosen_encoder_precision(make_napari_viewer, 
     assert panel.load() is not None
     qtbot.waitUntil(lambda: widget.sam is not first, timeout=60_000)
     assert precision_of(widget.sam) == "fp32" and not notes
+
+
+def test_the_next_image_is_read_off_the_gui_thread(make_napari_viewer, qtbot, folder, notes,
+                                                    monkeypatch):
+    import threading
+
+    import napari_devosam.batch.inputs as inputs
+
+    viewer, w = open_series(make_napari_viewer, qtbot, folder)
+    shown(w, qtbot)
+    real, threads, release = inputs.read_any, [], threading.Event()
+
+    def slow_read(path):  # a big stack: reading takes a while
+        threads.append(threading.current_thread())
+        release.wait(10)
+        return real(path)
+
+    monkeypatch.setattr(inputs, "read_any", slow_read)
+    panel = w.series_panel
+    assert panel.next_image() and panel.reading
+    assert not panel.next_button.isEnabled() and "Opening e1.tif" in panel.label.text()
+    assert not panel.next_image()  # one move at a time
+    assert any("Still opening" in n.message for n in notes)
+    assert w.image_layer.name == "e0"  # the viewer keeps working on the current image
+    release.set()
+    moved(panel, qtbot)
+    assert w.image_layer.name == "e1" and threads[0] is not threading.main_thread()

@@ -2,10 +2,12 @@
 
 The core is ``series.ImageSeries`` (order, position, done marks in the series' folder). Here:
 open a folder or files, Previous / Next (PageUp / PageDown), "Next not done", a "done" box.
-Moving replaces the series' image layer with the next file's (bound to its file, so its own
-annotation store opens) and starts a low-priority worker that embeds the first plane of the
-next ``PREFETCH`` images into the annotator's cache. An image with uncommitted prompts or
-objects is not left: the user commits or clears them first (nothing is lost silently).
+Moving reads the next file in a worker (a big stack takes seconds to read: the viewer stays
+responsive, and unreadable files are skipped with a message), then replaces the series' image
+layer with it (bound to its file, so its own annotation store opens) and starts a
+low-priority worker that embeds the first plane of the next ``PREFETCH`` images into the
+annotator's cache. An image with uncommitted prompts or objects is not left: the user commits
+or clears them first (nothing is lost silently).
 """
 
 from __future__ import annotations
@@ -27,6 +29,20 @@ from napari_devosam._qt.workers import create_job
 PREFETCH = 2  # images ahead whose first plane is embedded in the background
 
 
+def _read_job(candidates):
+    """The pixels of the first readable ``(index, path)`` of ``candidates``: returns
+    ``(index, path, data)``, or None when none can be read; yields ``(path, message)`` for
+    each one skipped."""
+    from napari_devosam.batch.inputs import read_any
+
+    for index, path in candidates:
+        try:
+            return index, path, read_any(path)
+        except (OSError, ValueError, TypeError, RuntimeError, ImportError) as exc:
+            yield path, str(exc)
+    return None
+
+
 def _prefetch_job(sam, cache, paths, normalization):
     from napari_devosam.series.prefetch import prefetch_embeddings
     from napari_devosam.utils.background import niced
@@ -44,6 +60,7 @@ class SeriesPanel(QGroupBox):
         self.series = None
         self.layer = None  # the image layer the series added
         self.prefetch_worker = None
+        self.read_worker = None  # reading the image to show next
         self.open_folder_button = QPushButton("Open folder...")
         self.open_folder_button.clicked.connect(self._choose_folder)
         self.open_files_button = QPushButton("Open files...")
@@ -88,7 +105,7 @@ class SeriesPanel(QGroupBox):
         next image that can be read)."""
         from napari_devosam.series.image_series import ImageSeries
 
-        if not self._may_leave():
+        if self.reading or not self._may_leave():
             return False
         try:
             series = ImageSeries.open([str(i) for i in inputs])
@@ -98,10 +115,10 @@ class SeriesPanel(QGroupBox):
         self.series = series
         if series.note:
             show_warning(series.note)
-        if self._show(series.path) or self._step_to_readable(lambda s: s.next(), series.index):
-            return True
-        self._update()
-        show_error("No image of the series after this one can be read; use < Previous.")
+        here = series.index
+        candidates = [(here, series.path), *self._candidates(lambda s: s.next(), here)]
+        self._read(candidates, here, "No image of the series after this one can be read; "
+                                     "use < Previous.", show_error)
         return True
 
     # --- moving ----------------------------------------------------------------------------
@@ -115,28 +132,80 @@ class SeriesPanel(QGroupBox):
         return self._move(lambda s: s.next_undone(), "Every other image of the series is done.")
 
     def _move(self, step, at_end: str) -> bool:
+        """Start reading the image ``step`` leads to; False (with a notification) when there
+        is none, the user must stay, or an image is still being opened."""
         if self.series is None:
             show_info("Open a folder or several files as a series first.")
+            return False
+        if self.reading:
+            show_info("Still opening the previous choice; try again in a moment.")
             return False
         if not self._may_leave():
             return False
         here = self.series.index
-        if self._step_to_readable(step, here):
-            return True
-        self.series.go(here)
-        self._update()
-        show_info(at_end)
-        return False
+        candidates = self._candidates(step, here)
+        if not candidates:
+            show_info(at_end)
+            return False
+        self._read(candidates, here, at_end, show_info)
+        return True
 
-    def _step_to_readable(self, step, here: int) -> bool:
-        """Apply ``step`` until an image can be shown (unreadable ones are skipped, each with
-        a notification); False (position unchanged) when the series runs out first."""
+    @property
+    def reading(self) -> bool:
+        """True while an image is being read to be shown."""
+        return self.read_worker is not None
+
+    def _candidates(self, step, here: int) -> list[tuple[int, Path]]:
+        """``(index, path)`` of the images ``step`` visits from ``here``, in order (the
+        series' position is left at ``here``)."""
+        out, seen = [], {here}
         for _ in range(len(self.series)):
-            if step(self.series) is None or self.series.index == here:
-                return False
-            if self._show(self.series.path):
-                return True
-        return False
+            if step(self.series) is None or self.series.index in seen:
+                break
+            seen.add(self.series.index)
+            out.append((self.series.index, self.series.path))
+        self.series.go(here)
+        return out
+
+    def _read(self, candidates, here: int, none_left: str, say) -> None:
+        """Read the first readable candidate in a worker and show it; each unreadable one is
+        skipped with a notification; ``say(none_left)`` when none can be read."""
+        worker = create_job(_read_job, candidates)
+        worker.yielded.connect(lambda skipped: show_error(
+            f"Cannot open {Path(skipped[0]).name}, skipped: {skipped[1]}"))
+        worker.returned.connect(lambda found: self._read_done(found, candidates, here,
+                                                              none_left, say))
+        worker.errored.connect(lambda exc: self._read_failed(exc))
+        worker.finished.connect(lambda wk=worker: self._read_finished(wk))
+        self.read_worker = worker
+        self._update()
+        self.label.setText(f"Opening {candidates[0][1].name}...")
+        worker.start()
+
+    def _read_done(self, found, candidates, here: int, none_left: str, say) -> None:
+        self.read_worker = None
+        if found is not None:
+            index, path, data = found
+            self.series.go(index)
+            if self._show(path, data):
+                return
+            self.series.go(here)
+            after = candidates[[c[0] for c in candidates].index(index) + 1:]
+            if after:  # it was read but napari could not show it: on to the next one
+                self._read(after, here, none_left, say)
+                return
+        self._update()
+        say(none_left)
+
+    def _read_finished(self, worker) -> None:
+        if self.read_worker is worker:  # quit (cancel) before it returned
+            self.read_worker = None
+            self._update()
+
+    def _read_failed(self, exc) -> None:
+        self.read_worker = None
+        self._update()
+        show_error(f"Could not open the image: {exc}")
 
     def _may_leave(self) -> bool:
         """False (with a notification) while this image has uncommitted prompts or objects."""
@@ -151,15 +220,14 @@ class SeriesPanel(QGroupBox):
             return False
         return True
 
-    def _show(self, path: Path) -> bool:
-        """Replace the series' layer by ``path``'s and annotate it; False (the current image
-        stays) if it cannot be read or shown."""
+    def _show(self, path: Path, data) -> bool:
+        """Replace the series' layer by ``path``'s pixels ``data`` and annotate it; False (the
+        current image stays) if they cannot be shown."""
         from napari_devosam._qt.image_open import add_image_file
-        from napari_devosam.batch.inputs import read_any
 
         viewer = self.w.viewer
         try:
-            layer = add_image_file(viewer, path, read_any(path))
+            layer = add_image_file(viewer, path, data)
         except (OSError, ValueError, TypeError, RuntimeError) as exc:
             show_error(f"Cannot open {path.name}, skipped: {exc}")
             return False
@@ -212,13 +280,18 @@ class SeriesPanel(QGroupBox):
     def cancel(self) -> None:
         if self.prefetch_worker is not None:
             self.prefetch_worker.quit()
+        if self.read_worker is not None:
+            self.read_worker.quit()
 
     def _update(self) -> None:
         s = self.series
+        idle = not self.reading
+        for button in (self.open_folder_button, self.open_files_button):
+            button.setEnabled(idle)
         for button in (self.previous_button, self.next_button, self.undone_button):
-            button.setEnabled(s is not None)
-        self.done_box.setEnabled(s is not None)
-        if s is None:
+            button.setEnabled(idle and s is not None)
+        self.done_box.setEnabled(idle and s is not None)
+        if s is None or not idle:
             return
         self.done_box.blockSignals(True)
         self.done_box.setChecked(s.is_done())
