@@ -198,8 +198,10 @@ def _add(total: dict, counts: dict) -> None:
         total[k] = total.get(k, 0) + v
 
 
-def bench_quality(model: str = "embryo_tiny", n_movies: int = 3, frames: int = 12) -> dict:
-    """Seeds from frame 0's ground truth, forward propagation, traccuracy metrics."""
+def bench_quality(model: str = "embryo_tiny", n_movies: int = 3, frames: int = 12,
+                  kind: str = "nuclei") -> dict:
+    """Seeds from frame 0's ground truth, forward propagation, traccuracy metrics; ``kind``:
+    the stain of the phantom movies ("nuclei", the targets' default, or "membrane")."""
     from napari_devosam.synthetic.lineage import make_lineage_timelapse
     from napari_devosam.tracking import Seed, propagate
     from napari_devosam.tracking.export import result_labels, write_ctc
@@ -217,7 +219,7 @@ def bench_quality(model: str = "embryo_tiny", n_movies: int = 3, frames: int = 1
     t0 = time.perf_counter()
     for k in range(n_movies):
         stack, labels, parents = make_lineage_timelapse(frames, (160, 160), 4,
-                                                        seed=10_000_000 + k)
+                                                        seed=10_000_000 + k, kind=kind)
         if model == "oracle":
             oracle = OracleDecoder(labels)
             kw = {"decoder": oracle, "embedding_for": oracle.embedding_for}
@@ -235,7 +237,8 @@ def bench_quality(model: str = "embryo_tiny", n_movies: int = 3, frames: int = 1
             scores.append(score)
             _add(errors, counts)
     keys = sorted({k for s in scores for k in s})
-    return {"model": model, "movies": n_movies, "frames": frames, "ground_truth": size,
+    return {"model": model, "kind": kind, "movies": n_movies, "frames": frames,
+            "ground_truth": size,
             **{k: round(float(np.mean([s[k] for s in scores if k in s])), 4) for k in keys},
             "errors": errors, "track_ends": ended,
             "run_s": round(time.perf_counter() - t0, 1)}
@@ -248,6 +251,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="embryo_tiny")
     ap.add_argument("--planes", type=int, default=100)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--kind", default="nuclei", choices=("nuclei", "membrane"),
+                    help="stain of the phantom movies for --quality")
+    ap.add_argument("--movies", type=int, default=3, help="movies for --quality")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
     report = {"targets": TARGETS}
@@ -255,7 +261,8 @@ def main(argv=None) -> int:
         report["speed"] = bench_speed(n_planes=args.planes, threads=args.threads)
     if args.quality:
         try:
-            report["quality"] = bench_quality(args.model)
+            report["quality"] = bench_quality(args.model, n_movies=args.movies,
+                                              kind=args.kind)
         except (ValueError, FileNotFoundError, RuntimeError) as exc:
             report["quality"] = {"skipped": f"model {args.model!r} not loadable: {exc}"}
     text = json.dumps(report, indent=1)
