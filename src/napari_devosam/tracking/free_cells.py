@@ -98,7 +98,8 @@ def claim_free_sisters(decoder, params: PropagationParams, found: list[list[Crop
     decoded in one batch. Returns the indices that divided.
     """
     p = params
-    candidates = [i for i, parts in enumerate(found) if len(parts) == 1 and i not in skip]
+    candidates = [i for i, parts in enumerate(found)
+                  if len(parts) == 1 and i not in skip and shifted[i].area > 0]
     if not candidates or seeds is None or len(seeds) == 0:
         return set()
     shape = found[candidates[0]][0].shape
