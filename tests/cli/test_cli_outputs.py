@@ -87,3 +87,43 @@ def test_folder_outputs_that_are_files_fail_first(tmp_path, image, capsys, comma
             "track": ["track", str(image), "--seed-labels", str(image)]}[command]
     assert main([*args, "--out", str(taken)]) == 1
     assert "is a file; the" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("prompt", [["--box", "1,1,20,20"], ["--auto"]])
+@pytest.mark.parametrize("spelling", ["same", "symlink", "relative"])
+def test_segment_never_writes_over_its_input(tmp_path, image, capsys, monkeypatch, prompt,
+                                             spelling):
+    before = image.read_bytes()
+    out = image
+    if spelling == "symlink":
+        out = tmp_path / "link.tif"
+        out.symlink_to(image)
+    elif spelling == "relative":
+        monkeypatch.chdir(tmp_path)
+        out = f"./sub/../{image.name}"
+        (tmp_path / "sub").mkdir()
+    code = main(["segment", str(image), *prompt, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "is also an input" in err and err.count("\n") == 1
+    assert image.read_bytes() == before
+
+
+def test_track_never_writes_over_its_inputs(tmp_path, capsys, monkeypatch):
+    import napari_devosam.models.loading as loading
+
+    monkeypatch.setattr(loading, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    stack = tmp_path / "mask000.tif"  # a name a CTC result folder gets
+    tifffile.imwrite(stack, np.zeros((3, 32, 40), np.uint16))
+    seeds = tmp_path / "tracks.csv.tif"
+    tifffile.imwrite(seeds, np.ones((32, 40), np.uint16))
+    before = stack.read_bytes()
+    code = main(["track", str(stack), "--seed-labels", str(seeds), "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and "mask000.tif lies in" in err and err.count("\n") == 1
+    assert stack.read_bytes() == before
+    other = tmp_path / "movie.tif"  # a name the result does not use: the folder is fine
+    stack.rename(other)
+    from napari_devosam.tracking.export import writes_name
+
+    assert not writes_name(other.name) and writes_name("mask0123.tif")
+    assert writes_name("res_track.txt") and not writes_name("mask_a.tif")

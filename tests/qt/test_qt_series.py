@@ -176,3 +176,10 @@ def test_the_next_image_is_read_off_the_gui_thread(make_napari_viewer, qtbot, fo
     release.set()
     moved(panel, qtbot)
     assert w.image_layer.name == "e1" and threads[0] is not threading.main_thread()
+    release.clear()
+    assert panel.next_image() and panel.reading  # on to e2 ...
+    viewer.close()  # ... but the user closes napari while it is read
+    release.set()
+    qtbot.waitUntil(lambda: not panel.reading, timeout=TIMEOUT)
+    qtbot.wait(200)  # the worker's signals are delivered: nothing is added, nothing raises
+    assert all(ly.name != "e2" for ly in viewer.layers)

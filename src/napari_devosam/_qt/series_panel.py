@@ -26,6 +26,12 @@ from qtpy.QtWidgets import (
 
 from napari_devosam._qt.workers import create_job
 
+
+def viewer_is_open(viewer) -> bool:
+    """False once ``viewer``'s window was closed (napari deletes ``Window._qt_window`` then;
+    adding a layer to a closed viewer raises inside napari's layer controls)."""
+    return getattr(viewer.window, "_qt_window", None) is not None
+
 PREFETCH = 2  # images ahead whose first plane is embedded in the background
 
 
@@ -174,7 +180,7 @@ class SeriesPanel(QGroupBox):
         worker.yielded.connect(lambda skipped: show_error(
             f"Cannot open {Path(skipped[0]).name}, skipped: {skipped[1]}"))
         worker.returned.connect(lambda found: self._read_done(found, candidates, here,
-                                                              none_left, say))
+                                                              none_left, say, worker))
         worker.errored.connect(lambda exc: self._read_failed(exc))
         worker.finished.connect(lambda wk=worker: self._read_finished(wk))
         self.read_worker = worker
@@ -182,8 +188,12 @@ class SeriesPanel(QGroupBox):
         self.label.setText(f"Opening {candidates[0][1].name}...")
         worker.start()
 
-    def _read_done(self, found, candidates, here: int, none_left: str, say) -> None:
+    def _read_done(self, found, candidates, here: int, none_left: str, say, worker) -> None:
+        if self.read_worker is not worker:  # cancelled while it read
+            return
         self.read_worker = None
+        if not viewer_is_open(self.w.viewer):  # closed while it read: nothing to show
+            return
         if found is not None:
             index, path, data = found
             self.series.go(index)
@@ -198,14 +208,16 @@ class SeriesPanel(QGroupBox):
         say(none_left)
 
     def _read_finished(self, worker) -> None:
-        if self.read_worker is worker:  # quit (cancel) before it returned
+        if self.read_worker is worker:  # stopped before it returned (napari closing quits it)
             self.read_worker = None
-            self._update()
+            if viewer_is_open(self.w.viewer):
+                self._update()
 
     def _read_failed(self, exc) -> None:
         self.read_worker = None
-        self._update()
-        show_error(f"Could not open the image: {exc}")
+        if viewer_is_open(self.w.viewer):
+            self._update()
+            show_error(f"Could not open the image: {exc}")
 
     def _may_leave(self) -> bool:
         """False (with a notification) while this image has uncommitted prompts or objects."""
@@ -282,6 +294,7 @@ class SeriesPanel(QGroupBox):
             self.prefetch_worker.quit()
         if self.read_worker is not None:
             self.read_worker.quit()
+            self.read_worker = None
 
     def _update(self) -> None:
         s = self.series

@@ -124,7 +124,7 @@ def run(args) -> int:
         raise ValueError("no prompt: give at least one --box or --point")
     if points and len(boxes) > 1:
         raise ValueError("--point prompts refine a single object: give at most one --box with them")
-    output_file(args.out)  # before any compute
+    output_file(args.out, inputs=(args.image,))  # before any compute
     plane = select_plane(read_image(args.image), args.plane)
     shape = plane.shape[:2]
     for b in boxes:  # check the prompts before the (slow) model loading

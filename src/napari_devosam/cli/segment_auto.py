@@ -45,7 +45,7 @@ def run_auto(args) -> int:
 
     if args.box or args.point:
         raise ValueError("--auto takes no --box or --point prompts")
-    output_file(args.out)  # before any compute
+    output_file(args.out, inputs=(args.image,))  # before any compute
     image = read_image(args.image)
     lead = leading_shape(image)
     planes = [parse_plane_index(args.plane, image)] if args.plane is not None else None

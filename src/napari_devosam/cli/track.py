@@ -105,9 +105,11 @@ def seeds_from_labels(labels: np.ndarray, shape: tuple[int, ...], plane):
 
 def run(args) -> int:
     from napari_devosam.export.image_io import read_image
+    from napari_devosam.tracking import export
     from napari_devosam.utils.paths import output_folder
 
-    output_folder(args.out)  # before any compute
+    inputs = [args.stack] + ([args.seed_labels] if args.seed_labels else [])
+    output_folder(args.out, inputs=inputs, writes=export.writes_name)  # before any compute
     image = read_image(args.stack)
     shape = tuple(image.shape)
     axis = leading_axis(shape, args.axis)

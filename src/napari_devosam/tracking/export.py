@@ -71,6 +71,14 @@ def ctc_tracks(labels: np.ndarray, parents: dict[int, int]) -> tuple[np.ndarray,
     return out.astype(np.uint16), sorted(rows)
 
 
+OUTPUT_NAMES = ("res_track.txt", "tracks.csv", "review.csv", "tracks.geff")
+
+
+def writes_name(name: str) -> bool:
+    """True for a file name a tracking result folder gets (or loses: stale ``maskNNN.tif``)."""
+    return name in OUTPUT_NAMES or re.fullmatch(r"mask\d+\.tif", name) is not None
+
+
 def write_ctc(out_dir, labels: np.ndarray, parents: dict[int, int]) -> list[tuple]:
     """Write ``maskNNN.tif`` per frame and ``res_track.txt`` into ``out_dir`` (created);
     returns the ``(L, B, E, P)`` rows. Daughters must start after their mother's first frame.
