@@ -110,3 +110,28 @@ def test_review_uses_the_exported_ids_and_a_rerun_leaves_no_stale_frames(env):
     result.objects += [TrackedObject(-2, (1,), None, 1.0, 1.0, 5, division=True),
                        TrackedObject(-3, (1,), None, 1.0, 1.0, 5, division=True)]
     assert real_track_ids(seeds, result) == {5: 5, -2: 6, -3: 7}
+
+
+def test_export_only_writes_the_store_tracks_as_annotated(env, capsys, monkeypatch):
+    from napari_devosam.annotation.store import AnnotationStore
+
+    tmp, ckpt = env
+    monkeypatch.setattr(model_loading, "load_model",
+                        lambda *a, **k: pytest.fail("--export-only must not load a model"))
+    movie = tmp / "movie.tif"
+    stack = tifffile.imread(movie)
+    _, labels, _ = make_lineage_timelapse(4, (96, 96), 3, seed=2)
+    store = AnnotationStore.for_image(movie, stack)
+    for f in range(4):  # the truth, committed plane by plane (as a user's corrections)
+        ids = [int(t) for t in np.unique(labels[f])[1:]]
+        store.commit((f,), [labels[f] == t for t in ids])
+    out = tmp / "exported"
+    rc = main(["track", str(movie), "--annotations", "--export-only", "--out", str(out)])
+    assert rc == 0 and "as annotated" in capsys.readouterr().out
+    frames = [tifffile.imread(out / f"mask{f:03d}.tif") for f in range(4)]
+    for f in range(4):
+        assert np.array_equal(frames[f] > 0, labels[f] > 0)
+    assert (out / "tracks.csv").is_file() and not (out / "review.csv").exists()
+    assert main(["track", str(movie), "--seed-labels", str(tmp / "seeds.tif"),
+                 "--export-only", "--out", str(out)]) == 1
+    assert "add --annotations" in capsys.readouterr().err

@@ -135,6 +135,35 @@ def test_propagate_from_here_replaces_the_track_downstream(qtbot, annotated):
     assert np.array_equal(w.store.labels, after_run)
 
 
+def test_export_writes_the_corrected_tracks_as_they_are(qtbot, annotated, tmp_path,
+                                                        messages):
+    import tifffile
+
+    viewer, w, seeds = annotated
+    panel = w.propagate_panel
+    panel.run()
+    finish(qtbot, w)
+    # a correction on plane 2: one object deleted (as the user would with the eraser)
+    table = track_table(w.store.objects)
+    track = next(t for t in seeds if (2,) in table[t]["planes"])
+    w.store_ops.delete(table[track]["planes"][(2,)])
+    qtbot.waitUntil(lambda: not w.jobs.busy, timeout=TIMEOUT)
+    viewer.dims.set_current_step(0, 1)
+    assert panel.export_tracks(tmp_path / "ctc")
+    qtbot.waitUntil(lambda: panel.export_button.isEnabled(), timeout=TIMEOUT)
+    assert any("Wrote" in str(m) for m in messages), messages
+    frames = sorted((tmp_path / "ctc").glob("mask*.tif"))
+    assert len(frames) == 4 and (tmp_path / "ctc" / "res_track.txt").is_file()
+    assert (tmp_path / "ctc" / "tracks.csv").is_file()
+    written = tifffile.imread(frames[2])
+    expected = w.store.labels[2] > 0
+    assert np.array_equal(written > 0, expected)  # exactly the store's plane 2, deleted one gone
+    rows = [line.split() for line in (tmp_path / "ctc" / "res_track.txt").read_text().splitlines()]
+    assert all(int(b) <= int(e) for _, b, e, _ in rows)
+    assert len(rows) == len(np.unique(np.concatenate([np.unique(tifffile.imread(f))
+                                                      for f in frames]))) - 1
+
+
 def test_cancel_leaves_the_store_unchanged(qtbot, annotated, monkeypatch):
     viewer, w, seeds = annotated
     panel = w.propagate_panel
@@ -218,3 +247,13 @@ def test_prefetch_encodes_the_next_plane_and_reuses_cached_ones(sam, data, tmp_p
         assert len(calls) == 3  # all three came from the cache
     finally:
         hook.remove()
+
+
+def test_a_run_that_adds_nothing_says_why():
+    from types import SimpleNamespace
+
+    result = SimpleNamespace(ended={43: ((4,), "vanished"), 7: ((5,), "IoU with previous 0.12"),
+                                    8: ((5,), "IoU with previous 0.05")})
+    text = panel_module.nothing_added(result)
+    assert "2 IoU with previous, 1 vanished" in text and "never overwritten" in text
+    assert "no track reached a plane" in panel_module.nothing_added(SimpleNamespace(ended={}))

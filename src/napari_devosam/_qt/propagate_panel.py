@@ -13,7 +13,8 @@ A run goes through three threads, and the GUI thread only updates layers:
 Cancel (before step 3) leaves the store exactly as it was. "Propagate from here" recomputes
 the selected object's track (and its daughters) beyond its plane, e.g. after a correction;
 the selected object is the last one clicked in ``objects``, a review entry's, or the
-``objects`` layer's selected label.
+``objects`` layer's selected label. "Export tracks (CTC)..." writes the store's tracks as they
+are, corrections included (``tracking.store_tracks.export_store_tracks``, store thread).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QGridLayout,
     QGroupBox,
     QLabel,
@@ -45,6 +47,18 @@ from napari_devosam._qt.propagate_job import (
 from napari_devosam._qt.propagate_view import go_to_plane, show_tracks
 from napari_devosam._qt.workers import create_job
 from napari_devosam.tracking.propagate import DIRECTIONS
+
+
+def nothing_added(result) -> str:
+    """Why a run added no object, for a notification: how its tracks ended."""
+    from collections import Counter
+
+    reasons = Counter(" ".join(w for w in reason.split() if not w.replace(".", "").isdigit())
+                      for _, reason in result.ended.values())
+    why = ", ".join(f"{n} {r}" for r, n in reasons.most_common()) or "no track reached a plane"
+    return (f"Propagation added no object ({why}). Committed objects are never overwritten: "
+            "to redo a track, correct its own object (brush/eraser keep its track) and press "
+            "Propagate from here, or delete the objects in its way first.")
 
 
 class PropagatePanel(QGroupBox):
@@ -79,6 +93,9 @@ class PropagatePanel(QGroupBox):
         self.redo_button.setToolTip("Recompute the selected object's track beyond its plane "
                                     "(click it in 'objects' or pick a review entry first)")
         self.cancel_button = QPushButton("Cancel")
+        self.export_button = QPushButton("Export tracks (CTC)...")
+        self.export_button.setToolTip("Write the committed tracks of this line of planes as "
+                                      "they are: maskNNN.tif + res_track.txt and tracks.csv")
         self.progress = QProgressBar()
         self.message, self.selected_label = QLabel(), QLabel("selected: none")
         self.message.setWordWrap(True)
@@ -99,10 +116,12 @@ class PropagatePanel(QGroupBox):
         grid.addWidget(self.message, 8, 0, 1, 2)
         grid.addWidget(QLabel("to review (click: go there)"), 9, 0, 1, 2)
         grid.addWidget(self.review_list, 10, 0, 1, 2)
+        grid.addWidget(self.export_button, 11, 0, 1, 2)
         self.axis_combo.currentIndexChanged.connect(self._axis_changed)
         self.run_button.clicked.connect(lambda *_: self.run())
         self.redo_button.clicked.connect(lambda *_: self.propagate_from_here())
         self.cancel_button.clicked.connect(lambda *_: self.cancel())
+        self.export_button.clicked.connect(lambda *_: self._choose_export_folder())
         self.review_list.itemClicked.connect(
             lambda item: self.jump(self.review_list.row(item)))
 
@@ -318,6 +337,8 @@ class PropagatePanel(QGroupBox):
         self._line = (plane, axis)
         self._set_entries(entries)
         self._idle()
+        if not made:
+            show_info(nothing_added(res))
 
     # -- review list and tracks ---------------------------------------------------------
     def _set_entries(self, entries) -> None:
@@ -335,6 +356,46 @@ class PropagatePanel(QGroupBox):
         if entry.object_id and w.layers is not None:
             w.layers.objects.selected_label = entry.object_id
         self._set_selected(entry.object_id or self.selected)
+
+    # -- export ------------------------------------------------------------------------------
+    def _choose_export_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the CTC tracking result")
+        if folder:
+            self.export_tracks(folder)
+
+    def export_tracks(self, folder) -> bool:
+        """Write the store's tracks of the current line of planes into ``folder`` (store
+        thread); a notification says what was written, or why nothing was. False when it
+        could not start."""
+        from napari_devosam.tracking.export import writes_name
+        from napari_devosam.tracking.store_tracks import export_store_tracks
+        from napari_devosam.utils.paths import output_folder
+
+        w = self.w
+        if w.store is None or not self.lead or w.current_plane is None:
+            show_warning("Exporting tracks needs an image with a T or Z axis and its "
+                         "committed objects.")
+            return False
+        source = getattr(getattr(w.image_layer, "source", None), "path", None)
+        try:
+            output_folder(folder, inputs=[source] if source else [], writes=writes_name)
+        except ValueError as exc:
+            show_error(str(exc))
+            return False
+        plane, axis = w.current_plane, self.axis_combo.currentData() or 0
+        along_z = self.axis_combo.currentText() == "Z"
+        self.export_button.setEnabled(False)
+        w.jobs.submit(export_store_tracks, folder, w.store, plane, axis, False, along_z,
+                      on_done=self._exported)
+        return True
+
+    def _exported(self, done, error) -> None:
+        self.export_button.setEnabled(True)
+        if error is not None:
+            show_error(f"Could not export the tracks: {error}")
+            return
+        show_info(f"Wrote {done['tracks']} tracks, {done['divisions']} divisions and "
+                  f"{done['objects']} objects to {done['folder']} (CTC format + tracks.csv)")
 
     def _on_store_changed(self) -> None:
         if self.w.layers is not self._layers:

@@ -49,6 +49,9 @@ def add_parser(subparsers) -> None:
     add_precision_argument(p)
     p.add_argument("--cache-dir", default=None, help="embedding cache folder")
     p.add_argument("--geff", action="store_true", help="also write tracks.geff (needs geff)")
+    p.add_argument("--export-only", action="store_true",
+                   help="with --annotations: write the store's tracks as they are (your "
+                        "corrections included), without propagating")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run)
 
@@ -114,11 +117,16 @@ def run(args) -> int:
     shape = tuple(image.shape)
     axis = leading_axis(shape, args.axis)
     plane = seed_plane(args.seed_plane, shape, axis)
+    if args.export_only and not args.annotations:
+        raise ValueError("--export-only writes the tracks of the annotation store: add "
+                         "--annotations")
     if args.annotations:
         from napari_devosam.annotation.store import AnnotationStore
         from napari_devosam.tracking.store_tracks import seeds_from_store
 
         store = AnnotationStore.for_image(args.stack, image, args.project_dir)
+        if args.export_only:
+            return _export_store(args, store, plane, axis)
         seeds = seeds_from_store(store, plane)
     else:
         seeds = seeds_from_labels(read_image(args.seed_labels), shape, plane)
@@ -169,6 +177,16 @@ def _track(args, image, seeds, plane, axis, bounds) -> int:
     if not result.objects:
         print("devosam track: warning: no object could be followed beyond the seed plane",
               file=sys.stderr)
+    return 0
+
+
+def _export_store(args, store, plane, axis) -> int:
+    from napari_devosam.tracking.store_tracks import export_store_tracks
+
+    done = export_store_tracks(args.out, store, plane, axis, geff=args.geff,
+                               along_z=args.axis == "Z")
+    print(f"wrote {count(done['tracks'], 'track')}, {count(done['divisions'], 'division')} "
+          f"as annotated (nothing propagated) to {done['folder']}")
     return 0
 
 

@@ -193,3 +193,36 @@ def tracks_layer_data(store, plane, axis: int) -> tuple[np.ndarray, dict[int, li
                      for r in rows], dtype=np.float64).reshape(-1, 4)
     graph = {t: [p] for t, p in parents.items() if p in set(data[:, 0].astype(int).tolist())}
     return data, graph
+
+
+def export_store_tracks(out_dir, store, plane, axis: int, geff: bool = False,
+                        along_z: bool = False) -> dict:
+    """Write the store's tracks on the line of planes through ``plane`` along leading ``axis``
+    as they are (corrections included, nothing propagated) into ``out_dir``: the CTC result
+    (``maskNNN.tif`` + ``res_track.txt``), ``tracks.csv`` and, with ``geff``, ``tracks.geff``.
+    ``along_z``: the axis is Z (the CSV's ``z`` is then the frame index).
+
+    Returns ``{"tracks": n, "divisions": n, "objects": n, "folder": Path}``. Raises
+    ``ValueError`` when the line holds no object, or its tracks cannot be written in the CTC
+    format (a daughter that starts before its mother).
+    """
+    from pathlib import Path
+
+    from napari_devosam.tracking import export
+
+    labels, parents = store_track_labels(store, plane, axis)
+    if not labels.any():
+        raise ValueError("no committed object on these planes: nothing to export")
+    out = Path(out_dir)
+    rows = export.write_ctc(out, labels, parents)
+    z_of_frame = None
+    if along_z or (len(plane) == 2 and axis == 1):
+        z_of_frame = int
+    elif len(plane) == 2:  # T through a (T, Z) stack: z is the plane's
+        z_of_frame = lambda f: plane[1]  # noqa: E731
+    track_rows = export.track_rows(labels, parents, z_of_frame)
+    export.write_csv(out / "tracks.csv", track_rows)
+    if geff:
+        export.write_geff(out / "tracks.geff", track_rows)
+    return {"tracks": len(rows), "divisions": len(set(parents.values())),
+            "objects": len(track_rows), "folder": out}
