@@ -127,3 +127,26 @@ def test_track_never_writes_over_its_inputs(tmp_path, capsys, monkeypatch):
 
     assert not writes_name(other.name) and writes_name("mask0123.tif")
     assert writes_name("res_track.txt") and not writes_name("mask_a.tif")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["segment", "x.tif", "--auto", "--mode", "nope", "--out", "y.tif"], "'seeded', 'grid'"),
+    (["track"], "required: stack, --out"),
+    (["bogus"], "invalid choice: 'bogus'"),
+])
+def test_usage_errors_are_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and err.count("\n") == 1
+
+
+def test_bad_min_area_and_a_text_file_as_image(tmp_path, image, capsys):
+    assert main(["segment", str(image), "--auto", "--min-area", "-5",
+                 "--out", str(tmp_path / "o.tif")]) == 1
+    assert "--min-area must be >= 0" in capsys.readouterr().err
+    text = tmp_path / "notes.tif"
+    text.write_text("hello")
+    assert main(["segment", str(text), "--auto", "--out", str(tmp_path / "o.tif")]) == 1
+    err = capsys.readouterr().err
+    assert "not a readable TIFF file" in err and err.count("\n") == 1

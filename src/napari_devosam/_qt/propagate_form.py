@@ -23,9 +23,10 @@ from napari_devosam.tracking.params import PropagationParams
 MAIN = ("min_iou_prev", "min_pred_iou", "review_below", "min_area", "box_margin")
 OWN_CONTROL = ("detect_divisions",)  # shown by the panel itself
 FRACTIONS = ("min_area_fraction", "min_inside_fraction", "min_iou_prev", "min_pred_iou",
-             "review_below", "division_min_fraction", "division_min_iou_prev", "box_margin",
+             "review_below", "division_min_fraction", "division_min_iou_prev",
              "division_max_overlap")
 HALF_FRACTIONS = ("division_min_fraction", "free_sister_between")  # at most 0.5 make sense
+RANGES = {"box_margin": (0.0, 10.0, 0.05)}  # a fraction of the box, but may exceed 1
 
 
 def _docs() -> dict[str, str]:
@@ -54,7 +55,11 @@ def _editor(name: str, default):
     else:
         editor = QDoubleSpinBox()
         editor.setDecimals(2)
-        if name in FRACTIONS or name in HALF_FRACTIONS:
+        if name in RANGES:
+            low, high, step = RANGES[name]
+            editor.setRange(low, high)
+            editor.setSingleStep(step)
+        elif name in FRACTIONS or name in HALF_FRACTIONS:
             editor.setRange(0.0, 0.5 if name in HALF_FRACTIONS else 1.0)
             editor.setSingleStep(0.05)
         else:

@@ -143,9 +143,9 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
         raise ValueError(f"unknown stain {stain!r}: choose one of {', '.join(STAINS)}")
     data = _clean(plane)
     if data is None:
-        return PlaneAnalysis(None, message="the plane has no finite value (all NaN/Inf)")
+        return PlaneAnalysis(None, message="no finite value (all NaN/Inf): nothing to segment")
     if float(data.max()) <= float(data.min()):
-        return PlaneAnalysis(None, message="the plane is constant: no embryo to segment")
+        return PlaneAnalysis(None, message="constant: no embryo to segment")
     smooth = ndimage.gaussian_filter(ndimage.median_filter(data, 3), 1.0)  # hot pixels out
     t_low, t_high = _thresholds(smooth)
     if t_low is None:

@@ -34,8 +34,17 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
                         choices=("auto", "fp32", "bf16"), help=PRECISION_HELP)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one line on stderr (exit 2), like our other errors;
+    ``--help`` still prints the whole usage. Subcommand parsers are of this class too."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see: {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="devosam",
         description="Segment Anything for grayscale embryo microscopy.",
     )

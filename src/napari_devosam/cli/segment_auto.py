@@ -45,6 +45,9 @@ def run_auto(args) -> int:
 
     if args.box or args.point:
         raise ValueError("--auto takes no --box or --point prompts")
+    min_area = MIN_AREA if args.min_area is None else args.min_area
+    if min_area < 0:
+        raise ValueError(f"--min-area must be >= 0 pixels, got {min_area}")
     output_file(args.out, inputs=(args.image,))  # before any compute
     image = read_image(args.image)
     lead = leading_shape(image)
@@ -52,7 +55,6 @@ def run_auto(args) -> int:
     sam = load_model(args.model, device=args.device, precision=args.precision,
                      decoder=args.decoder)
     predictor = Predictor(sam, cache_dir=args.cache_dir or default_cache_dir())
-    min_area = MIN_AREA if args.min_area is None else args.min_area
     gen = iter_segment_stack(image, predictor, planes, mode=args.mode, stain=args.stain,
                              min_area=min_area)
     results = _drain(gen)

@@ -38,7 +38,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
             data = np.asarray(skio.imread(path))
     except Exception as exc:  # noqa: BLE001 - any reader failure means: not an image we can read
-        raise ValueError(f"cannot read {path} as an image: {exc}") from exc
+        what = ("it is not a readable TIFF file" if path.suffix.lower() in TIFF_SUFFIXES
+                else f"no image reader understands this {path.suffix or 'extension-less'} file")
+        raise ValueError(f"cannot read {path} as an image: {what} (damaged, or another "
+                         f"format; the reader said: {exc})") from exc
     return checked_image(canonical_axes(data), path)
 
 

@@ -12,7 +12,7 @@ class PropagationParams:
     Prompts (for plane ``k + 1`` from the result on plane ``k``):
       box_margin: the previous mask's bounding box grows by this fraction of its size on
         each side (objects move and grow), plus ``box_margin_px`` pixels.
-      box_margin_px: see ``box_margin``.
+      box_margin_px: pixels added on each side of the moved box, after ``box_margin``.
       use_mask_input: feed SAM's low-res logits of the previous step back as ``mask_input``
         (SAM's own refinement input; seeds and user-made objects have none: box + point only).
       use_point: add one positive point at the interior maximum of the previous mask (the
@@ -38,8 +38,9 @@ class PropagationParams:
     Divisions (see ``tracking.divisions``):
       detect_divisions: False never splits a track.
       division_min_fraction: each of the two largest 8-connected parts of a new mask must
-        hold at least this fraction of the mask's area ...
-      division_min_area: ... and at least this many pixels.
+        hold at least this fraction of the mask's area, and ``division_min_area`` pixels.
+      division_min_area: each daughter holds at least this many pixels (also the smallest
+        stain-seed basin looked at).
       division_max_gap_px: parts farther apart than this many pixels are not two daughters
         but a leak into another object (the smaller part is dropped instead).
       division_min_iou_prev: for a division, ``min_iou_prev`` is replaced by this (daughters
@@ -60,11 +61,13 @@ class PropagationParams:
         ``division_min_iou_prev`` and listed for review ("found again"); also backward and
         along Z.
       free_sisters: a track that went on as one cell divides when a stain seed no object
-        covers lies within that reach and flanks it across the track's previous mask
-        (``tracking.free_cells``): the free cell, outlined by SAM, is the second daughter.
-      free_sister_between: ... flanks: the previous mask's centroid projects onto the
-        segment between the kept cell and the free seed at least this fraction of its length
-        from either end (a cell that did not divide stays near 0).
+        covers lies within ``division_search_radius`` equivalent radii of its previous mask
+        and flanks it (``tracking.free_cells``): the free cell, outlined by SAM, is the
+        second daughter.
+      free_sister_between: how squarely the track's previous mask must lie between the kept
+        cell and the free seed: its centroid projects onto the segment joining them at least
+        this fraction of the segment's length from either end (a cell that did not divide
+        stays near 0; at most 0.5).
     """
 
     box_margin: float = 0.15
