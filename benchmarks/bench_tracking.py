@@ -71,7 +71,8 @@ def bench_speed(n_objects=20, n_planes=100, shape=(512, 512), threads=None) -> d
     params = PropagationParams(min_area=0, min_area_fraction=0, min_iou_prev=0,
                                min_pred_iou=0, min_inside_fraction=0,
                                detect_divisions=False)
-    stack = np.zeros((n_planes, *shape), np.uint8)  # never read: embeddings are given
+    # pixels are only checked for blank planes (embeddings are given): any texture will do
+    stack = np.random.default_rng(0).integers(0, 255, (n_planes, *shape), dtype=np.uint8)
     decoded = []
 
     def embedding_for(plane):

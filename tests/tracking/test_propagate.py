@@ -157,3 +157,25 @@ def test_helpers():
         PropagationParams(min_iou_prev=2)
     with pytest.raises(ValueError, match="unknown"):
         PropagationParams.from_dict({"nope": 1})
+
+
+def test_a_blank_plane_is_skipped_and_tracks_go_on_after_it():
+    from napari_devosam.tracking.propagate import BLANK
+
+    stack, labels, _ = make_lineage_timelapse(4, (96, 96), 3, seed=1)
+    stack = stack.astype(np.float32)
+    stack[2] = np.nan  # a frame the microscope did not record
+    oracle = OracleDecoder(labels)
+    seeds = [Seed(int(t), (0,), labels[0] == t) for t in np.unique(labels[0])[1:]]
+    params = PropagationParams(detect_divisions=False)
+    result = drain(propagate(None, stack, seeds, decoder=oracle,
+                             embedding_for=oracle.embedding_for, params=params))
+    planes = {o.plane for o in result.objects}
+    assert (2,) not in planes and (3,) in planes and (1,) in planes
+    assert [r.plane for r in result.review if r.reason == BLANK] == [(2,)]
+    assert all(p != (2,) for p, _ in oracle.calls)  # SAM was not asked about it
+    stack[2] = 7.0  # a constant frame is blank too
+    oracle.calls.clear()
+    result = drain(propagate(None, stack, seeds, decoder=oracle,
+                             embedding_for=oracle.embedding_for, params=params))
+    assert (2,) not in {o.plane for o in result.objects}

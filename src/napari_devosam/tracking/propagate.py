@@ -57,6 +57,15 @@ from napari_devosam.tracking.model import (
 from napari_devosam.tracking.params import PropagationParams
 
 DIRECTIONS = ("forward", "backward", "both")
+BLANK = "blank plane (no finite value, or constant): skipped, tracks go on after it"
+
+
+def blank(pixels) -> bool:
+    """True for a plane with no finite value or a single value (an acquisition gap)."""
+    x = np.asarray(pixels)
+    if x.dtype.kind == "f":
+        x = x[np.isfinite(x)]
+    return x.size == 0 or x.min() == x.max()
 
 
 @dataclass
@@ -152,6 +161,9 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
         get no new object on that plane and continue from the existing one.
       decoder: replaces ``BatchDecoder(sam)`` (same methods; tests use an oracle).
 
+    A blank plane (no finite value, or constant: an acquisition gap) gets no object: tracks
+    go on from their last objects to the next plane, and the plane is listed for review.
+
     Yields ``Progress`` after each plane; returns ``PropagationResult``. Raises
     ``ValueError`` for bad seeds, axis, direction or bounds.
     """
@@ -187,8 +199,11 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
             if not active:
                 break
             plane = start[:axis] + (index,) + start[axis + 1:]
-            _advance(ctx, active, plane, previous, bool(forward and number == 0))
-            previous = plane
+            if blank(ctx.pixels(plane)):  # SAM would outline noise there: tracks skip it
+                ctx.result.review.append(ReviewItem(plane, 0, BLANK))
+            else:
+                _advance(ctx, active, plane, previous, bool(forward and number == 0))
+                previous = plane
             done += 1
             yield Progress(done, total, plane, len(active))
     return ctx.result
