@@ -2,6 +2,8 @@
 seeded pipeline with an oracle decoder (ground-truth masks per prompt) in place of SAM."""
 
 import numpy as np
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -143,3 +145,18 @@ def test_stack_generator_reports_progress_and_can_stop(oracle):
             break
     assert progress == [(0, 2), (1, 2), (2, 2)] and sorted(results) == [(0,), (1,)]
     assert match_scores(results[(0,)].labels, truth[0])["f1"] == 1.0
+
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.mark.parametrize("name, stain", [("embryo_nuclei.png", "nuclei"),
+                                         ("embryo_membrane.png", "membrane")])
+def test_the_stain_of_the_real_images_is_recognised(name, stain):
+    from napari_devosam.automatic.seeds import analyse_plane
+    from napari_devosam.export.image_io import read_image
+
+    if not (SHARED / name).is_file():
+        pytest.skip("the team's real images (../shared/data) are not here")
+    image = read_image(SHARED / name)  # the nuclear image is RGBA (green), as users have it
+    assert analyse_plane(image).stain == stain
