@@ -1,9 +1,9 @@
 """``segment_all`` / ``iter_segment_stack``: edge cases with a tiny random SAM, and the whole
 seeded pipeline with an oracle decoder (ground-truth masks per prompt) in place of SAM."""
 
-import numpy as np
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.gui
 
 import segment_anything  # noqa: E402, F401 - before any viewer: see napari_devosam._qt
 
+import napari_devosam._qt.propagate_export as export_module  # noqa: E402
 import napari_devosam._qt.propagate_panel as panel_module  # noqa: E402
 from napari_devosam._qt.annotator_widget import AnnotatorWidget  # noqa: E402
 from napari_devosam._qt.propagate_job import PrefetchingEmbeddings  # noqa: E402
@@ -36,8 +37,9 @@ def data():
 @pytest.fixture
 def messages(monkeypatch):
     said = []
-    for name in ("show_info", "show_warning", "show_error"):
-        monkeypatch.setattr(panel_module, name, said.append)
+    for module in (panel_module, export_module):
+        for name in ("show_info", "show_warning", "show_error"):
+            monkeypatch.setattr(module, name, said.append)
     return said
 
 
@@ -254,6 +256,6 @@ def test_a_run_that_adds_nothing_says_why():
 
     result = SimpleNamespace(ended={43: ((4,), "vanished"), 7: ((5,), "IoU with previous 0.12"),
                                     8: ((5,), "IoU with previous 0.05")})
-    text = panel_module.nothing_added(result)
+    text = export_module.nothing_added(result)
     assert "2 IoU with previous, 1 vanished" in text and "never overwritten" in text
-    assert "no track reached a plane" in panel_module.nothing_added(SimpleNamespace(ended={}))
+    assert "no track reached a plane" in export_module.nothing_added(SimpleNamespace(ended={}))

@@ -34,6 +34,7 @@ from qtpy.QtWidgets import (
     QSpinBox,
 )
 
+from napari_devosam._qt.propagate_export import export_tracks, nothing_added
 from napari_devosam._qt.propagate_form import ParamsForm
 from napari_devosam._qt.propagate_job import (
     PrefetchingEmbeddings,
@@ -47,18 +48,6 @@ from napari_devosam._qt.propagate_job import (
 from napari_devosam._qt.propagate_view import go_to_plane, show_tracks
 from napari_devosam._qt.workers import create_job
 from napari_devosam.tracking.propagate import DIRECTIONS
-
-
-def nothing_added(result) -> str:
-    """Why a run added no object, for a notification: how its tracks ended."""
-    from collections import Counter
-
-    reasons = Counter(" ".join(w for w in reason.split() if not w.replace(".", "").isdigit())
-                      for _, reason in result.ended.values())
-    why = ", ".join(f"{n} {r}" for r, n in reasons.most_common()) or "no track reached a plane"
-    return (f"Propagation added no object ({why}). Committed objects are never overwritten: "
-            "to redo a track, correct its own object (brush/eraser keep its track) and press "
-            "Propagate from here, or delete the objects in its way first.")
 
 
 class PropagatePanel(QGroupBox):
@@ -365,37 +354,11 @@ class PropagatePanel(QGroupBox):
 
     def export_tracks(self, folder) -> bool:
         """Write the store's tracks of the current line of planes into ``folder`` (store
-        thread); a notification says what was written, or why nothing was. False when it
-        could not start."""
-        from napari_devosam.tracking.export import writes_name
-        from napari_devosam.tracking.store_tracks import export_store_tracks
-        from napari_devosam.utils.paths import output_folder
-
-        w = self.w
-        if w.store is None or not self.lead or w.current_plane is None:
-            show_warning("Exporting tracks needs an image with a T or Z axis and its "
-                         "committed objects.")
-            return False
-        source = getattr(getattr(w.image_layer, "source", None), "path", None)
-        try:
-            output_folder(folder, inputs=[source] if source else [], writes=writes_name)
-        except ValueError as exc:
-            show_error(str(exc))
-            return False
-        plane, axis = w.current_plane, self.axis_combo.currentData() or 0
+        thread; ``propagate_export.export_tracks``). False when it could not start."""
+        axis = self.axis_combo.currentData() or 0
         along_z = self.axis_combo.currentText() == "Z"
-        self.export_button.setEnabled(False)
-        w.jobs.submit(export_store_tracks, folder, w.store, plane, axis, False, along_z,
-                      on_done=self._exported)
-        return True
-
-    def _exported(self, done, error) -> None:
-        self.export_button.setEnabled(True)
-        if error is not None:
-            show_error(f"Could not export the tracks: {error}")
-            return
-        show_info(f"Wrote {done['tracks']} tracks, {done['divisions']} divisions and "
-                  f"{done['objects']} objects to {done['folder']} (CTC format + tracks.csv)")
+        return export_tracks(self.w, folder, bool(self.lead), axis, along_z,
+                             self.export_button)
 
     def _on_store_changed(self) -> None:
         if self.w.layers is not self._layers:

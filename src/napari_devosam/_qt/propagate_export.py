@@ -1,0 +1,53 @@
+"""The Propagate panel's messages and its "Export tracks (CTC)..." action (private)."""
+
+from __future__ import annotations
+
+from napari.utils.notifications import show_error, show_info, show_warning
+
+
+def nothing_added(result) -> str:
+    """Why a run added no object, for a notification: how its tracks ended."""
+    from collections import Counter
+
+    reasons = Counter(" ".join(w for w in reason.split() if not w.replace(".", "").isdigit())
+                      for _, reason in result.ended.values())
+    why = ", ".join(f"{n} {r}" for r, n in reasons.most_common()) or "no track reached a plane"
+    return (f"Propagation added no object ({why}). Committed objects are never overwritten: "
+            "to redo a track, correct its own object (brush/eraser keep its track) and press "
+            "Propagate from here, or delete the objects in its way first.")
+
+
+def export_tracks(w, folder, has_axis: bool, axis: int, along_z: bool, button) -> bool:
+    """Write the committed tracks of the annotator ``w``'s line of planes through its current
+    plane along ``axis`` into ``folder``, as they are, on the store thread
+    (``tracking.store_tracks.export_store_tracks``); ``button`` is disabled meanwhile. A
+    notification says what was written, or why nothing was. False when it could not start
+    (no stack or store, or ``folder`` would overwrite the image file)."""
+    from napari_devosam.tracking.export import writes_name
+    from napari_devosam.tracking.store_tracks import export_store_tracks
+    from napari_devosam.utils.paths import output_folder
+
+    if w.store is None or not has_axis or w.current_plane is None:
+        show_warning("Exporting tracks needs an image with a T or Z axis and its committed "
+                     "objects.")
+        return False
+    source = getattr(getattr(w.image_layer, "source", None), "path", None)
+    try:
+        output_folder(folder, inputs=[source] if source else [], writes=writes_name)
+    except ValueError as exc:
+        show_error(str(exc))
+        return False
+    button.setEnabled(False)
+
+    def done(result, error) -> None:
+        button.setEnabled(True)
+        if error is not None:
+            show_error(f"Could not export the tracks: {error}")
+            return
+        show_info(f"Wrote {result['tracks']} tracks, {result['divisions']} divisions and "
+                  f"{result['objects']} objects to {result['folder']} (CTC format + "
+                  "tracks.csv)")
+
+    w.jobs.submit(export_store_tracks, folder, w.store, w.current_plane, axis, False, along_z,
+                  on_done=done)
+    return True
