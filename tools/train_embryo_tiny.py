@@ -506,6 +506,8 @@ def train(cfg: dict, train_cfg: dict, out: Path | None, max_minutes: float | Non
             log(f"checkpoint at step {step}")
     train_seconds = time.perf_counter() - t_train
     sam.eval()
+    if out is not None:  # first without metrics: a failing evaluation must not lose the run
+        save(sam, out, meta())
     log(f"trained {step} steps in {train_seconds / 60:.1f} min; evaluating on held-out phantoms")
     metrics = {}
     if eval_planes:
