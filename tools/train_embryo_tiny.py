@@ -78,13 +78,14 @@ CANDIDATES = {
 }  # fmt: skip
 CHOSEN = "s512_p16_w96_d4"
 
+# The defaults are the one-run recipe (about 73 minutes on 1 core of the 2-core VM; docs/models.md)
 DEFAULTS = {
-    "steps": 1000,
+    "steps": 2200,
     "batch": 4,
     "objects": 6,
     "rounds": 1,
-    "late_rounds": 0,  # > 0: from step ``late_from`` on, this many correction rounds instead
-    "late_from": 0,
+    "late_rounds": 2,  # > 0: from step ``late_from`` on, this many correction rounds instead
+    "late_from": 1300,
     "lr": 1e-3,
     "warmup": 50,
     "weight_decay": 0.05,
