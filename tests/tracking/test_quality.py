@@ -19,16 +19,19 @@ def _bench():
 
 
 # measured 2026-12-01 (3 movies): oracle TRA 0.981, SEG 0.982, division F1 0.986;
-# embryo_tiny TRA 0.964, SEG 0.882, division F1 0.939 (targets: 0.95, 0.80, 0.80)
-FLOORS = {"oracle": {"TRA": 0.95, "SEG": 0.95, "division_f1": 0.95},
-          "embryo_tiny": {"TRA": 0.93, "SEG": 0.84, "division_f1": 0.88}}
+# embryo_tiny TRA 0.964, SEG 0.882, division F1 0.939 (targets: 0.95, 0.80, 0.80);
+# embryo_tiny on membrane movies TRA 0.966, SEG 0.826, division F1 0.751 (SEG 0.787 and F1
+# 0.600 before objects grew to the membranes)
+FLOORS = {("oracle", "nuclei"): {"TRA": 0.95, "SEG": 0.95, "division_f1": 0.95},
+          ("embryo_tiny", "nuclei"): {"TRA": 0.93, "SEG": 0.84, "division_f1": 0.88},
+          ("embryo_tiny", "membrane"): {"TRA": 0.93, "SEG": 0.79, "division_f1": 0.68}}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", sorted(FLOORS))
-def test_ctc_quality_does_not_fall_below_what_is_measured(model):
+@pytest.mark.parametrize("model, kind", sorted(FLOORS))
+def test_ctc_quality_does_not_fall_below_what_is_measured(model, kind):
     pytest.importorskip("traccuracy", reason="CTC metrics need traccuracy (bench extra)")
     pytest.importorskip("ctc_metrics", reason="CTC SEG needs py-ctcmetrics (bench extra)")
-    q = _bench().bench_quality(model)
-    for metric, floor in FLOORS[model].items():
+    q = _bench().bench_quality(model, kind=kind)
+    for metric, floor in FLOORS[model, kind].items():
         assert q[metric] >= floor, (metric, q[metric])

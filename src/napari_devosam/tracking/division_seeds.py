@@ -21,11 +21,20 @@ from napari_devosam.tracking.model import Crop
 from napari_devosam.tracking.params import PropagationParams
 
 
-def plane_seeds(pixels: np.ndarray, min_area: int):
-    """The stain seeds (``automatic.seeds.Seeds``) of one ``(H, W)`` plane (may be empty)."""
-    from napari_devosam.automatic.seeds import analyse_plane, stain_seeds
+def plane_seeds(pixels: np.ndarray, min_area: int, analysis=None):
+    """The stain seeds (``automatic.seeds.Seeds``) of one ``(H, W)`` plane (may be empty);
+    ``analysis``: its ``plane_analysis`` when already made."""
+    from napari_devosam.automatic.seeds import stain_seeds
 
-    return stain_seeds(analyse_plane(pixels, min_area=min_area), min_area)
+    analysis = analysis or plane_analysis(pixels, min_area)
+    return stain_seeds(analysis, min_area)
+
+
+def plane_analysis(pixels: np.ndarray, min_area: int):
+    """``automatic.seeds.analyse_plane`` of one ``(H, W)`` plane (stain found automatically)."""
+    from napari_devosam.automatic.seeds import analyse_plane
+
+    return analyse_plane(pixels, min_area=min_area)
 
 
 def seed_points(seeds) -> np.ndarray:

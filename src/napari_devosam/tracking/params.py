@@ -21,6 +21,9 @@ class PropagationParams:
         velocity); 0 disables, 1 uses the full displacement.
       clip_margin_px: a new mask keeps only pixels inside its prompt box grown by this many
         pixels (SAM sometimes leaks into neighbouring cells).
+      membrane_grow_px: on a membrane-stained plane, objects grow up to this many pixels to
+        the membranes' midline, as in automatic segmentation (``tracking.membrane_growth``);
+        0 keeps SAM's outlines.
 
     Track ends (a track stops on the first plane where one of these holds; that plane gets
     no object and the previous plane is listed for review):
@@ -76,6 +79,7 @@ class PropagationParams:
     use_point: bool = True
     motion: float = 1.0
     clip_margin_px: float = 6.0
+    membrane_grow_px: int = 6
     min_area: int = 20
     min_area_fraction: float = 0.25
     min_inside_fraction: float = 0.5
@@ -96,7 +100,7 @@ class PropagationParams:
     free_sister_between: float = 0.2
 
     def __post_init__(self):
-        for name in ("box_margin", "box_margin_px", "motion", "clip_margin_px",
+        for name in ("box_margin", "box_margin_px", "motion", "clip_margin_px", "membrane_grow_px",
                      "division_max_gap_px", "division_search_radius"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

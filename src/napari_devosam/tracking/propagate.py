@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from napari_devosam.tracking import prompts as pr
-from napari_devosam.tracking.division_seeds import plane_seeds
+from napari_devosam.tracking.division_seeds import plane_analysis, plane_seeds
 from napari_devosam.tracking.division_steps import (
     end_reason,
     propose_splits,
@@ -45,6 +45,7 @@ from napari_devosam.tracking.division_steps import (
 from napari_devosam.tracking.divisions import split_mask
 from napari_devosam.tracking.exclusion import exclusive, owned
 from napari_devosam.tracking.free_cells import claim_free_sisters
+from napari_devosam.tracking.membrane_growth import grow_objects
 from napari_devosam.tracking.model import (
     Crop,
     Plane,
@@ -262,9 +263,11 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
     before, again = {}, {}
     ending = {i for i, t in enumerate(todo)
               if end_reason(found[i], active[t[0]].crop.area, t[3], p)[0]}
-    seeds = None
+    seeds = analysis = None
+    if p.membrane_grow_px > 0:
+        analysis = plane_analysis(ctx.pixels(plane), p.division_min_area)
     if ending or (detect and p.detect_divisions and (p.division_seeds or p.free_sisters)):
-        seeds = plane_seeds(ctx.pixels(plane), p.division_min_area)
+        seeds = plane_seeds(ctx.pixels(plane), p.division_min_area, analysis)
     if detect and p.detect_divisions and p.division_seeds:
         before = propose_splits(found, [t[3] for t in todo], ending, seeds, owner, p)
     if p.refine_daughters or before:
@@ -279,6 +282,7 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
                            [active[t[0]].crop for t in todo], set(again), seeds,
                            lambda: ctx.seeds(previous), ctx.locked(plane))
     ctx.seeds_of = (plane, seeds)
+    grow_objects(found, again, analysis, p.membrane_grow_px, ctx.locked(plane))
     for i, (track, _, _, shifted) in enumerate(todo):
         parts, score, logits_i = found[i], float(iou[i]), low_res[i]
         if i in again:
