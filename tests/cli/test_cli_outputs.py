@@ -150,3 +150,11 @@ def test_bad_min_area_and_a_text_file_as_image(tmp_path, image, capsys):
     assert main(["segment", str(text), "--auto", "--out", str(tmp_path / "o.tif")]) == 1
     err = capsys.readouterr().err
     assert "not a readable TIFF file" in err and err.count("\n") == 1
+
+
+def test_embed_checks_its_cache_folder_before_compute(tmp_path, image, capsys):
+    before = image.read_bytes()
+    code = main(["embed", str(image), "--cache-dir", str(image)])  # the image, not a folder
+    err = capsys.readouterr().err
+    assert code == 1 and "the cache folder must be a folder" in err and err.count("\n") == 1
+    assert image.read_bytes() == before

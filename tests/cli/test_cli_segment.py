@@ -183,11 +183,13 @@ def test_an_unwritable_cache_does_not_stop_segment_but_fails_embed(env, capsys):
                      "--plane", "0:1", "--box", "20,30,60,70", "--out", str(out)]) == 0
     assert len(caught) == 1 and out.exists()
     capsys.readouterr()
-    with pytest.warns(CacheWriteWarning):
-        assert main(["embed", env["stack"], "--model", env["ckpt"], "--cache-dir", cache,
-                     "--no-progress"]) == 1
+    env["encodes"].clear()
+    # embed exists to fill the cache: its folder is checked before any compute
+    assert main(["embed", env["stack"], "--model", env["ckpt"], "--cache-dir", cache,
+                 "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert "--cache-dir" in err and len(err.strip().splitlines()) == 1
+    assert "cannot create" in err and len(err.strip().splitlines()) == 1
+    assert env["encodes"] == []
 
 
 def test_precision_bf16_reaches_the_encoder_and_has_its_own_cache_entries(env):

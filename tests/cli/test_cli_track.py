@@ -135,3 +135,16 @@ def test_export_only_writes_the_store_tracks_as_annotated(env, capsys, monkeypat
     assert main(["track", str(movie), "--seed-labels", str(tmp / "seeds.tif"),
                  "--export-only", "--out", str(out)]) == 1
     assert "add --annotations" in capsys.readouterr().err
+
+
+def test_track_refuses_a_folder_of_the_users_mask_files(env, capsys):
+    tmp, ckpt = env
+    out = tmp / "mine"
+    out.mkdir()
+    (out / "mask12.tif").write_bytes(b"the user's own")
+    rc = main(["track", str(tmp / "movie.tif"), "--seed-labels", str(tmp / "seeds.tif"),
+               "--model", ckpt, "--device", "cpu", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "not an earlier tracking result" in err and err.count("\n") == 1
+    assert [f.name for f in out.iterdir()] == ["mask12.tif"]
+    assert (out / "mask12.tif").read_bytes() == b"the user's own"

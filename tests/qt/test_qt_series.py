@@ -177,6 +177,14 @@ def test_the_next_image_is_read_off_the_gui_thread(make_napari_viewer, qtbot, fo
     moved(panel, qtbot)
     assert w.image_layer.name == "e1" and threads[0] is not threading.main_thread()
     release.clear()
+    assert panel.previous_image() and panel.reading  # back to e0 ...
+    viewer.window.remove_dock_widget(w)  # ... but the user closes the annotator meanwhile
+    release.set()
+    qtbot.waitUntil(lambda: not panel.reading, timeout=TIMEOUT)
+    qtbot.wait(200)
+    assert [ly.name for ly in viewer.layers if ly.name.startswith("e")] == ["e1"]
+    viewer.window.add_dock_widget(w, name="SAM annotator")
+    release.clear()
     assert panel.next_image() and panel.reading  # on to e2 ...
     viewer.close()  # ... but the user closes napari while it is read
     release.set()

@@ -87,3 +87,24 @@ def test_geff_missing_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_geff)
     with pytest.raises(RuntimeError, match="pip install geff"):
         export.write_geff(tmp_path / "t.geff", [])
+
+
+def test_a_folder_with_the_users_mask_files_is_refused_and_left_alone(tmp_path):
+    labels = np.zeros((3, 8, 8), np.int64)
+    labels[:, 2:5, 2:5] = 1
+    mine = {"mask7.tif": b"user 7", "mask0042.tif": b"user 42"}
+    for name, data in mine.items():
+        (tmp_path / name).write_bytes(data)
+    with pytest.raises(ValueError, match="not an earlier tracking result"):
+        export.write_ctc(tmp_path, labels, {})
+    assert {f.name: f.read_bytes() for f in tmp_path.iterdir()} == mine
+
+
+def test_a_shorter_result_replaces_an_earlier_one_but_not_the_users_files(tmp_path):
+    labels = np.zeros((5, 8, 8), np.int64)
+    labels[:, 2:5, 2:5] = 1
+    export.write_ctc(tmp_path, labels, {})  # an earlier, longer result
+    (tmp_path / "mask7.tif").write_bytes(b"user 7")  # the user's, not a result frame
+    export.write_ctc(tmp_path, labels[:3], {})
+    names = sorted(f.name for f in tmp_path.glob("mask*.tif"))
+    assert names == ["mask000.tif", "mask001.tif", "mask002.tif", "mask7.tif"]

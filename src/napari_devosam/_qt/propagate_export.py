@@ -23,7 +23,7 @@ def export_tracks(w, folder, has_axis: bool, axis: int, along_z: bool, button) -
     (``tracking.store_tracks.export_store_tracks``); ``button`` is disabled meanwhile. A
     notification says what was written, or why nothing was. False when it could not start
     (no stack or store, or ``folder`` would overwrite the image file)."""
-    from napari_devosam.tracking.export import writes_name
+    from napari_devosam.tracking.export import check_result_folder, writes_name
     from napari_devosam.tracking.store_tracks import export_store_tracks
     from napari_devosam.utils.paths import output_folder
 
@@ -34,6 +34,7 @@ def export_tracks(w, folder, has_axis: bool, axis: int, along_z: bool, button) -
     source = getattr(getattr(w.image_layer, "source", None), "path", None)
     try:
         output_folder(folder, inputs=[source] if source else [], writes=writes_name)
+        check_result_folder(folder)
     except ValueError as exc:
         show_error(str(exc))
         return False

@@ -32,6 +32,14 @@ def viewer_is_open(viewer) -> bool:
     adding a layer to a closed viewer raises inside napari's layer controls)."""
     return getattr(viewer.window, "_qt_window", None) is not None
 
+
+def is_docked(widget, viewer) -> bool:
+    """True while ``widget`` is one of ``viewer``'s dock widgets."""
+    try:
+        return any(w is widget for w in viewer.window.dock_widgets.values())
+    except (AttributeError, RuntimeError):  # a closed window has no docks
+        return False
+
 PREFETCH = 2  # images ahead whose first plane is embedded in the background
 
 
@@ -177,10 +185,11 @@ class SeriesPanel(QGroupBox):
         """Read the first readable candidate in a worker and show it; each unreadable one is
         skipped with a notification; ``say(none_left)`` when none can be read."""
         worker = create_job(_read_job, candidates)
-        worker.yielded.connect(lambda skipped: show_error(
+        worker.yielded.connect(lambda skipped: viewer_is_open(self.w.viewer) and show_error(
             f"Cannot open {Path(skipped[0]).name}, skipped: {skipped[1]}"))
+        docked = is_docked(self.w, self.w.viewer)  # an undocked annotator drops the result
         worker.returned.connect(lambda found: self._read_done(found, candidates, here,
-                                                              none_left, say, worker))
+                                                              none_left, say, worker, docked))
         worker.errored.connect(lambda exc: self._read_failed(exc))
         worker.finished.connect(lambda wk=worker: self._read_finished(wk))
         self.read_worker = worker
@@ -188,12 +197,14 @@ class SeriesPanel(QGroupBox):
         self.label.setText(f"Opening {candidates[0][1].name}...")
         worker.start()
 
-    def _read_done(self, found, candidates, here: int, none_left: str, say, worker) -> None:
+    def _read_done(self, found, candidates, here: int, none_left: str, say, worker,
+                   docked: bool) -> None:
         if self.read_worker is not worker:  # cancelled while it read
             return
         self.read_worker = None
-        if not viewer_is_open(self.w.viewer):  # closed while it read: nothing to show
-            return
+        if not viewer_is_open(self.w.viewer) or (docked and not is_docked(self.w,
+                                                                          self.w.viewer)):
+            return  # napari or the annotator was closed while it read: nothing to show
         if found is not None:
             index, path, data = found
             self.series.go(index)

@@ -42,11 +42,13 @@ def run(args) -> int:
     from napari_devosam.engine.stacks import plane_count
     from napari_devosam.export.image_io import read_image
 
+    from napari_devosam.utils.paths import output_folder
+
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    cache_dir = output_folder(args.cache_dir or default_cache_dir(), what="cache folder")
     stack = read_image(args.image)
     total = plane_count(stack)
-    cache_dir = args.cache_dir or default_cache_dir()
 
     from napari_devosam.models.loading import load_model
 

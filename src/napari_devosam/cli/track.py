@@ -113,6 +113,7 @@ def run(args) -> int:
 
     inputs = [args.stack] + ([args.seed_labels] if args.seed_labels else [])
     output_folder(args.out, inputs=inputs, writes=export.writes_name)  # before any compute
+    export.check_result_folder(args.out)
     image = read_image(args.stack)
     shape = tuple(image.shape)
     axis = leading_axis(shape, args.axis)

@@ -79,15 +79,34 @@ def writes_name(name: str) -> bool:
     return name in OUTPUT_NAMES or re.fullmatch(r"mask\d+\.tif", name) is not None
 
 
+def check_result_folder(out_dir) -> None:
+    """``ValueError`` when ``out_dir`` holds ``mask<digits>.tif`` files but no
+    ``res_track.txt``: they are not an earlier tracking result, and writing one there would
+    mix with them (or, for stale frames, remove them)."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir() or (out_dir / "res_track.txt").is_file():
+        return
+    masks = sorted(f.name for f in out_dir.glob("mask*.tif")
+                   if re.fullmatch(r"mask\d+\.tif", f.name))
+    if masks:
+        raise ValueError(f"{out_dir} holds {masks[0]} (and maybe more mask files) but no "
+                         "res_track.txt, so it is not an earlier tracking result; choose an "
+                         "empty folder for the tracks")
+
+
 def write_ctc(out_dir, labels: np.ndarray, parents: dict[int, int]) -> list[tuple]:
     """Write ``maskNNN.tif`` per frame and ``res_track.txt`` into ``out_dir`` (created);
     returns the ``(L, B, E, P)`` rows. Daughters must start after their mother's first frame.
-    ``maskNNN.tif`` files of an earlier result in the folder that this one does not replace
-    (a longer movie) are removed: a CTC reader would take them for frames of this result.
+    In an earlier result's folder (it has ``res_track.txt``), that result's ``maskNNN.tif``
+    / ``maskNNNN.tif`` files this one does not replace (a longer movie) are removed: a CTC
+    reader would take them for frames of this result. Raises ``ValueError`` for a folder
+    with other mask files (``check_result_folder``): nothing of the user's is removed.
     """
     from napari_devosam.utils.atomic import write_text
 
     out_dir = Path(out_dir)
+    check_result_folder(out_dir)
+    earlier_result = (out_dir / "res_track.txt").is_file()
     out_dir.mkdir(parents=True, exist_ok=True)
     ctc, rows = ctc_tracks(labels, parents)
     digits = 3 if len(ctc) <= 1000 else 4
@@ -99,8 +118,8 @@ def write_ctc(out_dir, labels: np.ndarray, parents: dict[int, int]) -> list[tupl
         tifffile.imwrite(out_dir / name, frame, compression="zlib")
         written.add(name)
     write_text(out_dir / "res_track.txt", "".join(f"{a} {b} {c} {d}\n" for a, b, c, d in rows))
-    for stale in out_dir.glob("mask*.tif"):  # an earlier, longer result in the same folder
-        if re.fullmatch(r"mask\d+\.tif", stale.name) and stale.name not in written:
+    for stale in out_dir.glob("mask*.tif") if earlier_result else ():  # a longer result's
+        if re.fullmatch(r"mask\d{3,4}\.tif", stale.name) and stale.name not in written:
             stale.unlink()
     return rows
 
