@@ -41,7 +41,6 @@ def run(args) -> int:
     from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir, embed_stack
     from napari_devosam.engine.stacks import plane_count
     from napari_devosam.export.image_io import read_image
-
     from napari_devosam.utils.paths import output_folder
 
     if args.batch_size is not None and args.batch_size < 1:
