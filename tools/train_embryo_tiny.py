@@ -78,7 +78,7 @@ CANDIDATES = {
 }  # fmt: skip
 CHOSEN = "s512_p16_w96_d4"
 
-# The defaults are the one-run recipe (about 73 minutes on 1 core of the 2-core VM; docs/models.md)
+# The defaults are the one-run recipe (73 min on 1 core, 44 min with 2 threads; docs/models.md)
 DEFAULTS = {
     "steps": 2200,
     "batch": 4,
