@@ -200,10 +200,11 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
             if not active:
                 break
             plane = start[:axis] + (index,) + start[axis + 1:]
-            if blank(ctx.pixels(plane)):  # SAM would outline noise there: tracks skip it
+            pixels = ctx.pixels(plane)  # read once per plane (dask/zarr stacks read lazily)
+            if blank(pixels):  # SAM would outline noise there: tracks skip it
                 ctx.result.review.append(ReviewItem(plane, 0, BLANK))
             else:
-                _advance(ctx, active, plane, previous, bool(forward and number == 0))
+                _advance(ctx, active, plane, previous, bool(forward and number == 0), pixels)
                 previous = plane
             done += 1
             yield Progress(done, total, plane, len(active))
@@ -244,7 +245,8 @@ def _prompts(ctx: _Context, active: dict, plane: Plane, shape, last: Plane) -> l
 
 
 
-def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect: bool) -> None:
+def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect: bool,
+             pixels: np.ndarray) -> None:
     """One step: every active track gets its object on ``plane`` (or ends there)."""
     p = ctx.params
     emb = ctx.embedding(plane)
@@ -265,9 +267,9 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
               if end_reason(found[i], active[t[0]].crop.area, t[3], p)[0]}
     seeds = analysis = None
     if p.membrane_grow_px > 0:
-        analysis = plane_analysis(ctx.pixels(plane), p.division_min_area)
+        analysis = plane_analysis(pixels, p.division_min_area)
     if ending or (detect and p.detect_divisions and (p.division_seeds or p.free_sisters)):
-        seeds = plane_seeds(ctx.pixels(plane), p.division_min_area, analysis)
+        seeds = plane_seeds(pixels, p.division_min_area, analysis)
     if detect and p.detect_divisions and p.division_seeds:
         before = propose_splits(found, [t[3] for t in todo], ending, seeds, owner, p)
     if p.refine_daughters or before:
