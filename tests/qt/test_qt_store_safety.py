@@ -65,6 +65,21 @@ def test_brush_erase_and_fill_are_saved_undone_and_restored(make_napari_viewer, 
     assert np.count_nonzero(viewer2.layers["objects"].data[1] == 4) == painted
 
 
+def test_the_layers_own_undo_steps_the_store(make_napari_viewer, qtbot, stack, sam):
+    viewer, w = open_annotator(make_napari_viewer, qtbot, stack, sam)
+    objects = viewer.layers["objects"]
+    folder = w.store.folder
+    objects.paint((1, 20, 20), 4)
+    settle(qtbot, w)
+    assert 4 in AnnotationStore(folder).objects
+    objects.undo()  # napari's binding, a script or another plugin: not only our Ctrl+Z
+    settle(qtbot, w)
+    assert 4 not in AnnotationStore(folder).objects and not objects.data[1].any()
+    objects.redo()
+    settle(qtbot, w)
+    assert 4 in AnnotationStore(folder).objects and (objects.data[1] == 4).any()
+
+
 def test_an_unwritable_store_keeps_the_mask_and_offers_a_project_folder(
         make_napari_viewer, qtbot, stack, sam, tmp_path, monkeypatch, notes):
 

@@ -221,6 +221,10 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
             prompt_layer.events.data.connect(self._on_prompt_event)
         self.layers.objects.mouse_drag_callbacks.append(self._on_objects_click)
         self.store_ops.watch(self.layers.objects)  # brush/eraser/fill strokes are saved
+        # whoever calls the layer's own undo/redo (napari's key binding, a script, another
+        # plugin) steps the store's stack: napari's would change pixels the store never sees
+        self.layers.objects.undo = self.undo
+        self.layers.objects.redo = self.redo
         self._viewer_keys[:] = bind_shortcuts(self, self.viewer, self.layers.as_dict())
         self.viewer.layers.selection.active = self.layers.boxes
         self._refresh_image_choices()

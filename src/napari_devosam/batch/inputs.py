@@ -115,3 +115,59 @@ def read_any(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"cannot read {path} with bioio: {exc}") from exc
     lead = [n for n in data.shape[:2] if n > 1]
     return checked_image(data.reshape(*lead, *data.shape[2:]), path)
+
+
+def read_first_plane(path: str | os.PathLike) -> np.ndarray:
+    """The first plane of ``path`` (index 0 of every leading T/Z axis, as
+    ``series.prefetch.first_plane(read_any(path))``), reading only that plane where the format
+    allows: one TIFF page, one bioio plane. ``(Y, X)`` or ``(Y, X, C)``, original dtype.
+
+    Raises what ``read_any`` raises.
+    """
+    from napari_devosam.series.prefetch import first_plane
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in BIOIO_SUFFIXES:
+        return first_plane(_bioio_first_plane(path))
+    if suffix in (".tif", ".tiff") and path.is_file():
+        page = _tiff_first_page(path)
+        if page is not None:
+            from napari_devosam.engine.stacks import canonical_axes
+            from napari_devosam.export.image_io import checked_image
+
+            return first_plane(checked_image(canonical_axes(page), path))
+    return first_plane(read_any(path))
+
+
+def _tiff_first_page(path: Path) -> np.ndarray | None:
+    """Page 0 of the first series when the series is a stack of such pages (its shape ends
+    with the page's shape), else ``None`` (then the caller reads the whole file)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            page = series.keyframe
+            shape, page_shape = tuple(series.shape), tuple(page.shape)
+            if len(page_shape) < 2 or shape[len(shape) - len(page_shape):] != page_shape:
+                return None
+            return np.asarray(tif.asarray(key=0, series=0)).reshape(page_shape)
+    except Exception:  # noqa: BLE001 - read_any gives the one readable error for a bad file
+        return None
+
+
+def _bioio_first_plane(path: Path) -> np.ndarray:
+    """``(Y, X)`` at T=0, Z=0 of the first channel, read alone (``read_any``'s axis rule)."""
+    try:
+        from bioio import BioImage
+    except ImportError:
+        return read_any(path)  # raises the install hint
+    try:
+        data = np.asarray(BioImage(path).get_image_data("YX", T=0, Z=0, C=0))
+    except Exception as exc:  # noqa: BLE001 - as read_any: not an image we can read
+        raise ValueError(f"cannot read {path} with bioio: {exc}") from exc
+    from napari_devosam.export.image_io import checked_image
+
+    return checked_image(data, path)
+

@@ -26,7 +26,7 @@ def prefetch_embeddings(sam, cache, paths: list[str | os.PathLike], normalizatio
     A file that cannot be read or embedded is skipped; returns ``{path: error message}`` for
     those (the annotator reports them when the user gets there).
     """
-    from napari_devosam.batch.inputs import read_any
+    from napari_devosam.batch.inputs import read_first_plane
     from napari_devosam.engine.embeddings import embed_plane
 
     failed: dict[Path, str] = {}
@@ -34,7 +34,7 @@ def prefetch_embeddings(sam, cache, paths: list[str | os.PathLike], normalizatio
     yield 0, total
     for done, path in enumerate(paths, start=1):
         try:
-            embed_plane(sam, first_plane(read_any(path)), cache, normalization)
+            embed_plane(sam, read_first_plane(path), cache, normalization)
         except (OSError, ValueError, RuntimeError) as exc:
             failed[Path(path)] = str(exc) or type(exc).__name__
         yield done, total
