@@ -63,6 +63,22 @@ def test_csv_rows(tmp_path):
     assert got[1]["parent_id"] == "3" and got[1]["z"] == "7"
 
 
+def test_the_csv_names_each_rows_ctc_label(tmp_path):
+    lab = np.zeros((4, 6, 6), np.int64)
+    lab[[0, 1, 3], 0, 0] = 70000  # gapped and too big for uint16: split and renumbered
+    lab[[0, 1, 2, 3], 4, 4] = 9
+    rows, csv_rows = export.write_track_results(tmp_path, lab, {}, geff=False)
+    got = list(csv.DictReader((tmp_path / "tracks.csv").open()))
+    assert len(got) == len(csv_rows) == 7 and [r["track_id"] for r in got].count("70000") == 3
+    for r in got:
+        mask = tifffile.imread(tmp_path / f"mask{int(r['frame']):03d}.tif")
+        original = lab[int(r["frame"])] == int(r["track_id"])
+        assert set(np.unique(mask[original])) == {int(r["ctc_label"])}
+    ctc_of_big = {r["frame"]: r["ctc_label"] for r in got if r["track_id"] == "70000"}
+    assert ctc_of_big["0"] == ctc_of_big["1"] != ctc_of_big["3"]  # two CTC tracks
+    assert {int(r[0]) for r in rows} == {int(r["ctc_label"]) for r in got}
+
+
 def test_geff(tmp_path):
     pytest.importorskip("geff", reason="GEFF export needs the optional 'geff' package")
     _, labels, parents = make_lineage_timelapse(6, (96, 96), 3, seed=2)

@@ -154,9 +154,8 @@ def _track(image, job) -> dict:
     labels, parents = export.result_labels(seeds, result, image.shape[0], 0, image.shape[-2:])
     final = Path(job["out_dir"]) / f"{job['stem']}_tracks"
     with atomic_folder(final) as tmp:
-        rows = export.write_ctc(tmp, labels, parents)
-        z_of_frame = (lambda f: plane[1]) if len(plane) == 2 else None  # noqa: E731
-        export.write_csv(tmp / "tracks.csv", export.track_rows(labels, parents, z_of_frame))
+        rows, _ = export.write_track_results(tmp, labels, parents,
+                                             export.frame_z(plane, along_z=False))
     return {"outputs": [final.name], "objects": len(rows)}
 
 

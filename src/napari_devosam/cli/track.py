@@ -161,17 +161,9 @@ def _track(args, image, seeds, plane, axis, bounds) -> int:
     labels, parents = export.result_labels(seeds, result, image.shape[axis], axis,
                                            image.shape[-2:])
     out = Path(args.out)
-    rows = export.write_ctc(out, labels, parents)
-    z_of_frame = None
-    if args.axis == "Z":
-        z_of_frame = int
-    elif len(plane) == 2:
-        z_of_frame = lambda f: plane[1]  # noqa: E731 - T through a (T, Z, Y, X) stack
-    track_rows = export.track_rows(labels, parents, z_of_frame)
-    export.write_csv(out / "tracks.csv", track_rows)
+    rows, _ = export.write_track_results(out, labels, parents,
+                                         export.frame_z(plane, args.axis == "Z"), args.geff)
     _write_review(out / "review.csv", result, axis, export.real_track_ids(seeds, result))
-    if args.geff:
-        export.write_geff(out / "tracks.geff", track_rows)
     n_div = len(result.divisions)
     print(f"wrote {count(len(rows), 'track')}, {count(n_div, 'division')}, "
           f"{count(len(result.planes_to_review()), 'plane')} to review to {out}")

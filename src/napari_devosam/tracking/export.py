@@ -10,7 +10,8 @@ NNN zero-padded to 3 digits, 4 beyond 1000 frames) and ``res_track.txt`` with on
 ``L B E P`` line per track: label, first frame, last frame, parent label (0: none). A CTC
 track must be present on every frame from B to E; a track with gaps is split there, the
 later piece getting a new label whose parent is the earlier piece. Labels above 65535 do not
-fit uint16: then all tracks are renumbered 1..N (the CSV keeps the original ids).
+fit uint16: then all tracks are renumbered 1..N. The CSV keeps the original ids and names
+each row's CTC label (``ctc_label``), so the two can always be joined.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import numpy as np
 from scipy import ndimage
 
 UINT16_MAX = 65535
-CSV_COLUMNS = ("track_id", "frame", "z", "centroid_row", "centroid_col", "area", "parent_id")
+CSV_COLUMNS = ("track_id", "frame", "z", "centroid_row", "centroid_col", "area", "parent_id",
+               "ctc_label")
 
 
 def _spans(labels: np.ndarray) -> dict[int, list[int]]:
@@ -102,32 +104,38 @@ def write_ctc(out_dir, labels: np.ndarray, parents: dict[int, int]) -> list[tupl
     reader would take them for frames of this result. Raises ``ValueError`` for a folder
     with other mask files (``check_result_folder``): nothing of the user's is removed.
     """
-    from napari_devosam.utils.atomic import write_text
-
     out_dir = Path(out_dir)
     check_result_folder(out_dir)
+    ctc, rows = ctc_tracks(labels, parents)
+    _write_ctc_files(out_dir, ctc, rows)
+    return rows
+
+
+def _write_ctc_files(out_dir: Path, ctc: np.ndarray, rows: list[tuple]) -> None:
+    from napari_devosam.utils.atomic import write_text
+
     earlier_result = (out_dir / "res_track.txt").is_file()
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctc, rows = ctc_tracks(labels, parents)
-    digits = 3 if len(ctc) <= 1000 else 4
-    import tifffile
+    from napari_devosam.export.image_io import write_tiff
 
+    digits = 3 if len(ctc) <= 1000 else 4
     written = set()
     for f, frame in enumerate(ctc):
         name = f"mask{f:0{digits}d}.tif"
-        tifffile.imwrite(out_dir / name, frame, compression="zlib")
+        write_tiff(out_dir / name, frame)  # atomic: a reader never sees half a frame
         written.add(name)
     write_text(out_dir / "res_track.txt", "".join(f"{a} {b} {c} {d}\n" for a, b, c, d in rows))
     for stale in out_dir.glob("mask*.tif") if earlier_result else ():  # a longer result's
         if re.fullmatch(r"mask\d{3,4}\.tif", stale.name) and stale.name not in written:
             stale.unlink()
-    return rows
 
 
-def track_rows(labels: np.ndarray, parents: dict[int, int], z_of_frame=None) -> list[dict]:
+def track_rows(labels: np.ndarray, parents: dict[int, int], z_of_frame=None,
+               ctc: np.ndarray | None = None) -> list[dict]:
     """One CSV row per (track, frame): ``CSV_COLUMNS``. Centroids are (row, col) pixel
     coordinates (mean over the object's pixels; for 3D frames also over z). ``z_of_frame``:
-    frame -> z index to report (default: empty)."""
+    frame -> z index to report (default: empty). ``ctc``: the CTC labels of ``ctc_tracks``
+    (same shape), whose label of each (track, frame) fills ``ctc_label`` (default: empty)."""
     rows = []
     for f in range(labels.shape[0]):
         frame = np.asarray(labels[f])
@@ -137,15 +145,47 @@ def track_rows(labels: np.ndarray, parents: dict[int, int], z_of_frame=None) -> 
             continue
         areas = ndimage.sum_labels(np.ones(frame.shape), frame, ids)
         centres = ndimage.center_of_mass(np.ones(frame.shape), frame, ids)
-        for t, area, c in zip(ids, areas, centres, strict=True):
+        ctc_ids = [""] * len(ids) if ctc is None else \
+            np.asarray(ndimage.maximum(np.asarray(ctc[f]), frame, ids)).astype(np.int64)
+        for t, area, c, ctc_id in zip(ids, areas, centres, ctc_ids, strict=True):
             rows.append({
                 "track_id": int(t), "frame": f,
                 "z": "" if z_of_frame is None else int(z_of_frame(f)),
                 "centroid_row": round(float(c[-2]), 3), "centroid_col": round(float(c[-1]), 3),
                 "area": int(area), "parent_id": int(parents.get(int(t), 0) or 0),
+                "ctc_label": ctc_id if ctc is None else int(ctc_id),
             })
     rows.sort(key=lambda r: (r["track_id"], r["frame"]))
     return rows
+
+
+def frame_z(plane: tuple[int, ...], along_z: bool):
+    """``z_of_frame`` for ``track_rows``: the frame index when the frames are z-slices, the
+    seed plane's z for T through a ``(T, Z, Y, X)`` stack (``plane`` = ``(t, z)``), else
+    ``None`` (no z)."""
+    if along_z:
+        return int
+    if len(plane) == 2:
+        z = int(plane[1])
+        return lambda f: z
+    return None
+
+
+def write_track_results(out_dir, labels: np.ndarray, parents: dict[int, int], z_of_frame=None,
+                        geff: bool = False) -> tuple[list[tuple], list[dict]]:
+    """The tracking result files in ``out_dir``: the CTC result (``write_ctc``),
+    ``tracks.csv`` (``track_rows`` with each row's CTC label) and, with ``geff``,
+    ``tracks.geff``. Returns ``(CTC (L, B, E, P) rows, CSV rows)``; raises what
+    ``write_ctc`` and ``write_geff`` raise."""
+    out_dir = Path(out_dir)
+    check_result_folder(out_dir)
+    ctc, rows = ctc_tracks(labels, parents)
+    _write_ctc_files(out_dir, ctc, rows)
+    csv_rows = track_rows(labels, parents, z_of_frame, ctc=ctc)
+    write_csv(out_dir / "tracks.csv", csv_rows)
+    if geff:
+        write_geff(out_dir / "tracks.geff", csv_rows)
+    return rows, csv_rows
 
 
 def write_csv(path, rows: list[dict]) -> None:

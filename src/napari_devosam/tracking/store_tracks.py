@@ -214,15 +214,7 @@ def export_store_tracks(out_dir, store, plane, axis: int, geff: bool = False,
     if not labels.any():
         raise ValueError("no committed object on these planes: nothing to export")
     out = Path(out_dir)
-    rows = export.write_ctc(out, labels, parents)
-    z_of_frame = None
-    if along_z or (len(plane) == 2 and axis == 1):
-        z_of_frame = int
-    elif len(plane) == 2:  # T through a (T, Z) stack: z is the plane's
-        z_of_frame = lambda f: plane[1]  # noqa: E731
-    track_rows = export.track_rows(labels, parents, z_of_frame)
-    export.write_csv(out / "tracks.csv", track_rows)
-    if geff:
-        export.write_geff(out / "tracks.geff", track_rows)
+    z_of_frame = export.frame_z(plane, along_z or (len(plane) == 2 and axis == 1))
+    rows, track_rows = export.write_track_results(out, labels, parents, z_of_frame, geff)
     return {"tracks": len(rows), "divisions": len(set(parents.values())),
             "objects": len(track_rows), "folder": out}
