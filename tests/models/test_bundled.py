@@ -68,3 +68,34 @@ def test_a_damaged_file_is_an_error_naming_it(tmp_path, monkeypatch, damage):
 def test_unknown_names_list_the_bundled_model():
     with pytest.raises(ValueError, match="embryo_tiny"):
         ds.load_model("embryo_small", device="cpu", progress=False)
+
+
+def _rewrite_metadata(src, dst, **changes):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(src), "pt") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open API
+    meta.update(changes)
+    save_file(tensors, str(dst), metadata={k: v for k, v in meta.items() if v is not None})
+
+
+def test_a_retrained_file_loads_by_path(sam, tmp_path):
+    import json
+
+    copy = tmp_path / "my_embryo_tiny.safetensors"  # what tools/train_embryo_tiny.py writes
+    shutil.copy(bundled.bundled_path("embryo_tiny"), copy)
+    mine = ds.load_model(str(copy), device="cpu", progress=False)
+    assert all(np.array_equal(a.detach().numpy(), b.detach().numpy())
+               for a, b in zip(sam.state_dict().values(), mine.state_dict().values(),
+                               strict=True))
+    config = bundled.metadata("embryo_tiny")["config"]
+    bad = tmp_path / "huge.safetensors"
+    _rewrite_metadata(copy, bad, config=json.dumps({**config, "encoder_embed_dim": 10**6}))
+    with pytest.raises(ValueError, match="huge.safetensors.*out of bounds.*encoder_embed_dim"):
+        ds.load_model(str(bad), device="cpu", progress=False)
+    unnamed = tmp_path / "no_format.safetensors"  # no format: an unknown architecture
+    _rewrite_metadata(copy, unnamed, format=None)
+    with pytest.raises(ValueError, match="builder"):
+        ds.load_model(str(unnamed), device="cpu", progress=False)

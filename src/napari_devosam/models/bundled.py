@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import partial
 from importlib.resources import files
 from pathlib import Path
@@ -57,6 +58,42 @@ def metadata(name: str) -> dict:
         except ValueError:
             out[key] = value
     return out
+
+
+FORMAT = "napari-devosam embryo_tiny v1"  # metadata "format" of files the training script writes
+_LIMITS = {"img_size": 4096, "patch_size": 64, "encoder_embed_dim": 2048, "encoder_depth": 64,
+           "prompt_embed_dim": 1024, "decoder_depth": 16, "decoder_mlp_dim": 8192}
+
+
+def file_builder(path: str | os.PathLike):
+    """A builder (as ``builder``) for a ``.safetensors`` file written by
+    ``tools/train_embryo_tiny.py`` (a retrained embryo_tiny, metadata ``format`` =
+    ``FORMAT``), from the ``config`` in its metadata; ``None`` for any other file.
+
+    Raises ``ValueError`` for such a file whose config is unreadable or out of bounds.
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            raw = f.metadata() or {}
+    except Exception:  # noqa: BLE001 - not readable here: read_state_dict says why
+        return None
+    if raw.get("format") != FORMAT:
+        return None
+    try:
+        config = json.loads(raw["config"])
+        too_big = [k for k, top in _LIMITS.items() if not 0 < int(config[k]) <= top]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path} is an embryo_tiny file whose architecture (metadata "
+                         f"'config') cannot be read: {exc}") from None
+    if too_big:
+        raise ValueError(f"{path} is an embryo_tiny file whose architecture is out of bounds "
+                         f"({', '.join(too_big)})")
+    return partial(build_sam, config)
 
 
 def builder(name: str):

@@ -90,6 +90,7 @@ def iter_load_model(model=MODEL_NAMES[0], device="auto", decoder=None, *,
         builder = builder or bundled.builder(name)
     else:
         path, state = yield from _find_checkpoint(model)
+        builder = builder or bundled.file_builder(path)  # a retrained embryo_tiny file
     if state is None:
         state = read_state_dict(path)
     sam = build_from_state_dict(state, source=path, builder=builder)

@@ -84,8 +84,8 @@ BUNDLED: dict[str, BundledModel] = {
     "embryo_tiny": BundledModel(
         name="embryo_tiny",
         filename="embryo_tiny.safetensors",
-        sha256="d28ac24b44bf89a640a3059f1880966d370969381490f27c715a67a885fec629",
-        size=6_214_024,
+        sha256="6fd035745b179fedd9d09c8d44053b2ef5c9e941685bea6b5bb8cc19f00ad190",
+        size=6_213_352,
     ),
 }
 ALIASES = {"demo": "embryo_tiny"}  # "demo" named a random model before 0.2
