@@ -119,12 +119,12 @@ def read_any(path: str | os.PathLike) -> np.ndarray:
 
 def read_first_plane(path: str | os.PathLike) -> np.ndarray:
     """The first plane of ``path`` (index 0 of every leading T/Z axis, as
-    ``series.prefetch.first_plane(read_any(path))``), reading only that plane where the format
+    ``engine.stacks.first_plane(read_any(path))``), reading only that plane where the format
     allows: one TIFF page, one bioio plane. ``(Y, X)`` or ``(Y, X, C)``, original dtype.
 
     Raises what ``read_any`` raises.
     """
-    from napari_devosam.series.prefetch import first_plane
+    from napari_devosam.engine.stacks import first_plane
 
     path = Path(path)
     suffix = path.suffix.lower()

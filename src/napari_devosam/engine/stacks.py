@@ -71,6 +71,15 @@ def iter_planes(stack: np.ndarray) -> Iterator[tuple[tuple[int, ...], np.ndarray
         yield index, np.asarray(stack[index])
 
 
+def first_plane(data):
+    """The plane the annotator shows first: ``(Y, X)`` (or ``(Y, X, C)``) at index 0 of every
+    leading T/Z axis (``iter_planes`` order). Raises ``ValueError`` for an image without a
+    plane."""
+    for _, plane in iter_planes(data):
+        return plane
+    raise ValueError("the image has no plane")
+
+
 def parse_plane_index(text: str | int | tuple, stack: np.ndarray) -> tuple[int, ...]:
     """A plane's index from user input: ``"7"`` (flat, C order) or ``"2:5"`` / ``"2,5"`` (one
     number per leading axis, e.g. T then Z).

@@ -6,15 +6,7 @@ import os
 from collections.abc import Generator
 from pathlib import Path
 
-
-def first_plane(data):
-    """The plane the annotator shows first: ``(Y, X)`` (or ``(Y, X, C)``) at index 0 of every
-    leading T/Z axis (``engine.stacks.iter_planes`` order)."""
-    from napari_devosam.engine.stacks import iter_planes
-
-    for _, plane in iter_planes(data):
-        return plane
-    raise ValueError("the image has no plane")
+from napari_devosam.engine.stacks import first_plane  # noqa: F401 - public here too
 
 
 def prefetch_embeddings(sam, cache, paths: list[str | os.PathLike], normalization=None
