@@ -63,6 +63,7 @@ def test_track_seed_plane_from_stack_labels(env):
     (None, ["--seed-plane", "9"], "outside"),
     (None, ["--last", "4"], "--last 4 is outside the axis of length 4"),
     (None, ["--last", "-5"], "outside"),
+    (None, ["--seed-plane", "2", "--last", "1"], "nothing to propagate forward"),
 ])
 def test_bad_input_is_one_line(env, capsys, make, extra, message):
     tmp, ckpt = env
@@ -148,3 +149,20 @@ def test_track_refuses_a_folder_of_the_users_mask_files(env, capsys):
     assert rc == 1 and "not an earlier tracking result" in err and err.count("\n") == 1
     assert [f.name for f in out.iterdir()] == ["mask12.tif"]
     assert (out / "mask12.tif").read_bytes() == b"the user's own"
+
+
+def test_review_csv_quotes_reasons_and_names_blank_planes(env):
+    tmp, ckpt = env
+    movie = tifffile.imread(tmp / "movie.tif")
+    movie[1] = 0  # a frame the microscope did not record
+    tifffile.imwrite(tmp / "gap.tif", movie)
+    out = tmp / "gap"
+    assert main(["track", str(tmp / "gap.tif"), "--seed-labels", str(tmp / "seeds.tif"),
+                 "--model", ckpt, "--device", "cpu", "--out", str(out)]) == 0
+    with (out / "review.csv").open() as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["frame", "track_id", "reason", "confidence"]
+    assert all(len(r) == 4 for r in rows)
+    [blank] = [r for r in rows[1:] if r[0] == "1" and r[2].startswith("blank")]
+    assert blank[1] == "" and "," in blank[2]  # a whole plane; its reason holds commas
+

@@ -259,3 +259,16 @@ def test_a_run_that_adds_nothing_says_why():
     text = export_module.nothing_added(result)
     assert "2 IoU with previous, 1 vanished" in text and "never overwritten" in text
     assert "no track reached a plane" in export_module.nothing_added(SimpleNamespace(ended={}))
+
+
+def test_a_run_that_adds_nothing_offers_no_undo(qtbot, annotated, messages):
+    viewer, w, seeds = annotated
+    panel = w.propagate_panel
+    panel.form.set_values({**WIDE_OPEN, "min_area": 10**6})  # every track vanishes at once
+    before = w.store.labels.copy()
+    assert panel.run()
+    finish(qtbot, w)
+    assert sorted(w.store.objects) == seeds and np.array_equal(w.store.labels, before)
+    assert "no Undo step" in panel.message.text()
+    assert "Undo removes" not in panel.message.text()
+    assert any("added no object" in str(m) for m in messages)

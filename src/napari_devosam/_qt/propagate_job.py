@@ -162,13 +162,17 @@ def propagation_job(sam, image, snapshot, plane, ids, request: Request, embeddin
         embeddings.close()
 
 
-def apply_and_review(store, expected, plan, info) -> tuple[list[int], list[ReviewEntry]]:
-    """On the store thread: commit ``plan`` as one undo step; the review entries with the
-    store's ids. Refuses (``RuntimeError``) when the store is not the one the run read."""
+def apply_and_review(store, expected, plan, info) -> tuple[list[int], list[ReviewEntry], bool]:
+    """On the store thread: commit ``plan`` as one undo step; the new object ids, the review
+    entries with the store's ids, and whether an undo step was recorded (not when the run
+    neither added nor removed anything). Refuses (``RuntimeError``) when the store is not the
+    one the run read."""
     from napari_devosam.tracking.store_tracks import apply_plan, track_table
 
     if store is not expected:
         raise RuntimeError("the image changed during the run: nothing was applied")
+    current = store.objects
+    stepped = bool(plan.result.objects) or any(i in current for i in plan.deletes)
     ids = apply_plan(store, plan, info)
     new_tracks: dict[int, int] = {}
     for obj, oid in zip(plan.result.objects, ids, strict=True):
@@ -182,7 +186,7 @@ def apply_and_review(store, expected, plan, info) -> tuple[list[int], list[Revie
         entries.append(ReviewEntry(tuple(item.plane), track, int(oid), item.reason,
                                    float(item.confidence)))
     entries.sort(key=lambda e: (e.plane, e.track))
-    return ids, entries
+    return ids, entries, stepped
 
 
 def tracks_data(store, plane, axis: int, only_if_tracked: bool = False):

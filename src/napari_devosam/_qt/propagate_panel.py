@@ -316,13 +316,13 @@ class PropagatePanel(QGroupBox):
         self._idle()
 
     def _applied(self, plan, plane, axis, result) -> None:
-        ids, entries = result
+        ids, entries, stepped = result
         res = plan.result
         made = sum(1 for i in ids if i)
+        undo = "one Undo removes the run" if stepped else "nothing changed: no Undo step"
         self.message.setText(
             f"{made} object(s) on {len({o.plane for o in res.objects})} plane(s), "
-            f"{len(res.divisions)} division(s), {len(entries)} to review (one Undo removes "
-            "the run)")
+            f"{len(res.divisions)} division(s), {len(entries)} to review ({undo})")
         self._line = (plane, axis)
         self._set_entries(entries)
         self._idle()

@@ -137,8 +137,14 @@ def run(args) -> int:
         if not -n <= args.last < n:
             raise ValueError(f"--last {args.last} is outside the axis of length {n} "
                              f"(0..{n - 1}, or -1 for the last plane)")
-        last = args.last % n
-        bounds = (min(last, plane[axis]), max(last, plane[axis]))
+        last, start = args.last % n, plane[axis]
+        ahead = {"forward": last > start, "backward": last < start, "both": last != start}
+        if not ahead[args.direction]:
+            raise ValueError(f"--last {args.last} leaves nothing to propagate {args.direction} "
+                             f"from the seed plane {start}: choose a stop plane "
+                             f"{'after' if args.direction == 'forward' else 'before'} it, or "
+                             "another --direction")
+        bounds = (min(last, start), max(last, start))
     return _track(args, image, seeds, plane, axis, bounds)
 
 
@@ -194,11 +200,18 @@ def _pairs(gen):
 
 
 def _write_review(path, result, axis: int, ids: dict[int, int]) -> None:
-    """review.csv: the planes to check, with the track ids of tracks.csv and res_track.txt."""
+    """review.csv: the planes to check, with the track ids of tracks.csv (empty for a whole
+    plane, e.g. a blank one); reasons are quoted by the csv module (they hold commas)."""
+    import csv
+    import io
+
     from napari_devosam.utils.atomic import write_text
 
-    lines = ["frame,track_id,reason,confidence\n"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(("frame", "track_id", "reason", "confidence"))
     for r in sorted(result.review, key=lambda r: (r.plane, ids.get(r.track, r.track))):
         conf = "" if np.isnan(r.confidence) else f"{r.confidence:.3f}"
-        lines.append(f"{r.plane[axis]},{ids.get(r.track, r.track)},{r.reason},{conf}\n")
-    write_text(path, "".join(lines))
+        track = ids.get(r.track, r.track) if r.track else ""
+        writer.writerow((r.plane[axis], track, r.reason, conf))
+    write_text(path, buf.getvalue())
