@@ -20,6 +20,7 @@ Usage::
 
     python benchmarks/bench_tracking.py --speed
     python benchmarks/bench_tracking.py --quality --model embryo_tiny
+    python benchmarks/bench_tracking.py --partial    # every other cell seeded, membranes
 """
 
 from __future__ import annotations
@@ -245,6 +246,44 @@ def bench_quality(model: str = "embryo_tiny", n_movies: int = 3, frames: int = 1
             "run_s": round(time.perf_counter() - t0, 1)}
 
 
+def bench_partial_seeding(model: str = "embryo_tiny", n_movies: int = 4, frames: int = 10,
+                          kind: str = "membrane") -> dict:
+    """Only every other cell of frame 0 seeded (6 cells): how many propagated objects land
+    on cells of lineages nobody seeded, with divisions on and off. An object lands on the
+    ground-truth cell it overlaps most (background counts as unseeded)."""
+    from napari_devosam import load_model
+    from napari_devosam.synthetic.lineage import make_lineage_timelapse
+    from napari_devosam.tracking import PropagationParams, Seed, propagate
+
+    sam = load_model(model, device="auto")
+    report = {"model": model, "kind": kind, "movies": n_movies, "frames": frames}
+    for divisions in (True, False):
+        objects = unseeded = made = 0
+        for k in range(n_movies):
+            stack, labels, parents = make_lineage_timelapse(frames, (160, 160), 6,
+                                                            seed=10_000_000 + k, kind=kind)
+            seeded = {int(t) for t in np.unique(labels[0])[1:][::2]}
+
+            def root(t, parents=parents):
+                while t in parents:
+                    t = parents[t]
+                return t
+
+            seeds = [Seed(t, (0,), labels[0] == t) for t in sorted(seeded)]
+            params = PropagationParams(detect_divisions=divisions)
+            result = _drain(propagate(sam, stack, seeds, params=params))
+            for obj in result.objects:
+                ids, counts = np.unique(labels[obj.plane[0]][obj.crop.full()],
+                                        return_counts=True)
+                best = int(ids[np.argmax(counts)])
+                objects += 1
+                unseeded += best == 0 or root(best) not in seeded
+            made += len(result.divisions)
+        report["divisions_on" if divisions else "divisions_off"] = {
+            "objects": objects, "on_unseeded_cells": unseeded, "divisions_made": made}
+    return report
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--speed", action="store_true")
@@ -255,6 +294,9 @@ def main(argv=None) -> int:
     ap.add_argument("--kind", default="nuclei", choices=("nuclei", "membrane"),
                     help="stain of the phantom movies for --quality")
     ap.add_argument("--movies", type=int, default=3, help="movies for --quality")
+    ap.add_argument("--partial", action="store_true",
+                    help="every other cell seeded (4 membrane movies): objects that land on "
+                         "unseeded lineages, divisions on and off")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
     report = {"targets": TARGETS}
@@ -266,6 +308,8 @@ def main(argv=None) -> int:
                                               kind=args.kind)
         except (ValueError, FileNotFoundError, RuntimeError) as exc:
             report["quality"] = {"skipped": f"model {args.model!r} not loadable: {exc}"}
+    if args.partial:
+        report["partial_seeding"] = bench_partial_seeding(args.model)
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:
