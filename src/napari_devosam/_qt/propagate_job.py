@@ -167,12 +167,11 @@ def apply_and_review(store, expected, plan, info) -> tuple[list[int], list[Revie
     entries with the store's ids, and whether an undo step was recorded (not when the run
     neither added nor removed anything). Refuses (``RuntimeError``) when the store is not the
     one the run read."""
-    from napari_devosam.tracking.store_tracks import apply_plan, track_table
+    from napari_devosam.tracking.store_tracks import apply_plan, plan_changes, track_table
 
     if store is not expected:
         raise RuntimeError("the image changed during the run: nothing was applied")
-    current = store.objects
-    stepped = bool(plan.result.objects) or any(i in current for i in plan.deletes)
+    stepped = plan_changes(store, plan)
     ids = apply_plan(store, plan, info)
     new_tracks: dict[int, int] = {}
     for obj, oid in zip(plan.result.objects, ids, strict=True):

@@ -26,7 +26,8 @@ def plane_seeds(pixels: np.ndarray, min_area: int, analysis=None):
     ``analysis``: its ``plane_analysis`` when already made."""
     from napari_devosam.automatic.seeds import stain_seeds
 
-    analysis = analysis or plane_analysis(pixels, min_area)
+    if analysis is None:
+        analysis = plane_analysis(pixels, min_area)
     return stain_seeds(analysis, min_area)
 
 

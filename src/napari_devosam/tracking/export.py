@@ -104,20 +104,19 @@ def write_ctc(out_dir, labels: np.ndarray, parents: dict[int, int]) -> list[tupl
     reader would take them for frames of this result. Raises ``ValueError`` for a folder
     with other mask files (``check_result_folder``): nothing of the user's is removed.
     """
-    out_dir = Path(out_dir)
-    check_result_folder(out_dir)
-    ctc, rows = ctc_tracks(labels, parents)
-    _write_ctc_files(out_dir, ctc, rows)
-    return rows
+    return _write_ctc(Path(out_dir), labels, parents)[1]
 
 
-def _write_ctc_files(out_dir: Path, ctc: np.ndarray, rows: list[tuple]) -> None:
+def _write_ctc(out_dir: Path, labels: np.ndarray, parents: dict[int, int]
+               ) -> tuple[np.ndarray, list[tuple]]:
+    """``write_ctc``, also returning the CTC labels written (``ctc_tracks``)."""
+    from napari_devosam.export.image_io import write_tiff
     from napari_devosam.utils.atomic import write_text
 
+    check_result_folder(out_dir)
+    ctc, rows = ctc_tracks(labels, parents)
     earlier_result = (out_dir / "res_track.txt").is_file()
     out_dir.mkdir(parents=True, exist_ok=True)
-    from napari_devosam.export.image_io import write_tiff
-
     digits = 3 if len(ctc) <= 1000 else 4
     written = set()
     for f, frame in enumerate(ctc):
@@ -128,6 +127,7 @@ def _write_ctc_files(out_dir: Path, ctc: np.ndarray, rows: list[tuple]) -> None:
     for stale in out_dir.glob("mask*.tif") if earlier_result else ():  # a longer result's
         if re.fullmatch(r"mask\d{3,4}\.tif", stale.name) and stale.name not in written:
             stale.unlink()
+    return ctc, rows
 
 
 def track_rows(labels: np.ndarray, parents: dict[int, int], z_of_frame=None,
@@ -146,14 +146,14 @@ def track_rows(labels: np.ndarray, parents: dict[int, int], z_of_frame=None,
         areas = ndimage.sum_labels(np.ones(frame.shape), frame, ids)
         centres = ndimage.center_of_mass(np.ones(frame.shape), frame, ids)
         ctc_ids = [""] * len(ids) if ctc is None else \
-            np.asarray(ndimage.maximum(np.asarray(ctc[f]), frame, ids)).astype(np.int64)
+            [int(v) for v in ndimage.maximum(np.asarray(ctc[f]), frame, ids)]
         for t, area, c, ctc_id in zip(ids, areas, centres, ctc_ids, strict=True):
             rows.append({
                 "track_id": int(t), "frame": f,
                 "z": "" if z_of_frame is None else int(z_of_frame(f)),
                 "centroid_row": round(float(c[-2]), 3), "centroid_col": round(float(c[-1]), 3),
                 "area": int(area), "parent_id": int(parents.get(int(t), 0) or 0),
-                "ctc_label": ctc_id if ctc is None else int(ctc_id),
+                "ctc_label": ctc_id,
             })
     rows.sort(key=lambda r: (r["track_id"], r["frame"]))
     return rows
@@ -178,9 +178,7 @@ def write_track_results(out_dir, labels: np.ndarray, parents: dict[int, int], z_
     ``tracks.geff``. Returns ``(CTC (L, B, E, P) rows, CSV rows)``; raises what
     ``write_ctc`` and ``write_geff`` raise."""
     out_dir = Path(out_dir)
-    check_result_folder(out_dir)
-    ctc, rows = ctc_tracks(labels, parents)
-    _write_ctc_files(out_dir, ctc, rows)
+    ctc, rows = _write_ctc(out_dir, labels, parents)
     csv_rows = track_rows(labels, parents, z_of_frame, ctc=ctc)
     write_csv(out_dir / "tracks.csv", csv_rows)
     if geff:

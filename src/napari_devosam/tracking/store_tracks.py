@@ -148,6 +148,8 @@ def apply_plan(store, plan: StorePlan, info: dict | None = None) -> list[int]:
 
     Objects already deleted since the run started are skipped; new objects take only
     background pixels, as every commit does."""
+    if not plan_changes(store, plan):
+        return []
     current = store.objects
     deletes = [i for i in plan.deletes if i in current]
     commits = []
@@ -157,9 +159,14 @@ def apply_plan(store, plan: StorePlan, info: dict | None = None) -> list[int]:
                               "iou_previous": obj.iou_prev, "division": obj.division},
                   **(info or {})}
         commits.append((obj.plane, obj.mask, record))
-    if not deletes and not commits:
-        return []
     return store.apply_batch(deletes, commits)
+
+
+def plan_changes(store, plan: StorePlan) -> bool:
+    """Whether ``apply_plan`` would change ``store`` (and record an undo step): the run made
+    objects, or some object it replaces still exists."""
+    current = store.objects
+    return bool(plan.result.objects) or any(i in current for i in plan.deletes)
 
 
 def store_track_labels(store, plane, axis: int) -> tuple[np.ndarray, dict[int, int]]:
