@@ -1,11 +1,20 @@
 """Tracking benchmark: speed of propagation and CTC quality on phantom time-lapses.
 
 Speed (``--speed``): the real vit_b architecture with random weights
-(``napari_devosam.testing.random_sam('vit_b')``), 20 objects through 100 planes whose
-embeddings are already in memory (the cached case: random ``(1, 256, 64, 64)`` features, which
-cost the decoder exactly what real ones do; the image encoder is not part of the measure).
-All thresholds that end tracks are off so that every object is decoded on every plane.
-Reports the run's wall time and the cost per object per plane.
+(``napari_devosam.testing.random_sam('vit_b')``), the 20 cells of a 512 x 512 phantom
+(``--kind`` nuclei or membrane) through 100 planes whose embeddings are already in memory
+(the cached case: random ``(1, 256, 64, 64)`` features, which cost the whole-grid decoder
+exactly what real ones do; the image encoder is not part of the measure). The planes'
+pixels are the phantom's frames, so the plane analysis costs what it does on an embryo.
+All thresholds that end tracks are off, but an empty mask still ends a track, and the
+random model's masks vanish after some planes and shrink: the run reports how many
+object-planes it decoded, the cost per object-plane and what 20 x 99 would take at that
+cost. Since a windowed decode costs what the object's size asks, it also times one batched
+decode of the 20 cells at their seed size and, from the run's time outside the decoder per
+plane, projects 20 x 99 at that size (``run_s_20x100_at_seed_size``).
+``--window`` sets ``PropagationParams.window_context`` (``none``: decode on the whole
+embedding; the default: the defaults).
+With a window the cost follows the objects' size: the run reports their median area.
 
 Quality (``--quality``): phantom time-lapses with ground-truth lineage
 (``synthetic.lineage.make_lineage_timelapse``), seeds = ground truth of frame 0, propagation
@@ -49,8 +58,10 @@ def _drain(gen):
             return stop.value
 
 
-def bench_speed(n_objects=20, n_planes=100, shape=(512, 512), threads=None) -> dict:
+def bench_speed(n_objects=20, n_planes=100, shape=(512, 512), threads=None,
+                window="default", kind="nuclei") -> dict:
     import torch
+    from segment_anything.utils.transforms import ResizeLongestSide
 
     from napari_devosam.synthetic.lineage import make_lineage_timelapse
     from napari_devosam.testing import random_sam
@@ -59,46 +70,117 @@ def bench_speed(n_objects=20, n_planes=100, shape=(512, 512), threads=None) -> d
     if threads:
         torch.set_num_threads(threads)
     sam = random_sam("vit_b")
-    _, labels, _ = make_lineage_timelapse(1, shape, n_objects, seed=10_000_001, kind="nuclei")
+    frames, labels, _ = make_lineage_timelapse(8, shape, n_objects, seed=10_000_001, kind=kind)
     seeds = [Seed(int(t), (0,), labels[0] == t) for t in np.unique(labels[0])[1:]]
     gen = torch.Generator().manual_seed(0)
     feats = [torch.randn((1, 256, 64, 64), generator=gen) for _ in range(8)]
-    from segment_anything.utils.transforms import ResizeLongestSide
-
     input_size = ResizeLongestSide(1024).get_preprocess_shape(*shape, 1024)
     embeddings = [SimpleNamespace(features=feats[i % 8], input_size=input_size,
                                   original_size=shape, to=lambda d, i=i: embeddings[i])
                   for i in range(n_planes)]
     params = PropagationParams(min_area=0, min_area_fraction=0, min_iou_prev=0,
-                               min_pred_iou=0, min_inside_fraction=0,
-                               detect_divisions=False)
-    # pixels are only checked for blank planes (embeddings are given): any texture will do
-    stack = np.random.default_rng(0).integers(0, 255, (n_planes, *shape), dtype=np.uint8)
-    decoded = []
+                               min_pred_iou=0, min_inside_fraction=0, redetect_lost=False,
+                               detect_divisions=False, **_window(window))
+    # the phantom's 8 frames over and over: the plane analysis (stain, membrane growth)
+    # costs what it costs on a real embryo
+    stack = frames[np.arange(n_planes) % len(frames)]
 
     def embedding_for(plane):
         return embeddings[plane[0]]
 
-    run = propagate(sam, stack, seeds, params=params, embedding_for=embedding_for)
+    decoder = _TimedDecoder(_batch_decoder(sam, params))
+    run = propagate(sam, stack, seeds, params=params, embedding_for=embedding_for,
+                    decoder=decoder)
     t0 = time.perf_counter()
-    result = _drain(_counting(run, decoded))
+    result = _drain(run)
     wall = time.perf_counter() - t0
     pairs = len(result.objects)
-    return {"objects": len(seeds), "planes": n_planes - 1, "object_planes": pairs,
+    per_pair = wall / max(pairs, 1)
+    decoder_ms = _decoder_ms(sam, seeds, embeddings, params)
+    other_per_plane = (wall - decoder.seconds) / (n_planes - 1)
+    return {"kind": kind, "objects": len(seeds), "planes": n_planes - 1, "object_planes": pairs,
             "ended_early": len(result.ended),
-            "end_reasons": sorted({r for _, r in result.ended.values()}), "run_s": round(wall, 3),
-            "ms_per_object_plane": round(1000 * wall / max(pairs, 1), 3),
-            "torch_threads": torch.get_num_threads()}
+            "end_reasons": sorted({r for _, r in result.ended.values()}),
+            "seed_area_px_median": float(np.median([s.mask.sum() for s in seeds])),
+            "object_area_px_median": float(np.median([o.crop.area for o in result.objects]))
+            if pairs else 0.0,
+            "run_s": round(wall, 3), "ms_per_object_plane": round(1000 * per_pair, 3),
+            "run_s_20x100_at_that_rate": round(per_pair * len(seeds) * (n_planes - 1), 1),
+            "decoder_s_in_run": round(decoder.seconds, 3),
+            "other_ms_per_plane": round(1000 * other_per_plane, 1),
+            "decoder_ms_per_object_at_seed_size": decoder_ms,
+            "run_s_20x100_at_seed_size": round(
+                (n_planes - 1) * (other_per_plane + len(seeds) * decoder_ms / 1000), 1),
+            **_window_used(window), "torch_threads": torch.get_num_threads()}
 
 
-def _counting(gen, sink):
-    while True:
+def _decoder_ms(sam, seeds, embeddings, params, repeats: int = 10) -> float:
+    """Milliseconds per object of one batched decode of every seed cell at its own size
+    (the random model's masks shrink as they are carried, so the run above decodes smaller
+    windows than real cells need): box and point as propagation makes them from the seed,
+    and a mask input from a first decode."""
+    from napari_devosam.tracking import prompts as pr
+    from napari_devosam.tracking.model import Crop
+
+    decoder = _batch_decoder(sam, params)
+    decoder.set_embedding(embeddings[1])
+    crops = [Crop.from_mask(s.mask) for s in seeds]
+    boxes = np.array([pr.grown_box(pr.bbox(c), params.box_margin, params.box_margin_px)
+                      for c in crops])
+    boxes = np.array([pr.clip_to_plane(b, seeds[0].mask.shape) for b in boxes])
+    points = np.array([pr.interior_point(c) for c in crops], float)
+    _, low_res, _ = decoder.decode(boxes, points, [None] * len(seeds))
+    masks = list(low_res)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        decoder.decode(boxes, points, masks)
+    return round(1000 * (time.perf_counter() - t0) / repeats / len(seeds), 3)
+
+
+def _batch_decoder(sam, params):
+    from napari_devosam.tracking.decode import BatchDecoder
+
+    window = (params.window_context, params.window_context_cells)
+    return BatchDecoder(sam, window if params.decode_window else None, params.clip_margin_px)
+
+
+class _TimedDecoder:
+    """A ``BatchDecoder`` that adds up the seconds spent in ``decode``."""
+
+    def __init__(self, decoder):
+        self.inner, self.seconds = decoder, 0.0
+        self.sam = decoder.sam
+
+    def set_embedding(self, embedding) -> None:
+        self.inner.set_embedding(embedding)
+
+    def decode(self, *args):
+        t0 = time.perf_counter()
         try:
-            p = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        sink.append(p.active)
-        yield p
+            return self.inner.decode(*args)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+
+def _window(window) -> dict:
+    """PropagationParams fields for ``--window``: "default" (the defaults), None (the whole
+    embedding), a context fraction or "fraction,cells"."""
+    if window == "default":
+        return {}
+    if window is None:
+        return {"decode_window": False}
+    context, _, cells = str(window).partition(",")
+    fields = {"decode_window": True, "window_context": float(context)}
+    return fields | ({"window_context_cells": int(cells)} if cells else {})
+
+
+def _window_used(window) -> dict:
+    from napari_devosam.tracking import PropagationParams
+
+    p = PropagationParams(**_window(window))
+    return {"decode_window": p.decode_window,
+            "window_context": p.window_context if p.decode_window else None,
+            "window_context_cells": p.window_context_cells if p.decode_window else None}
 
 
 ERROR_COUNTS = ("fn_nodes", "fp_nodes", "ns_nodes", "fn_edges", "fp_edges", "ws_edges")
@@ -201,11 +283,11 @@ def _add(total: dict, counts: dict) -> None:
 
 
 def bench_quality(model: str = "embryo_tiny", n_movies: int = 3, frames: int = 12,
-                  kind: str = "nuclei") -> dict:
+                  kind: str = "nuclei", window="default") -> dict:
     """Seeds from frame 0's ground truth, forward propagation, traccuracy metrics; ``kind``:
     the stain of the phantom movies ("nuclei", the targets' default, or "membrane")."""
     from napari_devosam.synthetic.lineage import make_lineage_timelapse
-    from napari_devosam.tracking import Seed, propagate
+    from napari_devosam.tracking import PropagationParams, Seed, propagate
     from napari_devosam.tracking.export import result_labels, write_ctc
 
     kw = {}
@@ -226,7 +308,8 @@ def bench_quality(model: str = "embryo_tiny", n_movies: int = 3, frames: int = 1
             oracle = OracleDecoder(labels)
             kw = {"decoder": oracle, "embedding_for": oracle.embedding_for}
         seeds = [Seed(int(t), (0,), labels[0] == t) for t in np.unique(labels[0])[1:]]
-        result = _drain(propagate(sam, stack, seeds, **kw))
+        params = PropagationParams(**_window(window))
+        result = _drain(propagate(sam, stack, seeds, params=params, **kw))
         _add(size, _ground_truth_size(labels, parents))
         _add(ended, Counter(_end_reason(r) for _, r in result.ended.values()))
         pred, lineage = result_labels(seeds, result, frames, 0, labels.shape[-2:])
@@ -240,14 +323,14 @@ def bench_quality(model: str = "embryo_tiny", n_movies: int = 3, frames: int = 1
             _add(errors, counts)
     keys = sorted({k for s in scores for k in s})
     return {"model": model, "kind": kind, "movies": n_movies, "frames": frames,
-            "ground_truth": size,
+            **_window_used(window), "ground_truth": size,
             **{k: round(float(np.mean([s[k] for s in scores if k in s])), 4) for k in keys},
             "errors": errors, "track_ends": ended,
             "run_s": round(time.perf_counter() - t0, 1)}
 
 
 def bench_partial_seeding(model: str = "embryo_tiny", n_movies: int = 4, frames: int = 10,
-                          kind: str = "membrane") -> dict:
+                          kind: str = "membrane", window="default") -> dict:
     """Only every other cell of frame 0 seeded (6 cells): how many propagated objects land
     on cells of lineages nobody seeded, with divisions on and off. An object lands on the
     ground-truth cell it overlaps most (background counts as unseeded)."""
@@ -256,7 +339,8 @@ def bench_partial_seeding(model: str = "embryo_tiny", n_movies: int = 4, frames:
     from napari_devosam.tracking import PropagationParams, Seed, propagate
 
     sam = load_model(model, device="auto")
-    report = {"model": model, "kind": kind, "movies": n_movies, "frames": frames}
+    report = {"model": model, "kind": kind, "movies": n_movies, "frames": frames,
+              **_window_used(window)}
     for divisions in (True, False):
         objects = unseeded = made = 0
         for k in range(n_movies):
@@ -270,7 +354,7 @@ def bench_partial_seeding(model: str = "embryo_tiny", n_movies: int = 4, frames:
                 return t
 
             seeds = [Seed(t, (0,), labels[0] == t) for t in sorted(seeded)]
-            params = PropagationParams(detect_divisions=divisions)
+            params = PropagationParams(detect_divisions=divisions, **_window(window))
             result = _drain(propagate(sam, stack, seeds, params=params))
             for obj in result.objects:
                 ids, counts = np.unique(labels[obj.plane[0]][obj.crop.full()],
@@ -292,24 +376,30 @@ def main(argv=None) -> int:
     ap.add_argument("--planes", type=int, default=100)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--kind", default="nuclei", choices=("nuclei", "membrane"),
-                    help="stain of the phantom movies for --quality")
+                    help="stain of the phantom movies for --quality and --speed")
     ap.add_argument("--movies", type=int, default=3, help="movies for --quality")
     ap.add_argument("--partial", action="store_true",
                     help="every other cell seeded (4 membrane movies): objects that land on "
                          "unseeded lineages, divisions on and off")
+    ap.add_argument("--window", default="default",
+                    help="PropagationParams.window_context: a context fraction, "
+                         "'fraction,cells' (also window_context_cells), 'none' "
+                         "(decode on the whole embedding) or 'default'")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
+    window = {"none": None, "default": "default"}.get(args.window.lower(), args.window)
     report = {"targets": TARGETS}
     if args.speed:
-        report["speed"] = bench_speed(n_planes=args.planes, threads=args.threads)
+        report["speed"] = bench_speed(n_planes=args.planes, threads=args.threads,
+                                      window=window, kind=args.kind)
     if args.quality:
         try:
             report["quality"] = bench_quality(args.model, n_movies=args.movies,
-                                              kind=args.kind)
+                                              kind=args.kind, window=window)
         except (ValueError, FileNotFoundError, RuntimeError) as exc:
             report["quality"] = {"skipped": f"model {args.model!r} not loadable: {exc}"}
     if args.partial:
-        report["partial_seeding"] = bench_partial_seeding(args.model)
+        report["partial_seeding"] = bench_partial_seeding(args.model, window=window)
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:

@@ -26,7 +26,8 @@ FRACTIONS = ("min_area_fraction", "min_inside_fraction", "min_iou_prev", "min_pr
              "review_below", "division_min_fraction", "division_min_iou_prev",
              "division_max_overlap")
 HALF_FRACTIONS = ("division_min_fraction", "free_sister_between")  # at most 0.5 make sense
-RANGES = {"box_margin": (0.0, 10.0, 0.05)}  # a fraction of the box, but may exceed 1
+# fractions of the box, but may exceed 1
+RANGES = {"box_margin": (0.0, 10.0, 0.05), "window_context": (0.0, 10.0, 0.05)}
 
 
 def _docs() -> dict[str, str]:

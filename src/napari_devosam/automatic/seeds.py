@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from napari_devosam.automatic.median import median3x3
+
 STAINS = ("membrane", "nuclei", "auto")
 MIN_CONTRAST = 5.0
 MIN_EMBRYO_FRACTION = 0.005
@@ -154,7 +156,7 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
         return PlaneAnalysis(None, message="no finite value (all NaN/Inf): nothing to segment")
     if float(data.max()) <= float(data.min()):
         return PlaneAnalysis(None, message="constant: no embryo to segment")
-    smooth = ndimage.gaussian_filter(ndimage.median_filter(data, 3), 1.0)  # hot pixels out
+    smooth = ndimage.gaussian_filter(median3x3(data), 1.0)  # hot pixels out
     t_low, t_high = _thresholds(smooth)
     if t_low is None:
         return PlaneAnalysis(smooth, message="too few grey levels: no embryo detected")

@@ -21,21 +21,23 @@ from napari_devosam.tracking.model import Crop
 from napari_devosam.tracking.params import PropagationParams
 
 
-def plane_seeds(pixels: np.ndarray, min_area: int, analysis=None):
+def plane_seeds(pixels: np.ndarray, min_area: int, analysis=None, stain: str = "auto"):
     """The stain seeds (``automatic.seeds.Seeds``) of one ``(H, W)`` plane (may be empty);
-    ``analysis``: its ``plane_analysis`` when already made."""
+    ``analysis``: its ``plane_analysis`` when already made; ``stain`` as for
+    ``plane_analysis``."""
     from napari_devosam.automatic.seeds import stain_seeds
 
     if analysis is None:
-        analysis = plane_analysis(pixels, min_area)
+        analysis = plane_analysis(pixels, min_area, stain)
     return stain_seeds(analysis, min_area)
 
 
-def plane_analysis(pixels: np.ndarray, min_area: int):
-    """``automatic.seeds.analyse_plane`` of one ``(H, W)`` plane (stain found automatically)."""
+def plane_analysis(pixels: np.ndarray, min_area: int, stain: str = "auto"):
+    """``automatic.seeds.analyse_plane`` of one ``(H, W)`` plane; ``stain`` "auto" decides it
+    from the plane, "membrane" or "nuclei" takes it as given (skips the decision)."""
     from napari_devosam.automatic.seeds import analyse_plane
 
-    return analyse_plane(pixels, min_area=min_area)
+    return analyse_plane(pixels, stain=stain, min_area=min_area)
 
 
 def seed_points(seeds) -> np.ndarray:

@@ -25,6 +25,16 @@ class PropagationParams:
         the membranes' midline, as in automatic segmentation (``tracking.membrane_growth``);
         0 keeps SAM's outlines.
 
+    Decoding:
+      decode_window: decode each object on a window of the image embedding around its box
+        grown by ``clip_margin_px`` (``engine.window_decoder``): the decoder's cost follows
+        the object's size, not the image's (vit_b on a 2-core CPU: ~20 ms per object-plane
+        on the whole embedding). False decodes on the whole embedding: SAM's own masks.
+      window_context: context around the box in the window, on each side: this fraction of
+        the box's longer side, and at least ``window_context_cells``.
+      window_context_cells: the least context on each side, in embedding cells (one cell
+        is 16 pixels of SAM's input: 1/64 of the image's longer side for every released SAM).
+
     Track ends (a track stops on the first plane where one of these holds; that plane gets
     no object and the previous plane is listed for review):
       min_area: fewer pixels than this (an empty mask always): the object vanished.
@@ -80,6 +90,9 @@ class PropagationParams:
     motion: float = 1.0
     clip_margin_px: float = 6.0
     membrane_grow_px: int = 6
+    decode_window: bool = True
+    window_context: float = 0.0
+    window_context_cells: int = 3
     min_area: int = 20
     min_area_fraction: float = 0.25
     min_inside_fraction: float = 0.5
@@ -101,7 +114,8 @@ class PropagationParams:
 
     def __post_init__(self):
         for name in ("box_margin", "box_margin_px", "motion", "clip_margin_px", "membrane_grow_px",
-                     "division_max_gap_px", "division_search_radius"):
+                     "division_max_gap_px", "division_search_radius", "window_context",
+                     "window_context_cells"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("min_area_fraction", "min_inside_fraction", "min_iou_prev", "min_pred_iou",

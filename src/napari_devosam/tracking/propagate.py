@@ -89,6 +89,7 @@ class _Context:
     result: PropagationResult
     next_track: int  # the next negative placeholder id for a new track
     seeds_of: tuple = (None, None)  # (plane, its stain seeds) of the last step, if computed
+    stain: str = "auto"  # decided on the first plane with an embryo, then kept for the run
 
     def new_track(self) -> int:
         self.next_track -= 1
@@ -98,7 +99,16 @@ class _Context:
         """The stain seeds of ``plane``: those of the last step, or computed now."""
         if self.seeds_of[0] == plane and self.seeds_of[1] is not None:
             return self.seeds_of[1]
-        return plane_seeds(self.pixels(plane), self.params.division_min_area)
+        return plane_seeds(self.pixels(plane), self.params.division_min_area, stain=self.stain)
+
+    def analysis(self, pixels):
+        """The plane analysis of ``pixels``; the first one that finds an embryo fixes the
+        stain for the rest of the run (one time-lapse, one stain; saves the decision's
+        distance transform on every later plane)."""
+        analysis = plane_analysis(pixels, self.params.division_min_area, self.stain)
+        if self.stain == "auto" and analysis.found:
+            self.stain = analysis.stain
+        return analysis
 
 
 def _check_seeds(seeds: list[Seed], lead: tuple[int, ...], plane_shape) -> Plane:
@@ -184,7 +194,12 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
     if embedding_for is None:
         def embedding_for(plane):
             return embed_plane(sam, np.asarray(stack[plane]), cache, normalization)
-    ctx = _Context(decoder or BatchDecoder(sam), params, embedding_for,
+    if decoder is None:
+        window = None
+        if params.decode_window:
+            window = (params.window_context, params.window_context_cells)
+        decoder = BatchDecoder(sam, window, params.clip_margin_px)
+    ctx = _Context(decoder, params, embedding_for,
                    locked_for or (lambda p: None), existing_for or (lambda p: {}),
                    lambda plane: np.asarray(stack[plane]), PropagationResult(),
                    min(-1, *(s.track - 1 for s in seeds)))
@@ -267,17 +282,19 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
               if end_reason(found[i], active[t[0]].crop.area, t[3], p)[0]}
     seeds = analysis = None
     if p.membrane_grow_px > 0:
-        analysis = plane_analysis(pixels, p.division_min_area)
-    if ending or (detect and p.detect_divisions and (p.division_seeds or p.free_sisters)):
+        analysis = ctx.analysis(pixels)
+    divisions = detect and p.detect_divisions
+    if (ending and p.redetect_lost) or (divisions and (p.division_seeds or p.free_sisters)):
+        analysis = analysis if analysis is not None else ctx.analysis(pixels)
         seeds = plane_seeds(pixels, p.division_min_area, analysis)
-    if detect and p.detect_divisions and p.division_seeds:
+    if divisions and p.division_seeds:
         before = propose_splits(found, [t[3] for t in todo], ending, seeds, owner, p)
     if p.refine_daughters or before:
         refine_daughters(ctx.decoder, p, found, owner, ctx.locked(plane), before)
     if p.redetect_lost:
         lost = {i: todo[i][3] for i in ending if len(found[i]) < 2}
         again = redetect(ctx.decoder, p, lost, seeds, owner, ctx.locked(plane)) if lost else {}
-    if detect and p.detect_divisions and p.free_sisters:
+    if divisions and p.free_sisters:
         for i, (crop, _, _) in again.items():
             found[i] = [crop]  # what the plane holds now: free cells are those outside
         claim_free_sisters(ctx.decoder, p, found, [t[3] for t in todo],

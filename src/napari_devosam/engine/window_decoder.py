@@ -1,0 +1,205 @@
+"""SAM's mask decoder on a window of the image embedding around each prompt.
+
+SAM's decoder (``segment_anything.modeling.MaskDecoder``) runs a two-way transformer over
+all ``h x w`` image tokens (4096 for every released SAM) for every prompt, so its cost per
+prompt is fixed by the image, not by the object. A cell covers a small part of the image:
+propagation (``tracking``) decodes each object on a square window of the embedding around
+its prompt box instead, grown by some context on each side. Inside the window the
+arithmetic is the stock modules' (transformer, output upscaling, hypernetwork MLPs, IoU
+head) on the cropped image embedding, positional encoding and mask input; every
+per-location part of the decoder (the dense positional encoding, the mask input's
+``2x2``-stride-2 downscaling, the ``2x2``-stride-2 upscaling) is exact on an aligned crop;
+the transformer is the stock one with fused attention (``engine.two_way``) and the
+upscaling runs as matmuls on channels-last tokens (``engine._fast.mask_head``). What
+changes is attention's reach: the prompt tokens see only the window's image tokens, so
+their softmax is taken over fewer keys. Windowed masks are an approximation of SAM's; how
+close, for the shipped model and the tracking targets, is measured in docs/tracking.md.
+
+Cost scales with the window's area (docs/tracking.md, "Measured speed").
+
+Coordinates are SAM's input frame: ``(x, y)`` already resized with ``ResizeLongestSide``;
+windows are ``(row0, col0, size)`` in embedding cells (one cell is ``img_size / h`` input
+pixels). This module is the decoder for many objects per plane; single clicks use
+``engine._fast.decoder.FastDecoder`` (stock results to float rounding).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from napari_devosam.engine._fast import kernels
+from napari_devosam.engine._fast.mask_head import MaskHead
+from napari_devosam.engine._fast.windowed import window_inputs
+from napari_devosam.engine._fast.workspace import Workspace
+from napari_devosam.engine.two_way import two_way
+
+SIZE_STEP = 4  # window sides are rounded up to a multiple of this (fewer distinct batches)
+
+
+def window_for(regions: np.ndarray, grid: tuple[int, int], cell: float,
+               context: float = 0.0, min_cells: int = 3) -> np.ndarray:
+    """Square windows of the embedding grid that hold ``regions`` with context.
+
+    Arguments:
+      regions: ``(B, 4)`` float input-frame ``(x0, y0, x1, y1)``: what each window must hold.
+      grid: the embedding's ``(h, w)`` in cells.
+      cell: input pixels per embedding cell (``img_size / h``).
+      context: each side grows by this fraction of the region's longer side, and by at least
+        ``min_cells`` cells.
+      min_cells: the least context on each side, in cells.
+
+    Returns ``(B, 3)`` int64 ``(row0, col0, size)``: ``size`` is a multiple of ``SIZE_STEP``
+    (or the grid's shorter side), the window covers every cell the region with its context
+    touches (when it fits) and is shifted to lie inside the grid. Raises ``ValueError`` for
+    a negative ``context`` or ``min_cells``.
+    """
+    if context < 0 or min_cells < 0:
+        raise ValueError(f"context and min_cells must be >= 0, got {context}, {min_cells}")
+    regions = np.asarray(regions, dtype=np.float64).reshape(-1, 4) / cell
+    h, w = grid
+    longest = np.maximum(regions[:, 2] - regions[:, 0], regions[:, 3] - regions[:, 1])
+    pad = np.maximum(context * longest, min_cells)
+    low = np.floor(regions[:, :2] - pad[:, None])  # (col, row) of the first cell covered
+    high = np.ceil(regions[:, 2:] + pad[:, None])  # one past the last
+    size = np.ceil((high - low).max(axis=1) / SIZE_STEP) * SIZE_STEP
+    size = np.minimum(size, min(h, w)).astype(np.int64)
+    start = low - (size[:, None] - (high - low)) // 2  # the slack shared by both sides
+    col0 = np.clip(start[:, 0], 0, w - size).astype(np.int64)
+    row0 = np.clip(start[:, 1], 0, h - size).astype(np.int64)
+    return np.stack([row0, col0, size], axis=1)
+
+
+class WindowDecoder:
+    """Decode prompts of one image embedding of ``sam``, each on its own window.
+
+    Arguments:
+      sam: a ``segment_anything`` ``Sam``; its prompt encoder and mask decoder are used by
+        reference (after loading other weights into them in place, make a new instance:
+        what the fast path derives from the weights is kept).
+      fast: run the fast decoder's kernels (``engine._fast``) on the windows (default);
+        False runs the stock modules (with fused attention) on them.
+    """
+
+    def __init__(self, sam, fast: bool = True):
+        self.sam = sam
+        self.fast = fast
+        self._weights: kernels.DecoderWeights | None = None
+        self._image: kernels.ImageState | None = None
+        self._features: torch.Tensor | None = None
+        self._pe: torch.Tensor | None = None
+        self._up1: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._heads: dict[int, MaskHead] = {}
+        self._workspace = Workspace()  # the stock path's mask head buffers
+
+    def set_image_embedding(self, features: torch.Tensor) -> None:
+        """Use ``features`` ``(1, C, h, w)`` (on ``sam.device``) for the following decodes."""
+        if features.ndim != 4 or features.shape[0] != 1:
+            raise ValueError(f"expected image features of shape (1, C, h, w), "
+                             f"got {tuple(features.shape)}")
+        with torch.inference_mode():
+            self._pe = self.sam.prompt_encoder.get_dense_pe()
+            ct1 = self.sam.mask_decoder.output_upscaling[0]
+            c1 = ct1.out_channels  # ConvTranspose #1 as a matmul, columns (dy, dx, c)
+            self._up1 = (ct1.weight.permute(0, 2, 3, 1).reshape(ct1.in_channels, 4 * c1),
+                         ct1.bias.repeat(4))
+            self._heads = {}
+            if self.fast:
+                if self._weights is None:
+                    self._weights = kernels.DecoderWeights.from_sam(self.sam)
+                self._image = kernels.ImageState(self.sam, self._weights, features)
+        if self._pe.shape[-2:] != features.shape[-2:]:
+            raise ValueError(f"features grid {tuple(features.shape[-2:])} does not match the "
+                             f"model's {tuple(self._pe.shape[-2:])}")
+        self._features = features
+
+    @property
+    def cell(self) -> float:
+        """Input pixels per embedding cell."""
+        return self.sam.image_encoder.img_size / self._pe.shape[-2]
+
+    def decode(self, point_coords, point_labels, boxes, mask_input, windows: np.ndarray,
+               multimask: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Low-res logits ``(B, C, 4h, 4w)`` float32 and predicted IoU ``(B, C)``.
+
+        Arguments (tensors on ``sam.device``; B prompts):
+          point_coords: ``(B, N, 2)`` float input-frame (x, y), or None.
+          point_labels: ``(B, N)`` int, 1 positive / 0 negative, or None.
+          boxes: ``(B, 4)`` float input-frame (x0, y0, x1, y1), or None.
+          mask_input: ``(B, 1, 4h, 4w)`` float low-res logits from an earlier decode, or None.
+          windows: ``(B, 3)`` int ``(row0, col0, size)`` from ``window_for``.
+          multimask: C = 3 (SAM's ambiguity masks) when True, else 1 (the single-mask output).
+
+        Outside its window an object's logits are the window's lowest logit (at most SAM's
+        mask threshold - 1): no pixel there belongs to it.
+        """
+        if self._features is None:
+            raise RuntimeError("no image embedding set: call set_image_embedding first")
+        windows = np.asarray(windows, dtype=np.int64).reshape(-1, 3)
+        b = len(windows)
+        h, w = self._features.shape[-2:]
+        n_masks = 3 if multimask else 1
+        device = self._features.device
+        low_res = torch.empty((b, n_masks, 4 * h, 4 * w), dtype=torch.float32, device=device)
+        iou = torch.empty((b, n_masks), dtype=torch.float32, device=device)
+        with torch.inference_mode():
+            for size in np.unique(windows[:, 2]):
+                group = np.flatnonzero(windows[:, 2] == size)
+                idx = torch.as_tensor(group, device=device)
+                masks, scores = self._decode_group(
+                    None if point_coords is None else point_coords[idx],
+                    None if point_labels is None else point_labels[idx],
+                    None if boxes is None else boxes[idx],
+                    None if mask_input is None else mask_input[idx],
+                    windows[group], int(size), multimask)
+                self._paste(low_res, group, windows[group], masks)
+                iou[idx] = scores.float()
+        return low_res, iou
+
+    def _decode_group(self, coords, labels, boxes, mask_input, windows, size, multimask):
+        """MaskDecoder.predict_masks with one window per prompt (all of side ``size``)."""
+        sam, dec = self.sam, self.sam.mask_decoder
+        points = None if coords is None else (coords, labels)
+        sparse, _ = sam.prompt_encoder(points=points, boxes=boxes, masks=None)
+        crops = None
+        if mask_input is not None:
+            crops = torch.stack([m[:, 4 * r:4 * (r + size), 4 * c:4 * (c + size)]
+                                 for m, (r, c, _) in zip(mask_input, windows, strict=True)])
+            crops = crops.to(sparse.dtype)
+        head = self._heads.get(size)
+        if head is None:
+            head = self._heads[size] = MaskHead(dec, (size, size))
+        if self._image is not None:
+            weights, image = window_inputs(self._weights, self._image, windows, size, head)
+            # a fresh workspace: batch and window sizes change from call to call
+            return kernels.decode(sam, weights, image, sparse, crops, multimask, Workspace())
+        src = _crops(self._features[0], windows, size)
+        pos = _crops(self._pe[0], windows, size)
+        if crops is None:
+            src = src + sam.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        else:
+            src = src + sam.prompt_encoder.mask_downscaling(crops)
+        out = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
+        tokens = torch.cat([out.unsqueeze(0).expand(len(windows), -1, -1), sparse], dim=1)
+        hs, keys = two_way(dec.transformer, src, pos, tokens)  # keys (B, size^2, C)
+        wanted = range(1, dec.num_mask_tokens) if multimask else range(1)
+        hyper = torch.stack([dec.output_hypernetworks_mlps[i](hs[:, 1 + i]) for i in wanted],
+                            dim=1)
+        up1 = torch.addmm(self._up1[1], keys.reshape(-1, keys.shape[-1]), self._up1[0])
+        masks = head(self._workspace, up1.view(len(windows), size * size, -1), hyper)
+        scores = dec.iou_prediction_head(hs[:, 0])
+        scores = scores[:, 1:] if multimask else scores[:, :1]
+        return masks, scores
+
+    def _paste(self, low_res, group, windows, masks) -> None:
+        cap = float(getattr(self.sam, "mask_threshold", 0.0)) - 1.0
+        for j, (i, (r, c, s)) in enumerate(zip(group, windows, strict=True)):
+            m = masks[j].float()
+            low_res[i].fill_(min(float(m.min()), cap))
+            low_res[i, :, 4 * r:4 * (r + s), 4 * c:4 * (c + s)] = m
+
+
+def _crops(grid_map: torch.Tensor, windows, size: int) -> torch.Tensor:
+    """``(C, h, w)`` -> ``(B, C, size, size)``, one crop per window."""
+    return torch.stack([grid_map[:, r:r + size, c:c + size] for r, c, _ in windows])
+
