@@ -166,3 +166,24 @@ def test_review_csv_quotes_reasons_and_names_blank_planes(env):
     [blank] = [r for r in rows[1:] if r[0] == "1" and r[2].startswith("blank")]
     assert blank[1] == "" and "," in blank[2]  # a whole plane; its reason holds commas
 
+
+
+@pytest.mark.parametrize("flag, windows", [([], True), (["--whole-embedding"], False)])
+def test_whole_embedding_flag_reaches_propagation(env, monkeypatch, flag, windows):
+    import importlib
+
+    # the package re-exports the function under the module's name: import the module itself
+    propagate_module = importlib.import_module("napari_devosam.tracking.propagate")
+    tmp, ckpt = env
+    seen = []
+    real = propagate_module.propagate
+
+    def spy(*args, params=None, **kw):
+        seen.append(params)
+        return real(*args, params=params, **kw)
+
+    monkeypatch.setattr(propagate_module, "propagate", spy)
+    rc = main(["track", str(tmp / "movie.tif"), "--seed-labels", str(tmp / "seeds.tif"),
+               "--model", ckpt, "--device", "cpu", "--out", str(tmp / "out"), *flag])
+    assert rc == 0
+    assert [p.decode_window for p in seen] == [windows]

@@ -98,12 +98,12 @@ class WindowDecoder:
             raise ValueError(f"expected image features of shape (1, C, h, w), "
                              f"got {tuple(features.shape)}")
         with torch.inference_mode():
-            self._pe = self.sam.prompt_encoder.get_dense_pe()
-            ct1 = self.sam.mask_decoder.output_upscaling[0]
-            c1 = ct1.out_channels  # ConvTranspose #1 as a matmul, columns (dy, dx, c)
-            self._up1 = (ct1.weight.permute(0, 2, 3, 1).reshape(ct1.in_channels, 4 * c1),
-                         ct1.bias.repeat(4))
-            self._heads = {}
+            if self._pe is None:  # derived from the weights: once per instance
+                self._pe = self.sam.prompt_encoder.get_dense_pe()
+                ct1 = self.sam.mask_decoder.output_upscaling[0]
+                c1 = ct1.out_channels  # ConvTranspose #1 as a matmul, columns (dy, dx, c)
+                self._up1 = (ct1.weight.permute(0, 2, 3, 1).reshape(ct1.in_channels, 4 * c1),
+                             ct1.bias.repeat(4))
             if self.fast:
                 if self._weights is None:
                     self._weights = kernels.DecoderWeights.from_sam(self.sam)
