@@ -187,3 +187,27 @@ def test_whole_embedding_flag_reaches_propagation(env, monkeypatch, flag, window
                "--model", ckpt, "--device", "cpu", "--out", str(tmp / "out"), *flag])
     assert rc == 0
     assert [p.decode_window for p in seen] == [windows]
+
+
+def test_window_context_options_reach_propagation_and_bad_ones_are_one_line(env, monkeypatch,
+                                                                               capsys):
+    import importlib
+
+    propagate_module = importlib.import_module("napari_devosam.tracking.propagate")
+    tmp, ckpt = env
+    seen = []
+    real = propagate_module.propagate
+
+    def spy(*args, params=None, **kw):
+        seen.append(params)
+        return real(*args, params=params, **kw)
+
+    monkeypatch.setattr(propagate_module, "propagate", spy)
+    base = ["track", str(tmp / "movie.tif"), "--seed-labels", str(tmp / "seeds.tif"),
+            "--model", ckpt, "--device", "cpu", "--out", str(tmp / "out")]
+    assert main([*base, "--window-context", "0.5", "--window-context-cells", "5"]) == 0
+    assert (seen[0].window_context, seen[0].window_context_cells) == (0.5, 5)
+    capsys.readouterr()
+    assert main([*base, "--window-context", "nan"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "window_context" in err[0]

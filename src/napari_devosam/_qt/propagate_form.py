@@ -28,6 +28,9 @@ FRACTIONS = ("min_area_fraction", "min_inside_fraction", "min_iou_prev", "min_pr
 HALF_FRACTIONS = ("division_min_fraction", "free_sister_between")  # at most 0.5 make sense
 # fractions of the box, but may exceed 1
 RANGES = {"box_margin": (0.0, 10.0, 0.05), "window_context": (0.0, 10.0, 0.05)}
+INT_RANGES = {"window_context_cells": (0, 64)}  # 64: every released SAM's whole grid
+# editors that only matter while a check box is on
+NEEDS = {"window_context": "decode_window", "window_context_cells": "decode_window"}
 
 
 def _docs() -> dict[str, str]:
@@ -52,7 +55,7 @@ def _editor(name: str, default):
         return editor
     if isinstance(default, int):
         editor = QSpinBox()
-        editor.setRange(0, 1_000_000)
+        editor.setRange(*INT_RANGES.get(name, (0, 1_000_000)))
     else:
         editor = QDoubleSpinBox()
         editor.setDecimals(2)
@@ -95,6 +98,10 @@ class ParamsForm(QWidget):
             editor.setToolTip(docs.get(f.name, ""))
             self.editors[f.name] = editor
             (main if f.name in MAIN else advanced).addRow(f.name.replace("_", " "), editor)
+        for name, switch in NEEDS.items():
+            box, editor = self.editors[switch], self.editors[name]
+            editor.setEnabled(box.isChecked())
+            box.toggled.connect(editor.setEnabled)
         outer.addLayout(main)
         outer.addWidget(self.advanced_button)
         outer.addWidget(self.advanced)

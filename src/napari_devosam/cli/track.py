@@ -44,8 +44,15 @@ def add_parser(subparsers) -> None:
                    help="stop plane index (inclusive; negative counts from the end)")
     p.add_argument("--no-divisions", action="store_true", help="never split a track")
     p.add_argument("--whole-embedding", action="store_true",
-                   help="decode every object on the whole image embedding (SAM's own masks, "
-                        "~4-7x slower on a CPU) instead of a window around it")
+                   help="decode every object on the whole image embedding (SAM's own masks; "
+                        "for vit_b 3-7x more decoder time on a CPU, about the same for "
+                        "embryo_tiny) instead of a window around it")
+    p.add_argument("--window-context", type=float, default=None, metavar="F",
+                   help="context around each object's box in its window, as a fraction of "
+                        "the box's longer side (default 0; 0.5 decodes like the whole "
+                        "embedding on the phantom benchmark)")
+    p.add_argument("--window-context-cells", type=int, default=None, metavar="N",
+                   help="at least this many embedding grid cells of context (default 3)")
     p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--decoder", default=None, help="a fine-tuned decoder file to apply")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -161,9 +168,12 @@ def _track(args, image, seeds, plane, axis, bounds) -> int:
     from napari_devosam.tracking.propagate import propagate
     from napari_devosam.utils.progress import drain_with_bar
 
-    sam = load_model(args.model, device=args.device, precision=args.precision, decoder=args.decoder)
+    window = {name: value for name, value in (("window_context", args.window_context),
+                                              ("window_context_cells", args.window_context_cells))
+              if value is not None}
     params = PropagationParams(detect_divisions=not args.no_divisions and args.axis == "T",
-                               decode_window=not args.whole_embedding)
+                               decode_window=not args.whole_embedding, **window)
+    sam = load_model(args.model, device=args.device, precision=args.precision, decoder=args.decoder)
     cache = EmbeddingCache(args.cache_dir or default_cache_dir())
     gen = propagate(sam, image, seeds, axis=axis, direction=args.direction, bounds=bounds,
                     params=params, cache=cache)

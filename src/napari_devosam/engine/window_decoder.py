@@ -52,10 +52,11 @@ def window_for(regions: np.ndarray, grid: tuple[int, int], cell: float,
     Returns ``(B, 3)`` int64 ``(row0, col0, size)``: ``size`` is a multiple of ``SIZE_STEP``
     (or the grid's shorter side), the window covers every cell the region with its context
     touches (when it fits) and is shifted to lie inside the grid. Raises ``ValueError`` for
-    a negative ``context`` or ``min_cells``.
+    a negative or non-finite ``context`` or a negative ``min_cells``.
     """
-    if context < 0 or min_cells < 0:
-        raise ValueError(f"context and min_cells must be >= 0, got {context}, {min_cells}")
+    if not (np.isfinite(context) and context >= 0 and min_cells >= 0):
+        raise ValueError(f"context and min_cells must be finite and >= 0, got {context}, "
+                         f"{min_cells}")
     regions = np.asarray(regions, dtype=np.float64).reshape(-1, 4) / cell
     h, w = grid
     longest = np.maximum(regions[:, 2] - regions[:, 0], regions[:, 3] - regions[:, 1])

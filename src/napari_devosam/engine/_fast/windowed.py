@@ -19,19 +19,12 @@ from napari_devosam.engine._fast.kernels import DecoderWeights, ImageState
 from napari_devosam.engine._fast.mask_head import MaskHead
 
 
-def token_index(grid: tuple[int, int], windows, size: int, device=None) -> torch.Tensor:
-    """``(B, size*size)`` int64: the grid tokens (row-major) of each window
-    ``(row0, col0, size)``."""
-    w = torch.as_tensor([[r, c] for r, c, _ in windows], dtype=torch.long, device=device)
-    local = torch.arange(size, device=device)
-    rows = (w[:, 0, None] + local)[:, :, None] * grid[1]
-    return (rows + (w[:, 1, None] + local)[:, None, :]).reshape(len(windows), -1)
-
-
-def crop_tokens(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``(..., h*w, d)`` per-token tensor -> ``(B, ..., size*size, d)`` with ``index`` from
-    ``token_index`` (one gather)."""
-    return t[..., index, :].movedim(-3, 0)
+def crop_tokens(t: torch.Tensor, grid: tuple[int, int], windows, size: int) -> torch.Tensor:
+    """``(..., h*w, d)`` per-token tensor -> ``(B, ..., size*size, d)`` contiguous, one crop
+    per window ``(row0, col0, size)`` (stacked slices: ~2.5x faster here than one gather
+    with an index tensor, whose result is not contiguous)."""
+    v = t.unflatten(-2, grid)
+    return torch.stack([v[..., r:r + size, c:c + size, :] for r, c, _ in windows]).flatten(-3, -2)
 
 
 @dataclass
@@ -49,10 +42,8 @@ def window_inputs(w: DecoderWeights, img: ImageState, windows, size: int,
                   head: MaskHead) -> tuple[DecoderWeights, WindowImage]:
     """The kernels' weights and image state cropped to ``windows`` (all of side ``size``);
     ``head``: a ``MaskHead`` for a ``(size, size)`` grid."""
-    index = token_index(w.grid, windows, size, w.image_pe.device)
-
     def crop(t):
-        return crop_tokens(t, index)
+        return crop_tokens(t, w.grid, windows, size)
 
     weights = replace(
         w, image_pe=crop(w.image_pe), grid=(size, size), head=head,

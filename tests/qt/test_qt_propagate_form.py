@@ -1,0 +1,29 @@
+"""_qt.propagate_form: the parameters' editors, their ranges and what the form returns."""
+
+from napari_devosam._qt.propagate_form import ParamsForm
+from napari_devosam.tracking.params import PropagationParams
+
+
+def test_window_editors_follow_the_decode_window_switch(qtbot):
+    form = ParamsForm()
+    qtbot.addWidget(form)
+    switch = form.editors["decode_window"]
+    context, cells = form.editors["window_context"], form.editors["window_context_cells"]
+    assert switch.isChecked() and context.isEnabled() and cells.isEnabled()
+    switch.setChecked(False)
+    assert not context.isEnabled() and not cells.isEnabled()
+    assert form.params(detect_divisions=True).decode_window is False
+    switch.setChecked(True)
+    assert context.isEnabled() and cells.isEnabled()
+    cells.setValue(1000)
+    assert cells.value() == 64  # a whole released SAM grid; more changes nothing
+    form.set_values({"window_context": 0.35, "window_context_cells": 5})
+    p = form.params(detect_divisions=False)
+    assert (p.decode_window, p.window_context, p.window_context_cells) == (True, 0.35, 5)
+    assert "window of the image embedding" in switch.toolTip()
+
+
+def test_defaults_round_trip_through_the_form(qtbot):
+    form = ParamsForm()
+    qtbot.addWidget(form)
+    assert form.params(detect_divisions=True) == PropagationParams()
