@@ -168,45 +168,39 @@ def test_review_csv_quotes_reasons_and_names_blank_planes(env):
 
 
 
-@pytest.mark.parametrize("flag, windows", [([], True), (["--whole-embedding"], False)])
-def test_whole_embedding_flag_reaches_propagation(env, monkeypatch, flag, windows):
+@pytest.fixture
+def seen_params(monkeypatch):
+    """The ``PropagationParams`` every ``propagate`` call of the CLI gets."""
     import importlib
 
     # the package re-exports the function under the module's name: import the module itself
-    propagate_module = importlib.import_module("napari_devosam.tracking.propagate")
-    tmp, ckpt = env
-    seen = []
-    real = propagate_module.propagate
+    module = importlib.import_module("napari_devosam.tracking.propagate")
+    seen, real = [], module.propagate
 
     def spy(*args, params=None, **kw):
         seen.append(params)
         return real(*args, params=params, **kw)
 
-    monkeypatch.setattr(propagate_module, "propagate", spy)
-    rc = main(["track", str(tmp / "movie.tif"), "--seed-labels", str(tmp / "seeds.tif"),
-               "--model", ckpt, "--device", "cpu", "--out", str(tmp / "out"), *flag])
-    assert rc == 0
-    assert [p.decode_window for p in seen] == [windows]
+    monkeypatch.setattr(module, "propagate", spy)
+    return seen
 
 
-def test_window_context_options_reach_propagation_and_bad_ones_are_one_line(env, monkeypatch,
-                                                                               capsys):
-    import importlib
-
-    propagate_module = importlib.import_module("napari_devosam.tracking.propagate")
-    tmp, ckpt = env
-    seen = []
-    real = propagate_module.propagate
-
-    def spy(*args, params=None, **kw):
-        seen.append(params)
-        return real(*args, params=params, **kw)
-
-    monkeypatch.setattr(propagate_module, "propagate", spy)
-    base = ["track", str(tmp / "movie.tif"), "--seed-labels", str(tmp / "seeds.tif"),
+def _track_args(tmp, ckpt):
+    return ["track", str(tmp / "movie.tif"), "--seed-labels", str(tmp / "seeds.tif"),
             "--model", ckpt, "--device", "cpu", "--out", str(tmp / "out")]
+
+
+@pytest.mark.parametrize("flag, windows", [([], True), (["--whole-embedding"], False)])
+def test_whole_embedding_flag_reaches_propagation(env, seen_params, flag, windows):
+    assert main([*_track_args(*env), *flag]) == 0
+    assert [p.decode_window for p in seen_params] == [windows]
+
+
+def test_window_context_options_reach_propagation_and_bad_ones_are_one_line(env, seen_params,
+                                                                               capsys):
+    base = _track_args(*env)
     assert main([*base, "--window-context", "0.5", "--window-context-cells", "5"]) == 0
-    assert (seen[0].window_context, seen[0].window_context_cells) == (0.5, 5)
+    assert (seen_params[0].window_context, seen_params[0].window_context_cells) == (0.5, 5)
     capsys.readouterr()
     assert main([*base, "--window-context", "nan"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
