@@ -5,15 +5,16 @@ all ``h x w`` image tokens (4096 for every released SAM) for every prompt, so it
 prompt is fixed by the image, not by the object. A cell covers a small part of the image:
 propagation (``tracking``) decodes each object on a square window of the embedding around
 its prompt box instead, grown by some context on each side. Inside the window the
-arithmetic is the stock modules' (transformer, output upscaling, hypernetwork MLPs, IoU
-head) on the cropped image embedding, positional encoding and mask input; every
-per-location part of the decoder (the dense positional encoding, the mask input's
-``2x2``-stride-2 downscaling, the ``2x2``-stride-2 upscaling) is exact on an aligned crop;
-the transformer is the stock one with fused attention (``engine.two_way``) and the
-upscaling runs as matmuls on channels-last tokens (``engine._fast.mask_head``). What
-changes is attention's reach: the prompt tokens see only the window's image tokens, so
-their softmax is taken over fewer keys. Windowed masks are an approximation of SAM's; how
-close, for the shipped model and the tracking targets, is measured in docs/tracking.md.
+arithmetic is SAM's: by default the fast decoder's kernels run on per-window crops of their
+per-token inputs (``engine._fast.windowed``); the reference path (``fast=False``) runs the
+stock modules (transformer with fused attention, ``engine.two_way``; output upscaling,
+hypernetwork MLPs, IoU head) on the cropped image embedding, positional encoding and mask
+input. Every per-location part of the decoder (the dense positional encoding, the mask
+input's ``2x2``-stride-2 downscaling, the ``2x2``-stride-2 upscaling) is exact on an aligned
+crop. What changes is attention's reach: the prompt tokens see only the window's image
+tokens, so their softmax is taken over fewer keys. Windowed masks are an approximation of
+SAM's; how close, for the shipped model and the tracking targets, is measured in
+docs/tracking.md.
 
 Cost scales with the window's area (docs/tracking.md, "Measured speed").
 
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from napari_devosam.engine._fast import kernels
+from napari_devosam.engine._fast.decoder import FastDecoder
 from napari_devosam.engine._fast.mask_head import MaskHead
 from napari_devosam.engine._fast.windowed import window_inputs
 from napari_devosam.engine._fast.workspace import Workspace
@@ -76,48 +78,36 @@ class WindowDecoder:
 
     Arguments:
       sam: a ``segment_anything`` ``Sam``; its prompt encoder and mask decoder are used by
-        reference (after loading other weights into them in place, make a new instance:
-        what the fast path derives from the weights is kept).
+        reference (after loading other weights into them in place, call
+        ``decoder_changed``).
       fast: run the fast decoder's kernels (``engine._fast``) on the windows (default);
         False runs the stock modules (with fused attention) on them.
+      base: the whole-embedding ``FastDecoder`` whose per-image state the windows are cut
+        from (made here when not given); setting the embedding on either sets it for both.
     """
 
-    def __init__(self, sam, fast: bool = True):
+    def __init__(self, sam, fast: bool = True, base: FastDecoder | None = None):
         self.sam = sam
-        self.fast = fast
-        self._weights: kernels.DecoderWeights | None = None
-        self._image: kernels.ImageState | None = None
-        self._features: torch.Tensor | None = None
-        self._pe: torch.Tensor | None = None
-        self._up1: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.base = base if base is not None else FastDecoder(sam, fast=fast)
         self._heads: dict[int, MaskHead] = {}
-        self._workspace = Workspace()  # the stock path's mask head buffers
 
     def set_image_embedding(self, features: torch.Tensor) -> None:
-        """Use ``features`` ``(1, C, h, w)`` (on ``sam.device``) for the following decodes."""
-        if features.ndim != 4 or features.shape[0] != 1:
-            raise ValueError(f"expected image features of shape (1, C, h, w), "
-                             f"got {tuple(features.shape)}")
-        with torch.inference_mode():
-            if self._pe is None:  # derived from the weights: once per instance
-                self._pe = self.sam.prompt_encoder.get_dense_pe()
-                ct1 = self.sam.mask_decoder.output_upscaling[0]
-                c1 = ct1.out_channels  # ConvTranspose #1 as a matmul, columns (dy, dx, c)
-                self._up1 = (ct1.weight.permute(0, 2, 3, 1).reshape(ct1.in_channels, 4 * c1),
-                             ct1.bias.repeat(4))
-            if self.fast:
-                if self._weights is None:
-                    self._weights = kernels.DecoderWeights.from_sam(self.sam)
-                self._image = kernels.ImageState(self.sam, self._weights, features)
-        if self._pe.shape[-2:] != features.shape[-2:]:
+        """Use ``features`` ``(1, C, h, w)`` (on ``sam.device``) for the following decodes.
+        Raises ``ValueError`` for another shape or a grid other than the model's."""
+        self.base.set_image_embedding(features)
+        if self.base.dense_pe.shape[-2:] != features.shape[-2:]:
             raise ValueError(f"features grid {tuple(features.shape[-2:])} does not match the "
-                             f"model's {tuple(self._pe.shape[-2:])}")
-        self._features = features
+                             f"model's {tuple(self.base.dense_pe.shape[-2:])}")
+
+    def decoder_changed(self) -> None:
+        """Drop everything derived from the decoder's weights (after loading new ones)."""
+        self._heads = {}
+        self.base.decoder_changed()
 
     @property
     def cell(self) -> float:
         """Input pixels per embedding cell."""
-        return self.sam.image_encoder.img_size / self._pe.shape[-2]
+        return self.sam.image_encoder.img_size / self.base.dense_pe.shape[-2]
 
     def decode(self, point_coords, point_labels, boxes, mask_input, windows: np.ndarray,
                multimask: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,13 +124,14 @@ class WindowDecoder:
         Outside its window an object's logits are the window's lowest logit (at most SAM's
         mask threshold - 1): no pixel there belongs to it.
         """
-        if self._features is None:
+        features = self.base.features
+        if features is None:
             raise RuntimeError("no image embedding set: call set_image_embedding first")
         windows = np.asarray(windows, dtype=np.int64).reshape(-1, 3)
         b = len(windows)
-        h, w = self._features.shape[-2:]
+        h, w = features.shape[-2:]
         n_masks = 3 if multimask else 1
-        device = self._features.device
+        device = features.device
         low_res = torch.empty((b, n_masks, 4 * h, 4 * w), dtype=torch.float32, device=device)
         iou = torch.empty((b, n_masks), dtype=torch.float32, device=device)
         with torch.inference_mode():
@@ -167,15 +158,16 @@ class WindowDecoder:
             crops = torch.stack([m[:, 4 * r:4 * (r + size), 4 * c:4 * (c + size)]
                                  for m, (r, c, _) in zip(mask_input, windows, strict=True)])
             crops = crops.to(sparse.dtype)
-        head = self._heads.get(size)
-        if head is None:
-            head = self._heads[size] = MaskHead(dec, (size, size))
-        if self._image is not None:
-            weights, image = window_inputs(self._weights, self._image, windows, size, head)
+        state = self.base.kernel_state
+        if state is not None:
+            head = self._heads.get(size)
+            if head is None:
+                head = self._heads[size] = MaskHead(dec, (size, size))
+            weights, image = window_inputs(*state, windows, size, head)
             # a fresh workspace: batch and window sizes change from call to call
             return kernels.decode(sam, weights, image, sparse, crops, multimask, Workspace())
-        src = _crops(self._features[0], windows, size)
-        pos = _crops(self._pe[0], windows, size)
+        src = _crops(self.base.features[0], windows, size)
+        pos = _crops(self.base.dense_pe[0], windows, size)
         if crops is None:
             src = src + sam.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
         else:
@@ -186,8 +178,9 @@ class WindowDecoder:
         wanted = range(1, dec.num_mask_tokens) if multimask else range(1)
         hyper = torch.stack([dec.output_hypernetworks_mlps[i](hs[:, 1 + i]) for i in wanted],
                             dim=1)
-        up1 = torch.addmm(self._up1[1], keys.reshape(-1, keys.shape[-1]), self._up1[0])
-        masks = head(self._workspace, up1.view(len(windows), size * size, -1), hyper)
+        b, c = keys.shape[0], keys.shape[-1]
+        up = dec.output_upscaling(keys.transpose(1, 2).reshape(b, c, size, size))
+        masks = (hyper @ up.flatten(2)).view(b, len(wanted), *up.shape[-2:])
         scores = dec.iou_prediction_head(hs[:, 0])
         scores = scores[:, 1:] if multimask else scores[:, :1]
         return masks, scores

@@ -39,7 +39,7 @@ class BatchDecoder:
 
         self.sam = sam
         self._decoder = FastDecoder(sam)
-        self._windows = None if window is None else WindowDecoder(sam)
+        self._windows = None if window is None else WindowDecoder(sam, base=self._decoder)
         self.window = window
         self.region_margin_px = float(region_margin_px)
         self._resize = ResizeLongestSide(sam.image_encoder.img_size)
@@ -52,10 +52,7 @@ class BatchDecoder:
     def set_embedding(self, embedding) -> None:
         """Use a ``PlaneEmbedding`` for the next ``decode`` calls."""
         embedding = embedding.to(self.device)
-        if self._windows is None:
-            self._decoder.set_image_embedding(embedding.features)
-        else:
-            self._windows.set_image_embedding(embedding.features)
+        (self._windows or self._decoder).set_image_embedding(embedding.features)
         self.embedding = embedding
 
     def decode(self, boxes: np.ndarray, points: np.ndarray | None,

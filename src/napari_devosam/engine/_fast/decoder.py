@@ -56,6 +56,22 @@ class FastDecoder:
     def is_set(self) -> bool:
         return self._features is not None
 
+    @property
+    def features(self) -> torch.Tensor | None:
+        """The image embedding ``(1, 256, h, w)`` in use, or None."""
+        return self._features
+
+    @property
+    def dense_pe(self) -> torch.Tensor | None:
+        """The prompt encoder's dense positional encoding ``(1, 256, h, w)``, or None."""
+        return self._dense_pe
+
+    @property
+    def kernel_state(self) -> tuple[kernels.DecoderWeights, kernels.ImageState] | None:
+        """What the fast kernels derived from the weights and the image, or None (``fast``
+        off, or no embedding set)."""
+        return None if self._image is None else (self._weights, self._image)
+
     def set_image_embedding(self, features: torch.Tensor) -> None:
         """Use ``features`` ``(1, 256, h, w)`` (on ``sam.device``) for the following decodes.
 
