@@ -55,7 +55,7 @@ def machine(device: torch.device) -> str:
 
 def make_targets(device, n_planes: int = 2):
     from napari_devosam.engine.embeddings import PlaneEmbedding
-    from napari_devosam.finetune.data import Plane
+    from napari_devosam.finetune.data import TrainingPlane
     from napari_devosam.finetune.targets import prepare_plane
     from napari_devosam.synthetic.phantoms import make_embryo
 
@@ -65,7 +65,7 @@ def make_targets(device, n_planes: int = 2):
         image, labels = make_embryo(shape=(1024, 1024), n_cells=24, seed=i)
         emb = PlaneEmbedding(torch.randn(1, 256, 64, 64, generator=gen), (1024, 1024),
                              (1024, 1024))
-        plane = Plane(f"phantom{i}", f"phantom{i}", image, labels.astype(np.int64))
+        plane = TrainingPlane(f"phantom{i}", f"phantom{i}", image, labels.astype(np.int64))
         targets.append(prepare_plane(plane, emb, (256, 256), device))
     return targets
 

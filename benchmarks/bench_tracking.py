@@ -205,7 +205,7 @@ def _decoder_ms(sam, seeds, embeddings, params, repeats: int = 10) -> float:
     windows than real cells need): box and point as propagation makes them from the seed,
     and a mask input from a first decode."""
     from napari_devosam.tracking import prompts as pr
-    from napari_devosam.tracking.model import Crop
+    from napari_devosam.tracking.records import Crop
 
     decoder = _batch_decoder(sam, params)
     decoder.set_embedding(embeddings[1])
@@ -324,7 +324,7 @@ def _ctc_seg(labels: np.ndarray, parents: dict, res_dir: Path) -> dict:
     import tifffile
     from ctc_metrics.scripts.evaluate import evaluate_sequence
 
-    from napari_devosam.tracking.export import ctc_tracks, write_ctc
+    from napari_devosam.tracking.track_files import ctc_tracks, write_ctc
 
     gt = res_dir.parent / "gt_ctc"
     write_ctc(gt / "TRA", labels, parents)
@@ -373,7 +373,8 @@ def bench_quality(model: str = "embryo_tiny", n_movies: int = 3, frames: int = 1
     the stain of the phantom movies ("nuclei", the targets' default, or "membrane")."""
     from napari_devosam.synthetic.lineage import make_lineage_timelapse
     from napari_devosam.tracking import PropagationParams, Seed, propagate
-    from napari_devosam.tracking.export import result_labels, write_ctc
+    from napari_devosam.tracking.result_files import result_labels
+    from napari_devosam.tracking.track_files import write_ctc
 
     kw = {}
     if model == "oracle":

@@ -23,7 +23,7 @@ def write_phantoms(root, n: int = 10, shape=(256, 256), n_cells: int = 8, first_
                    kind: str = "membrane", style=None) -> Path:
     """``root/images`` + ``root/labels``: ``n`` phantoms (seeds ``first_seed + i``) as TIFFs;
     ``style(image, labels, seed)`` may post-process each image. Returns ``root``."""
-    from napari_devosam.export.image_io import write_tiff
+    from napari_devosam.io.write import write_tiff
     from napari_devosam.synthetic.phantoms import make_embryo
 
     root = Path(root)

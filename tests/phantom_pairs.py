@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_devosam.export.image_io import write_tiff
+from napari_devosam.io.write import write_tiff
 from napari_devosam.synthetic.phantoms import make_embryo
 
 

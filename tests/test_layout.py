@@ -19,17 +19,18 @@ ALLOWED = {
     "synthetic": set(),
     "models": set(),
     "engine": {"models"},
+    "io": {"engine"},
     "annotation": {"engine"},
-    "export": {"annotation", "engine", "models"},
-    "finetune": {"export", "annotation", "engine", "models"},
+    "export": {"io", "annotation", "engine", "models"},
+    "finetune": {"export", "io", "annotation", "engine", "models"},
     "automatic": {"engine", "models", "annotation"},
-    "tracking": {"automatic", "annotation", "engine", "export", "models"},
-    "batch": {"automatic", "tracking", "annotation", "engine", "export", "models"},
-    "series": {"batch", "annotation", "engine", "models"},
+    "tracking": {"automatic", "annotation", "engine", "export", "io", "models"},
+    "batch": {"automatic", "tracking", "annotation", "engine", "export", "io", "models"},
+    "series": {"io", "annotation", "engine", "models"},
     "cli": {"series", "batch", "tracking", "automatic", "finetune", "export", "annotation",
-            "engine", "models", "sample_data", "_qt"},
+            "io", "engine", "models", "sample_data", "_qt"},
     "_qt": {"series", "batch", "tracking", "automatic", "finetune", "export", "annotation",
-            "engine", "models", "synthetic"},
+            "io", "engine", "models", "synthetic"},
 }
 ROOT_MODULES = {"__init__", "__main__", "_version", "sample_data", "writers", "testing"}
 
@@ -121,3 +122,26 @@ def test_modules_and_functions_are_small():
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 length = node.end_lineno - node.lineno + 1
                 assert length <= 80, f"{name}.{node.name}: {length} lines"
+
+
+def test_image_files_are_read_only_in_io():
+    """One reader (issue 24): bioio and scikit-image's file reader are imported only by io/."""
+    readers = ("bioio", "skimage.io")
+    for name, path, tree in modules():
+        if folder_of(name) == "io":
+            continue
+        bad = {m for m in imported(tree, name, path)
+               if m in readers or m.startswith("bioio.") or m == "skimage.io.imread"}
+        assert not bad, f"{name} imports {sorted(bad)}: read image files with io.read"
+
+
+def test_only_the_engine_imports_its_fast_kernels():
+    """``engine._fast`` is private: the rest of the package decodes through
+    ``engine.decoding`` (the decoder door) and never reaches the kernels themselves."""
+    private = "napari_devosam.engine._fast"
+    for name, path, tree in modules():
+        if name == "napari_devosam.engine" or name.startswith("napari_devosam.engine."):
+            continue
+        bad = {m for m in imported(tree, name, path)
+               if m == private or m.startswith(private + ".")}
+        assert not bad, f"{name} imports {sorted(bad)}"

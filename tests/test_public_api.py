@@ -18,6 +18,34 @@ def test_dir_lists_the_public_api():
         assert getattr(ds, name) is not None
 
 
+def test_the_workflow_has_a_top_level_face():
+    """``segment_all``, ``propagate``, ``finetune`` and ``AnnotationStore`` are the functions
+    and class of their homes; the two long ones are generators, as everywhere."""
+    import inspect
+
+    from napari_devosam.annotation.store import AnnotationStore
+    from napari_devosam.automatic.core import segment_all
+    from napari_devosam.finetune.train import finetune
+    from napari_devosam.tracking.propagate import propagate
+
+    assert ds.AnnotationStore is AnnotationStore and ds.segment_all is segment_all
+    assert ds.propagate is propagate and inspect.isgeneratorfunction(ds.propagate)
+    # ``finetune`` is a subpackage too: the name stays one callable whatever was imported
+    import napari_devosam.finetune.train  # noqa: F401 - binds the subpackage on ``ds``
+
+    run = ds.finetune([], None, out="never-written.safetensors")
+    assert inspect.isgenerator(run) and run.gi_code is finetune.__code__
+    run.close()
+    assert ds.finetune.load_planes is not None  # and it is still the package
+
+
+def test_the_store_is_light():
+    code = ("import sys, napari_devosam as ds; ds.AnnotationStore; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_import_is_light():
     code = "import sys, napari_devosam; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_devosam.export.image_io import TIFF_SUFFIXES, label_dtype, write_tiff
+from napari_devosam.io.write import label_dtype, write_tiff
+from napari_devosam.utils.paths import TIFF_SUFFIXES
 
 
 def write_labels(path: str, data, meta: dict) -> list[str]:

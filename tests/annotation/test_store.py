@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from napari_devosam.annotation import store as store_mod
+from napari_devosam.annotation import store_files
 from napari_devosam.annotation.store import AnnotationStore, StoreCorruptError, image_hash
 
 
@@ -114,7 +114,7 @@ def test_a_failed_write_keeps_the_previous_state(tmp_path, stack, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(store_mod, "write_text", boom)  # dies before store.json lands
+    monkeypatch.setattr(store_files, "write_text", boom)  # dies before store.json lands
     with pytest.raises(OSError):
         s.commit((1,), [_disk()])
     np.testing.assert_array_equal(s.labels, before)  # memory rolled back
@@ -170,12 +170,12 @@ def test_a_process_killed_mid_save_loses_no_commit(tmp_path):
     script = textwrap.dedent(f"""
         import os
         import numpy as np
-        from napari_devosam.annotation import store as store_mod
+        from napari_devosam.annotation import store as store_mod, store_files
         s = store_mod.AnnotationStore({str(tmp_path / "s")!r}, (2, 40, 50))
         m = np.zeros((40, 50), bool)
         m[5:15, 5:15] = True
         s.commit((0,), [m])
-        store_mod.write_text = lambda *a, **k: os._exit(9)  # killed before store.json lands
+        store_files.write_text = lambda *a, **k: os._exit(9)  # killed before store.json lands
         s.commit((1,), [m])
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

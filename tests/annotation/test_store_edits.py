@@ -44,12 +44,12 @@ def test_an_edit_already_painted_into_labels_and_a_failed_write(tmp_path, monkey
     s.labels[0].ravel()[pixels] = 5  # a viewer painted the live array
     assert s.apply_edit((0,), pixels, 5, previous=0) == [5]
     assert AnnotationStore(tmp_path / "s").objects[5]["area"] == pixels.size
-    import napari_devosam.annotation.store as store_mod
+    import napari_devosam.annotation.store_files as store_files
 
     def fail(*a, **k):
         raise OSError("read-only file system")
 
-    monkeypatch.setattr(store_mod, "write_text", fail)
+    monkeypatch.setattr(store_files, "write_text", fail)
     with pytest.raises(OSError):
         s.apply_edit((0,), pixels, 0)
     assert s.objects[5]["area"] == pixels.size and (s.labels[0].ravel()[pixels] == 5).all()

@@ -154,7 +154,7 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
                                          ("embryo_membrane.png", "membrane")])
 def test_the_stain_of_the_real_images_is_recognised(name, stain):
     from napari_devosam.automatic.seeds import analyse_plane
-    from napari_devosam.export.image_io import read_image
+    from napari_devosam.io.read import read_image
 
     if not (SHARED / name).is_file():
         pytest.skip("the team's real images (../shared/data) are not here")

@@ -11,7 +11,7 @@ import pytest
 import tifffile
 
 from napari_devosam.cli import main
-from napari_devosam.export.image_io import write_tiff
+from napari_devosam.io.write import write_tiff
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_track_never_writes_over_its_inputs(tmp_path, capsys, monkeypatch):
     assert stack.read_bytes() == before
     other = tmp_path / "movie.tif"  # a name the result does not use: the folder is fine
     stack.rename(other)
-    from napari_devosam.tracking.export import writes_name
+    from napari_devosam.tracking.track_files import writes_name
 
     assert not writes_name(other.name) and writes_name("mask0123.tif")
     assert writes_name("res_track.txt") and not writes_name("mask_a.tif")

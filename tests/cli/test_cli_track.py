@@ -89,8 +89,8 @@ def test_stack_without_axis_and_axis_of_length_one(env, capsys):
 
 
 def test_review_uses_the_exported_ids_and_a_rerun_leaves_no_stale_frames(env):
-    from napari_devosam.tracking.export import real_track_ids
-    from napari_devosam.tracking.model import PropagationResult, Seed, TrackedObject
+    from napari_devosam.tracking.records import PropagationResult, Seed, TrackedObject
+    from napari_devosam.tracking.result_files import real_track_ids
 
     tmp, ckpt = env
     out = tmp / "out"

@@ -11,7 +11,7 @@ from napari_devosam.cli import main
 from napari_devosam.engine.image import to_rgb
 from napari_devosam.engine.predictor import Predictor
 from napari_devosam.engine.stacks import as_plane, canonical_axes, plane_count
-from napari_devosam.export.image_io import read_image
+from napari_devosam.io.read import read_image
 from napari_devosam.testing import tiny_sam
 
 rng = np.random.default_rng(5)

@@ -5,9 +5,13 @@ import pytest
 
 from napari_devosam.engine.coords import (
     box_rc_to_xyxy,
+    boxes_to_input,
     clip_box,
+    input_size,
     normalise_box,
     points_rc_to_xy,
+    points_to_input,
+    resize_image,
     validate_points,
 )
 
@@ -129,3 +133,28 @@ def test_box_rule_is_the_same_for_api_cli_and_annotator(tmp_path, monkeypatch):
         assert not (mask & ~grown).any()
     np.testing.assert_array_equal(api, cli)
     np.testing.assert_array_equal(api, batched)
+
+
+@pytest.mark.parametrize("shape", [(50, 80), (80, 50), (333, 1000), (1, 700), (1024, 1024)])
+@pytest.mark.parametrize("img_size", [1024, 256])
+def test_input_frame_is_sams_resize_longest_side(shape, img_size):
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    stock = ResizeLongestSide(img_size)
+    assert input_size(shape, img_size) == stock.get_preprocess_shape(*shape, img_size)
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0, max(shape), size=(3, 4, 2))
+    want = stock.apply_coords(points_rc_to_xy(pts), shape).reshape(3, 4, 2)
+    np.testing.assert_array_equal(points_to_input(pts, shape, img_size), want)
+    boxes = rng.uniform(0, max(shape), size=(5, 4))
+    want = stock.apply_boxes(box_rc_to_xyxy(boxes), shape)
+    np.testing.assert_array_equal(boxes_to_input(boxes, shape, img_size), want)
+
+
+def test_image_resize_is_sams():
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    rgb = np.random.default_rng(1).integers(0, 256, size=(37, 90, 3), dtype=np.uint8)
+    out = resize_image(rgb, 256)
+    assert out.shape == (*input_size((37, 90), 256), 3)
+    np.testing.assert_array_equal(out, ResizeLongestSide(256).apply_image(rgb))

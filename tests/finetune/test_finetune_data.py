@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import phantom_pairs
-from napari_devosam.export.image_io import write_tiff
 from napari_devosam.finetune.data import load_planes, split_planes, summarize
+from napari_devosam.io.write import write_tiff
 from napari_devosam.synthetic.phantoms import make_embryo
 
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from napari_devosam.engine.decoding import BOX_BR, BOX_TL, NEG, PAD, POS, Prompts
+from napari_devosam.engine.decoding import decode_tokens as decode
 from napari_devosam.engine.embeddings import embed_plane
-from napari_devosam.finetune.data import Plane
-from napari_devosam.finetune.decoding import BOX_BR, BOX_TL, NEG, PAD, POS, Prompts, decode
+from napari_devosam.finetune.data import TrainingPlane
 from napari_devosam.finetune.losses import decoder_loss, hard_iou, mask_losses
 from napari_devosam.finetune.prompts import PromptSampler
 from napari_devosam.finetune.targets import prepare_plane
@@ -24,7 +25,7 @@ def sam():
 @pytest.fixture(scope="module")
 def target(sam):
     image, labels = make_embryo(seed=2)
-    plane = Plane("p", "p", image, labels.astype(np.int64))
+    plane = TrainingPlane("p", "p", image, labels.astype(np.int64))
     return prepare_plane(plane, embed_plane(sam, image), (64, 64), "cpu")
 
 

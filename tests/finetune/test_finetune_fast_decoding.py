@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from napari_devosam.engine.decoding import BOX_BR, BOX_TL, NEG, PAD, POS, Prompts
+from napari_devosam.engine.decoding import decode_tokens as decode
+from napari_devosam.engine.decoding import decode_tokens_fast as decode_fast
 from napari_devosam.engine.embeddings import embed_plane
-from napari_devosam.finetune.data import Plane
-from napari_devosam.finetune.decoding import BOX_BR, BOX_TL, NEG, PAD, POS, Prompts, decode
-from napari_devosam.finetune.fast_decoding import decode_fast
+from napari_devosam.finetune.data import TrainingPlane
 from napari_devosam.finetune.targets import prepare_plane
 from napari_devosam.finetune.trainer import Trainer, training_model
 from napari_devosam.synthetic.phantoms import make_embryo
@@ -117,7 +118,7 @@ def test_fast_decoder_rejects_batched_features(sam):
 def test_trainer_steps_agree_with_the_stock_decoder(sam):
     """The same seeded training steps through either decoder give the same weights."""
     image, labels = make_embryo(seed=3)
-    target = prepare_plane(Plane("p", "p", image, labels.astype(np.int64)),
+    target = prepare_plane(TrainingPlane("p", "p", image, labels.astype(np.int64)),
                            embed_plane(sam, image), (64, 64), "cpu")
     states, losses = [], []
     for fast in (False, True):

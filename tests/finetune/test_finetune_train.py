@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import phantom_pairs
-from napari_devosam.export.image_io import write_tiff
 from napari_devosam.finetune import (
     FinetuneResult,
     TrainingDiverged,
@@ -18,6 +17,7 @@ from napari_devosam.finetune import (
     run_finetune,
     split_planes,
 )
+from napari_devosam.io.write import write_tiff
 from napari_devosam.models.decoder_files import apply_decoder, read_decoder_metadata, save_decoder
 from napari_devosam.models.identity import model_hash
 from napari_devosam.testing import tiny_sam

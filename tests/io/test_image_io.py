@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_devosam.export.image_io import read_image, write_tiff
+from napari_devosam.io.read import read_image
+from napari_devosam.io.write import write_tiff
 
 
 @pytest.mark.parametrize("shape", [(3, 40, 50), (4, 40, 50), (2, 3, 40, 50), (40, 50)])

@@ -171,8 +171,8 @@ def test_model_cache_dir_env_and_default(monkeypatch, tmp_path):
     assert default.name == "models" and "napari-devosam" in str(default)
 
 
-def fake_entry(url: str, sha: str = SHA, size: int = len(PAYLOAD)) -> Checkpoint:
-    return Checkpoint(name="fake", filename="fake.pth", sha256=sha, size=size,
+def fake_entry(url: str, sha: str = SHA, size: int | None = len(PAYLOAD)) -> Checkpoint:
+    return Checkpoint(name="fake", filename="fake.pth", known_hash=sha, size=size,
                       encoder_width=1, encoder_depth=1, url=url)
 
 
@@ -227,15 +227,38 @@ def test_base_url_env_redirects_official_models(server, cache, monkeypatch):
     assert _Handler.requests == ["/mirror/sam_vit_b_01ec64.pth"]
     assert leftovers(cache) == []
     assert checkpoint_path("vit_b") == cache / "sam_vit_b_01ec64.pth"
+    # a mirror holds every official file under its cache name, micro-sam's too
+    assert get_checkpoint("vit_b_lm").download_url() == f"{server}/mirror/vit_b_lm.pt"
+
+
+def test_per_model_url_override(monkeypatch):
+    lm = get_checkpoint("vit_l_lm")
+    assert lm.download_url() == lm.url
+    monkeypatch.setenv("DEVOSAM_MODEL_URL_VIT_L_LM", "http://127.0.0.1:1/x.pt")
+    assert lm.download_url() == "http://127.0.0.1:1/x.pt"
+    assert get_checkpoint("vit_b_lm").download_url() == get_checkpoint("vit_b_lm").url
 
 
 def test_registry_entries():
-    assert set(CHECKPOINTS) == {"vit_b", "vit_l", "vit_h"}
-    assert {c.encoder_width for c in CHECKPOINTS.values()} == {768, 1024, 1280}
-    for c in CHECKPOINTS.values():
-        assert len(c.sha256) == 64 and int(c.sha256, 16) >= 0 and c.size > 100_000_000
+    assert set(CHECKPOINTS) == {"vit_b", "vit_l", "vit_h", "vit_b_lm", "vit_l_lm"}
+    for name in ("vit_b", "vit_l", "vit_h"):
+        c = CHECKPOINTS[name]
+        algorithm, digest = c.known_hash.split(":")
+        assert algorithm == "sha256" and len(digest) == 64 and int(digest, 16) >= 0
+        assert c.size > 100_000_000 and c.arch == name and "Apache-2.0" in c.licence
         assert c.download_url().startswith("https://dl.fbaipublicfiles.com/segment_anything/")
-    with pytest.raises(ValueError, match="vit_b, vit_l, vit_h"):
+    for name, arch, width in (("vit_b_lm", "vit_b", 768), ("vit_l_lm", "vit_l", 1024)):
+        c = CHECKPOINTS[name]
+        algorithm, digest = c.known_hash.split(":")
+        assert algorithm == "xxh128" and len(digest) == 32 and int(digest, 16) >= 0
+        assert c.arch == arch and c.encoder_width == width
+        assert c.encoder_depth == CHECKPOINTS[arch].encoder_depth
+        assert c.download_url().startswith("https://uk1s3.embassy.ebi.ac.uk/public-datasets/")
+        assert c.download_url().endswith(f"/files/{arch}.pt")
+        assert "CC-BY-4.0" in c.licence and "Archit" in c.citation
+    assert CHECKPOINTS["vit_b_lm"].known_hash == "xxh128:fe9252a29f3f4ea53c15a06de471e186"
+    assert CHECKPOINTS["vit_l_lm"].known_hash == "xxh128:017f20677997d628426dec80a8018f9d"
+    with pytest.raises(ValueError, match="vit_b, vit_l, vit_h, vit_b_lm, vit_l_lm"):
         get_checkpoint("vit_x")
 
 

@@ -216,7 +216,8 @@ def test_named_model_downloads_with_progress_then_uses_cache(tiny_file, monkeypa
     served = tmp_path / "srv"
     served.mkdir()
     (served / "sam_vit_b_01ec64.pth").write_bytes(data)
-    entry = replace(CHECKPOINTS["vit_b"], sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    entry = replace(CHECKPOINTS["vit_b"], known_hash=hashlib.sha256(data).hexdigest(),
+                    size=len(data))
     monkeypatch.setitem(CHECKPOINTS, "vit_b", entry)
     httpd = _serve(served)
     try:
@@ -248,7 +249,8 @@ def test_closing_iter_load_model_leaves_no_file(tiny_file, monkeypatch, tmp_path
     served = tmp_path / "srv"
     served.mkdir()
     (served / "sam_vit_b_01ec64.pth").write_bytes(data)
-    entry = replace(CHECKPOINTS["vit_b"], sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    entry = replace(CHECKPOINTS["vit_b"], known_hash=hashlib.sha256(data).hexdigest(),
+                    size=len(data))
     monkeypatch.setitem(CHECKPOINTS, "vit_b", entry)
     httpd = _serve(served)
     try:

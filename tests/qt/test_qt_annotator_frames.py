@@ -52,7 +52,7 @@ def open_annotator(make_napari_viewer, qtbot, data, sam, **geo):
 
 def capture(monkeypatch, *names):
     said = []
-    for module in ("annotator_widget", "annotator_actions"):
+    for module in ("annotator_widget", "annotator_prompts"):
         for name in names:
             target = f"napari_devosam._qt.{module}.{name}"
             monkeypatch.setattr(target, said.append, raising=False)

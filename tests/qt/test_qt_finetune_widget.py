@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from napari_devosam.export.image_io import write_tiff
+from napari_devosam.io.write import write_tiff
 from napari_devosam.models.decoder_files import read_decoder_metadata, save_decoder
 from napari_devosam.synthetic.phantoms import make_embryo
 from napari_devosam.testing import tiny_sam

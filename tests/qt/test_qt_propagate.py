@@ -18,9 +18,9 @@ import segment_anything  # noqa: E402, F401 - before any viewer: see napari_devo
 import napari_devosam._qt.propagate_export as export_module  # noqa: E402
 import napari_devosam._qt.propagate_panel as panel_module  # noqa: E402
 from napari_devosam._qt.annotator_widget import AnnotatorWidget  # noqa: E402
-from napari_devosam._qt.propagate_job import PrefetchingEmbeddings  # noqa: E402
 from napari_devosam.engine.embeddings import EmbeddingCache  # noqa: E402
 from napari_devosam.synthetic.lineage import make_lineage_timelapse  # noqa: E402
+from napari_devosam.tracking.prefetch import PrefetchingEmbeddings  # noqa: E402
 from napari_devosam.tracking.store_tracks import track_table  # noqa: E402
 
 TIMEOUT = 60_000

@@ -155,18 +155,18 @@ def test_the_next_image_is_read_off_the_gui_thread(make_napari_viewer, qtbot, fo
                                                     monkeypatch):
     import threading
 
-    import napari_devosam.batch.inputs as inputs
+    import napari_devosam.io.read as reader
 
     viewer, w = open_series(make_napari_viewer, qtbot, folder)
     shown(w, qtbot)
-    real, threads, release = inputs.read_any, [], threading.Event()
+    real, threads, release = reader.read_image, [], threading.Event()
 
     def slow_read(path):  # a big stack: reading takes a while
         threads.append(threading.current_thread())
         release.wait(10)
         return real(path)
 
-    monkeypatch.setattr(inputs, "read_any", slow_read)
+    monkeypatch.setattr(reader, "read_image", slow_read)
     panel = w.series_panel
     assert panel.next_image() and panel.reading
     assert not panel.next_button.isEnabled() and "Opening e1.tif" in panel.label.text()

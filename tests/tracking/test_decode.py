@@ -8,8 +8,8 @@ import pytest
 from napari_devosam.synthetic.lineage import make_lineage_timelapse
 from napari_devosam.tracking import PropagationParams, Seed, propagate
 from napari_devosam.tracking.decode import BatchDecoder
-from napari_devosam.tracking.model import Crop
 from napari_devosam.tracking.prompts import bbox, crop_iou, grown_box, interior_point
+from napari_devosam.tracking.records import Crop
 from napari_devosam.utils.progress import drain
 
 

@@ -6,8 +6,8 @@ import numpy as np
 from napari_devosam.automatic.seeds import Seeds
 from napari_devosam.synthetic.lineage import make_lineage_timelapse
 from napari_devosam.tracking import PropagationParams, Seed, propagate
-from napari_devosam.tracking.division_seeds import sisters_near, split_by_seeds
-from napari_devosam.tracking.model import Crop
+from napari_devosam.tracking.divisions.stain_seeds import sisters_near, split_by_seeds
+from napari_devosam.tracking.records import Crop
 from napari_devosam.utils.progress import drain
 
 PARAMS = PropagationParams()

@@ -1,5 +1,5 @@
-"""Daughters nobody claimed (``tracking.free_cells``) and daughters that moved apart from
-their mother (``division_steps.flank_mother``)."""
+"""Daughters nobody claimed (``tracking.divisions.free_cells``) and daughters that moved apart from
+their mother (``divisions.steps.flank_mother``)."""
 
 import sys
 from pathlib import Path
@@ -11,9 +11,9 @@ import torch
 
 from napari_devosam.automatic.seeds import Seeds
 from napari_devosam.tracking import PropagationParams
-from napari_devosam.tracking.division_steps import end_reason, flank_mother
-from napari_devosam.tracking.free_cells import along, claim_free_sisters
-from napari_devosam.tracking.model import Crop
+from napari_devosam.tracking.divisions.free_cells import along, claim_free_sisters
+from napari_devosam.tracking.divisions.steps import end_reason, flank_mother
+from napari_devosam.tracking.records import Crop
 
 PARAMS = PropagationParams()
 SHAPE = (80, 120)

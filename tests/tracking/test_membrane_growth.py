@@ -6,7 +6,7 @@ from scipy import ndimage
 from napari_devosam.automatic.seeds import analyse_plane
 from napari_devosam.synthetic.phantoms import make_embryo
 from napari_devosam.tracking.membrane_growth import grow_objects
-from napari_devosam.tracking.model import Crop
+from napari_devosam.tracking.records import Crop
 
 
 def _iou(a, b):

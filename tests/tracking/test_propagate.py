@@ -8,11 +8,11 @@ from napari_devosam.engine.embeddings import EmbeddingCache
 from napari_devosam.synthetic.lineage import make_lineage_timelapse
 from napari_devosam.testing import tiny_sam
 from napari_devosam.tracking import PropagationParams, Seed, propagate
-from napari_devosam.tracking.divisions import split_mask
-from napari_devosam.tracking.export import result_labels
-from napari_devosam.tracking.model import Crop
+from napari_devosam.tracking.divisions.split import split_mask
 from napari_devosam.tracking.prompts import crop_iou, interior_point
-from napari_devosam.tracking.propagate import plane_legs
+from napari_devosam.tracking.records import Crop
+from napari_devosam.tracking.result_files import result_labels
+from napari_devosam.tracking.route import plane_legs
 from napari_devosam.utils.progress import drain
 
 

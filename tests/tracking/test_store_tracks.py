@@ -84,7 +84,7 @@ def test_never_overwrites_other_objects_and_redo_replaces_only_the_track(setup):
     seed = table[3]["planes"][(1,)]
     old = {p: o for p, o in table[3]["planes"].items() if p[0] > 1}
     assert old
-    n_undo = len(store._undo)
+    n_undo = store.history.undo_count
     apply_plan(store, _plan(store, labels, plane=(1,), object_ids={seed}, redo=True,
                             bounds=(0, 3)))
     after = track_table(store.objects)
@@ -92,7 +92,7 @@ def test_never_overwrites_other_objects_and_redo_replaces_only_the_track(setup):
     assert after[3]["planes"][(1,)] == seed
     new = {p: o for p, o in after[3]["planes"].items() if p[0] > 1}
     assert set(new) == set(old) and not set(new.values()) & set(old.values())
-    assert len(store._undo) == n_undo + 1
+    assert store.history.undo_count == n_undo + 1
     assert user_id in store.objects
 
 

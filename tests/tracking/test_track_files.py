@@ -7,7 +7,7 @@ import pytest
 import tifffile
 
 from napari_devosam.synthetic.lineage import make_lineage_timelapse
-from napari_devosam.tracking import export
+from napari_devosam.tracking import track_files as export
 
 
 def test_lineage_phantom_keeps_ids_and_names_mothers():

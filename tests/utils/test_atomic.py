@@ -10,7 +10,7 @@ import pytest
 
 from napari_devosam.annotation.store import AnnotationStore
 from napari_devosam.export.bundle import write_bundle
-from napari_devosam.export.image_io import write_tiff
+from napari_devosam.io.write import write_tiff
 from napari_devosam.models.decoder_files import save_decoder
 from napari_devosam.testing import tiny_sam
 from napari_devosam.utils.atomic import atomic_path, atomic_write, default_file_mode

@@ -18,8 +18,9 @@ def _button(text: str, slot, action: str | None = None) -> QPushButton:
     return button
 
 
-def build_controls(w, layout) -> None:
-    """Add the annotation buttons and the shortcut table to widget ``w``'s ``layout``."""
+def build_controls(w, layout, keys_layout=None) -> None:
+    """Add the annotation buttons to widget ``w``'s ``layout`` and the shortcut table to
+    ``keys_layout`` (default: ``layout``)."""
     box = QGroupBox("Annotate")
     grid = QGridLayout(box)
     w.commit_button = _button("Commit", w.commit, "commit")
@@ -49,7 +50,7 @@ def build_controls(w, layout) -> None:
     inner.addWidget(table)
     inner.addWidget(QLabel("Draw boxes in <b>boxes</b> (rectangle mode), click points in "
                            "<b>points</b> (add mode)."))
-    layout.addWidget(keys)
+    (layout if keys_layout is None else keys_layout).addWidget(keys)
 
 
 def _ask_export(w) -> None:
@@ -73,7 +74,7 @@ def status_text(w) -> str:
     plane = w.current_plane
     lines.append(f"<b>{w.image_layer.name}</b>, plane {plane if plane else '(2D)'}")
     if w.predictor is None:
-        lines.append("no model: load one in the Model panel")
+        lines.append("no model: load one in the Model tab")
     elif w.embeddings.computing_plane is not None:
         lines.append(f"computing the embedding of plane {w.embeddings.computing_plane} ...")
     elif w.state is not None and w.state.ready_plane == plane:

@@ -1,9 +1,19 @@
 """The SAM annotator dock widget: boxes and points become SAM masks live; commit, undo, delete.
 
-A thin layer over ``annotation.state.AnnotatorState`` (prompts -> current objects),
-``predictor.Predictor`` (the decoder, on the GUI thread: tens of ms), ``EmbeddingJobs``
-(encoder, in workers) and ``store.AnnotationStore`` (committed objects; every change runs on
-one background thread, in order, and is on disk when its callback arrives).
+The widget wires the viewer to the parts it owns, each with one job:
+
+- ``prompt_loop`` (``annotator_prompts.PromptController``): prompt layers ->
+  ``annotation.state.AnnotatorState`` (prompts -> current objects, decoded by
+  ``engine.predictor.Predictor`` on the GUI thread: tens of ms) -> the current layer, commit;
+- ``embeddings`` (``embedding_worker.EmbeddingJobs``): the encoder, in workers;
+- ``store_ops`` (``store_ops.StoreOps``): the ``AnnotationStore`` of committed objects; every
+  change runs on one background thread, in order, and is on disk when its callback arrives;
+- ``delete_tool`` (``annotator_delete.DeleteMode``): a click deletes an object;
+- ``images`` (``annotator_images.ImageChoice``): which image layer is annotated;
+- the panels: model, series, segment all, propagate, each on its own tab (``TABS``), under
+  the image choice and above the status line, so that the dock fits a 1600 x 1000 screen.
+
+Its public methods (what the buttons and shortcuts call) delegate to those parts.
 """
 
 from __future__ import annotations
@@ -13,27 +23,23 @@ from functools import partial
 import numpy as np
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QTimer, Signal
-from qtpy.QtWidgets import QComboBox, QLabel, QWidget
+from qtpy.QtWidgets import QLabel, QWidget
 
-from napari_devosam._qt.annotation_layers import (
-    add_layers,
-    follow_transform,
-    planes_with_prompts,
-    prompts_on_plane,
-    transform_problem,
-)
-from napari_devosam._qt.annotator_actions import AnnotatorActions
+from napari_devosam._qt.annotation_layers import add_layers, follow_transform, transform_problem
 from napari_devosam._qt.annotator_controls import build_controls
+from napari_devosam._qt.annotator_delete import DeleteMode
+from napari_devosam._qt.annotator_images import ImageChoice
+from napari_devosam._qt.annotator_prompts import PromptController
 from napari_devosam._qt.embedding_worker import EmbeddingJobs
-from napari_devosam._qt.image_axes import GRAY_SUFFIX, annotated_layer
+from napari_devosam._qt.image_axes import annotated_layer
 from napari_devosam._qt.jobs import LockedEmbeddingCache, SerialJobs
 from napari_devosam._qt.model_panel import ModelPanel
-from napari_devosam._qt.presentation import scroll_layout
+from napari_devosam._qt.presentation import fit_tab_width, tab_pages
 from napari_devosam._qt.shortcuts import bind_shortcuts, unbind_viewer
 from napari_devosam._qt.store_ops import StoreOps
 from napari_devosam.annotation.state import AnnotatorState
 
-ANSWER_ACTIONS = {"added", "changed", "removed"}
+TABS = ("Annotate", "Segment all", "Propagate", "Model", "Series", "Keys")
 
 
 def _first_imports() -> None:
@@ -48,7 +54,7 @@ def _first_imports() -> None:
         show_error(f"Could not import Segment Anything: {exc}")
 
 
-class AnnotatorWidget(AnnotatorActions, QWidget):
+class AnnotatorWidget(QWidget):
     """SAM annotator for the selected image layer (2D, or T/Z stack of 2D planes).
 
     Arguments:
@@ -78,52 +84,49 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
         self.layers = None
         self.image_layer = None
         self._choosing = False  # set_image_layer is adding a gray view of a layer
-        self.delete_mode = False
         self._model_text = self._decoder_text = None
         self._viewer_keys: list = []
-        self._previous_active = None
-        self._muted = False  # while we remove prompts ourselves
+        self.prompt_loop = PromptController(self)
+        self.delete_tool = DeleteMode(self)
         self.jobs = SerialJobs(self)
         self.store_ops = StoreOps(self)
         self.embeddings = EmbeddingJobs(self)
         self.embeddings.ready.connect(self._on_embedding)
         self.embeddings.busy_changed.connect(self._update_status)
 
-        self.image_combo = QComboBox()
-        self.image_combo.currentIndexChanged.connect(self._on_image_choice)
+        self.images = ImageChoice(self)
+        self.image_combo = self.images.combo
         self.model_panel = ModelPanel()
         self.model_panel.model_ready.connect(self.set_model)
         self.model_panel.decoder_requested.connect(self.use_decoder)
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
-        layout = scroll_layout(self)  # a tall dock scrolls instead of growing the window
-        layout.addWidget(QLabel("image"))
-        layout.addWidget(self.image_combo)
-        layout.addWidget(self.model_panel)
+        # tabs, so that the main actions of every panel fit a 1600 x 1000 screen (issue 25)
+        top, self.tabs, pages = tab_pages(self, list(TABS))
+        top.addWidget(QLabel("image"))
+        top.addWidget(self.image_combo)
+        pages["Model"].addWidget(self.model_panel)
         from napari_devosam._qt.series_panel import SeriesPanel  # issue 14
 
         self.series_panel = SeriesPanel(self)
-        layout.addWidget(self.series_panel)
-        build_controls(self, layout)
-        # --- issue 12: "Segment all" automatic proposals ---
-        from napari_devosam._qt.segment_all_panel import SegmentAllPanel
+        pages["Series"].addWidget(self.series_panel)
+        build_controls(self, pages["Annotate"], pages["Keys"])
+        from napari_devosam._qt.segment_all_panel import SegmentAllPanel  # issue 12
 
         self.segment_all_panel = SegmentAllPanel(self)
-        layout.addWidget(self.segment_all_panel)
-        # --- end issue 12 ---
+        pages["Segment all"].addWidget(self.segment_all_panel)
         from napari_devosam._qt.propagate_panel import PropagatePanel  # issue 11
 
         self.propagate_panel = PropagatePanel(self)
-        layout.addWidget(self.propagate_panel)
-        layout.addWidget(self.status_label)
-        layout.addStretch(1)
+        pages["Propagate"].addWidget(self.propagate_panel)
+        for page in pages.values():
+            page.addStretch(1)
+        fit_tab_width(self.tabs)
+        self.layout().addWidget(self.status_label)
 
-        self.viewer.layers.events.inserted.connect(self._refresh_image_choices)
-        self.viewer.layers.events.removed.connect(self._on_layer_removed)
-        self.viewer.layers.events.renamed.connect(self._refresh_image_choices)
         self.viewer.dims.events.current_step.connect(self._on_plane_change)
         self.destroyed.connect(partial(unbind_viewer, self.viewer, self._viewer_keys))
-        self._refresh_image_choices()
+        self.images.follow(self.viewer)
         if sam is not None:
             self.set_model(sam, "injected model")
         elif autoload and self.model_panel.available_offline():
@@ -140,6 +143,11 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
         return self.store_ops.store
 
     @property
+    def delete_mode(self) -> bool:
+        """Whether a click on a committed object deletes it."""
+        return self.delete_tool.on
+
+    @property
     def current_plane(self) -> tuple[int, ...] | None:
         """Leading indices of the plane shown for the annotated image (``()`` for 2D)."""
         if self.state is None or self.image_layer not in self.viewer.layers:
@@ -153,6 +161,10 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
         hi = np.asarray(self.state.shape[:n]) - 1
         return tuple(int(i) for i in np.clip(np.round(pos), 0, hi))
 
+    def show_tab(self, title: str) -> None:
+        """Bring the tab ``title`` (one of ``TABS``) to the front."""
+        self.tabs.setCurrentIndex(TABS.index(title))
+
     def showEvent(self, event):  # noqa: N802 - Qt's name
         """Docked: napari's canvas just shrank; fit the image in it again (once)."""
         super().showEvent(event)
@@ -161,36 +173,6 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
             QTimer.singleShot(0, self.viewer.reset_view)
 
     # -- image ----------------------------------------------------------------------------
-    def _image_layers(self):
-        from napari.layers import Image
-
-        return [ly for ly in self.viewer.layers if isinstance(ly, Image) and not ly.multiscale]
-
-    def _refresh_image_choices(self, event=None, auto: bool = True):
-        layers = self._image_layers()
-        self.image_combo.blockSignals(True)
-        self.image_combo.clear()
-        self.image_combo.addItems([ly.name for ly in layers])
-        if self.image_layer in layers:
-            self.image_combo.setCurrentIndex(layers.index(self.image_layer))
-        self.image_combo.blockSignals(False)
-        if auto and self.image_layer is None and layers:
-            active = self.viewer.layers.selection.active
-            self.set_image_layer(active if active in layers else layers[-1])
-
-    def _on_image_choice(self, index: int):
-        layers = self._image_layers()
-        if 0 <= index < len(layers) and layers[index] is not self.image_layer:
-            self.set_image_layer(layers[index])
-
-    def _on_layer_removed(self, event):
-        if event.value is self.image_layer:
-            self._detach()
-        # a removed gray view is not re-created behind the user's back (nor while napari
-        # clears all layers on close); the combo still offers its source
-        gray_view = event.value.name.endswith(GRAY_SUFFIX)
-        self._refresh_image_choices(auto=not gray_view)
-
     def set_image_layer(self, layer) -> None:
         """Annotate napari image layer ``layer``: add its four layers, open its store.
 
@@ -218,8 +200,8 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
         follow_transform(layer, self.layers)
         self.viewer.reset_view()  # the whole image in view, whatever the dock took
         for prompt_layer in (self.layers.boxes, self.layers.points):
-            prompt_layer.events.data.connect(self._on_prompt_event)
-        self.layers.objects.mouse_drag_callbacks.append(self._on_objects_click)
+            prompt_layer.events.data.connect(self.prompt_loop.on_prompt_event)
+        self.layers.objects.mouse_drag_callbacks.append(self.delete_tool.on_objects_click)
         self.store_ops.watch(self.layers.objects)  # brush/eraser/fill strokes are saved
         # whoever calls the layer's own undo/redo (napari's key binding, a script, another
         # plugin) steps the store's stack: napari's would change pixels the store never sees
@@ -227,7 +209,7 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
         self.layers.objects.redo = self.redo
         self._viewer_keys[:] = bind_shortcuts(self, self.viewer, self.layers.as_dict())
         self.viewer.layers.selection.active = self.layers.boxes
-        self._refresh_image_choices()
+        self.images.refresh()
         self._reset_embeddings()
 
     def _detach(self) -> None:
@@ -336,42 +318,58 @@ class AnnotatorWidget(AnnotatorActions, QWidget):
     def previous_image(self) -> None:
         self.series_panel.previous_image()
 
-    # -- prompts --------------------------------------------------------------------------
+    # -- what the buttons and shortcuts call -----------------------------------------------
+    def commit(self) -> None:
+        """Commit this plane's current object(s) to the store; the plane's prompts clear."""
+        self.prompt_loop.commit()
+
+    def clear_prompts(self) -> None:
+        """Remove the current plane's boxes and points and its current object(s)."""
+        self.prompt_loop.clear()
+
+    def next_candidate(self) -> None:
+        """Show SAM's next candidate mask for the single ambiguous prompt of this plane."""
+        self.prompt_loop.next_candidate()
+
+    def toggle_point_kind(self) -> None:
+        """Switch new points between positive and negative."""
+        self.prompt_loop.toggle_point_kind()
+
+    def undo(self) -> None:
+        """Undo the last commit, delete or correction (object level)."""
+        self.store_ops.undo()
+
+    def redo(self) -> None:
+        self.store_ops.redo()
+
+    def delete_object(self, object_id: int) -> None:
+        self.store_ops.delete(object_id)
+
+    def toggle_delete_mode(self) -> None:
+        """In delete mode a click on a committed object deletes it."""
+        self.delete_tool.toggle()
+
+    def export(self, out_dir):
+        """Export the committed objects as a training bundle in ``out_dir`` (a worker)."""
+        return self.store_ops.export(out_dir)
+
+    def wait_for_store(self) -> None:
+        """Block until every store change submitted so far is on disk."""
+        self.jobs.wait()
+
+    # -- prompts, status ------------------------------------------------------------------
     def _on_plane_change(self, event=None) -> None:
         if self.current_plane is None:
             return
         if self.delete_mode:
             self.toggle_delete_mode()
         self._request_embedding()
-        self._update_prompts()
+        self.prompt_loop.update()
 
-    def _on_prompt_event(self, event) -> None:
-        if self._muted:
-            return
-        if str(getattr(event, "action", "changed")) in ANSWER_ACTIONS:
-            self._update_prompts()
+    def _refresh_current(self) -> None:
+        """Show the state's current objects (the panels call it after changing the state)."""
+        self.prompt_loop.refresh_current()
 
-    def _update_prompts(self) -> None:
-        plane = self.current_plane
-        if plane is None:
-            return
-        changed, dropped = False, []
-        planes = {plane} | set(self.state.prompts) | planes_with_prompts(self.layers,
-                                                                         self.state.n_lead)
-        for p in sorted(planes, key=lambda q: q != plane):
-            try:
-                self.state.check_plane(p)
-                changed |= self.state.update_prompts(p, prompts_on_plane(self.layers, p))
-                dropped += self.state.dropped
-            except ValueError as exc:  # a plane outside the image; the others go on
-                dropped.append(f"prompt dropped: {exc}")
-                changed = True
-        self._tell_dropped(dropped)
-        if changed:
-            self._refresh_current()
-        self._update_status()
-
-    # -- status ---------------------------------------------------------------------------
     def _update_status(self) -> None:
         from napari_devosam._qt.annotator_controls import status_text
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def add_image_file(viewer, path: str | os.PathLike, data=None):
-    """Add the pixels of ``path`` (read with ``batch.inputs.read_any`` unless ``data`` is given)
+    """Add the pixels of ``path`` (read with ``io.read.read_image`` unless ``data`` is given)
     as an image layer named after the file, whose ``source.path`` is the file. Returns the layer.
 
     Raises ``OSError`` / ``ValueError`` when the file cannot be read (nothing is added then).
@@ -17,9 +17,9 @@ def add_image_file(viewer, path: str | os.PathLike, data=None):
 
     path = Path(path).expanduser().absolute()
     if data is None:
-        from napari_devosam.batch.inputs import read_any
+        from napari_devosam.io.read import read_image
 
-        data = read_any(path)
+        data = read_image(path)
     name = path.name[: -len(path.suffix)] if path.suffix else path.name
     with layer_source(path=str(path)):
         return viewer.add_image(data, name=name)

@@ -2,7 +2,9 @@
 
 Loading runs in a napari ``thread_worker`` (a download shows its progress in napari's
 activity dock and can be cancelled there); failures become napari notifications.
-``DEVOSAM_CHECKPOINT`` and ``DEVOSAM_DEVICE`` preset the choices.
+The model preset is the one default rule (``models.defaults.default_model``:
+``DEVOSAM_CHECKPOINT``, else the best cached official checkpoint, else the bundled model),
+shown under the choice with its reason; ``DEVOSAM_DEVICE`` presets the device.
 """
 
 from __future__ import annotations
@@ -25,14 +27,25 @@ from qtpy.QtWidgets import (
 )
 
 from napari_devosam._qt.workers import create_job
-from napari_devosam.models.download import CHECKPOINT_ENV
-from napari_devosam.models.registry import MODEL_NAMES, is_bundled
+from napari_devosam.models.registry import (
+    BUNDLED,
+    MODEL_NAMES,
+    canonical_name,
+    is_bundled,
+    recommended_bundled,
+)
 
 CHECKPOINT_CHOICE = "checkpoint file"
-BUNDLED_CHOICE = "embryo_tiny"  # shipped in the package: works offline, from the first start
-DEMO_CHOICE = BUNDLED_CHOICE  # "demo" is an alias of the bundled model
+BUNDLED_CHOICE = recommended_bundled()  # shipped in the package: offline, from the first start
+DEMO_CHOICE = canonical_name("demo")  # "demo" is an alias of a bundled model
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16")
+
+
+def bundled_choices() -> list[str]:
+    """The bundled models offered: the recommended one first, then the others by name."""
+    first = recommended_bundled()
+    return [first, *(n for n in BUNDLED if n != canonical_name(first))]
 
 
 def _load_job(choice: str, path: str, device: str, precision: str = "fp32"):
@@ -43,9 +56,9 @@ def _load_job(choice: str, path: str, device: str, precision: str = "fp32"):
     from napari_devosam.models.identity import architecture_name
     from napari_devosam.models.loading import iter_load_model
 
-    if choice == BUNDLED_CHOICE:
+    if is_bundled(choice):
         sam = yield from iter_load_model(choice, device, precision=precision)
-        desc = "embryo_tiny, bundled, trained on synthetic embryos"
+        desc = f"{choice}, bundled"
     elif choice == CHECKPOINT_CHOICE:
         if not path:
             raise ValueError("choose a checkpoint file first")
@@ -53,7 +66,8 @@ def _load_job(choice: str, path: str, device: str, precision: str = "fp32"):
         desc = f"{architecture_name(sam)} from {Path(path).name}"
     else:
         sam = yield from iter_load_model(choice, device, precision=precision)
-        desc = architecture_name(sam)
+        arch = architecture_name(sam)
+        desc = choice if arch == choice else f"{choice} ({arch})"
     where = sam.device.type + (", bf16 encoder" if precision == "bf16" else "")
     return sam, f"{desc} ({where})"
 
@@ -70,7 +84,9 @@ class ModelPanel(QGroupBox):
         self._worker = None
         self._bar = None
         self.model_combo = QComboBox()
-        self.model_combo.addItems([*MODEL_NAMES, BUNDLED_CHOICE, CHECKPOINT_CHOICE])
+        self.model_combo.addItems([*MODEL_NAMES, *bundled_choices(), CHECKPOINT_CHOICE])
+        self.default_label = QLabel()  # which model the default rule chose, and why
+        self.default_label.setWordWrap(True)
         self.path_edit = QLineEdit()
         self.path_edit.setPlaceholderText("checkpoint .pth / .safetensors")
         browse = QPushButton("...")
@@ -112,19 +128,16 @@ class ModelPanel(QGroupBox):
         grid.addLayout(drow, 4, 0, 1, 4)
         layout = QVBoxLayout(self)
         layout.addLayout(grid)
+        layout.addWidget(self.default_label)
         layout.addWidget(self.active_label)
         self._apply_environment()
 
     def _apply_environment(self) -> None:
-        ckpt = os.environ.get(CHECKPOINT_ENV, "").strip()
-        if ckpt:
-            self.model_combo.setCurrentText(CHECKPOINT_CHOICE)
-            self.path_edit.setText(ckpt)
-        else:  # the first cached official model, else the bundled one: real masks offline
-            from napari_devosam.models.download import is_cached
+        from napari_devosam.models.defaults import default_model
 
-            cached = [name for name in MODEL_NAMES if is_cached(name)]
-            self.model_combo.setCurrentText(cached[0] if cached else BUNDLED_CHOICE)
+        rule = default_model()  # never a download: real masks offline from the first start
+        self.select(rule.model)
+        self.default_label.setText(f"default {rule.describe()}")
         device = os.environ.get("DEVOSAM_DEVICE", "").strip().lower()
         if device:
             base = device.split(":")[0]
@@ -145,7 +158,7 @@ class ModelPanel(QGroupBox):
     def available_offline(self) -> bool:
         """True when the chosen model needs no download (a local file or a cached one)."""
         choice = self.model_combo.currentText()
-        if choice == BUNDLED_CHOICE:
+        if is_bundled(choice):
             return True
         if choice == CHECKPOINT_CHOICE:
             return Path(self.path_edit.text()).expanduser().is_file()
@@ -163,7 +176,8 @@ class ModelPanel(QGroupBox):
             if model in MODEL_NAMES:
                 self.model_combo.setCurrentText(model)
             elif is_bundled(model):
-                self.model_combo.setCurrentText(BUNDLED_CHOICE)
+                same = [c for c in bundled_choices() if canonical_name(c) == canonical_name(model)]
+                self.model_combo.setCurrentText(model if model in same else same[0])
             else:
                 self.model_combo.setCurrentText(CHECKPOINT_CHOICE)
                 self.path_edit.setText(str(model))

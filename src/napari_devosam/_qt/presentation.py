@@ -4,6 +4,10 @@
 (the fine-tune widget, the annotator with its panels) never makes napari's window taller
 than the screen; its bottom buttons stay reachable by scrolling.
 
+``tab_pages(widget, titles)``: the annotator's dock as tabs (each page scrolls on its own), so
+its main actions fit a 1600 x 1000 screen; ``fill_screen(viewer)``: the window takes the
+screen's available area.
+
 ``error_text(exc, what)``: a napari notification shows its first line only until expanded,
 so the first line says what to do *in the widget*; the core's message (written for the API
 and the CLI) follows as details.
@@ -12,9 +16,11 @@ and the CLI) follows as details.
 from __future__ import annotations
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFrame, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
-BUNDLED_MODEL = "embryo_tiny"
+from napari_devosam.models.registry import recommended_bundled
+
+BUNDLED_MODEL = recommended_bundled()
 
 
 def scroll_layout(widget: QWidget) -> QVBoxLayout:
@@ -30,6 +36,61 @@ def scroll_layout(widget: QWidget) -> QVBoxLayout:
     outer.addWidget(area)
     widget.scroll_area = area
     return QVBoxLayout(content)
+
+
+def _scroll_page(parent: QWidget) -> tuple[QScrollArea, QVBoxLayout]:
+    area = QScrollArea(parent)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    content = QWidget(area)
+    area.setWidget(content)
+    return area, QVBoxLayout(content)
+
+
+def tab_pages(widget: QWidget, titles: list[str]) -> tuple[QVBoxLayout, QTabWidget, dict]:
+    """Give ``widget`` a layout ``top`` (always shown), then tabs named ``titles`` whose pages
+    scroll on their own. Returns ``(top, tabs, pages)``: ``pages[title]`` is the layout of
+    that page; ``widget.tabs`` is the tab widget. Call ``fit_tab_width(tabs)`` once the pages
+    are filled, so that no page is cut at the dock's right edge."""
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(2, 2, 2, 2)
+    top = QVBoxLayout()
+    outer.addLayout(top)
+    tabs = QTabWidget(widget)
+    tabs.setUsesScrollButtons(True)
+    pages = {}
+    for title in titles:
+        area, layout = _scroll_page(tabs)
+        tabs.addTab(area, title)
+        pages[title] = layout
+    outer.addWidget(tabs, 1)
+    widget.tabs = tabs
+    return top, tabs, pages
+
+
+def fit_tab_width(tabs: QTabWidget) -> None:
+    """Make the tabs at least as wide as their widest page needs (plus a scroll bar)."""
+    need = 0
+    for i in range(tabs.count()):
+        area = tabs.widget(i)
+        need = max(need, area.widget().minimumSizeHint().width()
+                   + area.verticalScrollBar().sizeHint().width())
+    tabs.setMinimumWidth(need + 4)
+
+
+def fill_screen(viewer) -> None:
+    """Size napari's window to the screen's available area and maximise it (a window
+    manager may keep a smaller one; then it still covers the screen)."""
+    window = viewer.window._qt_window
+    screen = window.screen() if hasattr(window, "screen") else None
+    if screen is None:
+        from qtpy.QtWidgets import QApplication
+
+        screen = QApplication.primaryScreen()
+    if screen is not None:
+        window.setGeometry(screen.availableGeometry())
+    window.showMaximized()
 
 
 def _original(exc: BaseException) -> BaseException:

@@ -23,8 +23,8 @@ def export_tracks(w, folder, has_axis: bool, axis: int, along_z: bool, button) -
     (``tracking.store_tracks.export_store_tracks``); ``button`` is disabled meanwhile. A
     notification says what was written, or why nothing was. False when it could not start
     (no stack or store, or ``folder`` would overwrite the image file)."""
-    from napari_devosam.tracking.export import check_result_folder, writes_name
     from napari_devosam.tracking.store_tracks import export_store_tracks
+    from napari_devosam.tracking.track_files import check_result_folder, writes_name
     from napari_devosam.utils.paths import output_folder
 
     if w.store is None or not has_axis or w.current_plane is None:

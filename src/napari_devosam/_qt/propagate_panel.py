@@ -3,12 +3,14 @@
 A run goes through three threads, and the GUI thread only updates layers:
 
 1. the store thread (``SerialJobs``) checks the seeds and copies the line of planes the run
-   reads (``propagate_job.prepare``);
-2. a napari worker runs ``tracking.store_tracks.propagate_in_store`` on that copy, with a bar
+   reads (``tracking.store_run.prepare_store_run`` of the panel's ``TrackingRequest``);
+2. a napari worker runs it on that copy (``tracking.store_run.run_in_store``), with a bar
    in the activity dock and Cancel; the next plane's embedding is computed in a second thread
-   while the current plane decodes (``PrefetchingEmbeddings``, through the annotator's cache);
-3. the store thread applies the finished plan as one undo step (``apply_plan``); the
-   ``objects`` layer, the ``tracks`` layer and the review list follow.
+   while the current plane decodes (``tracking.prefetch.PrefetchingEmbeddings``, through the
+   annotator's cache);
+3. the store thread applies the finished plan as one undo step
+   (``tracking.store_run.apply_and_review``); the ``objects`` layer, the ``tracks`` layer and
+   the review list follow.
 
 Cancel (before step 3) leaves the store exactly as it was. "Propagate from here" recomputes
 the selected object's track (and its daughters) beyond its plane, e.g. after a correction;
@@ -34,20 +36,21 @@ from qtpy.QtWidgets import (
     QSpinBox,
 )
 
+from napari_devosam._qt.lineage_dock import open_lineage_dock
+from napari_devosam._qt.lineage_model import LineageModel
 from napari_devosam._qt.propagate_export import export_tracks, nothing_added
 from napari_devosam._qt.propagate_form import ParamsForm
-from napari_devosam._qt.propagate_job import (
-    PrefetchingEmbeddings,
-    Request,
-    apply_and_review,
-    prepare,
-    propagation_job,
-    tracks_data,
-    visiting_order,
-)
-from napari_devosam._qt.propagate_view import go_to_plane, show_tracks
+from napari_devosam._qt.propagate_view import color_tracks, go_to_plane, show_tracks
 from napari_devosam._qt.workers import create_job
-from napari_devosam.tracking.propagate import DIRECTIONS
+from napari_devosam.tracking.prefetch import PrefetchingEmbeddings
+from napari_devosam.tracking.request import TrackingRequest
+from napari_devosam.tracking.route import DIRECTIONS
+from napari_devosam.tracking.store_run import (
+    apply_and_review,
+    prepare_store_run,
+    run_in_store,
+    tracks_data,
+)
 
 
 class PropagatePanel(QGroupBox):
@@ -68,6 +71,8 @@ class PropagatePanel(QGroupBox):
         self._tracks_pending = self._tracks_dirty = False
         self._build()
         w.store_changed.connect(self._on_store_changed)
+        self.lineage = LineageModel(w, lambda: self.axis_combo.currentData() or 0, self)
+        self.lineage.changed.connect(lambda data: color_tracks(w.viewer, data.colors))
         self._set_busy(False)
 
     def _build(self) -> None:
@@ -85,6 +90,9 @@ class PropagatePanel(QGroupBox):
         self.export_button = QPushButton("Export tracks (CTC)...")
         self.export_button.setToolTip("Write the committed tracks of this line of planes as "
                                       "they are: maskNNN.tif + res_track.txt and tracks.csv")
+        self.lineage_button = QPushButton("Lineage...")
+        self.lineage_button.setToolTip("Show the lineage tree: jump to a track, fix divisions "
+                                       "and identities")
         self.progress = QProgressBar()
         self.message, self.selected_label = QLabel(), QLabel("selected: none")
         self.message.setWordWrap(True)
@@ -105,12 +113,14 @@ class PropagatePanel(QGroupBox):
         grid.addWidget(self.message, 8, 0, 1, 2)
         grid.addWidget(QLabel("to review (click: go there)"), 9, 0, 1, 2)
         grid.addWidget(self.review_list, 10, 0, 1, 2)
-        grid.addWidget(self.export_button, 11, 0, 1, 2)
+        grid.addWidget(self.export_button, 11, 0)
+        grid.addWidget(self.lineage_button, 11, 1)
         self.axis_combo.currentIndexChanged.connect(self._axis_changed)
         self.run_button.clicked.connect(lambda *_: self.run())
         self.redo_button.clicked.connect(lambda *_: self.propagate_from_here())
         self.cancel_button.clicked.connect(lambda *_: self.cancel())
         self.export_button.clicked.connect(lambda *_: self._choose_export_folder())
+        self.lineage_button.clicked.connect(lambda *_: open_lineage_dock(self.w))
         self.review_list.itemClicked.connect(
             lambda item: self.jump(self.review_list.row(item)))
 
@@ -184,7 +194,7 @@ class PropagatePanel(QGroupBox):
         self._set_busy(False)
         self.run_finished.emit()
 
-    def _request(self, selected=None) -> Request | None:
+    def _request(self, selected=None) -> TrackingRequest | None:
         """The run the controls describe, or None (after a notification) when impossible."""
         w, lead = self.w, self.lead
         if w.predictor is None or w.state is None or w.store is None:
@@ -211,8 +221,10 @@ class PropagatePanel(QGroupBox):
             show_warning(f"The range {bounds[0]}..{bounds[1]} is empty: 'from' must not be "
                          "after 'to'.")
             return None
-        return Request(w.current_plane, axis, self.direction_combo.currentText(), bounds,
-                       params, selected)
+        shape = tuple(w.state.shape[:len(lead) + 2])  # leading axes, (H, W)
+        return TrackingRequest(shape, w.current_plane, axis,
+                               self.direction_combo.currentText(), bounds, params,
+                               selected=selected, along_z=self.axis_combo.currentText() == "Z")
 
     def run(self) -> bool:
         """Propagate the committed objects of the plane shown; True when a run started."""
@@ -226,18 +238,18 @@ class PropagatePanel(QGroupBox):
             return False
         return self._start(self._request(self.selected))
 
-    def _start(self, request: Request | None) -> bool:
+    def _start(self, request: TrackingRequest | None) -> bool:
         if request is None or self.busy:
             return False
         token = self._token = object()
         self._set_busy(True)
         self.progress.setRange(0, 0)
         self.message.setText("reading the committed objects ...")
-        self.w.jobs.submit(prepare, self.w.store, request,
-                           on_done=lambda res, err: self._prepared(token, request, res, err))
+        self.w.jobs.submit(prepare_store_run, self.w.store, request,
+                           on_done=lambda res, err: self._prepared(token, res, err))
         return True
 
-    def _prepared(self, token, request, result, error) -> None:
+    def _prepared(self, token, run, error) -> None:
         w = self.w
         if token is not self._token or w.sam is None or w.image_layer is None:
             self.message.setText("cancelled: nothing was changed")
@@ -246,20 +258,17 @@ class PropagatePanel(QGroupBox):
             show_warning(f"Cannot propagate: {error}")
             self.message.setText("")
             return self._idle()
-        store, plane, ids, snapshot = result
-        order = visiting_order(store.shape, plane, request)
+        order = run.order
         if not order:
             show_info("Nothing to propagate: no plane lies in that direction within the range.")
             return self._idle()
         image = w.image_layer.data
         self.embeddings = PrefetchingEmbeddings(w.sam, image, order, w.cache,
                                                 w.predictor.normalization)
-        worker = create_job(propagation_job, w.sam, image, snapshot, plane, ids, request,
-                            self.embeddings,
+        worker = create_job(run_in_store, w.sam, image, run, self.embeddings,
                             progress={"total": len(order), "desc": "Propagating objects"})
         worker.yielded.connect(self._on_progress)
-        worker.returned.connect(
-            lambda plan: self._on_plan(token, store, plane, request.axis, plan))
+        worker.returned.connect(lambda plan: self._on_plan(token, run, plan))
         worker.errored.connect(lambda exc: self._failed(token, exc))
         worker.finished.connect(lambda wk=worker: self._worker_finished(wk))
         self.worker = worker
@@ -298,7 +307,7 @@ class PropagatePanel(QGroupBox):
                 self.message.setText("cancelled: nothing was changed")  # here or in the dock
             self._idle()
 
-    def _on_plan(self, token, store, plane, axis, plan) -> None:
+    def _on_plan(self, token, run, plan) -> None:
         w = self.w
         if token is not self._token or plan is None:
             return
@@ -306,8 +315,9 @@ class PropagatePanel(QGroupBox):
         self.message.setText("saving ...")
         info = {"model": w._model_text, "decoder": w._decoder_text}
         w.store_ops._submit(
-            "Propagation", apply_and_review, store, plan, info,
-            on_result=lambda res: self._applied(plan, plane, axis, res),
+            "Propagation", apply_and_review, run, plan, info,
+            on_result=lambda res: self._applied(plan, run.request.plane, run.request.axis,
+                                                res),
             on_error=self._apply_failed)
 
     def _apply_failed(self, error) -> None:
@@ -387,7 +397,8 @@ class PropagatePanel(QGroupBox):
         if error is not None or layers is not w.layers or result is None:
             return None
         data, graph, existing = result
-        show_tracks(w.viewer, w.image_layer, data, graph, plane, axis)
+        show_tracks(w.viewer, w.image_layer, data, graph, plane, axis,
+                    self.lineage.data.colors)
         kept = [e for e in self.entries if e.object_id in existing]
         if len(kept) != len(self.entries):  # an undo took their objects away
             self._set_entries(kept)

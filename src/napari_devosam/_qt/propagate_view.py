@@ -26,8 +26,33 @@ def tracks_layout(data: np.ndarray, plane: tuple, axis: int, image_layer):
     return data, scale[-(data.shape[1] - 1):], translate[-(data.shape[1] - 1):]
 
 
-def show_tracks(viewer, image_layer, data, graph, plane: tuple, axis: int):
-    """Create or update the ``tracks`` layer; remove it when ``data`` is None (no object)."""
+def color_tracks(viewer, colors: dict | None) -> None:
+    """Colour the ``tracks`` layer by track: ``colors`` ``{track: (r, g, b)}``
+    (``lineage_colors.track_colors``); nothing happens without the layer or colours.
+
+    napari colours tracks through a property and a colormap: the property ``lineage`` holds
+    each vertex's colour index (centred in its bin) and a step colormap maps it back."""
+    from napari.utils.colormaps import Colormap
+
+    from napari_devosam._qt.lineage_colors import rgba_array
+
+    layer = viewer.layers[TRACKS] if TRACKS in viewer.layers else None  # noqa: SIM401
+    if layer is None or not colors or not len(layer.data):
+        return
+    ids = layer.data[:, 0].astype(np.int64)
+    tracks = np.unique(ids)
+    n = len(tracks)
+    index = (np.searchsorted(tracks, ids) + 0.5) / n
+    cmap = Colormap(rgba_array(colors, tracks), controls=np.linspace(0.0, 1.0, n + 1),
+                    interpolation="zero", name="devosam lineage")
+    layer.properties = {"track_id": ids, "lineage": index}
+    layer.colormaps_dict = {"lineage": cmap}
+    layer.color_by = "lineage"
+
+
+def show_tracks(viewer, image_layer, data, graph, plane: tuple, axis: int, colors=None):
+    """Create or update the ``tracks`` layer; remove it when ``data`` is None (no object).
+    ``colors``: ``{track: (r, g, b)}`` to colour it by track (``color_tracks``)."""
     layer = viewer.layers[TRACKS] if TRACKS in viewer.layers else None  # noqa: SIM401
     if data is None or image_layer is None:
         if layer is not None:
@@ -45,10 +70,12 @@ def show_tracks(viewer, image_layer, data, graph, plane: tuple, axis: int):
         viewer.layers.selection.clear()  # adding a layer selects it: give the focus back
         viewer.layers.selection.update(selection)
         viewer.layers.selection.active = active
+        color_tracks(viewer, colors)
         return layer
     layer.scale, layer.translate = scale, translate
     layer.data = data  # resets the graph
     layer.graph = graph
+    color_tracks(viewer, colors)
     return layer
 
 

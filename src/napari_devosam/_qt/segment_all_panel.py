@@ -17,6 +17,7 @@ import numpy as np
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
     QGridLayout,
     QGroupBox,
     QLabel,
@@ -28,10 +29,11 @@ from napari_devosam._qt.workers import reported
 from napari_devosam.utils.text import count
 
 
-def _job(image, planes, model, mode, stain):
+def _job(image, planes, model, mode, stain, diameter=None):
     from napari_devosam.automatic.core import iter_segment_stack
 
-    return (yield from iter_segment_stack(image, model, planes, mode=mode, stain=stain))
+    return (yield from iter_segment_stack(image, model, planes, mode=mode, stain=stain,
+                                          diameter=diameter))
 
 
 class SegmentAllPanel(QGroupBox):
@@ -47,6 +49,13 @@ class SegmentAllPanel(QGroupBox):
         self.mode_combo, self.stain_combo = QComboBox(), QComboBox()
         self.mode_combo.addItems(list(MODES))
         self.stain_combo.addItems(list(STAINS[::-1]))  # auto first
+        self.diameter_spin = QDoubleSpinBox()  # 0: estimated from the image
+        self.diameter_spin.setRange(0.0, 2000.0)
+        self.diameter_spin.setDecimals(0)
+        self.diameter_spin.setSuffix(" px")
+        self.diameter_spin.setSpecialValueText("auto")
+        self.diameter_spin.setToolTip("cell (membrane) or nucleus (nuclear stain) diameter; "
+                                      "auto: estimated from each plane")
         self.plane_button = QPushButton("Segment this plane")
         self.all_button = QPushButton("Segment all planes")
         self.cancel_button = QPushButton("Cancel")
@@ -59,11 +68,12 @@ class SegmentAllPanel(QGroupBox):
         grid = QGridLayout(self)
         for row, widgets in enumerate([
             (QLabel("mode"), self.mode_combo), (QLabel("stain"), self.stain_combo),
-            (self.plane_button, self.all_button), (self.progress, self.cancel_button),
+            (QLabel("diameter"), self.diameter_spin), (self.plane_button, self.all_button),
+            (self.progress, self.cancel_button),
             (self.remove_button, self.commit_button)]):
             for col, widget in enumerate(widgets):
                 grid.addWidget(widget, row, col)
-        grid.addWidget(self.message, 5, 0, 1, 2)
+        grid.addWidget(self.message, 6, 0, 1, 2)
         self.plane_button.clicked.connect(lambda: self.run(all_planes=False))
         self.all_button.clicked.connect(lambda: self.run(all_planes=True))
         self.cancel_button.clicked.connect(self.cancel)
@@ -101,7 +111,8 @@ class SegmentAllPanel(QGroupBox):
                                 normalization=w.predictor.normalization)
         worker = create_worker(
             reported(_job), data, planes, model, self.mode_combo.currentText(),
-            self.stain_combo.currentText(), _start_thread=False, _ignore_errors=True,
+            self.stain_combo.currentText(), self.diameter_spin.value() or None,
+            _start_thread=False, _ignore_errors=True,
             _progress={"total": 0, "desc": "Segment all"})
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda res, st=w.state: self._on_results(res, st))
@@ -153,7 +164,11 @@ class SegmentAllPanel(QGroupBox):
                 f"{count(len(results) - len(skipped), 'plane')}")
         if skipped:
             text += f"; {count(len(skipped), 'plane')} with current objects left alone"
-        self.message.setText("; ".join([text, *notes[:3]]))
+        from napari_devosam.automatic.core import summary_lines
+
+        used = [line.replace("--stain", "the stain box").replace("--diameter", "the diameter box")
+                for line in summary_lines(results)]
+        self.message.setText("; ".join([text, *used, *notes[:3]]))
 
     # -- correcting and committing ----------------------------------------------------------
     def _remove_mode(self, on: bool) -> None:

@@ -47,11 +47,11 @@ def _read_job(candidates):
     """The pixels of the first readable ``(index, path)`` of ``candidates``: returns
     ``(index, path, data)``, or None when none can be read; yields ``(path, message)`` for
     each one skipped."""
-    from napari_devosam.batch.inputs import read_any
+    from napari_devosam.io.read import read_image
 
     for index, path in candidates:
         try:
-            return index, path, read_any(path)
+            return index, path, read_image(path)
         except (OSError, ValueError, TypeError, RuntimeError, ImportError) as exc:
             yield path, str(exc)
     return None

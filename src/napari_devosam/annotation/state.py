@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from napari_devosam.engine.coords import mask_within_box, normalise_box, usable_prompts
+from napari_devosam.engine.stacks import PlaneIndex
 from napari_devosam.utils.text import plane_name
-
-Plane = tuple[int, ...]
 
 
 @dataclass
@@ -93,7 +92,7 @@ class PlaneResult:
         return 0 if self.candidates is None else len(self.candidates)
 
 
-def plane_prompts_from_layer_data(box_vertices, point_coords, point_labels, plane: Plane
+def plane_prompts_from_layer_data(box_vertices, point_coords, point_labels, plane: PlaneIndex
                                   ) -> PlanePrompts:
     """Select the prompts drawn on ``plane`` from full-dimensional layer data.
 
@@ -174,15 +173,15 @@ class AnnotatorState:
         self.n_lead = len(self.shape) - 2
         self.predictor = predictor
         self.current_labels = np.zeros(self.shape, dtype=np.uint16)
-        self.prompts: dict[Plane, PlanePrompts] = {}
-        self.results: dict[Plane, PlaneResult] = {}
-        self.ready_plane: Plane | None = None
+        self.prompts: dict[PlaneIndex, PlanePrompts] = {}
+        self.results: dict[PlaneIndex, PlaneResult] = {}
+        self.ready_plane: PlaneIndex | None = None
         self.dropped: list[str] = []  # prompts the last update_prompts dropped, and why
-        self._extent: dict[Plane, tuple[int, int, int, int]] = {}
-        self._dirty: dict[Plane, tuple[int, int, int, int]] | None = {}
+        self._extent: dict[PlaneIndex, tuple[int, int, int, int]] = {}
+        self._dirty: dict[PlaneIndex, tuple[int, int, int, int]] | None = {}
 
     # -- planes and embeddings ------------------------------------------------------------
-    def check_plane(self, plane) -> Plane:
+    def check_plane(self, plane) -> PlaneIndex:
         plane = tuple(int(i) for i in plane)
         if len(plane) != self.n_lead or any(not 0 <= i < s for i, s in zip(plane, self.shape,
                                                                           strict=False)):
@@ -237,7 +236,7 @@ class AnnotatorState:
             return False
         return self._recompute(plane, prompts)
 
-    def _recompute(self, plane: Plane, prompts: PlanePrompts) -> bool:
+    def _recompute(self, plane: PlaneIndex, prompts: PlanePrompts) -> bool:
         if self.predictor is None:
             return False
         if prompts.empty:
@@ -301,7 +300,7 @@ class AnnotatorState:
                        for i, b in enumerate(boxes)]
         return PlaneResult(prompts, masks, scores, prompts_out)
 
-    def _paint(self, plane: Plane) -> None:
+    def _paint(self, plane: PlaneIndex) -> None:
         out = self.current_labels[plane]
         out[...] = 0
         result = self.results.get(plane)
@@ -317,7 +316,7 @@ class AnnotatorState:
         if self._dirty is not None:
             self._dirty[plane] = _union(self._dirty.get(plane, (0, 0, 0, 0)), _union(old, extent))
 
-    def take_changed_regions(self) -> dict[Plane, tuple[int, int, int, int]] | None:
+    def take_changed_regions(self) -> dict[PlaneIndex, tuple[int, int, int, int]] | None:
         """Where ``current_labels`` changed since the last call: ``{plane: (row0, row1, col0,
         col1)}`` (half-open boxes; planes not listed did not change), or None when unknown
         (treat everything as changed). Lets a viewer update only that part of the display."""
@@ -377,12 +376,12 @@ class AnnotatorState:
         self._forget(plane)
         return changed
 
-    def _forget(self, plane: Plane) -> None:
+    def _forget(self, plane: PlaneIndex) -> None:
         self.current_labels[plane] = 0
         self._extent.pop(plane, None)
         self._dirty = None
 
-    def recompute_all(self) -> list[Plane]:
+    def recompute_all(self) -> list[PlaneIndex]:
         """After a decoder change: drop every result; recompute the ready plane's.
 
         Returns the planes whose labels changed.

@@ -4,7 +4,8 @@ Modes (``MODES``): ``"seeded"`` (default): seeds from the stain (``seeds.py``: m
 interiors or nuclei blobs; ``stain="auto"`` decides, rule in ``seeds.py``), one prompt each,
 decoded in batches (``seeded.py``); ``"grid"``: SAM's automatic mask generator, fast
 (``grid.py``). Both end in ``postprocess.proposals_to_labels`` (one object per pixel by
-logits, holes filled, objects below ``min_area`` pixels removed).
+logits, holes filled, objects below ``min_area`` pixels removed; seeded mode drops
+box-shaped masks first).
 
 A plane with no detectable embryo (or NaN-only, or constant) gives empty labels and a
 ``message``, never an error; such a plane is not even embedded.
@@ -17,7 +18,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from napari_devosam.automatic.postprocess import MEMBRANE_GROW_PX, MIN_AREA, grow_to_membranes
+from napari_devosam.automatic.postprocess import (
+    MEMBRANE_GROW_PX,
+    MIN_AREA,
+    grow_to_membranes,
+    size_filter,
+)
+from napari_devosam.utils.text import count
 
 MODES = ("seeded", "grid")
 
@@ -31,6 +38,9 @@ class AutoResult:
     ``point`` (row, col), ``box`` (row0, col0, row1, col1) or None, ``source`` (membrane,
     nuclei, neighbour, grid), ``score``. ``stain``: the stain used (seeded mode).
     ``message``: why the result is empty (no embryo, NaN plane, ...), else None.
+    ``stain_note``: one line on which stain was used and why (decided from the image,
+    uncertain, or given). ``diameter``: the cell (membrane) or nucleus diameter in pixels
+    the seeds were found with, ``diameter_source`` ``"given"`` or ``"estimated"``.
     """
 
     labels: np.ndarray
@@ -39,6 +49,19 @@ class AutoResult:
     mode: str = "seeded"
     stain: str | None = None
     message: str | None = None
+    stain_note: str | None = None
+    diameter: float | None = None
+    diameter_source: str | None = None
+
+    @property
+    def size_note(self) -> str | None:
+        """One line on the cell size used, e.g. ``"cell diameter: 50 px (estimated from the
+        image; --diameter to override)"``; None when no stain seeds were looked for."""
+        if self.diameter is None:
+            return None
+        how = ("given with --diameter" if self.diameter_source == "given"
+               else "estimated from the image; --diameter to override")
+        return f"cell diameter: {self.diameter:.0f} px ({how})"
 
     @property
     def n_objects(self) -> int:
@@ -71,8 +94,9 @@ def _filter_to_embryo(props, embryo: np.ndarray):
 
 def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
                 embedding=None, previous_labels=None, grid_params=None,
-                min_area: int = MIN_AREA, min_score: float = 0.0,
-                membrane_grow_px: int = MEMBRANE_GROW_PX) -> AutoResult:
+                min_area: int | None = None, min_score: float = 0.0,
+                membrane_grow_px: int = MEMBRANE_GROW_PX,
+                diameter: float | None = None) -> AutoResult:
     """Segment every object of one plane.
 
     Arguments:
@@ -86,12 +110,16 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
       previous_labels: ``(H, W)`` int labels of the neighbouring plane: their objects seed
         where the stain gave no seed (``seeds.merge_neighbour_seeds``).
       grid_params: ``grid.GridParams`` for grid mode.
-      min_area: smallest object kept, pixels. min_score: smallest predicted IoU kept.
+      min_area: smallest object kept, pixels (None: ``postprocess.size_filter``, from the
+        cell size; 30 for the seeds). min_score: smallest predicted IoU kept.
       membrane_grow_px: membrane stain: objects grow up to this many pixels to the
         membranes' midline (``postprocess.grow_to_membranes``); 0 keeps SAM's outlines.
+      diameter: the cells' (membrane) or nuclei's diameter in pixels; None estimates it
+        from the plane (``scale.py``, membrane interiors). It scales the seed detection and
+        the size filter.
 
-    Returns an ``AutoResult``. Raises ``ValueError`` for an unknown mode or stain, or for
-    seeded mode without pixels or neighbour labels.
+    Returns an ``AutoResult``. Raises ``ValueError`` for an unknown mode or stain, a
+    diameter <= 0, or for seeded mode without pixels or neighbour labels.
     """
     from napari_devosam.automatic import seeds as S
     from napari_devosam.engine.embedding_cache import PlaneEmbedding
@@ -100,6 +128,9 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
         raise ValueError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
     if stain not in S.STAINS:
         raise ValueError(f"unknown stain {stain!r}: choose one of {', '.join(S.STAINS)}")
+    if diameter is not None and not diameter > 0:
+        raise ValueError(f"the diameter must be > 0 pixels, got {diameter}")
+    seed_area = MIN_AREA if min_area is None else min_area
     plane = None
     if isinstance(source, PlaneEmbedding):
         embedding = source
@@ -108,32 +139,42 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
     if plane is None and mode == "seeded" and previous_labels is None:
         raise ValueError("seeded mode needs the plane's pixels (or previous_labels)")
     shape = tuple(plane.shape[:2]) if plane is not None else tuple(embedding.original_size)
-    analysis = S.analyse_plane(plane, stain, min_area) if plane is not None else None
+    analysis = S.analyse_plane(plane, stain, seed_area) if plane is not None else None
     empty = np.zeros(shape, dtype=np.int32)
     if analysis is not None and not analysis.found and previous_labels is None:
         return AutoResult(empty, mode=mode, message=analysis.message)
     seeds = S.Seeds()
+    stain_used = analysis.stain if analysis is not None and analysis.found else None
+    note = analysis.stain_note if stain_used is not None else None
     if mode == "seeded":
-        seeds = S.stain_seeds(analysis, min_area) if analysis is not None else seeds
+        if analysis is not None:
+            seeds = S.stain_seeds(analysis, seed_area, diameter)
         if previous_labels is not None:
             seeds = S.merge_neighbour_seeds(seeds, S.seeds_from_labels(previous_labels,
-                                                                       min_area))
+                                                                       seed_area))
         if len(seeds) == 0:
             msg = "no seeds found: no embryo or cells detected on this plane"
-            return AutoResult(empty, mode=mode, stain=analysis and analysis.stain, message=msg)
+            return AutoResult(empty, mode=mode, stain=stain_used, message=msg,
+                              stain_note=note, diameter=seeds.diameter,
+                              diameter_source=seeds.diameter_source)
+    keep_area = size_filter(min_area, seeds.diameter)
     labels, scores, prompts = _decode(plane, model, embedding, mode, seeds, grid_params,
-                                      analysis, min_area, min_score)
-    stain_used = analysis.stain if analysis is not None else None
-    if stain_used == "membrane" and analysis.found:
+                                      analysis, keep_area, min_score)
+    if stain_used == "membrane":
         labels = grow_to_membranes(labels, analysis.smooth, analysis.embryo, membrane_grow_px)
     message = None if scores else "SAM returned no object for this plane"
-    return AutoResult(labels, scores, prompts, mode, stain_used, message)
+    return AutoResult(labels, scores, prompts, mode, stain_used, message, note,
+                      seeds.diameter, seeds.diameter_source)
 
 
 def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_area, min_score):
     from napari_devosam.automatic.decoding import PromptDecoder
     from napari_devosam.automatic.grid import grid_proposals
-    from napari_devosam.automatic.postprocess import dedupe, proposals_to_labels
+    from napari_devosam.automatic.postprocess import (
+        dedupe,
+        drop_box_shaped,
+        proposals_to_labels,
+    )
     from napari_devosam.automatic.seeded import seeded_proposals
     from napari_devosam.engine.embeddings import embed_plane
 
@@ -147,7 +188,8 @@ def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_are
         if analysis is not None and analysis.embryo is not None:
             props = _filter_to_embryo(props, analysis.embryo)
     else:
-        props = dedupe(seeded_proposals(dec, seeds, min_score))
+        props = dedupe(drop_box_shaped(seeded_proposals(dec, seeds, min_score),
+                                       dec.plane_shape))
     return proposals_to_labels(props, dec.plane_shape, min_area)
 
 
@@ -182,3 +224,34 @@ def iter_segment_stack(stack, model, planes=None, *, neighbour: bool = True, **k
                                      previous_labels=previous_labels, **kwargs)
         yield done, total
     return results
+
+
+def summary_lines(results: dict) -> list[str]:
+    """``{plane: AutoResult}`` -> what the run used, one line each: the stain and why (one
+    plane: its note; several: how many planes got each stain, and the note of the first
+    uncertain one), and the cell diameter (one plane: its value; several: the range)."""
+    done = [r for r in results.values() if r.stain is not None]
+    lines = []
+    if len(done) == 1:
+        lines.append(done[0].stain_note or f"stain: {done[0].stain}")
+    elif done:
+        stains = sorted({str(r.stain) for r in done})
+        per = ", ".join(f"{s} on {count(sum(str(r.stain) == s for r in done), 'plane')}"
+                        for s in stains)
+        how = ("given with --stain" if all("given" in (r.stain_note or "") for r in done)
+               else "decided from each plane; --stain to override")
+        lines.append(f"stain: {per} ({how})")
+        unsure = [r.stain_note for r in done if r.stain_note and "uncertain" in r.stain_note]
+        if unsure:
+            lines.append(f"{count(len(unsure), 'plane')} uncertain, e.g. {unsure[0]}")
+    sized = [r for r in done if r.diameter is not None]
+    if len(sized) == 1:
+        lines.append(sized[0].size_note)
+    elif sized:
+        d = [r.diameter for r in sized]
+        how = ("given with --diameter" if sized[0].diameter_source == "given"
+               else "estimated per plane; --diameter to override")
+        span = f"{min(d):.0f}" if round(min(d)) == round(max(d)) else \
+            f"{min(d):.0f}-{max(d):.0f}"
+        lines.append(f"cell diameter: {span} px ({how})")
+    return lines

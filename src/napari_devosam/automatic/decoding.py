@@ -1,11 +1,11 @@
 """Batched prompt decoding for automatic segmentation, and the proposals it produces.
 
-``PromptDecoder`` decodes many prompts against one plane embedding in batches with the
-package's fast decoder (``engine._fast.decoder.FastDecoder``, equal to SAM's mask decoder to
-float rounding). Prompts arrive in napari ``(row, col)`` and go through ``engine.coords``
-and SAM's ``ResizeLongestSide``, exactly as ``Predictor`` does. A ``Proposal`` is one
-candidate object: its extent in the plane, its mask and logits cropped to that extent (plane
-resolution), its score and the prompt that made it.
+``PromptDecoder`` decodes many prompts against one plane embedding in batches through the
+engine's decoder door (``engine.decoding.Decoder``: SAM's mask decoder to float rounding,
+napari ``(row, col)`` prompts converted to SAM's input frame in ``engine.coords``, exactly as
+``Predictor`` does). A ``Proposal`` is one candidate object: its extent in the plane, its
+mask and logits cropped to that extent (plane resolution), its score and the prompt that
+made it.
 """
 
 from __future__ import annotations
@@ -67,17 +67,13 @@ class PromptDecoder:
     """
 
     def __init__(self, sam, embedding):
-        from segment_anything.utils.transforms import ResizeLongestSide
-
-        from napari_devosam.engine._fast.decoder import FastDecoder
+        from napari_devosam.engine.decoding import Decoder
 
         self.sam = sam
-        device = sam.pixel_mean.device
-        self.embedding = embedding.to(device)
-        self.device = device
-        self.decoder = FastDecoder(sam)
-        self.decoder.set_image_embedding(self.embedding.features)
-        self.transform = ResizeLongestSide(sam.image_encoder.img_size)
+        self.device = sam.pixel_mean.device
+        self.decoder = Decoder(sam)
+        self.decoder.set_embedding(embedding)
+        self.embedding = self.decoder.embedding
         self.threshold = float(sam.mask_threshold)
         h, w = self.embedding.features.shape[-2:]
         size = sam.image_encoder.img_size
@@ -96,28 +92,12 @@ class PromptDecoder:
         ``points_rc``: ``(B, N, 2)`` (row, col) positive points or None; ``boxes_rc``:
         ``(B, 4)`` (row0, col0, row1, col1) or None; C = 3 with ``multimask`` else 1.
         """
-        import torch
-
-        from napari_devosam.engine.coords import box_rc_to_xyxy, points_rc_to_xy
-
-        orig = self.plane_shape
-        coords = labels = boxes = None
-        if points_rc is not None:
-            pts = np.asarray(points_rc, dtype=np.float64)
-            xy = self.transform.apply_coords(points_rc_to_xy(pts.reshape(-1, 2)), orig)
-            coords = torch.as_tensor(xy.reshape(pts.shape), dtype=torch.float32,
-                                     device=self.device)
-            labels = torch.ones(pts.shape[:2], dtype=torch.int32, device=self.device)
-        if boxes_rc is not None:
-            xyxy = self.transform.apply_boxes(box_rc_to_xyxy(np.asarray(boxes_rc)), orig)
-            boxes = torch.as_tensor(xyxy, dtype=torch.float32, device=self.device)
-        return self.decoder.decode(coords, labels, boxes, None, multimask)
+        return self.decoder.decode(points_rc, None, boxes_rc, None, multimask)
 
     def upscale(self, low_res):
         """``(K, 4h, 4w)`` low-res logits -> ``(K, H, W)`` float32 plane logits (torch), equal
         to ``Sam.postprocess_masks``."""
-        emb = self.embedding
-        return self.decoder.upscale(low_res[:, None], emb.input_size, emb.original_size)[:, 0]
+        return self.decoder.upscale(low_res[:, None])[:, 0]
 
 
 def crop_proposals(decoder: PromptDecoder, low_res, scores, stabilities, prompts,

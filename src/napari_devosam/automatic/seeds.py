@@ -14,23 +14,26 @@ intensity classes with ``skimage.filters.threshold_multiotsu`` on a log scale: b
   ``MIN_CONTRAST`` (noise: 1.4826 * MAD of the plane minus its smoothed self; pure noise
   gives < 1, the phantoms > 10), or the largest
   foreground region (holes filled) is smaller than ``MIN_EMBRYO_FRACTION`` of the plane.
-- **Stain rule** (``stain="auto"``): membranes enclose dark interiors, nuclei are bright
-  blobs inside one dark cytoplasm. Bright regions whose pixels lie on average at least
-  ``NUCLEUS_DEPTH_PX`` (5) from the nearest dark pixel are blobs, not lines: nuclei
-  (measured: phantom membranes 1.8-2.0 px, the real membrane image of the team's data 3.5
-  px, real nuclei 6.7 px, phantom nuclei 3.2-11 px). Otherwise count the connected bright
-  regions ``n_bright`` and the connected dark regions inside the embryo ``n_dark`` (both >=
-  ``min_area`` pixels): ``n_dark > n_bright`` -> membrane, ``n_bright > n_dark`` -> nuclei;
-  on a tie (one cell) that mean distance decides (< 2 px: thin membranes; else nuclei).
-  Counts alone took the real nuclear image for membranes (9 dark regions between 7 nuclei).
+  Otherwise, or when the largest region holds under half the foreground (separate nuclei
+  without visible cytoplasm), the **sparse path**: the plane smoothed at sigma 2, regions
+  (>= ``min_area`` px) above both its Otsu threshold and background + ``SIGNAL_SIGMAS``
+  (6) x noise are the signal; none of those: no embryo. A lone nucleus is found this way.
+  The embryo is then the whole plane, ``t_high`` background + 6 x noise.
+- **Stain rule** (``stain="auto"``): ``stain.decide_stain`` (lines or blobs, by a Hessian
+  ridge score at the bright structures' own width); the stain is a ``StainDecision`` (a str
+  carrying its ``note``).
+- **Colour planes**: the channel with the highest (99.9th percentile - median) / noise.
 - **Membrane seeds**: maxima (``skimage.feature.peak_local_max``, min distance 0.7 times the
-  median interior radius) of the Euclidean distance transform of the dark interiors enclosed
-  by bright membranes; maxima shallower than a third of that radius are dropped. The box of a
+  interior radius: half the given ``diameter``, else the area-weighted median interior
+  radius) of the Euclidean distance transform of the dark interiors enclosed by bright
+  membranes (bright specks under ``min_area`` px are texture, not membrane); maxima
+  shallower than a third of that radius are dropped. The box of a
   seed is the extent of its basin in a seeded watershed of the smoothed plane inside the
   embryo (a membrane gap therefore still gives two boxes).
-- **Nuclei seeds**: ``skimage.feature.blob_log`` on the plane scaled to 0..1 between
-  ``t_low`` and the 99.5th percentile; blobs whose centre is not in the bright class are
-  dropped; the box is the centre +- 1.3 * sqrt(2) * sigma.
+- **Nuclei seeds**: ``skimage.feature.blob_log`` at sigma 0.6-1.5 x ``diameter / (2
+  sqrt 2)`` (given, else ``scale.blob_scale``; coarser grid for large nuclei) on the plane
+  scaled to 0..1 between ``t_low`` and the 99.5th percentile; blobs whose centre is not
+  in the bright class are dropped; the box is the centre +- 1.3 * sqrt(2) * sigma.
 """
 
 from __future__ import annotations
@@ -45,16 +48,21 @@ from napari_devosam.automatic.median import median3x3
 STAINS = ("membrane", "nuclei", "auto")
 MIN_CONTRAST = 5.0
 MIN_EMBRYO_FRACTION = 0.005
+SIGNAL_SIGMAS = 6.0
 
 
 @dataclass
 class Seeds:
     """Prompts for one plane: ``points`` ``(N, 2)`` (row, col) float64, ``boxes`` ``(N, 4)``
-    (row0, col0, row1, col1) float64 (NaN rows: no box), ``source`` one name per seed."""
+    (row0, col0, row1, col1) float64 (NaN rows: no box), ``source`` one name per seed.
+    ``diameter``: the cell (membrane) or nucleus diameter in pixels the stain seeds were
+    found with, ``diameter_source`` ``"given"`` or ``"estimated"`` (None for other seeds)."""
 
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     source: list[str] = field(default_factory=list)
+    diameter: float | None = None
+    diameter_source: str | None = None
 
     def __len__(self) -> int:
         return len(self.points)
@@ -67,7 +75,10 @@ class Seeds:
 @dataclass
 class PlaneAnalysis:
     """What ``analyse_plane`` found: the smoothed plane ``(H, W)`` float32, the thresholds,
-    the embryo mask ``(H, W)`` bool, the stain used and a message when there is no embryo."""
+    the embryo mask ``(H, W)`` bool (the whole plane when only separate bright objects were
+    found), the stain used (a ``stain.StainDecision``, a str) and a message when there is no
+    embryo. ``region`` ``(H, W)`` bool: where the stain and the cell size are judged (the
+    embryo less its rim, or the bright objects grown by 3 px)."""
 
     smooth: np.ndarray | None
     t_low: float = 0.0
@@ -75,6 +86,13 @@ class PlaneAnalysis:
     embryo: np.ndarray | None = None
     stain: str | None = None
     message: str | None = None
+    region: np.ndarray | None = None
+
+    @property
+    def stain_note(self) -> str | None:
+        """One line on which stain was used and why (``stain.StainDecision.note``)."""
+        return getattr(self.stain, "note", None if self.stain is None else
+                       f"stain: {self.stain}")
 
     @property
     def found(self) -> bool:
@@ -83,14 +101,25 @@ class PlaneAnalysis:
 
 def _clean(plane: np.ndarray) -> np.ndarray | None:
     data = np.asarray(plane, dtype=np.float32)
-    if data.ndim == 3:  # colour: the mean of the channels
-        data = data[..., :3].mean(axis=-1)
+    if data.ndim == 3:  # colour: the channel that shows the most (alpha ignored)
+        data = data[..., int(np.argmax([_channel_snr(data[..., k])
+                                        for k in range(min(3, data.shape[-1]))]))]
     finite = np.isfinite(data)
     if not finite.any():
         return None
     if not finite.all():
         data = np.where(finite, data, np.median(data[finite]))
     return data
+
+
+def _channel_snr(channel: np.ndarray) -> float:
+    """How much one colour channel shows: (99.9th percentile - median) of the channel
+    smoothed (sigma 2) over the noise (1.4826 x MAD of the channel minus that)."""
+    finite = np.where(np.isfinite(channel), channel, 0)
+    smooth = ndimage.gaussian_filter(finite, 2.0)
+    residual = finite - smooth
+    noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual)))) + 1e-6
+    return (float(np.percentile(smooth, 99.9)) - float(np.median(smooth))) / noise
 
 
 def _largest_region(mask: np.ndarray) -> np.ndarray:
@@ -102,34 +131,17 @@ def _largest_region(mask: np.ndarray) -> np.ndarray:
     return lab == int(np.argmax(sizes))
 
 
-def _components(mask: np.ndarray, min_area: int) -> int:
-    lab, n = ndimage.label(mask)
-    if n == 0:
-        return 0
-    return int(np.sum(np.bincount(lab.ravel())[1:] >= min_area))
+def decide_stain(smooth: np.ndarray, region: np.ndarray, *_unused):
+    """The stain of an analysed plane (``stain.decide_stain``: a ``StainDecision``, a str
+    ``"membrane"``/``"nuclei"`` carrying its ``note``)."""
+    from napari_devosam.automatic.stain import decide_stain as decide
+
+    return decide(smooth, region)
 
 
-NUCLEUS_DEPTH_PX = 5.0  # mean depth of bright pixels above which they are blobs (module doc)
-
-
-def decide_stain(smooth: np.ndarray, embryo: np.ndarray, t_high: float, min_area: int) -> str:
-    """``"membrane"`` or ``"nuclei"`` by the rule in the module docstring."""
-    bright = (smooth >= t_high) & embryo
-    dark = embryo & ~bright
-    depth = float(ndimage.distance_transform_edt(bright)[bright].mean()) if bright.any() else 0.0
-    if depth >= NUCLEUS_DEPTH_PX:
-        return "nuclei"
-    n_bright, n_dark = _components(bright, min_area), _components(dark, min_area)
-    if n_dark != n_bright:
-        return "membrane" if n_dark > n_bright else "nuclei"
-    if not bright.any():
-        return "membrane"
-    return "membrane" if depth < 2.0 else "nuclei"
-
-
-def _thresholds(smooth: np.ndarray) -> tuple[float | None, float | None]:
-    """Three-class Otsu thresholds, found on a log scale (bright stain spans a decade more
-    than the dim cytoplasm) and returned in the plane's units."""
+def _thresholds(smooth: np.ndarray, classes: int = 3) -> tuple[float | None, ...]:
+    """Three-class (or ``classes``) Otsu thresholds, found on a log scale (bright stain
+    spans a decade more than the dim cytoplasm) and returned in the plane's units."""
     from skimage.filters import threshold_multiotsu
 
     lo, hi = (float(v) for v in np.percentile(smooth, [0.5, 99.5]))
@@ -138,17 +150,54 @@ def _thresholds(smooth: np.ndarray) -> tuple[float | None, float | None]:
     scale = (hi - lo) / 100.0
     logs = np.log1p(np.maximum(smooth - lo, 0) / scale)
     try:
-        t = threshold_multiotsu(logs, classes=3)
+        t = np.atleast_1d(threshold_multiotsu(logs, classes=classes))
     except ValueError:  # too few distinct values for three classes
-        return None, None
-    t_low, t_high = (lo + scale * float(np.expm1(v)) for v in t)
-    return t_low, t_high
+        return (None,) * (classes - 1)
+    return tuple(lo + scale * float(np.expm1(v)) for v in t)
+
+
+def _robust(values: np.ndarray) -> tuple[float, float]:
+    """(median, 1.4826 x MAD) of ``values``."""
+    med = float(np.median(values))
+    return med, 1.4826 * float(np.median(np.abs(values - med)))
+
+
+def _sparse_signal(data: np.ndarray, min_area: int):
+    """The sparse path of ``analyse_plane``: ``(smooth, background, noise, signal)``:
+    ``smooth`` the plane smoothed at sigma 2; ``background``/``noise`` the median and robust
+    spread (1.4826 x MAD, at least half the standard deviation: a background of one value,
+    as in 8-bit movies clipped at 0, has MAD 0) of the pixels below the plane's Otsu
+    threshold (they set the nuclei seeds' gate); ``signal`` ``(H, W)`` bool: the regions of
+    >= ``min_area`` px above both that threshold and the whole plane's median +
+    ``SIGNAL_SIGMAS`` x its spread (None when there is none)."""
+    from skimage.filters import threshold_otsu
+
+    smooth = ndimage.gaussian_filter(median3x3(data), 2.0)
+    split = float(threshold_otsu(smooth))
+    low = smooth[smooth < split]
+    if low.size == 0:
+        low = smooth.ravel()
+    floor = 1e-6 * (float(smooth.max()) - float(smooth.min())) + 1e-12
+    bg, noise = _robust(low)
+    noise = max(noise, 0.5 * float(low.std()), floor)
+    # is anything there: judged against the whole plane's spread (mostly background here),
+    # which the lower half alone underestimates (noise clipped at 0 would pass)
+    all_bg, all_noise = _robust(smooth)
+    all_noise = max(all_noise, noise)
+    fg = ndimage.binary_opening(smooth > max(split, all_bg + SIGNAL_SIGMAS * all_noise))
+    lab, n = ndimage.label(fg)
+    sizes = np.bincount(lab.ravel())[1:] if n else np.zeros(0, dtype=np.int64)
+    big = np.flatnonzero(sizes >= max(min_area, 4)) + 1
+    return smooth, bg, noise, (np.isin(lab, big) if big.size else None)
 
 
 def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalysis:
-    """Smooth, threshold and find the embryo of one ``(H, W)`` plane (any real dtype; RGB is
-    averaged). Never raises for content: an empty, NaN or constant plane gives an analysis
-    with ``message`` set. Raises ``ValueError`` for an unknown ``stain``."""
+    """Smooth, threshold and find the embryo of one ``(H, W)`` plane (any real dtype; RGB:
+    the channel that shows the most). Never raises for content: an empty, NaN or constant
+    plane gives an analysis with ``message`` set. Raises ``ValueError`` for an unknown
+    ``stain``."""
+    from napari_devosam.automatic.stain import given
+
     if stain not in STAINS:
         raise ValueError(f"unknown stain {stain!r}: choose one of {', '.join(STAINS)}")
     data = _clean(plane)
@@ -168,13 +217,28 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
         if bg.size and fg.size else 0.0
     embryo = _largest_region(ndimage.binary_fill_holes(
         ndimage.binary_opening(smooth >= t_low, iterations=1)))
-    if contrast < MIN_CONTRAST or embryo.sum() < MIN_EMBRYO_FRACTION * embryo.size:
-        return PlaneAnalysis(smooth, t_low, t_high,
-                             message=f"no embryo detected (contrast {contrast:.1f} < "
-                                     f"{MIN_CONTRAST:g} or too small a foreground)")
+    region = ndimage.binary_erosion(embryo, iterations=3)
+    foreground = int(np.count_nonzero(smooth >= t_low))
+    if (contrast < MIN_CONTRAST or embryo.sum() < MIN_EMBRYO_FRACTION * embryo.size
+            or np.count_nonzero(embryo & (smooth >= t_low)) < 0.5 * foreground):
+        # no one embryo-sized foreground: bright objects on a dark plane (a lone nucleus,
+        # nuclei without visible cytoplasm, low signal-to-noise) still count
+        smooth2, level, noise, signal = _sparse_signal(data, min_area)
+        if signal is None:
+            return PlaneAnalysis(smooth, t_low, t_high,
+                                 message=f"no embryo detected (contrast {contrast:.1f} < "
+                                         f"{MIN_CONTRAST:g} or too small a foreground, and "
+                                         f"nothing {SIGNAL_SIGMAS:g} x noise above the "
+                                         "background)")
+        smooth, t_low, t_high = smooth2, level + 2 * noise, level + SIGNAL_SIGMAS * noise
+        embryo = np.ones(smooth.shape, dtype=bool)  # its extent is unknown: the plane
+        region = ndimage.binary_dilation(ndimage.binary_fill_holes(signal), iterations=3)
     if stain == "auto":
-        stain = decide_stain(smooth, embryo, t_high, min_area)
-    return PlaneAnalysis(smooth, t_low, t_high, embryo, stain)
+        stain = decide_stain(smooth, region if region.any() else embryo, t_high, min_area)
+    else:
+        stain = given(stain)
+    return PlaneAnalysis(smooth, t_low, t_high, embryo, stain,
+                         region=region if region.any() else embryo)
 
 
 def _box_rows(boxes: np.ndarray, shape) -> np.ndarray:
@@ -185,12 +249,24 @@ def _box_rows(boxes: np.ndarray, shape) -> np.ndarray:
     return boxes
 
 
-def membrane_seeds(a: PlaneAnalysis, min_area: int = 30) -> Seeds:
-    """Seeds of a membrane-stained plane (see the module docstring)."""
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    cum = np.cumsum(weights[order])
+    return float(values[order][int(np.searchsorted(cum, 0.5 * cum[-1]))])
+
+
+def membrane_seeds(a: PlaneAnalysis, min_area: int = 30, diameter: float | None = None
+                   ) -> Seeds:
+    """Seeds of a membrane-stained plane (see the module docstring); ``diameter``: the
+    cells' diameter in pixels (None: estimated, ``Seeds.diameter``)."""
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
 
-    bright = ndimage.binary_dilation(a.smooth >= a.t_high) & a.embryo
+    bright = a.smooth >= a.t_high
+    specks, n_specks = ndimage.label(bright)
+    if n_specks:  # bright specks smaller than min_area are cytoplasm texture, not membrane
+        bright = (np.bincount(specks.ravel()) >= min_area)[specks] & bright
+    bright = ndimage.binary_dilation(bright) & a.embryo
     interior = a.embryo & ~bright
     interior = ndimage.binary_opening(interior)
     dist = ndimage.distance_transform_edt(interior)
@@ -199,15 +275,20 @@ def membrane_seeds(a: PlaneAnalysis, min_area: int = 30) -> Seeds:
         return Seeds()
     radii = ndimage.maximum(dist, lab, np.arange(1, n + 1))
     sizes = np.bincount(lab.ravel())[1:]
-    big = radii[sizes >= min_area]
-    r_typ = float(np.median(big)) if big.size else float(np.max(radii))
+    big = sizes >= min_area
+    if diameter is not None:
+        r_typ, source = 0.5 * float(diameter), "given"
+    elif big.any():  # area-weighted: fragments between specks do not drag it down
+        r_typ, source = _weighted_median(radii[big], sizes[big].astype(float)), "estimated"
+    else:
+        r_typ, source = float(np.max(radii)), "estimated"
     peaks = peak_local_max(ndimage.gaussian_filter(dist, 1.0), labels=lab,
                            min_distance=max(2, int(0.7 * r_typ)),
                            threshold_abs=max(1.5, r_typ / 3), exclude_border=False)
     keep = sizes[lab[peaks[:, 0], peaks[:, 1]] - 1] >= min_area
     peaks = peaks[keep] if len(peaks) else peaks
     if len(peaks) == 0:
-        return Seeds()
+        return Seeds(diameter=2 * r_typ, diameter_source=source)
     markers = np.zeros(lab.shape, dtype=np.int32)
     markers[peaks[:, 0], peaks[:, 1]] = np.arange(1, len(peaks) + 1)
     basins = watershed(a.smooth, markers, mask=a.embryo)
@@ -215,35 +296,60 @@ def membrane_seeds(a: PlaneAnalysis, min_area: int = 30) -> Seeds:
     for i, sl in enumerate(ndimage.find_objects(basins, max_label=len(peaks))):
         if sl is not None:
             boxes[i] = (sl[0].start, sl[1].start, sl[0].stop - 1, sl[1].stop - 1)
-    return Seeds(peaks.astype(np.float64), boxes, ["membrane"] * len(peaks))
+    return Seeds(peaks.astype(np.float64), boxes, ["membrane"] * len(peaks),
+                 diameter=2 * r_typ, diameter_source=source)
 
 
-def nuclei_seeds(a: PlaneAnalysis, min_area: int = 30) -> Seeds:
-    """Seeds of a nuclei-stained plane (see the module docstring)."""
+def nuclei_seeds(a: PlaneAnalysis, min_area: int = 30, diameter: float | None = None
+                 ) -> Seeds:
+    """Seeds of a nuclei-stained plane (see the module docstring); ``diameter``: the
+    nuclei's diameter in pixels (None: estimated with ``scale.blob_scale``)."""
     from skimage.feature import blob_log
 
+    from napari_devosam.automatic.scale import blob_scale
+
+    source = "given"
+    if diameter is None:
+        diameter, source = blob_scale(a.smooth, a.region if a.region is not None
+                                      else a.embryo), "estimated"
+    if diameter is None:
+        return Seeds()
     top = float(np.percentile(a.smooth[a.embryo], 99.5))
     scaled = np.clip((a.smooth - a.t_low) / max(top - a.t_low, 1e-6), 0, 1)
-    min_sigma = max(1.0, np.sqrt(min_area / np.pi) / np.sqrt(2))
-    max_sigma = max(min_sigma + 1, min(a.smooth.shape) / 12)
-    blobs = blob_log(scaled, min_sigma=min_sigma, max_sigma=max_sigma, num_sigma=8,
+    sigma = float(diameter) / (2 * np.sqrt(2))
+    f = max(1, int(0.6 * sigma // 2.5))  # large nuclei: looked at on a coarser grid
+    if f > 1:
+        h, w = (scaled.shape[0] // f) * f, (scaled.shape[1] // f) * f
+        scaled = scaled[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+    min_sigma = max(1.0, 0.6 * sigma / f)
+    blobs = blob_log(scaled, min_sigma=min_sigma,
+                     max_sigma=max(min_sigma + 0.5, 1.5 * sigma / f), num_sigma=5,
                      threshold=0.05, overlap=0.3, exclude_border=False)
+    blobs[:, :2] = blobs[:, :2] * f + (f - 1) / 2
+    blobs[:, 2] *= f
     if len(blobs) == 0:
-        return Seeds()
+        return Seeds(diameter=float(diameter), diameter_source=source)
     rc = blobs[:, :2].astype(np.int64)
     keep = (a.smooth[rc[:, 0], rc[:, 1]] >= a.t_high) & a.embryo[rc[:, 0], rc[:, 1]]
     blobs = blobs[keep]
     r = 1.3 * np.sqrt(2) * blobs[:, 2]
     boxes = np.stack([blobs[:, 0] - r, blobs[:, 1] - r, blobs[:, 0] + r, blobs[:, 1] + r], 1)
     return Seeds(blobs[:, :2].astype(np.float64), _box_rows(boxes, a.smooth.shape),
-                 ["nuclei"] * len(blobs))
+                 ["nuclei"] * len(blobs), diameter=float(diameter), diameter_source=source)
 
 
-def stain_seeds(a: PlaneAnalysis, min_area: int = 30) -> Seeds:
-    """The seeds of an analysed plane for its stain (none when no embryo was found)."""
+def stain_seeds(a: PlaneAnalysis, min_area: int = 30, diameter: float | None = None
+                ) -> Seeds:
+    """The seeds of an analysed plane for its stain (none when no embryo was found);
+    ``diameter``: the cells' (membrane) or nuclei's diameter in pixels, None to estimate
+    it from the plane (``Seeds.diameter`` holds the one used). Raises ``ValueError`` for a
+    ``diameter`` <= 0."""
+    if diameter is not None and not diameter > 0:
+        raise ValueError(f"the diameter must be > 0 pixels, got {diameter}")
     if not a.found:
         return Seeds()
-    return membrane_seeds(a, min_area) if a.stain == "membrane" else nuclei_seeds(a, min_area)
+    seed = membrane_seeds if a.stain == "membrane" else nuclei_seeds
+    return seed(a, min_area, diameter)
 
 
 def seeds_from_labels(labels: np.ndarray, min_area: int = 30) -> Seeds:

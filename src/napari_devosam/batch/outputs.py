@@ -1,4 +1,5 @@
-"""Label files of a batch: OME-Zarr (default) or TIFF, each written atomically.
+"""Label files of a batch: OME-Zarr (default) or TIFF, each written atomically, and their names
+(``stems``: one unique name per input file).
 
 ``--format tif``: ``<stem>_labels.tif``, the input's leading shape plus ``(H, W)``, uint16
 (uint32 when a plane has more than 65535 labels). ``--format zarr``: ``<stem>.ome.zarr``, an
@@ -18,10 +19,23 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_devosam.export.image_io import label_dtype
+from napari_devosam.io.write import label_dtype
 
 FORMATS = ("zarr", "tif")
 LABELS_NAME = "auto"
+
+
+def stems(paths: list[Path]) -> dict[Path, str]:
+    """A unique output name per input: its stem (``.ome`` dropped), ``-2``, ``-3`` on clashes."""
+    taken: dict[str, int] = {}
+    out = {}
+    for p in paths:
+        stem = p.name[: -len(p.suffix)] if p.suffix else p.name
+        stem = stem[:-4] if stem.lower().endswith(".ome") else stem
+        n = taken.get(stem, 0) + 1
+        taken[stem] = n
+        out[p] = stem if n == 1 else f"{stem}-{n}"
+    return out
 
 
 def label_path(out_dir: str | os.PathLike, stem: str, fmt: str) -> Path:
@@ -41,7 +55,7 @@ def write_labels(path: Path, labels: np.ndarray, image: np.ndarray | None = None
     """Write ``labels`` to ``path`` (``.tif`` or ``.ome.zarr``), atomically."""
     labels = np.asarray(labels).astype(label_dtype(labels), copy=False)
     if path.suffix.lower() in (".tif", ".tiff"):
-        from napari_devosam.export.image_io import write_tiff
+        from napari_devosam.io.write import write_tiff
 
         return write_tiff(path, labels)
     return _write_zarr(path, labels, image)

@@ -72,7 +72,7 @@ def _job(path: Path, stem: str, out_dir: Path, opts: BatchOptions) -> dict:
 
 
 def _submit(client, manifest, files, out_dir, opts, gpu) -> dict:
-    from napari_devosam.batch.inputs import stems as stem_names
+    from napari_devosam.batch.outputs import stems as stem_names
 
     futures = {}
     for path, stem in stem_names(files).items():

@@ -54,11 +54,11 @@ def warm_imports(fmt: str) -> None:
 
 
 def run_step(step: str, job: dict, *after) -> dict:
-    from napari_devosam.batch.inputs import read_any
+    from napari_devosam.io.read import read_image
 
     _maybe_die()
     start = time.perf_counter()
-    image = read_any(job["path"])
+    image = read_image(job["path"])
     from napari_devosam.engine.stacks import plane_count
 
     result = {"embed": _embed, "auto": _auto, "track": _track, "export": _export}[step](
@@ -113,49 +113,33 @@ def _auto_output(job) -> np.ndarray:
     return read_labels(label_path(job["out_dir"], job["stem"], job["fmt"]))
 
 
-def _seeds(image, job):
-    from napari_devosam.tracking.model import Seed
-
-    lead = image.ndim - 2
-    plane = (0,) * lead
+def _seed_labels(job) -> np.ndarray:
+    """The labels the track step's seeds come from: ``seed_labels``, else the auto step's."""
     if job.get("seed_labels"):
-        from napari_devosam.batch.inputs import read_any
+        from napari_devosam.io.read import read_image
 
-        labels = np.asarray(read_any(job["seed_labels"]))
-    else:
-        labels = _auto_output(job)
-    if labels.shape == image.shape[:lead + 2]:
-        labels = labels[plane]
-    if labels.shape != image.shape[lead:lead + 2]:
-        raise ValueError(f"seed labels of shape {labels.shape} do not fit the image "
-                         f"{image.shape}")
-    ids = [int(i) for i in np.unique(labels) if i > 0]
-    if not ids:
-        raise ValueError("the seed plane has no objects (all labels are 0)")
-    return [Seed(i, plane, labels == i) for i in ids], plane
+        return np.asarray(read_image(job["seed_labels"]))
+    return _auto_output(job)
 
 
 def _track(image, job) -> dict:
     from napari_devosam.batch.outputs import atomic_folder
     from napari_devosam.engine.embeddings import EmbeddingCache
-    from napari_devosam.tracking import export
     from napari_devosam.tracking.params import PropagationParams
-    from napari_devosam.tracking.propagate import propagate
+    from napari_devosam.tracking.request import TrackingRequest, run_tracking
     from napari_devosam.utils.progress import drain
 
     if image.ndim - 2 not in (1, 2) or image.shape[0] < 2:
         raise ValueError(f"nothing to track in an image of shape {image.shape}: "
                          "need (T, Y, X) or (T, Z, Y, X) with T >= 2")
-    seeds, plane = _seeds(image, job)
-    gen = propagate(_model(job), image, seeds, axis=0, direction="forward",
-                    params=PropagationParams(detect_divisions=True),
-                    cache=EmbeddingCache(job["cache_dir"]))
-    result = drain(gen)
-    labels, parents = export.result_labels(seeds, result, image.shape[0], 0, image.shape[-2:])
+    request = TrackingRequest.from_labels(
+        _seed_labels(job), image.shape, (0,) * (image.ndim - 2),
+        params=PropagationParams(detect_divisions=True), review=False)
+    done = drain(run_tracking(_model(job), image, request,
+                              cache=EmbeddingCache(job["cache_dir"])))
     final = Path(job["out_dir"]) / f"{job['stem']}_tracks"
     with atomic_folder(final) as tmp:
-        rows, _ = export.write_track_results(tmp, labels, parents,
-                                             export.frame_z(plane, along_z=False))
+        rows = request.write(done.result, tmp)
     return {"outputs": [final.name], "objects": len(rows)}
 
 

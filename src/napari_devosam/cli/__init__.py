@@ -15,10 +15,13 @@ from importlib import import_module
 from napari_devosam._version import __version__
 
 SUBCOMMANDS = ("annotate", "segment", "embed", "export", "finetune", "eval", "track",
-               "batch")
+               "import-tracks", "batch")
 
-MODEL_HELP = ("embryo_tiny (bundled, offline; alias demo), vit_b, vit_l, vit_h (downloaded on "
-              "first use) or a checkpoint path; default: $DEVOSAM_CHECKPOINT, else vit_b")
+MODEL_HELP = ("embryo_tiny (bundled, offline; alias demo); vit_b_lm, vit_l_lm (micro-sam, "
+              "trained on light microscopy), vit_b, vit_l, vit_h (downloaded on first use); or a "
+              "checkpoint path. Default: $DEVOSAM_CHECKPOINT, else the best official checkpoint "
+              "already cached (vit_l_lm > vit_b_lm > vit_h > vit_l > vit_b), else the bundled "
+              "model; never a download (see docs/models.md)")
 
 PRECISION_HELP = ("image encoder precision: fp32, or bf16 (about 3x faster for vit_b on CPUs with "
                   "AMX/AVX512-BF16 and on recent CUDA cards; masks within IoU 0.98 of fp32's); "
@@ -32,6 +35,20 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
     """``--precision`` for a subcommand that runs the image encoder."""
     parser.add_argument("--precision", default="auto", type=str.lower,
                         choices=("auto", "fp32", "bf16"), help=PRECISION_HELP)
+
+
+def chosen_model(args) -> str:
+    """``args.model``, or the default model rule's choice (``models.defaults``) when it is
+    None: then said on one stderr line (``devosam CMD: model: NAME (why)``) and stored in
+    ``args.model``."""
+    from napari_devosam.models.defaults import resolve_model
+
+    value, rule = resolve_model(args.model)
+    if rule is not None:
+        command = getattr(args, "command", None)
+        print(f"devosam{' ' + command if command else ''}: {rule.describe()}", file=sys.stderr)
+        args.model = value
+    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,10 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
+        module_name = f"{__name__}.{name.replace('-', '_')}"
         try:
-            module = import_module(f"{__name__}.{name}")
+            module = import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
+            if exc.name != module_name:
                 raise
             continue
         module.add_parser(sub)

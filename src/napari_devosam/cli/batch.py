@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from napari_devosam.cli import MODEL_HELP, add_precision_argument
+from napari_devosam.cli import MODEL_HELP, add_precision_argument, chosen_model
 from napari_devosam.utils.text import count
 
 STEPS_HELP = ("comma-separated steps (default embed,auto): embed = fill the embedding cache; "
@@ -93,8 +93,8 @@ def _on_sigterm(signum, frame):
 
 def run(args) -> int:
     from napari_devosam.batch.cluster import open_client
-    from napari_devosam.batch.inputs import find_inputs
     from napari_devosam.batch.runner import run_batch
+    from napari_devosam.io.find import find_inputs
     from napari_devosam.utils.paths import output_folder
 
     opts = _options(args)
@@ -104,6 +104,7 @@ def run(args) -> int:
         signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM: close the cluster, keep manifest
     start = time.perf_counter()
     with open_client(args.workers, args.scheduler, args.timeout) as client:
+        opts.model = chosen_model(args)  # said once inputs and cluster are known good
         gen = run_batch(client, files, out, opts)
         manifest = _drive(gen, not args.no_progress and sys.stdout.isatty())
     return _report(manifest, files, opts.steps, time.perf_counter() - start)

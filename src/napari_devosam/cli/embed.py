@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from napari_devosam.cli import MODEL_HELP, add_precision_argument
+from napari_devosam.cli import MODEL_HELP, add_precision_argument, chosen_model
 from napari_devosam.utils.progress import drain_with_bar
 from napari_devosam.utils.text import count
 
@@ -38,20 +38,20 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from napari_devosam.cli.image_args import read_image_arg
     from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir, embed_stack
     from napari_devosam.engine.stacks import plane_count
-    from napari_devosam.export.image_io import read_image
     from napari_devosam.utils.paths import output_folder
 
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     cache_dir = output_folder(args.cache_dir or default_cache_dir(), what="cache folder")
-    stack = read_image(args.image)
+    stack = read_image_arg(args.image, "embed")
     total = plane_count(stack)
 
     from napari_devosam.models.loading import load_model
 
-    sam = load_model(args.model, device=args.device, precision=args.precision)
+    sam = load_model(chosen_model(args), device=args.device, precision=args.precision)
     batch_size = args.batch_size or (1 if sam.pixel_mean.device.type == "cpu" else 4)
     cache = EmbeddingCache(cache_dir, max_items=0)
     encoded: list[int] = []  # planes that went through the encoder (the rest were cached)

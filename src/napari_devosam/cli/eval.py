@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from napari_devosam.cli import MODEL_HELP, add_precision_argument
+from napari_devosam.cli import MODEL_HELP, add_precision_argument, chosen_model
 from napari_devosam.utils.progress import drain_with_bar
 
 
@@ -40,7 +40,8 @@ def run(args) -> int:
     load_planes(args.data)  # bad data fails here, before the model is loaded
     from napari_devosam.models.loading import load_model
 
-    sam = load_model(args.model, device=args.device, precision=args.precision, decoder=args.decoder)
+    sam = load_model(chosen_model(args), device=args.device, precision=args.precision,
+                     decoder=args.decoder)
     cache = EmbeddingCache(args.cache_dir or default_cache_dir(), max_items=0)
     scores = drain_with_bar(iter_evaluate(args.data, sam, cache=cache), desc="evaluating",
                             unit="plane", enabled=not args.no_progress)

@@ -52,15 +52,15 @@ def _print_progress(value) -> None:
 def run(args) -> int:
     from napari_devosam.annotation.store import AnnotationStore
     from napari_devosam.annotation.store_location import locate_store
+    from napari_devosam.cli.image_args import read_image_arg
     from napari_devosam.export.bundle import export_bundle, export_store
-    from napari_devosam.export.image_io import read_image
     from napari_devosam.utils.paths import output_folder
 
     output_folder(args.out, what="bundle folder")  # before any compute
     image_path = Path(args.image)
-    image = read_image(image_path)
+    image = read_image_arg(image_path, "export")
     if args.labels:
-        labels = read_image(args.labels)
+        labels = read_image_arg(args.labels, "export", "--labels")
         gen = export_bundle(args.out, image, labels, source=str(image_path.resolve()),
                             plane_indices=_planes(args.planes))
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from napari_devosam.cli import MODEL_HELP, add_precision_argument
+from napari_devosam.cli import MODEL_HELP, add_precision_argument, chosen_model
 
 NO_GAIN_EXIT_CODE = 3  # the run finished but did not beat the starting decoder
 
@@ -149,7 +149,7 @@ def run(args) -> int:
     load_planes(args.data)  # bad data fails here, before the model is loaded
     from napari_devosam.models.loading import load_model
 
-    sam = load_model(args.model, device=args.device, precision=args.precision)
+    sam = load_model(chosen_model(args), device=args.device, precision=args.precision)
     cache = EmbeddingCache(args.cache_dir or default_cache_dir(), max_items=0)
     gen = finetune(args.data, sam, cache=cache, **_finetune_kwargs(args))
     result = _drive(gen, _Bars(not args.no_progress))

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from napari_devosam.cli import MODEL_HELP, add_precision_argument
+from napari_devosam.cli import MODEL_HELP, add_precision_argument, chosen_model
 from napari_devosam.utils.text import count
 
 
@@ -101,7 +101,7 @@ def segment_plane(predictor, boxes: list[np.ndarray], points: list[tuple]) -> np
         masks = masks[[int(np.argmax(scores))]]
     else:
         masks, _ = predictor.predict_boxes(np.stack(boxes))
-    from napari_devosam.export.image_io import label_dtype
+    from napari_devosam.io.write import label_dtype
 
     out = np.zeros((H, W), dtype=label_dtype(len(masks)))
     for obj_id, mask in enumerate(masks, start=1):
@@ -110,8 +110,9 @@ def segment_plane(predictor, boxes: list[np.ndarray], points: list[tuple]) -> np
 
 
 def run(args) -> int:
+    from napari_devosam.cli.image_args import read_image_arg
     from napari_devosam.engine.coords import clip_box, validate_points
-    from napari_devosam.export.image_io import read_image, write_tiff
+    from napari_devosam.io.write import write_tiff
     from napari_devosam.utils.paths import output_file
 
     if getattr(args, "auto", False):  # issue 12: automatic segmentation
@@ -125,7 +126,7 @@ def run(args) -> int:
     if points and len(boxes) > 1:
         raise ValueError("--point prompts refine a single object: give at most one --box with them")
     output_file(args.out, inputs=(args.image,))  # before any compute
-    plane = select_plane(read_image(args.image), args.plane)
+    plane = select_plane(read_image_arg(args.image, "segment"), args.plane)
     shape = plane.shape[:2]
     for b in boxes:  # check the prompts before the (slow) model loading
         clip_box(b, shape)
@@ -135,7 +136,8 @@ def run(args) -> int:
     from napari_devosam.engine.predictor import Predictor
     from napari_devosam.models.loading import load_model
 
-    sam = load_model(args.model, device=args.device, precision=args.precision, decoder=args.decoder)
+    sam = load_model(chosen_model(args), device=args.device, precision=args.precision,
+                     decoder=args.decoder)
     from napari_devosam.engine.embeddings import default_cache_dir
 
     predictor = Predictor(sam, cache_dir=args.cache_dir or default_cache_dir())

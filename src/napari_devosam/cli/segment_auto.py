@@ -1,7 +1,7 @@
 """``devosam segment IMAGE --auto``: automatic instance labels for one plane or a stack.
 
 Called from ``cli/segment.py`` when ``--auto`` is given. With ``--plane`` one plane is written
-as ``(H, W)`` labels (uint16, uint32 beyond 65,535 objects: ``export.image_io.label_dtype``);
+as ``(H, W)`` labels (uint16, uint32 beyond 65,535 objects: ``io.write.label_dtype``);
 without it every plane of the image, as an array of the image's
 leading shape plus ``(H, W)`` (labels numbered per plane), with neighbour seeding along the
 last leading axis. Planes without an embryo come out empty with a warning on stderr. The file
@@ -28,35 +28,44 @@ def add_arguments(p) -> None:
                         "automatic mask generator")
     g.add_argument("--stain", choices=STAINS, default="auto",
                    help="what is bright: membranes or nuclei (default: decided per plane)")
+    g.add_argument("--diameter", type=float, default=None, metavar="PX",
+                   help="cell (membrane stain) or nucleus (nuclear stain) diameter in pixels; "
+                        "scales the seed detection and the size filter (default: estimated "
+                        "from each plane)")
     g.add_argument("--min-area", type=int, default=None,
-                   help="smallest object kept, in pixels (default 30)")
+                   help="smallest object kept, in pixels (default: from the cell size, 30 "
+                        "for cells ~14-40 px across)")
 
 
 def run_auto(args) -> int:
     from napari_devosam.automatic.core import iter_segment_stack
-    from napari_devosam.automatic.postprocess import MIN_AREA
+    from napari_devosam.cli import chosen_model
+    from napari_devosam.cli.image_args import read_image_arg
     from napari_devosam.engine.embeddings import default_cache_dir
     from napari_devosam.engine.predictor import Predictor
     from napari_devosam.engine.stacks import leading_shape, parse_plane_index
-    from napari_devosam.export.image_io import label_dtype, read_image, write_tiff
+    from napari_devosam.io.write import label_dtype, write_tiff
     from napari_devosam.models.loading import load_model
     from napari_devosam.utils.paths import output_file
     from napari_devosam.utils.text import count, plane_name
 
     if args.box or args.point:
         raise ValueError("--auto takes no --box or --point prompts")
-    min_area = MIN_AREA if args.min_area is None else args.min_area
-    if min_area < 0:
+    min_area = args.min_area
+    if min_area is not None and min_area < 0:
         raise ValueError(f"--min-area must be >= 0 pixels, got {min_area}")
+    diameter = getattr(args, "diameter", None)
+    if diameter is not None and not diameter > 0:
+        raise ValueError(f"--diameter must be > 0 pixels, got {diameter:g}")
     output_file(args.out, inputs=(args.image,))  # before any compute
-    image = read_image(args.image)
+    image = read_image_arg(args.image, "segment")
     lead = leading_shape(image)
     planes = [parse_plane_index(args.plane, image)] if args.plane is not None else None
-    sam = load_model(args.model, device=args.device, precision=args.precision,
+    sam = load_model(chosen_model(args), device=args.device, precision=args.precision,
                      decoder=args.decoder)
     predictor = Predictor(sam, cache_dir=args.cache_dir or default_cache_dir())
     gen = iter_segment_stack(image, predictor, planes, mode=args.mode, stain=args.stain,
-                             min_area=min_area)
+                             min_area=min_area, diameter=diameter)
     results = _drain(gen)
     shape = image.shape[len(lead):len(lead) + 2]
     if planes is not None:
@@ -69,6 +78,10 @@ def run_auto(args) -> int:
         if res.message:
             print(f"devosam segment: warning: {plane_name(index)}: {res.message}",
                   file=sys.stderr)
+    from napari_devosam.automatic.core import summary_lines
+
+    for line in summary_lines(results):
+        print(line)
     write_tiff(args.out, out.astype(label_dtype(out), copy=False))
     n = sum(r.n_objects for r in results.values())
     print(f"wrote {count(n, 'object')} on {count(len(results), 'plane')} to {args.out} "

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from napari_devosam.cli import MODEL_HELP, add_precision_argument
+from napari_devosam.cli import MODEL_HELP, add_precision_argument, chosen_model
 from napari_devosam.utils.text import count
 
 AXES = ("T", "Z")
@@ -97,34 +97,15 @@ def seed_plane(text: str, shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
     return tuple(plane)
 
 
-def seeds_from_labels(labels: np.ndarray, shape: tuple[int, ...], plane):
-    """Seeds from a label plane ``(H, W)`` or a label stack of the image's shape."""
-    from napari_devosam.tracking.model import Seed
-
-    labels = np.asarray(labels)
-    if labels.shape == tuple(shape):
-        labels = labels[plane]
-    elif labels.shape != tuple(shape[-2:]):
-        raise ValueError(f"seed labels of shape {labels.shape} fit neither a plane "
-                         f"{tuple(shape[-2:])} nor the stack {tuple(shape)}")
-    if labels.dtype.kind not in "ui" or (labels.size and labels.min() < 0):
-        raise ValueError("seed labels must be non-negative integers")
-    ids = np.unique(labels)
-    ids = ids[ids > 0]
-    if not ids.size:
-        raise ValueError(f"the seed plane {plane} has no objects (all labels are 0)")
-    return [Seed(int(i), plane, labels == i) for i in ids]
-
-
 def run(args) -> int:
-    from napari_devosam.export.image_io import read_image
-    from napari_devosam.tracking import export
+    from napari_devosam.cli.image_args import read_image_arg
+    from napari_devosam.tracking import track_files
     from napari_devosam.utils.paths import output_folder
 
     inputs = [args.stack] + ([args.seed_labels] if args.seed_labels else [])
-    output_folder(args.out, inputs=inputs, writes=export.writes_name)  # before any compute
-    export.check_result_folder(args.out)
-    image = read_image(args.stack)
+    output_folder(args.out, inputs=inputs, writes=track_files.writes_name)  # before any compute
+    track_files.check_result_folder(args.out)
+    image = read_image_arg(args.stack, "track")
     shape = tuple(image.shape)
     axis = leading_axis(shape, args.axis)
     plane = seed_plane(args.seed_plane, shape, axis)
@@ -140,7 +121,21 @@ def run(args) -> int:
             return _export_store(args, store, plane, axis)
         seeds = seeds_from_store(store, plane)
     else:
-        seeds = seeds_from_labels(read_image(args.seed_labels), shape, plane)
+        from napari_devosam.tracking.request import seeds_from_labels
+
+        seeds = seeds_from_labels(read_image_arg(args.seed_labels, "track", "--seed-labels"),
+                                  shape, plane)
+    return _track(args, image, _request(args, shape, plane, axis, seeds))
+
+
+def _request(args, shape, plane, axis, seeds):
+    """The ``TrackingRequest`` the arguments describe (``ValueError`` for a bad ``--last``
+    or bad parameters)."""
+    from pathlib import Path
+
+    from napari_devosam.tracking.params import PropagationParams
+    from napari_devosam.tracking.request import TrackingRequest
+
     bounds = None
     if args.last is not None:
         n = shape[axis]
@@ -148,45 +143,37 @@ def run(args) -> int:
             raise ValueError(f"--last {args.last} is outside the axis of length {n} "
                              f"(0..{n - 1}, or -1 for the last plane)")
         last, start = args.last % n, plane[axis]
-        ahead = {"forward": last > start, "backward": last < start, "both": last != start}
-        if not ahead[args.direction]:
-            raise ValueError(f"--last {args.last} leaves nothing to propagate {args.direction} "
-                             f"from the seed plane {start}: choose a stop plane "
-                             f"{'after' if args.direction == 'forward' else 'before'} it, or "
-                             "another --direction")
         bounds = (min(last, start), max(last, start))
-    return _track(args, image, seeds, plane, axis, bounds)
-
-
-def _track(args, image, seeds, plane, axis, bounds) -> int:
-    from pathlib import Path
-
-    from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir
-    from napari_devosam.models.loading import load_model
-    from napari_devosam.tracking import export
-    from napari_devosam.tracking.params import PropagationParams
-    from napari_devosam.tracking.propagate import propagate
-    from napari_devosam.utils.progress import drain_with_bar
-
     window = {name: value for name, value in (("window_context", args.window_context),
                                               ("window_context_cells", args.window_context_cells))
               if value is not None}
     params = PropagationParams(detect_divisions=not args.no_divisions and args.axis == "T",
                                decode_window=not args.whole_embedding, **window)
-    sam = load_model(args.model, device=args.device, precision=args.precision, decoder=args.decoder)
+    request = TrackingRequest(shape, plane, axis, args.direction, bounds, params, seeds,
+                              along_z=args.axis == "Z", out=Path(args.out), geff=args.geff)
+    if bounds is not None and not request.route.total:
+        raise ValueError(f"--last {args.last} leaves nothing to propagate {args.direction} "
+                         f"from the seed plane {plane[axis]}: choose a stop plane "
+                         f"{'after' if args.direction == 'forward' else 'before'} it, or "
+                         "another --direction")
+    return request
+
+
+def _track(args, image, request) -> int:
+    from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir
+    from napari_devosam.models.loading import load_model
+    from napari_devosam.tracking.request import run_tracking
+    from napari_devosam.utils.progress import drain_with_bar
+
+    sam = load_model(chosen_model(args), device=args.device, precision=args.precision,
+                     decoder=args.decoder)
     cache = EmbeddingCache(args.cache_dir or default_cache_dir())
-    gen = propagate(sam, image, seeds, axis=axis, direction=args.direction, bounds=bounds,
-                    params=params, cache=cache)
-    result = drain_with_bar(_pairs(gen), desc="propagating", unit="plane")
-    labels, parents = export.result_labels(seeds, result, image.shape[axis], axis,
-                                           image.shape[-2:])
-    out = Path(args.out)
-    rows, _ = export.write_track_results(out, labels, parents,
-                                         export.frame_z(plane, args.axis == "Z"), args.geff)
-    _write_review(out / "review.csv", result, axis, export.real_track_ids(seeds, result))
+    gen = run_tracking(sam, image, request, cache=cache)
+    done = drain_with_bar(_pairs(gen), desc="propagating", unit="plane")
+    result = done.result
     n_div = len(result.divisions)
-    print(f"wrote {count(len(rows), 'track')}, {count(n_div, 'division')}, "
-          f"{count(len(result.planes_to_review()), 'plane')} to review to {out}")
+    print(f"wrote {count(len(done.tracks), 'track')}, {count(n_div, 'division')}, "
+          f"{count(len(result.planes_to_review()), 'plane')} to review to {request.out}")
     if not result.objects:
         print("devosam track: warning: no object could be followed beyond the seed plane",
               file=sys.stderr)
@@ -211,21 +198,3 @@ def _pairs(gen):
         except StopIteration as stop:
             return stop.value
         yield p.done, p.total
-
-
-def _write_review(path, result, axis: int, ids: dict[int, int]) -> None:
-    """review.csv: the planes to check, with the track ids of tracks.csv (empty for a whole
-    plane, e.g. a blank one); reasons are quoted by the csv module (they hold commas)."""
-    import csv
-    import io
-
-    from napari_devosam.utils.atomic import write_text
-
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(("frame", "track_id", "reason", "confidence"))
-    for r in sorted(result.review, key=lambda r: (r.plane, ids.get(r.track, r.track))):
-        conf = "" if np.isnan(r.confidence) else f"{r.confidence:.3f}"
-        track = ids.get(r.track, r.track) if r.track else ""
-        writer.writerow((r.plane[axis], track, r.reason, conf))
-    write_text(path, buf.getvalue())

@@ -1,8 +1,11 @@
-"""The one place where napari's (row, col) coordinates become SAM's (x, y).
+"""The one place where napari's (row, col) coordinates become SAM's (x, y) input frame.
 
 napari gives points as ``(row, col)`` and boxes as ``(row0, col0, row1, col1)`` in pixel
 coordinates of the plane; SAM takes points as ``(x, y) = (col, row)`` and boxes as
-``(x0, y0, x1, y1)``. Everything else in the package speaks napari's convention.
+``(x0, y0, x1, y1)``, in its input frame: the plane resized so that its long side is the
+encoder's ``img_size`` (``input_size``; ``segment_anything``'s ``ResizeLongestSide``, whose
+arithmetic ``to_input_frame`` and ``input_size`` repeat exactly). Everything else in the
+package speaks napari's convention.
 """
 
 from __future__ import annotations
@@ -22,6 +25,49 @@ def box_rc_to_xyxy(box: np.ndarray) -> np.ndarray:
     """``(4,)`` or ``(B, 4)`` (row0, col0, row1, col1) -> same shape (x0, y0, x1, y1), float64."""
     box = np.asarray(box, dtype=np.float64)
     return box[..., [1, 0, 3, 2]].copy()
+
+
+def input_size(original_size: tuple[int, int], img_size: int) -> tuple[int, int]:
+    """``(h, w)`` of a plane of ``original_size`` ``(H, W)`` resized so that its long side is
+    ``img_size`` (``ResizeLongestSide.get_preprocess_shape``: sides rounded half up)."""
+    h, w = original_size
+    scale = img_size * 1.0 / max(h, w)
+    return int(h * scale + 0.5), int(w * scale + 0.5)
+
+
+def to_input_frame(xy: np.ndarray, original_size: tuple[int, int],
+                   resized: tuple[int, int]) -> np.ndarray:
+    """``(..., 2)`` plane ``(x, y)`` -> float64 ``(x, y)`` in the resized plane ``resized``
+    ``(h, w)`` (``ResizeLongestSide.apply_coords`` with ``resized = input_size(...)``)."""
+    xy = np.array(xy, dtype=np.float64)
+    xy[..., 0] = xy[..., 0] * (resized[1] / original_size[1])
+    xy[..., 1] = xy[..., 1] * (resized[0] / original_size[0])
+    return xy
+
+
+def points_to_input(points: np.ndarray, original_size: tuple[int, int],
+                    img_size: int) -> np.ndarray:
+    """``(..., 2)`` plane (row, col) -> same shape float64 input-frame (x, y)."""
+    points = np.asarray(points, dtype=np.float64)
+    xy = points_rc_to_xy(points).reshape(points.shape)
+    return to_input_frame(xy, original_size, input_size(original_size, img_size))
+
+
+def boxes_to_input(boxes: np.ndarray, original_size: tuple[int, int],
+                   img_size: int) -> np.ndarray:
+    """``(B, 4)`` plane (row0, col0, row1, col1) -> ``(B, 4)`` float64 input-frame
+    (x0, y0, x1, y1) (``ResizeLongestSide.apply_boxes``)."""
+    xyxy = box_rc_to_xyxy(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+    resized = input_size(original_size, img_size)
+    return to_input_frame(xyxy.reshape(-1, 2, 2), original_size, resized).reshape(-1, 4)
+
+
+def resize_image(rgb: np.ndarray, img_size: int) -> np.ndarray:
+    """``(H, W, 3)`` uint8 -> ``(h, w, 3)`` uint8 at ``input_size`` (``ResizeLongestSide.
+    apply_image``: bilinear, as SAM was trained)."""
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    return ResizeLongestSide(img_size).apply_image(np.ascontiguousarray(rgb))
 
 
 def validate_points(points, labels, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

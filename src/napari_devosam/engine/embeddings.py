@@ -17,6 +17,7 @@ from collections.abc import Generator
 import numpy as np
 import torch
 
+from napari_devosam.engine import coords
 from napari_devosam.engine.embedding_cache import (
     CACHE_FORMAT,
     EmbeddingCache,
@@ -50,11 +51,8 @@ def _model_device(sam) -> torch.device:
 
 def _pixels(sam, rgbs: list[np.ndarray], device) -> tuple[torch.Tensor, tuple[int, int]]:
     """Resized, normalised and padded encoder input ``(B, 3, S, S)`` as SamPredictor makes it."""
-    from segment_anything.utils.transforms import ResizeLongestSide
-
     size = sam.image_encoder.img_size
-    transform = ResizeLongestSide(size)
-    resized = [transform.apply_image(np.ascontiguousarray(rgb)) for rgb in rgbs]
+    resized = [coords.resize_image(rgb, size) for rgb in rgbs]
     x = torch.as_tensor(np.stack(resized), device=device).permute(0, 3, 1, 2).contiguous()
     input_size = tuple(x.shape[-2:])
     mean = sam.pixel_mean.to(device)
@@ -128,8 +126,7 @@ def check_plane_shape(shape: tuple[int, int], img_size: int) -> None:
     Raises ``ValueError`` naming the limit (e.g. about 2048:1 for the official models).
     """
     h, w = (int(n) for n in shape)
-    short = min(h, w) * img_size / max(h, w)
-    if int(short + 0.5) < 1:
+    if min(coords.input_size((h, w), img_size)) < 1:
         limit = 2 * img_size
         raise ValueError(f"a {h} x {w} plane is too elongated for SAM: resized to its "
                          f"{img_size}-pixel input, its short side would vanish; crop it into "

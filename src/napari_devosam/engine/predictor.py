@@ -2,9 +2,10 @@
 
 ``Predictor`` holds a SAM, an embedding cache and the embedding of the current plane.
 Prompts are napari pixel coordinates: points ``(row, col)``, boxes ``(row0, col0, row1,
-col1)``; they become SAM's ``(x, y)`` in ``coords.py`` and SAM's input frame with
-``ResizeLongestSide``. Results equal ``segment_anything.SamPredictor``'s for the same image,
-weights and prompts, except for the box rule below (stock SAM keeps pixels far outside a box).
+col1)``; they go through the decoder door (``decoding.Decoder``), which makes them SAM's
+``(x, y)`` input frame in ``coords.py``. Results equal ``segment_anything.SamPredictor``'s for
+the same image, weights and prompts, except for the box rule below (stock SAM keeps pixels
+far outside a box).
 
 Prompt rules: a box or at least one point is required (``ValueError`` otherwise). A box
 partly outside the plane is clipped to it; a box entirely outside, with zero area inside the
@@ -21,14 +22,8 @@ import os
 import numpy as np
 import torch
 
-from napari_devosam.engine._fast.decoder import FastDecoder
-from napari_devosam.engine.coords import (
-    box_rc_to_xyxy,
-    clip_box,
-    mask_within_box,
-    points_rc_to_xy,
-    validate_points,
-)
+from napari_devosam.engine.coords import clip_box, mask_within_box, validate_points
+from napari_devosam.engine.decoding import Decoder
 from napari_devosam.engine.embedding_cache import default_cache_dir
 from napari_devosam.engine.embeddings import EmbeddingCache, PlaneEmbedding, embed_plane
 from napari_devosam.engine.image import Normalization
@@ -74,9 +69,8 @@ class Predictor:
             cache = EmbeddingCache(default_cache_dir() if cache_dir is SHARED_CACHE else cache_dir)
         self.cache = cache
         self.normalization = normalization
-        self._decoder = FastDecoder(self._sam)
+        self._decoder = Decoder(self._sam)
         self._embedding: PlaneEmbedding | None = None
-        self._transform = None
         self._logits: torch.Tensor | None = None  # scratch for upscaled logits
 
     # --- state ---------------------------------------------------------------------------
@@ -117,13 +111,12 @@ class Predictor:
                 f"embedding of shape {tuple(features.shape)} does not fit this model, which "
                 f"expects (1, C, {expected[0]}, {expected[1]})"
             )
-        embedding = embedding.to(self.device)
-        self._decoder.set_image_embedding(embedding.features)
-        self._embedding = embedding
+        self._decoder.set_embedding(embedding)
+        self._embedding = self._decoder.embedding
 
     def reset_image(self) -> None:
         self._embedding = None
-        self._decoder = FastDecoder(self._sam)
+        self._decoder = Decoder(self._sam)
 
     def decoder_changed(self) -> None:
         """Call after loading new weights into ``sam.mask_decoder`` / ``sam.prompt_encoder``
@@ -136,18 +129,6 @@ class Predictor:
         if self._embedding is None:
             raise RuntimeError("no image set: call set_image(plane) before predicting")
         return self._embedding
-
-    def _resize(self):
-        if self._transform is None:
-            from segment_anything.utils.transforms import ResizeLongestSide
-
-            self._transform = ResizeLongestSide(self._sam.image_encoder.img_size)
-        return self._transform
-
-    def _box_tensor(self, boxes_rc: np.ndarray) -> torch.Tensor:
-        """(B, 4) clipped (row0, col0, row1, col1) -> (B, 4) input-frame xyxy on the device."""
-        xyxy = self._resize().apply_boxes(box_rc_to_xyxy(boxes_rc), self.original_size)
-        return torch.as_tensor(xyxy, dtype=torch.float32, device=self.device)
 
     def _mask_tensor(self, mask_input) -> torch.Tensor:
         mask = np.asarray(mask_input, dtype=np.float32)
@@ -176,7 +157,7 @@ class Predictor:
                 (b, c_max, *plane), dtype=torch.float32, device=low_res.device
             )
         out = buf[:, :c]
-        return self._decoder.upscale(low_res, emb.input_size, emb.original_size, out=out)
+        return self._decoder.upscale(low_res, out=out)
 
     def predict(
         self,
@@ -203,18 +184,16 @@ class Predictor:
         has_points = points is not None and np.asarray(points).size > 0
         if box is None and not has_points:
             raise ValueError("no prompt: give a box or at least one point")
-        coords = labels = boxes = mask = None
+        pts = lab = boxes = mask = None
         if has_points:
-            pts_rc, lab = validate_points(points, point_labels, emb.original_size)
-            xy = self._resize().apply_coords(points_rc_to_xy(pts_rc), emb.original_size)
-            coords = torch.as_tensor(xy[None], dtype=torch.float32, device=self.device)
-            labels = torch.as_tensor(lab[None], dtype=torch.int32, device=self.device)
+            pts, lab = validate_points(points, point_labels, emb.original_size)
+            pts, lab = pts[None], lab[None]
         if box is not None:
             box = clip_box(box, emb.original_size)
-            boxes = self._box_tensor(box[None])
+            boxes = box[None]
         if mask_input is not None:
             mask = self._mask_tensor(mask_input)
-        low_res, iou = self._decoder.decode(coords, labels, boxes, mask, multimask)
+        low_res, iou = self._decoder.decode(pts, lab, boxes, mask, multimask)
         masks = (self._upscale(low_res)[0] > self._sam.mask_threshold).cpu().numpy()
         if box is not None:
             mask_within_box(masks, box)
@@ -243,10 +222,10 @@ class Predictor:
         masks = np.zeros((len(clipped), H, W), dtype=bool)
         scores = np.zeros((len(clipped),), dtype=np.float32)
         for start in range(0, len(clipped), BOX_CHUNK):
-            chunk = self._box_tensor(clipped[start : start + BOX_CHUNK])
+            chunk = clipped[start : start + BOX_CHUNK]
             low_res, iou = self._decoder.decode(None, None, chunk, None, False)
             # fresh (not the per-click buffer): up to BOX_CHUNK planes would stay allocated
-            up = self._decoder.upscale(low_res, emb.input_size, emb.original_size)
+            up = self._decoder.upscale(low_res)
             stop = start + len(chunk)
             masks[start:stop] = (up[:, 0] > self._sam.mask_threshold).cpu().numpy()
             for i in range(start, stop):

@@ -18,6 +18,9 @@ import numpy as np
 
 from napari_devosam.utils.text import count
 
+PlaneIndex = tuple[int, ...]
+"""A plane of a stack: its indices along the leading (T and/or Z) axes; ``()`` for 2D."""
+
 
 def canonical_axes(image):
     """``image`` with a trailing lone-channel (length 1) or gray + alpha (length 2) axis reduced

@@ -1,1 +1,2 @@
-"""Export: training bundles, COCO annotations, per-object measurements and image file I/O."""
+"""Export: training bundles, COCO annotations and per-object measurements (image files are
+read and written by ``io``)."""

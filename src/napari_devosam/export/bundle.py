@@ -27,8 +27,9 @@ from napari_devosam._version import __version__
 from napari_devosam.annotation.store import image_hash
 from napari_devosam.engine.image import DEFAULT_NORMALIZATION
 from napari_devosam.export import coco
-from napari_devosam.export.image_io import label_dtype, read_image, write_tiff
 from napari_devosam.export.measurements import measurement_rows, rows_to_csv
+from napari_devosam.io.read import read_image
+from napari_devosam.io.write import label_dtype, write_tiff
 from napari_devosam.utils.jsonable import jsonable
 from napari_devosam.utils.progress import drain
 

@@ -5,18 +5,25 @@
 annotated data. See docs/finetune.md.
 
 Importing this package loads torch (it is not imported when napari scans plugins).
+
+The package is also the top-level face ``napari_devosam.finetune``: Python binds a subpackage
+to its parent's attribute of the same name, so the package itself is callable, and
+``napari_devosam.finetune(data_dirs, sam, out=...)`` is ``finetune.train.finetune(...)``.
 """
 
-from napari_devosam.finetune.data import Plane, load_planes, split_planes
+import sys as _sys
+from types import ModuleType as _ModuleType
+
+from napari_devosam.finetune.data import TrainingPlane, load_planes, split_planes
 from napari_devosam.finetune.evaluate import evaluate, iter_evaluate
 from napari_devosam.finetune.events import FinetuneResult, ProgressEvent, TrainingDiverged
 from napari_devosam.finetune.train import finetune, run_finetune
 
 __all__ = [
     "FinetuneResult",
-    "Plane",
     "ProgressEvent",
     "TrainingDiverged",
+    "TrainingPlane",
     "evaluate",
     "finetune",
     "iter_evaluate",
@@ -24,3 +31,13 @@ __all__ = [
     "run_finetune",
     "split_planes",
 ]
+
+
+class _CallablePackage(_ModuleType):
+    def __call__(self, *args, **kwargs):
+        """``train.finetune(*args, **kwargs)``: a generator of ``ProgressEvent``s returning a
+        ``FinetuneResult``."""
+        return finetune(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallablePackage

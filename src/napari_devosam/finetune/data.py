@@ -43,7 +43,7 @@ def usable_ids(labels: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class Plane:
+class TrainingPlane:
     """One annotated plane.
 
     Attributes:
@@ -98,9 +98,9 @@ def _integer_labels(labels: np.ndarray, path: Path) -> np.ndarray:
     return out
 
 
-def _planes_of_pair(folder: Path, image_path: Path, label_path: Path) -> list[Plane]:
+def _planes_of_pair(folder: Path, image_path: Path, label_path: Path) -> list[TrainingPlane]:
     from napari_devosam.engine.stacks import iter_planes, leading_shape, plane_ndim
-    from napari_devosam.export.image_io import read_image
+    from napari_devosam.io.read import read_image
 
     image = read_image(image_path)
     labels = read_image(label_path)
@@ -121,7 +121,7 @@ def _planes_of_pair(folder: Path, image_path: Path, label_path: Path) -> list[Pl
         if not lab.any():
             continue
         suffix = f"[{', '.join(str(i) for i in index)}]" if multi else ""
-        planes.append(Plane(f"{folder.name}/{image_path.name}{suffix}", str(image_path),
+        planes.append(TrainingPlane(f"{folder.name}/{image_path.name}{suffix}", str(image_path),
                             np.asarray(plane), np.ascontiguousarray(lab)))
     planes = [p for p in planes if len(p.object_ids)]
     if not planes:
@@ -130,7 +130,7 @@ def _planes_of_pair(folder: Path, image_path: Path, label_path: Path) -> list[Pl
     return planes
 
 
-def load_planes(data_dirs: str | os.PathLike | Iterable) -> list[Plane]:
+def load_planes(data_dirs: str | os.PathLike | Iterable) -> list[TrainingPlane]:
     """Read and check every image/label pair in ``data_dirs`` (one folder or several).
 
     Returns the annotated planes in folder order, then file-name order. Raises
@@ -139,7 +139,7 @@ def load_planes(data_dirs: str | os.PathLike | Iterable) -> list[Plane]:
     """
     from napari_devosam.export.bundle import find_pairs
 
-    planes: list[Plane] = []
+    planes: list[TrainingPlane] = []
     for folder in _as_folders(data_dirs):
         pairs = find_pairs(folder)
         if not pairs:
@@ -149,8 +149,8 @@ def load_planes(data_dirs: str | os.PathLike | Iterable) -> list[Plane]:
     return planes
 
 
-def split_planes(planes: list[Plane], val_fraction: float, seed: int = 0
-                 ) -> tuple[list[Plane], list[Plane]]:
+def split_planes(planes: list[TrainingPlane], val_fraction: float, seed: int = 0
+                 ) -> tuple[list[TrainingPlane], list[TrainingPlane]]:
     """Split by image file (planes of one file stay together), seeded.
 
     ``val_fraction`` of the files (at least one) go to validation when there are at least two
@@ -161,7 +161,7 @@ def split_planes(planes: list[Plane], val_fraction: float, seed: int = 0
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if val_fraction == 0 or len(planes) < 2:
         return list(planes), []
-    groups: dict[str, list[Plane]] = {}
+    groups: dict[str, list[TrainingPlane]] = {}
     for p in planes:
         groups.setdefault(p.source, []).append(p)
     units = list(groups.values()) if len(groups) >= 2 else [[p] for p in planes]
@@ -173,7 +173,7 @@ def split_planes(planes: list[Plane], val_fraction: float, seed: int = 0
     return train, val
 
 
-def summarize(planes: list[Plane]) -> dict:
+def summarize(planes: list[TrainingPlane]) -> dict:
     """Plane, object and file counts, plane shapes and dtypes (for metadata and reports)."""
     return {
         "planes": len(planes),

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from napari_devosam.finetune.decoding import BOX_BR, BOX_TL, NEG, PAD, POS, Prompts
+from napari_devosam.engine.decoding import BOX_BR, BOX_TL, NEG, PAD, POS, Prompts
 from napari_devosam.finetune.targets import PlaneTargets
 
 KINDS = ("box", "point", "points")

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_devosam.engine.coords import box_rc_to_xyxy, points_rc_to_xy
-from napari_devosam.finetune.data import Plane
+from napari_devosam.engine.coords import box_rc_to_xyxy, points_rc_to_xy, to_input_frame
+from napari_devosam.finetune.data import TrainingPlane
 
 
 @dataclass
@@ -24,7 +24,7 @@ class PlaneTargets:
     """One plane's objects, ready for the decoder (tensors on the training device).
 
     Attributes:
-      name: the plane's name (``data.Plane.name``).
+      name: the plane's name (``data.TrainingPlane.name``).
       features: ``(1, 256, h, w)`` float32 image embedding.
       input_size: ``(h_in, w_in)`` of the resized plane in the encoder's input.
       original_size: ``(H, W)`` of the plane.
@@ -76,14 +76,6 @@ def object_boxes_and_centers(labels: np.ndarray, ids: np.ndarray
     return boxes, centers
 
 
-def to_input_frame(xy: np.ndarray, original_size, input_size) -> np.ndarray:
-    """Scale ``(..., 2)`` plane ``(x, y)`` to the encoder's input frame (as ResizeLongestSide)."""
-    xy = np.asarray(xy, dtype=np.float64).copy()
-    xy[..., 0] *= input_size[1] / original_size[1]
-    xy[..., 1] *= input_size[0] / original_size[0]
-    return xy
-
-
 def valid_grid(input_size) -> tuple[int, int]:
     """The low-res cells covering the resized plane: each cell is 4x4 input pixels."""
     return int(np.ceil(input_size[0] / 4)), int(np.ceil(input_size[1] / 4))
@@ -104,7 +96,7 @@ def low_res_masks(labels: np.ndarray, ids: np.ndarray, input_size, grid: tuple[i
     return out
 
 
-def prepare_plane(plane: Plane, embedding, grid: tuple[int, int], device) -> PlaneTargets:
+def prepare_plane(plane: TrainingPlane, embedding, grid: tuple[int, int], device) -> PlaneTargets:
     """``PlaneTargets`` of ``plane`` from its ``embeddings.PlaneEmbedding``.
 
     ``grid`` is the low-res logit grid ``(4h, 4w)``; tensors go to ``device``.

@@ -4,8 +4,8 @@
 sampler and mixed precision; ``finetune`` drives it and ``benchmarks/bench_finetune.py``
 times it. A step runs ``1 + correction_rounds`` decoder passes on the same B objects (each
 pass trains B masks); the loss is computed on the low-res grid. The decoder pass is
-``fast_decoding.decode_fast`` (same results, a fraction of the work) unless ``fast=False``
-picks the stock modules (``decoding.decode``).
+``engine.decoding.decode_tokens_fast`` (same results, a fraction of the work) unless
+``fast=False`` picks the stock modules (``engine.decoding.decode_tokens``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import math
 
 import torch
 
-from napari_devosam.finetune.decoding import decode
-from napari_devosam.finetune.fast_decoding import decode_fast
+from napari_devosam.engine.decoding import decode_tokens, decode_tokens_fast
 from napari_devosam.finetune.losses import LOSSES, decoder_loss, pick
 from napari_devosam.finetune.prompts import PromptSampler
 from napari_devosam.finetune.targets import PlaneTargets
@@ -73,7 +72,7 @@ class Trainer:
         actual IoU.
       seed: seeds the prompt sampler (and so the whole run on the CPU).
       mixed_precision: autocast (bf16, or fp16 with loss scaling); default: on CUDA only.
-      fast: run the decoder through ``fast_decoding.decode_fast`` (default) rather than the
+      fast: run the decoder through ``engine.decoding.decode_tokens_fast`` (default) rather than the
         stock ``segment_anything`` modules; both give the same masks and gradients.
     """
 
@@ -90,7 +89,7 @@ class Trainer:
                        for p in m.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=lr, weight_decay=weight_decay)
         self.rounds = 1 + int(correction_rounds)
-        self.decode = decode_fast if fast else decode
+        self.decode = decode_tokens_fast if fast else decode_tokens
         self.loss = loss
         self.sampler = PromptSampler(seed, self.device)
         if mixed_precision is None:

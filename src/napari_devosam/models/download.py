@@ -1,12 +1,12 @@
-"""Downloading checkpoints: streamed, SHA256-verified, atomic, stoppable.
+"""Downloading checkpoints: streamed, hash-verified (SHA256 or xxh128), atomic, stoppable.
 
-The transfer, the hash check and the atomic rename are pooch's (``pooch.retrieve``): the
-file arrives in a temporary file next to the destination and is moved there only after its
-SHA256 matched, so the final path holds either a complete, verified file or nothing. pooch
-blocks until the file is complete, so ``download`` runs it in a thread and hands its progress
-to the caller one chunk at a time: the generator can be closed at any yield (the transfer
-stops at the next chunk and its temporary file is removed). Nothing here runs at import
-time; no torch.
+The transfer, the hash check and the atomic rename are pooch's (``pooch.retrieve`` with
+``known_hash``): the file arrives in a temporary file next to the destination and is moved
+there only after its hash matched, so the final path holds either a complete, verified file or
+nothing. pooch blocks until the file is complete, so ``download`` runs it in a thread and hands
+its progress to the caller one chunk at a time: the generator can be closed at any yield (the
+transfer stops at the next chunk and its temporary file is removed). Nothing here runs at
+import time; no torch.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import threading
 from collections.abc import Generator
 from pathlib import Path
 
-from napari_devosam.models.registry import Checkpoint, get_checkpoint
+from napari_devosam.models.registry import Checkpoint, get_checkpoint, recommended_bundled
 
 CACHE_DIR_ENV = "DEVOSAM_CACHE_DIR"
 CHECKPOINT_ENV = "DEVOSAM_CHECKPOINT"
@@ -32,7 +32,7 @@ class DownloadError(RuntimeError):
 
 
 class ChecksumError(DownloadError):
-    """A downloaded file's SHA256 differs from the expected one; nothing was kept."""
+    """A downloaded file's hash differs from the expected one; nothing was kept."""
 
 
 class ModelUnavailableError(DownloadError):
@@ -60,15 +60,36 @@ def checkpoint_path(name: str | Checkpoint) -> Path:
 
 
 def is_cached(name: str | Checkpoint) -> bool:
-    """True if checkpoint ``name`` is in the cache with the expected size."""
+    """True if checkpoint ``name`` is in the cache with the expected size (any non-empty file
+    where the registry states no size: pooch only ever leaves verified files there)."""
     path = checkpoint_path(name)
-    return path.is_file() and path.stat().st_size == get_checkpoint(name).size
+    return path.is_file() and _size_ok(path.stat().st_size, get_checkpoint(name).size)
+
+
+def _size_ok(found: int, expected: int | None) -> bool:
+    return found == expected if expected is not None else found > 0
+
+
+def pooch_hash(known_hash: str) -> str:
+    """``known_hash`` in pooch's ``"<algorithm>:<hex>"`` form, lowercase (bare hex: SHA256)."""
+    known_hash = known_hash.strip().lower()
+    return known_hash if ":" in known_hash else f"sha256:{known_hash}"
+
+
+def _check_algorithm(known_hash: str) -> None:
+    import pooch.hashes
+
+    algorithm = known_hash.split(":", 1)[0]
+    if algorithm not in pooch.hashes.ALGORITHMS_AVAILABLE:
+        extra = " (pip install xxhash)" if algorithm.startswith("xxh") else ""
+        raise DownloadError(f"cannot check a {algorithm} hash: this Python lacks the hash "
+                            f"library{extra}; nothing was downloaded")
 
 
 def download(
     url: str,
     dest: str | os.PathLike,
-    sha256: str,
+    known_hash: str,
     size: int | None = None,
     *,
     chunk_size: int = 1 << 20,
@@ -77,17 +98,20 @@ def download(
     """Download ``url`` to ``dest``; a generator yielding ``(done_bytes, total_bytes)``.
 
     ``total_bytes`` is the server's Content-Length, else ``size``, else 0 (unknown). The
-    generator's return value is ``Path(dest)``. The file is verified against ``sha256``
-    (hex); on any failure, or when the generator is closed early, no file is left at
-    ``dest`` (an existing file there is left untouched). ``timeout`` is in seconds, per
-    connection attempt and per read.
+    generator's return value is ``Path(dest)``. The file is verified against ``known_hash``
+    (``"sha256:<hex>"``, ``"xxh128:<hex>"`` or a bare SHA256 hex); on any failure, or when the
+    generator is closed early, no file is left at ``dest`` (an existing file there is left
+    untouched). ``timeout`` is in seconds, per connection attempt and per read.
 
     Raises ``DownloadError`` (network/HTTP errors, incomplete transfer) or
-    ``ChecksumError`` (wrong SHA256), both ``RuntimeError`` subclasses.
+    ``ChecksumError`` (wrong hash), both ``RuntimeError`` subclasses; ``DownloadError``
+    before any transfer when the hash's algorithm is unavailable (xxh128 needs ``xxhash``).
     """
     dest = Path(dest)
+    known_hash = pooch_hash(known_hash)
+    _check_algorithm(known_hash)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    transfer = _Transfer(url, dest, sha256.strip().lower(), size, chunk_size, timeout)
+    transfer = _Transfer(url, dest, known_hash, size, chunk_size, timeout)
     transfer.start()
     try:
         while (item := transfer.next_progress()) is not None:
@@ -111,8 +135,8 @@ class _Transfer:
     the progress the caller has seen, so closing the generator stops it at the next chunk.
     """
 
-    def __init__(self, url, dest: Path, sha256: str, size, chunk_size: int, timeout: float):
-        self.url, self.dest, self.sha256, self.size = url, dest, sha256, size
+    def __init__(self, url, dest: Path, known_hash: str, size, chunk_size: int, timeout: float):
+        self.url, self.dest, self.known_hash, self.size = url, dest, known_hash, size
         self.chunk_size, self.timeout = chunk_size, timeout
         self.done = 0
         self._total = 0
@@ -169,7 +193,7 @@ class _Transfer:
         downloader = pooch.HTTPDownloader(progressbar=self, timeout=self.timeout,
                                           chunk_size=self.chunk_size)
         try:
-            pooch.retrieve(self.url, known_hash=f"sha256:{self.sha256}", fname=self.dest.name,
+            pooch.retrieve(self.url, known_hash=self.known_hash, fname=self.dest.name,
                            path=self.dest.parent, downloader=downloader)
         except BaseException as exc:  # handed to the consumer's thread by raise_error
             self.error = exc
@@ -188,17 +212,19 @@ class _Transfer:
         exc = self.error
         if exc is None or isinstance(exc, _Cancelled):
             return
-        raise _user_error(exc, self.url, self.dest, self.sha256, self.done) from exc
+        raise _user_error(exc, self.url, self.dest, self.known_hash, self.done) from exc
 
 
-def _user_error(exc: BaseException, url: str, dest: Path, sha256: str, done: int) -> Exception:
+def _user_error(exc: BaseException, url: str, dest: Path, known_hash: str,
+                done: int) -> Exception:
     import requests
 
     if isinstance(exc, ValueError) and "hash" in str(exc).lower():
-        got = re.findall(r"[0-9a-f]{64}", str(exc))
-        got = next((h for h in got if h != sha256), "unknown")
-        return ChecksumError(f"downloaded file for {dest} has the wrong SHA256 (expected "
-                             f"{sha256}, got {got}); it was discarded")
+        algorithm, expected = known_hash.split(":", 1)
+        got = re.search(r"but got ([0-9a-fA-F]+)", str(exc))
+        got = got.group(1).lower() if got else "unknown"
+        return ChecksumError(f"downloaded file for {dest} has the wrong {algorithm.upper()} "
+                             f"(expected {expected}, got {got}); it was discarded")
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         response = exc.response
         return DownloadError(f"downloading {url} failed: HTTP {response.status_code} "
@@ -223,32 +249,33 @@ def ensure_checkpoint(name: str | Checkpoint, *, timeout: float = 30.0) -> Progr
 
     A generator: yields ``(done_bytes, total_bytes)`` while downloading (nothing when the
     file is cached) and returns the ``Path``. A cached file is trusted if its size matches
-    the registry (it was hash-verified when downloaded); a file of the wrong size is
-    replaced. ``name`` may also be a ``registry.Checkpoint`` (mirrors, tests).
+    the registry, or is non-empty where the registry states no size (it was hash-verified
+    when downloaded); a file of the wrong size is replaced. ``name`` may also be a
+    ``registry.Checkpoint`` (mirrors, tests).
 
     Raises ``ModelUnavailableError`` when the file is not cached and cannot be fetched,
-    ``ChecksumError`` when the server's file does not match the registry's SHA256.
+    ``ChecksumError`` when the server's file does not match the registry's hash.
     """
     info = get_checkpoint(name)
     path = model_cache_dir() / info.filename
     note = ""
     if path.is_file():
         found = path.stat().st_size
-        if found == info.size:
+        if _size_ok(found, info.size):
             return path
-        note = f" (the cached {path} has {found} bytes instead of {info.size})"
+        note = f" (the cached {path} has {found} bytes instead of {info.size or 'some'})"
     url = info.download_url()
     try:
-        return (yield from download(url, path, info.sha256, info.size, timeout=timeout))
+        return (yield from download(url, path, info.known_hash, info.size, timeout=timeout))
     except ChecksumError:
         raise
     except DownloadError as exc:
         raise ModelUnavailableError(
             f"model {info.name!r} is not available offline and could not be downloaded from "
             f"{url} into the cache dir {path.parent}{note}: {_first_line(exc)}. To use a local "
-            f"file, copy {info.filename} into {path.parent}, set {CHECKPOINT_ENV} to its path, "
+            f"file, save it as {path}, set {CHECKPOINT_ENV} to its path, "
             f"or pass the checkpoint's path as the model; to work offline now, use the bundled "
-            f"model embryo_tiny (trained on synthetic embryos)"
+            f"model {recommended_bundled()} (no download)"
         ) from exc
 
 

@@ -3,19 +3,23 @@
 Which checkpoint ``load_model(model, ...)`` uses:
 
 1. ``model`` is a path (``str``/``PathLike`` naming a file): that file.
-2. ``model`` is ``None``: the file named by ``DEVOSAM_CHECKPOINT`` if set, else "vit_b".
-3. ``model`` is "embryo_tiny" (alias "demo"): the model bundled inside the package
-   (``models.bundled``), hash-checked.
-4. ``model`` is "vit_b"/"vit_l"/"vit_h": the file named by ``DEVOSAM_CHECKPOINT`` if it
-   holds that architecture (managed/offline installs), else the cached official file,
-   else it is downloaded into ``download.model_cache_dir()``.
+2. ``model`` is ``None``: the default rule (``models.defaults.default_model``): the file
+   named by ``DEVOSAM_CHECKPOINT`` if set, else the best cached official checkpoint, else
+   the bundled model. Nothing is downloaded by default.
+3. ``model`` names a bundled model ("embryo_tiny", alias "demo"): the file inside the
+   package (``models.bundled``), hash-checked.
+4. ``model`` names an official checkpoint ("vit_b"/"vit_l"/"vit_h", micro-sam's
+   "vit_b_lm"/"vit_l_lm"): for Meta's three, the file named by ``DEVOSAM_CHECKPOINT`` if it
+   holds that architecture (managed/offline installs); else the cached file, else it is
+   downloaded (pooch, hash-checked) into ``download.model_cache_dir()``.
 
-Local files are read with ``torch.load(..., weights_only=True)`` (a pickle that would run
-code is refused) or, for ``.safetensors``, with safetensors. The file must hold a SAM state
-dict, optionally nested under "model" or "state_dict" and optionally with DataParallel's
-"module." prefix. The architecture is detected from the image encoder's width and depth;
-other architectures load only with an explicit ``builder`` (a callable returning a ``Sam``
-of the right shape, e.g. ``napari_devosam.testing.tiny_sam``).
+Local files are read with ``torch.load(..., weights_only=True)`` (a pickle that would run code
+is refused) or, for ``.safetensors``, with safetensors. The file must hold a SAM state dict, at
+the top level or nested under "model", "state_dict", "model_state" (micro-sam, torch_em) or
+"model_state_dict", its keys optionally prefixed "module.", "sam." or "model.". The
+architecture is detected from the image encoder's width and depth; other architectures load
+only with an explicit ``builder`` (a callable returning a ``Sam`` of the right shape, e.g.
+``napari_devosam.testing.tiny_sam``).
 """
 
 from __future__ import annotations
@@ -32,13 +36,13 @@ import torch
 
 from napari_devosam.models import bundled
 from napari_devosam.models.decoder_files import apply_decoder
+from napari_devosam.models.defaults import default_model
 from napari_devosam.models.download import CHECKPOINT_ENV, ensure_checkpoint
 from napari_devosam.models.precision import check_supported, resolve_precision, set_precision
 from napari_devosam.models.registry import (
     ALL_MODEL_NAMES,
     ARCH_BY_WIDTH,
-    CHECKPOINTS,
-    MODEL_NAMES,
+    ARCHITECTURES,
     canonical_name,
     is_bundled,
     is_model_name,
@@ -54,12 +58,13 @@ _PIXEL_STD = (58.395, 57.12, 57.375)
 StateDict = dict[str, torch.Tensor]
 
 
-def load_model(model=MODEL_NAMES[0], device="auto", decoder=None, progress: bool = True, *,
+def load_model(model=None, device="auto", decoder=None, progress: bool = True, *,
                builder: Callable[[], torch.nn.Module] | None = None, precision="auto"):
     """A ``segment_anything.modeling.Sam`` in eval mode on ``device``.
 
-    ``model``: "vit_b"/"vit_l"/"vit_h", a checkpoint path, or ``None`` (see the module
-    docstring for the precedence). ``device``: see ``devices.resolve_device``.
+    ``model``: a registry name ("vit_b_lm", "vit_b", "embryo_tiny", ...), a checkpoint path,
+    or ``None``: the default rule (see the module docstring for the precedence).
+    ``device``: see ``devices.resolve_device``.
     ``decoder``: path of a fine-tuned decoder file applied on top (``models.decoder_files``).
     ``progress``: show a download progress bar on stderr (needs tqdm).
     ``precision``: the image encoder's, "fp32" or "bf16" ("auto": ``DEVOSAM_PRECISION`` or
@@ -71,7 +76,7 @@ def load_model(model=MODEL_NAMES[0], device="auto", decoder=None, progress: bool
                           unit_scale=True, unit_divisor=1024)
 
 
-def iter_load_model(model=MODEL_NAMES[0], device="auto", decoder=None, *,
+def iter_load_model(model=None, device="auto", decoder=None, *,
                     builder: Callable[[], torch.nn.Module] | None = None, precision="auto"
                     ) -> Generator[tuple[int, int], None, torch.nn.Module]:
     """``load_model`` as a generator: yields download progress ``(done_bytes, total_bytes)``
@@ -84,6 +89,8 @@ def iter_load_model(model=MODEL_NAMES[0], device="auto", decoder=None, *,
         warnings.warn(note, RuntimeWarning, stacklevel=2)
     if decoder is not None and not Path(decoder).expanduser().is_file():
         raise FileNotFoundError(f"decoder file {decoder} does not exist")
+    if model is None and not os.environ.get(CHECKPOINT_ENV, "").strip():
+        model = default_model().model
     if is_bundled(model):
         name = canonical_name(model)
         path, state = bundled.verified_path(name), None
@@ -108,11 +115,9 @@ def _find_checkpoint(model):
     if env_path is not None and not env_path.is_file() and (model is None or is_model_name(model)):
         raise FileNotFoundError(f"{CHECKPOINT_ENV} names {env_path}, which does not exist")
     if model is None:
-        if env_path is not None:
-            return env_path, None
-        model = MODEL_NAMES[0]
+        return env_path, None  # iter_load_model resolved None already where no env is set
     if is_model_name(model):
-        if env_path is not None:
+        if env_path is not None and model in ARCHITECTURES:
             state = read_state_dict(env_path)
             if detect_architecture(state, env_path, strict=False) == model:
                 return env_path, state
@@ -226,7 +231,8 @@ def _load_safetensors(path: Path):
 
 
 def detect_architecture(state: StateDict, source="checkpoint", strict: bool = True) -> str | None:
-    """"vit_b"/"vit_l"/"vit_h" from a SAM state dict's image encoder (width, depth).
+    """"vit_b"/"vit_l"/"vit_h" from a SAM state dict's image encoder (width, depth); micro-sam's
+    checkpoints have these architectures too.
 
     For another architecture: ``ValueError`` naming ``source``, or ``None`` if not ``strict``.
     """
@@ -234,12 +240,12 @@ def detect_architecture(state: StateDict, source="checkpoint", strict: bool = Tr
     blocks = (re.match(r"image_encoder\.blocks\.(\d+)\.", k) for k in state)
     depth = len({m.group(1) for m in blocks if m})
     arch = ARCH_BY_WIDTH.get(width)
-    if arch is not None and CHECKPOINTS[arch].encoder_depth == depth:
+    if arch is not None and ARCHITECTURES[arch].encoder_depth == depth:
         return arch
     if not strict:
         return None
     known = ", ".join(f"{c.name} ({c.encoder_width} wide, {c.encoder_depth} blocks)"
-                      for c in CHECKPOINTS.values())
+                      for c in ARCHITECTURES.values())
     raise ValueError(
         f"{source} has an image encoder {width} wide with {depth} blocks, which matches none of "
         f"{known}; load custom architectures with load_model(..., builder=...)"

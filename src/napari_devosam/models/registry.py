@@ -1,9 +1,15 @@
-"""Model names: the official Segment Anything checkpoints (name, URL, SHA256, size, encoder
-shape) and the models bundled inside the package (``BUNDLED``, with their aliases).
+"""Model names: the official Segment Anything checkpoints (name, URL, hash, size, architecture,
+licence) and the models bundled inside the package (``BUNDLED``, with their aliases).
 
-No torch here: the GUI can list models without loading anything heavy. The download
-location can be changed for mirrors (and tests) with ``DEVOSAM_MODEL_BASE_URL``: a URL
-prefix to which the checkpoint's file name is appended (``file://`` URLs work too).
+Official checkpoints are Meta's SAM (``vit_b``, ``vit_l``, ``vit_h``) and micro-sam's
+light-microscopy generalists (``vit_b_lm``, ``vit_l_lm``: SAM fine-tuned on microscopy, same
+architectures), with URLs and xxh128 hashes from micro-sam's own registry.
+
+No torch here: the GUI can list models without loading anything heavy. Download locations
+can be changed for mirrors (and tests): ``DEVOSAM_MODEL_URL_<NAME>`` (e.g.
+``DEVOSAM_MODEL_URL_VIT_B_LM``) is one model's full URL; ``DEVOSAM_MODEL_BASE_URL`` is a URL
+prefix to which each checkpoint's cache file name is appended, for every official model
+(``file://`` URLs work too). Without either, each model comes from its publisher.
 """
 
 from __future__ import annotations
@@ -13,28 +19,55 @@ from dataclasses import dataclass
 
 DEFAULT_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 BASE_URL_ENV = "DEVOSAM_MODEL_BASE_URL"
+URL_ENV_PREFIX = "DEVOSAM_MODEL_URL_"
+
+META_LICENCE = "Apache-2.0 (Meta AI, Segment Anything)"
+META_CITATION = "Kirillov et al., Segment Anything, ICCV 2023"
+MICROSAM_LICENCE = "CC-BY-4.0 (micro-sam, via bioimage.io)"
+MICROSAM_CITATION = ("Archit et al., Segment Anything for Microscopy, Nature Methods 2025 "
+                     "(https://doi.org/10.1038/s41592-024-02580-4)")
+_MICROSAM_URL = "https://uk1s3.embassy.ebi.ac.uk/public-datasets/bioimage.io/"
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     """One downloadable checkpoint.
 
-    ``url`` is the full download URL; ``None`` means "``base_url()`` + ``filename``", so the
-    official entries follow ``DEVOSAM_MODEL_BASE_URL``. ``sha256`` is lowercase hex and
-    ``size`` is in bytes. ``encoder_width``/``encoder_depth`` describe the image encoder ViT.
+    ``filename`` is its name in the cache folder. ``url`` is the publisher's download URL;
+    ``None`` means "Meta's server + ``filename``" (see ``download_url`` for overrides).
+    ``known_hash`` is pooch's form, ``"<algorithm>:<lowercase hex>"`` (``sha256`` or
+    ``xxh128``; a bare hex string is a SHA256). ``size`` is in bytes, ``None`` where the
+    publisher does not state it. ``architecture`` is the SAM architecture it loads into
+    ("vit_b", "vit_l", "vit_h"); ``encoder_width``/``encoder_depth`` describe its image encoder
+    ViT. ``licence``/``citation``/``about`` are shown to users (docs, ``--help``).
     """
 
     name: str
     filename: str
-    sha256: str
-    size: int
+    known_hash: str
+    size: int | None
     encoder_width: int
     encoder_depth: int
     url: str | None = None
+    architecture: str = ""
+    licence: str = META_LICENCE
+    citation: str = META_CITATION
+    about: str = "Segment Anything, trained on natural images (SA-1B)"
+
+    @property
+    def arch(self) -> str:
+        """The SAM architecture name ("vit_b", ...): ``architecture``, else ``name``."""
+        return self.architecture or self.name
 
     def download_url(self) -> str:
-        """Where this checkpoint is downloaded from."""
-        return self.url if self.url is not None else base_url() + self.filename
+        """Where this checkpoint is downloaded from: ``DEVOSAM_MODEL_URL_<NAME>``, else
+        ``DEVOSAM_MODEL_BASE_URL`` + ``filename``, else ``url``, else Meta's server."""
+        override = os.environ.get(URL_ENV_PREFIX + self.name.upper(), "").strip()
+        if override:
+            return override
+        if os.environ.get(BASE_URL_ENV, "").strip() or self.url is None:
+            return base_url() + self.filename
+        return self.url
 
 
 CHECKPOINTS: dict[str, Checkpoint] = {
@@ -43,7 +76,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         Checkpoint(
             name="vit_b",
             filename="sam_vit_b_01ec64.pth",
-            sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+            known_hash="sha256:ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
             size=375_042_383,
             encoder_width=768,
             encoder_depth=12,
@@ -51,7 +84,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         Checkpoint(
             name="vit_l",
             filename="sam_vit_l_0b3195.pth",
-            sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+            known_hash="sha256:3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
             size=1_249_524_607,
             encoder_width=1024,
             encoder_depth=24,
@@ -59,10 +92,36 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         Checkpoint(
             name="vit_h",
             filename="sam_vit_h_4b8939.pth",
-            sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+            known_hash="sha256:a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
             size=2_564_550_879,
             encoder_width=1280,
             encoder_depth=32,
+        ),
+        Checkpoint(
+            name="vit_b_lm",
+            filename="vit_b_lm.pt",
+            known_hash="xxh128:fe9252a29f3f4ea53c15a06de471e186",
+            size=None,
+            encoder_width=768,
+            encoder_depth=12,
+            url=_MICROSAM_URL + "diplomatic-bug/1.2/files/vit_b.pt",
+            architecture="vit_b",
+            licence=MICROSAM_LICENCE,
+            citation=MICROSAM_CITATION,
+            about="micro-sam's light-microscopy generalist (vit_b), SAM fine-tuned on microscopy",
+        ),
+        Checkpoint(
+            name="vit_l_lm",
+            filename="vit_l_lm.pt",
+            known_hash="xxh128:017f20677997d628426dec80a8018f9d",
+            size=None,
+            encoder_width=1024,
+            encoder_depth=24,
+            url=_MICROSAM_URL + "idealistic-rat/1.2/files/vit_l.pt",
+            architecture="vit_l",
+            licence=MICROSAM_LICENCE,
+            citation=MICROSAM_CITATION,
+            about="micro-sam's light-microscopy generalist (vit_l), SAM fine-tuned on microscopy",
         ),
     )
 }
@@ -101,7 +160,9 @@ def is_bundled(value) -> bool:
     """True if ``value`` names a model shipped inside the package (aliases included)."""
     return isinstance(value, str) and canonical_name(value) in BUNDLED
 
-ARCH_BY_WIDTH: dict[int, str] = {c.encoder_width: c.name for c in CHECKPOINTS.values()}
+# The SAM architectures (Meta's entries: name == architecture), by image encoder width.
+ARCHITECTURES: dict[str, Checkpoint] = {n: c for n, c in CHECKPOINTS.items() if c.arch == n}
+ARCH_BY_WIDTH: dict[int, str] = {c.encoder_width: c.name for c in ARCHITECTURES.values()}
 
 
 def base_url() -> str:
@@ -111,7 +172,7 @@ def base_url() -> str:
 
 
 def get_checkpoint(name: str | Checkpoint) -> Checkpoint:
-    """The registry entry for ``name`` ("vit_b", "vit_l", "vit_h"); a ``Checkpoint`` passes through.
+    """The registry entry for ``name`` ("vit_b", "vit_b_lm", ...); a ``Checkpoint`` passes through.
 
     Raises ``ValueError`` naming the known models for an unknown name.
     """
@@ -129,3 +190,13 @@ def get_checkpoint(name: str | Checkpoint) -> Checkpoint:
 def is_model_name(value) -> bool:
     """True if ``value`` names a registry checkpoint (as opposed to a file path)."""
     return isinstance(value, str) and value in CHECKPOINTS
+
+
+RECOMMENDED_BUNDLED = "embryo"  # the recommended bundled model's name, once it is registered
+FALLBACK_BUNDLED = "embryo_tiny"
+
+
+def recommended_bundled() -> str:
+    """The bundled model to use when none is named: ``embryo`` where that name is registered
+    (in ``BUNDLED`` or ``ALIASES``), else ``embryo_tiny``."""
+    return RECOMMENDED_BUNDLED if is_bundled(RECOMMENDED_BUNDLED) else FALLBACK_BUNDLED

@@ -1,7 +1,7 @@
 """An image series: image files annotated one after the other, with a "done" mark each.
 
 A series is opened from a folder (its images, sorted by name, not recursive), a glob or a list
-of files (``batch.inputs.find_inputs`` reads them, as ``devosam batch`` does). Each image keeps
+of files (``io.find.find_inputs`` reads them, as ``devosam batch`` does). Each image keeps
 its own annotation store (``annotation.store_location``); the series only adds the order, the
 position and the marks. These live in ``devosam_series.json`` in the series' folder (the one
 folder given, else the deepest folder holding every file), with paths relative to it so the
@@ -47,10 +47,11 @@ class ImageSeries:
 
     @classmethod
     def open(cls, inputs: list[str]) -> ImageSeries:
-        """The series of ``inputs`` (folders, globs, files; see ``batch.inputs.find_inputs``),
+        """The series of ``inputs`` (folders, globs, files; see ``io.find.find_inputs``),
         at the position saved last time. Raises ``ValueError`` (one sentence) when they name
         no image."""
-        from napari_devosam.batch.inputs import IMAGE_SUFFIXES, find_inputs
+        from napari_devosam.io.find import find_inputs
+        from napari_devosam.io.read import IMAGE_SUFFIXES
 
         inputs = [str(i) for i in inputs]
         files = find_inputs(inputs)

@@ -18,8 +18,8 @@ def prefetch_embeddings(sam, cache, paths: list[str | os.PathLike], normalizatio
     A file that cannot be read or embedded is skipped; returns ``{path: error message}`` for
     those (the annotator reports them when the user gets there).
     """
-    from napari_devosam.batch.inputs import read_first_plane
     from napari_devosam.engine.embeddings import embed_plane
+    from napari_devosam.io.read import read_first_plane
 
     failed: dict[Path, str] = {}
     total = len(paths)

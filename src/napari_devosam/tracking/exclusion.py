@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_devosam.tracking.model import Crop
+from napari_devosam.tracking.records import Crop
 
 
 def _window(box, margin: float, h: int, w: int) -> tuple[int, int, int, int]:

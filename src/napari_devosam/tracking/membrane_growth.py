@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_devosam.tracking.model import Crop
+from napari_devosam.tracking.records import Crop
 
 
 def grow_objects(found: list[list[Crop]], again: dict, analysis, grow_px: int, locked) -> None:

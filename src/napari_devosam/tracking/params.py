@@ -53,7 +53,7 @@ class PropagationParams:
       review_below: objects with confidence ``min(predicted IoU, IoU with previous)`` below
         this are listed for review (divisions and track ends always are).
 
-    Divisions (see ``tracking.divisions``):
+    Divisions (see ``tracking.divisions.split``):
       detect_divisions: False never splits a track.
       division_min_fraction: each of the two largest 8-connected parts of a new mask must
         hold at least this fraction of the mask's area, and ``division_min_area`` pixels.
@@ -68,7 +68,7 @@ class PropagationParams:
         poorly (on held-out lineage phantoms with embryo_tiny, daughter IoU 0.13-0.48 ->
         0.56-0.93). A refined pair that loses a daughter keeps the split parts instead.
       division_seeds: also look for divisions inside one connected mask: two stain seeds in
-        it (``tracking.division_seeds``) whose halves SAM outlines as two cells.
+        it (``tracking.divisions.stain_seeds``) whose halves SAM outlines as two cells.
       division_max_overlap: such a split is kept only when SAM's masks for the two halves,
         prompted separately, overlap less than this (IoU); more means SAM sees one cell.
       division_search_radius: a track about to end looks for two daughters among the free
@@ -80,7 +80,7 @@ class PropagationParams:
         along Z.
       free_sisters: a track that went on as one cell divides when a stain seed no object
         covers lies within ``division_search_radius`` equivalent radii of its previous mask
-        and flanks it (``tracking.free_cells``): the free cell, outlined by SAM, is the
+        and flanks it (``tracking.divisions.free_cells``): the free cell, outlined by SAM, is the
         second daughter.
       free_sister_between: how squarely the track's previous mask must lie between the kept
         cell and the free seed: its centroid projects onto the segment joining them at least

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from napari_devosam.tracking.model import Crop
+from napari_devosam.tracking.records import Crop
 
 
 def interior_point(crop: Crop) -> tuple[float, float]:

@@ -13,8 +13,8 @@ changes nothing. Per step, for every object still tracked on plane ``k`` (prompt
 3. mutual exclusion: each pixel goes to the object with the highest logit, if that logit is
    above SAM's mask threshold, inside the object's box (grown by ``clip_margin_px``) and not
    locked (committed objects propagation must not overwrite);
-4. the mask is split into daughters (``tracking.divisions``, and stain seeds inside one
-   mask or inside a track's previous mask: ``tracking.division_steps``; forward only) or
+4. the mask is split into daughters (``tracking.divisions.split``, and stain seeds inside one
+   mask or inside a track's previous mask: ``tracking.divisions.steps``; forward only) or
    cleaned of fragments; each pair of daughters is decoded again on its own (box + point per
    daughter, one batch: the mother's prompt outlines daughters poorly);
 5. the track ends when the object vanished, left the image, or its IoU with the
@@ -35,18 +35,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from napari_devosam.tracking import prompts as pr
-from napari_devosam.tracking.division_seeds import plane_analysis, plane_seeds
-from napari_devosam.tracking.division_steps import (
+from napari_devosam.tracking.divisions.free_cells import claim_free_sisters
+from napari_devosam.tracking.divisions.split import split_mask
+from napari_devosam.tracking.divisions.stain_seeds import plane_analysis, plane_seeds
+from napari_devosam.tracking.divisions.steps import (
     end_reason,
     propose_splits,
     redetect,
     refine_daughters,
 )
-from napari_devosam.tracking.divisions import split_mask
 from napari_devosam.tracking.exclusion import exclusive, owned
-from napari_devosam.tracking.free_cells import claim_free_sisters
 from napari_devosam.tracking.membrane_growth import grow_objects
-from napari_devosam.tracking.model import (
+from napari_devosam.tracking.params import PropagationParams
+from napari_devosam.tracking.records import (
     Crop,
     Plane,
     Progress,
@@ -55,9 +56,8 @@ from napari_devosam.tracking.model import (
     Seed,
     TrackedObject,
 )
-from napari_devosam.tracking.params import PropagationParams
+from napari_devosam.tracking.route import Route
 
-DIRECTIONS = ("forward", "backward", "both")
 BLANK = "blank plane (no finite value, or constant): skipped, tracks go on after it"
 
 
@@ -132,29 +132,11 @@ def _check_seeds(seeds: list[Seed], lead: tuple[int, ...], plane_shape) -> Plane
     return plane
 
 
-def plane_legs(n: int, start: int, direction: str, bounds=None) -> list[list[int]]:
-    """Indices along the axis to visit, one list per direction (nearest first).
-
-    ``bounds``: inclusive ``(lo, hi)`` stop planes (default the whole axis); ``start`` is the
-    seed's index, which is not visited.
-    """
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    lo, hi = (0, n - 1) if bounds is None else (int(bounds[0]), int(bounds[1]))
-    if not 0 <= lo <= hi < n:
-        raise ValueError(f"bad range {bounds}: need 0 <= first <= last < {n}")
-    legs = []
-    if direction in ("forward", "both"):
-        legs.append(list(range(start + 1, hi + 1)))
-    if direction in ("backward", "both"):
-        legs.append(list(range(start - 1, lo - 1, -1)))
-    return legs
-
-
 def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = "forward",
               bounds=None, params: PropagationParams | None = None, cache=None,
               normalization=None, embedding_for=None, locked_for=None,
-              existing_for=None, decoder=None) -> Generator[Progress, None, PropagationResult]:
+              existing_for=None, decoder=None,
+              route: Route | None = None) -> Generator[Progress, None, PropagationResult]:
     """Propagate ``seeds`` (all on one plane) along leading axis ``axis`` of ``stack``.
 
     Arguments:
@@ -171,6 +153,8 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
       existing_for(plane) -> {track: Crop}: tracks that already have an object there; they
         get no new object on that plane and continue from the existing one.
       decoder: replaces ``BatchDecoder(sam)`` (same methods; tests use an oracle).
+      route: the run's ``Route`` when the caller computed it already (it must start on the
+        seeds' plane along ``axis``); else ``Route.through(..., direction, bounds)``.
 
     A blank plane (no finite value, or constant: an acquisition gap) gets no object: tracks
     go on from their last objects to the next plane, and the plane is listed for review.
@@ -190,7 +174,12 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
     if lead[axis] < 2:
         raise ValueError(f"axis {axis} has length 1: there is no other plane to propagate to")
     start = _check_seeds(seeds, lead, stack.shape[-2:])
-    legs = plane_legs(lead[axis], start[axis], direction, bounds)
+    if route is None:
+        route = Route.through(lead, start, axis, direction, bounds)
+    elif (route.start, route.axis) != (start, axis):
+        raise ValueError(f"the route starts on {route.start} along axis {route.axis}, the "
+                         f"seeds lie on {start} along axis {axis}")
+    legs = route.legs
     if embedding_for is None:
         def embedding_for(plane):
             return embed_plane(sam, np.asarray(stack[plane]), cache, normalization)
@@ -203,7 +192,7 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
                    locked_for or (lambda p: None), existing_for or (lambda p: {}),
                    lambda plane: np.asarray(stack[plane]), PropagationResult(),
                    min(-1, *(s.track - 1 for s in seeds)))
-    total, done = sum(len(leg) for leg in legs), 0
+    total, done = route.total, 0
     for number, leg in enumerate(legs):
         forward = leg and leg[0] > start[axis]
         active = {}
@@ -214,7 +203,7 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
         for index in leg:
             if not active:
                 break
-            plane = start[:axis] + (index,) + start[axis + 1:]
+            plane = route.plane(index)
             pixels = ctx.pixels(plane)  # read once per plane (dask/zarr stacks read lazily)
             if blank(pixels):  # SAM would outline noise there: tracks skip it
                 ctx.result.review.append(ReviewItem(plane, 0, BLANK))

@@ -6,12 +6,13 @@ same track id on two planes means the same cell. New tracks take the id of their
 (ids are never reused, so track ids are unique too). These fields are optional: stores
 written before tracking load and behave unchanged.
 
-``propagate_in_store`` snapshots the planes it needs, runs ``tracking.propagate`` and returns
-a ``StorePlan``; nothing changes until ``apply_plan`` commits it as one undo step
-(``AnnotationStore.apply_batch``). Rules: propagation never overwrites a committed object;
-with ``redo=True`` ("propagate from here", e.g. after a correction) the seed tracks' objects
-beyond the seed plane, and those of all their descendants, are replaced; objects on
-``overwrite_planes`` (planes the user chose) are replaced whatever their track.
+``propagate_in_store`` snapshots the line of planes it needs (``StoreSnapshot``), runs
+``tracking.propagate`` and returns a ``StorePlan``; nothing changes until ``apply_plan``
+commits it as one undo step (``AnnotationStore.apply_batch``). Rules: propagation never
+overwrites a committed object; with ``redo=True`` ("propagate from here", e.g. after a
+correction) the seed tracks' objects beyond the seed plane, and those of all their
+descendants, are replaced; objects on ``overwrite_planes`` (planes the user chose) are
+replaced whatever their track.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from napari_devosam.tracking.model import Crop, Plane, Progress, PropagationResult, Seed
 from napari_devosam.tracking.params import PropagationParams
-from napari_devosam.tracking.propagate import plane_legs, propagate
+from napari_devosam.tracking.propagate import propagate
+from napari_devosam.tracking.records import Crop, Plane, Progress, PropagationResult, Seed
+from napari_devosam.tracking.route import Route
 
 
 def track_of(object_id: int, record: dict) -> int:
@@ -85,8 +87,19 @@ class StorePlan:
     deletes: list[int] = field(default_factory=list)
 
 
-def _line(shape, start: Plane, axis: int, legs) -> list[Plane]:
-    return [start[:axis] + (i,) + start[axis + 1:] for leg in legs for i in leg]
+class StoreSnapshot:
+    """What ``propagate_in_store`` reads of a store, copied: ``shape``, ``objects`` and the
+    labels of the planes on the line through ``plane`` along ``axis`` (a dict by plane).
+
+    Taken on the thread that owns the store; a run then never touches the live store."""
+
+    def __init__(self, store, plane, axis: int):
+        plane = tuple(int(i) for i in plane)
+        self.shape = tuple(store.shape)
+        self.objects = store.objects  # already a copy
+        n = self.shape[axis]
+        line = [plane[:axis] + (i,) + plane[axis + 1:] for i in range(n)]
+        self.labels = {p: np.array(store.labels[p]) for p in line}
 
 
 def _replaced(store, table, seeds, planes, redo: bool, overwrite) -> list[int]:
@@ -104,24 +117,29 @@ def propagate_in_store(sam, image, store, plane, *, object_ids=None, axis: int =
                        direction: str = "forward", bounds=None,
                        params: PropagationParams | None = None, cache=None,
                        normalization=None, redo: bool = False, overwrite_planes=(),
+                       route: Route | None = None,
                        **hooks) -> Generator[Progress, None, StorePlan]:
     """Propagate the committed objects of ``plane`` through ``image`` (the store's image,
     ``(..., H, W)``); yields ``Progress``, returns a ``StorePlan`` for ``apply_plan``.
 
-    The store is read once at the start (a snapshot of the planes on the way) and never
-    written here: a cancelled run leaves it exactly as it was. ``hooks``: ``decoder`` and
-    ``embedding_for`` of ``propagate``.
+    The store is read once at the start (a ``StoreSnapshot``, unless ``store`` is one
+    already) and never written here: a cancelled run leaves it exactly as it was. ``route``:
+    the run's ``Route`` if computed already. ``hooks``: ``decoder`` and ``embedding_for`` of
+    ``propagate``.
     """
     plane = tuple(int(i) for i in plane)
+    if not isinstance(store, StoreSnapshot):
+        store = StoreSnapshot(store, plane, axis) if store.shape[:-2] else store
     seeds = seeds_from_store(store, plane, object_ids)
     lead = tuple(store.shape[:-2])
-    legs = plane_legs(lead[axis], plane[axis], direction, bounds) if lead else []
-    planes = _line(store.shape, plane, axis, legs)
+    if route is None and lead:
+        route = Route.through(lead, plane, axis, direction, bounds)
+    planes = route.planes if lead else []
     table = track_table(store.objects)
     deletes = _replaced(store, table, seeds, planes, redo, overwrite_planes)
     gone = set(deletes)
     objects = store.objects
-    snapshot = {p: store.labels[p].copy() for p in planes}
+    snapshot = {p: store.labels[p] for p in planes}
     on_plane: dict[Plane, list[int]] = {}
     for oid, rec in objects.items():
         if oid not in gone and tuple(rec["plane"]) in snapshot:
@@ -139,7 +157,7 @@ def propagate_in_store(sam, image, store, plane, *, object_ids=None, axis: int =
     result = yield from propagate(
         sam, image, seeds, axis=axis, direction=direction, bounds=bounds, params=params,
         cache=cache, normalization=normalization, locked_for=locked, existing_for=existing,
-        **hooks)
+        route=route, **hooks)
     return StorePlan(result, deletes)
 
 
@@ -176,15 +194,20 @@ def store_track_labels(store, plane, axis: int) -> tuple[np.ndarray, dict[int, i
     n = store.shape[axis]
     objects = store.objects
     labels = np.zeros((n, *store.shape[-2:]), dtype=np.int64)
-    parents = {}
+    parents, on_plane = {}, {}
     for oid, rec in objects.items():
         p = tuple(rec["plane"])
         if p[:axis] + p[axis + 1:] != plane[:axis] + plane[axis + 1:]:
             continue
         track = track_of(oid, rec)
-        labels[p[axis]][store.labels[p] == oid] = track
+        on_plane.setdefault(p, {})[oid] = track
         if rec.get("parent") is not None:
             parents[track] = int(rec["parent"])
+    for p, tracks in on_plane.items():  # one lookup per plane, not one pass per object
+        lut = np.zeros(max(tracks) + 1, dtype=np.int64)
+        lut[list(tracks)] = list(tracks.values())
+        ids = store.labels[p]
+        labels[p[axis]] = np.where(ids < lut.size, lut[np.minimum(ids, lut.size - 1)], 0)
     return labels, parents
 
 
@@ -193,7 +216,7 @@ def tracks_layer_data(store, plane, axis: int) -> tuple[np.ndarray, dict[int, li
     col)`` (centroids, sorted by track then index) and the lineage graph ``{daughter:
     [mother]}``."""
     labels, parents = store_track_labels(store, plane, axis)
-    from napari_devosam.tracking.export import track_rows
+    from napari_devosam.tracking.track_files import track_rows
 
     rows = track_rows(labels, parents)
     data = np.array([(r["track_id"], r["frame"], r["centroid_row"], r["centroid_col"])
@@ -215,13 +238,13 @@ def export_store_tracks(out_dir, store, plane, axis: int, geff: bool = False,
     """
     from pathlib import Path
 
-    from napari_devosam.tracking import export
+    from napari_devosam.tracking import track_files
 
     labels, parents = store_track_labels(store, plane, axis)
     if not labels.any():
         raise ValueError("no committed object on these planes: nothing to export")
     out = Path(out_dir)
-    z_of_frame = export.frame_z(plane, along_z or (len(plane) == 2 and axis == 1))
-    rows, track_rows = export.write_track_results(out, labels, parents, z_of_frame, geff)
+    z_of_frame = track_files.frame_z(plane, along_z or (len(plane) == 2 and axis == 1))
+    rows, track_rows = track_files.write_track_results(out, labels, parents, z_of_frame, geff)
     return {"tracks": len(rows), "divisions": len(set(parents.values())),
             "objects": len(track_rows), "folder": out}

@@ -55,7 +55,7 @@ def ctc_tracks(labels: np.ndarray, parents: dict[int, int]) -> tuple[np.ndarray,
     rename = {t: i for i, t in enumerate(sorted(spans), 1)} if renumber else {t: t for t in spans}
     out = labels.astype(np.int64, copy=True)
     next_label = max(rename.values(), default=0) + 1
-    rows, last_piece = [], {}
+    rows, last_piece, assign = [], {}, {}
     for t in sorted(spans, key=lambda t: (spans[t][0], t)):  # mothers before daughters
         parent = parents.get(t)
         p_label = last_piece.get(parent, rename.get(parent, 0)) if parent else 0
@@ -65,9 +65,14 @@ def ctc_tracks(labels: np.ndarray, parents: dict[int, int]) -> tuple[np.ndarray,
                 p_label, label = label, next_label
                 next_label += 1
             for f in piece:
-                out[f][labels[f] == t] = label
+                assign.setdefault(int(f), {})[t] = label
             rows.append((label, int(piece[0]), int(piece[-1]), int(p_label)))
         last_piece[t] = label
+    for f, mapping in assign.items():  # one lookup per frame, not one pass per track
+        keys = np.array(sorted(mapping), dtype=np.int64)
+        values = np.array([mapping[k] for k in keys.tolist()], dtype=np.int64)
+        at = np.minimum(np.searchsorted(keys, out[f]), keys.size - 1)
+        out[f] = np.where(keys[at] == out[f], values[at], 0)
     if next_label - 1 > UINT16_MAX:
         raise ValueError(f"{next_label - 1} CTC tracks do not fit uint16 labels")
     return out.astype(np.uint16), sorted(rows)
@@ -110,7 +115,7 @@ def write_ctc(out_dir, labels: np.ndarray, parents: dict[int, int]) -> list[tupl
 def _write_ctc(out_dir: Path, labels: np.ndarray, parents: dict[int, int]
                ) -> tuple[np.ndarray, list[tuple]]:
     """``write_ctc``, also returning the CTC labels written (``ctc_tracks``)."""
-    from napari_devosam.export.image_io import write_tiff
+    from napari_devosam.io.write import write_tiff
     from napari_devosam.utils.atomic import write_text
 
     check_result_folder(out_dir)
@@ -231,40 +236,3 @@ def write_geff(path, rows: list[dict]) -> None:
     geff.write(graph, str(path), axis_names=["t", "y", "x"], axis_types=["time", "space",
                                                                         "space"],
                overwrite=True)
-
-
-def real_track_ids(seeds, result) -> dict[int, int]:
-    """``{placeholder: id}`` for the new tracks of a run (negative placeholder ids): ids above
-    every seed id, in order of appearance (seeds, then the run's objects and their parents).
-    Positive ids map to themselves."""
-    ids: dict[int, int] = {}
-    top = max([s.track for s in seeds if s.track > 0], default=0)
-    order = [(s.track, s.parent) for s in seeds] + [(o.track, o.parent) for o in result.objects]
-    for track, parent in order:
-        for t in (track, parent):
-            if t is None or t in ids:
-                continue
-            if t > 0:
-                ids[t] = t
-            else:
-                top += 1
-                ids[t] = top
-    return ids
-
-
-def result_labels(seeds, result, n_frames: int, axis: int, shape) -> tuple[np.ndarray, dict]:
-    """Track-id labels ``(n_frames, H, W)`` int64 along ``axis`` from seeds plus a
-    ``PropagationResult``, and ``{track: parent}``. New tracks (negative placeholder ids) get
-    ids above every seed id, in order of appearance (``real_track_ids``)."""
-    labels = np.zeros((n_frames, *shape), dtype=np.int64)
-    ids = real_track_ids(seeds, result)
-    parents = {}
-    items = [(s.track, s.parent, s.plane, np.asarray(s.mask, bool)) for s in seeds]
-    items += [(o.track, o.parent, o.plane, o.mask) for o in result.objects]
-    for track, parent, plane, mask in items:
-        t = ids[track]
-        frame = labels[plane[axis]]
-        frame[mask & (frame == 0)] = t
-        if parent is not None:
-            parents[t] = ids[parent]
-    return labels, parents

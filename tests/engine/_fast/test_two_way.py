@@ -1,9 +1,9 @@
-"""engine.two_way: SAM's two-way transformer with fused attention equals the stock module."""
+"""engine._fast.two_way: SAM's two-way transformer with fused attention equals the stock module."""
 
 import pytest
 import torch
 
-from napari_devosam.engine.two_way import attend, two_way
+from napari_devosam.engine._fast.two_way import attend, two_way
 from napari_devosam.testing import random_sam, tiny_sam
 
 

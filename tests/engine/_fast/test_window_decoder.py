@@ -1,4 +1,4 @@
-"""engine.window_decoder: whole-grid windows are SAM's decoder; smaller windows follow it on
+"""engine._fast.window_decoder: whole-grid windows are SAM's decoder; smaller windows follow it on
 real cells of the shipped model and cost less; geometry of ``window_for``."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from napari_devosam.engine._fast.decoder import FastDecoder
-from napari_devosam.engine.window_decoder import SIZE_STEP, WindowDecoder, window_for
+from napari_devosam.engine._fast.window_decoder import SIZE_STEP, WindowDecoder, window_for
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ sparse linear map per axis. On a 2-core CPU a click takes ~19-25 ms, 3-3.7x less
 
 Coordinates here are SAM's input frame: ``(x, y)`` already resized with
 ``ResizeLongestSide.apply_coords`` / ``apply_boxes``. Conversion from napari's (row, col)
-happens in ``predictor.py`` through ``coords.py``.
+happens in ``engine.decoding.Decoder`` (the door callers use) through ``engine.coords``.
 
 Nothing derived from the decoder's weights outlives ``decoder_changed``: after loading new
 weights into ``sam.mask_decoder`` or ``sam.prompt_encoder`` in place, call

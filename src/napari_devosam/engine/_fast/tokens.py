@@ -1,11 +1,13 @@
-"""SAM's prompt encoder + mask decoder on a batch of prompts for one image, with gradients.
+"""SAM's prompt tokens, and the stock decoder on them with gradients (fine-tuning's reference).
 
-Equal to ``sam.prompt_encoder`` followed by ``sam.mask_decoder.predict_masks`` (see
-tests/test_finetune_decoding.py), but every prompt of the batch is a token list in one
-tensor: points carry labels 1 (positive) / 0 (negative) / -1 (padding, "not a point"), and a
+``decode`` equals ``sam.prompt_encoder`` followed by ``sam.mask_decoder.predict_masks``
+(see tests/finetune/test_finetune_decoding.py), but every prompt of the batch is a token list
+in one tensor: points carry labels 1 (positive) / 0 (negative) / -1 (padding, "not a point"), and a
 box is its two corners with labels 2 (top-left) and 3 (bottom-right), after the points as
 in ``SamPredictor``. The image embedding ``(1, 256, h, w)`` is expanded over the batch inside
-the decoder, so one image serves B prompts per forward pass.
+the decoder, so one image serves B prompts per forward pass. ``trainable.decode_fast`` is the
+same with a fraction of the work. Callers outside ``engine`` use ``engine.decoding``
+(``decode_tokens``, ``decode_tokens_fast``, ``Prompts``).
 """
 
 from __future__ import annotations

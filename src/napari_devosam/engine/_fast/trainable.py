@@ -1,9 +1,9 @@
 """SAM's mask decoder for B prompts on one image, with gradients, at a fraction of the work.
 
-``decode_fast`` has the signature and the results of ``decoding.decode`` (the stock
+``decode_fast`` has the signature and the results of ``tokens.decode`` (the stock
 ``PromptEncoder`` + ``MaskDecoder.predict_masks``), outputs and gradients equal to float
-rounding (tests/test_finetune_fast_decoding.py), in plain differentiable torch ops. The stock
-decoder repeats the image embedding for every prompt and projects all h*w image tokens in
+rounding (tests/finetune/test_finetune_fast_decoding.py), in plain differentiable torch ops.
+The stock decoder repeats the image embedding for every prompt and projects all h*w image tokens in
 every attention; with n prompt tokens (5 output tokens + the prompt's points) and ``heads``
 heads, most of that is avoidable:
 
@@ -33,7 +33,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from napari_devosam.finetune.decoding import Prompts, sparse_embeddings
+from napari_devosam.engine._fast.tokens import Prompts, sparse_embeddings
 
 
 def _fold_pays(attn, n_tokens: int) -> bool:
@@ -169,7 +169,7 @@ def _upscale(dec, x: torch.Tensor, hyper: torch.Tensor, grid) -> torch.Tensor:
 def decode_fast(sam, features: torch.Tensor, prompts: Prompts,
                 mask_input: torch.Tensor | None = None,
                 dense_pe: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Low-res logits ``(B, C, 4h, 4w)`` and predicted IoU ``(B, C)``, as ``decoding.decode``.
+    """Low-res logits ``(B, C, 4h, 4w)`` and predicted IoU ``(B, C)``, as ``tokens.decode``.
 
     ``features`` ``(1, 256, h, w)``; ``mask_input`` ``(B, 1, 4h, 4w)`` logits or None;
     ``dense_pe`` (``prompt_encoder.get_dense_pe()``) may be passed to avoid recomputing it.

@@ -6,8 +6,8 @@ prompt is fixed by the image, not by the object. A cell covers a small part of t
 propagation (``tracking``) decodes each object on a square window of the embedding around
 its prompt box instead, grown by some context on each side. Inside the window the
 arithmetic is SAM's: by default the fast decoder's kernels run on per-window crops of their
-per-token inputs (``engine._fast.windowed``); the reference path (``fast=False``) runs the
-stock modules (transformer with fused attention, ``engine.two_way``; output upscaling,
+per-token inputs (``windowed``); the reference path (``fast=False``) runs the
+stock modules (transformer with fused attention, ``two_way``; output upscaling,
 hypernetwork MLPs, IoU head) on the cropped image embedding, positional encoding and mask
 input. Every per-location part of the decoder (the dense positional encoding, the mask
 input's ``2x2``-stride-2 downscaling, the ``2x2``-stride-2 upscaling) is exact on an aligned
@@ -18,10 +18,11 @@ docs/tracking.md.
 
 Cost scales with the window's area (docs/tracking.md, "Measured speed").
 
-Coordinates are SAM's input frame: ``(x, y)`` already resized with ``ResizeLongestSide``;
-windows are ``(row0, col0, size)`` in embedding cells (one cell is ``img_size / h`` input
-pixels). This module is the decoder for many objects per plane; single clicks use
-``engine._fast.decoder.FastDecoder`` (stock results to float rounding).
+Coordinates are SAM's input frame: ``(x, y)`` already resized (``engine.coords``); windows
+are ``(row0, col0, size)`` in embedding cells (one cell is ``img_size / h`` input pixels).
+The rest of the package reaches this module through ``engine.decoding.Decoder``
+(``windows=``, ``windows_for``), which converts napari's coordinates; without windows the
+door runs ``decoder.FastDecoder`` (stock results to float rounding).
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ import torch
 from napari_devosam.engine._fast import kernels
 from napari_devosam.engine._fast.decoder import FastDecoder
 from napari_devosam.engine._fast.mask_head import MaskHead
+from napari_devosam.engine._fast.two_way import two_way
 from napari_devosam.engine._fast.windowed import window_inputs
 from napari_devosam.engine._fast.workspace import Workspace
-from napari_devosam.engine.two_way import two_way
 
 SIZE_STEP = 4  # window sides are rounded up to a multiple of this (fewer distinct batches)
 
@@ -80,7 +81,7 @@ class WindowDecoder:
       sam: a ``segment_anything`` ``Sam``; its prompt encoder and mask decoder are used by
         reference (after loading other weights into them in place, call
         ``decoder_changed``).
-      fast: run the fast decoder's kernels (``engine._fast``) on the windows (default);
+      fast: run the fast decoder's kernels (``kernels``) on the windows (default);
         False runs the stock modules (with fused attention) on them.
       base: the whole-embedding ``FastDecoder`` whose per-image state the windows are cut
         from (made here when not given); setting the embedding on either sets it for both.

@@ -2,7 +2,7 @@
 
 When a cell divides, the mother's prompt often brings back one daughter only: the track goes
 on as that daughter and the other is left to no one. After the other division steps of a
-plane (``tracking.division_steps``), every stain seed (``tracking.division_seeds``) that no
+plane (``tracking.divisions.steps``), every stain seed (``tracking.divisions.stain_seeds``) that no
 object covers is a cell nobody tracks. A free seed becomes the sister of the tracked cell that
 it flanks with the track's previous (motion-shifted) mask between them: the mother's centroid
 projects onto the middle of the segment joining the two cells' centroids
@@ -18,11 +18,11 @@ from __future__ import annotations
 import numpy as np
 
 from napari_devosam.tracking import prompts as pr
-from napari_devosam.tracking.division_seeds import existed_before, seed_points
-from napari_devosam.tracking.divisions import split_mask
+from napari_devosam.tracking.divisions.split import split_mask
+from napari_devosam.tracking.divisions.stain_seeds import existed_before, seed_points
 from napari_devosam.tracking.exclusion import exclusive, owned
-from napari_devosam.tracking.model import Crop
 from napari_devosam.tracking.params import PropagationParams
+from napari_devosam.tracking.records import Crop
 
 
 def along(mother, a, b) -> float:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from napari_devosam.tracking.model import Crop
 from napari_devosam.tracking.params import PropagationParams
+from napari_devosam.tracking.records import Crop
 
 EIGHT = np.ones((3, 3), dtype=bool)
 

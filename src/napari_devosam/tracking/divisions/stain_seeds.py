@@ -1,7 +1,7 @@
 """Divisions inside one connected mask: two stain seeds in it that SAM sees as two cells.
 
 A cell that divides between two planes often comes back from the mother's prompt as one
-connected mask over both daughters (they touch), which ``tracking.divisions.split_mask``
+connected mask over both daughters (they touch), which ``tracking.divisions.split.split_mask``
 cannot split. Here the plane's stain seeds (``automatic.seeds``: distance-transform maxima of
 membrane-enclosed interiors, or nuclear blobs) propose the split: when at least two seeds lie
 in the mask, the two farthest apart cut it by nearest seed (the perpendicular bisector), and
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_devosam.tracking.model import Crop
 from napari_devosam.tracking.params import PropagationParams
+from napari_devosam.tracking.records import Crop
 
 
 def plane_seeds(pixels: np.ndarray, min_area: int, analysis=None, stain: str = "auto"):

@@ -5,9 +5,9 @@ After the plane's objects are decoded and made exclusive (``tracking.exclusion``
 1. ``propose_splits``: a single mask holding two stain seeds is cut between them, and a track
    that would end (``end_reason``: the mother's prompt often lands on the new membrane between
    the daughters, and SAM's answer fails the checks) is offered the two free seeds nearest to
-   it as daughters (``tracking.division_seeds``);
-2. ``refine_daughters``: every pair of daughters, from ``tracking.divisions.split_mask`` or from
-   step 1, is decoded again with a box and a point per daughter, in one batch. A pair from
+   it as daughters (``tracking.divisions.stain_seeds``);
+2. ``refine_daughters``: every pair of daughters, from ``tracking.divisions.split.split_mask``
+   or from step 1, is decoded again with a box and a point per daughter, in one batch. A pair from
    step 1 stands only when SAM outlines the two halves as two cells (their masks overlap less
    than ``division_max_overlap``); otherwise the object(s) found before step 1 come back.
 3. ``redetect``: a track about to end that found no daughters asks SAM about the free stain
@@ -20,17 +20,17 @@ from __future__ import annotations
 import numpy as np
 
 from napari_devosam.tracking import prompts as pr
-from napari_devosam.tracking.division_seeds import (
+from napari_devosam.tracking.divisions.free_cells import along
+from napari_devosam.tracking.divisions.split import split_mask
+from napari_devosam.tracking.divisions.stain_seeds import (
     seed_near,
     seed_points,
     sisters_near,
     split_by_seeds,
 )
-from napari_devosam.tracking.divisions import split_mask
 from napari_devosam.tracking.exclusion import exclusive, overlap, owned
-from napari_devosam.tracking.free_cells import along
-from napari_devosam.tracking.model import Crop
 from napari_devosam.tracking.params import PropagationParams
+from napari_devosam.tracking.records import Crop
 
 
 def end_reason(parts: list[Crop], previous_area: int, shifted: Crop,
@@ -138,7 +138,7 @@ def redetect(decoder, params: PropagationParams, lost: dict[int, Crop], seeds,
              owner: np.ndarray, locked) -> dict[int, tuple[Crop, float, object]]:
     """Find lost cells again (step 3): for each ``{index: motion-shifted previous mask}`` of
     a track about to end with no division, SAM prompted with the box and point of the nearest
-    free stain seed (``division_seeds.seed_near``), all in one batch. Returns ``{index:
+    free stain seed (``stain_seeds.seed_near``), all in one batch. Returns ``{index:
     (mask, predicted IoU, low-res logits)}`` for those that give an object of at least
     ``min_area`` pixels on free pixels."""
     p = params

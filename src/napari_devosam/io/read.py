@@ -1,0 +1,134 @@
+"""Reading image files: the one reader of the package (CLI, GUI, series, batch).
+
+TIFF (OME-TIFF included) goes through tifffile, PNG/JPEG (and whatever else scikit-image
+understands) through scikit-image, CZI/ND2/LIF through ``bioio`` (optional:
+``pip install 'napari-devosam[bioio]'``; without it they raise ``BioioMissingError`` naming
+that extra). Pixels come back as stored (original dtype, leading T/Z axes kept) after the one
+channel rule of ``engine.stacks.canonical_axes``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from napari_devosam.engine.stacks import canonical_axes, first_plane
+from napari_devosam.utils.paths import TIFF_SUFFIXES
+
+PLAIN_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+BIOIO_SUFFIXES = (".czi", ".nd2", ".lif")
+IMAGE_SUFFIXES = PLAIN_SUFFIXES + BIOIO_SUFFIXES
+BIOIO_HINT = "pip install 'napari-devosam[bioio]'"
+
+
+class BioioMissingError(RuntimeError):
+    """A microscopy file (CZI/ND2/LIF) needs the optional ``bioio`` readers."""
+
+
+class FolderGivenError(ValueError):
+    """A folder was given where one image file is read; ``path`` is the folder."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"{path} is a folder, not an image file")
+        self.path = path
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """The pixel data of an image file, original dtype, shape as stored (e.g. ``(T, Z, Y, X)``)
+    except for channel axes: a trailing lone channel or gray + alpha axis is reduced to the gray
+    channel (``engine.stacks.canonical_axes``, the rule the API and the GUI follow too). A
+    CZI/ND2/LIF file becomes ``(T, Z, Y, X)`` of its first channel, length-1 T/Z dropped.
+
+    Raises ``FolderGivenError`` (a ``ValueError``) for a folder, ``FileNotFoundError`` for a
+    missing file, ``BioioMissingError`` (a ``RuntimeError``) for a CZI/ND2/LIF file without
+    bioio, and ``ValueError`` for a file that cannot be read as an image.
+    """
+    path = _existing_file(path)
+    if path.suffix.lower() in BIOIO_SUFFIXES:
+        data = _bioio_read(path, "TZYX")
+        lead = [n for n in data.shape[:2] if n > 1]
+        return checked_image(data.reshape(*lead, *data.shape[2:]), path)
+    tiff = path.suffix.lower() in TIFF_SUFFIXES
+    try:
+        if tiff:
+            import tifffile
+
+            data = np.asarray(tifffile.imread(path))
+        else:
+            from skimage import io as skio
+
+            data = np.asarray(skio.imread(path))
+    except Exception as exc:  # noqa: BLE001 - any reader failure means: not an image we can read
+        what = ("it is not a readable TIFF file" if tiff
+                else f"no image reader understands this {path.suffix or 'extension-less'} file")
+        raise ValueError(f"cannot read {path} as an image: {what} (damaged, or another "
+                         f"format; the reader said: {exc})") from exc
+    return checked_image(canonical_axes(data), path)
+
+
+def read_first_plane(path: str | os.PathLike) -> np.ndarray:
+    """The first plane of ``path`` (index 0 of every leading T/Z axis, as
+    ``engine.stacks.first_plane(read_image(path))``), reading only that plane where the format
+    allows: one TIFF page, one bioio plane. ``(Y, X)`` or ``(Y, X, C)``, original dtype.
+
+    Raises what ``read_image`` raises.
+    """
+    path = _existing_file(path)
+    suffix = path.suffix.lower()
+    if suffix in BIOIO_SUFFIXES:
+        return checked_image(_bioio_read(path, "YX", T=0, Z=0), path)
+    if suffix in TIFF_SUFFIXES:
+        page = _tiff_first_page(path)
+        if page is not None:
+            return first_plane(checked_image(canonical_axes(page), path))
+    return first_plane(read_image(path))
+
+
+def checked_image(data: np.ndarray, path) -> np.ndarray:
+    """``data`` read from ``path`` if it is a plane or a stack (>= 2D, no empty axis, numbers);
+    else ``ValueError``: a damaged file can "read" as an empty or 1D array."""
+    if data.ndim < 2 or 0 in data.shape or data.dtype.kind not in "uifb":
+        raise ValueError(f"cannot read {path} as an image: it gives {data.ndim}D data of "
+                         f"shape {data.shape} ({data.dtype}), not a plane or a stack")
+    return data
+
+
+def _existing_file(path: str | os.PathLike) -> Path:
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise FolderGivenError(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no image file at {path}")
+    return path
+
+
+def _bioio_read(path: Path, order: str, **index) -> np.ndarray:
+    """``bioio``'s pixels of ``path`` in axis ``order``, first channel, ``index`` fixed."""
+    try:
+        from bioio import BioImage
+    except ImportError:
+        raise BioioMissingError(
+            f"reading {path.suffix} files needs bioio: {BIOIO_HINT}") from None
+    try:
+        return np.asarray(BioImage(path).get_image_data(order, C=0, **index))
+    except Exception as exc:  # noqa: BLE001 - any reader failure: not an image we can read
+        raise ValueError(f"cannot read {path} with bioio: {exc}") from exc
+
+
+def _tiff_first_page(path: Path) -> np.ndarray | None:
+    """Page 0 of the first series when the series is a stack of such pages (its shape ends
+    with the page's shape), else ``None`` (then the caller reads the whole file)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            page = series.keyframe
+            shape, page_shape = tuple(series.shape), tuple(page.shape)
+            if len(page_shape) < 2 or shape[len(shape) - len(page_shape):] != page_shape:
+                return None
+            return np.asarray(tif.asarray(key=0, series=0)).reshape(page_shape)
+    except Exception:  # noqa: BLE001 - read_image gives the one readable error for a bad file
+        return None

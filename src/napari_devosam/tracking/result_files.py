@@ -1,0 +1,88 @@
+"""A propagation run's result as files: track-id labels, then the result folder.
+
+``result_labels`` paints the seeds and a ``PropagationResult``'s objects into track-id labels
+``(F, H, W)`` (new tracks' negative placeholder ids made real by ``real_track_ids``);
+``write_results`` writes them as the Cell Tracking Challenge result, ``tracks.csv``,
+optionally ``tracks.geff`` (``tracking.track_files``) and ``review.csv``: the one way a run
+becomes files, for ``devosam track`` and ``devosam batch``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def real_track_ids(seeds, result) -> dict[int, int]:
+    """``{placeholder: id}`` for the new tracks of a run (negative placeholder ids): ids above
+    every seed id, in order of appearance (seeds, then the run's objects and their parents).
+    Positive ids map to themselves."""
+    ids: dict[int, int] = {}
+    top = max([s.track for s in seeds if s.track > 0], default=0)
+    order = [(s.track, s.parent) for s in seeds] + [(o.track, o.parent) for o in result.objects]
+    for track, parent in order:
+        for t in (track, parent):
+            if t is None or t in ids:
+                continue
+            if t > 0:
+                ids[t] = t
+            else:
+                top += 1
+                ids[t] = top
+    return ids
+
+
+def result_labels(seeds, result, n_frames: int, axis: int, shape) -> tuple[np.ndarray, dict]:
+    """Track-id labels ``(n_frames, H, W)`` int64 along ``axis`` from seeds plus a
+    ``PropagationResult``, and ``{track: parent}``. New tracks (negative placeholder ids) get
+    ids above every seed id, in order of appearance (``real_track_ids``)."""
+    labels = np.zeros((n_frames, *shape), dtype=np.int64)
+    ids = real_track_ids(seeds, result)
+    parents = {}
+    items = [(s.track, s.parent, s.plane, np.asarray(s.mask, bool)) for s in seeds]
+    items += [(o.track, o.parent, o.plane, o.mask) for o in result.objects]
+    for track, parent, plane, mask in items:
+        t = ids[track]
+        frame = labels[plane[axis]]
+        frame[mask & (frame == 0)] = t
+        if parent is not None:
+            parents[t] = ids[parent]
+    return labels, parents
+
+
+def write_review(path, result, axis: int, ids: dict[int, int]) -> None:
+    """review.csv: the planes to check (``result.review``), with the track ids of tracks.csv
+    (``ids``: ``real_track_ids``; empty for a whole plane, e.g. a blank one) and the index
+    along ``axis`` as ``frame``; reasons are quoted by the csv module (they hold commas)."""
+    import csv
+    import io
+
+    from napari_devosam.utils.atomic import write_text
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(("frame", "track_id", "reason", "confidence"))
+    for r in sorted(result.review, key=lambda r: (r.plane, ids.get(r.track, r.track))):
+        conf = "" if np.isnan(r.confidence) else f"{r.confidence:.3f}"
+        track = ids.get(r.track, r.track) if r.track else ""
+        writer.writerow((r.plane[axis], track, r.reason, conf))
+    write_text(path, buf.getvalue())
+
+
+def write_results(out_dir, seeds, result, *, axis: int, n_frames: int, plane_shape,
+                  z_of_frame=None, geff: bool = False, review: bool = True
+                  ) -> tuple[list[tuple], list[dict]]:
+    """Write the run of ``seeds`` that made ``result`` into ``out_dir``: ``maskNNN.tif`` +
+    ``res_track.txt``, ``tracks.csv`` (``z_of_frame``: ``track_files.frame_z``), with
+    ``geff`` ``tracks.geff``, with ``review`` ``review.csv``. ``n_frames`` planes along
+    leading ``axis``, each ``plane_shape`` ``(H, W)``. Returns ``(CTC (L, B, E, P) rows, CSV
+    rows)``; raises what ``track_files.write_track_results`` raises."""
+    from napari_devosam.tracking.track_files import write_track_results
+
+    out_dir = Path(out_dir)
+    labels, parents = result_labels(seeds, result, n_frames, axis, plane_shape)
+    rows, csv_rows = write_track_results(out_dir, labels, parents, z_of_frame, geff)
+    if review:
+        write_review(out_dir / "review.csv", result, axis, real_track_ids(seeds, result))
+    return rows, csv_rows

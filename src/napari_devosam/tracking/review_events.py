@@ -1,0 +1,172 @@
+"""A review list a person can work through: one entry per event, grouped, worst first.
+
+Propagation lists planes to look at per object (``records.ReviewItem``: a division gives one
+item per daughter, a stretch of doubtful planes one item per plane). ``review_events`` turns
+them into events:
+
+- "division": one per division (``PropagationResult.divisions``), at the daughters' first
+  frame, with the lower of the two daughters' confidences;
+- "track end": one per track that stopped before the end of its route
+  (``PropagationResult.ended``, divisions aside), with its reason ("left the image", "lost",
+  ...) and the confidence of its last object;
+- "low confidence" and "found again": one per run of consecutive frames of a track, at its
+  least confident frame;
+- "blank plane": one per plane skipped as blank.
+
+From an ``AnnotationStore`` (a reopened store, or tracks imported from another tool) the
+events come from its records instead: divisions from ``"parent"``, track ends from the
+lineage's end reasons, low confidence from each object's ``"confidence"``.
+
+Events sort by confidence, lowest first (NaN, unknown, last), then by frame and track.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+KINDS = ("division", "track end", "low confidence", "found again", "blank plane")
+
+
+@dataclass(frozen=True)
+class ReviewEvent:
+    """One thing to check: ``kind`` (one of ``KINDS``), ``track`` (0: a whole plane),
+    ``frame`` (index along the tracked axis), ``plane`` (the plane to show), ``confidence`` in
+    [0, 1] or NaN, and ``reason`` (one line)."""
+
+    kind: str
+    track: int
+    frame: int
+    plane: tuple
+    confidence: float
+    reason: str
+
+    def text(self) -> str:
+        conf = "" if math.isnan(self.confidence) else f" ({self.confidence:.2f})"
+        who = f"track {self.track}" if self.track else "plane"
+        return f"frame {self.frame}  {who}: {self.reason}{conf}"
+
+
+def _key(e: ReviewEvent):
+    return (math.isnan(e.confidence), 0.0 if math.isnan(e.confidence) else e.confidence,
+            e.frame, e.track, KINDS.index(e.kind))
+
+
+def _runs(items, axis: int) -> list[list]:
+    """Items of one track and kind, split into runs of consecutive frames."""
+    items = sorted(items, key=lambda i: tuple(i.plane))
+    runs: list[list] = []
+    for item in items:
+        if runs and tuple(item.plane)[axis] - tuple(runs[-1][-1].plane)[axis] <= 1:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
+def _span_events(kind: str, items, axis: int, tracks) -> list[ReviewEvent]:
+    by_track: dict[int, list] = {}
+    for item in items:
+        by_track.setdefault(item.track, []).append(item)
+    out = []
+    for track, mine in by_track.items():
+        for run in _runs(mine, axis):
+            worst = min(run, key=lambda i: (math.isnan(i.confidence), i.confidence))
+            first, last = tuple(run[0].plane)[axis], tuple(run[-1].plane)[axis]
+            where = f"frame {first}" if first == last else f"frames {first}..{last}"
+            reason = (f"{kind} on {where}" if kind == "low confidence"
+                      else f"lost, then found again on {where}")
+            out.append(ReviewEvent(kind, tracks.get(track, track), tuple(worst.plane)[axis],
+                                   tuple(worst.plane), float(worst.confidence), reason))
+    return out
+
+
+def _from_result(result, axis: int, tracks: dict[int, int]) -> list[ReviewEvent]:
+    conf: dict[tuple[int, tuple], float] = {}
+    last: dict[int, object] = {}
+    for obj in result.objects:
+        conf[(obj.track, tuple(obj.plane))] = obj.confidence
+        last[obj.track] = obj
+    events = []
+    for mother, plane, a, b in result.divisions:
+        plane = tuple(plane)
+        c = min(conf.get((a, plane), math.nan), conf.get((b, plane), math.nan))
+        ta, tb, tm = (tracks.get(t, t) for t in (a, b, mother))
+        events.append(ReviewEvent("division", tm, plane[axis], plane, float(c),
+                                  f"track {tm} divides into {ta} and {tb}"))
+    for track, (plane, reason) in result.ended.items():
+        if reason == "divided":
+            continue
+        obj = last.get(track)
+        shown = tuple(obj.plane) if obj is not None else tuple(plane)
+        c = obj.confidence if obj is not None else math.nan
+        events.append(ReviewEvent("track end", tracks.get(track, track), shown[axis], shown,
+                                  float(c), f"track ends: {reason}"))
+    for kind in ("low confidence", "found again"):
+        items = [r for r in result.review if r.reason == kind]
+        events += _span_events(kind, items, axis, tracks)
+    for r in result.review:
+        if r.track == 0:
+            events.append(ReviewEvent("blank plane", 0, tuple(r.plane)[axis], tuple(r.plane),
+                                      math.nan, r.reason))
+    return events
+
+
+def _from_store(store, axis: int, below: float) -> list[ReviewEvent]:
+    from napari_devosam.tracking.lineage import lineage
+    from napari_devosam.tracking.records import ReviewItem
+    from napari_devosam.tracking.store_tracks import track_of
+
+    objects = store.objects
+    info = lineage(store, axis)
+    at: dict[tuple[int, int], tuple[tuple, float]] = {}  # (track, frame) -> (plane, conf)
+    for oid, r in sorted(objects.items(), key=lambda kv: (tuple(kv[1]["plane"]), kv[0])):
+        plane = tuple(r["plane"])
+        c = r.get("confidence")
+        at.setdefault((track_of(oid, r), plane[axis]),
+                      (plane, math.nan if c is None else float(c)))
+    events = []
+    for t, row in sorted(info.items()):
+        if len(row.daughters) == 2:
+            starts = [at[(d, info[d].first)] for d in row.daughters]
+            confs = [c for _, c in starts if not math.isnan(c)]
+            events.append(ReviewEvent(
+                "division", t, info[row.daughters[0]].first, starts[0][0],
+                min(confs) if confs else math.nan,
+                f"track {t} divides into {row.daughters[0]} and {row.daughters[1]}"))
+        elif row.end_reason not in ("divided", "movie end"):
+            plane, c = at[(t, row.last)]
+            why = row.end_reason or "unknown reason"
+            events.append(ReviewEvent("track end", t, row.last, plane, c, f"track ends: {why}"))
+    low = [ReviewItem(tuple(r["plane"]), track_of(oid, r), "low confidence",
+                      float(r["confidence"]))
+           for oid, r in objects.items()
+           if r.get("confidence") is not None and float(r["confidence"]) < below]
+    return events + _span_events("low confidence", low, axis, {})
+
+
+def review_events(source, axis: int = 0, *, tracks: dict[int, int] | None = None,
+                  review_below: float = 0.7) -> list[ReviewEvent]:
+    """The events of ``source``, sorted (lowest confidence first): a ``PropagationResult``
+    (``tracks``: its placeholder track ids -> the store's, as ``store_run`` maps them) or an
+    ``AnnotationStore`` (``review_below``: the confidence under which an object is doubtful,
+    ``PropagationParams.review_below``). ``axis``: the tracked leading axis."""
+    if hasattr(source, "review") and hasattr(source, "ended"):
+        events = _from_result(source, axis, tracks or {})
+    else:
+        events = _from_store(source, axis, review_below)
+    return sorted(events, key=_key)
+
+
+def group_events(events) -> dict[str, list[ReviewEvent]]:
+    """``{kind: events}`` in ``KINDS`` order, only kinds that occur, each list in the order
+    given (sorted by ``review_events``); ``len`` of a list is the group's count."""
+    groups: dict[str, list[ReviewEvent]] = {k: [] for k in KINDS}
+    for e in events:
+        groups[e.kind].append(e)
+    return {k: v for k, v in groups.items() if v}
+
+
+def group_titles(groups: dict[str, list[ReviewEvent]]) -> dict[str, str]:
+    """``{kind: "division (3)"}``: a heading with the count of each group."""
+    return {k: f"{k} ({len(v)})" for k, v in groups.items()}

@@ -1,0 +1,182 @@
+"""The Lineage dock in a real napari viewer, on a phantom lineage of 14 tracks over 5 frames.
+
+The phantom (``synthetic.lineage``) divides every two frames: tracks 1, 2 (frames 0-1) ->
+four daughters (2-3) -> eight granddaughters (4). It is committed straight into the
+annotator's store with its tracks and parents (no SAM: the tree, the edits and the jumps do
+not need one). Run under a display:
+``xvfb-run -a -s "-screen 0 1600x1000x24" python -m pytest tests/qt/test_qt_lineage.py``.
+"""
+
+import colorsys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytestmark = pytest.mark.gui
+
+import segment_anything  # noqa: E402, F401 - before any viewer: see napari_devosam._qt
+from qtpy.QtCore import QPoint, Qt  # noqa: E402
+
+import napari_devosam._qt.lineage_dock as dock_module  # noqa: E402
+from napari_devosam._qt.annotator_widget import AnnotatorWidget  # noqa: E402
+from napari_devosam._qt.lineage_dock import node_center, open_lineage_dock  # noqa: E402
+from napari_devosam.synthetic.lineage import make_lineage_timelapse  # noqa: E402
+from napari_devosam.tracking.lineage import lineage  # noqa: E402
+
+TIMEOUT = 30_000
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_lineage_timelapse(5, (64, 64), 2, seed=0, division_fraction=0.9, min_cycle=2)
+
+
+@pytest.fixture
+def messages(monkeypatch):
+    said = []
+    for name in ("show_info", "show_warning", "show_error"):
+        monkeypatch.setattr(dock_module, name, said.append)
+    return said
+
+
+def settle(qtbot, w):
+    model = w.propagate_panel.lineage
+    qtbot.waitUntil(lambda: not w.jobs.busy and not model.pending
+                    and not w.propagate_panel._tracks_pending, timeout=TIMEOUT)
+
+
+@pytest.fixture
+def tree(make_napari_viewer, qtbot, phantom):
+    """``(viewer, annotator, dock, {phantom track: store track})``."""
+    stack, labels, parents = phantom
+    viewer = make_napari_viewer()
+    viewer.add_image(stack, name="embryo")
+    w = AnnotatorWidget(viewer, autoload=False)
+    viewer.window.add_dock_widget(w, name="SAM annotator")
+    qtbot.waitUntil(lambda: w.store is not None and not w.jobs.busy, timeout=TIMEOUT)
+    commits = []  # negative tracks: the store gives each the id of its first object
+    for t in range(len(labels)):
+        for track in np.unique(labels[t])[1:].tolist():
+            parent = parents.get(track)
+            commits.append(((t,), labels[t] == track,
+                            {"track": -track, "parent": None if parent is None else -parent}))
+    w.store_ops._submit("phantom", lambda s: s.apply_batch([], commits))
+    settle(qtbot, w)
+    dock = open_lineage_dock(w)
+    settle(qtbot, w)
+    ids = {}
+    for oid, rec in w.store.objects.items():
+        ids.setdefault(int(labels[tuple(rec["plane"])][w.store.labels[tuple(rec["plane"])]
+                                                       == oid][0]), rec["track"])
+    return viewer, w, dock, ids
+
+
+def snapshot(w):
+    """The lineage and every object's track fields."""
+    objects = {oid: (r.get("track"), r.get("parent"), r.get("ended"))
+               for oid, r in w.store.objects.items()}
+    return lineage(w.store), objects
+
+
+def test_tree_draws_the_store_and_a_click_jumps_there(qtbot, tree):
+    viewer, w, dock, ids = tree
+    assert len(dock.layout_.tracks) == 14 == len(dock.data.info)
+    assert len(dock.layout_.segments) == 14 + 12  # a line per track, a fork per daughter
+    assert open_lineage_dock(w) is dock  # opened once
+    mother, daughter = ids[1], ids[3]
+    x, y = node_center(dock, daughter, 3)
+    qtbot.mouseClick(dock.canvas, Qt.MouseButton.LeftButton, pos=QPoint(x, y))
+    assert viewer.dims.current_step[0] == 3
+    oid = dock.data.object_at(daughter, 3)[1]
+    assert viewer.layers["objects"].selected_label == oid == w.propagate_panel.selected
+    assert dock.selected == [daughter]
+    x, y = node_center(dock, mother, 0)
+    qtbot.mouseClick(dock.canvas, Qt.MouseButton.LeftButton,
+                     Qt.KeyboardModifier.ShiftModifier, QPoint(x, y))
+    assert dock.selected == [daughter, mother] and viewer.dims.current_step[0] == 0
+    assert dock.buttons["join"].isEnabled()
+
+
+def test_objects_and_tracks_are_coloured_by_track(qtbot, tree):
+    viewer, w, dock, ids = tree
+    colors = dock.data.colors
+    objects = viewer.layers["objects"]
+    for oid, rec in w.store.objects.items():  # every object has its track's colour
+        assert np.allclose(objects.colormap.map(oid)[..., :3].ravel(), colors[rec["track"]],
+                           atol=1 / 255)
+    hue = {t: colorsys.rgb_to_hls(*c)[0] for t, c in colors.items()}
+    roots = [ids[1], ids[2]]
+
+    def gap(a, b):
+        d = abs(hue[a] - hue[b]) % 1.0
+        return min(d, 1 - d)
+
+    assert gap(*roots) > 0.2  # unrelated tracks differ clearly
+    for daughter in (ids[3], ids[4]):  # daughters stay near their mother's hue
+        assert gap(daughter, ids[1]) < 0.1
+    tracks = viewer.layers["tracks"]
+    for track in (ids[1], ids[7]):
+        rows = tracks.data[:, 0] == track
+        assert np.allclose(tracks.track_colors[rows][:, :3], colors[track], atol=0.02)
+
+
+EDIT_CASES = [
+    ("clear_parent", lambda ids: [ids[3]]),
+    ("set_parent", lambda ids: [ids[2], ids[7]]),  # 7 (a daughter of 3) becomes 2's third
+    ("split", lambda ids: [ids[1]]),
+    ("join", lambda ids: [ids[3], ids[8]]),  # refused: 3 divides into 7 and 8
+    ("swap", lambda ids: [ids[3], ids[5]]),
+    ("delete", lambda ids: [ids[3]]),
+    ("delete_all", lambda ids: [ids[1]]),
+]
+
+
+@pytest.mark.parametrize("name, pick", EDIT_CASES, ids=[c[0] for c in EDIT_CASES])
+def test_each_edit_undoes_and_redoes_from_the_dock(qtbot, tree, messages, name, pick):
+    viewer, w, dock, ids = tree
+    viewer.dims.set_current_step(0, 3 if name == "swap" else 1)
+    tracks = pick(ids)
+    dock.select(tracks)
+    before, labels = snapshot(w), w.store.labels.copy()
+    assert dock.edit(name)
+    settle(qtbot, w)
+    after = snapshot(w)
+    if name in ("set_parent", "join"):  # refused by the core: one line, nothing changed
+        assert after == before and np.array_equal(w.store.labels, labels)
+        assert len(messages) == 1 and "\n" not in messages[0]
+        return
+    assert after != before and not messages
+    assert dock.data.info == after[0]  # the dock followed the edit
+    qtbot.keyClick(dock.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    settle(qtbot, w)
+    assert snapshot(w) == before and np.array_equal(w.store.labels, labels)
+    assert dock.data.info == before[0]
+    w.redo()
+    settle(qtbot, w)
+    assert snapshot(w) == after
+
+
+def test_a_valid_parent_and_join_by_keys(qtbot, tree):
+    viewer, w, dock, ids = tree
+    viewer.dims.set_current_step(0, 3)
+    dock.select([ids[3]])
+    dock.setFocus()
+    qtbot.keyClick(dock.canvas, Qt.Key.Key_P, Qt.KeyboardModifier.ShiftModifier)  # no mother
+    settle(qtbot, w)
+    assert lineage(w.store)[ids[3]].parent is None
+    dock.select([ids[1], ids[3]])
+    qtbot.keyClick(dock.canvas, Qt.Key.Key_P)  # 1 is 3's mother again
+    settle(qtbot, w)
+    assert lineage(w.store)[ids[3]].parent == ids[1]
+    dock.select([ids[3]])
+    qtbot.keyClick(dock.canvas, Qt.Key.Key_S)  # split 3 at frame 3
+    settle(qtbot, w)
+    info = lineage(w.store)
+    new = next(t for t, i in info.items() if i.first == 3 and i.parent is None)
+    assert info[ids[3]].last == 2
+    dock.select([ids[3], new])
+    qtbot.keyClick(dock.canvas, Qt.Key.Key_J)  # and join the two pieces again
+    settle(qtbot, w)
+    info = lineage(w.store)
+    assert new not in info and (info[ids[3]].first, info[ids[3]].last) == (2, 3)
