@@ -33,6 +33,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import io
 import json
@@ -254,6 +255,68 @@ def eval_real(sam, img, mask, log=print) -> dict:
             "otsu_box_iou": float(np.mean(classic))}  # fmt: skip
 
 
+# --- phase 2: the prompt encoder and mask decoder on cached embeddings -------------------
+
+
+def train_decoder(sam, n_planes: int, minutes: float, seed: int, lr: float, log=print,
+                  batch: int = 4) -> dict:  # fmt: skip
+    """Train ``sam``'s prompt encoder and mask decoder (encoder frozen) on ``n_planes`` planes
+    of the mixture whose embeddings are computed once: a decoder step costs a fraction of a
+    whole-model step, so many more prompts are seen in the same time. ``minutes`` caps the
+    wall time (cosine schedule over it). Returns a small log dict."""
+    import torch
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng([seed, 3])
+    pool = MixedPool(n_planes, seed)
+    transform = ResizeLongestSide(sam.image_encoder.img_size)
+    cfg = dict(tiny.bench.DEFAULT_CONFIG)
+    train_cfg = {**tiny.DEFAULTS, "objects": 8, "rounds": 1}
+    cached = []
+    sam.eval()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for img, lab in pool.items:
+            img, lab = tiny.augment(img, lab, rng)
+            x, size = tiny.prepare_image(sam, img, transform)
+            cached.append((sam.image_encoder(x), lab, size))
+    log(f"decoder phase: {len(cached)} embeddings in {time.perf_counter() - t0:.0f} s")
+    for p in sam.image_encoder.parameters():
+        p.requires_grad_(False)
+    params = [p for p in sam.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
+    sam.train()
+    t1 = time.perf_counter()
+    step, hist = 0, []
+    while time.perf_counter() - t1 < 60 * minutes:
+        progress = (time.perf_counter() - t1) / (60 * minutes)
+        for g in opt.param_groups:
+            g["lr"] = tiny.lr_at(progress, step, lr, 20)
+        loss = 0.0
+        ious = []
+        for _ in range(batch):
+            emb, lab, size = cached[int(rng.integers(len(cached)))]
+            m, io, st = tiny.image_losses(sam, emb, lab, size, transform, rng, cfg, train_cfg)
+            loss = loss + (m + io) / batch
+            ious.append(st[-1])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        hist.append((float(loss.detach()), float(np.mean(ious))))
+        if step % 50 == 0:
+            h = np.mean(hist[-50:], 0)
+            log(f"decoder step {step} loss {h[0]:.4f} train-IoU {h[1]:.3f} "
+                f"{(time.perf_counter() - t1) / step:.2f} s/step")  # fmt: skip
+    for p in sam.image_encoder.parameters():
+        p.requires_grad_(True)
+    sam.eval()
+    return {"decoder_steps": step, "decoder_planes": len(cached), "decoder_minutes": minutes,
+            "decoder_lr": lr, "decoder_seed": seed, "decoder_batch": batch}
+
+
 # --- main --------------------------------------------------------------------------------
 
 
@@ -272,6 +335,13 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-planes", type=int, default=16)
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument("--decoder-minutes", type=float, default=0.0,
+                   help="phase 2: train only the prompt encoder + decoder this long on cached "
+                        "embeddings (0: skip)")
+    p.add_argument("--decoder-planes", type=int, default=400)
+    p.add_argument("--decoder-lr", type=float, default=3e-4)
+    p.add_argument("--skip-phase1", action="store_true",
+                   help="no whole-model phase: --init's weights go straight to phase 2")
     p.add_argument("--eval-real", default=None, metavar="WEIGHTS",
                    help="only measure these weights on real nuclei and held-out phantoms")
     args = p.parse_args(argv)
@@ -311,13 +381,27 @@ def main(argv=None) -> int:
 
     tiny.save = save
     train_cfg = {**tiny.DEFAULTS, **{k: getattr(args, k, v) for k, v in DEFAULTS.items()},
-                 "seed": args.seed, "init": args.init, "config_name": "embryo_tiny arch"}
+                 "seed": args.seed, "init": args.init, "config_name": "embryo_tiny arch",
+                 "init_sha256": hashlib.sha256(Path(args.init).read_bytes()).hexdigest()}
     train_cfg["late_from"] = min(train_cfg["late_from"], int(0.7 * train_cfg["steps"]))
     cfg = dict(tiny.bench.DEFAULT_CONFIG, name="embryo")
     log(f"training {json.dumps(train_cfg)}")
     t0 = time.perf_counter()
-    sam, metrics = tiny.train(cfg, train_cfg, Path(args.out), args.max_minutes, log,
-                              args.checkpoint_minutes, args.eval_planes)  # fmt: skip
+    if args.skip_phase1:
+        sam, _ = tiny.bench.load_embryo_tiny(args.init)
+        train_cfg["steps_run"] = 0
+        metrics = {}
+    else:
+        sam, metrics = tiny.train(cfg, train_cfg, Path(args.out), args.max_minutes, log,
+                                  args.checkpoint_minutes, args.eval_planes)  # fmt: skip
+    if args.decoder_minutes > 0:
+        phase2 = train_decoder(sam, args.decoder_planes, args.decoder_minutes, args.seed + 100,
+                               args.decoder_lr, log)  # fmt: skip
+        train_cfg["phase2"] = phase2
+        metrics.update(phase2)
+        save(sam, args.out, _phase_meta(cfg, train_cfg))
+        if args.eval_planes:
+            metrics.update(tiny.bench.evaluate(sam, n_planes=args.eval_planes))
     real = eval_real(sam, img, mask)
     log("stardist img2d (evaluation only)", json.dumps(real))
     metrics["stardist_img2d"] = real
@@ -327,6 +411,24 @@ def main(argv=None) -> int:
         json.dumps({**metrics, "total_minutes": (time.perf_counter() - t0) / 60}, indent=1))
     log(json.dumps({k: v for k, v in metrics.items() if k != "per_stain"}))
     return 0
+
+
+def _phase_meta(cfg: dict, train_cfg: dict) -> dict:
+    """Metadata of a file whose last phase was the decoder phase (as ``train_embryo_tiny``)."""
+    import os
+    import platform
+
+    import torch
+
+    import napari_devosam as ds
+
+    return {"format": "napari-devosam embryo_tiny v1", "config": json.dumps(cfg),
+            "training": json.dumps(train_cfg), "data": json.dumps({}),
+            "package_version": ds.__version__, "torch_version": torch.__version__,
+            "hardware": json.dumps({"cpu": tiny.cpu_model(), "machine": platform.machine(),
+                                    "cpu_count": os.cpu_count(),
+                                    "torch_threads": torch.get_num_threads()}),
+            "n_params": str(sum(p.numel() for p in tiny.bench.build_model(cfg).parameters()))}
 
 
 def _meta_of(path) -> dict:

@@ -205,3 +205,53 @@ def test_window_context_options_reach_propagation_and_bad_ones_are_one_line(env,
     assert main([*base, "--window-context", "nan"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "window_context" in err[0]
+
+
+def _other_values():
+    """A valid value other than the default for every ``PropagationParams`` field."""
+    from napari_devosam.tracking.params import PropagationParams
+    from napari_devosam.utils.params import specs
+
+    out = {}
+    for name, value in PropagationParams().to_dict().items():
+        spec = specs(PropagationParams)[name]
+        if spec.kind is bool:
+            out[name] = not value
+        elif spec.kind is int:
+            out[name] = value + 1
+        else:
+            out[name] = value + 1.0 if spec.high is None else round((value + spec.high) / 2, 3)
+    return out
+
+
+def test_params_file_sets_every_field_and_the_flags_override_it(env, seen_params, tmp_path):
+    import json
+
+    from napari_devosam.tracking.params import PropagationParams
+
+    values = _other_values()
+    path = tmp_path / "params.json"
+    path.write_text(json.dumps(values))
+    assert main([*_track_args(*env), "--params", str(path)]) == 0
+    assert seen_params[-1] == PropagationParams(**values)
+    path.write_text(json.dumps({"decoding": {"window_context_cells": 7, "window_context": 0.2},
+                                "divisions": {"division_min_area": 12}}))
+    assert main([*_track_args(*env), "--params", str(path), "--window-context-cells", "5",
+                 "--no-divisions"]) == 0
+    p = seen_params[-1]
+    assert (p.window_context_cells, p.window_context, p.division_min_area) == (5, 0.2, 12)
+    assert p.detect_divisions is False and p.decode_window is True
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"min_aera": 3}', "params.json: unknown propagation parameter(s): min_aera"),
+    ('{"min_iou_prev": 1.5}', "params.json: min_iou_prev must be within [0, 1], got 1.5"),
+    ('{"min_area": "many"}', "params.json: min_area must be a whole number"),
+    ("not json", "cannot read the parameter file"),
+])
+def test_a_bad_params_file_is_one_line(env, seen_params, tmp_path, capsys, text, message):
+    path = tmp_path / "params.json"
+    path.write_text(text)
+    assert main([*_track_args(*env), "--params", str(path)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and seen_params == []

@@ -54,7 +54,7 @@ def test_docks_fit_the_screen_and_scroll(make_napari_viewer, qtbot, sam, kind):
         assert widget.status_label.isVisible()
 
 
-def test_live_object_looks_unlike_committed_ones(make_napari_viewer, qtbot, sam):
+def test_live_objects_have_their_own_colours(make_napari_viewer, qtbot, sam):
     viewer = make_napari_viewer()
     viewer.add_image(np.random.default_rng(0).integers(0, 255, (96, 128), np.uint8))
     w = AnnotatorWidget(viewer, sam=sam)
@@ -62,8 +62,10 @@ def test_live_object_looks_unlike_committed_ones(make_napari_viewer, qtbot, sam)
     ids = np.arange(1, 21)
     live = w.layers.current.colormap.map(ids)
     committed = w.layers.objects.colormap.map(ids)
-    assert np.allclose(live, live[0])  # one fixed colour for every live object
-    assert not np.any(np.all(np.isclose(committed, live[0], atol=0.05), axis=1))
+    # each live object (a proposal too) has its own colour, never committed object k's
+    distinct = {tuple(np.round(c, 2)) for c in live}
+    assert len(distinct) == len(ids)
+    assert np.all(np.abs(live - committed)[:, :3].max(axis=1) > 0.1)
 
 
 def test_image_choice_follows_a_rename(make_napari_viewer, qtbot, sam):

@@ -210,3 +210,27 @@ def test_nan_loss_is_a_notification(make_napari_viewer, qtbot, bundle, tmp_path,
     errors = [msg for sev, msg in notes if sev == "error"]
     assert errors and "learning rate" in errors[-1]
     assert not out.exists() and widget.start_btn.isEnabled() and not widget.use_btn.isEnabled()
+
+
+def test_the_form_has_an_editor_per_setting_and_reads_one_settings_object(qtbot, bundle,
+                                                                          tmp_path):
+    from napari_devosam._qt.finetune_form import FinetuneForm
+    from napari_devosam.finetune.settings import RunSettings
+    from napari_devosam.utils.params import specs
+
+    form = FinetuneForm()
+    qtbot.addWidget(form)
+    editors = form.settings_editors.editors
+    assert set(editors) == set(specs(RunSettings))
+    for name, spec in specs(RunSettings).items():
+        assert editors[name].toolTip() == spec.help
+        assert form.advanced.isAncestorOf(editors[name]) == spec.advanced, name
+    form.add_data_dir(bundle)
+    assert form.read().settings == RunSettings()  # the editors start at the defaults
+    form.settings_editors.set_values({"patience": None, "loss": "focal", "epochs": 3,
+                                      "mixed_precision": False})
+    settings = form.read().settings
+    assert (settings.patience, settings.loss, settings.epochs) == (None, "focal", 3)
+    assert settings.mixed_precision is False and settings.steps is None
+    form.minutes_spin.setValue(0)
+    assert form.read().settings.max_minutes is None  # "no limit"

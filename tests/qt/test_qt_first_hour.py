@@ -84,3 +84,128 @@ def test_fill_screen_uses_the_available_area(make_napari_viewer, qtbot):
     qtbot.wait(100)
     screen = window.screen().availableGeometry()
     assert window.width() >= screen.width() - 20 and window.height() >= screen.height() - 60
+
+
+# -- where work starts --------------------------------------------------------------------
+def open_annotator(make_napari_viewer, qtbot, data, sam, tmp_path, **kwargs):
+    viewer = make_napari_viewer(**kwargs)
+    viewer.add_image(data, name="embryo")
+    w = AnnotatorWidget(viewer, sam=sam, project_dir=tmp_path)
+    viewer.window.add_dock_widget(w, name="SAM annotator")
+    qtbot.waitUntil(lambda: w.store is not None, timeout=TIMEOUT)
+    return viewer, w
+
+
+def test_a_stack_opens_at_its_first_plane_then_where_work_was(make_napari_viewer, qtbot, sam,
+                                                              tmp_path):
+    from napari_devosam.synthetic.phantoms import make_timelapse
+
+    data = make_timelapse(n_timepoints=7, shape=(64, 80), n_cells=3, seed=5)[0]
+    viewer, w = open_annotator(make_napari_viewer, qtbot, data, sam, tmp_path)
+    assert w.current_plane == (0,)  # not napari's middle plane (3)
+    viewer.dims.set_current_step(0, 5)
+    mask = np.zeros((1, 64, 80), bool)
+    mask[0, 10:30, 10:30] = True
+    w.store_ops.commit((5,), mask, [{"box": None, "points": [], "point_labels": []}], {})
+    w.wait_for_store()
+    qtbot.waitUntil(lambda: not w.jobs.busy, timeout=TIMEOUT)
+    viewer.close()
+    # the same image again: its store remembers plane 5
+    viewer, w = open_annotator(make_napari_viewer, qtbot, data, sam, tmp_path)
+    qtbot.waitUntil(lambda: w.current_plane == (5,), timeout=TIMEOUT)
+    assert len(w.store.objects) == 1
+
+
+# -- proposals --------------------------------------------------------------------------
+def squares(shape, corners, size=12):
+    from napari_devosam.automatic.core import AutoResult
+
+    labels = np.zeros(shape, np.int32)
+    for k, (r, c) in enumerate(corners, start=1):
+        labels[r:r + size, c:c + size] = k
+    prompts = [{"point": (r + size / 2, c + size / 2), "box": None, "source": "membrane"}
+               for r, c in corners]
+    return AutoResult(labels, {k: 0.9 for k in range(1, len(corners) + 1)}, prompts)
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    """``core.segment_all`` answers from a script: ``runs[i]`` for the i-th plane asked."""
+    import napari_devosam.automatic.core as core
+
+    runs = []
+    monkeypatch.setattr(core, "segment_all", lambda plane, *a, **k: runs.pop(0))
+    return runs
+
+
+def test_proposals_have_their_own_colours_and_a_rerun_replaces_them(
+        make_napari_viewer, qtbot, sam, stack, tmp_path, scripted):
+    viewer, w = open_annotator(make_napari_viewer, qtbot, stack, sam, tmp_path)
+    panel = w.segment_all_panel
+    shape = stack.shape[-2:]
+    first = squares(shape, [(5, 5), (5, 40), (40, 5)])
+    scripted.append(first)
+    panel.run(all_planes=False)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=TIMEOUT)
+    shown = w.layers.current.data[0]
+    ids = [k for k in np.unique(shown) if k]
+    assert len(ids) == 3
+    colours = w.layers.current.colormap.map(np.array(ids))
+    assert len({tuple(np.round(c, 2)) for c in colours}) == 3  # one colour each
+    # the same run again: nothing changed, and the panel says so
+    scripted.append(first)
+    panel.run(all_planes=False)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=TIMEOUT)
+    assert "same proposals as before" in panel.message.text()
+    # another stain finds other cells: they replace the earlier proposals, one undo step
+    scripted.append(squares(shape, [(60, 60), (60, 90)]))
+    panel.stain_combo.setCurrentIndex(1)
+    panel.run(all_planes=False)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=TIMEOUT)
+    assert len(np.unique(w.layers.current.data[0])) - 1 == 2
+    assert "replace 3 earlier proposals" in panel.message.text()
+    w.undo()
+    np.testing.assert_array_equal(w.state.current_labels[0], first.labels)
+    assert "are back" in panel.message.text()
+
+
+def test_a_rerun_leaves_objects_of_prompts_alone_and_says_why(
+        make_napari_viewer, qtbot, sam, stack, tmp_path, scripted):
+    from napari_devosam.annotation.state import PlanePrompts, PlaneResult
+
+    viewer, w = open_annotator(make_napari_viewer, qtbot, stack, sam, tmp_path)
+    panel = w.segment_all_panel
+    mask = np.zeros((1, *stack.shape[-2:]), bool)
+    mask[0, 3:9, 3:9] = True
+    drawn = {"box": (3, 3, 9, 9), "points": [], "point_labels": []}
+    w.state.restore((0,), PlanePrompts(), PlaneResult(PlanePrompts(), mask, np.ones(1), [drawn]))
+    scripted.append(squares(stack.shape[-2:], [(40, 40)]))
+    panel.run(all_planes=False)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=TIMEOUT)
+    assert "objects from your prompts left alone" in panel.message.text()
+    assert w.state.current_labels[0].sum() == mask.sum()
+
+
+# -- estimates before long work -----------------------------------------------------------
+def test_panels_say_how_long_before_start_and_propagate_covers_a_window(
+        make_napari_viewer, qtbot, sam, tmp_path):
+    from napari_devosam._qt.estimates import WINDOW
+
+    data = np.random.default_rng(1).integers(0, 255, (30, 64, 64), dtype=np.uint8)
+    viewer, w = open_annotator(make_napari_viewer, qtbot, data, sam, tmp_path)
+    qtbot.waitUntil(lambda: w.state.ready_plane == (0,), timeout=TIMEOUT)
+    w._update_status()
+    assert "30 planes" in w.precompute_estimate.text() and "measured" in \
+        w.precompute_estimate.text()
+    assert "30 planes" in w.segment_all_panel.estimate.text()
+    rng = w.propagate_panel.range
+    p = w.propagate_panel
+    assert (p.first_spin.value(), p.last_spin.value()) == (0, WINDOW)  # not the whole movie
+    assert f"for {WINDOW} planes" in rng.label.text() and "per plane" in rng.label.text()
+    viewer.dims.set_current_step(0, 25)
+    assert (p.first_spin.value(), p.last_spin.value()) == (25, 29)
+    assert "for 4 planes" in rng.label.text()
+    p.last_spin.setValue(27)  # the user's bound stays
+    viewer.dims.set_current_step(0, 3)
+    assert (p.first_spin.value(), p.last_spin.value()) == (25, 27)
+    assert "for 2 planes" in rng.label.text()

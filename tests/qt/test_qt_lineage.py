@@ -161,7 +161,6 @@ def test_a_valid_parent_and_join_by_keys(qtbot, tree):
     viewer, w, dock, ids = tree
     viewer.dims.set_current_step(0, 3)
     dock.select([ids[3]])
-    dock.setFocus()
     qtbot.keyClick(dock.canvas, Qt.Key.Key_P, Qt.KeyboardModifier.ShiftModifier)  # no mother
     settle(qtbot, w)
     assert lineage(w.store)[ids[3]].parent is None
@@ -180,3 +179,66 @@ def test_a_valid_parent_and_join_by_keys(qtbot, tree):
     settle(qtbot, w)
     info = lineage(w.store)
     assert new not in info and (info[ids[3]].first, info[ids[3]].last) == (2, 3)
+
+
+def test_review_list_groups_events_worst_first_and_jumps(qtbot, tree):
+    from napari_devosam.tracking.review_events import ReviewEvent
+
+    viewer, w, dock, ids = tree
+    panel = w.propagate_panel
+    oid = dock.data.object_at(ids[5], 3)[1]
+    events = [ReviewEvent("division", ids[1], 2, (2,), 0.8, f"track {ids[1]} divides"),
+              ReviewEvent("low confidence", ids[5], 3, (3,), 0.3, "low confidence on frame 3"),
+              ReviewEvent("division", ids[2], 2, (2,), 0.4, f"track {ids[2]} divides"),
+              ReviewEvent("track end", ids[7], 4, (4,), 0.5, "track ends: lost")]
+    panel.review_list.set_events(events)
+    assert panel.review_list.counts() == {"division": 2, "track end": 1, "low confidence": 1}
+    heads = [panel.review_list.topLevelItem(i).text(0)
+             for i in range(panel.review_list.topLevelItemCount())]
+    assert heads == ["division (2)", "track end (1)", "low confidence (1)"]
+    assert [e.confidence for e in panel.entries[:2]] == [0.4, 0.8]  # worst first
+    row = next(i for i, e in enumerate(panel.entries) if e.kind == "low confidence")
+    panel.review_list.itemClicked.emit(panel.review_list.item_of(row), 0)
+    assert viewer.dims.current_step[0] == 3
+    assert viewer.layers["objects"].selected_label == oid == panel.selected
+    # an edit that takes a track away drops its events (the store followed live)
+    dock.select([ids[5]])
+    viewer.dims.set_current_step(0, 2)
+    dock.edit("delete")
+    settle(qtbot, w)
+    assert panel.review_list.counts() == {"division": 2, "track end": 1}
+
+
+def test_import_tracks_replaces_then_undoes(qtbot, tree, tmp_path, monkeypatch):
+    import napari_devosam._qt.propagate_import as import_module
+    from napari_devosam._qt.propagate_import import import_tracks
+    from napari_devosam.tracking.store_tracks import export_store_tracks
+
+    viewer, w, dock, ids = tree
+    said = []
+    for name in ("show_info", "show_warning", "show_error"):
+        monkeypatch.setattr(import_module, name, said.append)
+    export_store_tracks(tmp_path / "ctc", w.store, (0,), 0)
+    before = w.store.objects
+    shape = {t: (i.first, i.last, len(i.daughters)) for t, i in lineage(w.store).items()}
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in (tmp_path / "ctc").iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    (bad / "res_track.txt").write_text("1 0 4 0\n")  # disagrees with the masks
+    assert import_tracks(w.propagate_panel, bad, replace=True)
+    qtbot.waitUntil(lambda: not w.propagate_panel.busy, timeout=TIMEOUT)
+    settle(qtbot, w)
+    assert "not imported" in said[-1].lower() and w.store.objects == before
+    assert import_tracks(w.propagate_panel, tmp_path / "ctc", replace=True)
+    qtbot.waitUntil(lambda: not w.propagate_panel.busy, timeout=TIMEOUT)
+    settle(qtbot, w)
+    after = lineage(w.store)
+    assert sorted(v for v in shape.values()) == sorted(
+        (i.first, i.last, len(i.daughters)) for i in after.values())
+    assert all(r.get("source") == "import" for r in w.store.objects.values())
+    assert dock.data.info == after  # the dock shows the imported lineage
+    assert w.propagate_panel.review_list.counts()["division"] == 6
+    w.undo()
+    settle(qtbot, w)
+    assert w.store.objects == before

@@ -98,20 +98,23 @@ def test_propagate_one_undo_tracks_layer_and_review(qtbot, annotated):
     tracks = viewer.layers["tracks"]
     assert len(tracks.data) == len(w.store.objects) and set(tracks.data[:, 0]) == set(seeds)
     # review list (review_below=1: every object) and jumping to an entry
-    assert panel.review_list.count() == len(panel.entries) > 0
-    row = next(i for i, e in enumerate(panel.entries) if e.plane != (0,))
+    assert sum(panel.review_list.counts().values()) == len(panel.entries) > 0
+    row = next(i for i, e in enumerate(panel.entries)
+               if e.plane != (0,) and e.kind == "low confidence")
     entry = panel.entries[row]
-    panel.review_list.itemClicked.emit(panel.review_list.item(row))
+    panel.review_list.itemClicked.emit(panel.review_list.item_of(row), 0)
     assert viewer.dims.current_step[0] == entry.plane[0]
     assert w.current_plane == entry.plane
-    assert panel.selected == entry.object_id == viewer.layers["objects"].selected_label
+    assert panel.selected == viewer.layers["objects"].selected_label
+    assert w.store.objects[panel.selected]["track"] == entry.track
     # one undo removes the whole run; the tracks layer and the review list follow
     w.undo()
     finish(qtbot, w)
     assert np.array_equal(w.store.labels, before)
     assert sorted(w.store.objects) == seeds
     assert len(viewer.layers["tracks"].data) == len(seeds)
-    assert panel.review_list.count() == 0
+    qtbot.waitUntil(lambda: not panel.lineage.pending, timeout=TIMEOUT)
+    assert panel.entries == []
 
 
 def test_propagate_from_here_replaces_the_track_downstream(qtbot, annotated):
@@ -186,7 +189,7 @@ def test_cancel_leaves_the_store_unchanged(qtbot, annotated, monkeypatch):
     finish(qtbot, w)
     assert "cancelled" in panel.message.text()
     assert np.array_equal(w.store.labels, before) and w.store.objects == objects
-    assert not w.store.can_redo and panel.review_list.count() == 0
+    assert not w.store.can_redo and panel.entries == []
 
 
 def test_errors_are_notifications(qtbot, annotated, messages):

@@ -27,3 +27,26 @@ def test_defaults_round_trip_through_the_form(qtbot):
     form = ParamsForm()
     qtbot.addWidget(form)
     assert form.params(detect_divisions=True) == PropagationParams()
+
+
+def test_every_field_gets_an_editor_from_its_declaration(qtbot):
+    from qtpy.QtWidgets import QCheckBox
+
+    from napari_devosam.utils.params import specs
+
+    form = ParamsForm()
+    qtbot.addWidget(form)
+    declared = specs(PropagationParams)
+    assert set(form.editors) == set(declared) - {"detect_divisions"}
+    for name, editor in form.editors.items():
+        spec = declared[name]
+        assert editor.toolTip() == spec.help
+        assert form.advanced.isAncestorOf(editor) == spec.advanced, name
+        if isinstance(editor, QCheckBox):
+            assert spec.kind is bool
+            continue
+        assert editor.minimum() == spec.low, name
+        assert editor.maximum() == (spec.high if spec.high is not None else spec.edit_max), name
+    # a value out of the declared range cannot be typed in
+    form.editors["min_iou_prev"].setValue(3)
+    assert form.params(detect_divisions=True).min_iou_prev == 1.0

@@ -6,8 +6,9 @@ All have the image's dimensionality (no colour axis) and its whole data-to-world
 (scale, translate, rotate, shear, affine: ``layer_transform``, kept in step by
 ``follow_transform``), so their data coordinates are the image's pixel coordinates and a
 prompt drawn on plane ``k`` carries ``k`` in its leading coordinates. The live ``current
-object`` is drawn in one fixed colour (``CURRENT_COLOR``) that the committed objects' colour
-cycle does not use, so a commit visibly moves an object from one layer to the other.
+object`` layer gives each current object (a drawn object or an automatic proposal) its own
+colour, from a colour cycle of its own (``CURRENT_SEED``), so that proposals can be told apart
+and removed one by one, and object ``k`` never takes the colour of committed object ``k``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from napari_devosam.annotation.state import PlanePrompts, plane_prompts_from_lay
 
 POSITIVE_COLOR, NEGATIVE_COLOR = "lime", "red"
 POSITIVE_SYMBOL, NEGATIVE_SYMBOL = "disc", "x"
-CURRENT_COLOR = "magenta"
+CURRENT_SEED = 0.1  # napari's committed labels use 0.5; this cycle differs at every id
 TRANSFORM_FIELDS = ("scale", "translate", "rotate", "shear", "affine")
 
 
@@ -66,9 +67,9 @@ def add_layers(viewer, image, current_labels: np.ndarray, object_labels: np.ndar
 
 
 def _current_colormap():
-    from napari.utils.colormaps import DirectLabelColormap
+    from napari.utils.colormaps import label_colormap
 
-    return DirectLabelColormap(color_dict={None: CURRENT_COLOR, 0: "transparent"})
+    return label_colormap(49, seed=CURRENT_SEED)
 
 
 def layer_transform(image) -> dict:

@@ -42,6 +42,9 @@ def build_controls(w, layout, keys_layout=None) -> None:
                w.cancel_button, w.export_button, w.project_button]
     for i, button in enumerate(buttons):
         grid.addWidget(button, i // 2, i % 2)
+    w.precompute_estimate = QLabel()  # how long Precompute will take (_qt.estimates)
+    w.precompute_estimate.setWordWrap(True)
+    grid.addWidget(w.precompute_estimate, len(buttons) // 2 + 1, 0, 1, 2)
     layout.addWidget(box)
     keys = QGroupBox("Shortcuts")
     inner = QVBoxLayout(keys)

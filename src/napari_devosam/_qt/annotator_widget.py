@@ -34,7 +34,8 @@ from napari_devosam._qt.embedding_worker import EmbeddingJobs
 from napari_devosam._qt.image_axes import annotated_layer
 from napari_devosam._qt.jobs import LockedEmbeddingCache, SerialJobs
 from napari_devosam._qt.model_panel import ModelPanel
-from napari_devosam._qt.presentation import fit_tab_width, tab_pages
+from napari_devosam._qt.presentation import tab_pages
+from napari_devosam._qt.propagate_view import go_to_plane
 from napari_devosam._qt.shortcuts import bind_shortcuts, unbind_viewer
 from napari_devosam._qt.store_ops import StoreOps
 from napari_devosam.annotation.state import AnnotatorState
@@ -121,7 +122,6 @@ class AnnotatorWidget(QWidget):
         pages["Propagate"].addWidget(self.propagate_panel)
         for page in pages.values():
             page.addStretch(1)
-        fit_tab_width(self.tabs)
         self.layout().addWidget(self.status_label)
 
         self.viewer.dims.events.current_step.connect(self._on_plane_change)
@@ -198,6 +198,8 @@ class AnnotatorWidget(QWidget):
         self.layers = add_layers(self.viewer, layer, self.state.current_labels,
                                  self.store_ops.placeholder)
         follow_transform(layer, self.layers)
+        self._opening_plane = (0,) * (len(shape) - 2)  # work starts at the first plane
+        go_to_plane(self.viewer, layer, self._opening_plane)
         self.viewer.reset_view()  # the whole image in view, whatever the dock took
         for prompt_layer in (self.layers.boxes, self.layers.points):
             prompt_layer.events.data.connect(self.prompt_loop.on_prompt_event)
@@ -211,6 +213,16 @@ class AnnotatorWidget(QWidget):
         self.viewer.layers.selection.active = self.layers.boxes
         self.images.refresh()
         self._reset_embeddings()
+
+    def store_opened(self, store) -> None:
+        """The image's store is open: go to the plane last worked on (remembered in the
+        store) unless the user has moved since the image opened."""
+        from napari_devosam.annotation.last_plane import last_plane
+
+        plane = last_plane(store.folder, store.shape) if store.shape else None
+        if plane and self.image_layer is not None and \
+                self.current_plane == getattr(self, "_opening_plane", None):
+            go_to_plane(self.viewer, self.image_layer, plane)
 
     def _detach(self) -> None:
         if self.layers is not None:
@@ -336,8 +348,10 @@ class AnnotatorWidget(QWidget):
         self.prompt_loop.toggle_point_kind()
 
     def undo(self) -> None:
-        """Undo the last commit, delete or correction (object level)."""
-        self.store_ops.undo()
+        """Undo the last commit, delete or correction (object level), or the last Segment
+        all run's replacement of earlier proposals."""
+        if not self.segment_all_panel.undo_replace():
+            self.store_ops.undo()
 
     def redo(self) -> None:
         self.store_ops.redo()
@@ -373,4 +387,7 @@ class AnnotatorWidget(QWidget):
     def _update_status(self) -> None:
         from napari_devosam._qt.annotator_controls import status_text
 
+        from napari_devosam._qt.estimates import update_estimates
+
         self.status_label.setText(status_text(self))
+        update_estimates(self)

@@ -2,21 +2,20 @@
 
 Data folders (one or several: bundles, or folders with ``images/`` and ``labels/``), model
 ("loaded model" = the one given to the widget or loaded in the annotator; vit_b/l/h; or a
-checkpoint file), output file, steps (the step budget), an optional epoch cap, max minutes,
-device and learning rate; the other settings keep the core's defaults.
-``FinetuneForm.read(...)`` checks them and returns the ``JobSettings``, or a one-sentence
-problem for a notification.
+checkpoint file), output file, device, and one editor per field of
+``finetune.settings.RunSettings`` built from its declaration (``_qt.param_editors``): steps
+(the step budget), an optional epoch cap, max minutes and the learning rate shown, the others
+under "Advanced". ``FinetuneForm.read(...)`` checks them and returns the ``JobSettings``, or a
+one-sentence problem for a notification.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 from qtpy.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -24,18 +23,17 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QListWidget,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_devosam._qt.finetune_job import JobSettings
+from napari_devosam._qt.param_editors import EditorSet, collapsible
+from napari_devosam.finetune.settings import SECTIONS, RunSettings
 
 LOADED = "loaded model"
 CHECKPOINT = "checkpoint file"
 MODEL_CHOICES = (LOADED, "vit_b", "vit_l", "vit_h", CHECKPOINT)
-DEFAULT_LR = 1e-3  # = finetune.settings.DEFAULT_LR (not imported: that loads torch)
-DEFAULT_STEPS = 400  # = finetune.settings.DEFAULT_STEPS
 
 
 def _devices() -> list[str]:
@@ -91,30 +89,17 @@ class FinetuneForm(QWidget):
         self.out_edit = QLineEdit()
         self.out_edit.setPlaceholderText("decoder.safetensors")
         form.addRow("Output", _with_browse(self.out_edit, self._browse_out))
-        self.steps_spin = QSpinBox()
-        self.steps_spin.setRange(1, 1_000_000)
-        self.steps_spin.setValue(DEFAULT_STEPS)
-        self.steps_spin.setToolTip("Optimisation steps (4 objects each on the CPU); training "
-                                   "may stop earlier when validation stops improving")
-        form.addRow("Steps", self.steps_spin)
-        self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(0, 10000)
-        self.epochs_spin.setValue(0)
-        self.epochs_spin.setSpecialValueText("no cap")
-        self.epochs_spin.setToolTip("Optional cap in passes over the training objects")
-        form.addRow("Max epochs", self.epochs_spin)
-        self.minutes_spin = QDoubleSpinBox()
-        self.minutes_spin.setRange(0, 100000)
-        self.minutes_spin.setDecimals(1)
-        self.minutes_spin.setSpecialValueText("no limit")
-        form.addRow("Max minutes", self.minutes_spin)
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", *_devices()])
         form.addRow("Device", self.device_combo)
-        self.lr_edit = QLineEdit(f"{DEFAULT_LR:g}")
-        self.lr_edit.setToolTip("AdamW learning rate (advanced)")
-        form.addRow("Learning rate", self.lr_edit)
         layout.addLayout(form)
+        self.advanced_button, self.advanced = collapsible(layout)
+        advanced = QFormLayout(self.advanced)
+        advanced.setContentsMargins(0, 0, 0, 0)
+        self.settings_editors = EditorSet(RunSettings, form, advanced, SECTIONS)
+        editors = self.settings_editors.editors
+        self.steps_spin, self.epochs_spin = editors["steps"], editors["epochs"]
+        self.minutes_spin, self.lr_edit = editors["max_minutes"], editors["lr"]
         self._model_choice_changed(self.model_combo.currentText())
 
     # -- browsing --------------------------------------------------------------------------
@@ -179,11 +164,10 @@ class FinetuneForm(QWidget):
         if not out_text or Path(out_text).is_dir():
             return "Choose an output file for the decoder (e.g. decoder.safetensors)."
         try:
-            lr = float(self.lr_edit.text())
-        except ValueError:
-            lr = float("nan")
-        if not (math.isfinite(lr) and lr > 0):
-            return f"The learning rate must be a positive number, not {self.lr_edit.text()!r}."
+            settings = RunSettings.from_dict(self.settings_editors.values())
+        except ValueError as exc:
+            text = str(exc)
+            return f"{text[0].upper()}{text[1:]}."
         choice = self.model_combo.currentText()
         if choice == CHECKPOINT:
             model = self.checkpoint_edit.text().strip()
@@ -194,7 +178,5 @@ class FinetuneForm(QWidget):
         else:
             model = choice
         return JobSettings(data_dirs=dirs, model=model, out=Path(out_text).expanduser(),
-                           steps=self.steps_spin.value(),
-                           epochs=self.epochs_spin.value() or None,
-                           max_minutes=self.minutes_spin.value() or None,
-                           device=self.device_combo.currentText(), lr=lr, cache=cache)
+                           settings=settings, device=self.device_combo.currentText(),
+                           cache=cache)

@@ -19,24 +19,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from napari_devosam.finetune.settings import RunSettings
+
 
 @dataclass
 class JobSettings:
-    """What the widget asks for; mirrors ``devosam finetune``'s options.
+    """What the widget asks for: ``devosam finetune``'s arguments.
 
     ``model`` is a loaded ``Sam`` (not modified: the core trains copies of its decoder) or a
-    name ("vit_b", "vit_l", "vit_h") or a checkpoint path to load in the worker. ``extra``:
-    more keyword arguments for ``finetune`` (e.g. the annotator's ``normalization``).
+    name ("vit_b", "vit_l", "vit_h") or a checkpoint path to load in the worker. ``settings``:
+    the run's ``finetune.settings.RunSettings`` (the object the CLI and the API build too).
+    ``extra``: more keyword arguments for ``finetune`` (e.g. the annotator's
+    ``normalization``).
     """
 
     data_dirs: list[Path]
     model: Any
     out: Path
-    epochs: int | None = None
-    steps: int | None = None
-    max_minutes: float | None = None
+    settings: RunSettings = field(default_factory=RunSettings)
     device: str = "auto"
-    lr: float | None = None
     cache: Any = None
     extra: dict = field(default_factory=dict)
 
@@ -124,10 +125,7 @@ def run_job(settings: JobSettings, stop: threading.Event) -> Generator[Any, None
         from napari_devosam.finetune import finetune
 
         kwargs: dict[str, Any] = dict(settings.extra)
-        kwargs.update(out=settings.out, epochs=settings.epochs, steps=settings.steps,
-                      max_minutes=settings.max_minutes, device=device)
-        if settings.lr is not None:
-            kwargs["lr"] = settings.lr
+        kwargs.update(out=settings.out, settings=settings.settings, device=device)
         if settings.cache is not None:
             kwargs["cache"] = settings.cache
         gen = finetune([Path(d) for d in settings.data_dirs], sam, **kwargs)

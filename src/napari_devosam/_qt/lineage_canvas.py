@@ -18,8 +18,8 @@ shows the whole lineage again.
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtCore import QLineF, QPointF, QRectF, QSize, Qt, Signal
-from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
+from qtpy.QtCore import QEvent, QLineF, QPointF, QRectF, QSize, Qt, Signal
+from qtpy.QtGui import QColor, QKeySequence, QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from napari_devosam._qt.lineage_layout import LineageLayout, hit
@@ -49,6 +49,7 @@ class LineageCanvas(QWidget):
         self._view = None  # (x0, x1, y0, y1) in data units; None: everything
         self._pan = None
         self._pens: list[QPen] = []
+        self.keys: dict = {}  # QKeySequence text ("Shift+P") -> action, while focused
         self.setMinimumHeight(120)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMouseTracking(False)
@@ -215,6 +216,29 @@ class LineageCanvas(QWidget):
                              Qt.AlignmentFlag.AlignHCenter, str(frame))
         painter.drawText(QRectF(0, rect.bottom() + 3, MARGIN[0] - 2, 14),
                          Qt.AlignmentFlag.AlignRight, "t")
+
+    # -- keys ---------------------------------------------------------------------------------
+    @staticmethod
+    def key_text(event) -> str:
+        """A key event as ``QKeySequence`` text, e.g. "Shift+P", "Ctrl+Z", "Del"."""
+        combo = event.keyCombination() if hasattr(event, "keyCombination") else (
+            int(event.modifiers()) | event.key())
+        return QKeySequence(combo).toString()
+
+    def event(self, event):
+        # our keys win over the window's shortcuts (napari's Ctrl+Z...) while focused
+        if event.type() == QEvent.Type.ShortcutOverride and self.key_text(event) in self.keys:
+            event.accept()
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event):  # noqa: N802 - Qt's name
+        action = self.keys.get(self.key_text(event))
+        if action is None:
+            super().keyPressEvent(event)
+            return
+        event.accept()
+        action()
 
     # -- mouse --------------------------------------------------------------------------------
     def mousePressEvent(self, event):  # noqa: N802 - Qt's name

@@ -6,7 +6,8 @@ reason (legend under the tree). A click on a track jumps to that frame and selec
 object in ``objects``; Shift- or Ctrl-click selects a second track. The buttons (and keys,
 while the dock has the focus) run the edits of ``lineage_edits`` on the store thread; a
 refused edit shows the core's one-line reason. Ctrl+Z / Ctrl+Shift+Z undo and redo, as in
-the viewer. The dock follows the store through the Propagate panel's ``LineageModel``.
+the viewer; Escape clears the selection. The keys act while the tree has the focus (click
+it). The dock follows the store through the Propagate panel's ``LineageModel``.
 
 ``open_lineage_dock(w)`` adds it to the viewer's window (bottom area), once.
 """
@@ -17,7 +18,7 @@ import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QKeySequence
-from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QShortcut, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from napari_devosam._qt.lineage_canvas import END_MARKS, LineageCanvas
 from napari_devosam._qt.lineage_colors import rgba_array
@@ -57,14 +58,11 @@ class LineageDock(QWidget):
             button.clicked.connect(lambda *_, name=edit.name: self.edit(name))
             grid.addWidget(button, i // 4, i % 4)
             self.buttons[edit.name] = button
-            shortcut = QShortcut(QKeySequence(edit.key), self)
-            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(lambda name=edit.name: self.edit(name))
+            self.canvas.keys[QKeySequence(edit.key).toString()] = (
+                lambda name=edit.name: self.edit(name))
         for key, action in (("Ctrl+Z", w.undo), ("Ctrl+Shift+Z", w.redo),
                             ("Escape", lambda: self.select([]))):
-            shortcut = QShortcut(QKeySequence(key), self)
-            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(action)
+            self.canvas.keys[QKeySequence(key).toString()] = action
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.canvas, 1)

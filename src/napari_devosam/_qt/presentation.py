@@ -38,8 +38,20 @@ def scroll_layout(widget: QWidget) -> QVBoxLayout:
     return QVBoxLayout(content)
 
 
+class _Page(QScrollArea):
+    """A page that scrolls vertically and is never narrower than its content needs."""
+
+    def minimumSizeHint(self):  # noqa: N802 - Qt's name
+        hint = super().minimumSizeHint()
+        content = self.widget()
+        if content is not None:
+            hint.setWidth(max(hint.width(), content.minimumSizeHint().width()
+                              + self.verticalScrollBar().sizeHint().width()))
+        return hint
+
+
 def _scroll_page(parent: QWidget) -> tuple[QScrollArea, QVBoxLayout]:
-    area = QScrollArea(parent)
+    area = _Page(parent)
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -51,8 +63,8 @@ def _scroll_page(parent: QWidget) -> tuple[QScrollArea, QVBoxLayout]:
 def tab_pages(widget: QWidget, titles: list[str]) -> tuple[QVBoxLayout, QTabWidget, dict]:
     """Give ``widget`` a layout ``top`` (always shown), then tabs named ``titles`` whose pages
     scroll on their own. Returns ``(top, tabs, pages)``: ``pages[title]`` is the layout of
-    that page; ``widget.tabs`` is the tab widget. Call ``fit_tab_width(tabs)`` once the pages
-    are filled, so that no page is cut at the dock's right edge."""
+    that page; ``widget.tabs`` is the tab widget. A page is never narrower than its content
+    needs, so nothing is cut at the dock's right edge."""
     outer = QVBoxLayout(widget)
     outer.setContentsMargins(2, 2, 2, 2)
     top = QVBoxLayout()
@@ -67,16 +79,6 @@ def tab_pages(widget: QWidget, titles: list[str]) -> tuple[QVBoxLayout, QTabWidg
     outer.addWidget(tabs, 1)
     widget.tabs = tabs
     return top, tabs, pages
-
-
-def fit_tab_width(tabs: QTabWidget) -> None:
-    """Make the tabs at least as wide as their widest page needs (plus a scroll bar)."""
-    need = 0
-    for i in range(tabs.count()):
-        area = tabs.widget(i)
-        need = max(need, area.widget().minimumSizeHint().width()
-                   + area.verticalScrollBar().sizeHint().width())
-    tabs.setMinimumWidth(need + 4)
 
 
 def fill_screen(viewer) -> None:

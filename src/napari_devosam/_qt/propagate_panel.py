@@ -2,21 +2,21 @@
 
 A run goes through three threads, and the GUI thread only updates layers:
 
-1. the store thread (``SerialJobs``) checks the seeds and copies the line of planes the run
-   reads (``tracking.store_run.prepare_store_run`` of the panel's ``TrackingRequest``);
-2. a napari worker runs it on that copy (``tracking.store_run.run_in_store``), with a bar
-   in the activity dock and Cancel; the next plane's embedding is computed in a second thread
-   while the current plane decodes (``tracking.prefetch.PrefetchingEmbeddings``, through the
-   annotator's cache);
-3. the store thread applies the finished plan as one undo step
-   (``tracking.store_run.apply_and_review``); the ``objects`` layer, the ``tracks`` layer and
-   the review list follow.
+1. the store thread (``SerialJobs``) checks the seeds of the panel's ``TrackingRequest`` and
+   copies the line of planes the run reads (``tracking.store_run.prepare_store_run``);
+2. a napari worker runs it on that copy (``store_run.run_in_store``), with a bar in the
+   activity dock and Cancel; the next plane's embedding is computed in a second thread while
+   the current plane decodes (``tracking.prefetch``, through the annotator's cache);
+3. the store thread applies the finished plan as one undo step (``apply_and_review``); the
+   ``objects`` layer, the ``tracks`` layer and the review list follow.
 
 Cancel (before step 3) leaves the store exactly as it was. "Propagate from here" recomputes
 the selected object's track (and its daughters) beyond its plane, e.g. after a correction;
 the selected object is the last one clicked in ``objects``, a review entry's, or the
 ``objects`` layer's selected label. "Export tracks (CTC)..." writes the store's tracks as they
 are, corrections included (``tracking.store_tracks.export_store_tracks``, store thread).
+Also: "Import tracks..." (``propagate_import``), "Lineage..." (``lineage_dock``), the grouped
+review list (``propagate_review``), colours by track (``lineage_model.LineageModel``).
 """
 
 from __future__ import annotations
@@ -30,17 +30,18 @@ from qtpy.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QLabel,
-    QListWidget,
     QProgressBar,
     QPushButton,
     QSpinBox,
 )
 
-from napari_devosam._qt.lineage_dock import open_lineage_dock
+from napari_devosam._qt.estimates import PropagateRange
 from napari_devosam._qt.lineage_model import LineageModel
 from napari_devosam._qt.propagate_export import export_tracks, nothing_added
 from napari_devosam._qt.propagate_form import ParamsForm
-from napari_devosam._qt.propagate_view import color_tracks, go_to_plane, show_tracks
+from napari_devosam._qt.propagate_import import add_track_tools
+from napari_devosam._qt.propagate_review import ReviewList, jump_to_event, run_events, still_there
+from napari_devosam._qt.propagate_view import color_tracks, show_tracks
 from napari_devosam._qt.workers import create_job
 from napari_devosam.tracking.prefetch import PrefetchingEmbeddings
 from napari_devosam.tracking.request import TrackingRequest
@@ -63,16 +64,16 @@ class PropagatePanel(QGroupBox):
         self.w = w
         self.worker = self.embeddings = None
         self.selected: int | None = None
-        self.entries: list = []
         self._busy = self._applying = False
         self._token = None  # the run in progress; None once cancelled
         self._layers = None  # the annotator layers our callbacks are on
         self._line = None  # (plane, axis) of the tracks shown
         self._tracks_pending = self._tracks_dirty = False
         self._build()
+        self.range = PropagateRange(self)  # issue 25: a window from the plane shown + estimate
         w.store_changed.connect(self._on_store_changed)
         self.lineage = LineageModel(w, lambda: self.axis_combo.currentData() or 0, self)
-        self.lineage.changed.connect(lambda data: color_tracks(w.viewer, data.colors))
+        self.lineage.changed.connect(self._lineage_changed)
         self._set_busy(False)
 
     def _build(self) -> None:
@@ -90,14 +91,12 @@ class PropagatePanel(QGroupBox):
         self.export_button = QPushButton("Export tracks (CTC)...")
         self.export_button.setToolTip("Write the committed tracks of this line of planes as "
                                       "they are: maskNNN.tif + res_track.txt and tracks.csv")
-        self.lineage_button = QPushButton("Lineage...")
-        self.lineage_button.setToolTip("Show the lineage tree: jump to a track, fix divisions "
-                                       "and identities")
         self.progress = QProgressBar()
         self.message, self.selected_label = QLabel(), QLabel("selected: none")
         self.message.setWordWrap(True)
-        self.review_list = QListWidget()
-        self.review_list.setMaximumHeight(160)
+        self.review_list = ReviewList()
+        self.review_list.setMaximumHeight(200)
+
         grid = QGridLayout(self)
         rows = [(QLabel("axis"), self.axis_combo), (QLabel("direction"), self.direction_combo),
                 (QLabel("from plane"), self.first_spin), (QLabel("to plane"), self.last_spin),
@@ -114,15 +113,14 @@ class PropagatePanel(QGroupBox):
         grid.addWidget(QLabel("to review (click: go there)"), 9, 0, 1, 2)
         grid.addWidget(self.review_list, 10, 0, 1, 2)
         grid.addWidget(self.export_button, 11, 0)
-        grid.addWidget(self.lineage_button, 11, 1)
+        add_track_tools(self, grid, 11)  # Lineage..., Import tracks...
         self.axis_combo.currentIndexChanged.connect(self._axis_changed)
         self.run_button.clicked.connect(lambda *_: self.run())
         self.redo_button.clicked.connect(lambda *_: self.propagate_from_here())
         self.cancel_button.clicked.connect(lambda *_: self.cancel())
         self.export_button.clicked.connect(lambda *_: self._choose_export_folder())
-        self.lineage_button.clicked.connect(lambda *_: open_lineage_dock(self.w))
-        self.review_list.itemClicked.connect(
-            lambda item: self.jump(self.review_list.row(item)))
+        self.review_list.picked.connect(lambda event: jump_to_event(self, event))
+
 
     # -- image, axes, selection ---------------------------------------------------------
     @property
@@ -133,7 +131,7 @@ class PropagatePanel(QGroupBox):
     def _image_changed(self) -> None:
         w, self._layers = self.w, self.w.layers
         self.selected, self._line = None, None
-        self._set_entries([])
+        self.review_list.set_events([])
         self._set_selected(None)
         show_tracks(w.viewer, None, None, None, (), 0)  # an earlier image's tracks go
         if w.layers is not None:
@@ -157,6 +155,7 @@ class PropagatePanel(QGroupBox):
         for spin, value in ((self.first_spin, 0), (self.last_spin, n - 1)):
             spin.setRange(0, max(n - 1, 0))
             spin.setValue(value)
+        self.range.reset()
         self.divisions_check.setChecked(self.axis_combo.currentText() == "T")
 
     def _set_selected(self, object_id) -> None:
@@ -316,8 +315,7 @@ class PropagatePanel(QGroupBox):
         info = {"model": w._model_text, "decoder": w._decoder_text}
         w.store_ops._submit(
             "Propagation", apply_and_review, run, plan, info,
-            on_result=lambda res: self._applied(plan, run.request.plane, run.request.axis,
-                                                res),
+            on_result=lambda res: self._applied(plan, run.request.plane, run.request.axis, res),
             on_error=self._apply_failed)
 
     def _apply_failed(self, error) -> None:
@@ -326,35 +324,30 @@ class PropagatePanel(QGroupBox):
         self._idle()
 
     def _applied(self, plan, plane, axis, result) -> None:
-        ids, entries, stepped = result
+        ids, _, stepped = result
         res = plan.result
+        events = run_events(plan, ids, axis)
         made = sum(1 for i in ids if i)
         undo = "one Undo removes the run" if stepped else "nothing changed: no Undo step"
         self.message.setText(
             f"{made} object(s) on {len({o.plane for o in res.objects})} plane(s), "
-            f"{len(res.divisions)} division(s), {len(entries)} to review ({undo})")
+            f"{len(res.divisions)} division(s), {len(events)} to review ({undo})")
         self._line = (plane, axis)
-        self._set_entries(entries)
+        self.review_list.set_events(events)
         self._idle()
         if not made:
             show_info(nothing_added(res))
 
     # -- review list and tracks ---------------------------------------------------------
-    def _set_entries(self, entries) -> None:
-        self.entries = list(entries)
-        self.review_list.clear()
-        self.review_list.addItems([e.text() for e in self.entries])
+    @property
+    def entries(self) -> list:
+        """The review events shown, in display order (grouped by kind, worst first)."""
+        return self.review_list.events
 
     def jump(self, row: int) -> None:
-        """Show review entry ``row``: its plane, its object selected."""
-        w = self.w
-        if not 0 <= row < len(self.entries) or w.image_layer is None:
-            return
-        entry = self.entries[row]
-        go_to_plane(w.viewer, w.image_layer, entry.plane)
-        if entry.object_id and w.layers is not None:
-            w.layers.objects.selected_label = entry.object_id
-        self._set_selected(entry.object_id or self.selected)
+        """Show ``entries[row]``: its plane, its track's object there selected."""
+        if 0 <= row < len(self.entries):
+            jump_to_event(self, self.entries[row])
 
     # -- export ------------------------------------------------------------------------------
     def _choose_export_folder(self) -> None:
@@ -396,10 +389,12 @@ class PropagatePanel(QGroupBox):
         w = self.w
         if error is not None or layers is not w.layers or result is None:
             return None
-        data, graph, existing = result
-        show_tracks(w.viewer, w.image_layer, data, graph, plane, axis,
-                    self.lineage.data.colors)
-        kept = [e for e in self.entries if e.object_id in existing]
-        if len(kept) != len(self.entries):  # an undo took their objects away
-            self._set_entries(kept)
+        data, graph, _ = result
+        show_tracks(w.viewer, w.image_layer, data, graph, plane, axis, self.lineage.data.colors)
         return None
+
+    def _lineage_changed(self, data) -> None:
+        color_tracks(self.w.viewer, data.colors)
+        kept = [e for e in self.entries if still_there(e, data)]
+        if len(kept) != len(self.entries):  # an undo took their tracks away
+            self.review_list.set_events(kept)

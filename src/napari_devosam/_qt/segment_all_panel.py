@@ -5,7 +5,9 @@ cache) with a progress bar and Cancel; the results become *proposals*: the curre
 their planes (``automatic.proposals``), shown in the ``current object`` layer. "Remove by
 click" makes a click on a proposal delete it; the annotator's Commit (this plane) or "Commit
 all proposals" (every plane) stores them. Nothing is committed without that click, planes
-that already have current objects are left alone, committed pixels are never proposed, and a
+whose current objects come from the user's prompts are left alone, earlier proposals are
+replaced (one step the annotator's Undo takes back until the next store change), committed
+pixels are never proposed, the message says what changed (and why nothing did), and a
 cancelled run changes nothing.
 """
 
@@ -46,6 +48,8 @@ class SegmentAllPanel(QGroupBox):
         super().__init__("Segment all (automatic proposals)")
         self.w = w
         self.worker = None
+        self._replaced = None  # (state, {plane: (prompts, result)}) the last run replaced
+        w.store_changed.connect(self._forget_replaced)
         self.mode_combo, self.stain_combo = QComboBox(), QComboBox()
         self.mode_combo.addItems(list(MODES))
         self.stain_combo.addItems(list(STAINS[::-1]))  # auto first
@@ -65,6 +69,8 @@ class SegmentAllPanel(QGroupBox):
         self.progress = QProgressBar()
         self.message = QLabel()
         self.message.setWordWrap(True)
+        self.estimate = QLabel()  # how long "Segment all planes" will take (issue 25)
+        self.estimate.setWordWrap(True)
         grid = QGridLayout(self)
         for row, widgets in enumerate([
             (QLabel("mode"), self.mode_combo), (QLabel("stain"), self.stain_combo),
@@ -73,7 +79,8 @@ class SegmentAllPanel(QGroupBox):
             (self.remove_button, self.commit_button)]):
             for col, widget in enumerate(widgets):
                 grid.addWidget(widget, row, col)
-        grid.addWidget(self.message, 6, 0, 1, 2)
+        grid.addWidget(self.estimate, 6, 0, 1, 2)
+        grid.addWidget(self.message, 7, 0, 1, 2)
         self.plane_button.clicked.connect(lambda: self.run(all_planes=False))
         self.all_button.clicked.connect(lambda: self.run(all_planes=True))
         self.cancel_button.clicked.connect(self.cancel)
@@ -126,6 +133,10 @@ class SegmentAllPanel(QGroupBox):
         worker.start()
         return worker
 
+    def _forget_replaced(self) -> None:
+        """A store change (a commit, an undo) since the run: Undo is the store's again."""
+        self._replaced = None
+
     def cancel(self) -> None:
         """Stop the run between planes; nothing it computed is shown."""
         if self.worker is not None:
@@ -143,32 +154,40 @@ class SegmentAllPanel(QGroupBox):
             self._set_busy(False)
 
     def _on_results(self, results, state=None) -> None:
-        from napari_devosam.automatic.proposals import show_proposals
+        from napari_devosam.automatic.proposals import apply_run
 
         w = self.w
         if w.state is None or not results or (state is not None and state is not w.state):
             return  # another image (or none) since the run started
         store = w.store
-        shown, skipped, notes = 0, [], []
-        for plane, res in results.items():
-            committed = None if store is None else store.labels[plane]
-            try:
-                shown += show_proposals(w.state, plane, res, committed)
-            except ValueError:
-                skipped.append(plane)
-            if res.message:
-                notes.append(f"{plane or 'plane'}: {res.message}")
+        run = apply_run(w.state, results,
+                        None if store is None else (lambda plane: store.labels[plane]))
+        # earlier proposals replaced: one step that the annotator's Undo takes back
+        self._replaced = (w.state, run.replaced) if run.replaced else None
+        notes = [f"{plane or 'plane'}: {res.message}" for plane, res in results.items()
+                 if res.message and plane not in run.empty]
         w._refresh_current()
         w._update_status()
-        text = (f"{count(shown, 'proposal')} on "
-                f"{count(len(results) - len(skipped), 'plane')}")
-        if skipped:
-            text += f"; {count(len(skipped), 'plane')} with current objects left alone"
         from napari_devosam.automatic.core import summary_lines
 
         used = [line.replace("--stain", "the stain box").replace("--diameter", "the diameter box")
                 for line in summary_lines(results)]
-        self.message.setText("; ".join([text, *used, *notes[:3]]))
+        self.message.setText("; ".join([run.text(), *used, *notes[:3]]))
+
+    def undo_replace(self) -> bool:
+        """Put back the proposals the last run replaced, if nothing was committed since;
+        returns whether it did (the annotator's Undo calls it first)."""
+        replaced, self._replaced = self._replaced, None
+        w = self.w
+        if replaced is None or replaced[0] is not w.state:
+            return False
+        from napari_devosam.automatic.proposals import undo_replaced
+
+        n = undo_replaced(w.state, replaced[1])
+        w._refresh_current()
+        w._update_status()
+        self.message.setText(f"Undo: the earlier proposals of {count(n, 'plane')} are back")
+        return True
 
     # -- correcting and committing ----------------------------------------------------------
     def _remove_mode(self, on: bool) -> None:

@@ -46,6 +46,18 @@ def _open_store(holder, path, data, project_dir, rgb, previous=None):
     return store, warning
 
 
+def _worked_on(store, plane, result):
+    """Remember ``plane`` as the last one worked on (``annotation.last_plane``); returns
+    ``result``. A store folder that cannot take the small file changes nothing else."""
+    import contextlib
+
+    from napari_devosam.annotation.last_plane import remember_plane
+
+    with contextlib.suppress(OSError):
+        remember_plane(store.folder, plane)
+    return result
+
+
 def choose_folder_action(widget):
     """A notification action: ask for a project folder and move the store there."""
     def act(*_):
@@ -117,7 +129,8 @@ class StoreOps:
             notify(f"The correction could not be saved ({error}); it is kept until the "
                    "annotations can be saved: choose a project folder.", self.widget)
 
-        self._submit(None, lambda s: s.apply_edit(plane, pixels, values, previous),
+        self._submit(None, lambda s: _worked_on(s, plane, s.apply_edit(plane, pixels, values,
+                                                                        previous)),
                      on_error=failed)
 
     def _opened(self, holder, result, error) -> None:
@@ -137,6 +150,7 @@ class StoreOps:
             show_info(f"Restored {count(len(store.objects), 'committed object')} from "
                       f"{store.folder}")
         self._announce(store.location)
+        self.widget.store_opened(store)
         pending, self.unsaved = self.unsaved, []
         for plane, pixels, values in pending:
             self._save_edit(plane, pixels, values)
@@ -182,7 +196,8 @@ class StoreOps:
     def commit(self, plane, masks, prompts, info, on_error=None) -> None:
         """Commit in order with the other jobs; ``on_error(error)`` after a failure (the
         notification then comes from the caller)."""
-        self._submit("Commit", lambda s: s.commit(plane, list(masks), prompts, info=info),
+        self._submit("Commit", lambda s: _worked_on(s, plane, s.commit(plane, list(masks),
+                                                                        prompts, info=info)),
                      on_result=self._committed, on_error=on_error)
 
     def _committed(self, ids) -> None:

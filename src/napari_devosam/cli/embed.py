@@ -59,7 +59,8 @@ def run(args) -> int:
     start = time.perf_counter()
     try:
         drain_with_bar(embed_stack(sam, stack, cache=cache, batch_size=batch_size, keep=False),
-                       desc="embedding", unit="plane", enabled=not args.no_progress)
+                       desc="embedding", unit="plane", enabled=not args.no_progress,
+                       estimate="plane")
     finally:
         hook.remove()
     elapsed = time.perf_counter() - start

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 from napari_devosam.cli import MODEL_HELP, add_precision_argument, chosen_model
 
@@ -29,41 +30,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("data", nargs="+", metavar="DATA", help="bundle or images/+labels/ folder")
     p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--out", required=True, help="decoder file to write (.safetensors)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="step budget: optimisation steps of --batch-prompts objects each "
-                        "(default 400; the learning-rate schedule spans it)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="optional cap in passes over the training objects (default: none)")
-    p.add_argument("--max-minutes", type=float, default=None,
-                   help="stop training after this many minutes (the best decoder is kept)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     add_precision_argument(p)
-    p.add_argument("--lr", type=float, default=None,
-                   help="peak AdamW learning rate after warm-up (default 1e-3)")
-    p.add_argument("--warmup-steps", type=int, default=None,
-                   help="steps of linear learning-rate warm-up, then a cosine decay (default 20)")
-    p.add_argument("--validate-every", type=int, default=None,
-                   help="steps between validation rounds (default 25)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split and prompts")
-    p.add_argument("--batch-prompts", type=int, default=None,
-                   help="prompts per step on one image (default 16 on CUDA, 4 on the CPU)")
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="share of the image files held out for validation (default 0.2)")
-    p.add_argument("--patience", type=int, default=None,
-                   help="stop after this many validation rounds without improvement (default 6)")
-    p.add_argument("--no-patience", action="store_true",
-                   help="never stop early (train to the step budget or time limit)")
-    p.add_argument("--min-steps", type=int, default=None,
-                   help="steps before --patience starts counting (default 200)")
-    p.add_argument("--loss", choices=("bce", "balanced", "focal"), default="bce",
-                   help="mask loss, each plus dice (default bce)")
-    p.add_argument("--train-prompt-encoder", action="store_true",
-                   help="also train the prompt encoder")
+    add_settings_arguments(p)
     p.add_argument("--cache-dir", default=None,
                    help="embedding cache folder (default: the user cache dir's embeddings/)")
-    p.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto",
-                   help="autocast the decoder to bf16/fp16: auto = on CUDA only; 'on' also on "
-                        "the CPU (about 1.8x faster there, at reduced precision)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true",
                    help="print the result as one JSON object on the last line")
@@ -77,8 +48,11 @@ class _Bars:
         self.enabled = enabled
         self.bar = None
         self.phase = None
+        self.first = None  # utils.estimate.FirstUnit of the phase
+        self.last = time.perf_counter()  # when the previous event came: a phase starts there
 
     def update(self, ev) -> None:
+        previous, self.last = self.last, time.perf_counter()
         if ev.phase == "validate":
             line = f"{ev.message}" if ev.message else f"validation IoU {ev.val_iou:.3f}"
             self._write(line)
@@ -93,7 +67,13 @@ class _Bars:
             unit = "plane" if ev.phase == "embed" else "step"
             self.bar = tqdm(total=ev.total_steps, desc=desc, unit=unit, file=sys.stderr)
             self.phase = ev.phase
+            from napari_devosam.utils.estimate import FirstUnit
+
+            self.first = FirstUnit(unit, started=previous)
         self.bar.update(ev.step - self.bar.n)
+        line = self.first(ev.step, ev.total_steps or 0)
+        if line:
+            self._write(f"{self.bar.desc}: {line}")
         if ev.phase == "train":
             self.bar.set_postfix(epoch=ev.epoch, lr=f"{ev.lr:.2g}", loss=f"{ev.loss:.3f}",
                                  best_iou=f"{ev.best_val_iou:.3f}", refresh=False)
@@ -111,20 +91,23 @@ class _Bars:
         self.phase = None
 
 
-def _finetune_kwargs(args) -> dict:
-    """``finetune`` keyword arguments from the parsed flags (flags not given: its defaults)."""
-    kwargs = dict(out=args.out, steps=args.steps, epochs=args.epochs,
-                  max_minutes=args.max_minutes, batch_prompts=args.batch_prompts,
-                  val_fraction=args.val_fraction, seed=args.seed, loss=args.loss,
-                  train_prompt_encoder=args.train_prompt_encoder,
-                  mixed_precision={"auto": None, "on": True, "off": False}[args.mixed_precision])
-    optional = {"lr": args.lr, "warmup_steps": args.warmup_steps,
-                "validate_every": args.validate_every, "patience": args.patience,
-                "min_steps": args.min_steps}
-    kwargs.update({k: v for k, v in optional.items() if v is not None})
-    if args.no_patience:
-        kwargs["patience"] = None
-    return kwargs
+def add_settings_arguments(p) -> None:
+    """One flag per field of ``finetune.settings.RunSettings`` (``--min-steps N``, ``--loss``,
+    ``--no-patience``, ``--mixed-precision auto|on|off``, ...), help and choices from its
+    declaration. Read without importing torch."""
+    from napari_devosam.finetune.settings import RunSettings
+    from napari_devosam.utils.params import add_arguments
+
+    add_arguments(p, RunSettings)
+
+
+def run_settings(args):
+    """The ``RunSettings`` the flags describe (flags not given: the defaults; ``ValueError``
+    naming a bad value)."""
+    from napari_devosam.finetune.settings import RunSettings
+    from napari_devosam.utils.params import given
+
+    return RunSettings.from_dict(given(args, RunSettings))
 
 
 def _drive(gen, bars: _Bars):
@@ -146,12 +129,13 @@ def run(args) -> int:
     from napari_devosam.finetune import finetune
     from napari_devosam.finetune.data import load_planes
 
-    load_planes(args.data)  # bad data fails here, before the model is loaded
+    settings = run_settings(args)  # bad settings and data fail before the model is loaded
+    load_planes(args.data)
     from napari_devosam.models.loading import load_model
 
     sam = load_model(chosen_model(args), device=args.device, precision=args.precision)
     cache = EmbeddingCache(args.cache_dir or default_cache_dir(), max_items=0)
-    gen = finetune(args.data, sam, cache=cache, **_finetune_kwargs(args))
+    gen = finetune(args.data, sam, out=args.out, settings=settings, cache=cache)
     result = _drive(gen, _Bars(not args.no_progress))
     print(f"validation IoU before: {result.val_iou_before:.3f}  after: "
           f"{result.val_iou_after:.3f}  (best step {result.best_step} of {result.steps_run}, "

@@ -90,12 +90,19 @@ def run_auto(args) -> int:
 
 
 def _drain(gen):
-    """Run the generator to its end, with a progress line on stderr for stacks."""
+    """Run the generator to its end, with a progress line on stderr for stacks and, after
+    the first plane, how long the others will take."""
+    from napari_devosam.utils.estimate import FirstUnit
+
+    first = FirstUnit("plane")
     while True:
         try:
             done, total = next(gen)
         except StopIteration as stop:
             return stop.value
+        line = first(done, total)
+        if line:
+            print(f"\rsegmenting planes: {line}", file=sys.stderr)
         if total > 1:
             print(f"\rsegmenting planes: {done}/{total}", end="" if done < total else "\n",
                   file=sys.stderr)

@@ -42,6 +42,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--direction", default="forward", choices=("forward", "backward", "both"))
     p.add_argument("--last", type=int, default=None,
                    help="stop plane index (inclusive; negative counts from the end)")
+    p.add_argument("--params", default=None, metavar="FILE.json",
+                   help="propagation parameters from a JSON object, flat ({\"min_area\": 20}) "
+                        "or by section ({\"track_ends\": {\"min_area\": 20}}); every field "
+                        "of PropagationParams (docs/tracking.md); the flags below override it")
     p.add_argument("--no-divisions", action="store_true", help="never split a track")
     p.add_argument("--whole-embedding", action="store_true",
                    help="decode every object on the whole image embedding (SAM's own masks; "
@@ -133,7 +137,6 @@ def _request(args, shape, plane, axis, seeds):
     or bad parameters)."""
     from pathlib import Path
 
-    from napari_devosam.tracking.params import PropagationParams
     from napari_devosam.tracking.request import TrackingRequest
 
     bounds = None
@@ -144,11 +147,7 @@ def _request(args, shape, plane, axis, seeds):
                              f"(0..{n - 1}, or -1 for the last plane)")
         last, start = args.last % n, plane[axis]
         bounds = (min(last, start), max(last, start))
-    window = {name: value for name, value in (("window_context", args.window_context),
-                                              ("window_context_cells", args.window_context_cells))
-              if value is not None}
-    params = PropagationParams(detect_divisions=not args.no_divisions and args.axis == "T",
-                               decode_window=not args.whole_embedding, **window)
+    params = _params(args)
     request = TrackingRequest(shape, plane, axis, args.direction, bounds, params, seeds,
                               along_z=args.axis == "Z", out=Path(args.out), geff=args.geff)
     if bounds is not None and not request.route.total:
@@ -157,6 +156,25 @@ def _request(args, shape, plane, axis, seeds):
                          f"{'after' if args.direction == 'forward' else 'before'} it, or "
                          "another --direction")
     return request
+
+
+def _params(args):
+    """``PropagationParams`` from ``--params FILE.json`` (defaults without it), overridden by
+    the explicit flags; divisions only along T (``ValueError`` for a bad file or value)."""
+    from dataclasses import replace
+
+    from napari_devosam.tracking.params import PropagationParams
+
+    params = PropagationParams() if args.params is None else PropagationParams.from_file(
+        args.params)
+    flags = {name: value for name, value in (("window_context", args.window_context),
+                                             ("window_context_cells", args.window_context_cells))
+             if value is not None}
+    if args.whole_embedding:
+        flags["decode_window"] = False
+    if args.no_divisions or args.axis != "T":
+        flags["detect_divisions"] = False
+    return replace(params, **flags)
 
 
 def _track(args, image, request) -> int:
@@ -169,7 +187,7 @@ def _track(args, image, request) -> int:
                      decoder=args.decoder)
     cache = EmbeddingCache(args.cache_dir or default_cache_dir())
     gen = run_tracking(sam, image, request, cache=cache)
-    done = drain_with_bar(_pairs(gen), desc="propagating", unit="plane")
+    done = drain_with_bar(_pairs(gen), desc="propagating", unit="plane", estimate="plane")
     result = done.result
     n_div = len(result.divisions)
     print(f"wrote {count(len(done.tracks), 'track')}, {count(n_div, 'division')}, "

@@ -149,7 +149,13 @@ def compute_embeddings(sam, rgbs: list[np.ndarray]) -> list[PlaneEmbedding]:
     if len({rgb.shape for rgb in rgbs}) > 1:
         raise ValueError("images embedded in one batch must have the same size")
     check_plane_shape(rgbs[0].shape[:2], sam.image_encoder.img_size)
+    import time
+
+    from napari_devosam.engine.encoder_timing import record
+
+    start = time.perf_counter()
     features, input_size = _encode(sam, rgbs)
+    record(sam, len(rgbs), time.perf_counter() - start)  # for estimates before long runs
     original_size = tuple(int(n) for n in rgbs[0].shape[:2])
     return [
         PlaneEmbedding(features[i : i + 1].clone(), input_size, original_size)

@@ -22,6 +22,8 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from napari_devosam.utils.params import check, from_mapping, markdown_table, param
+
 # Defaults measured on 10 phantom planes (benchmarks/bench_finetune.py --learning; see
 # docs/finetune.md): a random vit_b decoder and a trained one.
 DEFAULT_LR = 1e-3
@@ -37,61 +39,114 @@ DEFAULT_BATCH_PROMPTS_CPU = 4  # measured: per mask, 4 beats 16 on a CPU (cache-
 MIN_IMPROVEMENT = 1e-4
 
 
+SECTIONS = {"budget": "Budget and stopping", "optimiser": "Optimiser",
+            "data": "Data and prompts"}
+
+
+def _budget(default, help, **kw):
+    return param(default, help, section="budget", **kw)
+
+
+def _optimiser(default, help, **kw):
+    return param(default, help, section="optimiser", **kw)
+
+
+def _data(default, help, **kw):
+    return param(default, help, section="data", advanced=True, **kw)
+
+
 @dataclass(frozen=True)
 class RunSettings:
-    """Everything that shapes a run (stored in the decoder file's metadata).
+    """Every knob of a fine-tuning run, declared once (``utils.params.param``): the API
+    (``finetune(..., settings=...)`` or its keyword arguments), ``devosam finetune`` (one
+    flag per field) and the fine-tune widget (one editor per field, the advanced ones under
+    "Advanced") all build this object; its fields are stored in the decoder file's metadata.
 
-    ``steps`` is the step budget actually used (``resolve_budget`` fills it in once the number
-    of steps per epoch is known); ``None`` values mean "no such limit".
+    ``None`` values mean "no such limit" (or the device's default: ``batch_prompts``,
+    ``mixed_precision``). ``ValueError`` names the first field of the wrong kind or out of
+    range. The table in docs/finetune.md is generated from the declaration.
     """
 
-    steps: int | None = DEFAULT_STEPS
-    epochs: int | None = None
-    max_minutes: float | None = None
-    lr: float = DEFAULT_LR
-    warmup_steps: int = DEFAULT_WARMUP_STEPS
-    weight_decay: float = 0.01
-    batch_prompts: int | None = None
-    correction_rounds: int = DEFAULT_CORRECTION_ROUNDS
-    validate_every: int = DEFAULT_VALIDATE_EVERY
-    patience: int | None = DEFAULT_PATIENCE
-    min_steps: int = DEFAULT_MIN_STEPS
-    val_fraction: float = 0.2
-    seed: int = 0
-    loss: str = "bce"
-    train_prompt_encoder: bool = False
-    mixed_precision: bool | None = None
+    steps: int | None = _budget(
+        None, "Step budget: optimisation steps of batch_prompts objects each; the "
+        "learning-rate schedule spans it (none: 400, or what epochs allows).",
+        kind=int, low=1, edit_max=1_000_000, none_text=f"{DEFAULT_STEPS} or epochs")
+    epochs: int | None = _budget(
+        None, "Optional cap in passes over the training objects (each object once per pass).",
+        kind=int, low=1, edit_max=10_000, none_text="no cap")
+    max_minutes: float | None = _budget(
+        None, "Wall-clock limit of the whole run in minutes; training stops after the step "
+        "that crosses it (the best decoder is kept).",
+        kind=float, above=0.0, decimals=1, step=1.0, edit_max=100_000.0, none_text="no limit")
+    patience: int | None = _budget(
+        DEFAULT_PATIENCE, "Stop after this many validation rounds in a row without a better "
+        "validation IoU, counted from min_steps on (none: never stop early).",
+        kind=int, low=1, edit_max=10_000, optional=True, none_text="never",
+        advanced=True)
+    min_steps: int = _budget(
+        DEFAULT_MIN_STEPS, "Steps before patience starts counting (a decoder trained from a "
+        "poor start gets worse for a while before it gets better).",
+        low=0, edit_max=1_000_000, advanced=True)
+    validate_every: int = _budget(
+        DEFAULT_VALIDATE_EVERY, "Steps between validation rounds (one also follows the last "
+        "step).", low=1, edit_max=100_000, advanced=True)
+    lr: float = _optimiser(
+        DEFAULT_LR, "Peak AdamW learning rate after warm-up.",
+        above=0.0, decimals=0, label="learning rate")
+    warmup_steps: int = _optimiser(
+        DEFAULT_WARMUP_STEPS, "Steps of linear learning-rate warm-up, then a cosine decay to "
+        f"{MIN_LR_FACTOR:g} x lr at the end of the step budget.",
+        low=0, edit_max=100_000, advanced=True)
+    weight_decay: float = _optimiser(
+        0.01, "AdamW's weight decay.", low=0.0, decimals=0, advanced=True)
+    correction_rounds: int = _optimiser(
+        DEFAULT_CORRECTION_ROUNDS, "Extra decoder passes per step, each with a point from the "
+        "error region and the previous logits as mask prompt.",
+        low=0, edit_max=16, advanced=True)
+    loss: str = _optimiser(
+        "bce", "Mask loss, each plus dice: bce, class-balanced bce, or focal (SAM's "
+        "pre-training loss).", choices=("bce", "balanced", "focal"), advanced=True)
+    train_prompt_encoder: bool = _optimiser(
+        False, "Also train the prompt encoder (then saved in the decoder file too).",
+        advanced=True)
+    mixed_precision: bool | None = _optimiser(
+        None, "Autocast the decoder to bf16/fp16: none = on CUDA only; on also on the CPU "
+        "(about 1.8x faster there, at reduced precision).",
+        kind=bool, none_text="auto", advanced=True)
+    batch_prompts: int | None = _data(
+        None, "Prompts (objects) per step, all on one image embedding.",
+        kind=int, low=1, edit_max=1024, none_text="16 on CUDA, 4 on the CPU")
+    val_fraction: float = _data(
+        0.2, "Share of the image files held out for validation (at least one file when there "
+        "are two or more; with a single plane the training plane is validated).",
+        low=0.0, below=1.0, step=0.05)
+    seed: int = _data(0, "Seeds the split and the prompt simulation.", low=0,
+                      edit_max=2**31 - 1)
+
+    def __post_init__(self):
+        check(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-
-def _positive_int(name: str, value, allow_none: bool = False, minimum: int = 1) -> None:
-    if value is None and allow_none:
-        return
-    if value is None or int(value) != value or int(value) < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}"
-                         f"{' (or None)' if allow_none else ''}, got {value}")
+    @classmethod
+    def from_dict(cls, values: dict) -> RunSettings:
+        """Settings from a dict (flat or by section); ``ValueError`` for unknown names."""
+        return from_mapping(cls, values, "fine-tuning setting", tuple(SECTIONS))
 
 
 def check_settings(s: RunSettings, out) -> Path:
     """Raise ``ValueError`` naming the first bad setting; returns ``out`` as a file ``Path``."""
-    _positive_int("steps", s.steps, allow_none=True)
-    _positive_int("epochs", s.epochs, allow_none=True)
-    _positive_int("batch_prompts", s.batch_prompts, allow_none=True)
-    _positive_int("patience", s.patience, allow_none=True)
-    _positive_int("validate_every", s.validate_every)
-    _positive_int("warmup_steps", s.warmup_steps, minimum=0)
-    _positive_int("min_steps", s.min_steps, minimum=0)
-    _positive_int("correction_rounds", s.correction_rounds, minimum=0)
-    if s.max_minutes is not None and not s.max_minutes > 0:
-        raise ValueError(f"max_minutes must be positive, got {s.max_minutes}")
-    if not (s.lr > 0 and math.isfinite(s.lr)):
-        raise ValueError(f"the learning rate must be a positive number, got {s.lr}")
+    check(s)
     out = Path(out).expanduser()
     if out.is_dir():
         raise ValueError(f"output {out} is a folder; give a file name like decoder.safetensors")
     return out
+
+
+def settings_table() -> str:
+    """The Markdown table of every fine-tuning setting (docs/finetune.md holds it)."""
+    return markdown_table(RunSettings, SECTIONS)
 
 
 def resolve_budget(s: RunSettings, steps_per_epoch: int) -> int:

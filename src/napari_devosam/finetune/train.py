@@ -159,13 +159,8 @@ def _finish(sam, out: Path, run: Run, st: LoopState, metadata: dict
 
 def finetune(
     data_dirs: str | os.PathLike | Iterable, sam, *, out: str | os.PathLike,
-    steps: int | None = None, epochs: int | None = None, max_minutes: float | None = None,
-    device=None, lr: float = DEFAULT_LR, warmup_steps: int = DEFAULT_WARMUP_STEPS,
-    validate_every: int = DEFAULT_VALIDATE_EVERY, patience: int | None = DEFAULT_PATIENCE,
-    min_steps: int = DEFAULT_MIN_STEPS, batch_prompts: int | None = None,
-    correction_rounds: int = DEFAULT_CORRECTION_ROUNDS, val_fraction: float = 0.2,
-    seed: int = 0, train_prompt_encoder: bool = False, cache=None, loss: str = "bce",
-    weight_decay: float = 0.01, normalization=None, mixed_precision: bool | None = None,
+    settings: RunSettings | None = None, device=None, cache=None, normalization=None,
+    **knobs,
 ) -> Generator[ProgressEvent, None, FinetuneResult]:
     """Fine-tune ``sam``'s mask decoder on annotated data; yields ``ProgressEvent``s, returns a
     ``FinetuneResult``. The decoder is written only when it beats the starting decoder's
@@ -175,50 +170,31 @@ def finetune(
       data_dirs: a bundle or a folder with ``images/`` and ``labels/`` (or a list of them).
       sam: a ``segment_anything`` ``Sam`` (not modified).
       out: the decoder file to write (safetensors), written once at the end, atomically.
-      steps: step budget (optimisation steps; default ``DEFAULT_STEPS`` = 400 unless
-        ``epochs`` is given). The learning-rate schedule spans it.
-      epochs: optional cap in passes over the training objects (each object once per pass).
-      max_minutes: wall-clock limit of the whole run, in minutes; training stops after the
-        step that crosses it, then one last validation and the write follow.
+      settings: a ``settings.RunSettings`` (default: its defaults): step budget, time limit,
+        early stopping, learning rate, loss, prompts per step, ... each declared once there
+        with its range and meaning (table in docs/finetune.md).
+      **knobs: fields of ``RunSettings`` given one by one (``steps=400, lr=1e-3``); they
+        override ``settings``.
       device: where the decoder trains (default: ``sam``'s device); embeddings are computed
         by ``sam`` on its own device.
-      lr, weight_decay: AdamW's peak learning rate and weight decay.
-      warmup_steps: steps of linear learning-rate warm-up (then a cosine decay to 5 % of
-        ``lr`` at the end of the step budget).
-      validate_every: steps between validation rounds (one also follows the last step).
-      patience: stop after this many validation rounds in a row without a better validation
-        IoU (None: never), counted only from step ``min_steps`` on.
-      min_steps: steps before patience starts counting.
-      batch_prompts: prompts (objects) per step, all on one image embedding (default 16 on
-        CUDA, 4 on the CPU).
-      correction_rounds: extra decoder passes per step with a point from the error region and
-        the previous logits as mask prompt.
-      val_fraction: share of the image files held out for validation (at least one file when
-        there are two or more; with a single plane the training plane is validated).
-      seed: seeds the split and the prompt simulation.
-      train_prompt_encoder: also train the prompt encoder (then saved in the file too).
       cache: an ``embeddings.EmbeddingCache`` (planes embedded before are not recomputed).
-      loss: ``"bce"`` (BCE + dice), ``"balanced"`` (class-balanced BCE + dice) or
-        ``"focal"`` (20 x focal + dice, SAM's pre-training loss).
       normalization: ``image.Normalization`` of non-uint8 planes (must match the annotator's
         for cache hits; default percentiles 0.5..99.5).
-      mixed_precision: autocast bf16/fp16; default on CUDA only.
 
-    Raises ``ValueError``/``FileNotFoundError`` for bad settings or data (before any work),
-    ``TrainingDiverged`` (a ``RuntimeError``) when the loss becomes NaN or infinite.
+    Raises ``ValueError``/``FileNotFoundError`` for bad settings (an unknown or bad knob
+    named) or data (before any work), ``TrainingDiverged`` (a ``RuntimeError``) when the loss
+    becomes NaN or infinite.
     """
     from napari_devosam.utils.devices import resolve_device
 
     start = time.perf_counter()
-    given = {k: v for k, v in locals().items() if k in RunSettings.__dataclass_fields__}
-    s = RunSettings(**{**given, "steps": DEFAULT_STEPS if steps is None and epochs is None
-                       else steps})
+    s = RunSettings.from_dict({**(settings or RunSettings()).to_dict(), **knobs})
     out = check_settings(s, out)
     data = _load_data(data_dirs, s)
     dev = resolve_device(device) if device is not None else sam.pixel_mean.device
     s = replace(s, batch_prompts=int(s.batch_prompts or DEFAULT_BATCH_PROMPTS.get(
         dev.type, DEFAULT_BATCH_PROMPTS_CPU)))
-    deadline = None if max_minutes is None else start + 60.0 * max_minutes
+    deadline = None if s.max_minutes is None else start + 60.0 * s.max_minutes
 
     def emit(phase, **kw):
         return ProgressEvent(phase, elapsed=time.perf_counter() - start, **kw)

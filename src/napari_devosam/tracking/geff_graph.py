@@ -31,10 +31,13 @@ class GraphNode:
     track: int
 
 
-def _error(message: str):
-    from napari_devosam.tracking.import_tracks import TrackImportError
+class GraphError(ValueError):
+    """A graph that cannot be imported; one line naming the first problem
+    (``import_tracks`` raises it as its ``TrackImportError``)."""
 
-    return TrackImportError(message)
+
+def _error(message: str) -> GraphError:
+    return GraphError(message)
 
 
 def _read(path):
@@ -79,7 +82,7 @@ def _chains(graph) -> list[list]:
 
 def tracks_from_graph(path) -> tuple[list[GraphNode], dict[int, int]]:
     """The nodes of the GEFF graph at ``path`` with their track ids, and ``{daughter track:
-    mother track}``. Raises ``TrackImportError`` for an unreadable graph, merges, or more
+    mother track}``. Raises ``GraphError`` for an unreadable graph, merges, or more
     than two daughters; ``RuntimeError`` without ``geff``."""
     graph, t_name, space = _read(path)
     chains = _chains(graph)
@@ -107,7 +110,7 @@ def tracks_from_graph(path) -> tuple[list[GraphNode], dict[int, int]]:
 
 def relabel_masks(masks: np.ndarray, nodes: list[GraphNode]) -> np.ndarray:
     """Track labels ``(F, *frame)`` uint32 from the masks ``(F, *frame)`` (any labels) and the
-    graph's nodes; mask objects no node names are left out. Raises ``TrackImportError`` for a
+    graph's nodes; mask objects no node names are left out. Raises ``GraphError`` for a
     node outside the masks, on background, or sharing an object with another node."""
     out = np.zeros(masks.shape, dtype=np.uint32)
     by_frame: dict[int, dict[int, GraphNode]] = {}

@@ -250,18 +250,21 @@ def import_geff(store, geff_path, mask_dir, *, replace: bool = False
     (``geff_graph.tracks_from_graph``); the masks give the pixels. Raises
     ``TrackImportError`` (nothing written) as ``import_ctc``, and for nodes that match no
     mask object; ``RuntimeError`` without the optional ``geff`` package."""
-    from napari_devosam.tracking.geff_graph import relabel_masks, tracks_from_graph
+    from napari_devosam.tracking.geff_graph import GraphError, relabel_masks, tracks_from_graph
 
     if store.objects and not replace:
         store_tracks_from_labels(store, np.zeros(store.shape, np.uint8), {})  # raises
     files = mask_files(mask_dir)
     frame_shape = _frame_count(store, files)
-    nodes, parents = tracks_from_graph(geff_path)
-    masks = np.zeros((len(files), *frame_shape), dtype=np.uint32)
-    for f, path in enumerate(files):
-        masks[f] = _read_frame(path, frame_shape)
-        yield f + 1, len(files) + 1
-    labels = relabel_masks(masks, nodes)
+    try:
+        nodes, parents = tracks_from_graph(geff_path)
+        masks = np.zeros((len(files), *frame_shape), dtype=np.uint32)
+        for f, path in enumerate(files):
+            masks[f] = _read_frame(path, frame_shape)
+            yield f + 1, len(files) + 1
+        labels = relabel_masks(masks, nodes)
+    except GraphError as exc:
+        raise TrackImportError(str(exc)) from None
     summary = store_tracks_from_labels(store, labels, parents, replace=replace,
                                        info={"imported_from": str(Path(geff_path))})
     yield len(files) + 1, len(files) + 1

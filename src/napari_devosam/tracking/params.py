@@ -1,165 +1,214 @@
-"""Every threshold of propagation and division detection, in one documented dataclass."""
+"""Every threshold of propagation and division detection, declared once.
+
+Each field of ``PropagationParams`` is a ``utils.params.param``: its kind, range, section,
+whether it is advanced and its help text. Validation, the Propagate panel's form
+(``_qt/propagate_form.py``), ``devosam track --params FILE.json`` and the table in
+docs/tracking.md (``tools/params_table.py``) all read that declaration: a new parameter is
+one ``param(...)`` line here, in its section.
+"""
 
 from __future__ import annotations
 
-import math
-import numbers
-from dataclasses import asdict, dataclass, fields
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
-import numpy as np
+from napari_devosam.utils.params import check, from_mapping, markdown_table, param, specs
+
+# section key -> title (the docstring of PropagationParams says what each section is)
+SECTIONS = {
+    "prompts": "Prompts",
+    "decoding": "Decoding",
+    "track_ends": "Track ends",
+    "review": "Confidence and review",
+    "divisions": "Divisions",
+}
+FRACTION = dict(low=0.0, high=1.0, step=0.05)
+PIXELS = dict(low=0.0, step=0.5, edit_max=1000.0)
+
+
+def _prompt(default, help, **kw):
+    return param(default, help, section="prompts", **kw)
+
+
+def _decoding(default, help, **kw):
+    return param(default, help, section="decoding", **kw)
+
+
+def _end(default, help, **kw):
+    return param(default, help, section="track_ends", **kw)
+
+
+def _division(default, help, **kw):
+    return param(default, help, section="divisions", **kw)
 
 
 @dataclass
 class PropagationParams:
-    """Parameters of ``tracking.propagate.propagate``.
+    """Parameters of ``tracking.propagate.propagate``, in five sections (``SECTIONS``):
 
-    Prompts (for plane ``k + 1`` from the result on plane ``k``):
-      box_margin: the previous mask's bounding box grows by this fraction of its size on
-        each side (objects move and grow), plus ``box_margin_px`` pixels.
-      box_margin_px: pixels added on each side of the moved box, after ``box_margin``.
-      use_mask_input: feed SAM's low-res logits of the previous step back as ``mask_input``
-        (SAM's own refinement input; seeds and user-made objects have none: box + point only).
-      use_point: add one positive point at the interior maximum of the previous mask (the
-        pixel farthest from its border, by a Euclidean distance transform).
-      motion: shift box and point by the object's last centroid displacement (constant
-        velocity); 0 disables, 1 uses the full displacement.
-      clip_margin_px: a new mask keeps only pixels inside its prompt box grown by this many
-        pixels (SAM sometimes leaks into neighbouring cells).
-      membrane_grow_px: on a membrane-stained plane, objects grow up to this many pixels to
-        the membranes' midline, as in automatic segmentation (``tracking.membrane_growth``);
-        0 keeps SAM's outlines.
+    - Prompts: how the prompt for plane ``k + 1`` is made from the result on plane ``k``.
+    - Decoding: where on the image embedding each object is decoded.
+    - Track ends: a track stops on the first plane where one of these holds; that plane gets
+      no object and the previous plane is listed for review.
+    - Confidence and review: which objects are listed for review.
+    - Divisions: how divisions are found (see ``tracking.divisions``).
 
-    Decoding:
-      decode_window: decode each object on a window of the image embedding around its box
-        grown by ``clip_margin_px`` (``engine.window_decoder``), so that the decoder's cost
-        follows the object's size, not the image's: for vit_b 3-7x less decoder time on a
-        CPU. False decodes on the whole embedding: SAM's own masks.
-      window_context: context around the box in the window, on each side: this fraction of
-        the box's longer side, and at least ``window_context_cells``.
-      window_context_cells: the least context on each side, in cells of the embedding grid
-        (16 pixels of SAM's input each: 1/64 of the image's longer side for the released
-        SAMs, 1/32 for embryo_tiny).
-
-    Track ends (a track stops on the first plane where one of these holds; that plane gets
-    no object and the previous plane is listed for review):
-      min_area: fewer pixels than this (an empty mask always): the object vanished.
-      min_area_fraction: the mask shrank below this fraction of the previous mask's area.
-      min_inside_fraction: less than this fraction of the motion-shifted box lies inside the
-        plane: the object left the image.
-      min_iou_prev: IoU between the new mask and the motion-shifted previous mask below this.
-      min_pred_iou: SAM's predicted IoU below this (0 disables the check).
-
-    Confidence and review:
-      review_below: objects with confidence ``min(predicted IoU, IoU with previous)`` below
-        this are listed for review (divisions and track ends always are).
-
-    Divisions (see ``tracking.divisions.split``):
-      detect_divisions: False never splits a track.
-      division_min_fraction: each of the two largest 8-connected parts of a new mask must
-        hold at least this fraction of the mask's area, and ``division_min_area`` pixels.
-      division_min_area: each daughter holds at least this many pixels (also the smallest
-        stain-seed basin looked at).
-      division_max_gap_px: parts farther apart than this many pixels are not two daughters
-        but a leak into another object (the smaller part is dropped instead).
-      division_min_iou_prev: for a division, ``min_iou_prev`` is replaced by this (daughters
-        move apart: both together overlap their mother less than a cell its previous self).
-      refine_daughters: decode each daughter again with its own box and point (one extra
-        batched decode per plane with divisions); the mother's prompt outlines daughters
-        poorly (on held-out lineage phantoms with embryo_tiny, daughter IoU 0.13-0.48 ->
-        0.56-0.93). A refined pair that loses a daughter keeps the split parts instead.
-      division_seeds: also look for divisions inside one connected mask: two stain seeds in
-        it (``tracking.divisions.stain_seeds``) whose halves SAM outlines as two cells.
-      division_max_overlap: such a split is kept only when SAM's masks for the two halves,
-        prompted separately, overlap less than this (IoU); more means SAM sees one cell.
-      division_search_radius: a track about to end looks for two daughters among the free
-        stain seeds within this many equivalent radii (``sqrt(area / pi)``) of its
-        motion-shifted previous mask's centroid (daughters push their neighbours away).
-      redetect_lost: a track about to end that found no daughters asks SAM about the nearest
-        free stain seed within that reach and goes on with that cell, held to
-        ``division_min_iou_prev`` and listed for review ("found again"); also backward and
-        along Z.
-      free_sisters: a track that went on as one cell divides when a stain seed no object
-        covers lies within ``division_search_radius`` equivalent radii of its previous mask
-        and flanks it (``tracking.divisions.free_cells``): the free cell, outlined by SAM, is the
-        second daughter.
-      free_sister_between: how squarely the track's previous mask must lie between the kept
-        cell and the free seed: its centroid projects onto the segment joining them at least
-        this fraction of the segment's length from either end (a cell that did not divide
-        stays near 0; at most 0.5).
+    Each field's range and meaning are in its declaration (``utils.params.specs``; the table
+    in docs/tracking.md). ``ValueError`` names the first field of the wrong kind (NaN,
+    infinity, text) or out of range.
     """
 
-    box_margin: float = 0.15
-    box_margin_px: float = 3.0
-    use_mask_input: bool = True
-    use_point: bool = True
-    motion: float = 1.0
-    clip_margin_px: float = 6.0
-    membrane_grow_px: int = 6
-    decode_window: bool = True
-    window_context: float = 0.0
-    window_context_cells: int = 3
-    min_area: int = 20
-    min_area_fraction: float = 0.25
-    min_inside_fraction: float = 0.5
-    min_iou_prev: float = 0.3
-    min_pred_iou: float = 0.3
-    review_below: float = 0.7
-    detect_divisions: bool = True
-    division_min_fraction: float = 0.2
-    division_min_area: int = 30
-    division_max_gap_px: float = 12.0
-    division_min_iou_prev: float = 0.1
-    refine_daughters: bool = True
-    division_seeds: bool = True
-    division_max_overlap: float = 0.5
-    division_search_radius: float = 2.0
-    redetect_lost: bool = True
-    free_sisters: bool = True
-    free_sister_between: float = 0.2
+    # -- Prompts --------------------------------------------------------------------------
+    box_margin: float = _prompt(
+        0.15, "The previous mask's bounding box grows by this fraction of its size on each "
+        "side (objects move and grow), plus box_margin_px pixels.",
+        low=0.0, step=0.05, edit_max=10.0)
+    box_margin_px: float = _prompt(
+        3.0, "Pixels added on each side of the moved box, after box_margin.",
+        advanced=True, **PIXELS)
+    use_mask_input: bool = _prompt(
+        True, "Feed SAM's low-res logits of the previous step back as mask_input (SAM's own "
+        "refinement input; seeds and user-made objects have none: box + point only).",
+        advanced=True)
+    use_point: bool = _prompt(
+        True, "Add one positive point at the interior maximum of the previous mask (the pixel "
+        "farthest from its border, by a Euclidean distance transform).", advanced=True)
+    motion: float = _prompt(
+        1.0, "Shift box and point by the object's last centroid displacement (constant "
+        "velocity); 0 disables, 1 uses the full displacement.", advanced=True, **PIXELS)
+    clip_margin_px: float = _prompt(
+        6.0, "A new mask keeps only pixels inside its prompt box grown by this many pixels "
+        "(SAM sometimes leaks into neighbouring cells).", advanced=True, **PIXELS)
+    membrane_grow_px: int = _prompt(
+        6, "On a membrane-stained plane, objects grow up to this many pixels to the "
+        "membranes' midline, as in automatic segmentation (tracking.membrane_growth); 0 keeps "
+        "SAM's outlines.", low=0, advanced=True, edit_max=1_000_000)
+
+    # -- Decoding -------------------------------------------------------------------------
+    decode_window: bool = _decoding(
+        True, "Decode each object on a window of the image embedding around its box grown by "
+        "clip_margin_px (engine.decoding), so that the decoder's cost follows the object's "
+        "size, not the image's: for vit_b 3-7x less decoder time on a CPU. Off decodes on the "
+        "whole embedding: SAM's own masks.", advanced=True)
+    window_context: float = _decoding(
+        0.0, "Context around the box in the window, on each side: this fraction of the box's "
+        "longer side, and at least window_context_cells.",
+        low=0.0, step=0.05, edit_max=10.0, advanced=True, needs="decode_window")
+    window_context_cells: int = _decoding(
+        3, "The least context on each side, in cells of the embedding grid (16 pixels of "
+        "SAM's input each: 1/64 of the image's longer side for the released SAMs, 1/32 for "
+        "embryo_tiny).", low=0, edit_max=64, advanced=True, needs="decode_window")
+
+    # -- Track ends -----------------------------------------------------------------------
+    min_area: int = _end(
+        20, "Fewer pixels than this (an empty mask always): the object vanished.",
+        low=0, edit_max=1_000_000)
+    min_area_fraction: float = _end(
+        0.25, "The mask shrank below this fraction of the previous mask's area.",
+        advanced=True, **FRACTION)
+    min_inside_fraction: float = _end(
+        0.5, "Less than this fraction of the motion-shifted box lies inside the plane: the "
+        "object left the image.", advanced=True, **FRACTION)
+    min_iou_prev: float = _end(
+        0.3, "IoU between the new mask and the motion-shifted previous mask below this.",
+        **FRACTION)
+    min_pred_iou: float = _end(
+        0.3, "SAM's predicted IoU below this (0 disables the check).", **FRACTION)
+
+    # -- Confidence and review ------------------------------------------------------------
+    review_below: float = param(
+        0.7, "Objects with confidence min(predicted IoU, IoU with previous) below this are "
+        "listed for review (divisions and track ends always are).",
+        section="review", **FRACTION)
+
+    # -- Divisions ------------------------------------------------------------------------
+    detect_divisions: bool = _division(True, "Off never splits a track.")
+    division_min_fraction: float = _division(
+        0.2, "Each of the two largest 8-connected parts of a new mask must hold at least this "
+        "fraction of the mask's area, and division_min_area pixels.",
+        low=0.0, high=0.5, step=0.05, advanced=True, why="more can never hold for two parts")
+    division_min_area: int = _division(
+        30, "Each daughter holds at least this many pixels (also the smallest stain-seed "
+        "basin looked at).", low=0, edit_max=1_000_000, advanced=True)
+    division_max_gap_px: float = _division(
+        12.0, "Parts farther apart than this many pixels are not two daughters but a leak "
+        "into another object (the smaller part is dropped instead).", advanced=True, **PIXELS)
+    division_min_iou_prev: float = _division(
+        0.1, "For a division, min_iou_prev is replaced by this (daughters move apart: both "
+        "together overlap their mother less than a cell its previous self).",
+        advanced=True, **FRACTION)
+    refine_daughters: bool = _division(
+        True, "Decode each daughter again with its own box and point (one extra batched "
+        "decode per plane with divisions); the mother's prompt outlines daughters poorly (on "
+        "held-out lineage phantoms with embryo_tiny, daughter IoU 0.13-0.48 -> 0.56-0.93). A "
+        "refined pair that loses a daughter keeps the split parts instead.", advanced=True)
+    division_seeds: bool = _division(
+        True, "Also look for divisions inside one connected mask: two stain seeds in it "
+        "(tracking.divisions.stain_seeds) whose halves SAM outlines as two cells.",
+        advanced=True)
+    division_max_overlap: float = _division(
+        0.5, "Such a split is kept only when SAM's masks for the two halves, prompted "
+        "separately, overlap less than this (IoU); more means SAM sees one cell.",
+        advanced=True, **FRACTION)
+    division_search_radius: float = _division(
+        2.0, "A track about to end looks for two daughters among the free stain seeds within "
+        "this many equivalent radii (sqrt(area / pi)) of its motion-shifted previous mask's "
+        "centroid (daughters push their neighbours away).", advanced=True, **PIXELS)
+    redetect_lost: bool = _division(
+        True, "A track about to end that found no daughters asks SAM about the nearest free "
+        "stain seed within that reach and goes on with that cell, held to "
+        "division_min_iou_prev and listed for review (\"found again\"); also backward and "
+        "along Z.", advanced=True)
+    free_sisters: bool = _division(
+        True, "A track that went on as one cell divides when a stain seed no object covers "
+        "lies within division_search_radius equivalent radii of its previous mask and flanks "
+        "it (tracking.divisions.free_cells): the free cell, outlined by SAM, is the second "
+        "daughter.", advanced=True)
+    free_sister_between: float = _division(
+        0.2, "How squarely the track's previous mask must lie between the kept cell and the "
+        "free seed: its centroid projects onto the segment joining them at least this "
+        "fraction of the segment's length from either end (a cell that did not divide stays "
+        "near 0; at most 0.5).", low=0.0, high=0.5, step=0.05, advanced=True,
+        why="more leaves no room between the cells")
 
     def __post_init__(self):
-        self._check_types()
-        for name in ("box_margin", "box_margin_px", "motion", "clip_margin_px", "membrane_grow_px",
-                     "division_max_gap_px", "division_search_radius", "window_context",
-                     "window_context_cells"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("min_area_fraction", "min_inside_fraction", "min_iou_prev", "min_pred_iou",
-                     "review_below", "division_min_fraction", "division_min_iou_prev",
-                     "division_max_overlap", "free_sister_between"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)}")
-        if self.free_sister_between > 0.5:
-            raise ValueError("free_sister_between above 0.5 leaves no room between the cells")
-        if self.division_min_fraction > 0.5:
-            raise ValueError("division_min_fraction above 0.5 can never hold for two parts")
-
-    def _check_types(self) -> None:
-        """Every field holds its default's kind: True/False, a whole number, or a finite
-        number (NaN and infinity pass no comparison, so they are refused here)."""
-        for f in fields(self):
-            value, kind = getattr(self, f.name), type(f.default)
-            if kind is bool:
-                ok = isinstance(value, (bool, np.bool_))
-                want = "True or False"
-            elif kind is int:
-                ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-                want = "a whole number"
-            else:
-                ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
-                      and math.isfinite(value))
-                want = "a finite number"
-            if not ok:
-                raise ValueError(f"{f.name} must be {want}, got {value!r}")
+        check(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> PropagationParams:
-        """Parameters from a dict; unknown keys raise ``ValueError``."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown propagation parameter(s): {', '.join(unknown)}")
-        return cls(**values)
+        """Parameters from a dict, flat (``{"min_area": 20}``) or by section
+        (``{"track_ends": {"min_area": 20}}``); unknown keys raise ``ValueError``."""
+        return from_mapping(cls, values, "propagation parameter", tuple(SECTIONS))
+
+    @classmethod
+    def from_file(cls, path) -> PropagationParams:
+        """Parameters from a JSON file (an object, as ``from_dict`` takes); ``ValueError``
+        for a file that is no JSON object or holds an unknown name or a bad value."""
+        path = Path(path)
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no parameter file at {path}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read the parameter file {path}: {exc}") from None
+        try:
+            return cls.from_dict(values)
+        except ValueError as exc:
+            raise ValueError(f"{path.name}: {exc}") from None
+
+    @classmethod
+    def sections(cls) -> dict[str, list[str]]:
+        """``{section key: field names}`` in declaration order."""
+        out: dict[str, list[str]] = {key: [] for key in SECTIONS}
+        for name, spec in specs(cls).items():
+            out[spec.section].append(name)
+        return out
+
+
+def params_table() -> str:
+    """The Markdown table of every parameter (docs/tracking.md holds it)."""
+    return markdown_table(PropagationParams, SECTIONS)

@@ -174,12 +174,7 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
     if lead[axis] < 2:
         raise ValueError(f"axis {axis} has length 1: there is no other plane to propagate to")
     start = _check_seeds(seeds, lead, stack.shape[-2:])
-    if route is None:
-        route = Route.through(lead, start, axis, direction, bounds)
-    elif (route.start, route.axis) != (start, axis):
-        raise ValueError(f"the route starts on {route.start} along axis {route.axis}, the "
-                         f"seeds lie on {start} along axis {axis}")
-    legs = route.legs
+    route = Route.checked(route, lead, start, axis, direction, bounds)
     if embedding_for is None:
         def embedding_for(plane):
             return embed_plane(sam, np.asarray(stack[plane]), cache, normalization)
@@ -193,7 +188,7 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
                    lambda plane: np.asarray(stack[plane]), PropagationResult(),
                    min(-1, *(s.track - 1 for s in seeds)))
     total, done = route.total, 0
-    for number, leg in enumerate(legs):
+    for number, leg in enumerate(route.legs):
         forward = leg and leg[0] > start[axis]
         active = {}
         for s in seeds:

@@ -53,6 +53,19 @@ class Route:
         legs = plane_legs(lead[axis], start[axis], direction, bounds)
         return cls(start, axis, tuple(tuple(leg) for leg in legs))
 
+    @classmethod
+    def checked(cls, route: Route | None, lead, start, axis: int, direction: str = "forward",
+                bounds=None) -> Route:
+        """``route`` when given (``ValueError`` unless it starts on ``start`` along ``axis``),
+        else ``through(lead, start, axis, direction, bounds)``."""
+        start = tuple(int(i) for i in start)
+        if route is None:
+            return cls.through(lead, start, axis, direction, bounds)
+        if (route.start, route.axis) != (start, axis):
+            raise ValueError(f"the route starts on {route.start} along axis {route.axis}, the "
+                             f"seeds lie on {start} along axis {axis}")
+        return route
+
     def plane(self, index: int) -> Plane:
         """The plane at ``index`` along the axis, on the seed plane's line."""
         return self.start[:self.axis] + (int(index),) + self.start[self.axis + 1:]

@@ -163,6 +163,8 @@ def propagate_in_store(sam, image, store, plane, *, object_ids=None, axis: int =
 
 def apply_plan(store, plan: StorePlan, info: dict | None = None) -> list[int]:
     """Commit a finished run as one undo step; returns the new object ids (0: no pixel left).
+    A track's last object records why it ended (``"ended"``: "lost", "left the image", ...;
+    not for divisions).
 
     Objects already deleted since the run started are skipped; new objects take only
     background pixels, as every commit does."""
@@ -171,11 +173,15 @@ def apply_plan(store, plan: StorePlan, info: dict | None = None) -> list[int]:
     current = store.objects
     deletes = [i for i in plan.deletes if i in current]
     commits = []
-    for obj in plan.result.objects:
+    last = {obj.track: i for i, obj in enumerate(plan.result.objects)}
+    for i, obj in enumerate(plan.result.objects):
         record = {"track": obj.track, "parent": obj.parent, "confidence": obj.confidence,
                   "prompts": {"propagated": True, "predicted_iou": obj.pred_iou,
                               "iou_previous": obj.iou_prev, "division": obj.division},
                   **(info or {})}
+        ended = plan.result.ended.get(obj.track)
+        if last[obj.track] == i and ended is not None and ended[1] != "divided":
+            record["ended"] = ended[1]  # why the track stops here (the lineage shows it)
         commits.append((obj.plane, obj.mask, record))
     return store.apply_batch(deletes, commits)
 

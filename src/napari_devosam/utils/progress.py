@@ -27,16 +27,22 @@ def drain(gen: Generator, on_progress: Callable | None = None):
         gen.close()
 
 
-def drain_with_bar(gen: Generator, *, desc: str, enabled: bool = True, **bar_options):
+def drain_with_bar(gen: Generator, *, desc: str, enabled: bool = True,
+                   estimate: str | None = None, **bar_options):
     """``drain`` for generators yielding ``(done, total)``, with a tqdm bar on stderr.
 
     The bar opens at the first yield (when the total is known; 0 means unknown; nothing is
     shown for a generator that never yields, e.g. a model already downloaded), but its clock
     starts when the work starts, so the rate it shows counts the work before the first yield.
-    ``bar_options`` go to tqdm (``unit``, ``unit_scale``, ...).
+    ``bar_options`` go to tqdm (``unit``, ``unit_scale``, ...). ``estimate``: the unit's
+    noun (``"plane"``); once the first unit is done, one line says how long the rest will
+    take (``utils.estimate.FirstUnit``).
     """
+    from napari_devosam.utils.estimate import FirstUnit
+
     bar = None
     started = time.time()
+    first = FirstUnit(estimate) if estimate and enabled else None
 
     def show(value):
         nonlocal bar
@@ -47,6 +53,9 @@ def drain_with_bar(gen: Generator, *, desc: str, enabled: bool = True, **bar_opt
             bar = tqdm(total=total or None, desc=desc, file=sys.stderr, **bar_options)
             bar.start_t = bar.last_print_t = started
         bar.update(done - bar.n)
+        line = first(done, total) if first is not None else None
+        if line:
+            bar.write(f"{desc}: {line}", file=sys.stderr)
 
     try:
         return drain(gen, show if enabled else None)

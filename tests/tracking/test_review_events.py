@@ -1,0 +1,119 @@
+"""The review list: one entry per event, grouped by kind, lowest confidence first."""
+
+import math
+
+import numpy as np
+from tracking_oracle import OracleDecoder
+
+from napari_devosam.annotation.store import AnnotationStore
+from napari_devosam.synthetic.lineage import make_lineage_timelapse
+from napari_devosam.tracking.propagate import BLANK
+from napari_devosam.tracking.records import Crop, PropagationResult, ReviewItem, TrackedObject
+from napari_devosam.tracking.review_events import KINDS, group_events, review_events
+from napari_devosam.tracking.store_tracks import apply_plan, propagate_in_store
+from napari_devosam.utils.progress import drain
+
+
+def _obj(track, t, conf, parent=None):
+    crop = Crop.from_mask(np.ones((4, 4), bool))
+    return TrackedObject(track, (t,), crop, conf, conf, parent, division=parent is not None)
+
+
+def _result():
+    r = PropagationResult()
+    r.objects = [_obj(1, 1, 0.9), _obj(1, 2, 0.5), _obj(1, 3, 0.4), _obj(1, 4, 0.6),
+                 _obj(-1, 5, 0.8, 1), _obj(-2, 5, 0.3, 1), _obj(2, 1, 0.95), _obj(2, 2, 0.9),
+                 _obj(3, 1, 0.2)]
+    r.divisions = [(1, (5,), -1, -2)]
+    r.ended = {1: ((5,), "divided"), 2: ((3,), "lost"), 3: ((2,), "left the image")}
+    r.review = [ReviewItem((2,), 1, "low confidence", 0.5),
+                ReviewItem((3,), 1, "low confidence", 0.4),
+                ReviewItem((4,), 1, "low confidence", 0.6),
+                ReviewItem((5,), -1, "division", 0.8), ReviewItem((5,), -2, "division", 0.3),
+                ReviewItem((2,), 2, "track ended: lost"),
+                ReviewItem((1,), 3, "track ended: left the image"),
+                ReviewItem((1,), 3, "found again", 0.2), ReviewItem((6,), 0, BLANK)]
+    return r
+
+
+def test_one_event_per_division_end_and_run_of_doubtful_frames():
+    events = review_events(_result(), tracks={-1: 10, -2: 11})
+    kinds = [e.kind for e in events]
+    assert kinds.count("division") == 1 and kinds.count("low confidence") == 1
+    assert kinds.count("track end") == 2 and kinds.count("found again") == 1
+    assert kinds.count("blank plane") == 1 and len(events) == 6
+    division = next(e for e in events if e.kind == "division")
+    assert (division.track, division.frame, division.confidence) == (1, 5, 0.3)
+    assert "10 and 11" in division.reason
+    low = next(e for e in events if e.kind == "low confidence")
+    assert (low.frame, low.confidence, low.reason) == (3, 0.4, "low confidence on frames 2..4")
+    ends = {e.track: e.reason for e in events if e.kind == "track end"}
+    assert ends == {2: "track ends: lost", 3: "track ends: left the image"}
+
+
+def test_sorted_by_confidence_and_grouped_with_counts():
+    events = review_events(_result())
+    confs = [e.confidence for e in events if not math.isnan(e.confidence)]
+    assert confs == sorted(confs)
+    assert math.isnan(events[-1].confidence)  # unknown confidence last
+    groups = group_events(events)
+    assert list(groups) == [k for k in KINDS if k in groups]
+    assert {k: len(v) for k, v in groups.items()} == {
+        "division": 1, "track end": 2, "low confidence": 1, "found again": 1,
+        "blank plane": 1}
+    assert all(e.text() for e in events)
+
+
+def test_a_real_run_lists_each_division_once(tmp_path):
+    stack, labels, _ = make_lineage_timelapse(8, (128, 128), 3, seed=1)
+    store = AnnotationStore(tmp_path / "s.devosam", stack.shape)
+    store.commit((0,), [labels[0] == t for t in (1, 2, 3)])
+    oracle = OracleDecoder(labels)
+    plan = drain(propagate_in_store(None, labels, store, (0,), decoder=oracle,
+                                    embedding_for=oracle.embedding_for))
+    result = plan.result
+    assert result.divisions
+    per_daughter = sum(r.reason == "division" for r in result.review)
+    events = review_events(result)
+    assert per_daughter == 2 * len(result.divisions)
+    assert sum(e.kind == "division" for e in events) == len(result.divisions)
+    apply_plan(store, plan)
+    from_store = review_events(store)  # the same divisions, read back from the records
+    assert ({(e.track, e.frame) for e in from_store if e.kind == "division"}
+            == {(m, p[0]) for m, p, _, _ in result.divisions})
+
+
+def test_store_events_name_why_a_track_ended(tmp_path):
+    store = AnnotationStore(tmp_path / "s.devosam", (6, 32, 32))
+    mask = np.zeros((32, 32), bool)
+    mask[4:9, 4:9] = True
+    commits = [((t,), mask, {"track": 1, "confidence": c})
+               for t, c in zip(range(4), (0.9, 0.5, 0.4, 0.9), strict=True)]
+    store.apply_batch((), commits)
+    oid = max(store.objects)
+    store.change_tracks({oid: {"ended": "lost"}})
+    events = review_events(store, review_below=0.7)
+    assert [(e.kind, e.frame) for e in events] == [("low confidence", 2), ("track end", 3)]
+    assert events[1].reason == "track ends: lost"
+
+
+def test_a_track_that_stops_keeps_its_reason_in_the_store(tmp_path):
+    from napari_devosam.tracking.lineage import lineage
+    from napari_devosam.tracking.params import PropagationParams
+
+    stack, labels, _ = make_lineage_timelapse(8, (128, 128), 3, seed=1)
+    labels = labels.copy()
+    labels[5:][labels[5:] == 3] = 0  # cell 3 vanishes at frame 5
+    store = AnnotationStore(tmp_path / "s.devosam", stack.shape)
+    store.commit((0,), [labels[0] == t for t in (1, 2, 3)])
+    oracle = OracleDecoder(labels)
+    plan = drain(propagate_in_store(None, labels, store, (0,), decoder=oracle,
+                                    embedding_for=oracle.embedding_for,
+                                    params=PropagationParams(detect_divisions=False)))
+    assert plan.result.ended[3] == ((5,), "vanished")
+    apply_plan(store, plan)
+    assert lineage(store)[3].end_reason == "vanished" and lineage(store)[3].last == 4
+    ends = {e.track: (e.frame, e.reason) for e in review_events(store) if e.kind == "track end"}
+    assert ends[3] == (4, "track ends: vanished")
+    assert {t: f"track ends: {r}" for t, (_, r) in plan.result.ended.items()} == {
+        t: reason for t, (_, reason) in ends.items()}  # one event per track that stopped
