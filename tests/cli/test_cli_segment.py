@@ -75,6 +75,16 @@ def test_boxes_make_one_object_each(env, capsys):
     assert "wrote 2 objects" in capsys.readouterr().out
 
 
+def test_a_box_partly_outside_is_clipped_with_a_warning(env, capsys):
+    rc, out = _segment(env, "--box=-20,30,60,500")
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "devosam segment: warning: box (-20, 30, 60, 500) reaches outside the" in err
+    assert "clipped to (0, 30, 60, " in err
+    masks, _ = _reference(_plane()).predict_boxes([(0, 30, 60, SHAPE[1] - 1)])
+    np.testing.assert_array_equal(tifffile.imread(out), masks[0].astype(np.uint16))
+
+
 def test_points_alone_and_points_refining_a_box(env):
     rc, out = _segment(env, "--point", "40,50", "--point", "5,5,0")
     assert rc == 0
@@ -150,6 +160,9 @@ def test_embed_fills_the_cache_that_segment_uses(env, capsys):
     assert main(args) == 0
     captured = capsys.readouterr()
     assert "embedding" in captured.err and "6/6" in captured.err  # tqdm bar on stderr
+    # after the first plane: how long the other five will take, measured
+    assert "embedding: about " in captured.err
+    assert "left for 5 planes (" in captured.err and "measured on the first)" in captured.err
     assert "embedded 6 planes in" in captured.out
     assert len(list(cache.glob("*.npz"))) == 6 and sum(env["encodes"]) == 6
     assert main([*args, "--batch-size", "4", "--no-progress"]) == 0  # all cached
@@ -231,3 +244,22 @@ def test_precision_is_case_blind_and_warnings_are_one_line(env):
     assert run.returncode == 0, run.stderr
     assert "devosam: warning: this CPU has no bf16 hardware" in run.stderr
     assert "warnings.warn" not in run.stderr and ".py:" not in run.stderr
+
+
+def test_auto_on_a_stack_says_how_long_after_the_first_plane(env, capsys):
+    out = env["tmp"] / "auto.tif"
+    assert main(["segment", env["stack"], "--auto", "--model", env["ckpt"], "--out",
+                 str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "segmenting planes: about " in err and "left for 5 planes (" in err
+
+
+def test_auto_refuses_a_huge_plane_before_loading_a_model(tmp_path, capsys):
+    img = tmp_path / "huge.tif"
+    tifffile.imwrite(img, np.zeros((4100, 4100), np.uint8))
+    out = tmp_path / "labels.tif"
+    assert main(["segment", str(img), "--auto", "--model", "/no/such/model.pth",
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("devosam segment: error: the plane is 4,100 x 4,100 pixels")
+    assert "bin it 2 x 2" in err and len(err.strip().splitlines()) == 1 and not out.exists()

@@ -72,9 +72,22 @@ def test_bad_points(points, labels, message):
 
 
 def test_clip_box_inside_and_partly_outside():
-    np.testing.assert_array_equal(clip_box((1, 2, 30, 40), SHAPE), [1, 2, 30, 40])
-    np.testing.assert_array_equal(clip_box((-10, -5, 30, 200), SHAPE), [0, 0, 30, 79])
-    np.testing.assert_array_equal(clip_box(np.array([[0, 0, 49, 79]]), SHAPE), [0, 0, 49, 79])
+    import warnings
+
+    from napari_devosam.engine.coords import BoxClippedWarning, usable_prompts
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # inside, or drawn up to the edge: no warning
+        np.testing.assert_array_equal(clip_box((1, 2, 30, 40), SHAPE), [1, 2, 30, 40])
+        np.testing.assert_array_equal(clip_box(np.array([[0, 0, 49, 79]]), SHAPE),
+                                      [0, 0, 49, 79])
+        np.testing.assert_array_equal(clip_box((-0.5, 0, 50, 80), SHAPE), [0, 0, 49, 79])
+    with pytest.warns(BoxClippedWarning, match=r"reaches outside the 50x80 image: clipped to "
+                                               r"\(0, 0, 30, 79\)"):
+        np.testing.assert_array_equal(clip_box((-10, -5, 30, 200), SHAPE), [0, 0, 30, 79])
+    keep_boxes, _, notes = usable_prompts([(-10, -5, 30, 200), (60, 0, 70, 10)], [], SHAPE)
+    assert keep_boxes.tolist() == [True, False]
+    assert "clipped to" in notes[0] and "entirely outside" in notes[1]
 
 
 @pytest.mark.parametrize(

@@ -102,7 +102,7 @@ def test_a_lost_cell_is_found_again_from_its_seed():
     truth = labels[1] == seeds[0].track
     assert (mine[0].crop.full() & truth).sum() / (mine[0].crop.full() | truth).sum() > 0.9
     assert any(r.reason == "found again" and r.track == 1 for r in result.review)
-    off = PropagationParams(detect_divisions=False, redetect_lost=False)
+    off = PropagationParams(detect_divisions=False, redetect_lost=False, max_missed_planes=0)
     oracle.calls.clear()
     result = drain(propagate(None, stack, seeds, decoder=oracle,
                              embedding_for=oracle.embedding_for, bounds=(0, 1), params=off))

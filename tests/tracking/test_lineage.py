@@ -185,3 +185,13 @@ def test_records_change_touches_only_track_fields(store):
     assert store.objects[oid]["ended"] == "lost"
     store.undo()
     assert "ended" not in store.objects[oid]
+
+
+def test_track_objects_index_matches_object_of(store):
+    from napari_devosam.tracking.lineage import track_objects
+
+    index = track_objects(store)
+    assert set(index) == set(SPEC)
+    for t, (first, last, _) in SPEC.items():
+        assert sorted(index[t]) == list(range(first, last + 1))
+        assert all(object_of(store, t, f) == index[t][f] for f in index[t])

@@ -66,6 +66,10 @@ class PromptController:
         """One notification for prompts newly dropped (not again for the same ones)."""
         new = [m for m in dict.fromkeys(messages) if m not in self._told_dropped]
         self._told_dropped = set(messages)
+        clipped = [m for m in new if "clipped to" in m]  # used, clipped to the plane
+        new = [m for m in new if m not in clipped]
+        if clipped:
+            show_warning("; ".join(clipped))
         if new:
             show_warning("SAM cannot use " + ("this prompt" if len(new) == 1 else
                                               f"{len(new)} prompts") + ": " + "; ".join(new))

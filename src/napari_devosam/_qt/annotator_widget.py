@@ -26,11 +26,12 @@ from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QLabel, QWidget
 
 from napari_devosam._qt.annotation_layers import add_layers, follow_transform, transform_problem
-from napari_devosam._qt.annotator_controls import build_controls
+from napari_devosam._qt.annotator_controls import build_controls, status_text
 from napari_devosam._qt.annotator_delete import DeleteMode
 from napari_devosam._qt.annotator_images import ImageChoice
 from napari_devosam._qt.annotator_prompts import PromptController
 from napari_devosam._qt.embedding_worker import EmbeddingJobs
+from napari_devosam._qt.estimates import update_estimates
 from napari_devosam._qt.image_axes import annotated_layer
 from napari_devosam._qt.jobs import LockedEmbeddingCache, SerialJobs
 from napari_devosam._qt.model_panel import ModelPanel
@@ -385,9 +386,5 @@ class AnnotatorWidget(QWidget):
         self.prompt_loop.refresh_current()
 
     def _update_status(self) -> None:
-        from napari_devosam._qt.annotator_controls import status_text
-
-        from napari_devosam._qt.estimates import update_estimates
-
         self.status_label.setText(status_text(self))
         update_estimates(self)

@@ -166,8 +166,7 @@ class FinetuneForm(QWidget):
         try:
             settings = RunSettings.from_dict(self.settings_editors.values())
         except ValueError as exc:
-            text = str(exc)
-            return f"{text[0].upper()}{text[1:]}."
+            return f"Check the settings: {exc}."
         choice = self.model_combo.currentText()
         if choice == CHECKPOINT:
             model = self.checkpoint_edit.text().strip()

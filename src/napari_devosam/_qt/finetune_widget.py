@@ -218,12 +218,13 @@ class FinetuneWidget(QWidget):
         total, done = max(int(total), 0), max(int(done), 0)
         self.progress_bar.setRange(0, total)  # (0, 0) = busy indicator
         self.progress_bar.setValue(min(done, total))
-        if self._pbar is not None:
-            if desc and self._pbar.desc != desc:
-                self._pbar.set_description(desc)
-            if self._pbar.total != total:
-                self._pbar.total = total
-            self._pbar.update(done - self._pbar.n)
+        pbar = self._pbar  # set_description may process events: the run may end meanwhile
+        if pbar is not None:
+            if desc and pbar.desc != desc:
+                pbar.set_description(desc)
+            if pbar.total != total:
+                pbar.total = total
+            pbar.update(done - pbar.n)
 
     def _on_returned(self, outcome: JobOutcome) -> None:
         self._outcome = outcome

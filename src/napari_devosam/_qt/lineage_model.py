@@ -75,7 +75,9 @@ def color_objects(layer, data: LineageData) -> None:
               **object_colors(data.object_tracks, data.colors)}
     if getattr(layer, "_devosam_colors", None) == colors:
         return
-    layer.colormap = DirectLabelColormap(color_dict=colors)
+    # napari re-announces ``selected_label`` with a new colormap; nobody chose a label here
+    with layer.events.selected_label.blocker():
+        layer.colormap = DirectLabelColormap(color_dict=colors)
     layer._devosam_colors = colors
 
 

@@ -110,6 +110,14 @@ class SegmentAllPanel(QGroupBox):
             if not self.busy:
                 show_warning("Load a model and choose an image first.")
             return None
+        from napari_devosam.automatic.limits import check_plane_size
+
+        try:
+            check_plane_size(w.state.plane_shape)
+        except ValueError as exc:
+            show_warning(f"Segment all: {exc}")
+            self.message.setText(str(exc))
+            return None
         data = w.image_layer.data
         planes = plane_indices(np.empty(w.state.shape[:-2] + (1, 1)))
         if not all_planes:

@@ -119,6 +119,17 @@ class AnnotationStore:
         copy = json.loads(json.dumps({str(k): v for k, v in records.items()}))
         return {int(k): v for k, v in copy.items()}
 
+    def track_fields(self) -> dict[int, tuple]:
+        """``{id: (plane tuple, track, parent or None, ended or None)}`` of every object (the
+        track fields of ``store_records``; track defaults to the id), read without copying
+        the records: what a lineage view needs, fast for 100 000s of objects."""
+        out = {}
+        for oid, rec in self._content.records.items():
+            track = rec.get("track")
+            out[oid] = (tuple(rec["plane"]), int(oid if track is None else track),
+                        rec.get("parent"), rec.get("ended"))
+        return out
+
     @property
     def next_id(self) -> int:
         return self._content.next_id

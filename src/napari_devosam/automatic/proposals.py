@@ -68,9 +68,9 @@ def show_proposals(state, plane, result: AutoResult, committed=None,
 
     plane = state.check_plane(plane)
     current = state.result(plane)
-    if current is not None and len(current.masks):
-        if not (replace and only_proposals(state, plane)):
-            raise ValueError(f"plane {plane} has current objects: commit or clear them first")
+    if current is not None and len(current.masks) and not (
+            replace and only_proposals(state, plane)):
+        raise ValueError(f"plane {plane} has current objects: commit or clear them first")
     masks, scores, prompts = proposal_masks(result, committed, min_area)
     if len(masks) == 0:
         return 0

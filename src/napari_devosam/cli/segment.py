@@ -111,7 +111,7 @@ def segment_plane(predictor, boxes: list[np.ndarray], points: list[tuple]) -> np
 
 def run(args) -> int:
     from napari_devosam.cli.image_args import read_image_arg
-    from napari_devosam.engine.coords import clip_box, validate_points
+    from napari_devosam.engine.coords import clip_box_noted, validate_points
     from napari_devosam.io.write import write_tiff
     from napari_devosam.utils.paths import output_file
 
@@ -128,8 +128,10 @@ def run(args) -> int:
     output_file(args.out, inputs=(args.image,))  # before any compute
     plane = select_plane(read_image_arg(args.image, "segment"), args.plane)
     shape = plane.shape[:2]
-    for b in boxes:  # check the prompts before the (slow) model loading
-        clip_box(b, shape)
+    for i, b in enumerate(boxes):  # check the prompts before the (slow) model loading
+        boxes[i], note = clip_box_noted(b, shape)
+        if note:
+            print(f"devosam segment: warning: {note}", file=sys.stderr)
     if points:
         validate_points([(r, c) for r, c, _ in points], [lab for *_, lab in points], shape)
 

@@ -61,6 +61,9 @@ def run_auto(args) -> int:
     image = read_image_arg(args.image, "segment")
     lead = leading_shape(image)
     planes = [parse_plane_index(args.plane, image)] if args.plane is not None else None
+    from napari_devosam.automatic.limits import check_plane_size
+
+    check_plane_size(image.shape[len(lead):])  # before the model loads
     sam = load_model(chosen_model(args), device=args.device, precision=args.precision,
                      decoder=args.decoder)
     predictor = Predictor(sam, cache_dir=args.cache_dir or default_cache_dir())

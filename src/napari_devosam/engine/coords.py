@@ -103,14 +103,14 @@ def validate_points(points, labels, shape: tuple[int, int]) -> tuple[np.ndarray,
     return pts, lab.astype(np.int64)
 
 
-def clip_box(box, shape: tuple[int, int]) -> np.ndarray:
-    """Validate a (row0, col0, row1, col1) box and clip it to a plane of ``shape``.
+class BoxClippedWarning(UserWarning):
+    """A box reached outside the plane and was clipped to it."""
 
-    Corners may come in any order as long as the box is not inverted: row0 <= row1 and
-    col0 <= col1 (napari's rectangles are normalised before they reach here). A box partly
-    outside the plane is clipped to it. A box with NaN coordinates, an inverted box, a
-    zero-area box (after clipping) or a box entirely outside the plane raises ``ValueError``.
-    """
+
+def clip_box_noted(box, shape: tuple[int, int]) -> tuple[np.ndarray, str | None]:
+    """``clip_box`` without the warning: ``(clipped box, note)``, where ``note`` says how a
+    box reaching more than one pixel outside the plane was clipped (else None). Raises
+    ``ValueError`` as ``clip_box`` does."""
     b = np.asarray(box, dtype=np.float64).reshape(-1)
     if b.shape != (4,):
         raise ValueError(f"a box needs 4 numbers (row0, col0, row1, col1), got {b.size}")
@@ -121,12 +121,34 @@ def clip_box(box, shape: tuple[int, int]) -> np.ndarray:
         raise ValueError(f"inverted box {numbers(b)}: need row0 <= row1 and col0 <= col1")
     h, w = shape
     if r1 < 0 or c1 < 0 or r0 > h - 1 or c0 > w - 1:
-        raise ValueError(f"box {numbers(b)} lies entirely outside the {h}x{w} image")
+        raise ValueError(f"box {numbers(b)} lies entirely outside the {h}x{w} image: "
+                         "nothing of it can be segmented")
     clipped = np.array(
         [max(r0, 0), max(c0, 0), min(r1, h - 1), min(c1, w - 1)], dtype=np.float64
     )
     if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
         raise ValueError(f"box {numbers(b)} has zero area inside the {h}x{w} image")
+    note = None
+    if r0 < -1 or c0 < -1 or r1 > h or c1 > w:  # a box drawn up to the edge is not news
+        note = (f"box {numbers(b)} reaches outside the {h}x{w} image: clipped to "
+                f"{numbers(clipped)}")
+    return clipped, note
+
+
+def clip_box(box, shape: tuple[int, int]) -> np.ndarray:
+    """Validate a (row0, col0, row1, col1) box and clip it to a plane of ``shape``.
+
+    Corners may come in any order as long as the box is not inverted: row0 <= row1 and
+    col0 <= col1 (napari's rectangles are normalised before they reach here). A box partly
+    outside the plane is clipped to it, with a ``BoxClippedWarning`` when it reached more
+    than one pixel outside. A box with NaN coordinates, an inverted box, a zero-area box
+    (after clipping) or a box entirely outside the plane raises ``ValueError``.
+    """
+    clipped, note = clip_box_noted(box, shape)
+    if note:
+        import warnings
+
+        warnings.warn(note, BoxClippedWarning, stacklevel=2)
     return clipped
 
 
@@ -142,7 +164,8 @@ def usable_prompts(boxes, points, shape: tuple[int, int]
 
     ``boxes`` ``(B, 4)`` (row0, col0, row1, col1) and ``points`` ``(N, 2)`` (row, col).
     Returns boolean keep-masks ``(B,)`` and ``(N,)`` and one message per dropped prompt (a
-    box with zero area or outside the plane, a point outside it, NaN coordinates), so that
+    box with zero area or outside the plane, a point outside it, NaN coordinates) or clipped
+    box (kept: SAM answers the part inside the plane), so that
     one bad prompt never stops the others from being answered.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -150,10 +173,13 @@ def usable_prompts(boxes, points, shape: tuple[int, int]
     keep_boxes, keep_points, problems = np.ones(len(boxes), bool), np.ones(len(points), bool), []
     for i, box in enumerate(boxes):
         try:
-            clip_box(box, shape)
+            note = clip_box_noted(box, shape)[1]
         except ValueError as exc:
             keep_boxes[i] = False
             problems.append(f"box dropped: {exc}")
+        else:
+            if note:
+                problems.append(note)
     for i, point in enumerate(points):
         try:
             validate_points(point[None], None, shape)

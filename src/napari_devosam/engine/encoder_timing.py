@@ -8,6 +8,7 @@ time measured on this machine, with this model, in this process. Keyed by the mo
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 
@@ -19,11 +20,9 @@ def record(sam, n_planes: int, seconds: float) -> None:
     """``n_planes`` went through ``sam``'s encoder in ``seconds`` (one batch)."""
     if n_planes <= 0 or seconds <= 0:
         return
-    with _lock:
-        try:
-            _seconds[sam] = seconds / n_planes  # the latest batch: warm, this device
-        except TypeError:  # an object that cannot be weakly referenced: not remembered
-            pass
+    # an object that cannot be weakly referenced (TypeError) is not remembered
+    with _lock, contextlib.suppress(TypeError):
+        _seconds[sam] = seconds / n_planes  # the latest batch: warm, this device
 
 
 def seconds_per_plane(sam) -> float | None:

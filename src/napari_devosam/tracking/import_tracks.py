@@ -206,6 +206,17 @@ def _commits(labels: np.ndarray, parents: dict[int, int], info: dict):
                 yield plane, mask, record
 
 
+def _existing(store, replace: bool) -> list[int]:
+    """The store's object ids (to replace); ``TrackImportError`` when there are some and
+    ``replace`` is False."""
+    existing = sorted(store.objects)
+    if existing and not replace:
+        raise TrackImportError(f"the movie's annotation store already holds "
+                               f"{len(existing)} objects: use --replace (replace=True) to "
+                               "replace them with the imported tracks")
+    return existing
+
+
 def store_tracks_from_labels(store, labels: np.ndarray, parents: dict[int, int], *,
                              replace: bool = False, info: dict | None = None) -> ImportSummary:
     """Commit track labels ``(F, *frame)`` (``store.shape``) and ``{daughter: mother}`` into
@@ -213,11 +224,7 @@ def store_tracks_from_labels(store, labels: np.ndarray, parents: dict[int, int],
     if tuple(labels.shape) != tuple(store.shape):
         raise TrackImportError(f"the masks have shape {tuple(labels.shape)}, the movie "
                                f"{tuple(store.shape)}")
-    existing = sorted(store.objects)
-    if existing and not replace:
-        raise TrackImportError(f"the movie's annotation store already holds "
-                               f"{len(existing)} objects: use --replace (replace=True) to "
-                               "replace them with the imported tracks")
+    existing = _existing(store, replace)
     top = int(labels.max()) if labels.size else 0
     ids = store.apply_batch(existing, _commits(labels, parents, info or {}), next_id=top + 1)
     tracks = set(np.unique(labels).tolist()) - {0}
@@ -231,8 +238,7 @@ def import_ctc(store, result_dir, *, replace: bool = False
     ``(done, total)`` (frames read, then the commit), returns an ``ImportSummary``. Raises
     ``TrackImportError`` (nothing written) for masks of another shape, disagreements with
     ``res_track.txt``, or a store with objects without ``replace``."""
-    if store.objects and not replace:
-        store_tracks_from_labels(store, np.zeros(store.shape, np.uint8), {})  # raises
+    _existing(store, replace)  # refused before anything is read
     files = mask_files(result_dir)
     frame_shape = _frame_count(store, files)
     reading = read_ctc(result_dir, frame_shape, len(files))
@@ -252,8 +258,7 @@ def import_geff(store, geff_path, mask_dir, *, replace: bool = False
     mask object; ``RuntimeError`` without the optional ``geff`` package."""
     from napari_devosam.tracking.geff_graph import GraphError, relabel_masks, tracks_from_graph
 
-    if store.objects and not replace:
-        store_tracks_from_labels(store, np.zeros(store.shape, np.uint8), {})  # raises
+    _existing(store, replace)  # refused before anything is read
     files = mask_files(mask_dir)
     frame_shape = _frame_count(store, files)
     try:

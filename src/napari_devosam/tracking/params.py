@@ -115,6 +115,11 @@ class PropagationParams:
         **FRACTION)
     min_pred_iou: float = _end(
         0.3, "SAM's predicted IoU below this (0 disables the check).", **FRACTION)
+    max_missed_planes: int = _end(
+        1, "A track that fails these checks on a plane is looked for again on up to this "
+        "many next planes (from its last mask, SAM's own mask input dropped) before it ends: "
+        "a one-plane dip, or a nucleus in mitosis, leaves a gap instead of an end. 0 ends it "
+        "at once.", low=0, edit_max=10, advanced=True)
 
     # -- Confidence and review ------------------------------------------------------------
     review_below: float = param(
@@ -171,6 +176,17 @@ class PropagationParams:
         "fraction of the segment's length from either end (a cell that did not divide stays "
         "near 0; at most 0.5).", low=0.0, high=0.5, step=0.05, advanced=True,
         why="more leaves no room between the cells")
+    division_max_daughter_fraction: float = _division(
+        0.8, "Evidence a division needs: each daughter holds at most this fraction of the "
+        "mother's previous area (tracking.divisions.evidence; a neighbour beside a cell that "
+        "kept its size is no daughter).", advanced=True, **FRACTION)
+    division_max_total_fraction: float = _division(
+        1.6, "Evidence a division needs: both daughters together hold at most this many times "
+        "the mother's previous area.", low=0.0, step=0.1, edit_max=10.0, advanced=True)
+    division_need_seeds: bool = _division(
+        True, "Evidence a division needs: each daughter covers a stain seed of its own, and "
+        "not one that was there on the previous plane outside the mother (a neighbour).",
+        advanced=True)
 
     def __post_init__(self):
         check(self)

@@ -35,9 +35,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from napari_devosam.tracking import prompts as pr
+from napari_devosam.tracking.divisions.evidence import refuse_unproven
 from napari_devosam.tracking.divisions.free_cells import claim_free_sisters
 from napari_devosam.tracking.divisions.split import split_mask
-from napari_devosam.tracking.divisions.stain_seeds import plane_analysis, plane_seeds
+from napari_devosam.tracking.divisions.stain_seeds import plane_analysis, plane_seeds, seed_points
 from napari_devosam.tracking.divisions.steps import (
     end_reason,
     propose_splits,
@@ -76,6 +77,9 @@ class _Active:
     crop: Crop
     logits: object = None  # (1, 4h, 4w) torch tensor from the last decode, or None
     centroids: list = field(default_factory=list)
+    last: Plane | None = None  # the last plane with an object of this track
+    missed: int = 0  # planes missed in a row since then (``max_missed_planes``)
+    lost: tuple = ()  # (plane, reason) of the first of them
 
 
 @dataclass
@@ -193,7 +197,8 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
         active = {}
         for s in seeds:
             crop = Crop.from_mask(s.mask)
-            active[s.track] = _Active(s.track, s.parent, crop, None, [crop.centroid()])
+            active[s.track] = _Active(s.track, s.parent, crop, None, [crop.centroid()],
+                                      start)
         previous = start
         for index in leg:
             if not active:
@@ -284,8 +289,11 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
         claim_free_sisters(ctx.decoder, p, found, [t[3] for t in todo],
                            [active[t[0]].crop for t in todo], set(again), seeds,
                            lambda: ctx.seeds(previous), ctx.locked(plane))
-    ctx.seeds_of = (plane, seeds)
     grow_objects(found, again, analysis, p.membrane_grow_px, ctx.locked(plane))
+    if divisions:  # proposals without evidence are no divisions (divisions.evidence)
+        refuse_unproven(found, [active[t[0]].crop for t in todo], [t[3] for t in todo], seeds,
+                        lambda: seed_points(ctx.seeds(previous)), p)
+    ctx.seeds_of = (plane, seeds)
     for i, (track, _, _, shifted) in enumerate(todo):
         parts, score, logits_i = found[i], float(iou[i]), low_res[i]
         if i in again:
@@ -302,10 +310,17 @@ def _update(ctx: _Context, active: dict, track: int, plane: Plane, parts: list[C
     again from a seed (``found_again``) is held to ``division_min_iou_prev`` and reviewed."""
     p, res, a = ctx.params, ctx.result, active[track]
     reason, iou_prev = end_reason(parts, a.crop.area, shifted, p, loose=found_again)
+    if not reason and p.min_pred_iou > 0 and pred_iou < p.min_pred_iou:  # 0 disables
+        reason = f"predicted IoU {pred_iou:.2f}"
     if reason:
-        return _end(ctx, active, track, plane, reason, previous)
-    if p.min_pred_iou > 0 and pred_iou < p.min_pred_iou:  # 0 disables (also < 0 scores)
-        return _end(ctx, active, track, plane, f"predicted IoU {pred_iou:.2f}", previous)
+        if a.missed < p.max_missed_planes:  # looked for again on the next plane
+            a.lost = a.lost if a.missed else (plane, reason)
+            a.missed, a.logits = a.missed + 1, None
+            return None
+        plane, reason = a.lost or (plane, reason)  # where it was lost first
+        return _end(ctx, active, track, plane, reason, a.last or previous)
+    found_again = found_again or a.missed > 0
+    a.missed, a.last = 0, plane
     if len(parts) == 1:
         obj = TrackedObject(track, plane, parts[0], pred_iou, iou_prev, a.parent)
         res.objects.append(obj)
@@ -324,5 +339,5 @@ def _update(ctx: _Context, active: dict, track: int, plane: Plane, parts: list[C
         obj = TrackedObject(d, plane, part, pred_iou, iou_prev, track, division=True)
         res.objects.append(obj)
         res.review.append(ReviewItem(plane, d, "division", obj.confidence))
-        active[d] = _Active(d, track, part, None, [part.centroid()])
+        active[d] = _Active(d, track, part, None, [part.centroid()], plane)
     return None

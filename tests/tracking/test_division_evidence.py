@@ -1,0 +1,122 @@
+"""Divisions need evidence (``tracking.divisions.evidence``), a cell entering the image is no
+daughter, and a one-plane dip does not end a track (``max_missed_planes``)."""
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from scipy import ndimage
+
+from napari_devosam.synthetic.lineage import make_lineage_timelapse
+from napari_devosam.tracking.divisions.evidence import refusal
+from napari_devosam.tracking.params import PropagationParams
+from napari_devosam.tracking.propagate import propagate
+from napari_devosam.tracking.records import Crop, Seed
+from napari_devosam.utils.progress import drain
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tracking_oracle import OracleDecoder  # noqa: E402
+
+SHAPE = (96, 96)
+
+
+def _disk(centre, radius, shape=SHAPE) -> np.ndarray:
+    rr, cc = np.ogrid[:shape[0], :shape[1]]
+    return (rr - centre[0]) ** 2 + (cc - centre[1]) ** 2 <= radius ** 2
+
+
+def _seeds(*points):
+    return SimpleNamespace(points=np.array(points, dtype=float).reshape(-1, 2))
+
+
+def _none():
+    return np.zeros((0, 2))
+
+
+def test_two_halves_with_a_seed_each_are_a_division():
+    mother = Crop.from_mask(_disk((48, 48), 16))
+    a, b = (Crop.from_mask(_disk((48, c), 11)) for c in (37, 59))
+    assert refusal([a, b], mother, _seeds((48, 37), (48, 59)), _none, PropagationParams()) is None
+
+
+def test_no_division_without_evidence():
+    p = PropagationParams()
+    mother = Crop.from_mask(_disk((48, 40), 14))
+    kept = Crop.from_mask(_disk((48, 40), 14))  # the cell kept its size ...
+    beside = Crop.from_mask(_disk((48, 72), 12))  # ... and a neighbour sits beside it
+    assert "area" in refusal([kept, beside], mother, _seeds((48, 40), (48, 72)), _none, p)
+    a, b = (Crop.from_mask(_disk((48, c), 9)) for c in (33, 50))
+    assert refusal([a, b], mother, _seeds((48, 33)), _none, p) == "not two stain seeds"
+    assert refusal([a, b], mother, None, _none, p) is None  # no seeds computed: size only
+
+    def before():  # a seed sat near b's on the previous plane, outside the mother
+        return np.array([[48.0, 40.0], [48.0, 55.0]])
+
+    narrow = Crop.from_mask(_disk((48, 40), 13))
+    assert "there before" in refusal([a, b], narrow, _seeds((48, 33), (48, 50)), before, p)
+    off = PropagationParams(division_need_seeds=False)
+    assert refusal([a, b], mother, _seeds((48, 33)), _none, off) is None
+
+
+def _entering_movie(n=5):
+    """Cell 1 near the right edge; from frame 2 on, cell 2 enters from the right edge and
+    touches it (the oracle's box for cell 1 holds both centroids: one connected answer)."""
+    labels = np.zeros((n, *SHAPE), dtype=np.int32)
+    for t in range(n):
+        labels[t][_disk((48, 66), 12)] = 1
+        if t >= 2:
+            labels[t][_disk((48, 95), 12) & (labels[t] == 0)] = 2
+    stack = ndimage.gaussian_filter((labels > 0).astype(float) * 200,
+                                    sigma=(0, 1.5, 1.5)).astype(np.uint16) + 10
+    return stack, labels
+
+
+def test_a_cell_entering_from_the_edge_is_no_daughter():
+    stack, labels = _entering_movie()
+
+    def run(params):
+        oracle = OracleDecoder(labels)
+        seeds = [Seed(1, (0,), labels[0] == 1)]
+        return drain(propagate(None, stack, seeds, decoder=oracle,
+                               embedding_for=oracle.embedding_for, params=params))
+
+    loose = PropagationParams(division_max_daughter_fraction=1.0,
+                              division_max_total_fraction=10.0, division_need_seeds=False)
+    assert run(loose).divisions  # without the evidence the newcomer is taken for a daughter
+    result = run(PropagationParams())
+    assert not result.divisions and 1 not in result.ended
+    mine = [o for o in result.objects if o.track == 1]
+    assert len(mine) == 4  # frames 1-4
+    for o in mine:  # the track stays on its own cell
+        truth = labels[o.plane] == 1
+        assert (o.crop.full() & truth).sum() / (o.crop.full() | truth).sum() > 0.9
+
+
+def test_a_one_plane_dip_does_not_end_a_track():
+    stack, labels, _ = make_lineage_timelapse(4, (128, 128), 4, seed=1, division_fraction=0.0)
+    oracle = OracleDecoder(labels)
+    answer = oracle.decode
+
+    def dip(boxes, points, mask_inputs):  # SAM loses track 1 on plane 1 only
+        logits, low, iou = answer(boxes, points, mask_inputs)
+        if oracle.embedding.plane == (1,):
+            logits[0] = -10.0
+        return logits, low, iou
+
+    oracle.decode = dip
+    seeds = [Seed(int(t), (0,), labels[0] == t) for t in np.unique(labels[0])[1:]]
+    first = seeds[0].track
+    params = PropagationParams(detect_divisions=False, redetect_lost=False)
+    result = drain(propagate(None, stack, seeds, decoder=oracle,
+                             embedding_for=oracle.embedding_for, params=params))
+    planes = sorted(o.plane for o in result.objects if o.track == first)
+    assert planes == [(2,), (3,)] and first not in result.ended
+    assert any(r.reason == "found again" and r.track == first and r.plane == (2,)
+               for r in result.review)
+    at_once = PropagationParams(detect_divisions=False, redetect_lost=False,
+                                max_missed_planes=0)
+    oracle.calls.clear()
+    result = drain(propagate(None, stack, seeds, decoder=oracle,
+                             embedding_for=oracle.embedding_for, params=at_once))
+    assert result.ended[first][0] == (1,)
