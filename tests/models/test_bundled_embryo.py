@@ -75,10 +75,13 @@ def test_a_box_outlines_a_heldout_phantom_cell(sam):
     assert ious.mean() >= BOX_IOU_FLOOR, np.round(ious, 2)
 
 
-def test_a_box_outlines_a_realistic_nucleus(sam):
-    """Noisy, textured, touching nuclei (a held-out seed of the realistic generator)."""
+def test_it_outlines_realistic_nuclei_better_than_embryo_tiny(sam):
+    """Noisy, textured, dim, touching nuclei (held-out seeds of the realistic generator): what
+    ``embryo`` was trained for and ``embryo_tiny`` was not."""
     rng = np.random.default_rng(10_000_301)
-    planes = [realistic.make_nuclei_field((256, 256), rng) for _ in range(2)]
+    planes = [realistic.make_nuclei_field((320, 320), rng) for _ in range(3)]
     ious = _box_ious(sam, planes)
-    assert len(ious) >= 5
-    assert np.median(ious) >= 0.7, np.round(ious, 2)
+    tiny = _box_ious(ds.load_model("embryo_tiny", device="cpu", progress=False), planes)
+    assert len(ious) >= 10
+    # measured: 0.50 against 0.28
+    assert ious.mean() >= 0.45 and ious.mean() >= tiny.mean() + 0.1, (ious.mean(), tiny.mean())

@@ -28,14 +28,16 @@ def rect(plane, r0, c0, r1, c1):
     return np.array([[plane, r0, c0], [plane, r0, c1], [plane, r1, c1], [plane, r1, c0]], float)
 
 
-def open_annotator(make_napari_viewer, qtbot, data, sam, plane=0, show=False):
+def open_annotator(make_napari_viewer, qtbot, data, sam, plane=None, show=False):
+    """The annotator on ``data``; a stack opens at its first plane (or the one last worked
+    on), then the test goes to ``plane`` if given."""
     viewer = make_napari_viewer(show=show)
     viewer.add_image(data, name="embryo")
-    if data.ndim == 3:
-        viewer.dims.set_current_step(0, plane)
     widget = AnnotatorWidget(viewer, sam=sam)
     viewer.window.add_dock_widget(widget, name="SAM annotator")
     qtbot.waitUntil(lambda: widget.store is not None, timeout=TIMEOUT)
+    if data.ndim == 3 and plane is not None:
+        viewer.dims.set_current_step(0, plane)
     return viewer, widget
 
 

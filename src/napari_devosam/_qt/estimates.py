@@ -32,7 +32,7 @@ def planes_estimate(w, n_planes: int, what: str) -> str:
     if each is None:
         return (f"{what}: up to {count(n_planes, 'plane')} to embed; the time per plane "
                 "shows here once the first plane is embedded")
-    return f"{what}: up to {estimate_line(n_planes, each, 'plane', 'measured here')}"
+    return f"{what}: {estimate_line(n_planes, each, 'plane', 'measured here')}"
 
 
 def _n_planes(w) -> int:

@@ -1,10 +1,10 @@
 """The annotator's "Image series" panel: a folder or a list of files, one image at a time.
 
-The core is ``series.ImageSeries`` (order, position, done marks in the series' folder). Here:
-open a folder or files, Previous / Next (PageUp / PageDown), "Next not done", a "done" box.
-Moving reads the next file in a worker (a big stack takes seconds to read: the viewer stays
-responsive, and unreadable files are skipped with a message), then replaces the series' image
-layer with it (bound to its file, so its own annotation store opens) and starts a
+The core is ``series.image_series.ImageSeries`` (order, position, done marks in the series'
+folder). Here: open a folder or files, Previous / Next (PageUp / PageDown), "Next not done", a
+"done" box. Moving reads the next file in a worker (a big stack takes seconds to read: the
+viewer stays responsive, and unreadable files are skipped with a message), then replaces the
+series' image layer with it (bound to its file, so its own annotation store opens) and starts a
 low-priority worker that embeds the first plane of the next ``PREFETCH`` images into the
 annotator's cache. An image with uncommitted prompts or objects is not left: the user commits
 or clears them first (nothing is lost silently).

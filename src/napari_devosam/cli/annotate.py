@@ -1,13 +1,12 @@
 """``devosam annotate [IMAGE ...] [--sample]``: napari with the image and the SAM annotator docked.
 
 Without an image (or with ``--sample``) it opens the synthetic embryo time-lapse. A folder, a
-glob or several files open as an image series (``series.ImageSeries``): one image at a time,
-next/previous, done marks in the series' folder. The model
-chosen with ``--model`` loads in the background (an official one is downloaded on first use
-with a progress bar in napari's activity dock). Default: the one rule of
-``models.defaults`` (``$DEVOSAM_CHECKPOINT``, else the best cached official checkpoint, else
-the bundled model), said on stderr, so a first start offline draws real masks and the panel
-says which model is active.
+glob or several files open as an image series (``series.image_series.ImageSeries``): one image
+at a time, next/previous, done marks in the series' folder. The model chosen with ``--model``
+loads in the background (an official one is downloaded on first use with a progress bar in
+napari's activity dock). Default: the one rule of ``models.defaults`` (``$DEVOSAM_CHECKPOINT``,
+else the best cached official checkpoint, else the bundled model), said on stderr, so a first
+start offline draws real masks and the panel says which model is active.
 """
 
 from __future__ import annotations

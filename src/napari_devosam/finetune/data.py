@@ -1,7 +1,8 @@
 """Training data for fine-tuning: annotated planes read from bundles or image/label folders.
 
 A data folder is a bundle written by ``devosam export`` or any folder with ``images/`` and
-``labels/`` holding files of matching names (TIFF or PNG); ``export.find_pairs`` matches them.
+``labels/`` holding files of matching names (TIFF or PNG); ``export.bundle.find_pairs``
+matches them.
 Every file is read and checked before anything is trained, and a problem is reported as one
 ``ValueError`` / ``FileNotFoundError`` naming the file:
 

@@ -37,6 +37,9 @@ MIN_LR_FACTOR = 0.05
 DEFAULT_BATCH_PROMPTS = {"cuda": 16}  # per device type; others (CPU) below
 DEFAULT_BATCH_PROMPTS_CPU = 4  # measured: per mask, 4 beats 16 on a CPU (cache-bound)
 MIN_IMPROVEMENT = 1e-4
+# Measured on 5 real DSB2018 tiles (docs/finetune.md, "Real data in minutes"): a run with the
+# defaults ends well inside 10 minutes on a shared 2-core CPU; the cap bounds the rest.
+DEFAULT_MAX_MINUTES = 8.0
 
 
 SECTIONS = {"budget": "Budget and stopping", "optimiser": "Optimiser",
@@ -75,9 +78,11 @@ class RunSettings:
         None, "Optional cap in passes over the training objects (each object once per pass).",
         kind=int, low=1, edit_max=10_000, none_text="no cap")
     max_minutes: float | None = _budget(
-        None, "Wall-clock limit of the whole run in minutes; training stops after the step "
-        "that crosses it (the best decoder is kept).",
-        kind=float, above=0.0, decimals=1, step=1.0, edit_max=100_000.0, none_text="no limit")
+        DEFAULT_MAX_MINUTES, "Wall-clock limit of the whole run in minutes (embedding "
+        "included); training stops after the step that crosses it and the best weights are "
+        "kept and written.",
+        kind=float, above=0.0, decimals=1, step=1.0, edit_max=100_000.0, optional=True,
+        none_text="no limit")
     patience: int | None = _budget(
         DEFAULT_PATIENCE, "Stop after this many validation rounds in a row without a better "
         "validation IoU, counted from min_steps on (none: never stop early).",
@@ -106,6 +111,15 @@ class RunSettings:
     loss: str = _optimiser(
         "bce", "Mask loss, each plus dice: bce, class-balanced bce, or focal (SAM's "
         "pre-training loss).", choices=("bce", "balanced", "focal"), advanced=True)
+    train_whole: bool | None = _optimiser(
+        None, "Train the image encoder too (the whole model; written as a model file that "
+        "loads with --model). Auto: on for the bundled models, off for vit_b/l/h and other "
+        "checkpoints (decoder only: embeddings are computed once).",
+        kind=bool, none_text="auto: bundled models only")
+    threads: int | None = _data(
+        None, "CPU threads for training (none: measured, the faster of 1 and torch's default "
+        "on a few steps; a shared CPU is often much faster with 1).",
+        kind=int, low=1, edit_max=256, none_text="measured")
     train_prompt_encoder: bool = _optimiser(
         False, "Also train the prompt encoder (then saved in the decoder file too).",
         advanced=True)

@@ -37,6 +37,8 @@ class PlaneTargets:
       boxes_rc, centers_rc: the same in the plane's ``(row, col)`` pixels (numpy, float64).
       ids: ``(N,)`` the object ids in ``labels``.
       labels: ``(H, W)`` int64 label image (numpy), for full-resolution IoU.
+      pixels: ``(1, 3, S, S)`` float32 encoder input (resized, normalised, padded), set
+        only to train the image encoder (``with_pixels``); else None.
     """
 
     name: str
@@ -51,6 +53,7 @@ class PlaneTargets:
     centers_rc: np.ndarray
     ids: np.ndarray
     labels: np.ndarray
+    pixels: torch.Tensor | None = None
 
     @property
     def n_objects(self) -> int:
@@ -123,3 +126,16 @@ def prepare_plane(plane: TrainingPlane, embedding, grid: tuple[int, int], device
         ids=ids,
         labels=plane.labels,
     )
+
+
+def with_pixels(t: PlaneTargets, sam, plane: TrainingPlane, normalization=None) -> PlaneTargets:
+    """``t`` with ``pixels`` set: ``plane``'s encoder input for ``sam`` (as the embedding was
+    made: ``normalization`` of non-uint8 planes, default percentiles), on ``t``'s device."""
+    from napari_devosam.engine.embeddings import _pixels
+    from napari_devosam.engine.image import DEFAULT_NORMALIZATION, to_rgb
+    from napari_devosam.engine.stacks import as_plane
+
+    rgb = to_rgb(as_plane(plane.image), normalization or DEFAULT_NORMALIZATION)
+    t.pixels, _ = _pixels(sam, [rgb], t.features.device)
+    t.pixels = t.pixels.float()
+    return t

@@ -57,30 +57,38 @@ def _load_data(data_dirs, s: RunSettings) -> dict:
             "validated_on": "held-out" if val else "training"}
 
 
-def _prepare_targets(sam, data: dict, cache, normalization, dev, emit
-                     ) -> Generator[ProgressEvent, None, tuple[list, list]]:
-    """Embed every plane (through ``cache``) and put its ground truth on the decoder's grid;
-    returns (training targets, validation targets: the training ones when none are held out).
+def _prepare_targets(sam, data: dict, cache, normalization, dev, emit, probed: dict,
+                     whole: bool) -> Generator[ProgressEvent, None, tuple[list, list]]:
+    """Embed every plane (through ``cache``; the first one the probe embedded) and put its
+    ground truth on the decoder's grid (and, ``whole``, its encoder input); returns (training
+    targets, validation targets: the training ones when none are held out). The first
+    ``"embed"`` event carries the run's estimate (``eta``, and its line as ``message``).
     """
     from napari_devosam.engine.embeddings import embed_plane
-    from napari_devosam.finetune.targets import prepare_plane
+    from napari_devosam.finetune.targets import prepare_plane, with_pixels
 
     everything = data["train"] + data["val"]
     grid = tuple(4 * n for n in sam.prompt_encoder.image_embedding_size)
+    est = probed["estimate"]
     targets = []
     for i, plane in enumerate(everything):
-        emb = embed_plane(sam, plane.image, cache, normalization)
-        targets.append(prepare_plane(plane, emb, grid, dev))
-        yield emit("embed", step=i + 1, total_steps=len(everything))
+        emb = (probed["embedding"] if i == 0
+               else embed_plane(sam, plane.image, cache, normalization))
+        t = prepare_plane(plane, emb, grid, dev)
+        targets.append(with_pixels(t, sam, plane, normalization) if whole else t)
+        first = {"eta": est.seconds, "message": est.line()} if i == 0 else {
+            "eta": est.seconds - (time.perf_counter() - probed["started"])}
+        yield emit("embed", step=i + 1, total_steps=len(everything), **first)
     train_t = targets[: len(data["train"])]
     return train_t, (targets[len(data["train"]):] or train_t)
 
 
-def _start_run(sam, s: RunSettings, dev, train_t, val_t, emit, start, deadline) -> Run:
+def _start_run(sam, s: RunSettings, dev, train_t, val_t, emit, start, deadline,
+               step_s: float) -> Run:
     from napari_devosam.finetune.evaluate import score_targets
     from napari_devosam.finetune.trainer import Trainer, training_model
 
-    model = training_model(sam, dev, s.train_prompt_encoder)
+    model = training_model(sam, dev, s.train_prompt_encoder, whole=s.train_whole)
     trainer = Trainer(model, lr=s.lr, weight_decay=s.weight_decay,
                       correction_rounds=s.correction_rounds, loss=s.loss, seed=s.seed,
                       mixed_precision=s.mixed_precision)
@@ -93,13 +101,16 @@ def _start_run(sam, s: RunSettings, dev, train_t, val_t, emit, start, deadline) 
 
     return Run(trainer=trainer, train_t=train_t, val_t=val_t, settings=s,
                batch_prompts=s.batch_prompts, budget=budget, deadline=deadline, event=event,
-               score=lambda ts: score_targets(model, ts), start=start)
+               score=lambda ts: score_targets(model, trainer.refresh(ts)), start=start,
+               step_s=step_s)
 
 
 def _validate_start(run: Run) -> Generator[ProgressEvent, None, LoopState]:
+    t0 = time.perf_counter()
     scores = run.score(run.val_t)
     before = scores["mean_iou"]
-    st = LoopState(before=before, best=before, best_state=run.trainer.state())
+    st = LoopState(before=before, best=before, best_state=run.trainer.state(),
+                   val_seconds=time.perf_counter() - t0, val_rounds=1)
     st.history.append(history_entry(run, st, None, scores))
     yield run.event("validate", val_iou=before, best_val_iou=before,
                     message=f"starting decoder: validation IoU {before:.3f}")
@@ -115,9 +126,10 @@ def _metadata(sam, data: dict, s: RunSettings, run: Run, st: LoopState, dev,
     settings = {**s.to_dict(), "steps": run.budget, "device": str(dev),
                 "normalization": (normalization or DEFAULT_NORMALIZATION).to_dict()}
     return {
-        "kind": "finetuned-mask-decoder",
+        "kind": "finetuned-model" if s.train_whole else "finetuned-mask-decoder",
         "base_model": architecture_name(sam),
         "trained_prompt_encoder": bool(s.train_prompt_encoder),
+        "trained_encoder": bool(s.train_whole),
         "data": {"folders": [str(Path(d)) for d in data["folders"]],
                  "train": summarize(data["train"]), "validation": summarize(data["val"]),
                  "validated_on": data["validated_on"]},
@@ -135,15 +147,21 @@ def _finish(sam, out: Path, run: Run, st: LoopState, metadata: dict
     """Write the best decoder when it beats the starting one (else nothing); the result."""
     from napari_devosam.models.decoder_files import save_decoder
     from napari_devosam.models.identity import architecture_name
+    from napari_devosam.models.model_files import save_model
 
     improved = st.best > st.before + MIN_IMPROVEMENT
     path = None
     if improved:
         run.trainer.load_state(st.best_state)
-        path = save_decoder(run.trainer.model, out, base_model=architecture_name(sam),
-                            metadata=metadata,
-                            include_prompt_encoder=bool(run.settings.train_prompt_encoder))
-        message = f"validation IoU {st.before:.3f} -> {st.best:.3f}; wrote {path}"
+        if run.settings.train_whole:
+            path = save_model(run.trainer.model, out, metadata=metadata)
+            wrote = f"wrote the whole model {path} (load it as the model: --model {path})"
+        else:
+            path = save_decoder(run.trainer.model, out, base_model=architecture_name(sam),
+                                metadata=metadata,
+                                include_prompt_encoder=bool(run.settings.train_prompt_encoder))
+            wrote = f"wrote {path}"
+        message = f"validation IoU {st.before:.3f} -> {st.best:.3f}; {wrote}"
     else:
         message = no_gain_message(st.before)
     result = FinetuneResult(path=path, val_iou_before=st.before, val_iou_after=st.best,
@@ -185,6 +203,9 @@ def finetune(
     named) or data (before any work), ``TrainingDiverged`` (a ``RuntimeError``) when the loss
     becomes NaN or infinite.
     """
+    import torch
+
+    from napari_devosam.finetune.estimate import probe
     from napari_devosam.utils.devices import resolve_device
 
     start = time.perf_counter()
@@ -193,18 +214,37 @@ def finetune(
     data = _load_data(data_dirs, s)
     dev = resolve_device(device) if device is not None else sam.pixel_mean.device
     s = replace(s, batch_prompts=int(s.batch_prompts or DEFAULT_BATCH_PROMPTS.get(
-        dev.type, DEFAULT_BATCH_PROMPTS_CPU)))
+        dev.type, DEFAULT_BATCH_PROMPTS_CPU)), train_whole=trains_whole(sam, s))
     deadline = None if s.max_minutes is None else start + 60.0 * s.max_minutes
 
     def emit(phase, **kw):
         return ProgressEvent(phase, elapsed=time.perf_counter() - start, **kw)
 
-    train_t, val_t = yield from _prepare_targets(sam, data, cache, normalization, dev, emit)
-    run = _start_run(sam, s, dev, train_t, val_t, emit, start, deadline)
-    st = yield from _validate_start(run)
-    st = yield from train_loop(run, st)
-    metadata = _metadata(sam, data, s, run, st, dev, normalization)
-    return (yield from _finish(sam, out, run, st, metadata))
+    threads_before = torch.get_num_threads()
+    try:
+        probed = probe(sam, data["train"], data["val"], s, dev, s.train_whole, cache,
+                       normalization)
+        probed["started"] = time.perf_counter()
+        s = replace(s, threads=probed["threads"])
+        train_t, val_t = yield from _prepare_targets(sam, data, cache, normalization, dev,
+                                                     emit, probed, s.train_whole)
+        run = _start_run(sam, s, dev, train_t, val_t, emit, start, deadline,
+                         probed["estimate"].step_s)
+        st = yield from _validate_start(run)
+        st = yield from train_loop(run, st)
+        metadata = _metadata(sam, data, s, run, st, dev, normalization)
+        return (yield from _finish(sam, out, run, st, metadata))
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def trains_whole(sam, s: RunSettings) -> bool:
+    """Whether a run trains the image encoder too: ``s.train_whole``, or when that is None
+    (auto), whether ``sam`` is a bundled model or a file of that format (``load_model`` marks
+    them ``devosam_bundled``); vit_b/l/h and other checkpoints train the decoder only."""
+    if s.train_whole is not None:
+        return bool(s.train_whole)
+    return bool(getattr(sam, "devosam_bundled", False))
 
 
 def run_finetune(data_dirs, sam, *, out, callback=None, **kwargs) -> FinetuneResult:

@@ -22,17 +22,24 @@ from napari_devosam.finetune.prompts import PromptSampler
 from napari_devosam.finetune.targets import PlaneTargets
 
 
-def training_model(sam, device, train_prompt_encoder: bool = False):
+def training_model(sam, device, train_prompt_encoder: bool = False, whole: bool = False):
     """A ``Sam`` sharing ``sam``'s image encoder, with copies of its prompt encoder and mask
     decoder on ``device`` (so ``sam`` itself never changes while training).
 
     Only the copies' parameters that train have ``requires_grad``; the image encoder is
-    never run by the copy (embeddings come from ``sam``).
+    never run by the copy (embeddings come from ``sam``). ``whole``: the image encoder is a
+    trainable copy too (``model.devosam_whole`` is True; ``Trainer`` then encodes each
+    step's plane from ``PlaneTargets.pixels``).
     """
     from segment_anything.modeling import Sam
 
+    encoder = sam.image_encoder
+    if whole:
+        encoder = copy.deepcopy(encoder).to(device)
+        for p in encoder.parameters():
+            p.requires_grad_(True)
     model = Sam(
-        image_encoder=sam.image_encoder,
+        image_encoder=encoder,
         prompt_encoder=copy.deepcopy(sam.prompt_encoder).to(device),
         mask_decoder=copy.deepcopy(sam.mask_decoder).to(device),
         pixel_mean=sam.pixel_mean.flatten().tolist(),
@@ -44,6 +51,7 @@ def training_model(sam, device, train_prompt_encoder: bool = False):
         p.requires_grad_(True)
     for p in model.prompt_encoder.parameters():
         p.requires_grad_(bool(train_prompt_encoder))
+    model.devosam_whole = bool(whole)
     return model
 
 
@@ -85,8 +93,12 @@ class Trainer:
             raise ValueError(f"correction_rounds must be >= 0, got {correction_rounds}")
         self.model = model
         self.device = model.pixel_mean.device
-        self.params = [p for m in (model.mask_decoder, model.prompt_encoder)
-                       for p in m.parameters() if p.requires_grad]
+        self.whole = bool(getattr(model, "devosam_whole", False))
+        self.modules = [("mask_decoder", model.mask_decoder),
+                        ("prompt_encoder", model.prompt_encoder)]
+        if self.whole:
+            self.modules.append(("image_encoder", model.image_encoder))
+        self.params = [p for _, m in self.modules for p in m.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=lr, weight_decay=weight_decay)
         self.rounds = 1 + int(correction_rounds)
         self.decode = decode_tokens_fast if fast else decode_tokens
@@ -104,12 +116,34 @@ class Trainer:
     def state(self) -> dict:
         """A CPU copy of the trainable modules' weights."""
         return {name: {k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()}
-                for name, m in (("mask_decoder", self.model.mask_decoder),
-                                ("prompt_encoder", self.model.prompt_encoder))}
+                for name, m in self.modules}
 
     def load_state(self, state: dict) -> None:
-        self.model.mask_decoder.load_state_dict(state["mask_decoder"])
-        self.model.prompt_encoder.load_state_dict(state["prompt_encoder"])
+        for name, m in self.modules:
+            m.load_state_dict(state[name])
+
+    # -- the trained encoder ----------------------------------------------------------------
+    def features(self, t: PlaneTargets) -> torch.Tensor:
+        """``(1, C, h, w)`` embedding of plane ``t``: its stored one, or (whole model) the
+        training encoder's, with gradients."""
+        if not self.whole:
+            return t.features
+        if t.pixels is None:
+            raise ValueError(f"plane {t.name} has no encoder input (pixels); prepare it "
+                             "with pixels to train the whole model")
+        self.model.image_encoder.train()
+        with self.autocast():
+            return self.model.image_encoder(t.pixels).float()
+
+    def refresh(self, targets: list[PlaneTargets]) -> list[PlaneTargets]:
+        """``targets`` with their embeddings recomputed by the training encoder (whole model;
+        before scoring); unchanged otherwise."""
+        if self.whole:
+            self.model.image_encoder.eval()
+            with torch.no_grad():
+                for t in targets:
+                    t.features = self.model.image_encoder(t.pixels).float()
+        return targets
 
     # -- learning rate ----------------------------------------------------------------------
     @property
@@ -156,9 +190,10 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         mask_input = None
         total = 0.0
+        features = self.features(t)
         for r in range(self.rounds):
             with self.autocast():
-                logits, iou = self.decode(self.model, t.features, prompts, mask_input,
+                logits, iou = self.decode(self.model, features, prompts, mask_input,
                                           self.dense_pe)
             loss, best = decoder_loss(logits[..., :vh, :vw], iou, target, self.loss)
             value = float(loss.detach())
@@ -166,7 +201,8 @@ class Trainer:
                 self.opt.zero_grad(set_to_none=True)
                 return value
             scaled = loss / self.rounds
-            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            keep = self.whole and r + 1 < self.rounds  # the encoder's graph serves every round
+            (self.scaler.scale(scaled) if self.scaler else scaled).backward(retain_graph=keep)
             total += value
             if r + 1 < self.rounds:
                 chosen = pick(logits, best).float()

@@ -146,8 +146,17 @@ BUNDLED: dict[str, BundledModel] = {
         sha256="6fd035745b179fedd9d09c8d44053b2ef5c9e941685bea6b5bb8cc19f00ad190",
         size=6_213_352,
     ),
+    # embryo_tiny's architecture trained further on realistic synthetic nuclei, degraded
+    # phantoms and pseudo-labelled real C. elegans frames (tools/train_embryo.py)
+    "embryo_v1": BundledModel(
+        name="embryo_v1",
+        filename="embryo.safetensors",
+        sha256="d196e511a884faecc5e24080d34e6f5f4f9fc05d60d9fd2ed3d0342b7209b871",
+        size=6_214_024,
+    ),
 }
-ALIASES = {"demo": "embryo_tiny"}  # "demo" named a random model before 0.2
+# "demo" named a random model before 0.2; "embryo" names the recommended bundled model
+ALIASES = {"demo": "embryo_tiny", "embryo": "embryo_v1"}
 ALL_MODEL_NAMES: tuple[str, ...] = (*MODEL_NAMES, *BUNDLED)
 
 

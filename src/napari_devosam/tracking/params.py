@@ -177,12 +177,14 @@ class PropagationParams:
         "near 0; at most 0.5).", low=0.0, high=0.5, step=0.05, advanced=True,
         why="more leaves no room between the cells")
     division_max_daughter_fraction: float = _division(
-        0.8, "Evidence a division needs: each daughter holds at most this fraction of the "
-        "mother's previous area (tracking.divisions.evidence; a neighbour beside a cell that "
-        "kept its size is no daughter).", advanced=True, **FRACTION)
+        0.8, "Evidence a division needs on membrane stains: each daughter holds at most this "
+        "fraction of the mother's previous area (tracking.divisions.evidence; a neighbour "
+        "beside a cell that kept its size is no daughter). Nuclei are not held to it.",
+        advanced=True, **FRACTION)
     division_max_total_fraction: float = _division(
-        1.6, "Evidence a division needs: both daughters together hold at most this many times "
-        "the mother's previous area.", low=0.0, step=0.1, edit_max=10.0, advanced=True)
+        1.6, "Evidence a division needs on membrane stains: both daughters together hold at "
+        "most this many times the mother's previous area.", low=0.0, step=0.1, edit_max=10.0,
+        advanced=True)
     division_need_seeds: bool = _division(
         True, "Evidence a division needs: each daughter covers a stain seed of its own, and "
         "not one that was there on the previous plane outside the mother (a neighbour).",

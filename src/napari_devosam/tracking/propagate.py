@@ -292,7 +292,7 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
     grow_objects(found, again, analysis, p.membrane_grow_px, ctx.locked(plane))
     if divisions:  # proposals without evidence are no divisions (divisions.evidence)
         refuse_unproven(found, [active[t[0]].crop for t in todo], [t[3] for t in todo], seeds,
-                        lambda: seed_points(ctx.seeds(previous)), p)
+                        lambda: seed_points(ctx.seeds(previous)), p, ctx.stain)
     ctx.seeds_of = (plane, seeds)
     for i, (track, _, _, shifted) in enumerate(todo):
         parts, score, logits_i = found[i], float(iou[i]), low_res[i]

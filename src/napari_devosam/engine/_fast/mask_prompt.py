@@ -34,7 +34,7 @@ class MaskFeatures:
         """(B, 1, 4h, 4w) low-res logits -> (B, 16, h*w), channels first.
 
         Equal (to float rounding) to ``mask_downscaling[:-1](mask_input).flatten(2)``. With a
-        ``_workspace.Workspace`` ``ws`` the intermediates (and the result) live in its buffers.
+        ``workspace.Workspace`` ``ws`` the intermediates (and the result) live in its buffers.
         """
         n, _, hh, ww = mask_input.shape
         x = mask_input

@@ -1,5 +1,5 @@
 """The fast decoder's kernels (``kernels``) on windows of the image embedding (private; used
-by ``engine.window_decoder``).
+by ``engine._fast.window_decoder``).
 
 Everything the kernels take per image or per model that is laid out per image token (the
 layer-0 projections of ``ImageState``, the dense positional encoding and its projections in

@@ -6,10 +6,12 @@ membrane into a neighbour, or a neighbour nobody tracks sits beside the track (t
 DevoLearn membrane movie, 5 seeds, 61 frames: 42 divisions where a person sees a handful).
 A proposal stands only with all of this evidence (thresholds in ``PropagationParams``):
 
-- **size**: each daughter holds at most ``division_max_daughter_fraction`` of the mother's
-  previous area and both together at most ``division_max_total_fraction`` of it (a cell
-  that divides is split in two about halves; a neighbour is a whole cell beside one that
-  kept its size);
+- **size**, on membrane-stained planes: each daughter holds at most
+  ``division_max_daughter_fraction`` of the mother's previous area and both together at
+  most ``division_max_total_fraction`` of it (a cell that divides is split in about
+  halves; a neighbour is a whole cell beside one that kept its size). Nuclei are not held
+  to it: a daughter nucleus soon has its mother's size (on the phantom lineage movies each
+  daughter held 0.7-1.05 of it);
 - **stain seeds** (``division_need_seeds``): each daughter covers one of the plane's own
   stain seeds, a different one (the image shows two cells, not one cut in two);
 - **not a neighbour**: a daughter whose seed had a seed on the previous plane within half
@@ -42,22 +44,23 @@ def _seed_inside(crop: Crop, points: np.ndarray) -> list[int]:
     return [int(k) for k in idx if crop.data[local[k, 0], local[k, 1]]]
 
 
-def refusal(daughters: list[Crop], mother: Crop, seeds, previous_points, params: PropagationParams
-            ) -> str | None:
+def refusal(daughters: list[Crop], mother: Crop, seeds, previous_points, params: PropagationParams,
+            stain: str = "membrane") -> str | None:
     """Why two proposed ``daughters`` are no division of ``mother`` (her previous mask, as
     it was, full-plane coordinates), or None when the evidence holds.
 
     ``seeds``: the plane's stain seeds (``automatic.seeds.Seeds``) or None (then the seed
     tests are skipped); ``previous_points()``: ``(N, 2)`` (row, col) seed points of the
-    previous plane, called only when needed (may return an empty array)."""
+    previous plane, called only when needed (may return an empty array); ``stain``: the
+    run's stain ("membrane" checks the sizes, "nuclei" and "auto" do not)."""
     p = params
     area = float(mother.area)
     if area <= 0:
         return "no mother"
     sizes = [d.area / area for d in daughters]
-    if max(sizes) > p.division_max_daughter_fraction:
+    if stain == "membrane" and max(sizes) > p.division_max_daughter_fraction:
         return f"a daughter keeps {max(sizes):.2f} of the mother's area"
-    if sum(sizes) > p.division_max_total_fraction:
+    if stain == "membrane" and sum(sizes) > p.division_max_total_fraction:
         return f"daughters hold {sum(sizes):.2f} of the mother's area"
     if not p.division_need_seeds or seeds is None:
         return None
@@ -65,7 +68,8 @@ def refusal(daughters: list[Crop], mother: Crop, seeds, previous_points, params:
     inside = [_seed_inside(d, points) for d in daughters]
     if not inside[0] or not inside[1]:  # daughters are disjoint: two different seeds
         return "not two stain seeds"
-    previous = np.asarray(previous_points()).reshape(-1, 2)
+    previous = np.round(np.asarray(previous_points(), dtype=float)).astype(np.int64)
+    previous = previous.reshape(-1, 2)
     radius = np.sqrt(area / np.pi)
     for mine in inside:
         if all(existed_before(points[k], previous, mother, 0.5 * radius) for k in mine):
@@ -81,11 +85,13 @@ def keep_one(daughters: list[Crop], shifted: Crop) -> list[Crop]:
 
 
 def refuse_unproven(found: list[list[Crop]], mothers: list[Crop], shifted: list[Crop], seeds,
-                    previous_points, params: PropagationParams) -> list[tuple[int, str]]:
+                    previous_points, params: PropagationParams, stain: str = "membrane"
+                    ) -> list[tuple[int, str]]:
     """Turn, in place, every pair of daughters in ``found`` (per track index) that lacks the
     evidence of ``refusal`` back into one cell (``keep_one``). ``mothers`` and ``shifted``:
     each track's previous mask as it was and motion-shifted; ``previous_points()`` as for
-    ``refusal`` (called once at most). Returns ``(index, why)`` per refused pair."""
+    ``refusal`` (called once at most), ``stain`` as there. Returns ``(index, why)`` per
+    refused pair."""
     memo: list = []
 
     def points():
@@ -97,7 +103,7 @@ def refuse_unproven(found: list[list[Crop]], mothers: list[Crop], shifted: list[
     for i, parts in enumerate(found):
         if len(parts) != 2:
             continue
-        why = refusal(parts, mothers[i], seeds, points, params)
+        why = refusal(parts, mothers[i], seeds, points, params, stain)
         if why:
             found[i] = keep_one(parts, shifted[i])
             refused.append((i, why))
