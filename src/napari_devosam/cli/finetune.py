@@ -19,10 +19,13 @@ def add_parser(subparsers) -> None:
             "Train the mask decoder of a SAM model on annotated planes: each DATA is a bundle "
             "written by 'devosam export' or a folder with images/ and labels/ holding files of "
             "matching names (TIFF/PNG). The image encoder stays frozen (embeddings are computed "
-            "once, through the embedding cache). The best decoder by validation IoU is written "
-            "to --out (safetensors); load it with --decoder or in the annotator. Training "
-            "counts optimisation steps: it stops at the step budget (--steps), at --max-minutes, "
-            "or after --patience validation rounds without gain (counted from --min-steps on). "
+            "once, through the embedding cache); the bundled models train whole by default "
+            "(--train-whole: the file written is then a model for --model). The best decoder by "
+            "validation IoU is written to --out (safetensors); load it with --decoder or in the "
+            "annotator. Before training it prints an estimate of the run time, measured on a "
+            "few steps. Training counts optimisation steps: it stops at the step budget "
+            "(--steps), at --max-minutes (default 8), or after --patience validation rounds "
+            "without gain (counted from --min-steps on). "
             "When no validation round beats the starting decoder, nothing is written and the "
             f"exit code is {NO_GAIN_EXIT_CODE}."
         ),
@@ -57,6 +60,8 @@ class _Bars:
             line = f"{ev.message}" if ev.message else f"validation IoU {ev.val_iou:.3f}"
             self._write(line)
             return
+        if ev.phase == "embed" and ev.message:  # the run's estimate, measured before it
+            self._write(ev.message)
         if not self.enabled or ev.phase not in ("embed", "train"):
             return
         if self.phase != ev.phase:
@@ -75,8 +80,11 @@ class _Bars:
         if line:
             self._write(f"{self.bar.desc}: {line}")
         if ev.phase == "train":
+            from napari_devosam.utils.estimate import duration
+
+            eta = {} if ev.eta is None else {"left": duration(ev.eta)}
             self.bar.set_postfix(epoch=ev.epoch, lr=f"{ev.lr:.2g}", loss=f"{ev.loss:.3f}",
-                                 best_iou=f"{ev.best_val_iou:.3f}", refresh=False)
+                                 best_iou=f"{ev.best_val_iou:.3f}", **eta, refresh=False)
 
     def _write(self, line: str) -> None:
         if self.bar is not None:
@@ -140,7 +148,10 @@ def run(args) -> int:
     print(f"validation IoU before: {result.val_iou_before:.3f}  after: "
           f"{result.val_iou_after:.3f}  (best step {result.best_step} of {result.steps_run}, "
           f"{result.stopped}, validated on {result.validated_on} planes)")
-    if result.improved:
+    if result.improved and result.metadata.get("trained_encoder"):
+        print(f"wrote the whole model {result.path}  ({result.masks_per_s:.1f} masks/s); "
+              f"use it with --model {result.path}")
+    elif result.improved:
         print(f"wrote {result.path}  ({result.masks_per_s:.1f} masks/s)")
     else:
         print(result.message)

@@ -67,8 +67,8 @@ class RunEstimate:
     def line(self) -> str:
         """One line for users, e.g. "estimated run time: about 4 min 10 s (400 steps at
         0.52 s, 18 validation rounds at 1.2 s, 4 planes to embed at 0.2 s; measured here)"."""
-        parts = [f"{count(self.steps, 'step')} at {per_unit(self.step_s)}"
-                 f"{'' if self.threads <= 0 else f' ({count(self.threads, 'thread')})'}",
+        threads = f" ({count(self.threads, 'thread')})" if self.threads > 0 else ""
+        parts = [f"{count(self.steps, 'step')} at {per_unit(self.step_s)}{threads}",
                  f"{count(self.rounds, 'validation round')} at {per_unit(self.validate_s)}"]
         if self.planes:
             parts.append(f"{count(self.planes, 'plane')} to embed at {per_unit(self.embed_s)}")
@@ -129,8 +129,9 @@ def probe(sam, train: list, val: list, settings, device, whole: bool, cache=None
     """
     import torch
 
-    from napari_devosam.engine.embeddings import embed_plane
-    from napari_devosam.finetune.evaluate import score_targets
+    from napari_devosam.engine.embeddings import EmbeddingCache, embed_plane
+    from napari_devosam.engine.predictor import Predictor
+    from napari_devosam.finetune.evaluate import score_plane
     from napari_devosam.finetune.settings import resolve_budget
     from napari_devosam.finetune.targets import prepare_plane, with_pixels
     from napari_devosam.finetune.trainer import Trainer, training_model
@@ -154,7 +155,7 @@ def probe(sam, train: list, val: list, settings, device, whole: bool, cache=None
     threads = min(timings, key=timings.get)
     torch.set_num_threads(threads)
     v0 = time.perf_counter()
-    score_targets(model, trainer.refresh([t]))
+    score_plane(Predictor(model, cache=EmbeddingCache(max_items=0)), trainer.refresh([t])[0])
     per_object = (time.perf_counter() - v0) / max(t.n_objects, 1)
     budget = resolve_budget(s, steps_per_epoch(train, s.batch_prompts))
     n_val_objects = sum(len(p.object_ids) for p in (val or train))

@@ -34,6 +34,9 @@ class ProgressEvent:
       lr: the learning rate of this step (``"train"``/``"validate"``), else None.
       masks_per_s: training throughput so far (masks trained per second of training).
       elapsed: seconds since ``finetune`` started.
+      eta: estimated seconds left (``"embed"``/``"train"``/``"validate"``), from rates
+        measured on this run (``finetune.estimate``); None when not known. The first
+        ``"embed"`` event carries the whole run's estimate, its ``message`` the estimate line.
       message: a human-readable line (e.g. why training stopped).
     """
 
@@ -50,6 +53,7 @@ class ProgressEvent:
     masks_per_s: float | None = None
     elapsed: float = 0.0
     message: str = ""
+    eta: float | None = None
 
 
 @dataclass

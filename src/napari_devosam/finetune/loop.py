@@ -32,6 +32,8 @@ class LoopState:
     stale: int = 0
     stopped: str = "completed"
     train_seconds: float = 0.0
+    val_seconds: float = 0.0
+    val_rounds: int = 0
     losses: list = field(default_factory=list)
     history: list = field(default_factory=list)
 
@@ -55,6 +57,18 @@ class Run:
     event: Callable[..., ProgressEvent]
     score: Callable[[list], dict]
     start: float
+    step_s: float | None = None  # seconds per step measured before the run (the ETA's rate
+    # until the run's own steps are timed)
+
+    def eta(self, st: LoopState) -> float:
+        """Seconds left at the rates measured so far (``estimate.eta_seconds``)."""
+        from napari_devosam.finetune.estimate import eta_seconds
+
+        step_s = st.train_seconds / st.step if st.step else (self.step_s or 0.0)
+        val_s = st.val_seconds / st.val_rounds if st.val_rounds else 0.0
+        left = None if self.deadline is None else self.deadline - time.perf_counter()
+        return eta_seconds(st.step, self.budget, step_s, self.settings.validate_every,
+                           val_s, left)
 
 
 def history_entry(run: Run, st: LoopState, loss, scores: dict) -> dict:
@@ -90,7 +104,10 @@ def _step(run: Run, st: LoopState, t, idx) -> float:
 
 def _validate(run: Run, st: LoopState) -> Generator[ProgressEvent, None, None]:
     """One validation round: score, keep the weights when better, count stale rounds."""
+    t0 = time.perf_counter()
     scores = run.score(run.val_t)
+    st.val_seconds += time.perf_counter() - t0
+    st.val_rounds += 1
     loss = sum(st.losses) / len(st.losses) if st.losses else None
     st.losses = []
     st.history.append(history_entry(run, st, loss, scores))
@@ -101,7 +118,7 @@ def _validate(run: Run, st: LoopState) -> Generator[ProgressEvent, None, None]:
     elif st.step >= run.settings.min_steps:
         st.stale += 1
     yield run.event("validate", epoch=st.epoch, step=st.step, epoch_loss=loss, val_iou=iou,
-                    best_val_iou=st.best, lr=run.trainer.lr,
+                    best_val_iou=st.best, lr=run.trainer.lr, eta=run.eta(st),
                     message=f"step {st.step}: validation IoU {iou:.3f}")
 
 
@@ -125,7 +142,7 @@ def train_loop(run: Run, st: LoopState) -> Generator[ProgressEvent, None, LoopSt
         value = _step(run, st, t, idx)
         yield run.event("train", epoch=epoch, step=st.step, loss=value,
                         epoch_loss=sum(st.losses) / len(st.losses), best_val_iou=st.best,
-                        lr=run.trainer.lr,
+                        lr=run.trainer.lr, eta=run.eta(st),
                         masks_per_s=run.trainer.masks_trained / max(st.train_seconds, 1e-9))
         reason = _stop_reason(run, st)
         if reason is not None or st.step % s.validate_every == 0:

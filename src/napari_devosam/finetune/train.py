@@ -112,7 +112,7 @@ def _validate_start(run: Run) -> Generator[ProgressEvent, None, LoopState]:
     st = LoopState(before=before, best=before, best_state=run.trainer.state(),
                    val_seconds=time.perf_counter() - t0, val_rounds=1)
     st.history.append(history_entry(run, st, None, scores))
-    yield run.event("validate", val_iou=before, best_val_iou=before,
+    yield run.event("validate", val_iou=before, best_val_iou=before, eta=run.eta(st),
                     message=f"starting decoder: validation IoU {before:.3f}")
     return st
 

@@ -131,20 +131,8 @@ def make_nuclei_field(shape, rng: np.random.Generator, dtype=None):
         taken = labels[r0:r1, c0:c1] > 0
         if (inside & taken).sum() > overlap_ok * inside.sum():
             continue
-        level = float(np.exp(rng.normal(0, 0.45)))
-        if rng.random() < 0.15:
-            level *= rng.uniform(0.12, 0.35)  # dim
-        edge = rng.uniform(0.03, 0.25)
-        profile = 1 / (1 + np.exp((rad - 1) / edge))
-        tex = (1 + rng.uniform(0, 0.35) * texture_big[r0:r1, c0:c1]
-               + rng.uniform(0, 0.3) * texture_small[r0:r1, c0:c1])  # fmt: skip
-        if rng.random() < 0.3:  # dark nucleolus
-            nr, nc = rng.normal(0, 0.3 * b), rng.normal(0, 0.3 * b)
-            nrad = np.hypot(dr - nr, dc - nc) / max(1.0, 0.25 * b)
-            tex = tex * (1 - rng.uniform(0.3, 0.7) * np.exp(-(nrad**2)))
-        if rng.random() < 0.2:  # brighter rim (nuclear envelope staining)
-            tex = tex * (1 + rng.uniform(0.2, 0.8) * np.exp(-(((rad - 0.9) / 0.1) ** 2)))
-        patch = level * profile * np.clip(tex, 0.15, None)
+        patch = _nucleus_pixels(rng, rad, dr, dc, b, texture_big[r0:r1, c0:c1],
+                                texture_small[r0:r1, c0:c1])
         out_of_focus = rng.random() < 0.15
         if out_of_focus:
             blur = rng.uniform(0.12, 0.4) * d
@@ -164,7 +152,32 @@ def make_nuclei_field(shape, rng: np.random.Generator, dtype=None):
         lab_patch = labels[r0:r1, c0:c1]
         lab_patch[inside] = next_id
         next_id += 1
-    signal = signal + blurred_layer
+    return _finish_field(signal + blurred_layer, labels, diam, anisotropic, rng, dtype)
+
+
+def _nucleus_pixels(rng, rad, dr, dc, b, texture_big, texture_small) -> np.ndarray:
+    """One nucleus's intensity on its patch: brightness (sometimes dim), a soft edge, texture,
+    sometimes a dark nucleolus or a brighter rim. ``rad`` is 1 on the outline; ``dr``/``dc``
+    are offsets (rows, columns) from the centre; ``b`` the minor semi-axis in px."""
+    level = float(np.exp(rng.normal(0, 0.45)))
+    if rng.random() < 0.15:
+        level *= rng.uniform(0.12, 0.35)  # dim
+    edge = rng.uniform(0.03, 0.25)
+    profile = 1 / (1 + np.exp((rad - 1) / edge))
+    tex = (1 + rng.uniform(0, 0.35) * texture_big
+           + rng.uniform(0, 0.3) * texture_small)  # fmt: skip
+    if rng.random() < 0.3:  # dark nucleolus
+        nr, nc = rng.normal(0, 0.3 * b), rng.normal(0, 0.3 * b)
+        nrad = np.hypot(dr - nr, dc - nc) / max(1.0, 0.25 * b)
+        tex = tex * (1 - rng.uniform(0.3, 0.7) * np.exp(-(nrad**2)))
+    if rng.random() < 0.2:  # brighter rim (nuclear envelope staining)
+        tex = tex * (1 + rng.uniform(0.2, 0.8) * np.exp(-(((rad - 0.9) / 0.1) ** 2)))
+    return level * profile * np.clip(tex, 0.15, None)
+
+
+def _finish_field(signal, labels, diam: float, anisotropic: bool, rng, dtype):
+    """Optics and camera on the summed nuclei: blur, background, haze, anisotropy, output."""
+    h, w = signal.shape
     signal = ndimage.gaussian_filter(signal, rng.uniform(0.5, 1.8))
     bg_level = rng.uniform(0.0, 0.35)
     signal = signal + bg_level * _background((h, w), rng)
