@@ -91,8 +91,8 @@ def eta_seconds(step: int, budget: int, step_s: float, validate_every: int,
     """Seconds left after ``step`` of ``budget`` steps at the measured rates (validation
     rounds included), at most ``deadline_left`` plus one step and round (the time limit)."""
     left = max(budget - step, 0)
-    rounds = validation_rounds(budget, validate_every) - validation_rounds(step, validate_every)
-    rounds = max(rounds, 0) if left else 0
+    done = 1 + step // validate_every  # the start and every validate_every steps so far
+    rounds = max(validation_rounds(budget, validate_every) - done, 0) if left else 0
     eta = left * step_s + rounds * validate_s
     if deadline_left is not None:
         eta = min(eta, max(deadline_left, 0.0) + step_s + validate_s)
