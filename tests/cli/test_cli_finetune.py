@@ -103,3 +103,13 @@ def test_bad_data_is_one_stderr_line_before_loading_a_model(data, tmp_path, load
     assert rc == 1 and len(err) == 1
     assert err[0].startswith(f"devosam {command}: error:") and "p2.tif" in err[0]
     assert loads == []
+
+
+def test_the_estimate_is_printed_before_training(data, tmp_path, loads, capsys):
+    out = tmp_path / "dec.safetensors"
+    main(["finetune", str(data), "--model", "vit_b", "--out", str(out), "--steps", "4",
+          "--validate-every", "2", "--device", "cpu", "--no-progress",
+          "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert "estimated run time: about " in err and "4 steps at" in err
+    assert err.index("estimated run time") < err.index("starting decoder: validation IoU")

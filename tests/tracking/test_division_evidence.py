@@ -1,12 +1,11 @@
-"""Divisions need evidence (``tracking.divisions.evidence``), a cell entering the image is no
-daughter, and a one-plane dip does not end a track (``max_missed_planes``)."""
+"""Divisions need evidence (``tracking.divisions.evidence``), and a one-plane dip does not end
+a track (``max_missed_planes``)."""
 
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from scipy import ndimage
 
 from napari_devosam.synthetic.lineage import make_lineage_timelapse
 from napari_devosam.tracking.divisions.evidence import refusal
@@ -57,40 +56,6 @@ def test_no_division_without_evidence():
     assert "there before" in refusal([a, b], narrow, _seeds((48, 33), (48, 50)), before, p)
     off = PropagationParams(division_need_seeds=False)
     assert refusal([a, b], mother, _seeds((48, 33)), _none, off) is None
-
-
-def _entering_movie(n=5):
-    """Cell 1 near the right edge; from frame 2 on, cell 2 enters from the right edge and
-    touches it (the oracle's box for cell 1 holds both centroids: one connected answer)."""
-    labels = np.zeros((n, *SHAPE), dtype=np.int32)
-    for t in range(n):
-        labels[t][_disk((48, 66), 12)] = 1
-        if t >= 2:
-            labels[t][_disk((48, 95), 12) & (labels[t] == 0)] = 2
-    stack = ndimage.gaussian_filter((labels > 0).astype(float) * 200,
-                                    sigma=(0, 1.5, 1.5)).astype(np.uint16) + 10
-    return stack, labels
-
-
-def test_a_cell_entering_from_the_edge_is_no_daughter():
-    stack, labels = _entering_movie()
-
-    def run(params):
-        oracle = OracleDecoder(labels)
-        seeds = [Seed(1, (0,), labels[0] == 1)]
-        return drain(propagate(None, stack, seeds, decoder=oracle,
-                               embedding_for=oracle.embedding_for, params=params))
-
-    loose = PropagationParams(division_max_daughter_fraction=1.0,
-                              division_max_total_fraction=10.0, division_need_seeds=False)
-    assert run(loose).divisions  # without the evidence the newcomer is taken for a daughter
-    result = run(PropagationParams())
-    assert not result.divisions and 1 not in result.ended
-    mine = [o for o in result.objects if o.track == 1]
-    assert len(mine) == 4  # frames 1-4
-    for o in mine:  # the track stays on its own cell
-        truth = labels[o.plane] == 1
-        assert (o.crop.full() & truth).sum() / (o.crop.full() | truth).sum() > 0.9
 
 
 def test_a_one_plane_dip_does_not_end_a_track():

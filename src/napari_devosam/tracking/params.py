@@ -177,7 +177,7 @@ class PropagationParams:
         "near 0; at most 0.5).", low=0.0, high=0.5, step=0.05, advanced=True,
         why="more leaves no room between the cells")
     division_max_daughter_fraction: float = _division(
-        0.8, "Evidence a division needs on membrane stains: each daughter holds at most this "
+        0.9, "Evidence a division needs on membrane stains: each daughter holds at most this "
         "fraction of the mother's previous area (tracking.divisions.evidence; a neighbour "
         "beside a cell that kept its size is no daughter). Nuclei are not held to it.",
         advanced=True, **FRACTION)
