@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_finetune_train import QUICK, scripted_scores
 
 import phantom_pairs
 from napari_devosam.finetune import RunSettings, run_finetune
@@ -13,7 +14,6 @@ from napari_devosam.models.identity import encoder_hash, model_hash
 from napari_devosam.models.loading import load_model
 from napari_devosam.models.model_files import is_model_file, model_config
 from napari_devosam.testing import tiny_sam
-from test_finetune_train import QUICK, scripted_scores
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -234,3 +234,16 @@ def test_the_form_has_an_editor_per_setting_and_reads_one_settings_object(qtbot,
     assert settings.mixed_precision is False and settings.steps is None
     form.minutes_spin.setValue(0)
     assert form.read().settings.max_minutes is None  # "no limit"
+
+
+def test_the_estimate_shows_before_start(make_napari_viewer, qtbot, bundle, tmp_path):
+    viewer = make_napari_viewer()
+    out = tmp_path / "decoder.safetensors"
+    widget = _widget(viewer, bundle, out, model=tiny_sam(), epochs=2)
+    with qtbot.waitSignal(widget.finished, timeout=TIMEOUT_MS) as done:
+        widget.estimate_btn.click()
+    outcome = done.args[0]
+    assert outcome.estimate.startswith("estimated run time: about ")
+    assert widget.estimate_label.text().startswith("Estimated run time: about ")
+    assert outcome.result is None and not out.exists()  # nothing trained or written
+    assert widget.start_btn.isEnabled() and widget.estimate_btn.isEnabled()

@@ -40,6 +40,7 @@ class JobSettings:
     device: str = "auto"
     cache: Any = None
     extra: dict = field(default_factory=dict)
+    estimate_only: bool = False  # stop at the run's estimate: nothing trained or written
 
 
 @dataclass
@@ -57,6 +58,7 @@ class JobOutcome:
     cancelled: bool = False
     error: BaseException | None = None
     model: Any = None  # the Sam that was trained (e.g. to reuse for the next run)
+    estimate: str = ""  # the estimate line of an ``estimate_only`` job
 
 
 class _Cancelled(Exception):
@@ -105,6 +107,21 @@ def _is_final(item) -> bool:
     return getattr(item, "phase", None) == "done"
 
 
+def _until_estimate(gen, stop: threading.Event) -> Generator[Any, None, str]:
+    """Re-yield ``gen``'s events up to its estimate (the first event with an ``eta`` and a
+    message: measured on a few steps of a throw-away decoder copy), then close it."""
+    try:
+        for item in gen:
+            if stop.is_set():
+                raise _Cancelled
+            yield item
+            if getattr(item, "eta", None) is not None and getattr(item, "message", ""):
+                return item.message
+        return ""
+    finally:
+        gen.close()
+
+
 def run_job(settings: JobSettings, stop: threading.Event) -> Generator[Any, None, JobOutcome]:
     """Load (if needed) and fine-tune; yields ``LoadProgress`` then the core's progress events.
 
@@ -129,6 +146,9 @@ def run_job(settings: JobSettings, stop: threading.Event) -> Generator[Any, None
         if settings.cache is not None:
             kwargs["cache"] = settings.cache
         gen = finetune([Path(d) for d in settings.data_dirs], sam, **kwargs)
+        if settings.estimate_only:
+            line = yield from _until_estimate(gen, stop)
+            return JobOutcome(estimate=line, model=sam)
         result = yield from _drive(gen, stop, final=_is_final)
         return JobOutcome(result=result, model=sam)
     except _Cancelled:

@@ -70,6 +70,11 @@ class FinetuneWidget(QWidget):
         layout.addWidget(self.form)
         row = QHBoxLayout()
         self.start_btn, self.cancel_btn = QPushButton("Start"), QPushButton("Cancel")
+        self.estimate_btn = QPushButton("Estimate time")
+        self.estimate_btn.setToolTip("Time a few steps on a copy of the decoder and say how "
+                                     "long the run will take (nothing is trained or written)")
+        self.estimate_btn.clicked.connect(self.estimate)
+        row.addWidget(self.estimate_btn)
         self.start_btn.clicked.connect(self.start)
         self.cancel_btn.clicked.connect(self.cancel)
         self.cancel_btn.setEnabled(False)
@@ -78,6 +83,9 @@ class FinetuneWidget(QWidget):
         layout.addLayout(row)
         self.progress_bar = QProgressBar()
         layout.addWidget(self.progress_bar)
+        self.estimate_label = QLabel("")
+        self.estimate_label.setWordWrap(True)
+        layout.addWidget(self.estimate_label)
         self.status_label = QLabel("Idle.")
         self.status_label.setWordWrap(True)
         layout.addWidget(self.status_label)
@@ -152,13 +160,19 @@ class FinetuneWidget(QWidget):
             settings.extra["normalization"] = normalization
         return settings
 
-    def start(self) -> None:
+    def estimate(self) -> None:
+        """Measure the run's time in a worker (the estimate shows above the status line);
+        nothing is trained or written."""
+        self.start(estimate_only=True)
+
+    def start(self, estimate_only: bool = False) -> None:
         """Start fine-tuning in a worker thread (does nothing while a run is going)."""
         if self._worker is not None:
             return
         settings = self._settings()
         if settings is None:
             return
+        settings.estimate_only = bool(estimate_only)
         from napari.qt.threading import create_worker
         from napari.utils import progress
 
@@ -183,6 +197,7 @@ class FinetuneWidget(QWidget):
         worker.finished.connect(self._on_finished)
         self._worker = worker
         self.start_btn.setEnabled(False)
+        self.estimate_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         worker.start()
 
@@ -209,6 +224,13 @@ class FinetuneWidget(QWidget):
             best = ev.best_val_iou if ev.best_val_iou is not None else ev.val_iou
             self.iou_label.setText(f"Validation IoU: before {self._iou_before:.3f}, "
                                    f"now {ev.val_iou:.3f}, best {best:.3f}")
+        eta = getattr(event, "eta", None)
+        if ev.phase == "embed" and eta is not None and ev.message:  # the run's estimate
+            self.estimate_label.setText(ev.message[0].upper() + ev.message[1:])
+        elif eta is not None and ev.phase == "train":
+            from napari_devosam.utils.estimate import duration
+
+            self.estimate_label.setText(f"About {duration(eta)} left.")
         self.status_label.setText(describe(ev))
         if ev.phase in ("embed", "train"):
             self._set_progress(ev.step, ev.total_steps,
@@ -228,7 +250,10 @@ class FinetuneWidget(QWidget):
 
     def _on_returned(self, outcome: JobOutcome) -> None:
         self._outcome = outcome
-        if outcome.cancelled:
+        if outcome.estimate:
+            self.estimate_label.setText(outcome.estimate[0].upper() + outcome.estimate[1:])
+            self.status_label.setText("Idle.")
+        elif outcome.cancelled:
             self.status_label.setText("Cancelled; the previous decoder file is unchanged.")
             _notify("info", "Fine-tuning cancelled; the previous decoder file is unchanged.")
         elif outcome.error is not None:
@@ -260,6 +285,7 @@ class FinetuneWidget(QWidget):
             self._pbar.close()
         self._pbar, self._worker, self._stop = None, None, None
         self.start_btn.setEnabled(True)
+        self.estimate_btn.setEnabled(True)
         self.cancel_btn.setEnabled(False)
         self.finished.emit(self._outcome)
 
