@@ -146,3 +146,13 @@ def test_a_folder_of_labels_says_the_option_takes_one_file(files, capsys, comman
 def test_a_missing_file_still_says_so(files, capsys):
     assert main(_argv("segment", str(files["tmp"] / "nope.tif"), files["tmp"], "")) == 1
     assert "no image file at" in _one_line_error(capsys, "segment")
+
+
+@pytest.mark.parametrize("command", ONE_FILE_COMMANDS)
+def test_a_damaged_tiff_is_one_line(files, capsys, command):
+    whole = files["tmp"] / "whole.tif"
+    tifffile.imwrite(whole, np.zeros((3, 256, 256), np.uint16), photometric="minisblack")
+    damaged = files["tmp"] / "damaged.tif"
+    damaged.write_bytes(whole.read_bytes()[:3000])
+    assert main(_argv(command, str(damaged), files["tmp"], str(files["seeds"]))) == 1
+    assert "not a readable TIFF file" in _one_line_error(capsys, command)

@@ -137,3 +137,42 @@ def test_normalization_key_and_validation():
 def test_is_rgb():
     assert is_rgb(np.zeros((4, 4, 3))) and is_rgb(np.zeros((4, 4, 4)))
     assert not is_rgb(np.zeros((4, 4))) and not is_rgb(np.zeros((4, 4, 2)))
+
+
+def _dim_blobs(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:64, 0:80]
+    plane = rng.normal(8, 1, (64, 80))
+    for r, c in ((20, 20), (40, 55)):
+        plane += 30 * np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / 40)
+    return np.clip(plane, 0, 255).astype(np.uint8)
+
+
+def test_a_stain_carried_in_one_rgb_channel_is_stretched_like_grayscale():
+    from napari_devosam.engine.image import encoded_gray, to_rgb
+
+    gray = _dim_blobs()
+    green = np.zeros((*gray.shape, 3), np.uint8)
+    green[..., 1] = gray
+    green[..., 0] = np.random.default_rng(1).integers(0, 2, gray.shape)  # a noisy dark channel
+    np.testing.assert_array_equal(encoded_gray(green), gray.astype(np.float32))
+    out = to_rgb(green)
+    np.testing.assert_array_equal(out, to_rgb(gray))
+    assert out.max() == 255 and gray.max() < 60  # the dim frame reaches SAM with full contrast
+
+
+def test_gray_stored_as_three_equal_channels_is_grayscale():
+    from napari_devosam.engine.image import encoded_gray, to_rgb
+
+    gray = _dim_blobs(2)
+    rgba = np.dstack([gray, gray, gray, np.full_like(gray, 255)])
+    assert encoded_gray(rgba[..., :3]) is not None
+    np.testing.assert_array_equal(to_rgb(rgba), to_rgb(gray))
+
+
+def test_true_colour_uint8_passes_through():
+    from napari_devosam.engine.image import encoded_gray, to_rgb
+
+    colour = np.random.default_rng(3).integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    assert encoded_gray(colour) is None
+    np.testing.assert_array_equal(to_rgb(colour), colour)

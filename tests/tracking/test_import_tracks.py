@@ -64,6 +64,23 @@ def test_ctc_round_trip_reproduces_pixels_and_parents(phantom, tmp_path):
     assert not store.objects and not store.labels.any()
 
 
+def test_a_gap_in_a_ctc_result_is_one_track_not_a_division(tmp_path):
+    """CTC writes a gap as a mother with one late daughter: one cell, one track."""
+    labels = np.zeros((6, 32, 32), np.uint16)
+    for f in (0, 1, 2, 4, 5):  # track 1, missing on frame 3
+        labels[f, 4:10, 4:10] = 1
+    labels[:, 20:26, 20:26] = 2  # another cell, the whole movie
+    write_ctc(tmp_path / "res", labels, {})
+    rows = (tmp_path / "res" / "res_track.txt").read_text().split()
+    assert rows[-4:] == ["3", "4", "5", "1"]  # the gap's piece: label 3, mother 1
+    store = AnnotationStore(tmp_path / "s.devosam", labels.shape)
+    summary = _drive(import_ctc(store, tmp_path / "res"), [])
+    assert (summary.tracks, summary.divisions) == (2, 0)
+    assert sorted(lineage(store)) == [1, 2] and lineage(store)[1].parent is None
+    export_store_tracks(tmp_path / "out", store, (0,), 0)
+    _same_result(tmp_path / "res", tmp_path / "out")
+
+
 def _drive(gen, steps):
     while True:
         try:

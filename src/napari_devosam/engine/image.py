@@ -85,6 +85,36 @@ def _stretch(plane: np.ndarray, normalization: Normalization) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
+def encoded_gray(rgb: np.ndarray) -> np.ndarray | None:
+    """The grayscale plane an ``(H, W, 3)`` image carries, or None for a true colour image.
+
+    Microscopes and movie exports often store one stain as RGB: three equal channels (gray),
+    or the signal in one channel (e.g. a green nuclear marker, the others near black). Such a
+    plane is returned as ``(H, W)`` float32 (the channels' mean, or the signal channel) so it
+    gets the same percentile stretch as any grayscale plane; passed through as colour, a dim
+    one-channel frame reaches SAM with almost no contrast. Judged on a subsample of pixels:
+    channels within 2 % of the image's range of each other are gray; a channel whose standard
+    deviation is at least 5x every other's carries the signal.
+    """
+    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 65536)))
+    sample = rgb[::step, ::step].reshape(-1, 3).astype(np.float32)
+    finite = np.isfinite(sample).all(axis=1)
+    sample = sample[finite]
+    if sample.size == 0:
+        return None
+    span = float(sample.max() - sample.min())
+    if span == 0:
+        return rgb[..., 0].astype(np.float32)
+    spread = np.abs(sample - sample.mean(axis=1, keepdims=True)).mean()
+    if spread <= 0.02 * span:
+        return rgb.astype(np.float32).mean(axis=-1)
+    stds = sample.std(axis=0)
+    order = np.argsort(stds)[::-1]
+    if stds[order[0]] > 0 and stds[order[1]] * 5 <= stds[order[0]]:
+        return rgb[..., int(order[0])].astype(np.float32)
+    return None
+
+
 def to_rgb(image, normalization: Normalization | None = None) -> np.ndarray:
     """Convert one plane to SAM's input: ``(H, W, 3)`` uint8, C-contiguous.
 
@@ -92,7 +122,9 @@ def to_rgb(image, normalization: Normalization | None = None) -> np.ndarray:
       image: ``(H, W)`` grayscale of any real dtype, or ``(H, W, 3|4)`` colour; channel and
         singleton axes follow ``stacks.as_plane`` (``(H, W, 1)``, gray + alpha ``(H, W, 2)``
         and ``(1, H, W)`` are one grayscale plane).
-      normalization: the percentile stretch for non-uint8-RGB input (default 0.5..99.5).
+      normalization: the percentile stretch (default 0.5..99.5) for grayscale input, for
+        grayscale carried as RGB (``encoded_gray``) and for non-uint8 colour; uint8 colour
+        images pass through.
 
     Raises ``ValueError`` for non-numeric or complex data, empty planes and several planes.
     """
@@ -110,6 +142,9 @@ def to_rgb(image, normalization: Normalization | None = None) -> np.ndarray:
         return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=-1))
     if plane.ndim == 3 and plane.shape[-1] in (3, 4):
         rgb = plane[..., :3]
+        gray = encoded_gray(rgb)
+        if gray is not None:  # grayscale in RGB clothes: stretched like any grayscale plane
+            return to_rgb(gray, normalization)
         if rgb.dtype == np.uint8:
             return np.ascontiguousarray(rgb)
         return np.ascontiguousarray(_stretch(rgb, normalization))

@@ -9,7 +9,9 @@ channel rule of ``engine.stacks.canonical_axes``.
 
 from __future__ import annotations
 
+import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +57,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         if tiff:
             import tifffile
 
-            data = np.asarray(tifffile.imread(path))
+            with _tifffile_quiet():
+                data = np.asarray(tifffile.imread(path))
         else:
             from skimage import io as skio
 
@@ -117,13 +120,26 @@ def _bioio_read(path: Path, order: str, **index) -> np.ndarray:
         raise ValueError(f"cannot read {path} with bioio: {exc}") from exc
 
 
+@contextmanager
+def _tifffile_quiet():
+    """tifffile logs what it finds wrong in a damaged file before it raises; the user gets our
+    one line (which quotes tifffile's exception) instead of two."""
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _tiff_first_page(path: Path) -> np.ndarray | None:
     """Page 0 of the first series when the series is a stack of such pages (its shape ends
     with the page's shape), else ``None`` (then the caller reads the whole file)."""
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _tifffile_quiet(), tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             page = series.keyframe
             shape, page_shape = tuple(series.shape), tuple(page.shape)

@@ -180,7 +180,8 @@ def _out_of(gen, total: int):
         yield done, total
 
 
-def _commits(labels: np.ndarray, parents: dict[int, int], info: dict):
+def _commits(labels: np.ndarray, parents: dict[int, int], info: dict,
+             track_of: dict[int, int] | None = None):
     """``(plane, mask, record)`` per object of the track labels ``(F, *frame)``, frame by
     frame (a generator: one full-plane mask in memory at a time)."""
     from scipy import ndimage
@@ -201,7 +202,8 @@ def _commits(labels: np.ndarray, parents: dict[int, int], info: dict):
                 mask = np.zeros(plane_shape, dtype=bool)
                 mask[box[-2:]] = part
                 plane = (f, *(b.start + i for b, i in zip(box[:-2], lead, strict=True)))
-                record = {"track": label, "parent": parents.get(label), "prompts": {},
+                track = (track_of or {}).get(label, label)
+                record = {"track": track, "parent": parents.get(track), "prompts": {},
                           "source": "import", **info}
                 yield plane, mask, record
 
@@ -226,10 +228,49 @@ def store_tracks_from_labels(store, labels: np.ndarray, parents: dict[int, int],
                                f"{tuple(store.shape)}")
     existing = _existing(store, replace)
     top = int(labels.max()) if labels.size else 0
-    ids = store.apply_batch(existing, _commits(labels, parents, info or {}), next_id=top + 1)
-    tracks = set(np.unique(labels).tolist()) - {0}
-    return ImportSummary(len(tracks), len({parents[t] for t in tracks if t in parents}),
-                         sum(1 for i in ids if i), labels.shape[0], len(existing))
+    track_of, parents = gap_continuations(labels, parents)
+    ids = store.apply_batch(existing, _commits(labels, parents, info or {}, track_of),
+                            next_id=top + 1)
+    tracks = {track_of.get(t, t) for t in set(np.unique(labels).tolist()) - {0}}
+    mothers = {parents[t] for t in tracks if t in parents}
+    return ImportSummary(len(tracks), len(mothers), sum(1 for i in ids if i), labels.shape[0],
+                         len(existing))
+
+
+def gap_continuations(labels: np.ndarray, parents: dict[int, int]
+                      ) -> tuple[dict[int, int], dict[int, int]]:
+    """CTC writes a track with a gap as a mother with ONE daughter that starts after the gap;
+    that is one cell, not a division (our own export does the same, ``track_files``).
+
+    Returns ``({label: track}, {track: mother track})``: each such daughter (only child,
+    first frame > mother's last + 1) continues her mother's track; other links stay
+    divisions. ``labels`` is ``(F, ...)``.
+    """
+    first, last = {}, {}
+    for f in range(labels.shape[0]):
+        for t in np.unique(labels[f]).tolist():
+            if t:
+                first.setdefault(t, f)
+                last[t] = f
+    children: dict[int, list[int]] = {}
+    for d, m in parents.items():
+        children.setdefault(m, []).append(d)
+    track_of: dict[int, int] = {}
+    for m, kids in children.items():
+        if len(kids) == 1 and kids[0] in first and m in last and first[kids[0]] > last[m] + 1:
+            track_of[kids[0]] = m
+
+    def root(t):
+        while t in track_of:
+            t = track_of[t]
+        return t
+
+    track_of = {t: root(t) for t in track_of}
+    merged = {}
+    for d, m in parents.items():
+        if d not in track_of:
+            merged[root(d)] = root(m)
+    return track_of, merged
 
 
 def import_ctc(store, result_dir, *, replace: bool = False
