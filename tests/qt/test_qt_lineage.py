@@ -84,6 +84,9 @@ def test_tree_draws_the_store_and_a_click_jumps_there(qtbot, tree):
     assert len(dock.layout_.tracks) == 14 == len(dock.data.info)
     assert len(dock.layout_.segments) == 14 + 12  # a line per track, a fork per daughter
     assert open_lineage_dock(w) is dock  # opened once
+    # the annotator's dock keeps the window's height (its buttons stay above the fold)
+    corner = viewer.window._qt_window.corner(Qt.Corner.BottomRightCorner)
+    assert corner == Qt.DockWidgetArea.RightDockWidgetArea
     mother, daughter = ids[1], ids[3]
     x, y = node_center(dock, daughter, 3)
     qtbot.mouseClick(dock.canvas, Qt.MouseButton.LeftButton, pos=QPoint(x, y))
