@@ -184,7 +184,8 @@ def open_lineage_dock(w):
     w.lineage_dock = dock
     # the annotator's dock keeps the window's full height: the tree goes under the canvas only,
     # so it never pushes the Propagate panel's buttons below the fold
-    w.viewer.window._qt_window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+    w.viewer.window._qt_window.setCorner(Qt.Corner.BottomRightCorner,
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
     w.viewer.window.add_dock_widget(dock, name=DOCK_NAME, area="bottom")
     return dock
 
