@@ -19,6 +19,7 @@ from napari.utils._proxies import ReadOnlyWrapper  # noqa: E402
 from napari.utils.interactions import mouse_press_callbacks  # noqa: E402
 
 from napari_devosam._qt.annotator_widget import AnnotatorWidget  # noqa: E402
+from napari_devosam.models.registry import recommended_bundled  # noqa: E402
 from napari_devosam.testing import tiny_sam  # noqa: E402
 
 TIMEOUT = 20_000
@@ -282,7 +283,7 @@ def test_model_panel_presets_and_load_errors_notify(make_napari_viewer, qtbot, m
     assert panel.model_combo.currentText() == DEMO_CHOICE
     with qtbot.waitSignal(w.model_changed, timeout=TIMEOUT):
         panel.load()
-    assert w.predictor is not None and "embryo_tiny" in panel.active_label.text()
+    assert w.predictor is not None and recommended_bundled() in panel.active_label.text()
 
 
 def test_offline_load_failure_notifies_and_frees_the_panel(make_napari_viewer, qtbot, monkeypatch):
@@ -305,7 +306,8 @@ def test_offline_load_failure_notifies_and_frees_the_panel(make_napari_viewer, q
     assert w.predictor is None and panel.load_button.isEnabled()
     assert len(errors) == 1 and "vit_b" in errors[0] and "DEVOSAM_CHECKPOINT" in errors[0]
     first = errors[0].splitlines()[0]  # what the notification shows before it is expanded
-    assert "checkpoint field" in first and "embryo_tiny" in first and "pass the" not in first
+    assert "checkpoint field" in first and recommended_bundled() in first
+    assert "pass the" not in first
 
 
 def test_partial_redraw_shows_exactly_the_data(make_napari_viewer, qtbot, stack, sam):

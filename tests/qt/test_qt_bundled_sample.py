@@ -4,6 +4,8 @@ objects match the sample's ground truth."""
 import numpy as np
 import pytest
 
+from napari_devosam.models.registry import recommended_bundled
+
 pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
 
@@ -25,7 +27,8 @@ def test_boxes_on_the_sample_commit_its_cells(make_napari_viewer, qtbot, tmp_pat
                               seed=SAMPLE_SEED)
     widget = AnnotatorWidget(viewer, project_dir=tmp_path, autoload=False)
     viewer.window.add_dock_widget(widget, name="SAM annotator")
-    assert widget.model_panel.model_combo.currentText() == "embryo_tiny"  # nothing cached
+    # nothing cached: the recommended bundled model (models.defaults)
+    assert widget.model_panel.model_combo.currentText() == recommended_bundled()
     with qtbot.waitSignal(widget.model_changed, timeout=60_000):
         widget.model_panel.load()
     qtbot.waitUntil(lambda: widget.state is not None and widget.state.ready_plane == (0,)

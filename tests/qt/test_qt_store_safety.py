@@ -88,6 +88,7 @@ def test_an_unwritable_store_keeps_the_mask_and_offers_a_project_folder(
     monkeypatch.setenv("DEVOSAM_STORE_DIR", str(root))
     (root / f"{image_hash(stack)}.devosam").write_text("in the way")  # cannot be a folder
     viewer, w = open_annotator(make_napari_viewer, qtbot, stack, sam)
+    viewer.dims.set_current_step(0, 1)  # a stack opens at its first plane; work on plane 1
     qtbot.waitUntil(lambda: any("cannot be written" in n.message for n in notes),
                     timeout=TIMEOUT)  # announced at opening, with a way out
     [warning] = [n for n in notes if "cannot be written" in n.message]

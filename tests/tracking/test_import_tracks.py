@@ -181,7 +181,7 @@ def test_existing_objects_are_refused_unless_replace(phantom, tmp_path):
 @pytest.fixture(scope="module")
 def hela(request, tmp_path_factory):
     """The HeLa ``01_RES`` folder of traccuracy's sdist, fetched once into pytest's cache."""
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)
     root = Path(cache.mkdir("traccuracy_sdist")) if cache else tmp_path_factory.mktemp("tr")
     folder = root / "Fluo-N2DL-HeLa" / "01_RES"
     if not (folder / "res_track.txt").is_file():
