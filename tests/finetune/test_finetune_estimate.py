@@ -74,8 +74,9 @@ def test_time_cap_has_a_default_and_can_be_lifted():
 
 def test_who_trains_whole_by_default():
     bundled = load_model("embryo_tiny", device="cpu")
-    assert trains_whole(bundled, RunSettings())  # a bundled model: the whole model
-    assert not trains_whole(tiny_sam(), RunSettings())  # anything else: the decoder only
+    assert not trains_whole(bundled, RunSettings())  # the default: the decoder only
+    assert trains_whole(bundled, RunSettings(train_whole=None))  # auto: a bundled model whole
+    assert not trains_whole(tiny_sam(), RunSettings(train_whole=None))  # anything else: not
     assert not trains_whole(bundled, RunSettings(train_whole=False))
     assert trains_whole(tiny_sam(), RunSettings(train_whole=True))
     assert thread_choices(RunSettings(threads=3), torch.device("cpu")) == [3]
@@ -87,7 +88,8 @@ def test_whole_model_training_changes_the_encoder_and_the_file_reloads(small, tm
     sam = load_model("embryo_tiny", device="cpu")
     before_model, before_encoder = model_hash(sam), encoder_hash(sam)
     out = tmp_path / "whole.safetensors"
-    result = run_finetune(small, sam, out=out, steps=4, validate_every=2, **QUICK)
+    result = run_finetune(small, sam, out=out, steps=4, validate_every=2, train_whole=True,
+                          **QUICK)
     assert result.improved and result.metadata["trained_encoder"]
     assert result.metadata["kind"] == "finetuned-model" and "--model" in result.message
     assert model_hash(sam) == before_model  # the model passed in never changes
@@ -95,4 +97,4 @@ def test_whole_model_training_changes_the_encoder_and_the_file_reloads(small, tm
     loaded = load_model(str(out), device="cpu")  # the safe path: safetensors, config checked
     assert encoder_hash(loaded) != before_encoder  # the encoder was trained
     assert model_config(loaded) == model_config(sam)
-    assert loaded.devosam_bundled  # fine-tuning it again trains it whole too
+    assert loaded.devosam_bundled  # with train_whole=None (auto) it would train whole again

@@ -112,10 +112,11 @@ class RunSettings:
         "bce", "Mask loss, each plus dice: bce, class-balanced bce, or focal (SAM's "
         "pre-training loss).", choices=("bce", "balanced", "focal"), advanced=True)
     train_whole: bool | None = _optimiser(
-        None, "Train the image encoder too (the whole model; written as a model file that "
-        "loads with --model). Auto: on for the bundled models, off for vit_b/l/h and other "
-        "checkpoints (decoder only: embeddings are computed once).",
-        kind=bool, none_text="auto: bundled models only")
+        False, "Train the image encoder too (the whole model; written as a model file that "
+        "loads with --model). Off by default: measured on real DSB2018 tiles it did not beat "
+        "decoder-only training within the time limit (docs/finetune.md). Auto (none): on for "
+        "the bundled models, off for vit_b/l/h and other checkpoints.",
+        kind=bool, optional=True, none_text="auto: bundled models only")
     threads: int | None = _data(
         None, "CPU threads for training (none: measured, the faster of 1 and torch's default "
         "on a few steps; a shared CPU is often much faster with 1).",

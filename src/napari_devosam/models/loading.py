@@ -103,7 +103,7 @@ def iter_load_model(model=None, device="auto", decoder=None, *,
     bundled_format = is_bundled(model) or bundled.file_builder(path) is not None
     sam = build_from_state_dict(state, source=path, builder=builder)
     # a bundled model, or a file of its format (a retrained or whole fine-tuned one): small
-    # enough that fine-tuning trains it whole by default (finetune.settings.train_whole)
+    # enough that fine-tuning may train it whole (train_whole auto: finetune.settings)
     sam.devosam_bundled = bool(bundled_format)
     sam.to(dev).eval()
     set_precision(sam, precision)

@@ -194,8 +194,9 @@ def add_arguments(parser, cls, skip=()) -> None:
         default, flag, text = default_of.get(name), _flag(name), spec.help
         common = dict(dest=name, default=argparse.SUPPRESS)
         if spec.kind is bool and spec.optional:
+            shown = "auto" if default is None else ("on" if default else "off")
             parser.add_argument(flag, choices=("auto", "on", "off"), help=f"{text} "
-                                "(default auto)", **common)
+                                f"(default {shown})", **common)
         elif spec.kind is bool:
             off = "--no-" + flag[2:]
             parser.add_argument(off if default else flag, action="store_const",
