@@ -12,6 +12,8 @@ import colorsys
 
 import numpy as np
 
+from napari_devosam.tracking.lineage import forest
+
 GOLDEN = 0.618033988749895
 SISTER_SHIFT = 0.05  # hue step between a mother and her daughters (fraction of the wheel)
 
@@ -19,13 +21,7 @@ SISTER_SHIFT = 0.05  # hue step between a mother and her daughters (fraction of 
 def track_colors(info: dict) -> dict[int, tuple[float, float, float]]:
     """``{track: (r, g, b)}`` floats in 0..1 for ``{track: TrackInfo}`` (``parent``,
     ``first``)."""
-    children: dict[int, list[int]] = {}
-    roots = []
-    for t, ti in info.items():
-        if ti.parent is not None and ti.parent in info and ti.parent != t:
-            children.setdefault(ti.parent, []).append(t)
-        else:
-            roots.append(t)
+    roots, children = forest(info)
     hls: dict[int, tuple[float, float, float]] = {}
     todo = []
     for i, root in enumerate(sorted(roots, key=lambda t: (info[t].first, t))):

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from napari_devosam.tracking.lineage import forest
+
 
 @dataclass
 class LineageLayout:
@@ -43,13 +45,7 @@ class LineageLayout:
 def row_order(info: dict) -> list[int]:
     """Track ids in row order: each mother between her daughters' subtrees (iterative, so a
     deep lineage cannot exhaust Python's stack)."""
-    children: dict[int, list[int]] = {}
-    roots = []
-    for t, ti in info.items():
-        if ti.parent is not None and ti.parent in info and ti.parent != t:
-            children.setdefault(ti.parent, []).append(t)
-        else:
-            roots.append(t)
+    roots, children = forest(info)
 
     def key(t):
         return (info[t].first, t)

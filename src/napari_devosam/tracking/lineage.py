@@ -138,6 +138,19 @@ def lineage(store, axis: int = 0, lead: tuple[int, ...] | None = None) -> dict[i
     return out
 
 
+def forest(info: dict[int, TrackInfo]) -> tuple[list[int], dict[int, list[int]]]:
+    """``(roots, {mother: [daughters]})`` of a lineage table: a track whose mother is not in
+    ``info`` (or is itself) is a root. Order follows ``info``'s."""
+    children: dict[int, list[int]] = {}
+    roots = []
+    for t, ti in info.items():
+        if ti.parent is not None and ti.parent in info and ti.parent != t:
+            children.setdefault(ti.parent, []).append(t)
+        else:
+            roots.append(t)
+    return roots, children
+
+
 def object_of(store, track: int, frame: int, axis: int = 0):
     """``(plane, object id)`` of ``track`` on ``frame`` (the first plane in order when the
     track has several there, e.g. z-slices), or None. One pass, no copy of the records."""
