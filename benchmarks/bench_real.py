@@ -66,11 +66,14 @@ def load_models(names: list[str], files: list[str]) -> dict[str, tuple[object, s
     return out
 
 
+ZOOM = "auto"  # --zoom: small objects in zoomed views (engine/zoom.py)
+
+
 def eval_model(sam, source, ids_per_plane, stain: str) -> dict:
     from napari_devosam import Predictor
     from napari_devosam.automatic.core import segment_all
 
-    pred = Predictor(sam, cache_dir=None)
+    pred = Predictor(sam, cache_dir=None, zoom={"on": True, "off": False}.get(ZOOM, ZOOM))
     box, empty, point, counts, secs, stains, shown = [], [], [], [], [], set(), None
     for (plane, labels), ids in zip(source.planes, ids_per_plane, strict=True):
         t0 = time.perf_counter()
@@ -236,7 +239,11 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--overlays", default=None, metavar="DIR", help="write PNG overlays here")
     p.add_argument("--json", default=None, metavar="PATH")
+    p.add_argument("--zoom", default="auto", choices=("auto", "on", "off"),
+                   help="small objects in zoomed views (default auto: on for bundled models)")
     args = p.parse_args(argv)
+    global ZOOM
+    ZOOM = args.zoom
     if args.quick:
         args.sources, args.max_objects, args.no_movies = QUICK_SOURCES, 40, True
         args.planes = 1

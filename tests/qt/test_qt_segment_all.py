@@ -55,6 +55,7 @@ def annotator(make_napari_viewer, qtbot, data, monkeypatch):
     widget = AnnotatorWidget(viewer, sam=tiny_sam())
     viewer.window.add_dock_widget(widget, name="SAM annotator")
     qtbot.waitUntil(lambda: widget.store is not None, timeout=TIMEOUT)
+    widget.predictor.zoom = False  # the oracle answers in whole-plane coordinates only
     return viewer, widget, truth
 
 

@@ -300,7 +300,10 @@ class AnnotatorWidget(QWidget):
     def _on_embedding(self, plane, emb) -> None:
         if self.state is None or plane != self.current_plane:
             return
-        self.predictor.set_embedding(emb)
+        image = self.embeddings.image
+        # the pixels too, so small objects are prompted in zoomed views (engine/zoom.py)
+        pixels = None if image is None or not self.predictor.zoom else np.asarray(image[plane])
+        self.predictor.set_embedding(emb, pixels)
         try:
             changed = self.state.embedding_ready(plane)
         except ValueError as exc:

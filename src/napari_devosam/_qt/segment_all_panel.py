@@ -123,7 +123,8 @@ class SegmentAllPanel(QGroupBox):
         if not all_planes:
             planes = [w.current_plane]
         model = SimpleNamespace(sam=w.predictor.sam, cache=w.cache,
-                                normalization=w.predictor.normalization)
+                                normalization=w.predictor.normalization,
+                                zoom=w.predictor.zoom)
         worker = create_worker(
             reported(_job), data, planes, model, self.mode_combo.currentText(),
             self.stain_combo.currentText(), self.diameter_spin.value() or None,

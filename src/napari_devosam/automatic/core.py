@@ -175,7 +175,7 @@ def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_are
         drop_box_shaped,
         proposals_to_labels,
     )
-    from napari_devosam.automatic.seeded import seeded_proposals
+    from napari_devosam.automatic.seeded import seeded_in_views, seeded_proposals
     from napari_devosam.engine.embeddings import embed_plane
 
     sam, cache, normalization = _sam_and_cache(model)
@@ -188,9 +188,21 @@ def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_are
         if analysis is not None and analysis.embryo is not None:
             props = _filter_to_embryo(props, analysis.embryo)
     else:
-        props = dedupe(drop_box_shaped(seeded_proposals(dec, seeds, min_score),
-                                       dec.plane_shape))
+        if plane is not None and _zooms(model, sam):
+            props = seeded_in_views(dec, plane, normalization, seeds, min_score)
+        else:
+            props = seeded_proposals(dec, seeds, min_score)
+        props = dedupe(drop_box_shaped(props, dec.plane_shape))
     return proposals_to_labels(props, dec.plane_shape, min_area)
+
+
+def _zooms(model, sam) -> bool:
+    """Small seeds in zoomed views: the ``Predictor``'s ``zoom`` when given one, else
+    ``engine.zoom.wanted`` (the bundled models)."""
+    from napari_devosam.engine.zoom import wanted
+
+    zoom = getattr(model, "zoom", None)
+    return wanted(sam) if zoom is None else bool(zoom)
 
 
 def neighbour_index(index: tuple[int, ...]) -> tuple[int, ...] | None:

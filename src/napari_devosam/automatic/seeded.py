@@ -68,3 +68,48 @@ def seeded_proposals(dec: PromptDecoder, seeds: Seeds, min_score: float = 0.0
             props += crop_proposals(dec, low[keep], iou_np[keep],
                                     stab[keep].float().cpu().numpy(), prompts, limits=lim)
     return props
+
+
+def seeded_in_views(dec: PromptDecoder, plane: np.ndarray, normalization, seeds: Seeds,
+                    min_score: float = 0.0) -> list[Proposal]:
+    """``seeded_proposals`` where each seed whose box is small on the whole plane is decoded
+    in a zoomed view around it (``engine.zoom``: one encoder pass per view, views shared by
+    neighbouring seeds of a similar size). Seeds without a box, and large ones, use ``dec``.
+
+    ``plane``: the ``(H, W)`` pixels ``dec``'s embedding was computed from.
+    """
+    from napari_devosam.automatic.decoding import PromptDecoder as _Decoder
+    from napari_devosam.engine import zoom as Z
+    from napari_devosam.engine.embeddings import embed_plane
+
+    has_box = np.flatnonzero(~np.isnan(seeds.boxes).any(axis=1))
+    whole, views = Z.plan_views(seeds.boxes[has_box], dec.plane_shape,
+                                dec.sam.image_encoder.img_size)
+    in_views = {int(has_box[i]) for view in views for i in view.members}
+    rest = [i for i in range(len(seeds)) if i not in in_views]
+    props = seeded_proposals(dec, _subset(seeds, rest, np.zeros(2)), min_score)
+    for view in views:
+        emb = embed_plane(dec.sam, Z.crop(plane, view.window), None, normalization)
+        members = [int(has_box[i]) for i in view.members]
+        for p in seeded_proposals(_Decoder(dec.sam, emb), _subset(seeds, members, view.offset),
+                                  min_score):
+            props.append(_to_plane(p, view.offset))
+    return props
+
+
+def _subset(seeds: Seeds, idx, offset: np.ndarray) -> Seeds:
+    """The seeds ``idx``, in the frame whose origin is ``offset`` ``(row, col)`` of the plane."""
+    idx = np.asarray(idx, dtype=np.int64)
+    return Seeds(seeds.points[idx] - offset, seeds.boxes[idx] - np.tile(offset, 2),
+                 [seeds.source[i] for i in idx])
+
+
+def _to_plane(p: Proposal, offset: np.ndarray) -> Proposal:
+    dr, dc = (int(v) for v in offset)
+    r0, c0, r1, c1 = p.box
+    prompt = dict(p.prompt)
+    prompt["point"] = [prompt["point"][0] + dr, prompt["point"][1] + dc]
+    if prompt["box"] is not None:
+        prompt["box"] = [v + d for v, d in zip(prompt["box"], (dr, dc, dr, dc), strict=True)]
+    return Proposal((r0 + dr, c0 + dc, r1 + dr, c1 + dc), p.mask, p.logits, p.score,
+                    p.stability, prompt)

@@ -13,6 +13,13 @@ plane, inverted (row1 < row0 or col1 < col0) or with NaN, and points outside the
 ``ValueError``. Mask pixels more than ``coords.BOX_MARGIN`` (2) pixels outside a box prompt
 are dropped (``coords.mask_within_box``): the same rule in the API, the CLI and the annotator.
 The returned low-res logits are SAM's, unclipped, for use as the next ``mask_input``.
+
+Small objects are prompted at object scale (``zoom.py``): a box that spans fewer than
+``zoom.TARGET`` input pixels is decoded in a zoomed view of the plane around it, encoded on
+its own; one positive click whose first mask is small is decoded again in the view around that
+mask. Views need the plane's pixels (``set_image``, or ``set_embedding(..., plane=)``). A
+``mask_input`` belongs to the frame of the call that returned it: the next call keeps that
+frame when its prompts fit it, else the ``mask_input`` is dropped.
 """
 
 from __future__ import annotations
@@ -22,14 +29,17 @@ import os
 import numpy as np
 import torch
 
+from napari_devosam.engine import zoom as Z
 from napari_devosam.engine.coords import clip_box, mask_within_box, validate_points
 from napari_devosam.engine.decoding import Decoder
 from napari_devosam.engine.embedding_cache import default_cache_dir
 from napari_devosam.engine.embeddings import EmbeddingCache, PlaneEmbedding, embed_plane
 from napari_devosam.engine.image import Normalization
+from napari_devosam.engine.stacks import as_plane
 
 SHARED_CACHE = object()  # Predictor's default cache_dir: the CLI's and the GUI's disk cache
 BOX_CHUNK = 16  # boxes decoded and upscaled together in predict_boxes (bounds memory)
+VIEW_CACHE = 64  # zoomed views' embeddings kept per plane (memory only: they are cheap)
 
 
 class Predictor:
@@ -47,6 +57,8 @@ class Predictor:
       device: used only when ``model`` is loaded here.
       precision: the image encoder's, "fp32" or "bf16" (``models.precision``); used only when
         ``model`` is loaded here (``set_precision`` changes a given ``Sam``).
+      zoom: prompt small objects in zoomed views (``zoom.py``): True, False, or "auto" (on
+        for encoders that take milliseconds, ``zoom.wanted``: the bundled models).
     """
 
     def __init__(
@@ -57,6 +69,7 @@ class Predictor:
         normalization: Normalization | None = None,
         device="auto",
         precision="auto",
+        zoom="auto",
     ):
         if isinstance(model, torch.nn.Module):
             sam = model
@@ -72,6 +85,14 @@ class Predictor:
         self._decoder = Decoder(self._sam)
         self._embedding: PlaneEmbedding | None = None
         self._logits: torch.Tensor | None = None  # scratch for upscaled logits
+        if zoom not in (True, False, "auto"):
+            raise ValueError(f"zoom must be True, False or 'auto', got {zoom!r}")
+        self.zoom = Z.wanted(self._sam) if zoom == "auto" else bool(zoom)
+        self._plane: np.ndarray | None = None  # pixels of the current plane, for views
+        self._views: dict[tuple, PlaneEmbedding] = {}
+        self._view_decoder = Decoder(self._sam)
+        self._view_window = None  # the window the view decoder holds
+        self._last_window = None  # the frame of the last predict's logits (None: whole)
 
     # --- state ---------------------------------------------------------------------------
 
@@ -99,11 +120,15 @@ class Predictor:
         """Make ``plane`` (2D of any dtype, or RGB) current; its embedding comes from the cache
         or is computed (seconds on a CPU: call ``embed_plane`` in a worker for GUIs)."""
         embedding = embed_plane(self._sam, plane, self.cache, self.normalization)
-        self.set_embedding(embedding)
+        self.set_embedding(embedding, plane)
         return embedding
 
-    def set_embedding(self, embedding: PlaneEmbedding) -> None:
-        """Make an already computed embedding current (moved to the model's device)."""
+    def set_embedding(self, embedding: PlaneEmbedding, plane=None) -> None:
+        """Make an already computed embedding current (moved to the model's device).
+
+        ``plane``: the pixels it was computed from (as ``set_image`` takes them), so small
+        objects can be prompted in zoomed views; without them every prompt uses the whole
+        plane's embedding."""
         features = embedding.features
         expected = tuple(self._sam.prompt_encoder.image_embedding_size)
         if features.ndim != 4 or features.shape[0] != 1 or tuple(features.shape[-2:]) != expected:
@@ -113,15 +138,68 @@ class Predictor:
             )
         self._decoder.set_embedding(embedding)
         self._embedding = self._decoder.embedding
+        self._plane = None
+        if plane is not None:
+            plane = as_plane(plane)
+            if tuple(plane.shape[:2]) != tuple(self._embedding.original_size):
+                raise ValueError(f"plane of shape {plane.shape[:2]} does not match the "
+                                 f"embedding's {tuple(self._embedding.original_size)}")
+            self._plane = plane
+        self._forget_views()
 
     def reset_image(self) -> None:
         self._embedding = None
+        self._plane = None
         self._decoder = Decoder(self._sam)
+        self._forget_views()
+
+    def _forget_views(self) -> None:
+        self._views.clear()
+        self._view_decoder = Decoder(self._sam)
+        self._view_window = None
+        self._last_window = None
 
     def decoder_changed(self) -> None:
         """Call after loading new weights into ``sam.mask_decoder`` / ``sam.prompt_encoder``
         in place: drops decoder-derived caches, keeps the image embedding."""
         self._decoder.decoder_changed()
+        self._view_decoder.decoder_changed()
+
+    # --- zoomed views --------------------------------------------------------------------
+
+    @property
+    def _zooming(self) -> bool:
+        return self.zoom and self._plane is not None
+
+    def _view(self, window) -> Decoder:
+        """The view decoder holding ``window``'s embedding (computed, or from this plane's
+        view cache)."""
+        if self._view_window != window:
+            emb = self._views.get(window)
+            if emb is None:
+                emb = embed_plane(self._sam, Z.crop(self._plane, window), None,
+                                  self.normalization)
+                if len(self._views) >= VIEW_CACHE:
+                    self._views.pop(next(iter(self._views)))
+                self._views[window] = emb
+            self._view_decoder.set_embedding(emb)
+            self._view_window = window
+        return self._view_decoder
+
+    def _window_for(self, box, pts, mask_input) -> tuple | None:
+        """The frame of one object's prompts: a view's window, or None for the whole plane."""
+        if not self._zooming:
+            return None
+        if mask_input is not None:
+            return self._last_window
+        if box is None:
+            return None
+        emb = self._embedding
+        side = Z.ideal_window_side(box, emb.original_size, self._sam.image_encoder.img_size)
+        if side is None:
+            return None
+        return Z.window_at(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), side,
+                           emb.original_size)
 
     # --- prompts -------------------------------------------------------------------------
 
@@ -184,24 +262,57 @@ class Predictor:
         has_points = points is not None and np.asarray(points).size > 0
         if box is None and not has_points:
             raise ValueError("no prompt: give a box or at least one point")
-        pts = lab = boxes = mask = None
+        pts = lab = None
         if has_points:
             pts, lab = validate_points(points, point_labels, emb.original_size)
-            pts, lab = pts[None], lab[None]
         if box is not None:
             box = clip_box(box, emb.original_size)
-            boxes = box[None]
-        if mask_input is not None:
-            mask = self._mask_tensor(mask_input)
-        low_res, iou = self._decoder.decode(pts, lab, boxes, mask, multimask)
-        masks = (self._upscale(low_res)[0] > self._sam.mask_threshold).cpu().numpy()
+        window = self._window_for(box, pts, mask_input)
+        if window is not None and not _fits(window, box, pts):
+            window, mask_input = None, None
+        if mask_input is not None and window != self._last_window:
+            mask_input = None
+        masks, iou, low_res = self._decode_one(window, box, pts, lab, mask_input, multimask)
+        if (window is None and box is None and mask_input is None and self._zooming
+                and lab is not None and lab.all()):
+            masks, iou, low_res, window = self._click_in_view(masks, iou, low_res, pts, lab,
+                                                             multimask)
+        self._last_window = window
+        return masks, iou, low_res
+
+    def _decode_one(self, window, box, pts, lab, mask_input, multimask):
+        """Decode one object's prompts (plane coordinates) in ``window``'s frame (None: the
+        whole plane); masks come back at the plane's size."""
+        emb = self._embedding
+        decoder = self._decoder if window is None else self._view(window)
+        shift = np.zeros(2) if window is None else np.array(window[:2], dtype=np.float64)
+        boxes = None if box is None else (box - np.tile(shift, 2))[None]
+        p = None if pts is None else (pts - shift)[None]
+        lab_b = None if lab is None else lab[None]
+        mask = None if mask_input is None else self._mask_tensor(mask_input)
+        low_res, iou = decoder.decode(p, lab_b, boxes, mask, multimask)
+        if window is None:
+            masks = (self._upscale(low_res)[0] > self._sam.mask_threshold).cpu().numpy()
+        else:
+            up = decoder.upscale(low_res)[0] > self._sam.mask_threshold
+            masks = Z.paste(up.cpu().numpy(), window, emb.original_size)
         if box is not None:
             mask_within_box(masks, box)
-        return (
-            masks,
-            iou[0].float().cpu().numpy(),
-            low_res[0].float().cpu().numpy(),
-        )
+        return masks, iou[0].float().cpu().numpy(), low_res[0].float().cpu().numpy()
+
+    def _click_in_view(self, masks, iou, low_res, pts, lab, multimask):
+        """Positive clicks whose best mask is a small object: decode again in the view
+        around that mask (the object's size is only known after a first look)."""
+        best = masks[int(np.argmax(iou))]
+        rows = np.flatnonzero(best.any(axis=1))
+        if rows.size == 0:
+            return masks, iou, low_res, None
+        cols = np.flatnonzero(best.any(axis=0))
+        extent = np.array([rows[0], cols[0], rows[-1], cols[-1]], dtype=np.float64)
+        window = self._window_for(extent, pts, None)
+        if window is None or not _fits(window, None, pts):
+            return masks, iou, low_res, None
+        return (*self._decode_one(window, None, pts, lab, None, multimask), window)
 
     def predict_boxes(self, boxes) -> tuple[np.ndarray, np.ndarray]:
         """One object per box, batched: ``boxes`` ``(B, 4)`` (row0, col0, row1, col1).
@@ -221,14 +332,42 @@ class Predictor:
         clipped = np.stack([clip_box(b, emb.original_size) for b in boxes])
         masks = np.zeros((len(clipped), H, W), dtype=bool)
         scores = np.zeros((len(clipped),), dtype=np.float32)
-        for start in range(0, len(clipped), BOX_CHUNK):
-            chunk = clipped[start : start + BOX_CHUNK]
-            low_res, iou = self._decoder.decode(None, None, chunk, None, False)
-            # fresh (not the per-click buffer): up to BOX_CHUNK planes would stay allocated
-            up = self._decoder.upscale(low_res)
-            stop = start + len(chunk)
-            masks[start:stop] = (up[:, 0] > self._sam.mask_threshold).cpu().numpy()
-            for i in range(start, stop):
-                mask_within_box(masks[i], clipped[i])
-            scores[start:stop] = iou[:, 0].float().cpu().numpy()
+        whole, views = list(range(len(clipped))), []
+        if self._zooming:
+            whole, views = Z.plan_views(clipped, (H, W), self._sam.image_encoder.img_size)
+        self._decode_boxes(self._decoder, clipped, whole, None, masks, scores)
+        for view in views:
+            self._decode_boxes(self._view(view.window), clipped, view.members, view.window,
+                               masks, scores)
+        self._last_window = None
         return masks, scores
+
+    def _decode_boxes(self, decoder, boxes, indices, window, masks, scores) -> None:
+        """Decode ``boxes[indices]`` in ``decoder``'s frame (``window``; None: whole plane)
+        into ``masks`` / ``scores`` at those indices, ``BOX_CHUNK`` at a time."""
+        shift = np.zeros(4) if window is None else np.tile(np.asarray(window[:2], float), 2)
+        for start in range(0, len(indices), BOX_CHUNK):
+            idx = indices[start:start + BOX_CHUNK]
+            low_res, iou = decoder.decode(None, None, boxes[idx] - shift, None, False)
+            # fresh (not the per-click buffer): up to BOX_CHUNK planes would stay allocated
+            up = (decoder.upscale(low_res)[:, 0] > self._sam.mask_threshold).cpu().numpy()
+            if window is not None:
+                up = Z.paste(up, window, masks.shape[1:])
+            for k, i in enumerate(idx):
+                masks[i] = up[k]
+                mask_within_box(masks[i], boxes[i])
+            scores[idx] = iou[:, 0].float().cpu().numpy()
+
+
+def _fits(window, box, pts) -> bool:
+    """The prompts lie in ``window`` (half-open): a box wholly, every point."""
+    r0, c0, r1, c1 = window
+    if box is not None and not (box[0] >= r0 and box[1] >= c0 and box[2] < r1
+                                and box[3] < c1):
+        return False
+    if pts is not None and len(pts):
+        p = np.asarray(pts)
+        if not ((p[:, 0] >= r0) & (p[:, 0] <= r1 - 1) & (p[:, 1] >= c0)
+                & (p[:, 1] <= c1 - 1)).all():
+            return False
+    return True

@@ -1,0 +1,175 @@
+"""Object-scale views: which boxes get a view, the windows, and the Predictor's use of them.
+
+The Predictor's zoomed results are checked against the same decode done by hand on the
+window's pixels with a Predictor that never zooms (a swapped row/col, a missing offset or a
+wrong frame for ``mask_input`` would all differ). Quality on real nuclei is held by
+tests/test_real_data.py.
+"""
+
+import numpy as np
+import pytest
+
+from napari_devosam.engine import zoom as Z
+from napari_devosam.engine.predictor import Predictor
+from napari_devosam.testing import tiny_sam
+
+SHAPE = (300, 420)  # not square: catches swapped row/col
+INPUT = 256  # tiny_sam's input frame
+
+
+def _plane(seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1]]
+    img = rng.integers(0, 400, size=SHAPE).astype(np.float64)
+    for r, c in [(40, 60), (42, 68), (200, 330), (150, 200)]:
+        img += ((yy - r) ** 2 + (xx - c) ** 2 < 8**2) * 3000
+    img += ((yy - 150) ** 2 + (xx - 300) ** 2 < 60**2) * 1500
+    return img.astype(np.uint16)
+
+
+SMALL = [(32, 52, 48, 68), (34, 60, 50, 76), (192, 322, 208, 338)]
+LARGE = (90, 240, 210, 360)
+
+
+@pytest.fixture(scope="module")
+def sam():
+    return tiny_sam(seed=3)
+
+
+def _by_hand(sam, plane, window, **prompt):
+    """Decode ``prompt`` (plane coordinates) on the window's pixels, pasted into the plane."""
+    ref = Predictor(sam, cache_dir=None, zoom=False)
+    ref.set_image(Z.crop(plane, window))
+    shift = np.array(window[:2], dtype=float)
+    kw = dict(prompt)
+    if kw.get("box") is not None:
+        kw["box"] = np.asarray(kw["box"], float) - np.tile(shift, 2)
+    if kw.get("points") is not None:
+        kw["points"] = np.asarray(kw["points"], float) - shift
+    masks, scores, logits = ref.predict(**kw)
+    return Z.paste(masks, window, plane.shape), scores, logits
+
+
+def test_large_boxes_use_the_whole_plane_small_ones_get_views():
+    whole, views = Z.plan_views(np.array([LARGE, *SMALL], float), SHAPE, INPUT)
+    assert whole == [0]
+    members = sorted(i for v in views for i in v.members)
+    assert members == [1, 2, 3]
+    # the two neighbours share one view; the far one has its own
+    assert sorted(len(v.members) for v in views) == [1, 2]
+
+
+def test_windows_are_square_inside_the_plane_and_hold_their_boxes():
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 280, size=(40, 2))
+    sides = rng.uniform(4, 20, size=(40, 1))
+    boxes = np.concatenate([corners, corners + sides], axis=1)
+    boxes[:, [1, 3]] *= 1.4
+    whole, views = Z.plan_views(boxes, SHAPE, INPUT)
+    assert not whole
+    seen = [i for v in views for i in v.members]
+    assert sorted(seen) == list(range(40))
+    for v in views:
+        r0, c0, r1, c1 = v.window
+        assert 0 <= r0 < r1 <= SHAPE[0] and 0 <= c0 < c1 <= SHAPE[1]
+        assert r1 - r0 == c1 - c0
+        for i in v.members:
+            b = boxes[i]
+            assert r0 <= b[0] and b[2] < r1 and c0 <= b[1] and b[3] < c1
+
+
+def test_window_is_shifted_into_the_plane_not_cut():
+    assert Z.window_at((5, 410), 64, SHAPE) == (0, 356, 64, 420)
+    assert Z.window_at((150, 200), 1000, SHAPE) == (0, 0, 300, 420)
+
+
+def test_box_side_sets_the_window_side():
+    # a 16 px box in a 420 px plane spans ~10 px of a 256 px input: window 16 * 256 / 96
+    assert Z.ideal_window_side((0, 0, 15, 15), SHAPE, INPUT) == round(16 * INPUT / Z.TARGET)
+    assert Z.ideal_window_side(LARGE, SHAPE, INPUT) is None
+    assert Z.ideal_window_side((0, 0, 1, 1), SHAPE, INPUT) == Z.MIN_WINDOW
+
+
+def test_zoomed_box_equals_the_decode_on_its_window(sam):
+    plane = _plane()
+    pred = Predictor(sam, cache_dir=None, zoom=True)
+    pred.set_image(plane)
+    box = np.array(SMALL[2], float)
+    masks, scores, logits = pred.predict(box=box, multimask=True)
+    side = Z.ideal_window_side(box, SHAPE, INPUT)
+    window = Z.window_at(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), side, SHAPE)
+    ref_masks, ref_scores, ref_logits = _by_hand(sam, plane, window, box=box, multimask=True)
+    np.testing.assert_array_equal(masks, ref_masks)
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-5, atol=1e-5)
+    # a refinement keeps the frame its mask_input came from
+    pts = np.array([[200.0, 330.0]])
+    again, _, _ = pred.predict(box=box, points=pts, point_labels=[1], mask_input=logits[0])
+    ref_again, _, _ = _by_hand(sam, plane, window, box=box, points=pts, point_labels=[1],
+                               mask_input=ref_logits[0])
+    np.testing.assert_array_equal(again, ref_again)
+
+
+def test_predict_boxes_decodes_each_group_in_its_view(sam):
+    plane = _plane(1)
+    pred = Predictor(sam, cache_dir=None, zoom=True)
+    pred.set_image(plane)
+    boxes = np.array([LARGE, *SMALL], float)
+    masks, scores = pred.predict_boxes(boxes)
+    whole, views = Z.plan_views(boxes, SHAPE, INPUT)
+    flat = Predictor(sam, cache_dir=None, zoom=False)
+    flat.set_image(plane)
+    big, big_score, _ = flat.predict(box=boxes[0])
+    np.testing.assert_array_equal(masks[0], big[0])
+    for v in views:
+        for i in v.members:
+            ref, ref_score, _ = _by_hand(sam, plane, v.window, box=boxes[i])
+            np.testing.assert_array_equal(masks[i], ref[0])
+            np.testing.assert_allclose(scores[i], ref_score[0], rtol=1e-5, atol=1e-5)
+
+
+def test_without_the_planes_pixels_nothing_zooms(sam):
+    plane = _plane()
+    pred = Predictor(sam, cache_dir=None, zoom=True)
+    emb = pred.set_image(plane)
+    flat = Predictor(sam, cache_dir=None, zoom=False)
+    flat.set_image(plane)
+    pred.set_embedding(emb)  # pixels not given
+    got, _ = pred.predict_boxes(np.array(SMALL, float))
+    ref, _ = flat.predict_boxes(np.array(SMALL, float))
+    np.testing.assert_array_equal(got, ref)
+    with pytest.raises(ValueError, match="does not match"):
+        pred.set_embedding(emb, plane[:10])
+
+
+def test_zoom_auto_follows_the_encoder_size(sam):
+    assert Predictor(sam, cache_dir=None).zoom is True
+    assert Z.wanted(object()) is False
+    with pytest.raises(ValueError, match="zoom must be"):
+        Predictor(sam, cache_dir=None, zoom="yes")
+
+
+def test_seeded_views_give_proposals_in_plane_coordinates(sam):
+    from napari_devosam.automatic.decoding import PromptDecoder
+    from napari_devosam.automatic.seeded import seeded_in_views, seeded_proposals
+    from napari_devosam.automatic.seeds import Seeds
+    from napari_devosam.engine.embeddings import embed_plane
+
+    plane = _plane()
+    boxes = np.array([LARGE, *SMALL], float)
+    points = (boxes[:, :2] + boxes[:, 2:]) / 2
+    seeds = Seeds(points, boxes, ["test"] * 4)
+    dec = PromptDecoder(sam, embed_plane(sam, plane))
+    zoomed = seeded_in_views(dec, plane, None, seeds)
+    flat = seeded_proposals(dec, seeds)
+    by_point = {tuple(p.prompt["point"]): p for p in zoomed}
+    assert set(by_point) <= {tuple(p) for p in points}
+    for p in zoomed:
+        r0, c0, r1, c1 = p.box
+        assert 0 <= r0 < r1 <= SHAPE[0] and 0 <= c0 < c1 <= SHAPE[1]
+        assert p.mask.shape == (r1 - r0, c1 - c0)
+    # the large seed is decoded on the whole plane, exactly as without views
+    big = [p for p in flat if p.prompt["box"] == [float(v) for v in LARGE]]
+    big_z = [p for p in zoomed if p.prompt["box"] == [float(v) for v in LARGE]]
+    assert len(big) == len(big_z)
+    for a, b in zip(big, big_z, strict=True):
+        assert a.box == b.box and np.array_equal(a.mask, b.mask)
