@@ -111,5 +111,6 @@ def test_the_estimate_is_printed_before_training(data, tmp_path, loads, capsys):
           "--validate-every", "2", "--device", "cpu", "--no-progress",
           "--cache-dir", str(tmp_path / "cache")])
     err = capsys.readouterr().err
-    assert "estimated run time: about " in err and "4 steps at" in err
+    assert "estimated run time: " in err and "4 steps at" in err
+    assert "within the 8 min limit of --max-minutes" in err and "about under" not in err
     assert err.index("estimated run time") < err.index("starting decoder: validation IoU")

@@ -43,6 +43,7 @@ def files(tmp_path, monkeypatch):
         raise RuntimeError("reached the model")
 
     monkeypatch.setattr(model_loading, "load_model", stop)
+    (tmp_path / "model.pth").write_bytes(b"")  # --model: a file that exists (checked early)
     from skimage import io as skio
 
     planes, stacks = {}, {}

@@ -159,15 +159,21 @@ def test_embed_fills_the_cache_that_segment_uses(env, capsys):
     args = ["embed", env["stack"], "--model", env["ckpt"], "--cache-dir", str(cache)]
     assert main(args) == 0
     captured = capsys.readouterr()
-    assert "embedding" in captured.err and "6/6" in captured.err  # tqdm bar on stderr
-    # after the first plane: how long the other five will take, measured
-    assert "embedding: about " in captured.err
-    assert "left for 5 planes (" in captured.err and "measured on the first)" in captured.err
+    err = captured.err
+    assert "embedding" in err and "6/6" in err  # tqdm bar on stderr
+    # before the run: how long the planes will take (the first one timed, into the cache)
+    assert "devosam embed: 6 planes to embed; timing the encoder on the first two" in err
+    assert "for 4 planes left to embed (" in err
+    assert "per plane, measured here, warm)" in err
+    assert err.index("left to embed") < err.index("embedding:")  # before the bar opens
     assert "embedded 6 planes in" in captured.out
     assert len(list(cache.glob("*.npz"))) == 6 and sum(env["encodes"]) == 6
     assert main([*args, "--batch-size", "4", "--no-progress"]) == 0  # all cached
     assert sum(env["encodes"]) == 6
-    assert "all 6 planes were already cached" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "all 6 planes were already cached" in captured.out
+    assert "devosam embed: all 6 planes already embedded (cache): no encoder work" in \
+        captured.err
     out = env["tmp"] / "l.tif"
     assert main(["segment", env["stack"], "--model", env["ckpt"], "--cache-dir", str(cache),
                  "--plane", "0:1", "--box", "20,30,60,70", "--out", str(out)]) == 0
@@ -246,12 +252,23 @@ def test_precision_is_case_blind_and_warnings_are_one_line(env):
     assert "warnings.warn" not in run.stderr and ".py:" not in run.stderr
 
 
-def test_auto_on_a_stack_says_how_long_after_the_first_plane(env, capsys):
+def test_auto_on_a_stack_says_how_long_before_the_first_plane(env, capsys):
     out = env["tmp"] / "auto.tif"
     assert main(["segment", env["stack"], "--auto", "--model", env["ckpt"], "--out",
                  str(out)]) == 0
     err = capsys.readouterr().err
-    assert "segmenting planes: about " in err and "left for 5 planes (" in err
+    assert "devosam segment: 6 planes to embed; timing the encoder on the first two" in err
+    line = next(x for x in err.splitlines() if "left to embed" in x)
+    assert line.startswith("devosam segment: ") and "for 4 planes left to embed (" in line
+    assert err.index(line) < err.index("segmenting planes: 1/6")
+    assert sum(env["encodes"]) == 6  # the timed plane is not embedded again
+    # the next run reads the time recorded by this one: said before any encoder work
+    assert main(["segment", env["stack"], "--auto", "--model", env["ckpt"], "--out",
+                 str(out), "--cache-dir", str(env["tmp"] / "other")]) == 0
+    err = capsys.readouterr().err
+    assert "timing the encoder" not in err
+    assert "for 6 planes to embed (" in err and "recorded on an earlier run here)" in err
+    assert sum(env["encodes"]) == 12
 
 
 def test_auto_refuses_a_huge_plane_before_loading_a_model(tmp_path, capsys):

@@ -33,7 +33,13 @@ def test_the_estimate_adds_measured_rates_and_names_the_cap():
                          validate_s=2.0, max_minutes=1.0, threads=1, whole=True)
     # the cap, plus the step that crosses it and the validation round after it
     assert capped.seconds == pytest.approx(63.0) and capped.capped
-    assert "1-minute limit" in capped.line() and "without it about 1 min 52 s" in capped.line()
+    assert capped.line().startswith("estimated run time: about 1 min 03 s, capped at 1 min by "
+                                    "--max-minutes (about 1 min 52 s without it) (whole model;")
+    assert capped.line().endswith("at the limit it stops and keeps the best weights so far")
+    within = RunEstimate(planes=0, embed_s=0.0, steps=10, step_s=0.01, rounds=2,
+                         validate_s=0.01, max_minutes=8.0, threads=0, whole=False)
+    assert within.line().startswith("estimated run time: about 0.12 s, within the 8 min "
+                                    "limit of --max-minutes (decoder; 10 steps at 0.01 s, ")
 
 
 def test_eta_counts_steps_and_validation_rounds_left():

@@ -1,6 +1,15 @@
 """Estimates of long work: durations as read, and the first unit's measure."""
 
-from napari_devosam.utils.estimate import FirstUnit, duration, estimate_line
+from napari_devosam.utils.estimate import (
+    FirstUnit,
+    about,
+    capped,
+    duration,
+    estimate_line,
+    record_key,
+    record_seconds,
+    recorded_seconds,
+)
 
 
 def test_duration_reads_as_a_user_says_it():
@@ -26,3 +35,33 @@ def test_first_unit_says_once_how_long_the_rest_takes():
     now[0] += 5.0
     assert first(2, 421) is None  # said once
     assert FirstUnit("plane", clock=lambda: 0.0)(1, 1) is None  # nothing left: nothing said
+
+
+def test_about_never_says_about_under_a_second():
+    assert about(0.3) == "about 0.3 s" and about(200) == "about 3 min 20 s"
+    assert estimate_line(3, 0.1, "plane", "measured here", " to embed") == \
+        "about 0.3 s for 3 planes to embed (0.1 s per plane, measured here)"
+
+
+def test_capped_says_the_limit_and_what_it_cuts():
+    assert capped(190, None) == "about 3 min 10 s"
+    assert capped(190, 480, "--max-minutes") == \
+        "about 3 min 10 s, within the 8 min limit of --max-minutes"
+    assert capped(22 * 60, 480, "--max-minutes", stops_after=483) == \
+        "about 8 min 03 s, capped at 8 min by --max-minutes (about 22 min without it)"
+    assert capped(30, 6, "--max-minutes") == \
+        "about 6 s, capped at 6 s by --max-minutes (about 30 s without it)"
+
+
+def test_a_recorded_time_is_read_back_by_the_next_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEVOSAM_CACHE_DIR", str(tmp_path / "cache"))
+    key = record_key("vit_b", "cpu", "fp32")
+    assert key == "vit_b|cpu|fp32" and recorded_seconds(key) is None
+    record_seconds(key, 4.25)
+    record_seconds(record_key("vit_b", "cuda:0", "bf16"), 0.05)
+    assert recorded_seconds(key) == 4.25
+    record_seconds(key, float("nan"))  # nothing measured: the record stays
+    record_seconds(key, 0.0)
+    assert recorded_seconds(key) == 4.25
+    (tmp_path / "cache" / "encoder_times.json").write_text("not json")
+    assert recorded_seconds(key) is None  # a damaged record: measure again

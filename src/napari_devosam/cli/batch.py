@@ -76,7 +76,7 @@ def _options(args):
         raise RuntimeError("--format zarr needs ome-zarr: pip install "
                            "'napari-devosam[zarr]', or use --format tif")
     opts = BatchOptions(
-        steps=tuple(s.strip() for s in args.steps.split(",") if s.strip()),
+        steps=_steps(args),
         model=args.model, device=args.device, decoder=args.decoder,
         precision=resolve_precision(args.precision),  # here, not on each worker's environment
         fmt=args.fmt,
@@ -92,22 +92,34 @@ def _on_sigterm(signum, frame):
 
 
 def run(args) -> int:
-    from napari_devosam.batch.cluster import open_client
-    from napari_devosam.batch.runner import run_batch
+    from napari_devosam.batch.runner import BatchOptions
+    from napari_devosam.cli.checks import check_model_args
     from napari_devosam.io.find import find_inputs
     from napari_devosam.utils.paths import output_folder
 
-    opts = _options(args)
+    # the cheap checks first: no torch, no cluster yet
+    BatchOptions(steps=_steps(args), seed_labels=args.seed_labels).check()
     out = output_folder(args.out)
     files = find_inputs(args.inputs, out)
+    check_model_args(args)
+    opts = _options(args)
+    from napari_devosam.batch.cluster import open_client
+    from napari_devosam.batch.runner import run_batch
+    from napari_devosam.cli.batch_estimate import say_before_batch
+
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM: close the cluster, keep manifest
     start = time.perf_counter()
     with open_client(args.workers, args.scheduler, args.timeout) as client:
         opts.model = chosen_model(args)  # said once inputs and cluster are known good
+        say_before_batch(files, out.expanduser().resolve(), opts)  # before any task starts
         gen = run_batch(client, files, out, opts)
         manifest = _drive(gen, not args.no_progress and sys.stdout.isatty())
     return _report(manifest, files, opts.steps, time.perf_counter() - start)
+
+
+def _steps(args) -> tuple[str, ...]:
+    return tuple(s.strip() for s in args.steps.split(",") if s.strip())
 
 
 def _drive(gen, bar: bool):

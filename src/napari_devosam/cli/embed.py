@@ -38,17 +38,22 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from napari_devosam.cli.checks import check_model_args
     from napari_devosam.cli.image_args import read_image_arg
-    from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir, embed_stack
-    from napari_devosam.engine.stacks import plane_count
     from napari_devosam.utils.paths import output_folder
 
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    cache_dir = output_folder(args.cache_dir or default_cache_dir(), what="cache folder")
-    stack = read_image_arg(args.image, "embed")
-    total = plane_count(stack)
+    from napari_devosam.models.download import cache_root  # no torch, unlike engine/
 
+    cache_dir = output_folder(args.cache_dir or cache_root() / "embeddings",  # the default
+                              what="cache folder")  # of engine.embeddings.default_cache_dir
+    stack = read_image_arg(args.image, "embed")
+    check_model_args(args)  # before the heavy imports
+
+    from napari_devosam.cli.plane_estimate import model_key, record_after, say_before
+    from napari_devosam.engine.embeddings import EmbeddingCache, embed_stack
+    from napari_devosam.engine.stacks import iter_planes
     from napari_devosam.models.loading import load_model
 
     sam = load_model(chosen_model(args), device=args.device, precision=args.precision)
@@ -56,17 +61,21 @@ def run(args) -> int:
     cache = EmbeddingCache(cache_dir, max_items=0)
     encoded: list[int] = []  # planes that went through the encoder (the rest were cached)
     hook = sam.image_encoder.register_forward_hook(lambda m, i, out: encoded.append(len(out)))
+    key = model_key(args.model, sam)
     start = time.perf_counter()
     try:
+        planes = [plane for _, plane in iter_planes(stack)]
+        total = len(planes)
+        say_before("embed", sam, planes, cache, key)  # before the planes are embedded
         drain_with_bar(embed_stack(sam, stack, cache=cache, batch_size=batch_size, keep=False),
-                       desc="embedding", unit="plane", enabled=not args.no_progress,
-                       estimate="plane")
+                       desc="embedding", unit="plane", enabled=not args.no_progress)
     finally:
         hook.remove()
     elapsed = time.perf_counter() - start
     computed = sum(encoded)
     if cache.disk_error is not None:  # filling the cache is this command's whole job
         raise RuntimeError(f"{cache.disk_error}; choose another folder with --cache-dir")
+    record_after(key, sam)
     cached = total - computed
     if computed == 0:
         print(f"all {count(total, 'plane')} were already cached; cache: {cache_dir}")

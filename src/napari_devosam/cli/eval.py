@@ -33,11 +33,13 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir
+    from napari_devosam.cli.checks import check_model_args
     from napari_devosam.finetune.data import load_planes
-    from napari_devosam.finetune.evaluate import iter_evaluate
 
-    load_planes(args.data)  # bad data fails here, before the model is loaded
+    load_planes(args.data)  # bad data and arguments fail before any heavy import
+    check_model_args(args)
+    from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir
+    from napari_devosam.finetune.evaluate import iter_evaluate
     from napari_devosam.models.loading import load_model
 
     sam = load_model(chosen_model(args), device=args.device, precision=args.precision,

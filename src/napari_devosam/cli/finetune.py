@@ -7,6 +7,7 @@ import sys
 import time
 
 from napari_devosam.cli import MODEL_HELP, add_precision_argument, chosen_model
+from napari_devosam.utils.text import count
 
 NO_GAIN_EXIT_CODE = 3  # the run finished but did not beat the starting decoder
 
@@ -119,12 +120,27 @@ def run_settings(args):
 
 
 def _drive(gen, bars: _Bars):
+    """Run the fine-tuning generator to its end with ``bars``. A first Ctrl-C is passed on to
+    the generator (``throw``): in training it stops cleanly and the run ends as at any other
+    stop, with the best weights written (``stopped == "interrupted"``); before training, or
+    at a second Ctrl-C, ``KeyboardInterrupt`` propagates (nothing to keep)."""
+    throw = passed_on = False  # a Ctrl-C to pass on; one was passed on
     try:
         while True:
             try:
-                bars.update(next(gen))
+                if throw:
+                    throw, passed_on = False, True
+                    event = gen.throw(KeyboardInterrupt())
+                else:
+                    event = next(gen)
+                bars.update(event)
             except StopIteration as stop:
                 return stop.value
+            except KeyboardInterrupt:
+                if passed_on or throw:
+                    raise
+                throw = True
+                bars.close()
     finally:
         gen.close()
         bars.close()
@@ -132,17 +148,23 @@ def _drive(gen, bars: _Bars):
 
 def run(args) -> int:
     """Exit code 0: a better decoder was written; ``NO_GAIN_EXIT_CODE`` (3): the run ended
-    without beating the starting decoder and wrote nothing; 1: an error (one stderr line)."""
-    from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir
-    from napari_devosam.finetune import finetune
+    without beating the starting decoder and wrote nothing; 130: stopped by Ctrl-C (the best
+    weights validated so far written when they beat the start); 1: an error (one stderr
+    line)."""
+    from napari_devosam.cli.checks import check_model_args
     from napari_devosam.finetune.data import load_planes
 
-    settings = run_settings(args)  # bad settings and data fail before the model is loaded
-    load_planes(args.data)
+    settings = run_settings(args)  # bad settings and data fail before any heavy import
+    planes = load_planes(args.data)
+    check_model_args(args)
+    from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir
+    from napari_devosam.finetune import finetune
     from napari_devosam.models.loading import load_model
 
     sam = load_model(chosen_model(args), device=args.device, precision=args.precision)
     cache = EmbeddingCache(args.cache_dir or default_cache_dir(), max_items=0)
+    print(f"devosam finetune: {count(len(planes), 'annotated plane')}; timing the encoder on "
+          "the first and a few training steps for the estimate", file=sys.stderr, flush=True)
     gen = finetune(args.data, sam, out=args.out, settings=settings, cache=cache)
     result = _drive(gen, _Bars(not args.no_progress))
     print(f"validation IoU before: {result.val_iou_before:.3f}  after: "
@@ -163,4 +185,10 @@ def run(args) -> int:
                           "best_step": result.best_step, "steps_run": result.steps_run,
                           "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                           "stopped": result.stopped, "masks_per_s": result.masks_per_s}))
+    if result.stopped == "interrupted":
+        kept = (f"the best weights so far are in {result.path}" if result.improved else
+                "no validation round beat the starting decoder yet: nothing written")
+        print(f"devosam finetune: interrupted at step {result.steps_run}; {kept}",
+              file=sys.stderr)
+        return 130
     return 0 if result.improved else NO_GAIN_EXIT_CODE

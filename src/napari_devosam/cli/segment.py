@@ -110,6 +110,7 @@ def segment_plane(predictor, boxes: list[np.ndarray], points: list[tuple]) -> np
 
 
 def run(args) -> int:
+    from napari_devosam.cli.checks import check_model_args
     from napari_devosam.cli.image_args import read_image_arg
     from napari_devosam.engine.coords import clip_box_noted, validate_points
     from napari_devosam.io.write import write_tiff
@@ -134,6 +135,7 @@ def run(args) -> int:
             print(f"devosam segment: warning: {note}", file=sys.stderr)
     if points:
         validate_points([(r, c) for r, c, _ in points], [lab for *_, lab in points], shape)
+    check_model_args(args)  # a mistyped --model or --device fails before any heavy import
 
     from napari_devosam.engine.predictor import Predictor
     from napari_devosam.models.loading import load_model

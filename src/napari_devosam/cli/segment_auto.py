@@ -38,14 +38,8 @@ def add_arguments(p) -> None:
 
 
 def run_auto(args) -> int:
-    from napari_devosam.automatic.core import iter_segment_stack
-    from napari_devosam.cli import chosen_model
     from napari_devosam.cli.image_args import read_image_arg
-    from napari_devosam.engine.embeddings import default_cache_dir
-    from napari_devosam.engine.predictor import Predictor
-    from napari_devosam.engine.stacks import leading_shape, parse_plane_index
-    from napari_devosam.io.write import label_dtype, write_tiff
-    from napari_devosam.models.loading import load_model
+    from napari_devosam.engine.stacks import iter_planes, leading_shape, parse_plane_index
     from napari_devosam.utils.paths import output_file
     from napari_devosam.utils.text import count, plane_name
 
@@ -64,12 +58,28 @@ def run_auto(args) -> int:
     from napari_devosam.automatic.limits import check_plane_size
 
     check_plane_size(image.shape[len(lead):])  # before the model loads
+    from napari_devosam.cli.checks import check_model_args
+
+    check_model_args(args)  # the last cheap check: then torch and the model
+    from napari_devosam.automatic.core import iter_segment_stack
+    from napari_devosam.cli import chosen_model
+    from napari_devosam.cli.plane_estimate import model_key, record_after, say_before
+    from napari_devosam.engine.embeddings import default_cache_dir
+    from napari_devosam.engine.predictor import Predictor
+    from napari_devosam.io.write import label_dtype, write_tiff
+    from napari_devosam.models.loading import load_model
+
     sam = load_model(chosen_model(args), device=args.device, precision=args.precision,
                      decoder=args.decoder)
     predictor = Predictor(sam, cache_dir=args.cache_dir or default_cache_dir())
+    key = model_key(args.model, sam)
+    if planes is None and len(lead):  # several planes: say how long before the first
+        say_before("segment", sam, [p for _, p in iter_planes(image)], predictor.cache, key,
+                   predictor.normalization)
     gen = iter_segment_stack(image, predictor, planes, mode=args.mode, stain=args.stain,
                              min_area=min_area, diameter=diameter)
     results = _drain(gen)
+    record_after(key, sam)
     shape = image.shape[len(lead):len(lead) + 2]
     if planes is not None:
         out = results[planes[0]].labels
@@ -93,19 +103,12 @@ def run_auto(args) -> int:
 
 
 def _drain(gen):
-    """Run the generator to its end, with a progress line on stderr for stacks and, after
-    the first plane, how long the others will take."""
-    from napari_devosam.utils.estimate import FirstUnit
-
-    first = FirstUnit("plane")
+    """Run the generator to its end, with a progress line on stderr for stacks."""
     while True:
         try:
             done, total = next(gen)
         except StopIteration as stop:
             return stop.value
-        line = first(done, total)
-        if line:
-            print(f"\rsegmenting planes: {line}", file=sys.stderr)
         if total > 1:
             print(f"\rsegmenting planes: {done}/{total}", end="" if done < total else "\n",
                   file=sys.stderr)

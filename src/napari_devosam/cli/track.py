@@ -178,6 +178,10 @@ def _params(args):
 
 
 def _track(args, image, request) -> int:
+    from napari_devosam.cli.checks import check_model_args
+
+    check_model_args(args)  # the last cheap check, before torch and the model
+    from napari_devosam.cli.plane_estimate import model_key, record_after, say_before
     from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir
     from napari_devosam.models.loading import load_model
     from napari_devosam.tracking.request import run_tracking
@@ -186,8 +190,12 @@ def _track(args, image, request) -> int:
     sam = load_model(chosen_model(args), device=args.device, precision=args.precision,
                      decoder=args.decoder)
     cache = EmbeddingCache(args.cache_dir or default_cache_dir())
+    key = model_key(args.model, sam)
+    visits = list(dict.fromkeys([tuple(request.plane), *request.route.planes]))
+    say_before("track", sam, [np.asarray(image[p]) for p in visits], cache, key)
     gen = run_tracking(sam, image, request, cache=cache)
-    done = drain_with_bar(_pairs(gen), desc="propagating", unit="plane", estimate="plane")
+    done = drain_with_bar(_pairs(gen), desc="propagating", unit="plane")
+    record_after(key, sam)
     result = done.result
     n_div = len(result.divisions)
     print(f"wrote {count(len(done.tracks), 'track')}, {count(n_div, 'division')}, "

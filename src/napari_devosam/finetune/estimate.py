@@ -20,7 +20,8 @@ import math
 import time
 from dataclasses import dataclass
 
-from napari_devosam.utils.estimate import duration, per_unit
+from napari_devosam.utils.estimate import capped as capped_time
+from napari_devosam.utils.estimate import per_unit
 from napari_devosam.utils.text import count
 
 TIMING_STEPS = 2  # timed steps per thread count, after one warm-up step
@@ -65,19 +66,22 @@ class RunEstimate:
         return self.max_minutes is not None and self.uncapped > 60.0 * self.max_minutes
 
     def line(self) -> str:
-        """One line for users, e.g. "estimated run time: about 4 min 10 s (400 steps at
-        0.52 s, 18 validation rounds at 1.2 s, 4 planes to embed at 0.2 s; measured here)"."""
+        """One line for users, e.g. "estimated run time: about 4 min 10 s, within the 8 min
+        limit of --max-minutes (decoder; 400 steps at 0.52 s, 18 validation rounds at 1.2 s,
+        4 planes to embed at 0.2 s; measured here)"; beyond the limit "about 8 min 03 s,
+        capped at 8 min by --max-minutes (about 22 min without it) (...); at the limit it
+        stops and keeps the best weights so far" (the wording: ``utils.estimate.capped``)."""
         threads = f" ({count(self.threads, 'thread')})" if self.threads > 0 else ""
         parts = [f"{count(self.steps, 'step')} at {per_unit(self.step_s)}{threads}",
                  f"{count(self.rounds, 'validation round')} at {per_unit(self.validate_s)}"]
         if self.planes:
             parts.append(f"{count(self.planes, 'plane')} to embed at {per_unit(self.embed_s)}")
         what = "whole model" if self.whole else "decoder"
-        text = (f"estimated run time: about {duration(self.seconds)} ({what}; "
-                f"{', '.join(parts)}; measured here)")
+        limit = None if self.max_minutes is None else 60.0 * self.max_minutes
+        when = capped_time(self.uncapped, limit, "--max-minutes", self.seconds)
+        text = f"estimated run time: {when} ({what}; {', '.join(parts)}; measured here)"
         if self.capped:
-            text += (f"; stops at the {self.max_minutes:g}-minute limit (--max-minutes) "
-                     f"with the best weights so far; without it about {duration(self.uncapped)}")
+            text += "; at the limit it stops and keeps the best weights so far"
         return text
 
 

@@ -68,8 +68,9 @@ class FinetuneResult:
       val_iou_after: the best validation mean IoU (of the decoder written, when one was).
       best_epoch: the epoch of the best validation round (0: the starting decoder).
       epochs_run: epochs trained (the last is usually partial).
-      stopped: ``"completed"`` (step budget or epoch cap reached), ``"early_stopping"`` or
-        ``"time_limit"``.
+      stopped: ``"completed"`` (step budget or epoch cap reached), ``"early_stopping"``,
+        ``"time_limit"`` or ``"interrupted"`` (Ctrl-C in the CLI: the best weights so far are
+        kept).
       validated_on: ``"held-out"`` or ``"training"`` (too few planes to hold any out).
       history: one dict per validation round: step, epoch, loss (mean since the previous
         round), val_iou, val_box_iou, val_point_iou, lr, elapsed (seconds).

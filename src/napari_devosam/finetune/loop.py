@@ -4,7 +4,8 @@
 object once per epoch), sets the scheduled learning rate before each step, validates every
 ``validate_every`` steps and after the last one, keeps the best weights, and stops by the
 rules of ``settings`` (step budget, time limit, patience in validation rounds after
-``min_steps``). It yields ``ProgressEvent``s and returns the ``LoopState``.
+``min_steps``; Ctrl-C: ``"interrupted"``). It yields ``ProgressEvent``s and returns the
+``LoopState``.
 """
 
 from __future__ import annotations
@@ -134,8 +135,19 @@ def train_loop(run: Run, st: LoopState) -> Generator[ProgressEvent, None, LoopSt
     """Train until a stopping rule fires (see ``settings``); returns ``st`` with the best
     weights in ``st.best_state`` (not yet loaded into the model).
 
-    Raises ``TrainingDiverged`` when a step's loss is NaN or infinite.
+    A ``KeyboardInterrupt`` (Ctrl-C) during a step or a validation round, or thrown in at a
+    yield (``generator.throw``: how a consumer passes on its Ctrl-C), is a clean stop:
+    ``st.stopped`` is ``"interrupted"`` and the best weights validated so far are kept, as
+    at any other stop. Raises ``TrainingDiverged`` when a step's loss is NaN or infinite.
     """
+    try:
+        return (yield from _train(run, st))
+    except KeyboardInterrupt:
+        st.stopped = "interrupted"
+        return st
+
+
+def _train(run: Run, st: LoopState) -> Generator[ProgressEvent, None, LoopState]:
     s = run.settings
     for epoch, t, idx in _batches(run):
         st.step, st.epoch = st.step + 1, epoch

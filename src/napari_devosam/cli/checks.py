@@ -1,0 +1,55 @@
+"""Cheap checks of the arguments that name models, devices and files, run before any heavy
+import (torch, the model): a mistyped ``--model`` or ``--device`` ends in one stderr line
+within a second, not after seconds of imports and loading (issue 25).
+
+Nothing here imports torch; the full checks (a device that exists on this machine, a file
+that is a real checkpoint) stay where the model is loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def check_model(model) -> None:
+    """``--model``: None (the default rule), a known name or alias, or an existing file.
+
+    Raises ``ValueError`` for an unknown name (naming the known ones) and
+    ``FileNotFoundError`` for a path that does not exist (the wording of
+    ``models.loading``).
+    """
+    from napari_devosam.models.registry import ALL_MODEL_NAMES, is_bundled, is_model_name
+
+    if model is None or is_bundled(model) or is_model_name(model):
+        return
+    path = Path(str(model)).expanduser()
+    if path.exists():
+        return
+    if not re.search(r"[/\\.]", str(model)):
+        raise ValueError(f"unknown model {model!r}: use one of {', '.join(ALL_MODEL_NAMES)} "
+                         "or a checkpoint path")
+    raise FileNotFoundError(f"checkpoint file {path} does not exist")
+
+
+def check_device(device) -> None:
+    """``--device``: auto, cpu, cuda, cuda:N or mps (whether it exists here is checked when
+    the model loads). Raises ``ValueError``."""
+    if device is None or DEVICE_PATTERN.match(str(device).strip().lower()):
+        return
+    raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps")
+
+
+def check_file(path, flag: str, what: str = "file") -> None:
+    """``flag`` names a file that must exist (``FileNotFoundError`` otherwise)."""
+    if path is not None and not Path(path).expanduser().is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist ({flag})")
+
+
+def check_model_args(args) -> None:
+    """The model, device and decoder arguments of a parsed command (those it has)."""
+    check_model(getattr(args, "model", None))
+    check_device(getattr(args, "device", None))
+    check_file(getattr(args, "decoder", None), "--decoder", "decoder file")
