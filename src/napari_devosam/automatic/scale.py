@@ -12,6 +12,11 @@ Measured while writing this: phantom nuclei 21.1 px (true median 21.1), the star
 82 px (a person measures ~105 and ~80). Planes wider than ``WORK_PX`` are looked at
 downsampled (block means), and the result scaled back.
 
+``interior_radius`` is the membrane stain's cell size: the area-weighted median, over the
+dark interiors enclosed by membranes, of each interior's largest inscribed radius (its
+distance transform's maximum). Weighting by area keeps the slivers between membrane pieces
+from dragging it down.
+
 numpy/scipy/scikit-image only.
 """
 
@@ -49,3 +54,26 @@ def blob_scale(image: np.ndarray, region: np.ndarray, dark: bool = False) -> flo
     if max(answer) <= 0:
         return None
     return max(MIN_DIAMETER_PX, 2 * np.sqrt(2) * float(sigmas[int(np.argmax(answer))]) * f)
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The median of ``values`` (1D) where each counts ``weights`` (1D, >= 0) times."""
+    order = np.argsort(values)
+    cum = np.cumsum(weights[order])
+    return float(values[order][int(np.searchsorted(cum, 0.5 * cum[-1]))])
+
+
+def interior_radius(labels: np.ndarray, dist: np.ndarray, min_area: int = 30) -> float | None:
+    """The typical cell radius in pixels from membrane interiors (rule of the module
+    docstring): ``labels`` ``(H, W)`` int, the connected interiors (0 elsewhere); ``dist``
+    ``(H, W)`` float, their distance transform. Interiors under ``min_area`` px count only
+    when there is no larger one; None when there is no interior."""
+    n = int(labels.max())
+    if n == 0:
+        return None
+    radii = np.asarray(ndimage.maximum(dist, labels, np.arange(1, n + 1)), dtype=np.float64)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(np.float64)
+    big = sizes >= min_area
+    if not big.any():
+        return float(radii.max())
+    return weighted_median(radii[big], sizes[big])

@@ -23,13 +23,18 @@ intensity classes with ``skimage.filters.threshold_multiotsu`` on a log scale: b
   ridge score at the bright structures' own width); the stain is a ``StainDecision`` (a str
   carrying its ``note``).
 - **Colour planes**: the channel with the highest (99.9th percentile - median) / noise.
-- **Membrane seeds**: maxima (``skimage.feature.peak_local_max``, min distance 0.7 times the
-  interior radius: half the given ``diameter``, else the area-weighted median interior
-  radius) of the Euclidean distance transform of the dark interiors enclosed by bright
-  membranes (bright specks under ``min_area`` px are texture, not membrane); maxima
-  shallower than a third of that radius are dropped. The box of a
-  seed is the extent of its basin in a seeded watershed of the smoothed plane inside the
-  embryo (a membrane gap therefore still gives two boxes).
+- **Membrane seeds**: the membranes are found by their ridge shape, not their brightness
+  (``stain.membrane_map``: Hessian ridge strength at the membranes' own width, hysteresis
+  threshold); the interiors are the embryo less the membranes. One seed per dome of their
+  Euclidean distance transform (smoothed, sigma 1 px) that stands at least ``DOME_DEPTH``
+  (0.3) times the cell radius above its saddle to a higher one (``skimage.morphology.
+  h_maxima``) and is at least a third of that radius high: the radius is half the given
+  ``diameter``, else ``scale.interior_radius`` (area-weighted median interior radius).
+  A depth, not a distance between maxima, decides: a notch or a speck inside one cell
+  leaves a shallow saddle (one seed), a membrane gap between two cells a deep one (two
+  seeds); interiors under ``min_area`` px give no seed. The box of a seed is the extent of
+  its basin in a seeded watershed inside the embryo that floods the
+  interiors down their distance transform, then the membranes by ridge strength.
 - **Nuclei seeds**: ``skimage.feature.blob_log`` at sigma 0.6-1.5 x ``diameter / (2
   sqrt 2)`` (given, else ``scale.blob_scale``; coarser grid for large nuclei) on the plane
   scaled to 0..1 between ``t_low`` and the 99.5th percentile; blobs whose centre is not
@@ -49,6 +54,7 @@ STAINS = ("membrane", "nuclei", "auto")
 MIN_CONTRAST = 5.0
 MIN_EMBRYO_FRACTION = 0.005
 SIGNAL_SIGMAS = 6.0
+DOME_DEPTH = 0.3
 
 
 @dataclass
@@ -87,6 +93,7 @@ class PlaneAnalysis:
     stain: str | None = None
     message: str | None = None
     region: np.ndarray | None = None
+    sparse: bool = False
 
     @property
     def stain_note(self) -> str | None:
@@ -219,6 +226,7 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
         ndimage.binary_opening(smooth >= t_low, iterations=1)))
     region = ndimage.binary_erosion(embryo, iterations=3)
     foreground = int(np.count_nonzero(smooth >= t_low))
+    sparse = False
     if (contrast < MIN_CONTRAST or embryo.sum() < MIN_EMBRYO_FRACTION * embryo.size
             or np.count_nonzero(embryo & (smooth >= t_low)) < 0.5 * foreground):
         # no one embryo-sized foreground: bright objects on a dark plane (a lone nucleus,
@@ -232,13 +240,14 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
                                          "background)")
         smooth, t_low, t_high = smooth2, level + 2 * noise, level + SIGNAL_SIGMAS * noise
         embryo = np.ones(smooth.shape, dtype=bool)  # its extent is unknown: the plane
+        sparse = True
         region = ndimage.binary_dilation(ndimage.binary_fill_holes(signal), iterations=3)
     if stain == "auto":
         stain = decide_stain(smooth, region if region.any() else embryo, t_high, min_area)
     else:
         stain = given(stain)
     return PlaneAnalysis(smooth, t_low, t_high, embryo, stain,
-                         region=region if region.any() else embryo)
+                         region=region if region.any() else embryo, sparse=sparse)
 
 
 def _box_rows(boxes: np.ndarray, shape) -> np.ndarray:
@@ -249,49 +258,98 @@ def _box_rows(boxes: np.ndarray, shape) -> np.ndarray:
     return boxes
 
 
-def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
-    order = np.argsort(values)
-    cum = np.cumsum(weights[order])
-    return float(values[order][int(np.searchsorted(cum, 0.5 * cum[-1]))])
+def _dome_peaks(surface: np.ndarray, labels: np.ndarray, h: float, floor: float
+                ) -> np.ndarray:
+    """``(N, 2)`` int (row, col): one point per h-dome of ``surface`` ``(H, W)`` float (a
+    regional maximum standing at least ``h`` above the saddle to any higher one) inside
+    ``labels`` > 0, at least ``floor`` high; the point is the dome's highest pixel. The
+    domes are found on ``surface`` max-pooled in blocks of ``h / 6`` px (at least 1; a
+    distance transform changes by at most 1 per pixel, so pooling raises a saddle by at most
+    ``sqrt(2) h / 6``, under a quarter of ``h``: large cells only, for speed), each point
+    then at its block's highest pixel."""
+    from skimage.morphology import h_maxima
+
+    surface = np.where(labels > 0, surface, 0.0)
+    if float(surface.max()) <= 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    f = max(1, int(h / 6))
+    hh, ww = -(-surface.shape[0] // f) * f, -(-surface.shape[1] // f) * f
+    pooled = np.pad(surface, ((0, hh - surface.shape[0]), (0, ww - surface.shape[1])))
+    pooled = pooled.reshape(hh // f, f, ww // f, f).max(axis=(1, 3))
+    tops, n = ndimage.label(h_maxima(pooled, max(float(h), 1e-6)), structure=np.ones((3, 3)))
+    if n == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    coarse = np.asarray(ndimage.maximum_position(pooled, tops, np.arange(1, n + 1)),
+                        dtype=np.int64).reshape(-1, 2)
+    peaks = np.zeros_like(coarse)
+    for i, (r, c) in enumerate(coarse):
+        block = surface[r * f:(r + 1) * f, c * f:(c + 1) * f]
+        dr, dc = np.unravel_index(int(np.argmax(block)), block.shape)
+        peaks[i] = (r * f + dr, c * f + dc)
+    return peaks[surface[peaks[:, 0], peaks[:, 1]] >= floor]
+
+
+def _sparse_embryo(smooth: np.ndarray, membrane: np.ndarray, sigma: float,
+                  min_area: int) -> np.ndarray:
+    """Where the cells are on a membrane plane whose embryo the analysis did not find (the
+    sparse path, e.g. a dim embryo in strong pixel noise): the regions, holes filled, above
+    Otsu's threshold of the plane smoothed at 4 ``sigma`` (membranes and cytoplasm against
+    the background), together with what the membranes, closed over gaps of up to 4
+    ``sigma``, enclose; regions under ``min_area`` px go. The whole plane when nothing is."""
+    from skimage.filters import threshold_otsu
+
+    pad = int(np.ceil(2 * sigma)) + 1
+    closed = ndimage.binary_closing(np.pad(membrane, pad), iterations=pad)[pad:-pad, pad:-pad]
+    blurred = ndimage.gaussian_filter(np.asarray(smooth, dtype=np.float64), 4 * sigma)
+    found = ndimage.binary_fill_holes(closed | (blurred > threshold_otsu(blurred)))
+    lab, n = ndimage.label(found)
+    if n == 0:
+        return np.ones(membrane.shape, dtype=bool)
+    keep = np.bincount(lab.ravel(), minlength=n + 1) >= min_area
+    keep[0] = False
+    found = keep[lab]
+    return found if found.any() and not found.all() else np.ones(membrane.shape, dtype=bool)
 
 
 def membrane_seeds(a: PlaneAnalysis, min_area: int = 30, diameter: float | None = None
                    ) -> Seeds:
     """Seeds of a membrane-stained plane (see the module docstring); ``diameter``: the
     cells' diameter in pixels (None: estimated, ``Seeds.diameter``)."""
-    from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
 
-    bright = a.smooth >= a.t_high
-    specks, n_specks = ndimage.label(bright)
-    if n_specks:  # bright specks smaller than min_area are cytoplasm texture, not membrane
-        bright = (np.bincount(specks.ravel()) >= min_area)[specks] & bright
-    bright = ndimage.binary_dilation(bright) & a.embryo
-    interior = a.embryo & ~bright
-    interior = ndimage.binary_opening(interior)
+    from napari_devosam.automatic.scale import interior_radius
+    from napari_devosam.automatic.stain import membrane_map
+
+    region = a.region if a.region is not None and a.region.any() else a.embryo
+    ridge, membrane, sigma = membrane_map(a.smooth, region, within=a.embryo)
+    embryo = a.embryo
+    if a.sparse:  # the embryo was not found: where the cells are, then their membranes there
+        embryo = _sparse_embryo(a.smooth, membrane, sigma, min_area)
+        inner = ndimage.binary_erosion(embryo, iterations=3)
+        ridge, membrane, sigma = membrane_map(a.smooth, inner if inner.any() else embryo,
+                                              within=embryo)
+    interior = ndimage.binary_opening(embryo & ~membrane)
     dist = ndimage.distance_transform_edt(interior)
     lab, n = ndimage.label(interior)
     if n == 0:
         return Seeds()
-    radii = ndimage.maximum(dist, lab, np.arange(1, n + 1))
-    sizes = np.bincount(lab.ravel())[1:]
-    big = sizes >= min_area
     if diameter is not None:
         r_typ, source = 0.5 * float(diameter), "given"
-    elif big.any():  # area-weighted: fragments between specks do not drag it down
-        r_typ, source = _weighted_median(radii[big], sizes[big].astype(float)), "estimated"
     else:
-        r_typ, source = float(np.max(radii)), "estimated"
-    peaks = peak_local_max(ndimage.gaussian_filter(dist, 1.0), labels=lab,
-                           min_distance=max(2, int(0.7 * r_typ)),
-                           threshold_abs=max(1.5, r_typ / 3), exclude_border=False)
-    keep = sizes[lab[peaks[:, 0], peaks[:, 1]] - 1] >= min_area
-    peaks = peaks[keep] if len(peaks) else peaks
+        r_typ, source = interior_radius(lab, dist, min_area), "estimated"
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    lab[(sizes < min_area)[lab]] = 0
+    depth = ndimage.gaussian_filter(dist, 1.0)
+    peaks = _dome_peaks(depth, lab, DOME_DEPTH * r_typ, max(1.5, r_typ / 3))
     if len(peaks) == 0:
         return Seeds(diameter=2 * r_typ, diameter_source=source)
     markers = np.zeros(lab.shape, dtype=np.int32)
     markers[peaks[:, 0], peaks[:, 1]] = np.arange(1, len(peaks) + 1)
-    basins = watershed(a.smooth, markers, mask=a.embryo)
+    # flood the interiors first, down their distance transform (split at its saddles), then
+    # the membranes by ridge strength (neighbours meet on the crest); a ridge flood alone
+    # lets a bright speck near a seed wall it in (a basin of one pixel, a useless box)
+    height = np.where(membrane, ridge, -depth)
+    basins = watershed(height, markers, mask=embryo)
     boxes = np.full((len(peaks), 4), np.nan)
     for i, sl in enumerate(ndimage.find_objects(basins, max_label=len(peaks))):
         if sl is not None:
