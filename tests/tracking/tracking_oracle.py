@@ -23,7 +23,7 @@ class OracleDecoder:
     def embedding_for(self, plane):
         return SimpleNamespace(original_size=self.labels.shape[-2:], plane=tuple(plane))
 
-    def set_embedding(self, embedding):
+    def set_embedding(self, embedding, pixels=None):
         self.embedding = embedding
 
     def decode(self, boxes, points, mask_inputs):

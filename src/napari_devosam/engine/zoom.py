@@ -142,3 +142,23 @@ def paste(masks: np.ndarray, window, plane_shape) -> np.ndarray:
     out = np.zeros((len(masks), *plane_shape[:2]), dtype=bool)
     out[:, r0:r1, c0:c1] = masks
     return out
+
+
+def whole_frame_low_res(plane_logits, img_size: int, low_res_side: int):
+    """Plane-sized logits ``(K, H, W)`` (torch, float) -> ``(K, 1, s, s)`` logits in the whole
+    plane's low-res frame (``s = low_res_side``, SAM's ``4h``), as a ``mask_input`` for a
+    later decode on the whole plane's embedding: the plane resized to the input frame
+    (``coords.input_size``), padded to ``img_size`` with its lowest value, averaged down to
+    ``s``. The inverse of SAM's upscaling, up to interpolation."""
+    import torch.nn.functional as F
+
+    from napari_devosam.engine.coords import input_size
+
+    k, h, w = plane_logits.shape
+    ih, iw = input_size((h, w), img_size)
+    x = F.interpolate(plane_logits[:, None].float(), size=(ih, iw), mode="bilinear",
+                      align_corners=False)
+    floor = x.amin(dim=(1, 2, 3), keepdim=True)
+    padded = floor.expand(k, 1, img_size, img_size).clone()
+    padded[:, :, :ih, :iw] = x
+    return F.adaptive_avg_pool2d(padded, low_res_side)
