@@ -39,10 +39,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import real_eval as E  # noqa: E402
+import real_litemedsam as L  # noqa: E402
 import real_sources as R  # noqa: E402
 from _common import machine, write_json  # noqa: E402
 
-DEFAULT_MODELS = "embryo,embryo_tiny,litemedsam"
+DEFAULT_MODELS = "embryo,embryo_tiny"  # + litemedsam unless --no-litemedsam
 QUICK_SOURCES = "dsb2018,cells3d"
 TARGET_KINDS = ("fluorescence nuclei",)
 MOVIE_FRAMES = (0, 30, 60)
@@ -115,7 +116,8 @@ def eval_source(source, models, cap: int | None, stain: str, overlay_dir) -> lis
         if sam is None:
             rows.append(dict(base, method=label, note=note))
             continue
-        r = eval_model(sam, source, ids, stain)
+        r = (L.evaluate(sam, source, ids) if isinstance(sam, L.LiteMedSAM)
+             else eval_model(sam, source, ids, stain))
         shown = r.pop("_shown")
         rows.append(dict(base, method=label, note=note, **r))
         if overlay_dir and not panels_done:
@@ -175,7 +177,7 @@ def eval_movies(models, stain: str, overlay_dir) -> list[dict]:
         person = PERSON_COUNTS.get(which, {})
         ws = {f: watershed_labels(movie[f]) for f in frames}
         for label, (sam, _note) in models.items():
-            if sam is None:
+            if sam is None or isinstance(sam, L.LiteMedSAM):
                 continue
             pred = Predictor(sam, cache_dir=None)
             res = {f: segment_all(movie[f], pred, stain=stain) for f in frames}
@@ -234,6 +236,8 @@ def main(argv=None) -> int:
                    help="use only the first N planes of each source")
     p.add_argument("--stain", default="auto", choices=("auto", "nuclei", "membrane"))
     p.add_argument("--no-movies", action="store_true", help="skip the devolearn movies")
+    p.add_argument("--no-litemedsam", action="store_true",
+                   help="skip the LiteMedSAM zero-shot baseline (real_litemedsam.py)")
     p.add_argument("--quick", action="store_true",
                    help=f"sources {QUICK_SOURCES}, 40 objects, one plane each, no movies")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -254,6 +258,8 @@ def main(argv=None) -> int:
     print(f"machine: {info['cpu']} x{info['cpu_count']}, torch {info['torch']}, "
           f"{args.threads} thread(s), load {info['load_avg_1m']:.1f}")
     models = load_models([m for m in args.models.split(",") if m], args.weights_file)
+    if not args.no_litemedsam:
+        models["litemedsam"] = L.load_or_reason()
     for label, (sam, note) in models.items():
         print(f"model {label}: {note if sam is None else 'loaded from ' + note}")
     rows, skipped = [], []
