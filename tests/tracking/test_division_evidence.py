@@ -85,3 +85,48 @@ def test_a_one_plane_dip_does_not_end_a_track():
     result = drain(propagate(None, stack, seeds, decoder=oracle,
                              embedding_for=oracle.embedding_for, params=at_once))
     assert result.ended[first][0] == (1,)
+
+
+def _membrane_plane(line: bool):
+    """A membrane-stained plane's analysis: one cell (a ring of membrane), with a membrane
+    across its middle (column 48) when ``line``."""
+    smooth = np.full(SHAPE, 10.0, np.float32)
+    ring = _disk((48, 48), 30) & ~_disk((48, 48), 27)
+    smooth[ring] = 100.0
+    if line:
+        smooth[20:77, 47:50] = 100.0
+    return SimpleNamespace(found=True, stain="membrane", smooth=smooth, t_high=50.0)
+
+
+def test_a_division_needs_a_new_membrane_between_the_daughters():
+    from napari_devosam.tracking.divisions.evidence import membrane_refusal
+
+    cell = _disk((48, 48), 27)
+    cols = np.arange(SHAPE[1])[None, :]
+    halves = [Crop.from_mask(cell & (cols < 48)), Crop.from_mask(cell & (cols >= 48))]
+    p = PropagationParams()
+    asked = []
+
+    def previous(line):
+        def get():
+            asked.append(line)
+            return _membrane_plane(line)
+        return get
+
+    # a membrane now, none on the previous plane: a division
+    assert membrane_refusal(halves, _membrane_plane(True), previous(False), p) is None
+    # no membrane where the halves meet: one cell cut in two
+    why = membrane_refusal(halves, _membrane_plane(False), previous(False), p)
+    assert why.startswith("no membrane")
+    # the membrane was there already: the mother's mask held two cells
+    why = membrane_refusal(halves, _membrane_plane(True), previous(True), p)
+    assert "there before" in why
+    assert asked == [False, True]  # the previous plane is read only when needed
+    # off, or nuclei, or daughters that do not meet: no say
+    off = PropagationParams(division_min_membrane=0)
+    assert membrane_refusal(halves, _membrane_plane(False), previous(False), off) is None
+    nuclei = _membrane_plane(False)
+    nuclei.stain = "nuclei"
+    assert membrane_refusal(halves, nuclei, previous(False), p) is None
+    apart = [Crop.from_mask(_disk((20, 20), 5)), Crop.from_mask(_disk((70, 70), 5))]
+    assert membrane_refusal(apart, _membrane_plane(False), previous(False), p) is None

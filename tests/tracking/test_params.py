@@ -53,10 +53,11 @@ from napari_devosam.utils.params import specs  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_every_field_is_declared_in_one_of_the_five_sections_with_help():
+def test_every_field_is_declared_in_one_of_the_six_sections_with_help():
     declared = specs(PropagationParams)
     assert list(declared) == [f.name for f in fields(PropagationParams)]
-    assert list(SECTIONS) == ["prompts", "decoding", "track_ends", "review", "divisions"]
+    assert list(SECTIONS) == ["prompts", "decoding", "track_ends", "review", "divisions",
+                              "new_tracks"]
     assert all(s.section in SECTIONS and len(s.help) > 20 for s in declared.values())
     by_section = PropagationParams.sections()
     assert sum(map(len, by_section.values())) == len(declared) and all(by_section.values())

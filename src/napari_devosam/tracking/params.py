@@ -22,6 +22,7 @@ SECTIONS = {
     "track_ends": "Track ends",
     "review": "Confidence and review",
     "divisions": "Divisions",
+    "new_tracks": "New tracks",
 }
 FRACTION = dict(low=0.0, high=1.0, step=0.05)
 PIXELS = dict(low=0.0, step=0.5, edit_max=1000.0)
@@ -43,9 +44,13 @@ def _division(default, help, **kw):
     return param(default, help, section="divisions", **kw)
 
 
+def _new(default, help, **kw):
+    return param(default, help, section="new_tracks", **kw)
+
+
 @dataclass
 class PropagationParams:
-    """Parameters of ``tracking.propagate.propagate``, in five sections (``SECTIONS``):
+    """Parameters of ``tracking.propagate.propagate``, in six sections (``SECTIONS``):
 
     - Prompts: how the prompt for plane ``k + 1`` is made from the result on plane ``k``.
     - Decoding: where on the image embedding each object is decoded.
@@ -53,6 +58,8 @@ class PropagationParams:
       no object and the previous plane is listed for review.
     - Confidence and review: which objects are listed for review.
     - Divisions: how divisions are found (see ``tracking.divisions``).
+    - New tracks: cells that enter the plane (from Z, or from the image's edge) start tracks
+      of their own (``tracking.new_cells``).
 
     Each field's range and meaning are in its declaration (``utils.params.specs``; the table
     in docs/tracking.md). ``ValueError`` names the first field of the wrong kind (NaN,
@@ -189,6 +196,35 @@ class PropagationParams:
         True, "Evidence a division needs: each daughter covers a stain seed of its own, and "
         "not one that was there on the previous plane outside the mother (a neighbour).",
         advanced=True)
+    division_min_membrane: float = _division(
+        0.5, "Evidence a division needs on membrane stains: at least this fraction of the "
+        "pixels where the two daughters meet is membrane (at least the plane's stain "
+        "threshold), and less than this fraction was membrane there on the previous plane "
+        "(else the mother's mask held two cells already: the second one becomes a new track, "
+        "not a daughter). On the real DevoLearn membrane movie, cuts through one cell's "
+        "cytoplasm had 0.11-0.33, cuts on a membrane 0.64-1.00. 0 disables.",
+        advanced=True, **FRACTION)
+
+    # -- New tracks -----------------------------------------------------------------------
+    new_tracks: bool = _new(
+        True, "After each plane, segment it automatically (seeded, with the run's stain and "
+        "the plane's embedding) and start a new track, with no mother, for every cell no "
+        "track covers: a cell that enters the plane from Z or from the image's edge, or one "
+        "nobody seeded. Listed for review as \"new cell\". Costs one seeded automatic "
+        "segmentation per plane (the embedding is reused): about 1-2 s a plane with the "
+        "bundled model on a 2-core CPU for a dozen cells, and every new cell is tracked too "
+        "(a plane of 100 nuclei: about 9 s). Off: only the seeds and their daughters are "
+        "tracked; switch it off to follow only some cells.")
+    new_track_max_overlap: float = _new(
+        0.2, "A detected cell is new only when at most this fraction of it lies on tracked "
+        "objects (or on committed ones), and no tracked object lies more than half inside it "
+        "(then it is that object's cell, outlined bigger).", advanced=True,
+        needs="new_tracks", **FRACTION)
+    new_track_min_area_fraction: float = _new(
+        0.3, "A new track's cell (its pixels no track covers) holds at least this fraction of "
+        "the median area of the plane's tracked objects, and min_area pixels (smaller: a "
+        "fragment, or a cell that only touches the plane).", low=0.0, step=0.05,
+        edit_max=10.0, advanced=True, needs="new_tracks")
 
     def __post_init__(self):
         check(self)

@@ -19,7 +19,9 @@ changes nothing. Per step, for every object still tracked on plane ``k`` (prompt
    daughter, one batch: the mother's prompt outlines daughters poorly);
 5. the track ends when the object vanished, left the image, or its IoU with the
    motion-shifted previous mask or SAM's predicted IoU fell below the thresholds of
-   ``PropagationParams``.
+   ``PropagationParams``;
+6. with ``new_tracks``, the plane is segmented automatically and every cell no track covers
+   starts a new track with no mother (``tracking.new_cells``): a cell that entered the plane.
 
 The SAM-as-tracker scheme (previous mask as the next frame's prompt) follows the mask
 propagation of SAM-based video annotators such as SAM-Track (Cheng et al. 2023,
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from napari_devosam.tracking import prompts as pr
-from napari_devosam.tracking.divisions.evidence import refuse_unproven
+from napari_devosam.tracking.divisions.evidence import membrane_refusal, refuse_unproven
 from napari_devosam.tracking.divisions.free_cells import claim_free_sisters
 from napari_devosam.tracking.divisions.split import split_mask
 from napari_devosam.tracking.divisions.stain_seeds import plane_analysis, plane_seeds, seed_points
@@ -47,6 +49,12 @@ from napari_devosam.tracking.divisions.steps import (
 )
 from napari_devosam.tracking.exclusion import exclusive, owned
 from napari_devosam.tracking.membrane_growth import grow_objects
+from napari_devosam.tracking.new_cells import (
+    covered_pixels,
+    diameter_of,
+    sam_detector,
+    untracked_cells,
+)
 from napari_devosam.tracking.params import PropagationParams
 from napari_devosam.tracking.records import (
     Crop,
@@ -94,6 +102,9 @@ class _Context:
     next_track: int  # the next negative placeholder id for a new track
     seeds_of: tuple = (None, None)  # (plane, its stain seeds) of the last step, if computed
     stain: str = "auto"  # decided on the first plane with an embryo, then kept for the run
+    detector: Callable | None = None  # new_cells.Detector, or None: no new tracks
+    typical_area: float = 0.0  # median area of the last plane's tracked objects
+    analysed: dict = field(default_factory=dict)  # {plane: analysis}, the last two planes
 
     def new_track(self) -> int:
         self.next_track -= 1
@@ -105,13 +116,17 @@ class _Context:
             return self.seeds_of[1]
         return plane_seeds(self.pixels(plane), self.params.division_min_area, stain=self.stain)
 
-    def analysis(self, pixels):
-        """The plane analysis of ``pixels``; the first one that finds an embryo fixes the
-        stain for the rest of the run (one time-lapse, one stain; saves the decision's
-        distance transform on every later plane)."""
+    def analysis(self, pixels, plane: Plane | None = None):
+        """The plane analysis of ``pixels`` (of ``plane``: kept for the next step); the first
+        one that finds an embryo fixes the stain for the rest of the run (one time-lapse,
+        one stain; saves the decision's distance transform on every later plane)."""
+        if plane is not None and plane in self.analysed:
+            return self.analysed[plane]
         analysis = plane_analysis(pixels, self.params.division_min_area, self.stain)
         if self.stain == "auto" and analysis.found:
             self.stain = analysis.stain
+        if plane is not None:  # this plane and the one before it (the previous step's)
+            self.analysed = dict(list(self.analysed.items())[-1:]) | {plane: analysis}
         return analysis
 
 
@@ -139,8 +154,8 @@ def _check_seeds(seeds: list[Seed], lead: tuple[int, ...], plane_shape) -> Plane
 def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = "forward",
               bounds=None, params: PropagationParams | None = None, cache=None,
               normalization=None, embedding_for=None, locked_for=None,
-              existing_for=None, decoder=None,
-              route: Route | None = None) -> Generator[Progress, None, PropagationResult]:
+              existing_for=None, decoder=None, route: Route | None = None,
+              detector=None) -> Generator[Progress, None, PropagationResult]:
     """Propagate ``seeds`` (all on one plane) along leading axis ``axis`` of ``stack``.
 
     Arguments:
@@ -159,6 +174,10 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
       decoder: replaces ``BatchDecoder(sam)`` (same methods; tests use an oracle).
       route: the run's ``Route`` when the caller computed it already (it must start on the
         seeds' plane along ``axis``); else ``Route.through(..., direction, bounds)``.
+      detector(pixels, embedding, stain, diameter) -> (labels, {label: score}): finds the
+        cells of a plane for ``params.new_tracks`` (``tracking.new_cells``; ``diameter``: the
+        tracked objects' in pixels); default: automatic segmentation with ``sam`` (none when
+        ``sam`` is None, as with an injected decoder).
 
     A blank plane (no finite value, or constant: an acquisition gap) gets no object: tracks
     go on from their last objects to the next plane, and the plane is listed for review.
@@ -191,6 +210,9 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
                    locked_for or (lambda p: None), existing_for or (lambda p: {}),
                    lambda plane: np.asarray(stack[plane]), PropagationResult(),
                    min(-1, *(s.track - 1 for s in seeds)))
+    if params.new_tracks:
+        ctx.detector = detector or (sam_detector(sam) if sam is not None else None)
+    ctx.typical_area = float(np.median([np.count_nonzero(s.mask) for s in seeds]))
     total, done = route.total, 0
     for number, leg in enumerate(route.legs):
         forward = leg and leg[0] > start[axis]
@@ -201,14 +223,18 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
                                       start)
         previous = start
         for index in leg:
-            if not active:
+            if not active and ctx.detector is None:
                 break
             plane = route.plane(index)
             pixels = ctx.pixels(plane)  # read once per plane (dask/zarr stacks read lazily)
             if blank(pixels):  # SAM would outline noise there: tracks skip it
                 ctx.result.review.append(ReviewItem(plane, 0, BLANK))
             else:
-                _advance(ctx, active, plane, previous, bool(forward and number == 0), pixels)
+                made = len(ctx.result.objects)
+                emb = _advance(ctx, active, plane, previous, bool(forward and number == 0),
+                               pixels)
+                if ctx.detector is not None:
+                    _start_tracks(ctx, active, plane, pixels, emb, ctx.result.objects[made:])
                 previous = plane
             done += 1
             yield Progress(done, total, plane, len(active))
@@ -250,14 +276,15 @@ def _prompts(ctx: _Context, active: dict, plane: Plane, shape, last: Plane) -> l
 
 
 def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect: bool,
-             pixels: np.ndarray) -> None:
-    """One step: every active track gets its object on ``plane`` (or ends there)."""
+             pixels: np.ndarray):
+    """One step: every active track gets its object on ``plane`` (or ends there). Returns
+    the plane's embedding."""
     p = ctx.params
     emb = ctx.embedding(plane)
     todo = _prompts(ctx, active, plane, tuple(emb.original_size), previous)
     if not todo:
-        return
-    ctx.decoder.set_embedding(emb)
+        return emb
+    ctx.decoder.set_embedding(emb, pixels)
     boxes = np.array([t[1] for t in todo])
     points = np.array([t[2] for t in todo]) if p.use_point else None
     masks_in = [active[t[0]].logits if p.use_mask_input else None for t in todo]
@@ -271,10 +298,10 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
               if end_reason(found[i], active[t[0]].crop.area, t[3], p)[0]}
     seeds = analysis = None
     if p.membrane_grow_px > 0:
-        analysis = ctx.analysis(pixels)
+        analysis = ctx.analysis(pixels, plane)
     divisions = detect and p.detect_divisions
     if (ending and p.redetect_lost) or (divisions and (p.division_seeds or p.free_sisters)):
-        analysis = analysis if analysis is not None else ctx.analysis(pixels)
+        analysis = analysis if analysis is not None else ctx.analysis(pixels, plane)
         seeds = plane_seeds(pixels, p.division_min_area, analysis)
     if divisions and p.division_seeds:
         before = propose_splits(found, [t[3] for t in todo], ending, seeds, owner, p)
@@ -291,8 +318,15 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
                            lambda: ctx.seeds(previous), ctx.locked(plane))
     grow_objects(found, again, analysis, p.membrane_grow_px, ctx.locked(plane))
     if divisions:  # proposals without evidence are no divisions (divisions.evidence)
+        if any(len(f) == 2 for f in found) and p.division_min_membrane > 0:
+            analysis = analysis if analysis is not None else ctx.analysis(pixels, plane)
+
+        def membrane(daughters):
+            return membrane_refusal(daughters, analysis,
+                                    lambda: ctx.analysis(ctx.pixels(previous), previous), p)
+
         refuse_unproven(found, [active[t[0]].crop for t in todo], [t[3] for t in todo], seeds,
-                        lambda: seed_points(ctx.seeds(previous)), p, ctx.stain)
+                        lambda: seed_points(ctx.seeds(previous)), p, ctx.stain, membrane)
     ctx.seeds_of = (plane, seeds)
     for i, (track, _, _, shifted) in enumerate(todo):
         parts, score, logits_i = found[i], float(iou[i]), low_res[i]
@@ -301,6 +335,36 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
             parts = [crop]
         _update(ctx, active, track, plane, parts, shifted, score, logits_i, previous,
                 found_again=i in again)
+    return emb
+
+
+def _start_tracks(ctx: _Context, active: dict, plane: Plane, pixels: np.ndarray, emb,
+                  made: list[TrackedObject]) -> None:
+    """New tracks on ``plane`` for the cells automatic segmentation finds there that no
+    track covers (``tracking.new_cells``); ``made``: the objects propagation put there."""
+    p = ctx.params
+    analysis = ctx.analysis(pixels, plane)  # fixes the run's stain, gives the embryo
+    existing = list(ctx.existing(plane).values())
+    tracked = [o.crop for o in made] + existing
+    if tracked:
+        ctx.typical_area = float(np.median([c.area for c in tracked]))
+    labels, scores = ctx.detector(pixels, emb, ctx.stain, diameter_of(ctx.typical_area))
+    if labels is None or not np.any(labels):
+        return
+    looked_for = []  # tracks that missed this plane: their cells are not new
+    for a in active.values():
+        if a.last != plane and a.crop.area:
+            looked_for.append(pr.shift_crop(a.crop, pr.velocity(a.centroids, p.motion)))
+    covered = covered_pixels(np.shape(labels), tracked + looked_for, ctx.locked(plane))
+    embryo = analysis.embryo if analysis is not None and analysis.found else None
+    for crop, score in untracked_cells(labels, scores, covered, tracked, ctx.typical_area,
+                                       embryo, p):
+        track = ctx.new_track()
+        obj = TrackedObject(track, plane, crop, score, score, None, start=True)
+        ctx.result.objects.append(obj)
+        ctx.result.started.append((track, plane))
+        ctx.result.review.append(ReviewItem(plane, track, "new cell", obj.confidence))
+        active[track] = _Active(track, None, crop, None, [crop.centroid()], plane)
 
 
 def _update(ctx: _Context, active: dict, track: int, plane: Plane, parts: list[Crop],

@@ -71,7 +71,9 @@ class TrackedObject:
     """One object that propagation made: track ``track`` on plane ``plane``.
 
     ``confidence`` = min(``pred_iou``, ``iou_prev``) in [0, 1]; ``division``: the first
-    object of a daughter track; ``parent``: the mother's track id (daughters), else None.
+    object of a daughter track; ``start``: the first object of a new track that automatic
+    segmentation found on this plane (``tracking.new_cells``; no mother, ``iou_prev`` = its
+    score); ``parent``: the mother's track id (daughters), else None.
     Track ids may be negative placeholders for new tracks (resolved by the store).
     """
 
@@ -82,6 +84,7 @@ class TrackedObject:
     iou_prev: float
     parent: int | None = None
     division: bool = False
+    start: bool = False
 
     @property
     def confidence(self) -> float:
@@ -94,7 +97,8 @@ class TrackedObject:
 
 @dataclass
 class ReviewItem:
-    """A plane to look at: ``reason`` is "low confidence", "division" or "track ended: ..."."""
+    """A plane to look at: ``reason`` is "low confidence", "division", "new cell", "found
+    again" or "track ended: ..."."""
 
     plane: Plane
     track: int
@@ -119,13 +123,16 @@ class PropagationResult:
 
     ``objects``: new objects in the order made (mothers before daughters); ``ended``:
     ``{track: (plane where it stopped, reason)}``; ``divisions``: ``(mother, plane, daughter,
-    daughter)`` tuples; ``cancelled``: the run stopped early (then ``objects`` are partial).
+    daughter)`` tuples; ``started``: ``(track, plane)`` of every new track that automatic
+    segmentation found (``tracking.new_cells``; no mother); ``cancelled``: the run stopped
+    early (then ``objects`` are partial).
     """
 
     objects: list[TrackedObject] = field(default_factory=list)
     review: list[ReviewItem] = field(default_factory=list)
     ended: dict[int, tuple[Plane, str]] = field(default_factory=dict)
     divisions: list[tuple[int, Plane, int, int]] = field(default_factory=list)
+    started: list[tuple[int, Plane]] = field(default_factory=list)
     cancelled: bool = False
 
     def planes_to_review(self) -> list[Plane]:

@@ -6,6 +6,10 @@ them into events:
 
 - "division": one per division (``PropagationResult.divisions``), at the daughters' first
   frame, with the lower of the two daughters' confidences;
+- "new cell": one per track that automatic segmentation started on a plane because no track
+  covered the cell there (``PropagationResult.started``; ``tracking.new_cells``), at its
+  first frame, with its detection score: a cell that entered the plane, or one nobody
+  seeded (check that it is no daughter);
 - "track end": one per track that stopped before the end of its route
   (``PropagationResult.ended``, divisions aside), with its reason ("left the image", "lost",
   ...) and the confidence of its last object;
@@ -14,8 +18,10 @@ them into events:
 - "blank plane": one per plane skipped as blank.
 
 From an ``AnnotationStore`` (a reopened store, or tracks imported from another tool) the
-events come from its records instead: divisions from ``"parent"``, track ends from the
-lineage's end reasons, low confidence from each object's ``"confidence"``.
+events come from its records instead: divisions from ``"parent"``, new cells from the
+``"new_cell"`` flag of an object's ``"prompts"`` (``store_tracks.apply_plan`` writes it),
+track ends from the lineage's end reasons, low confidence from each object's
+``"confidence"``.
 
 Events sort by confidence, lowest first (NaN, unknown, last), then by frame and track.
 """
@@ -25,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-KINDS = ("division", "track end", "low confidence", "found again", "blank plane")
+KINDS = ("division", "new cell", "track end", "low confidence", "found again", "blank plane")
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,13 @@ def _from_result(result, axis: int, tracks: dict[int, int]) -> list[ReviewEvent]
         ta, tb, tm = (tracks.get(t, t) for t in (a, b, mother))
         events.append(ReviewEvent("division", tm, plane[axis], plane, float(c),
                                   f"track {tm} divides into {ta} and {tb}"))
+    for track, plane in getattr(result, "started", ()):
+        plane = tuple(plane)
+        t = tracks.get(track, track)
+        events.append(ReviewEvent("new cell", t, plane[axis], plane,
+                                  float(conf.get((track, plane), math.nan)),
+                                  f"track {t} starts: a cell no track covered (new in the "
+                                  "plane, or not seeded)"))
     for track, (plane, reason) in result.ended.items():
         if reason == "divided":
             continue
@@ -138,6 +151,13 @@ def _from_store(store, axis: int, below: float) -> list[ReviewEvent]:
             plane, c = at[(t, row.last)]
             why = row.end_reason or "unknown reason"
             events.append(ReviewEvent("track end", t, row.last, plane, c, f"track ends: {why}"))
+    for oid, r in objects.items():
+        if (r.get("prompts") or {}).get("new_cell") and r.get("parent") is None:
+            plane, t = tuple(r["plane"]), track_of(oid, r)
+            c = r.get("confidence")
+            events.append(ReviewEvent(
+                "new cell", t, plane[axis], plane, math.nan if c is None else float(c),
+                f"track {t} starts: a cell no track covered (new in the plane, or not seeded)"))
     low = [ReviewItem(tuple(r["plane"]), track_of(oid, r), "low confidence",
                       float(r["confidence"]))
            for oid, r in objects.items()

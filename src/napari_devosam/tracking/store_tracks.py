@@ -164,7 +164,8 @@ def propagate_in_store(sam, image, store, plane, *, object_ids=None, axis: int =
 def apply_plan(store, plan: StorePlan, info: dict | None = None) -> list[int]:
     """Commit a finished run as one undo step; returns the new object ids (0: no pixel left).
     A track's last object records why it ended (``"ended"``: "lost", "left the image", ...;
-    not for divisions).
+    not for divisions); the first object of a new track (``TrackedObject.start``) has
+    ``"new_cell": True`` in its ``"prompts"`` (the review list reads it).
 
     Objects already deleted since the run started are skipped; new objects take only
     background pixels, as every commit does."""
@@ -177,7 +178,8 @@ def apply_plan(store, plan: StorePlan, info: dict | None = None) -> list[int]:
     for i, obj in enumerate(plan.result.objects):
         record = {"track": obj.track, "parent": obj.parent, "confidence": obj.confidence,
                   "prompts": {"propagated": True, "predicted_iou": obj.pred_iou,
-                              "iou_previous": obj.iou_prev, "division": obj.division},
+                              "iou_previous": obj.iou_prev, "division": obj.division,
+                              **({"new_cell": True} if obj.start else {})},
                   **(info or {})}
         ended = plan.result.ended.get(obj.track)
         if last[obj.track] == i and ended is not None and ended[1] != "divided":

@@ -16,7 +16,14 @@ A proposal stands only with all of this evidence (thresholds in ``PropagationPar
   stain seeds, a different one (the image shows two cells, not one cut in two);
 - **not a neighbour**: a daughter whose seed had a seed on the previous plane within half
   the mother's equivalent radius, outside the mother's previous mask, is a cell that was
-  there before, not a daughter (``stain_seeds.existed_before``).
+  there before, not a daughter (``stain_seeds.existed_before``);
+- **a new membrane**, on membrane-stained planes (``division_min_membrane``,
+  ``membrane_refusal``): where the two daughters meet, at least that fraction of the pixels
+  is membrane (at least the plane's stain threshold ``t_high``), and less than that fraction
+  was membrane there on the previous plane. On the real DevoLearn membrane movie (5 seeds,
+  frames 0-60) 8 of 13 divisions cut one cell through its cytoplasm (0.11-0.33 of the line
+  was membrane), and 5 split a mask that had held two cells from the start (the line was
+  membrane on both planes: 0.84-0.99 before); those ended their tracks early.
 
 SAM seeing two cells is checked where the daughters are decoded (``steps.refine_daughters``:
 the two answers overlap less than ``division_max_overlap``). A refused proposal keeps the
@@ -26,7 +33,10 @@ package's own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+from scipy import ndimage
 
 from napari_devosam.tracking import prompts as pr
 from napari_devosam.tracking.divisions.stain_seeds import existed_before, seed_points
@@ -77,6 +87,78 @@ def refusal(daughters: list[Crop], mother: Crop, seeds, previous_points, params:
     return None
 
 
+MEET_PX = 3  # the daughters' meeting line: pixels within this reach of both
+SHIFT_PX = 2  # the previous plane's membrane may lie this far from today's (cells move)
+
+
+def meeting_line(daughters: list[Crop], reach: int = MEET_PX) -> tuple[tuple, np.ndarray]:
+    """Where two daughters meet: pixels within ``reach`` of both (a line along their shared
+    border, or across a gap up to ``2 * reach`` wide). Returns ``((r0, c0, r1, c1), (h, w)
+    bool)``: the line inside that window of the plane (empty when they lie farther apart)."""
+    h, w = daughters[0].shape
+    boxes = [pr.bbox(d) for d in daughters]  # (r0, c0, r1, c1), r1 c1 inclusive
+    r0 = max(0, int(min(b[0] for b in boxes)) - reach)
+    c0 = max(0, int(min(b[1] for b in boxes)) - reach)
+    r1 = min(h, int(max(b[2] for b in boxes)) + reach + 1)
+    c1 = min(w, int(max(b[3] for b in boxes)) + reach + 1)
+    near = []
+    for d in daughters:
+        local = np.zeros((r1 - r0, c1 - c0), dtype=bool)
+        (dr, dc), data = d.offset, d.data
+        local[dr - r0:dr - r0 + data.shape[0], dc - c0:dc - c0 + data.shape[1]] = data
+        near.append(ndimage.binary_dilation(local, iterations=reach))
+    return (r0, c0, r1, c1), near[0] & near[1]
+
+
+def membrane_fraction(analysis, window: tuple, line: np.ndarray, shift: int = 0) -> float:
+    """The fraction of ``line`` ((h, w) bool in ``window`` (r0, c0, r1, c1) of the plane)
+    on membrane: ``analysis.smooth`` (its greatest value within ``shift`` pixels) at least
+    ``analysis.t_high``. NaN for an empty line."""
+    if not line.any():
+        return float("nan")
+    r0, c0, r1, c1 = window
+    pad = shift
+    h, w = analysis.smooth.shape
+    a, b, e, f = max(r0 - pad, 0), max(c0 - pad, 0), min(r1 + pad, h), min(c1 + pad, w)
+    values = analysis.smooth[a:e, b:f]
+    if shift:
+        values = ndimage.maximum_filter(values, size=2 * shift + 1)
+    values = values[r0 - a:r0 - a + (r1 - r0), c0 - b:c0 - b + (c1 - c0)]
+    return float(np.mean(values[line] >= analysis.t_high))
+
+
+def _membrane_plane(analysis) -> bool:
+    return (analysis is not None and analysis.found and analysis.stain == "membrane"
+            and analysis.smooth is not None)
+
+
+def membrane_refusal(daughters: list[Crop], analysis, previous: Callable[[], object],
+                     params: PropagationParams) -> str | None:
+    """Why two ``daughters`` on a membrane-stained plane are no division, or None: the line
+    where they meet (``meeting_line``) is less than ``division_min_membrane`` membrane on
+    this plane (``analysis``, its ``automatic.seeds.PlaneAnalysis``: a cut through one
+    cell), or was that much membrane already on the previous plane (``previous()``, its
+    analysis, called only then: the mother's mask held two cells). None too when the check
+    is off (0), the plane is not membrane-stained or the daughters do not meet."""
+    p = params
+    if p.division_min_membrane <= 0 or not _membrane_plane(analysis):
+        return None
+    window, line = meeting_line(daughters)
+    now = membrane_fraction(analysis, window, line)
+    if np.isnan(now):
+        return None
+    if now < p.division_min_membrane:
+        return f"no membrane between the daughters ({now:.2f} of their meeting line)"
+    before = previous()
+    if not _membrane_plane(before):
+        return None
+    was = membrane_fraction(before, window, line, SHIFT_PX)
+    if was >= p.division_min_membrane:
+        return (f"the membrane between the daughters was there before ({was:.2f}): the "
+                "mother's mask held two cells")
+    return None
+
+
 def keep_one(daughters: list[Crop], shifted: Crop) -> list[Crop]:
     """The daughter that overlaps the motion-shifted mother most (first on ties), as the
     track's one cell."""
@@ -85,13 +167,15 @@ def keep_one(daughters: list[Crop], shifted: Crop) -> list[Crop]:
 
 
 def refuse_unproven(found: list[list[Crop]], mothers: list[Crop], shifted: list[Crop], seeds,
-                    previous_points, params: PropagationParams, stain: str = "membrane"
+                    previous_points, params: PropagationParams, stain: str = "membrane",
+                    membrane: Callable[[list[Crop]], str | None] | None = None
                     ) -> list[tuple[int, str]]:
     """Turn, in place, every pair of daughters in ``found`` (per track index) that lacks the
-    evidence of ``refusal`` back into one cell (``keep_one``). ``mothers`` and ``shifted``:
-    each track's previous mask as it was and motion-shifted; ``previous_points()`` as for
-    ``refusal`` (called once at most), ``stain`` as there. Returns ``(index, why)`` per
-    refused pair."""
+    evidence of ``refusal`` (and of ``membrane(daughters)``, a reason or None, when given:
+    ``membrane_refusal`` with the plane's analyses) back into one cell (``keep_one``).
+    ``mothers`` and ``shifted``: each track's previous mask as it was and motion-shifted;
+    ``previous_points()`` as for ``refusal`` (called once at most), ``stain`` as there.
+    Returns ``(index, why)`` per refused pair."""
     memo: list = []
 
     def points():
@@ -104,6 +188,8 @@ def refuse_unproven(found: list[list[Crop]], mothers: list[Crop], shifted: list[
         if len(parts) != 2:
             continue
         why = refusal(parts, mothers[i], seeds, points, params, stain)
+        if not why and membrane is not None:
+            why = membrane(parts)
         if why:
             found[i] = keep_one(parts, shifted[i])
             refused.append((i, why))
