@@ -244,6 +244,10 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
         region = ndimage.binary_dilation(ndimage.binary_fill_holes(signal), iterations=3)
     if stain == "auto":
         stain = decide_stain(smooth, region if region.any() else embryo, t_high, min_area)
+        if sparse:
+            from napari_devosam.automatic.stain import separate_objects_rule
+
+            stain = separate_objects_rule(stain, signal)
     else:
         stain = given(stain)
     return PlaneAnalysis(smooth, t_low, t_high, embryo, stain,
