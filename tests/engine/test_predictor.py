@@ -37,7 +37,7 @@ def _stock_from(sam, emb: PlaneEmbedding):
 @pytest.fixture(scope="module")
 def tiny():
     sam = tiny_sam()
-    pred = Predictor(sam)
+    pred = Predictor(sam, zoom=False)  # stock SAM's results (zoomed views: test_zoom.py)
     pred.set_image(_plane())
     stock = SamPredictor(sam)
     stock.set_image(to_rgb(_plane()))

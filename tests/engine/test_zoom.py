@@ -101,12 +101,47 @@ def test_zoomed_box_equals_the_decode_on_its_window(sam):
     ref_masks, ref_scores, ref_logits = _by_hand(sam, plane, window, box=box, multimask=True)
     np.testing.assert_array_equal(masks, ref_masks)
     np.testing.assert_allclose(scores, ref_scores, rtol=1e-5, atol=1e-5)
-    # a refinement keeps the frame its mask_input came from
+
+
+def test_logits_are_in_the_whole_frame_whatever_came_between(sam):
+    """A view's logits come back in the whole plane's frame: fed back after prompts on other
+    objects (another frame), the refinement is the same as straight after."""
+    plane = _plane()
+    pred = Predictor(sam, cache_dir=None, zoom=True)
+    pred.set_image(plane)
+    box = np.array(SMALL[2], float)
+    masks, _, logits = pred.predict(box=box)
+    side = Z.ideal_window_side(box, SHAPE, INPUT)
+    window = Z.window_at(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), side, SHAPE)
+    _, _, ref_logits = _by_hand(sam, plane, window, box=box)
     pts = np.array([[200.0, 330.0]])
-    again, _, _ = pred.predict(box=box, points=pts, point_labels=[1], mask_input=logits[0])
-    ref_again, _, _ = _by_hand(sam, plane, window, box=box, points=pts, point_labels=[1],
-                               mask_input=ref_logits[0])
-    np.testing.assert_array_equal(again, ref_again)
+    straight, s1, _ = pred.predict(box=box, points=pts, point_labels=[1], mask_input=logits[0])
+    pred.predict(box=LARGE)  # the whole plane's frame
+    pred.predict(box=SMALL[0])  # another view
+    after, s2, _ = pred.predict(box=box, points=pts, point_labels=[1], mask_input=logits[0])
+    np.testing.assert_array_equal(straight, after)
+    np.testing.assert_allclose(s1, s2)
+    # and it is the refinement with the view's own logits (nothing lost on the way)
+    ref, _, _ = _by_hand(sam, plane, window, box=box, points=pts, point_labels=[1],
+                         mask_input=ref_logits[0])
+    np.testing.assert_array_equal(straight, ref)
+    # a click-only refinement is decoded in the view around the previous mask
+    again, _, _ = pred.predict(points=pts, point_labels=[1], mask_input=logits[0])
+    assert again.shape == (1, *SHAPE)
+
+
+def test_a_click_is_inside_its_best_mask_or_ranked_last(sam):
+    plane = _plane()
+    pred = Predictor(sam, cache_dir=None, zoom=True)
+    pred.set_image(plane)
+    for click in [(40, 60), (200, 330), (150, 300), (5, 5), (290, 410)]:
+        masks, scores, _ = pred.predict(points=[click], multimask=True)
+        best = int(np.argmax(scores))
+        holds = masks[:, click[0], click[1]]
+        if holds.any():
+            assert holds[best]
+        else:
+            assert (scores < 0.5).all()  # every candidate ranked 1 lower
 
 
 def test_predict_boxes_decodes_each_group_in_its_view(sam):

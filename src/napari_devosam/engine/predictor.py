@@ -3,9 +3,9 @@
 ``Predictor`` holds a SAM, an embedding cache and the embedding of the current plane.
 Prompts are napari pixel coordinates: points ``(row, col)``, boxes ``(row0, col0, row1,
 col1)``; they go through the decoder door (``decoding.Decoder``), which makes them SAM's
-``(x, y)`` input frame in ``coords.py``. Results equal ``segment_anything.SamPredictor``'s for
-the same image, weights and prompts, except for the box rule below (stock SAM keeps pixels
-far outside a box).
+``(x, y)`` input frame in ``coords.py``. With ``zoom`` off, results equal
+``segment_anything.SamPredictor``'s for the same image, weights and prompts, except for the
+box rule below (stock SAM keeps pixels far outside a box).
 
 Prompt rules: a box or at least one point is required (``ValueError`` otherwise). A box
 partly outside the plane is clipped to it; a box entirely outside, with zero area inside the
@@ -15,11 +15,17 @@ are dropped (``coords.mask_within_box``): the same rule in the API, the CLI and 
 The returned low-res logits are SAM's, unclipped, for use as the next ``mask_input``.
 
 Small objects are prompted at object scale (``zoom.py``): a box that spans fewer than
-``zoom.TARGET`` input pixels is decoded in a zoomed view of the plane around it, encoded on
-its own; one positive click whose first mask is small is decoded again in the view around that
-mask. Views need the plane's pixels (``set_image``, or ``set_embedding(..., plane=)``). A
-``mask_input`` belongs to the frame of the call that returned it: the next call keeps that
-frame when its prompts fit it, else the ``mask_input`` is dropped.
+``zoom.ZOOM_BELOW`` input pixels is decoded in a zoomed view of the plane around it, encoded
+on its own; one positive click whose first mask is small is decoded again in the view around
+that mask, and a refinement (``mask_input`` without a box) in the view around the previous
+mask. Views need the plane's pixels (``set_image``, or ``set_embedding(..., plane=)``).
+Returned logits are always in the whole plane's low-res frame (a view's are brought back with
+``zoom.whole_frame_low_res``), so any of them can be the next ``mask_input``, whichever frame
+the next call decodes in; the view's own, finer logits are remembered by content, so feeding
+them back to a call in the same view loses nothing. With zoom on, a positive click that a
+candidate mask does not contain makes that candidate's score 1 lower (it answers another
+object), and when no candidate contains the click it is decoded again in a view centred on
+it. With zoom off, results are stock SAM's (below).
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ from napari_devosam.engine.stacks import as_plane
 SHARED_CACHE = object()  # Predictor's default cache_dir: the CLI's and the GUI's disk cache
 BOX_CHUNK = 16  # boxes decoded and upscaled together in predict_boxes (bounds memory)
 VIEW_CACHE = 64  # zoomed views' embeddings kept per plane (memory only: they are cheap)
+CLICK_OBJECT_PX = 24  # the object size a view centred on a missed click is made for
+VIEW_LOGITS = 32  # returned logits whose view-frame original is remembered
 
 
 class Predictor:
@@ -92,7 +100,7 @@ class Predictor:
         self._views: dict[tuple, PlaneEmbedding] = {}
         self._view_decoder = Decoder(self._sam)
         self._view_window = None  # the window the view decoder holds
-        self._last_window = None  # the frame of the last predict's logits (None: whole)
+        self._view_logits: dict[bytes, tuple] = {}  # whole-frame logits -> (window, view's)
 
     # --- state ---------------------------------------------------------------------------
 
@@ -157,7 +165,7 @@ class Predictor:
         self._views.clear()
         self._view_decoder = Decoder(self._sam)
         self._view_window = None
-        self._last_window = None
+        self._view_logits = {}
 
     def decoder_changed(self) -> None:
         """Call after loading new weights into ``sam.mask_decoder`` / ``sam.prompt_encoder``
@@ -186,12 +194,15 @@ class Predictor:
             self._view_window = window
         return self._view_decoder
 
-    def _window_for(self, box, pts, mask_input) -> tuple | None:
-        """The frame of one object's prompts: a view's window, or None for the whole plane."""
+    def _window_for(self, box, mask) -> tuple | None:
+        """The frame of one object's prompts: the view around ``box``, else around the
+        previous mask ``mask`` (whole-frame low-res logits, ``(1, 1, 4h, 4w)``), else None
+        (the whole plane)."""
         if not self._zooming:
             return None
-        if mask_input is not None:
-            return self._last_window
+        if box is None and mask is not None:
+            prev = (self._decoder.upscale(mask)[0, 0] > self._sam.mask_threshold).cpu().numpy()
+            box = _extent(prev)
         if box is None:
             return None
         emb = self._embedding
@@ -267,52 +278,85 @@ class Predictor:
             pts, lab = validate_points(points, point_labels, emb.original_size)
         if box is not None:
             box = clip_box(box, emb.original_size)
-        window = self._window_for(box, pts, mask_input)
+        mask = None if mask_input is None else self._mask_tensor(mask_input)
+        window = self._window_for(box, mask)
         if window is not None and not _fits(window, box, pts):
-            window, mask_input = None, None
-        if mask_input is not None and window != self._last_window:
-            mask_input = None
-        masks, iou, low_res = self._decode_one(window, box, pts, lab, mask_input, multimask)
-        if (window is None and box is None and mask_input is None and self._zooming
-                and lab is not None and lab.all()):
-            masks, iou, low_res, window = self._click_in_view(masks, iou, low_res, pts, lab,
-                                                             multimask)
-        self._last_window = window
+            window = None
+        masks, iou, low_res = self._decode_one(window, box, pts, lab, mask, multimask)
+        clicks = None if pts is None or box is not None else pts[lab == 1]
+        if clicks is not None and len(clicks) and self._zooming:
+            masks, iou, low_res = self._answer_clicks(masks, iou, low_res, window, pts, lab,
+                                                      mask, multimask)
         return masks, iou, low_res
 
-    def _decode_one(self, window, box, pts, lab, mask_input, multimask):
-        """Decode one object's prompts (plane coordinates) in ``window``'s frame (None: the
-        whole plane); masks come back at the plane's size."""
+    def _decode_one(self, window, box, pts, lab, mask, multimask):
+        """Decode one object's prompts (plane coordinates; ``mask`` whole-frame low-res
+        logits or None) in ``window``'s frame (None: the whole plane). Returns masks at the
+        plane's size, scores, and low-res logits in the whole plane's frame."""
         emb = self._embedding
+        img_size = self._sam.image_encoder.img_size
         decoder = self._decoder if window is None else self._view(window)
         shift = np.zeros(2) if window is None else np.array(window[:2], dtype=np.float64)
         boxes = None if box is None else (box - np.tile(shift, 2))[None]
         p = None if pts is None else (pts - shift)[None]
         lab_b = None if lab is None else lab[None]
-        mask = None if mask_input is None else self._mask_tensor(mask_input)
+        if mask is not None and window is not None:
+            known = self._view_logits.get(_digest(mask))
+            if known is not None and known[0] == window:
+                mask = known[1]  # this view's own logits: nothing lost
+            else:  # the whole frame's map, seen by the view
+                plane = self._decoder.upscale(mask)[0]
+                mask = Z.whole_frame_low_res(Z.crop(plane[0], window)[None], img_size,
+                                             mask.shape[-1])
         low_res, iou = decoder.decode(p, lab_b, boxes, mask, multimask)
         if window is None:
             masks = (self._upscale(low_res)[0] > self._sam.mask_threshold).cpu().numpy()
         else:
-            up = decoder.upscale(low_res)[0] > self._sam.mask_threshold
-            masks = Z.paste(up.cpu().numpy(), window, emb.original_size)
+            up = decoder.upscale(low_res)[0].float()
+            r0, c0, r1, c1 = window
+            full = up.amin(dim=(1, 2), keepdim=True).expand(len(up), *emb.original_size).clone()
+            full[:, r0:r1, c0:c1] = up
+            masks = (full > self._sam.mask_threshold).cpu().numpy()
+            own = low_res[0]
+            low_res = Z.whole_frame_low_res(full, img_size, low_res.shape[-1])[:, 0][None]
+            for c in range(len(own)):
+                self._remember(low_res[0, c], window, own[c])
         if box is not None:
             mask_within_box(masks, box)
         return masks, iou[0].float().cpu().numpy(), low_res[0].float().cpu().numpy()
 
-    def _click_in_view(self, masks, iou, low_res, pts, lab, multimask):
-        """Positive clicks whose best mask is a small object: decode again in the view
-        around that mask (the object's size is only known after a first look)."""
-        best = masks[int(np.argmax(iou))]
-        rows = np.flatnonzero(best.any(axis=1))
-        if rows.size == 0:
-            return masks, iou, low_res, None
-        cols = np.flatnonzero(best.any(axis=0))
-        extent = np.array([rows[0], cols[0], rows[-1], cols[-1]], dtype=np.float64)
-        window = self._window_for(extent, pts, None)
-        if window is None or not _fits(window, None, pts):
-            return masks, iou, low_res, None
-        return (*self._decode_one(window, None, pts, lab, None, multimask), window)
+    def _remember(self, whole, window, own) -> None:
+        if len(self._view_logits) >= VIEW_LOGITS:
+            self._view_logits.pop(next(iter(self._view_logits)))
+        self._view_logits[_digest(whole)] = (window, own[None, None].clone())
+
+    def _answer_clicks(self, masks, iou, low_res, window, pts, lab, mask, multimask):
+        """Positive clicks without a box: a small first mask is decoded again in the view
+        around it (the object's size is only known after a first look); if no candidate
+        holds the first positive click, once more in a view centred on it. Candidates that
+        miss the click are ranked last (score - 1)."""
+        click = pts[lab == 1][0]
+        if window is None and mask is None and self._zooming:
+            extent = _extent(masks[int(np.argmax(iou))])
+            view = None if extent is None else self._window_for(extent, None)
+            if view is not None and _fits(view, None, pts):
+                masks, iou, low_res = self._decode_one(view, None, pts, lab, None, multimask)
+                window = view
+        hit = _holds(masks, click)
+        if not hit.any() and self._zooming:
+            side = Z.ideal_window_side((0, 0, CLICK_OBJECT_PX - 1, CLICK_OBJECT_PX - 1),
+                                       self._embedding.original_size,
+                                       self._sam.image_encoder.img_size)
+            view = None if side is None else Z.window_at(click, side,
+                                                         self._embedding.original_size)
+            if view is not None and view != window and _fits(view, None, pts):
+                again = self._decode_one(view, None, pts, lab, mask, multimask)
+                if _holds(again[0], click).any():
+                    masks, iou, low_res = again
+                    hit = _holds(masks, click)
+        if self._zooming:
+            iou = np.where(hit, iou, iou - 1.0).astype(np.float32)
+        return masks, iou, low_res
 
     def predict_boxes(self, boxes) -> tuple[np.ndarray, np.ndarray]:
         """One object per box, batched: ``boxes`` ``(B, 4)`` (row0, col0, row1, col1).
@@ -339,7 +383,6 @@ class Predictor:
         for view in views:
             self._decode_boxes(self._view(view.window), clipped, view.members, view.window,
                                masks, scores)
-        self._last_window = None
         return masks, scores
 
     def _decode_boxes(self, decoder, boxes, indices, window, masks, scores) -> None:
@@ -357,6 +400,32 @@ class Predictor:
                 masks[i] = up[k]
                 mask_within_box(masks[i], boxes[i])
             scores[idx] = iou[:, 0].float().cpu().numpy()
+
+
+def _digest(logits) -> bytes:
+    """A key for a low-res logit map by its float32 content (copies and reshapes match)."""
+    import hashlib
+
+    arr = logits.detach().float().cpu().numpy() if isinstance(logits, torch.Tensor) else logits
+    data = np.ascontiguousarray(np.asarray(arr, dtype=np.float32)).tobytes()
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _extent(mask: np.ndarray):
+    """The inclusive ``(row0, col0, row1, col1)`` box of a ``(H, W)`` bool mask, or None."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return np.array([rows[0], cols[0], rows[-1], cols[-1]], dtype=np.float64)
+
+
+def _holds(masks: np.ndarray, point) -> np.ndarray:
+    """``(C,)`` bool: which of ``(C, H, W)`` masks hold the pixel under ``point`` (row, col)."""
+    r, c = (int(round(float(v))) for v in point)
+    r = min(max(r, 0), masks.shape[1] - 1)
+    c = min(max(c, 0), masks.shape[2] - 1)
+    return masks[:, r, c].copy()
 
 
 def _fits(window, box, pts) -> bool:
