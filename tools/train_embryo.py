@@ -19,6 +19,15 @@ Never trained on: anything from the Cell Tracking Challenge, stardist's img2d/ma
 (evaluation sources). ``--eval-real`` measures box IoU on stardist's img2d/mask2d (evaluation
 only) against a Gaussian + Otsu threshold inside the same boxes.
 
+Object-scale mode (``--object-scale``, ``embryo_v2``): the product prompts a box on an object
+that is small in the plane by encoding a square crop around it (``zoom_window``: the box's
+longer side at S px of the 512-px input). In this mode a fraction ``--zoom-frac`` of the
+training images are such crops around a random object of a pool plane, with S ~ U(48, 192),
+prompting only the objects that lie wholly inside the crop; the rest are whole planes as
+before. The mixture then uses ``MIX_V2`` (more clean phantoms, so the whole-plane phantom
+score is kept) and nuclei fields are sometimes densely packed with granular chromatin
+(``make_nuclei_field(granular=...)``).
+
 Reproducible: fixed seeds everywhere (phantom seeds < 1,000,000 as before; held-out phantoms use
 seeds >= 10,000,000); with a step budget the weights repeat for the same torch version and
 thread count; ``--max-minutes`` caps the wall time (then the steps run are recorded).
@@ -28,6 +37,8 @@ Usage::
 
     python tools/train_embryo.py --threads 1 --steps 1200 --out /work/artifacts/embryo.safetensors
     python tools/train_embryo.py --eval-real PATH.safetensors     # real-data check only
+    python tools/train_embryo.py --object-scale --init .../embryo.safetensors --name embryo_v2 \
+        --checkpoint-to-out --checkpoint-minutes 10 --out /work/artifacts/embryo_v2.safetensors
 """
 
 from __future__ import annotations
@@ -51,6 +62,8 @@ DEVOLEARN = "devolearn==0.3.0"
 NUCLEAR_MOVIE = "devolearn/tests/sample_data/videos/embryo_timelapse.mov"
 PSEUDO_FRAMES = range(0, 120, 2)  # sparse early frames: Otsu + watershed is right there
 MIX = {"nuclei_field": 0.45, "phantom_degraded": 0.25, "phantom": 0.15, "devolearn_nuclei": 0.15}
+MIX_V2 = {"nuclei_field": 0.40, "phantom_degraded": 0.20, "phantom": 0.25, "devolearn_nuclei": 0.15}
+ZOOM = {"frac": 0.7, "lo": 48.0, "hi": 192.0, "input": 512, "min_crop": 32, "granular": 0.4}
 DEFAULTS = {"steps": 1200, "lr": 5e-4, "warmup": 20, "pool": 240, "late_from": 800, "batch": 2,
             "objects": 8, "refresh_every": 3}
 
@@ -151,6 +164,63 @@ def devolearn_nuclei(cache: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+# --- object-scale crops --------------------------------------------------------------------
+
+
+def zoom_window(shape, box, target: float, input_side: int = 512, min_crop: int = 32):
+    """The square crop that puts ``box`` at ``target`` px in the model input, or None.
+
+    ``shape``: the plane's ``(H, W)``; ``box``: ``(r0, c0, r1, c1)`` inclusive. With
+    ``side = max(r1 - r0 + 1, c1 - c0 + 1)``: None (use the whole plane) when
+    ``side * input_side / max(H, W) >= target``; else a crop of side
+    ``C = clamp(side * input_side / target, min_crop, max(H, W))`` centred on the box centre,
+    shifted (not clipped) to lie inside the plane; along an axis shorter than ``C`` the crop
+    is the whole axis. Returns ``(a0, b0, a1, b1)``: rows ``a0:a1``, columns ``b0:b1``.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    r0, c0, r1, c1 = (int(v) for v in box)
+    side = max(r1 - r0 + 1, c1 - c0 + 1)
+    if side * input_side / max(h, w) >= target:
+        return None
+    crop = int(round(min(max(side * input_side / target, min_crop), max(h, w))))
+
+    def place(lo, hi, n):
+        if crop >= n:
+            return 0, n
+        start = int(round((lo + hi + 1) / 2 - crop / 2))
+        start = min(max(start, 0), n - crop)
+        return start, start + crop
+
+    (a0, a1), (b0, b1) = place(r0, r1, h), place(c0, c1, w)
+    return a0, b0, a1, b1
+
+
+def zoom_crop(img, lab, rng, lo: float = 48.0, hi: float = 192.0):
+    """A crop of ``(img, lab)`` around a random object, its box at ``U(lo, hi)`` px in the
+    512-px input (``zoom_window``). Labels of objects not wholly inside the crop are zeroed
+    (not prompted). Returns ``(img_crop, lab_crop)``; the whole plane when the object is
+    already that large."""
+    slices = ndimage.find_objects(lab)
+    ids = [i for i, sl in enumerate(slices, start=1) if sl is not None]
+    if not ids:
+        return img, lab
+    i = ids[int(rng.integers(len(ids)))]
+    sl = slices[i - 1]
+    box = (sl[0].start, sl[1].start, sl[0].stop - 1, sl[1].stop - 1)
+    win = zoom_window(lab.shape, box, float(rng.uniform(lo, hi)))
+    if win is None:
+        return img, lab
+    a0, b0, a1, b1 = win
+    sub = lab[a0:a1, b0:b1]
+    inside = np.zeros(len(slices) + 1, bool)
+    for j in np.unique(sub)[1:]:
+        s = slices[j - 1]
+        inside[j] = (s[0].start >= a0 and s[0].stop <= a1 and s[1].start >= b0
+                     and s[1].stop <= b1)  # fmt: skip
+    sub = np.where(inside[sub], sub, 0).astype(np.int32)
+    return img[a0:a1, b0:b1], sub
+
+
 # --- the training mixture ----------------------------------------------------------------
 
 
@@ -158,13 +228,23 @@ class MixedPool(tiny.Pool):
     """``train_embryo_tiny.Pool`` drawing from ``MIX`` instead of phantoms only."""
 
     real: list = []  # set by main(): the pseudo-labelled real frames
+    mix: dict = MIX  # main() sets MIX_V2 in object-scale mode
+    zoom: dict | None = None  # object-scale mode: ZOOM
+
+    def sample(self, rng):
+        """A pool plane; in object-scale mode, with probability ``zoom["frac"]``, a crop
+        around one of its objects (``zoom_crop``)."""
+        img, lab = super().sample(rng)
+        if self.zoom and rng.random() < self.zoom["frac"]:
+            return zoom_crop(img, lab, rng, self.zoom["lo"], self.zoom["hi"])
+        return img, lab
 
     def _new(self):
         from napari_devosam.synthetic import realistic
 
         r = self.rng.random()
-        edges = np.cumsum(list(MIX.values()))
-        source = list(MIX)[int(np.searchsorted(edges, r * edges[-1], side="right"))]
+        edges = np.cumsum(list(self.mix.values()))
+        source = list(self.mix)[int(np.searchsorted(edges, r * edges[-1], side="right"))]
         self.counts = getattr(self, "counts", {})
         self.counts[source] = self.counts.get(source, 0) + 1
         if source == "phantom":
@@ -176,9 +256,10 @@ class MixedPool(tiny.Pool):
             img, lab = self.real[int(self.rng.integers(len(self.real)))]
             return [_crop(img, lab, self.rng)]
         shape, *_ = tiny.random_layout(self.rng)
-        img, lab = realistic.make_nuclei_field(shape, self.rng)
+        granular = self.zoom["granular"] if self.zoom else 0.0
+        img, lab = realistic.make_nuclei_field(shape, self.rng, granular=granular)
         while lab.max() == 0:
-            img, lab = realistic.make_nuclei_field(shape, self.rng)
+            img, lab = realistic.make_nuclei_field(shape, self.rng, granular=granular)
         return [(img, lab)]
 
 
@@ -331,6 +412,7 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
     p.add_argument("--batch", type=int, default=DEFAULTS["batch"])
     p.add_argument("--objects", type=int, default=DEFAULTS["objects"])
+    p.add_argument("--pool", type=int, default=DEFAULTS["pool"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-planes", type=int, default=16)
@@ -342,6 +424,14 @@ def main(argv=None) -> int:
     p.add_argument("--decoder-lr", type=float, default=3e-4)
     p.add_argument("--skip-phase1", action="store_true",
                    help="no whole-model phase: --init's weights go straight to phase 2")
+    p.add_argument("--object-scale", action="store_true",
+                   help="object-scale mode (embryo_v2): zoomed crops around objects, MIX_V2, "
+                        "granular nuclei fields")
+    p.add_argument("--zoom-frac", type=float, default=ZOOM["frac"])
+    p.add_argument("--name", default="embryo", help="the 'name' written in the metadata")
+    p.add_argument("--checkpoint-to-out", action="store_true",
+                   help="periodic checkpoints overwrite --out (and a copy per checkpoint, "
+                        "OUT.stepN.safetensors, is kept) instead of OUT.ckpt.safetensors")
     p.add_argument("--eval-real", default=None, metavar="WEIGHTS",
                    help="only measure these weights on real nuclei and held-out phantoms")
     args = p.parse_args(argv)
@@ -368,20 +458,30 @@ def main(argv=None) -> int:
         f"{sum(int(lab.max()) for _, lab in MixedPool.real)} nuclei")  # fmt: skip
     tiny.Pool = MixedPool
     orig_save = tiny.save
-    data = {"mix": MIX, "devolearn": DEVOLEARN, "movie": NUCLEAR_MOVIE,
+    zoom = None
+    if args.object_scale:
+        zoom = {**ZOOM, "frac": args.zoom_frac}
+        MixedPool.mix, MixedPool.zoom = MIX_V2, zoom
+    data = {"mix": MixedPool.mix, "object_scale": zoom, "devolearn": DEVOLEARN,
+            "movie": NUCLEAR_MOVIE,
             "pseudo_frames": [PSEUDO_FRAMES.start, PSEUDO_FRAMES.stop, PSEUDO_FRAMES.step],
             "pseudo_labels": "Gaussian(1.5)+Otsu, peak-seeded watershed, compact objects",
             "synthetic": "napari_devosam.synthetic.realistic + phantoms (seeds < 1e6)",
             "never_trained_on": "Cell Tracking Challenge data, stardist img2d/mask2d, cells3d"}
 
     def save(sam, path, meta):
-        meta = {**meta, "name": "embryo", "data": json.dumps({**json.loads(meta["data"]),
-                                                              **data})}  # fmt: skip
+        meta = {**meta, "name": args.name, "data": json.dumps({**json.loads(meta["data"]),
+                                                               **data})}  # fmt: skip
+        if args.checkpoint_to_out and str(path).endswith(".ckpt.safetensors"):
+            step = json.loads(meta["training"]).get("steps_run", 0)
+            path = args.out
+            orig_save(sam, str(path).replace(".safetensors", f".step{step}.safetensors"), meta)
         orig_save(sam, path, meta)
 
     tiny.save = save
     train_cfg = {**tiny.DEFAULTS, **{k: getattr(args, k, v) for k, v in DEFAULTS.items()},
                  "seed": args.seed, "init": args.init, "config_name": "embryo_tiny arch",
+                 "object_scale": zoom, "command": " ".join(sys.argv),
                  "init_sha256": hashlib.sha256(Path(args.init).read_bytes()).hexdigest()}
     train_cfg["late_from"] = min(train_cfg["late_from"], int(0.7 * train_cfg["steps"]))
     cfg = dict(tiny.bench.DEFAULT_CONFIG, name="embryo")

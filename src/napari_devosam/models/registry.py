@@ -154,9 +154,18 @@ BUNDLED: dict[str, BundledModel] = {
         sha256="d196e511a884faecc5e24080d34e6f5f4f9fc05d60d9fd2ed3d0342b7209b871",
         size=6_214_024,
     ),
+    # embryo_v1 trained further for object-scale prompting (zoomed views, engine/zoom.py):
+    # objects at 48-192 px of the input, textured and dim touching nuclei (tools/train_embryo.py
+    # --object-scale)
+    "embryo_v2": BundledModel(
+        name="embryo_v2",
+        filename="embryo_v2.safetensors",
+        sha256="befe9ce4e2e4fcb40e7f34941fb49ab3fa1d8ff61f09a22fb90baa12bbb72869",
+        size=6_214_656,
+    ),
 }
 # "demo" named a random model before 0.2; "embryo" names the recommended bundled model
-ALIASES = {"demo": "embryo_tiny", "embryo": "embryo_v1"}
+ALIASES = {"demo": "embryo_tiny", "embryo": "embryo_v2"}
 ALL_MODEL_NAMES: tuple[str, ...] = (*MODEL_NAMES, *BUNDLED)
 
 
