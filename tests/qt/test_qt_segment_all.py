@@ -134,3 +134,78 @@ def test_cancel_changes_nothing(qtbot, annotator, monkeypatch):
     qtbot.wait(200)
     assert not w.state.current_labels.any() and not w.store.labels.any()
     assert "cancelled" in panel.message.text()
+
+
+def test_box_on_plane_with_proposals_adds_an_object(qtbot, annotator, monkeypatch):
+    """A box drawn on a cell the automatic run missed adds its object to the proposals (on
+    top, a new label); Ctrl+Z removes it again, the proposals stay; Commit stores them all."""
+    import napari_devosam._qt.annotator_prompts as prompts_module
+    from napari_devosam.engine.coords import mask_within_box
+
+    told = []
+    monkeypatch.setattr(prompts_module, "show_info", told.append)
+    viewer, w, truth = annotator
+    panel = w.segment_all_panel
+    qtbot.waitUntil(lambda: w.state.ready_plane == (0,), timeout=TIMEOUT)
+    panel.run(all_planes=False)
+    finish(qtbot, panel)
+    n = int(truth[0].max())
+    # make cell 1 a "missed" cell: remove its proposal
+    ys, xs = np.nonzero(truth[0] == 1)
+    panel.remove_button.setChecked(True)
+    click(w.layers.current, ys.mean(), xs.mean())
+    panel.remove_button.setChecked(False)
+    proposals = w.state.current_labels[0].copy()
+    assert set(np.unique(proposals)) - {0} == set(range(1, n))
+    assert not (proposals[truth[0] == 1]).any()
+
+    box = (ys.min() - 2.0, xs.min() - 2.0, ys.max() + 2.0, xs.max() + 2.0)
+    boxes = viewer.layers["boxes"]
+    rect = np.array([[0, box[0], box[1]], [0, box[0], box[3]], [0, box[2], box[3]],
+                     [0, box[2], box[1]]])
+    boxes.add_rectangles([rect])
+    cur = w.state.current_labels[0]
+    masks, scores, _ = w.predictor.predict(box=np.array(box), multimask=True)
+    added = mask_within_box(np.array(masks, bool), box)[int(np.argmax(scores))]
+    assert added.any()
+    # the proposals keep their labels; the new object (label n) is on top of them
+    np.testing.assert_array_equal(cur == n, added)
+    np.testing.assert_array_equal(np.where(added, 0, cur), np.where(added, 0, proposals))
+    assert len(w.state.result((0,)).masks) == n
+    np.testing.assert_array_equal(viewer.layers["current object"].data[0], cur)
+    assert told and f"added to the {n - 1} proposals" in told[-1]
+    # SAM's next candidate replaces the new object only
+    w.next_candidate()
+    r = w.state.result((0,))
+    nxt = mask_within_box(np.array(masks, bool), box)[r.candidate_index]
+    assert len(r.masks) == n and r.candidate_index != int(np.argmax(scores))
+    np.testing.assert_array_equal(cur == n, nxt)
+    np.testing.assert_array_equal(np.where(nxt, 0, cur), np.where(nxt, 0, proposals))
+    w.next_candidate()
+    w.next_candidate()  # back to the best candidate
+
+    # Ctrl+Z on the boxes layer removes the box and its object; the proposals stay
+    viewer.layers.selection.active = boxes
+    viewer.window._qt_viewer._key_map_handler.press_key("Control-z")
+    np.testing.assert_array_equal(w.state.current_labels[0], proposals)
+    assert len(boxes.data) == 0 and w.state.prompts[(0,)].empty
+    assert f"{n - 1} proposals kept" in told[-1]
+    qtbot.wait(100)
+    assert not w.jobs.busy and not w.store.objects  # the store was not asked to undo
+
+    # Escape, too, takes the box and its object back first, and the proposals stay
+    boxes.add_rectangles([rect])
+    assert len(w.state.result((0,)).masks) == n
+    w.clear_prompts()
+    np.testing.assert_array_equal(w.state.current_labels[0], proposals)
+    assert len(boxes.data) == 0
+
+    # drawn again, then committed: every proposal and the new object are stored
+    boxes.add_rectangles([rect])
+    assert len(w.state.result((0,)).masks) == n
+    w.commit()
+    w.wait_for_store()
+    qtbot.waitUntil(lambda: not w.jobs.busy, timeout=TIMEOUT)
+    assert len(w.store.objects) == n and len(boxes.data) == 0
+    assert not w.state.current_labels[0].any()
+    np.testing.assert_array_equal(w.store.labels[0] > 0, (proposals > 0) | added)

@@ -4,7 +4,9 @@
 ``PromptController`` is owned by ``AnnotatorWidget`` (which provides ``viewer``, ``state``,
 ``layers``, ``predictor``, ``embeddings``, ``store_ops`` and ``current_plane``). It reads the
 prompt layers, tells the state, shows what changed, and hands committed masks to the store
-jobs; what cannot be committed comes back to the layers.
+jobs; what cannot be committed comes back to the layers. Prompts drawn over automatic
+proposals add their objects to them; ``undo_added`` (the annotator's Undo) and ``clear`` remove
+those prompts and keep the proposals.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from napari_devosam._qt.annotation_layers import (
     set_point_kind,
     update_labels_region,
 )
+from napari_devosam.utils.text import count
 
 ANSWER_ACTIONS = {"added", "changed", "removed"}
 
@@ -48,6 +51,7 @@ class PromptController:
         if plane is None:
             return
         changed, dropped = False, []
+        before = w.state.result(plane)
         planes = {plane} | set(w.state.prompts) | planes_with_prompts(w.layers, w.state.n_lead)
         for p in sorted(planes, key=lambda q: q != plane):
             try:
@@ -60,7 +64,16 @@ class PromptController:
         self._tell_dropped(dropped)
         if changed:
             self.refresh_current()
+            self._tell_added(before, w.state.result(plane))
         w._update_status()
+
+    @staticmethod
+    def _tell_added(before, after) -> None:
+        """Say so when prompts' objects were just added to a plane's automatic proposals."""
+        if after is not None and after.kept is not None and (
+                before is None or before.kept is None):
+            show_info(f"Your prompt's object is added to the {count(after.n_kept, 'proposal')}"
+                      " of this plane (Ctrl+Z removes it, Commit stores them all)")
 
     def _tell_dropped(self, messages: list[str]) -> None:
         """One notification for prompts newly dropped (not again for the same ones)."""
@@ -99,7 +112,10 @@ class PromptController:
 
     # -- user actions ---------------------------------------------------------------------
     def clear(self) -> None:
-        """Remove the current plane's boxes and points and its current object(s)."""
+        """Remove the current plane's boxes and points and its current object(s); prompts
+        drawn over automatic proposals go first, the proposals on the next clear."""
+        if self.undo_added():
+            return
         plane = self.w.current_plane
         if plane is None:
             return
@@ -107,6 +123,25 @@ class PromptController:
         if self.w.state.clear(plane):
             self.refresh_current()
         self.w._update_status()
+
+    def undo_added(self) -> bool:
+        """Remove the prompts drawn over this plane's automatic proposals and their objects;
+        the proposals stay. Returns False (changing nothing) when there are none."""
+        w = self.w
+        plane = w.current_plane
+        if plane is None or w.state is None:
+            return False
+        current = w.state.result(plane)
+        n_added = 0 if current is None else sum(not p.get("automatic") for p in current.prompts)
+        if not w.state.drop_added_prompts(plane):
+            return False
+        self._remove_prompts(plane)
+        self.refresh_current()
+        n_kept = len(w.state.result(plane).masks)
+        show_info(f"Undo: {count(n_added, 'object')} of your prompts removed; "
+                  f"{count(n_kept, 'proposal')} kept")
+        w._update_status()
+        return True
 
     def next_candidate(self) -> None:
         """Show SAM's next candidate mask for the single ambiguous prompt of this plane."""

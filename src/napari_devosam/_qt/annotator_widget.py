@@ -352,9 +352,10 @@ class AnnotatorWidget(QWidget):
         self.prompt_loop.toggle_point_kind()
 
     def undo(self) -> None:
-        """Undo the last commit, delete or correction (object level), or the last Segment
-        all run's replacement of earlier proposals."""
-        if not self.segment_all_panel.undo_replace():
+        """Undo the objects of prompts drawn over this plane's proposals (the proposals stay),
+        else the last Segment all run's replacement of earlier proposals, else the last
+        commit, delete or correction (object level)."""
+        if not self.prompt_loop.undo_added() and not self.segment_all_panel.undo_replace():
             self.store_ops.undo()
 
     def redo(self) -> None:

@@ -6,7 +6,8 @@ their planes (``automatic.proposals``), shown in the ``current object`` layer. "
 click" makes a click on a proposal delete it; the annotator's Commit (this plane) or "Commit
 all proposals" (every plane) stores them. Nothing is committed without that click, planes
 whose current objects come from the user's prompts are left alone, earlier proposals are
-replaced (one step the annotator's Undo takes back until the next store change), committed
+replaced (one step the annotator's Undo takes back until the next store change), prompts
+drawn on a plane with proposals add their objects to them (``annotation.state``), committed
 pixels are never proposed, the message says what changed (and why nothing did), and a
 cancelled run changes nothing.
 """
@@ -234,6 +235,7 @@ class SegmentAllPanel(QGroupBox):
         for plane in planes:
             payload = w.state.take_commit(plane)
             if payload is not None:
+                w.prompt_loop._remove_prompts(plane)  # prompts drawn over them: committed too
                 w.store_ops.commit(plane, payload[0], payload[1], info)
         if not planes:
             show_info("No proposals to commit: run Segment all first.")

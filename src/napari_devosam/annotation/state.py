@@ -20,6 +20,13 @@ candidates are kept, the best one is shown, ``next_candidate`` cycles through th
 added to a single object's prompts feed the chosen candidate's low-res logits back as
 ``mask_input`` (refinement); any other change starts afresh.
 
+Prompts drawn on a plane whose current objects include automatic proposals (objects whose
+prompt dict has ``"automatic"``, from ``automatic.proposals``) ADD their objects to the
+proposals: the proposals come first (their labels do not change), the prompts' objects after
+them, on top (proposal pixels under a prompt's object go to that object, so what is shown is
+what a commit stores). ``PlaneResult.kept`` holds the proposals as they were;
+``drop_added_prompts`` (the annotator's Undo) or removing the prompts brings them back.
+
 The state owns ``current_labels`` (``uint16``, the image's shape), shown by the ``current
 object`` layer: object ``k`` (1-based) of plane ``p`` is ``current_labels[p] == k``.
 """
@@ -86,6 +93,13 @@ class PlaneResult:
     candidate_scores: np.ndarray | None = None
     candidate_index: int = 0
     refined: bool = False  # whether the previous logits were fed back as mask_input
+    # the proposals the prompts' objects were added to (masks[:n_kept]), as they were
+    kept: PlaneResult | None = None
+
+    @property
+    def n_kept(self) -> int:
+        """How many leading objects are proposals kept under the prompts' objects."""
+        return 0 if self.kept is None else len(self.kept.masks)
 
     @property
     def n_candidates(self) -> int:
@@ -153,6 +167,35 @@ def _prompt_dict(box, points, labels) -> dict:
     return {"box": None if box is None else [float(v) for v in box],
             "points": [[float(r), float(c)] for r, c in points],
             "point_labels": [int(v) for v in labels]}
+
+
+def proposals_under(result: PlaneResult | None) -> PlaneResult | None:
+    """The automatic proposals among ``result``'s objects, as they were before prompts' objects
+    were added (``result.kept``), or ``result`` itself when all its objects are proposals;
+    None when it has none."""
+    if result is None:
+        return None
+    if result.kept is not None:
+        return result.kept
+    auto = [k for k, p in enumerate(result.prompts) if p.get("automatic")]
+    if not auto:
+        return None
+    if len(auto) == len(result.prompts):
+        return result
+    return PlaneResult(PlanePrompts(), result.masks[auto], result.scores[auto],
+                       [result.prompts[k] for k in auto])
+
+
+def _added(kept: PlaneResult, result: PlaneResult) -> PlaneResult:
+    """``result`` (the prompts' objects) added after the proposals ``kept``: the proposals
+    lose the pixels of the prompts' objects; candidates still cycle the last object."""
+    taken = result.masks.any(axis=0)
+    masks = np.concatenate([kept.masks & ~taken, result.masks])
+    scores = np.concatenate([kept.scores, result.scores])
+    result.masks, result.scores = masks, scores
+    result.prompts = [*kept.prompts, *result.prompts]
+    result.kept = kept
+    return result
 
 
 class AnnotatorState:
@@ -231,7 +274,7 @@ class AnnotatorState:
             return False
         self.prompts[plane] = prompts
         if prompts.empty:
-            return self.clear(plane)
+            return self.drop_added_prompts(plane) or self.clear(plane)
         if self.ready_plane != plane:
             return False
         return self._recompute(plane, prompts)
@@ -240,14 +283,20 @@ class AnnotatorState:
         if self.predictor is None:
             return False
         if prompts.empty:
-            return self.clear(plane)
+            return self.drop_added_prompts(plane) or self.clear(plane)
         previous = self.results.get(plane)
+        kept = proposals_under(previous)
         try:
             result = self._predict(prompts, previous)
         except ValueError:
             self.results.pop(plane, None)
             self._forget(plane)
+            if kept is not None:  # the proposals stay; the prompts wait for a change
+                self.results[plane] = kept
+                self._paint(plane)
             raise
+        if kept is not None:
+            result = _added(kept, result)
         self.results[plane] = result
         self._paint(plane)
         return True
@@ -335,6 +384,9 @@ class AnnotatorState:
         r.candidate_index = (r.candidate_index + step) % r.n_candidates
         r.masks = r.candidates[r.candidate_index][None]
         r.scores = r.candidate_scores[r.candidate_index:r.candidate_index + 1]
+        if r.kept is not None:
+            r.prompts = r.prompts[r.n_kept:]
+            _added(r.kept, r)
         self._paint(plane)
         return True
 
@@ -366,6 +418,18 @@ class AnnotatorState:
         plane = self.check_plane(plane)
         self.prompts[plane], self.results[plane] = prompts, result
         self._paint(plane)
+
+    def drop_added_prompts(self, plane) -> bool:
+        """Forget ``plane``'s prompts and their objects but keep the automatic proposals they
+        were added to (as they were). Returns False (changing nothing) when the plane's current
+        objects are not proposals plus objects of prompts."""
+        plane = self.check_plane(plane)
+        current = self.results.get(plane)
+        kept = proposals_under(current)
+        if kept is None or kept is current:
+            return False
+        self.restore(plane, PlanePrompts(), kept)
+        return True
 
     def clear(self, plane) -> bool:
         """Forget ``plane``'s prompts and current objects. Returns True if labels changed."""
