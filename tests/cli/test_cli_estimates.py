@@ -44,26 +44,60 @@ def test_track_says_how_long_before_propagating(movie, capsys):
     tmp, ckpt = movie
     assert _track(tmp, ckpt, "o1") == 0
     err = capsys.readouterr().err
-    assert "devosam track: 5 planes to embed; timing the encoder on the first two" in err
-    line = next(x for x in err.splitlines() if "left to embed" in x)
-    assert re.fullmatch(r"devosam track: about .+ for 3 planes left to embed "
-                        r"\([\d.]+ s per plane, measured here, warm\)", line), line
-    assert err.index(line) < err.index("propagating")  # before the first plane is tracked
-    # the next run: the time recorded by this one, said before any encoder work
+    # nothing recorded: the first plane's whole step (embedding + propagation) is timed
+    assert ("devosam track: 4 planes to track; no time recorded for propagation and new-cell "
+            "detection here yet: timing the first plane") in err
+    line = next(x for x in err.splitlines() if "measured on the first" in x)
+    assert re.search(r"about .+ left for 3 planes \([\d.]+ s per plane, measured on the "
+                     r"first\)$", line), line
+    # the next run: the whole work from the times recorded by this one, before any work
     assert _track(tmp, ckpt, "o2", "--cache-dir", str(tmp / "other")) == 0
     err = capsys.readouterr().err
-    assert "timing the encoder" not in err
-    line = next(x for x in err.splitlines() if "to embed" in x)
-    assert re.fullmatch(r"devosam track: about .+ for 5 planes to embed "
-                        r"\([\d.]+ s per plane, recorded on an earlier run here\)", line), line
-    # every plane cached (by devosam embed): said so
+    assert "timing" not in err
+    line = next(x for x in err.splitlines() if "to track" in x)
+    assert re.fullmatch(r"devosam track: about .+ for 4 planes to track \(embedding 5 planes "
+                        r"at [\d.]+ s each, recorded on an earlier run here; propagation and "
+                        r"new-cell detection [\d.]+ s per plane, recorded on an earlier run "
+                        r"here\)", line), line
+    assert err.index(line) < err.index("propagating")  # before the first plane is tracked
+    # every plane cached (by devosam embed): the propagation is still counted
     cache = str(tmp / "filled")
     assert main(["embed", str(tmp / "movie.tif"), "--model", ckpt, "--device", "cpu",
                  "--cache-dir", cache, "--no-progress"]) == 0
     capsys.readouterr()
     assert _track(tmp, ckpt, "o3", "--cache-dir", cache) == 0
     err = capsys.readouterr().err
-    assert "devosam track: all 5 planes already embedded (cache): no encoder work" in err
+    assert re.search(r"devosam track: about .+ for 4 planes to track \(no embedding: every "
+                     r"plane is in the cache; propagation and new-cell detection", err), err
+
+
+def test_track_estimate_counts_the_recorded_propagation_time(movie, capsys):
+    """Fails with an encoder-only estimate: 4 planes x 7 s of recorded propagation."""
+    from napari_devosam.utils.estimate import record_key, record_seconds
+
+    tmp, ckpt = movie
+    record_seconds("track|" + record_key(ckpt, "cpu", "fp32"), 7.0)
+    record_seconds(record_key(ckpt, "cpu", "fp32"), 0.5)
+    assert _track(tmp, ckpt, "o1") == 0
+    line = next(x for x in capsys.readouterr().err.splitlines() if "to track" in x)
+    assert line == ("devosam track: about 30 s for 4 planes to track (embedding 5 planes at "
+                    "0.5 s each, recorded on an earlier run here; propagation and new-cell "
+                    "detection 7 s per plane, recorded on an earlier run here)")
+
+
+def test_auto_estimate_counts_the_recorded_segmentation_time(movie, capsys):
+    """Fails with an encoder-only estimate (the trial's "about 8 s", for 90 s of work)."""
+    from napari_devosam.utils.estimate import record_key, record_seconds
+
+    tmp, ckpt = movie
+    record_seconds("auto|" + record_key(ckpt, "cpu", "fp32"), 4.0)
+    record_seconds(record_key(ckpt, "cpu", "fp32"), 0.2)
+    assert main(["segment", str(tmp / "movie.tif"), "--auto", "--model", ckpt, "--device",
+                 "cpu", "--out", str(tmp / "auto.tif")]) == 0
+    line = next(x for x in capsys.readouterr().err.splitlines() if "to segment" in x)
+    assert line == ("devosam segment: about 21 s for 5 planes to segment (embedding 5 planes "
+                    "at 0.2 s each, recorded on an earlier run here; automatic segmentation "
+                    "4 s per plane, recorded on an earlier run here)")
 
 
 def test_batch_says_how_long_before_any_task(tmp_path, capsys):
@@ -84,9 +118,21 @@ def test_batch_says_how_long_before_any_task(tmp_path, capsys):
                         r"\([\d.]+ s per plane, measured here, warm\) in 2 files "
                         r"\(encoder time, shared by the workers\)", line), line
     assert "2 files, 6 planes" in captured.out  # the report comes after
-    # rerun: every step is done, nothing to embed, nothing said about it
-    assert main(argv) == 0
-    assert "to embed" not in capsys.readouterr().err
+    # rerun: every step is done: said so, without starting a cluster
+    import napari_devosam.batch.cluster as cluster
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("no cluster is started when nothing is left to do")
+
+    real_open, cluster.open_client = cluster.open_client, no_cluster
+    try:
+        assert main(argv) == 0
+    finally:
+        cluster.open_client = real_open
+    captured = capsys.readouterr()
+    assert "to embed" not in captured.err
+    assert captured.out.strip() == (f"devosam batch: all 2 images are already done (manifest "
+                                    f"{out.resolve() / 'manifest.json'}); nothing to do")
 
 
 def test_batch_reads_the_recorded_time_without_loading_a_model(tmp_path, monkeypatch, capsys):
@@ -102,8 +148,32 @@ def test_batch_reads_the_recorded_time_without_loading_a_model(tmp_path, monkeyp
         raise AssertionError("no model is loaded when a time is recorded")
 
     monkeypatch.setattr(model_loading, "load_model", no_load)
-    opts = BatchOptions(model="embryo_tiny", device="cpu", precision="fp32", fmt="tif")
-    line = say_before_batch([tmp_path / "a.tif", tmp_path / "b.tif"], tmp_path / "out", opts)
+    files = [tmp_path / "a.tif", tmp_path / "b.tif"]
+    opts = BatchOptions(model="embryo_tiny", device="cpu", precision="fp32", fmt="tif",
+                        steps=("embed",))
+    line = say_before_batch(files, tmp_path / "out", opts)
     assert line == ("about 12 s for 5 planes to embed (2.5 s per plane, recorded on an "
                     "earlier run here) in 2 files (encoder time, shared by the workers)")
     assert capsys.readouterr().err.strip() == f"devosam batch: {line}"
+
+
+def test_batch_estimate_counts_the_recorded_automatic_time(tmp_path, monkeypatch, capsys):
+    """Fails with an encoder-only estimate (the trial's "about 0.7 s" for 104 s of work)."""
+    from napari_devosam.batch.runner import BatchOptions
+    from napari_devosam.cli.batch_estimate import say_before_batch
+    from napari_devosam.utils.estimate import record_key, record_seconds
+
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((4, 32, 32), np.uint8))
+    tifffile.imwrite(tmp_path / "b.tif", np.zeros((32, 32), np.uint8))
+    record_seconds(record_key("embryo_tiny", "cpu", "fp32"), 0.5)
+    record_seconds("auto|" + record_key("embryo_tiny", "cpu", "fp32"), 3.5)
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("no model is loaded when the times are recorded")
+
+    monkeypatch.setattr(model_loading, "load_model", no_load)
+    opts = BatchOptions(model="embryo_tiny", device="cpu", precision="fp32", fmt="tif")
+    line = say_before_batch([tmp_path / "a.tif", tmp_path / "b.tif"], tmp_path / "out", opts)
+    assert line == ("about 20 s for 5 planes in 2 files (embedding 5 planes at 0.5 s each, "
+                    "recorded on an earlier run here; automatic segmentation 3.5 s per plane, "
+                    "recorded on an earlier run here); the workers share this work")

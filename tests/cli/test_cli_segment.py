@@ -127,7 +127,7 @@ def test_plane_of_a_stack(env):
         (["--point", "400,50"], "outside"),
         (["--box", "1,1,20,20", "--box", "30,30,60,60", "--point", "5,5"], "at most one --box"),
         ([], "no prompt"),
-        (["--box", "1,1,20,20", "--plane", "3"], "does not exist"),
+        (["--box", "1,1,20,20", "--plane", "3"], "--plane 3 is outside"),
         (["--box", "1,1,20,20", "--model", "/no/such/model.pth"], "does not exist"),
         (["--box", "1,1,20,20", "--device", "tpu"], "device"),
     ],
@@ -257,17 +257,20 @@ def test_auto_on_a_stack_says_how_long_before_the_first_plane(env, capsys):
     assert main(["segment", env["stack"], "--auto", "--model", env["ckpt"], "--out",
                  str(out)]) == 0
     err = capsys.readouterr().err
-    assert "devosam segment: 6 planes to embed; timing the encoder on the first two" in err
-    line = next(x for x in err.splitlines() if "left to embed" in x)
-    assert line.startswith("devosam segment: ") and "for 4 planes left to embed (" in line
-    assert err.index(line) < err.index("segmenting planes: 1/6")
-    assert sum(env["encodes"]) == 6  # the timed plane is not embedded again
-    # the next run reads the time recorded by this one: said before any encoder work
+    # nothing recorded yet: the first plane's whole step is timed, then the rest estimated
+    assert ("devosam segment: 6 planes to segment; no time recorded for automatic "
+            "segmentation here yet: timing the first plane") in err
+    line = next(x for x in err.splitlines() if "measured on the first" in x)
+    assert line.startswith("devosam segment: about ") and "left for 5 planes (" in line
+    assert err.index(line) > err.index("segmenting planes: 1/6")
+    assert sum(env["encodes"]) == 6
+    # the next run reads the times recorded by this one: said before any encoder work
     assert main(["segment", env["stack"], "--auto", "--model", env["ckpt"], "--out",
                  str(out), "--cache-dir", str(env["tmp"] / "other")]) == 0
     err = capsys.readouterr().err
-    assert "timing the encoder" not in err
-    assert "for 6 planes to embed (" in err and "recorded on an earlier run here)" in err
+    assert "timing" not in err
+    assert "for 6 planes to segment (embedding 6 planes at " in err
+    assert "automatic segmentation" in err and "recorded on an earlier run here)" in err
     assert sum(env["encodes"]) == 12
 
 

@@ -65,3 +65,15 @@ def test_a_recorded_time_is_read_back_by_the_next_run(tmp_path, monkeypatch):
     assert recorded_seconds(key) == 4.25
     (tmp_path / "cache" / "encoder_times.json").write_text("not json")
     assert recorded_seconds(key) is None  # a damaged record: measure again
+
+
+def test_work_line_counts_the_embedding_and_every_step():
+    from napari_devosam.utils.estimate import step_key, step_seconds, work_line
+
+    assert work_line(10, [("auto", 2.0, "recorded")], 4, 0.5, "measured here") == (
+        "about 22 s for 10 planes to segment (embedding 4 planes at 0.5 s each, measured "
+        "here; automatic segmentation 2 s per plane, recorded)")
+    assert work_line(3, [("track", 1.0, "recorded")]).startswith(
+        "about 3 s for 3 planes to track (no embedding: every plane is in the cache; ")
+    assert step_key("auto", "m|cpu|fp32") == "auto|m|cpu|fp32"
+    assert step_seconds(12.0, 10, 4, 0.5) == 1.0  # the encoder's 2 s taken out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from importlib import import_module
 
@@ -17,11 +18,21 @@ from napari_devosam._version import __version__
 SUBCOMMANDS = ("annotate", "segment", "embed", "export", "finetune", "eval", "track",
                "import-tracks", "batch")
 
-MODEL_HELP = ("embryo_tiny (bundled, offline; alias demo); vit_b_lm, vit_l_lm (micro-sam, "
-              "trained on light microscopy), vit_b, vit_l, vit_h (downloaded on first use); or a "
-              "checkpoint path. Default: $DEVOSAM_CHECKPOINT, else the best official checkpoint "
-              "already cached (vit_l_lm > vit_b_lm > vit_h > vit_l > vit_b), else the bundled "
-              "model; never a download (see docs/models.md)")
+
+def model_help() -> str:
+    """``--model``'s help: the bundled models from ``models.registry`` (``cli.checks.
+    bundled_names``: the recommended one first), then the downloaded ones."""
+    from napari_devosam.cli.checks import bundled_names
+    from napari_devosam.models.registry import recommended_bundled
+
+    return (f"{bundled_names()}: bundled, offline; vit_b_lm, vit_l_lm (micro-sam, trained on "
+            "light microscopy), vit_b, vit_l, vit_h (downloaded on first use); or a "
+            "checkpoint path. Default: $DEVOSAM_CHECKPOINT, else the best official checkpoint "
+            "already cached (vit_l_lm > vit_b_lm > vit_h > vit_l > vit_b), else the bundled "
+            f"{recommended_bundled()}; never a download (see docs/models.md)")
+
+
+MODEL_HELP = model_help()
 
 PRECISION_HELP = ("image encoder precision: fp32, or bf16 (about 3x faster for vit_b on CPUs with "
                   "AMX/AVX512-BF16 and on recent CUDA cards; masks within IoU 0.98 of fp32's); "
@@ -94,9 +105,28 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = previous
 
 
+#: A value made of numbers, the first one negative: ``-50,-50,600,600``, ``-1:2``.
+_NEGATIVE_VALUES = re.compile(r"^-\d[\d.]*(\s*[,:]\s*-?\d[\d.]*)+$")
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """``["--box", "-50,-50,600,600"]`` -> ``["--box=-50,-50,600,600"]``: argparse takes a
+    value that starts with ``-`` and is not one number for an option (then "expected one
+    argument"); a list of numbers after an option is that option's value."""
+    out: list[str] = []
+    for token in argv:
+        prev = out[-1] if out else ""
+        if (_NEGATIVE_VALUES.match(token) and prev.startswith("-") and "=" not in prev
+                and not _NEGATIVE_VALUES.match(prev) and prev != "--"):
+            out[-1] = f"{prev}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

@@ -103,9 +103,11 @@ def run(args) -> int:
     files = find_inputs(args.inputs, out)
     check_model_args(args)
     opts = _options(args)
+    if _nothing_to_do(args, files, out, opts):
+        return 0
     from napari_devosam.batch.cluster import open_client
     from napari_devosam.batch.runner import run_batch
-    from napari_devosam.cli.batch_estimate import say_before_batch
+    from napari_devosam.cli.batch_estimate import record_after_batch, say_before_batch
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM: close the cluster, keep manifest
@@ -115,7 +117,26 @@ def run(args) -> int:
         say_before_batch(files, out.expanduser().resolve(), opts)  # before any task starts
         gen = run_batch(client, files, out, opts)
         manifest = _drive(gen, not args.no_progress and sys.stdout.isatty())
+    record_after_batch(manifest, files, opts)
     return _report(manifest, files, opts.steps, time.perf_counter() - start)
+
+
+def _nothing_to_do(args, files, out, opts) -> bool:
+    """True (and said on stdout) when the manifest of ``out`` has every step of every file
+    done for these settings: then no cluster is started and no model loaded."""
+    from dataclasses import replace
+
+    from napari_devosam.batch.manifest import NAME
+    from napari_devosam.cli.batch_estimate import files_to_do
+    from napari_devosam.models.defaults import resolve_model
+
+    out = out.expanduser().resolve()
+    settings = replace(opts, model=resolve_model(args.model)[0]).settings()
+    if not files or files_to_do(files, out, settings, opts.steps):
+        return False
+    what = "the image is" if len(files) == 1 else f"all {count(len(files), 'image')} are"
+    print(f"devosam batch: {what} already done (manifest {out / NAME}); nothing to do")
+    return True
 
 
 def _steps(args) -> tuple[str, ...]:

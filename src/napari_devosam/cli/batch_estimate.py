@@ -1,4 +1,9 @@
-"""``devosam batch``: how long the encoder work will take, said before any task starts.
+"""``devosam batch``: how long the work will take, said before any task starts.
+
+The whole work: the encoder on every plane to do, plus per plane the recorded time of the
+``auto`` and ``track`` steps (``record_after_batch`` records them from the manifest's task
+times at the end of each run; with no auto time recorded, the first plane is segmented
+here to time it).
 
 The planes to embed are those of the input files with a step still to do (the manifest of
 ``--out`` says which steps are done for unchanged files), counted from the files' shapes
@@ -18,12 +23,15 @@ import numpy as np
 
 from napari_devosam.cli.plane_estimate import HOW_FIRST, HOW_RECORDED
 from napari_devosam.utils.estimate import (
+    STEPS,
     estimate_line,
     record_key,
     record_seconds,
     recorded_seconds,
 )
 from napari_devosam.utils.text import count
+
+HOW_FIRST_PLANE = "measured here on the first plane"
 
 
 def plane_count_of(path: Path) -> int:
@@ -72,8 +80,15 @@ def say_before_batch(files: list[Path], out_dir: Path, opts, file=None) -> str |
     """Print (stderr) and return the batch's estimate line; None when no file has work left,
     no file can be read (the tasks will say why), at most two planes are to embed and no
     time is recorded, or the model cannot be loaded here (a warning; the tasks will fail
-    with its message)."""
+    with its message).
+
+    The whole work is counted: the encoder on every plane, and per plane the steps with a
+    recorded time (``auto``; ``track``), as ``utils.estimate.work_line`` says it. With no
+    time recorded for the auto step, the first plane goes through the encoder and the
+    automatic segmentation here (``measure_first``), and the line says so.
+    """
     from napari_devosam.utils.devices import resolve_device
+    from napari_devosam.utils.estimate import step_key, work_line
 
     file = sys.stderr if file is None else file
     todo, planes = [], 0
@@ -86,42 +101,110 @@ def say_before_batch(files: list[Path], out_dir: Path, opts, file=None) -> str |
     if not todo:
         return None
     key = record_key(opts.model, resolve_device(opts.device), opts.precision)
+    steps = [s for s in ("auto", "track") if s in opts.steps]
     each, how, what = recorded_seconds(key), HOW_RECORDED, " to embed"
-    if each is None:
-        if planes <= 2:  # timing them would be the whole work
+    timed = {s: recorded_seconds(step_key(s, key)) for s in steps}
+    untimed = [s for s in steps if timed[s] is None]
+    hows = dict.fromkeys(steps, HOW_RECORDED)
+    if each is None or "auto" in untimed:
+        if planes <= 2 and not steps:  # timing them would be the whole work
             return None
-        print(f"devosam batch: {count(planes, 'plane')} to embed in "
-              f"{count(len(todo), 'file')}; timing the encoder here", file=file, flush=True)
+        if steps:
+            first = "the first plane" if "auto" in untimed else "the encoder"
+            print(f"devosam batch: {count(planes, 'plane')} in {count(len(todo), 'file')}; "
+                  f"no time recorded here yet: timing {first} here", file=file, flush=True)
+        else:
+            print(f"devosam batch: {count(planes, 'plane')} to embed in "
+                  f"{count(len(todo), 'file')}; timing the encoder here", file=file,
+                  flush=True)
         try:
-            each = measure_first(todo[0], opts)
+            each, auto = measure_first(todo[0], opts, with_auto="auto" in untimed)
         except (OSError, ValueError, RuntimeError) as exc:  # the tasks will say it per file
             print(f"devosam batch: warning: no estimate: the model could not be timed here "
                   f"({str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r})",
                   file=file, flush=True)
             return None
-        record_seconds(key, each)
-        how, what, planes = HOW_FIRST, " left to embed", planes - 1
-    line = (f"{estimate_line(planes, each, 'plane', how, what)} in "
-            f"{count(len(todo), 'file')} (encoder time, shared by the workers)")
+        if each_recorded := recorded_seconds(key):
+            each = each_recorded  # a time of many planes beats one plane's
+        else:
+            record_seconds(key, each)
+            how = HOW_FIRST
+        if auto is not None:
+            timed["auto"], hows["auto"] = auto, HOW_FIRST_PLANE
+            untimed.remove("auto")
+            record_seconds(step_key("auto", key), auto)
+        if not steps:
+            what, planes = " left to embed", planes - 1
+    in_files = f" in {count(len(todo), 'file')}"
+    if not steps:
+        line = (f"{estimate_line(planes, each, 'plane', how, what)}{in_files} "
+                "(encoder time, shared by the workers)")
+    else:
+        known = [(s, timed[s], hows[s]) for s in steps if timed[s] is not None]
+        line = work_line(planes, known, planes, each, how, what=f"{in_files[1:]}")
+        if untimed:
+            line += (f"; not counted: {', '.join(STEPS[s] for s in untimed)} (no time "
+                     "recorded here yet; this run records it)")
+        line += "; the workers share this work"
     print(f"devosam batch: {line}", file=file, flush=True)
     return line
 
 
-def measure_first(path: Path, opts) -> float:
+def measure_first(path: Path, opts, with_auto: bool = False) -> tuple[float, float | None]:
     """Seconds per plane of the encoder of ``opts.model`` here, warm
     (``plane_estimate.time_encoder`` on the first plane of ``path``, which goes into the
-    shared embedding cache)."""
+    shared embedding cache), and with ``with_auto`` the seconds of the automatic
+    segmentation of that plane (``opts.mode``, ``opts.stain``, ``opts.min_area``; else
+    None)."""
     import gc
+    import time
 
     from napari_devosam.cli.plane_estimate import time_encoder
     from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir
     from napari_devosam.io.read import read_first_plane
     from napari_devosam.models.loading import load_model
 
-    sam = load_model(opts.model, device=opts.device, precision=opts.precision)
+    sam = load_model(opts.model, device=opts.device, precision=opts.precision,
+                     decoder=opts.decoder)
     try:
-        cache = EmbeddingCache(opts.cache_dir or default_cache_dir(), max_items=0)
-        return time_encoder(sam, [read_first_plane(path)], cache)
+        cache_dir = opts.cache_dir or default_cache_dir()
+        plane = read_first_plane(path)
+        each = time_encoder(sam, [plane], EmbeddingCache(cache_dir, max_items=0))
+        if not with_auto:
+            return each, None
+        from napari_devosam.automatic.core import iter_segment_stack
+        from napari_devosam.engine.predictor import Predictor
+        from napari_devosam.utils.progress import drain
+
+        predictor = Predictor(sam, cache_dir=cache_dir)
+        start = time.perf_counter()
+        drain(iter_segment_stack(np.asarray(plane), predictor, None, mode=opts.mode,
+                                 stain=opts.stain, min_area=opts.min_area))
+        return each, time.perf_counter() - start
     finally:
         del sam
         gc.collect()
+
+
+def record_after_batch(manifest, files: list[Path], opts) -> None:
+    """Keep the per-plane times of the batch's ``auto`` and ``track`` steps (the seconds
+    its tasks took, from ``manifest``, over the planes of the ``files`` they did; the
+    encoder time is taken out of an auto step that embedded its planes itself) for the
+    next run's estimate, keyed as the encoder time is."""
+    from napari_devosam.utils.devices import resolve_device
+    from napari_devosam.utils.estimate import step_key, step_seconds
+
+    key = record_key(opts.model, resolve_device(opts.device), opts.precision)
+    for step in ("auto", "track"):
+        if step not in opts.steps:
+            continue
+        seconds, planes = 0.0, 0
+        for path in files:
+            rec = manifest.files.get(str(path), {})
+            done = rec.get("steps", {}).get(step, {})
+            if done.get("state") == "done" and rec.get("planes"):
+                seconds += float(done.get("seconds") or 0.0)
+                planes += int(rec["planes"])
+        embedded = planes if step == "auto" and "embed" not in opts.steps else 0
+        record_seconds(step_key(step, key),
+                       step_seconds(seconds, planes, embedded, recorded_seconds(key)))

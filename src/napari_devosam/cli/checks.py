@@ -21,7 +21,7 @@ def check_model(model) -> None:
     ``FileNotFoundError`` for a path that does not exist (the wording of
     ``models.loading``).
     """
-    from napari_devosam.models.registry import ALL_MODEL_NAMES, is_bundled, is_model_name
+    from napari_devosam.models.registry import MODEL_NAMES, is_bundled, is_model_name
 
     if model is None or is_bundled(model) or is_model_name(model):
         return
@@ -29,9 +29,30 @@ def check_model(model) -> None:
     if path.exists():
         return
     if not re.search(r"[/\\.]", str(model)):
-        raise ValueError(f"unknown model {model!r}: use one of {', '.join(ALL_MODEL_NAMES)} "
-                         "or a checkpoint path")
+        raise ValueError(f"unknown model {model!r}: use one of {bundled_names()}, "
+                         f"{', '.join(MODEL_NAMES)} or a checkpoint path")
     raise FileNotFoundError(f"checkpoint file {path} does not exist")
+
+
+def bundled_names() -> str:
+    """The bundled models as the CLI lists them, from ``models.registry``: the recommended
+    one first (with the model it names when it is an alias), then every other name in
+    ``BUNDLED`` with its aliases, e.g. ``"embryo (recommended; alias of embryo_v1),
+    embryo_v1, embryo_tiny (alias demo)"``."""
+    from napari_devosam.models.registry import ALIASES, BUNDLED, recommended_bundled
+
+    best = recommended_bundled()
+    target = ALIASES.get(best, best)
+    entries = [f"{best} (recommended; alias of {target})" if best != target
+               else f"{best} (recommended)"]
+    for name in sorted(BUNDLED, key=lambda n: n != target):  # the recommended model's first
+        aliases = [a for a, n in ALIASES.items() if n == name and a != best]
+        if name == best:  # the recommended name is a bundled model's own name
+            if aliases:
+                entries[0] = f"{best} (recommended; alias {', '.join(aliases)})"
+            continue
+        entries.append(f"{name} (alias {', '.join(aliases)})" if aliases else name)
+    return ", ".join(entries)
 
 
 def check_device(device) -> None:

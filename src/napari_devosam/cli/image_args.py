@@ -41,3 +41,33 @@ def one_file_message(what: str, path: str, command: str, flag: str | None) -> st
     return (f"{what}; devosam {command} reads one image file: to annotate many images one "
             f"after the other run `devosam annotate {arg}`, to segment them all run "
             f"`devosam batch {arg} --out OUT_FOLDER`")
+
+
+def plane_arg(text: str, image: np.ndarray, flag: str = "--plane") -> tuple[int, ...]:
+    """``engine.stacks.parse_plane_index(text, image)`` for an option (``flag``), with an
+    index outside the image said in its planes: ``"the image has 61 planes (0-60);
+    --plane 99 is outside"`` (``ValueError``), or per axis for a ``T:Z`` index."""
+    from napari_devosam.engine.stacks import leading_shape, parse_plane_index, plane_count
+    from napari_devosam.utils.text import count
+
+    lead = leading_shape(image)
+    try:
+        parts = [int(p) for p in str(text).replace(" ", "").replace(",", ":").split(":")
+                 if p != ""]
+    except ValueError:
+        parts = []  # malformed: parse_plane_index says how to write it
+    total = plane_count(image)
+    if len(parts) == 1 and not -total <= parts[0] < total:
+        raise ValueError(f"the image has {count(total, 'plane')} ({_span(total)}); "
+                         f"{flag} {text} is outside")
+    if len(parts) == len(lead) > 1 and any(not -n <= i < n
+                                           for i, n in zip(parts, lead, strict=True)):
+        spans = ", ".join(_span(n) for n in lead)
+        raise ValueError(f"the image has {' x '.join(str(n) for n in lead)} planes "
+                         f"({spans} per axis); {flag} {text} is outside")
+    return parse_plane_index(text, image)
+
+
+def _span(n: int) -> str:
+    """The indices of ``n`` planes: ``"0-60"``, ``"0"``."""
+    return "0" if n == 1 else f"0-{n - 1}"

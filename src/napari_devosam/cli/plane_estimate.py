@@ -7,6 +7,9 @@ precision on this machine (``utils.estimate.recorded_seconds``), else measured n
 first two planes to embed (the second one timed: the first warms the encoder up), which go
 into the run's cache so the run does not embed them again. ``record_after`` stores the run's
 own measure for the next run. The wording is ``utils.estimate.estimate_line``'s.
+
+``WorkEstimate`` says the whole work of ``segment --auto`` and ``track`` (embedding + the
+per-plane step after it, ``utils.estimate.work_line``) and records the step's time.
 """
 
 from __future__ import annotations
@@ -106,3 +109,94 @@ def record_after(key: str, sam) -> None:
     from napari_devosam.engine.encoder_timing import seconds_per_plane
 
     record_seconds(key, seconds_per_plane(sam))
+
+
+class WorkEstimate:
+    """The whole work of a command on its planes (embedding + a per-plane ``step`` of
+    ``utils.estimate.STEPS``), said before it runs and recorded after it.
+
+    ``say_before`` prints one stderr line: the estimate from the recorded per-plane time of
+    the step (plus the encoder time of the planes not yet cached), or, with nothing recorded
+    for the step, ``"N planes for <step>; timing the first plane"``; then ``progress(done,
+    total)`` (fed the run's progress) prints the estimate measured on the first plane.
+    ``record_after`` stores the step's measured per-plane time (the run's wall time less its
+    encoder time) and the encoder's, keyed as the encoder time is.
+    """
+
+    def __init__(self, command: str, step: str, sam, key: str, file=None):
+        self.command, self.step, self.sam, self.key = command, step, sam, key
+        self.file = sys.stderr if file is None else file
+        self.first = None  # FirstUnit while the first plane is timed
+        self.started = None
+        self.n_embed = 0
+        self.last = None
+
+    def say(self, line: str) -> None:
+        print(f"devosam {self.command}: {line}", file=self.file, flush=True)
+
+    def say_before(self, planes: Sequence[np.ndarray], cache, n_steps: int | None = None,
+                   normalization=None) -> str | None:
+        """Say the estimate of embedding ``planes`` (those not in ``cache``) and running the
+        step on ``n_steps`` planes (default: all of ``planes``); returns the line said."""
+        import time
+
+        from napari_devosam.engine.encoder_timing import seconds_per_plane
+        from napari_devosam.utils.estimate import (
+            FirstUnit,
+            step_key,
+            timing_first_line,
+            work_line,
+        )
+
+        n = len(planes) if n_steps is None else n_steps
+        todo = planes_to_embed(self.sam, planes, cache, normalization)
+        step_each = recorded_seconds(step_key(self.step, self.key))
+        line = None
+        if step_each is None:
+            line = timing_first_line(n, self.step)
+            self.first = FirstUnit("plane")
+        else:
+            each, how = seconds_per_plane(self.sam), HOW_HERE
+            if each is None and todo:
+                each, how = recorded_seconds(self.key), HOW_RECORDED
+            if each is None and todo:
+                each, how = time_encoder(self.sam, todo[:2], cache, normalization), HOW_FIRST
+                todo = todo[2:]
+            line = work_line(n, [(self.step, step_each, HOW_RECORDED)], len(todo), each,
+                             how)
+        self.say(line)
+        self.n_embed = len(todo)
+        self.started = time.perf_counter()
+        return line
+
+    def start(self, planes: Sequence[np.ndarray], cache, normalization=None) -> None:
+        """Start the clock without an estimate (one plane: the run is its own timing)."""
+        import time
+
+        self.n_embed = len(planes_to_embed(self.sam, planes, cache, normalization))
+        self.started = time.perf_counter()
+
+    def progress(self, done: int, total: int, say: bool = True) -> str | None:
+        """The run's progress; the line measured on the first plane(s), once (said unless
+        ``say`` is False; kept in ``last``)."""
+        line = self.first(done, total) if self.first is not None else None
+        if line:
+            self.last = line
+            if say:
+                self.say(line)
+        return line
+
+    def record_after(self, n_steps: int) -> None:
+        """The run (started at ``say_before``) processed ``n_steps`` planes: keep its times."""
+        import time
+
+        from napari_devosam.engine.encoder_timing import seconds_per_plane
+        from napari_devosam.utils.estimate import step_key, step_seconds
+
+        record_after(self.key, self.sam)
+        if self.started is None:
+            return
+        each = seconds_per_plane(self.sam) or recorded_seconds(self.key)
+        wall = time.perf_counter() - self.started
+        record_seconds(step_key(self.step, self.key),
+                       step_seconds(wall, n_steps, self.n_embed, each))

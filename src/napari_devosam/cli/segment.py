@@ -76,7 +76,8 @@ def parse_point(text: str) -> tuple[float, float, int]:
 
 def select_plane(image: np.ndarray, index: str | None) -> np.ndarray:
     """The plane of ``image`` that ``--plane`` names (the image itself if it is one plane)."""
-    from napari_devosam.engine.stacks import parse_plane_index, plane_count
+    from napari_devosam.cli.image_args import plane_arg
+    from napari_devosam.engine.stacks import plane_count
 
     n = plane_count(image)
     if index is None:
@@ -85,7 +86,7 @@ def select_plane(image: np.ndarray, index: str | None) -> np.ndarray:
                 f"the image has {n} planes (shape {image.shape}); choose one with --plane"
             )
         index = "0"
-    return np.asarray(image[parse_plane_index(index, image)])
+    return np.asarray(image[plane_arg(index, image)])
 
 
 def segment_plane(predictor, boxes: list[np.ndarray], points: list[tuple]) -> np.ndarray:
@@ -151,8 +152,8 @@ def run(args) -> int:
     n_objects = 1 if points else len(boxes)
     counts = np.bincount(labels.ravel(), minlength=n_objects + 1)
     empty = [i for i in range(1, n_objects + 1) if counts[i] == 0]
-    if empty:
-        print(f"devosam segment: warning: {count(len(empty), 'object')} came out empty: "
-              f"{', '.join(str(i) for i in empty)}", file=sys.stderr)
-    print(f"wrote {count(n_objects, 'object')} to {args.out}")
+    # one line: empty objects keep their ids (the order of the prompts), and are said so
+    note = "" if not empty else " (empty)" if n_objects == 1 else (
+        f" ({len(empty)} of them empty: {', '.join(str(i) for i in empty)})")
+    print(f"wrote {count(n_objects, 'object')}{note} to {args.out}")
     return 0

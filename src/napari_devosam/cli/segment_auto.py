@@ -38,8 +38,8 @@ def add_arguments(p) -> None:
 
 
 def run_auto(args) -> int:
-    from napari_devosam.cli.image_args import read_image_arg
-    from napari_devosam.engine.stacks import iter_planes, leading_shape, parse_plane_index
+    from napari_devosam.cli.image_args import plane_arg, read_image_arg
+    from napari_devosam.engine.stacks import iter_planes, leading_shape
     from napari_devosam.utils.paths import output_file
     from napari_devosam.utils.text import count, plane_name
 
@@ -54,7 +54,7 @@ def run_auto(args) -> int:
     output_file(args.out, inputs=(args.image,))  # before any compute
     image = read_image_arg(args.image, "segment")
     lead = leading_shape(image)
-    planes = [parse_plane_index(args.plane, image)] if args.plane is not None else None
+    planes = [plane_arg(args.plane, image)] if args.plane is not None else None
     from napari_devosam.automatic.limits import check_plane_size
 
     check_plane_size(image.shape[len(lead):])  # before the model loads
@@ -63,7 +63,7 @@ def run_auto(args) -> int:
     check_model_args(args)  # the last cheap check: then torch and the model
     from napari_devosam.automatic.core import iter_segment_stack
     from napari_devosam.cli import chosen_model
-    from napari_devosam.cli.plane_estimate import model_key, record_after, say_before
+    from napari_devosam.cli.plane_estimate import WorkEstimate, model_key
     from napari_devosam.engine.embeddings import default_cache_dir
     from napari_devosam.engine.predictor import Predictor
     from napari_devosam.io.write import label_dtype, write_tiff
@@ -72,14 +72,17 @@ def run_auto(args) -> int:
     sam = load_model(chosen_model(args), device=args.device, precision=args.precision,
                      decoder=args.decoder)
     predictor = Predictor(sam, cache_dir=args.cache_dir or default_cache_dir())
-    key = model_key(args.model, sam)
+    work = WorkEstimate("segment", "auto", sam, model_key(args.model, sam))
     if planes is None and len(lead):  # several planes: say how long before the first
-        say_before("segment", sam, [p for _, p in iter_planes(image)], predictor.cache, key,
-                   predictor.normalization)
+        work.say_before([p for _, p in iter_planes(image)], predictor.cache,
+                        normalization=predictor.normalization)
+    else:  # one plane: no estimate, but its time is recorded for the next run
+        one = image if planes is None else image[planes[0]]
+        work.start([np.asarray(one)], predictor.cache, predictor.normalization)
     gen = iter_segment_stack(image, predictor, planes, mode=args.mode, stain=args.stain,
                              min_area=min_area, diameter=diameter)
-    results = _drain(gen)
-    record_after(key, sam)
+    results = _drain(gen, work)
+    work.record_after(len(results))
     shape = image.shape[len(lead):len(lead) + 2]
     if planes is not None:
         out = results[planes[0]].labels
@@ -102,8 +105,9 @@ def run_auto(args) -> int:
     return 0
 
 
-def _drain(gen):
-    """Run the generator to its end, with a progress line on stderr for stacks."""
+def _drain(gen, work=None):
+    """Run the generator to its end, with a progress line on stderr for stacks; ``work``
+    (a ``WorkEstimate``) says its estimate measured on the first plane, on its own line."""
     while True:
         try:
             done, total = next(gen)
@@ -112,3 +116,6 @@ def _drain(gen):
         if total > 1:
             print(f"\rsegmenting planes: {done}/{total}", end="" if done < total else "\n",
                   file=sys.stderr)
+            if work is not None and work.progress(done, total, say=False):
+                print(file=sys.stderr)
+                work.say(work.last)

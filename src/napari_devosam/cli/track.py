@@ -85,11 +85,11 @@ def leading_axis(shape: tuple[int, ...], axis: str) -> int:
 
 def seed_plane(text: str, shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
     """``--seed-plane``: an index along ``axis`` (others 0) or one index per leading axis."""
-    from napari_devosam.engine.stacks import parse_plane_index
+    from napari_devosam.cli.image_args import plane_arg
 
     lead = shape[:-2]
     if ":" in text or "," in text:
-        return parse_plane_index(text, np.empty(lead + (1, 1), dtype=np.uint8))
+        return plane_arg(text, np.empty(lead + (1, 1), dtype=np.uint8), "--seed-plane")
     try:
         i = int(text)
     except ValueError:
@@ -181,7 +181,7 @@ def _track(args, image, request) -> int:
     from napari_devosam.cli.checks import check_model_args
 
     check_model_args(args)  # the last cheap check, before torch and the model
-    from napari_devosam.cli.plane_estimate import model_key, record_after, say_before
+    from napari_devosam.cli.plane_estimate import WorkEstimate, model_key
     from napari_devosam.engine.embeddings import EmbeddingCache, default_cache_dir
     from napari_devosam.models.loading import load_model
     from napari_devosam.tracking.request import run_tracking
@@ -190,16 +190,20 @@ def _track(args, image, request) -> int:
     sam = load_model(chosen_model(args), device=args.device, precision=args.precision,
                      decoder=args.decoder)
     cache = EmbeddingCache(args.cache_dir or default_cache_dir())
-    key = model_key(args.model, sam)
+    work = WorkEstimate("track", "track", sam, model_key(args.model, sam))
     visits = list(dict.fromkeys([tuple(request.plane), *request.route.planes]))
-    say_before("track", sam, [np.asarray(image[p]) for p in visits], cache, key)
+    n_steps = request.route.total  # planes propagated to (the seed plane is embedded only)
+    work.say_before([np.asarray(image[p]) for p in visits], cache, n_steps)
     gen = run_tracking(sam, image, request, cache=cache)
-    done = drain_with_bar(_pairs(gen), desc="propagating", unit="plane")
-    record_after(key, sam)
+    done = drain_with_bar(_pairs(gen), desc="propagating", unit="plane",
+                          estimate="plane" if work.first is not None else None)
+    work.record_after(n_steps)
     result = done.result
     n_div = len(result.divisions)
-    print(f"wrote {count(len(done.tracks), 'track')}, {count(n_div, 'division')}, "
-          f"{count(len(result.planes_to_review()), 'plane')} to review to {request.out}")
+    review = count(len(result.planes_to_review()), 'plane')
+    where = f" (listed in {request.out / 'review.csv'})" if request.review else ""
+    print(f"wrote {count(len(done.tracks), 'track')}, {count(n_div, 'division')} to "
+          f"{request.out}; {review} to review{where}")
     if not result.objects:
         print("devosam track: warning: no object could be followed beyond the seed plane",
               file=sys.stderr)

@@ -4,8 +4,10 @@ An estimate is a count of units (planes to embed, training steps) times a time p
 was measured: on this machine, on the first unit of the same run (``FirstUnit``), or on an
 earlier run of the same model on this machine (``engine.encoder_timing`` in this process;
 ``recorded_seconds`` across processes: the CLI records its runs' per-plane encoder times in
-``<cache root>/encoder_times.json``, keyed by model, device and precision). Nothing here
-guesses a speed.
+``<cache root>/encoder_times.json``, keyed by model, device and precision). The same file
+holds the per-plane times of the steps after the encoder (``STEPS``: the automatic
+segmentation, the propagation), keyed ``"<step>|<encoder key>"`` (``step_key``), so that an
+estimate covers the whole work (``work_line``). Nothing here guesses a speed.
 """
 
 from __future__ import annotations
@@ -140,3 +142,60 @@ class FirstUnit:
         first = "the first" if done == 1 else f"the first {done}"
         return (f"{about(left * each)} left for {count(left, self.noun)} "
                 f"({per_unit(each)} per {self.noun}, measured on {first})")
+
+
+# --- whole work: embedding + a per-plane step (automatic segmentation, propagation) --------
+
+#: What each recorded per-plane step is, as the estimate lines name it.
+STEPS = {"auto": "automatic segmentation", "track": "propagation and new-cell detection"}
+#: What the planes are for, after their count: ``"61 planes to segment"``.
+STEP_VERBS = {"auto": "to segment", "track": "to track"}
+
+
+def step_key(step: str, key: str) -> str:
+    """The record key of the per-plane time of ``step`` (one of ``STEPS``) beside the encoder
+    time of ``key`` (``record_key``): ``"auto|<model>|<device>|<precision>"``."""
+    if step not in STEPS:
+        raise ValueError(f"unknown step {step!r}: one of {', '.join(STEPS)}")
+    return f"{step}|{key}"
+
+
+def step_seconds(wall: float, n_planes: int, n_embedded: int,
+                 encoder_each: float | None) -> float | None:
+    """Seconds per plane of a step from a run's ``wall`` seconds over ``n_planes`` planes,
+    less the encoder time of the ``n_embedded`` planes it embedded (``encoder_each`` each);
+    None when no plane was processed."""
+    if n_planes <= 0:
+        return None
+    encoder = n_embedded * (encoder_each or 0.0)
+    return max(float(wall) - encoder, 0.0) / n_planes
+
+
+def work_line(n: int, steps, n_embed: int = 0, embed_each: float | None = None,
+              embed_how: str = "", what: str | None = None) -> str:
+    """The whole work of ``n`` planes: ``n_embed`` of them through the encoder
+    (``embed_each`` s each) and all ``n`` through each of ``steps``, ``(step, seconds per
+    plane, how measured)`` with ``step`` a key of ``STEPS``, e.g. ``"about 1 min 32 s for 61
+    planes to segment (embedding 61 planes at 0.13 s each, recorded on an earlier run here;
+    automatic segmentation 1.4 s per plane, recorded on an earlier run here)"``. ``what``
+    follows the count (default: the one step's ``STEP_VERBS``, else "to process")."""
+    steps = list(steps)
+    embed = n_embed * (embed_each or 0.0)
+    if n_embed:
+        parts = [f"embedding {count(n_embed, 'plane')} at {per_unit(embed_each or 0.0)} each, "
+                 f"{embed_how}"]
+    else:
+        parts = ["no embedding: every plane is in the cache"]
+    parts += [f"{STEPS[step]} {per_unit(each)} per plane, {how}" for step, each, how in steps]
+    if what is None:
+        what = STEP_VERBS[steps[0][0]] if len(steps) == 1 else "to process"
+    total = embed + n * sum(each for _, each, _ in steps)
+    return f"{about(total)} for {count(n, 'plane')} {what} ({'; '.join(parts)})"
+
+
+def timing_first_line(n: int, step: str) -> str:
+    """Said when no time of ``step`` is recorded: ``"61 planes to segment; no time recorded
+    for automatic segmentation here yet: timing the first plane"`` (the estimate follows
+    it, from ``FirstUnit``)."""
+    return (f"{count(n, 'plane')} {STEP_VERBS[step]}; no time recorded for {STEPS[step]} "
+            "here yet: timing the first plane")
