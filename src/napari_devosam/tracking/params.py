@@ -114,6 +114,10 @@ class PropagationParams:
     min_area_fraction: float = _end(
         0.25, "The mask shrank below this fraction of the previous mask's area.",
         advanced=True, **FRACTION)
+    max_growth: float = _end(
+        3.0, "The mask grew above this many times its area where the track started: a mask "
+        "creeping step by step over neighbours or background (each step alone looks fine). "
+        "0: no limit.", advanced=True, low=0.0, step=0.5, edit_max=100.0)
     min_inside_fraction: float = _end(
         0.5, "Less than this fraction of the motion-shifted box lies inside the plane: the "
         "object left the image.", advanced=True, **FRACTION)

@@ -88,6 +88,10 @@ class _Active:
     last: Plane | None = None  # the last plane with an object of this track
     missed: int = 0  # planes missed in a row since then (``max_missed_planes``)
     lost: tuple = ()  # (plane, reason) of the first of them
+    first_area: int = field(init=False)  # the area where the track started (``max_growth``)
+
+    def __post_init__(self):
+        self.first_area = self.crop.area
 
 
 @dataclass
@@ -376,6 +380,9 @@ def _update(ctx: _Context, active: dict, track: int, plane: Plane, parts: list[C
     reason, iou_prev = end_reason(parts, a.crop.area, shifted, p, loose=found_again)
     if not reason and p.min_pred_iou > 0 and pred_iou < p.min_pred_iou:  # 0 disables
         reason = f"predicted IoU {pred_iou:.2f}"
+    area = sum(c.area for c in parts)
+    if not reason and p.max_growth > 0 and area > p.max_growth * max(a.first_area, 1):
+        reason = f"grew {area / max(a.first_area, 1):.1f}x"
     if reason:
         if a.missed < p.max_missed_planes:  # looked for again on the next plane
             a.lost = a.lost if a.missed else (plane, reason)
