@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from napari_devosam.automatic.membrane_seeds import membrane_seeds
 from napari_devosam.automatic.scale import interior_radius
-from napari_devosam.automatic.seeds import analyse_plane, membrane_seeds
+from napari_devosam.automatic.seeds import analyse_plane
 from napari_devosam.automatic.stain import bright_width, membrane_map, membrane_width
 from napari_devosam.synthetic.phantoms import make_embryo
 

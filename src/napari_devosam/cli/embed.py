@@ -44,7 +44,7 @@ def run(args) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    from napari_devosam.models.download import cache_root  # no torch, unlike engine/
+    from napari_devosam.utils.cache import cache_root  # no torch, unlike engine/
 
     cache_dir = output_folder(args.cache_dir or cache_root() / "embeddings",  # the default
                               what="cache folder")  # of engine.embeddings.default_cache_dir

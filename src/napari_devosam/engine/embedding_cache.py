@@ -84,7 +84,7 @@ def signature(plane, sam, normalization: Normalization | None = None) -> str:
 
 def default_cache_dir() -> Path:
     """``cache_root() / "embeddings"``: under ``DEVOSAM_CACHE_DIR`` or the user cache dir."""
-    from napari_devosam.models.download import cache_root
+    from napari_devosam.utils.cache import cache_root
 
     return cache_root() / "embeddings"
 

@@ -14,18 +14,13 @@ plane, inverted (row1 < row0 or col1 < col0) or with NaN, and points outside the
 are dropped (``coords.mask_within_box``): the same rule in the API, the CLI and the annotator.
 The returned low-res logits are SAM's, unclipped, for use as the next ``mask_input``.
 
-Small objects are prompted at object scale (``zoom.py``): a box that spans fewer than
-``zoom.ZOOM_BELOW`` input pixels is decoded in a zoomed view of the plane around it, encoded
-on its own; one positive click whose first mask is small is decoded again in the view around
-that mask, and a refinement (``mask_input`` without a box) in the view around the previous
-mask. Views need the plane's pixels (``set_image``, or ``set_embedding(..., plane=)``).
-Returned logits are always in the whole plane's low-res frame (a view's are brought back with
-``zoom.whole_frame_low_res``), so any of them can be the next ``mask_input``, whichever frame
-the next call decodes in; the view's own, finer logits are remembered by content, so feeding
-them back to a call in the same view loses nothing. With zoom on, a positive click that a
-candidate mask does not contain makes that candidate's score 1 lower (it answers another
-object), and when no candidate contains the click it is decoded again in a view centred on
-it. With zoom off, results are stock SAM's (below).
+Small objects are prompted at object scale in zoomed views of the plane (``zoom.py``; needs
+the plane's pixels: ``set_image``, or ``set_embedding(..., plane=)``): a small box, a click
+whose first mask is small, a refinement around a small previous mask. Returned logits are
+always in the whole plane's low-res frame (a view's own are remembered by content, so feeding
+them back to the same view loses nothing). With zoom on, a candidate that misses a positive
+click is ranked 1 lower, and a click no candidate holds is decoded again in a view centred on
+it; with zoom off, results are stock SAM's (above).
 """
 
 from __future__ import annotations
@@ -202,7 +197,7 @@ class Predictor:
             return None
         if box is None and mask is not None:
             prev = (self._decoder.upscale(mask)[0, 0] > self._sam.mask_threshold).cpu().numpy()
-            box = _extent(prev)
+            box = Z.extent(prev)
         if box is None:
             return None
         emb = self._embedding
@@ -280,7 +275,7 @@ class Predictor:
             box = clip_box(box, emb.original_size)
         mask = None if mask_input is None else self._mask_tensor(mask_input)
         window = self._window_for(box, mask)
-        if window is not None and not _fits(window, box, pts):
+        if window is not None and not Z.fits(window, box, pts):
             window = None
         masks, iou, low_res = self._decode_one(window, box, pts, lab, mask, multimask)
         clicks = None if pts is None or box is not None else pts[lab == 1]
@@ -301,7 +296,7 @@ class Predictor:
         p = None if pts is None else (pts - shift)[None]
         lab_b = None if lab is None else lab[None]
         if mask is not None and window is not None:
-            known = self._view_logits.get(_digest(mask))
+            known = self._view_logits.get(Z.digest(mask))
             if known is not None and known[0] == window:
                 mask = known[1]  # this view's own logits: nothing lost
             else:  # the whole frame's map, seen by the view
@@ -325,10 +320,10 @@ class Predictor:
             mask_within_box(masks, box)
         return masks, iou[0].float().cpu().numpy(), low_res[0].float().cpu().numpy()
 
-    def _remember(self, whole, window, own) -> None:
+    def _remember(self, whole, window, own) -> None:  # whole-frame logits -> the view's own
         if len(self._view_logits) >= VIEW_LOGITS:
             self._view_logits.pop(next(iter(self._view_logits)))
-        self._view_logits[_digest(whole)] = (window, own[None, None].clone())
+        self._view_logits[Z.digest(whole)] = (window, own[None, None].clone())
 
     def _answer_clicks(self, masks, iou, low_res, window, pts, lab, mask, multimask):
         """Positive clicks without a box: a small first mask is decoded again in the view
@@ -337,23 +332,23 @@ class Predictor:
         miss the click are ranked last (score - 1)."""
         click = pts[lab == 1][0]
         if window is None and mask is None and self._zooming:
-            extent = _extent(masks[int(np.argmax(iou))])
+            extent = Z.extent(masks[int(np.argmax(iou))])
             view = None if extent is None else self._window_for(extent, None)
-            if view is not None and _fits(view, None, pts):
+            if view is not None and Z.fits(view, None, pts):
                 masks, iou, low_res = self._decode_one(view, None, pts, lab, None, multimask)
                 window = view
-        hit = _holds(masks, click)
+        hit = Z.holds(masks, click)
         if not hit.any() and self._zooming:
             side = Z.ideal_window_side((0, 0, CLICK_OBJECT_PX - 1, CLICK_OBJECT_PX - 1),
                                        self._embedding.original_size,
                                        self._sam.image_encoder.img_size)
             view = None if side is None else Z.window_at(click, side,
                                                          self._embedding.original_size)
-            if view is not None and view != window and _fits(view, None, pts):
+            if view is not None and view != window and Z.fits(view, None, pts):
                 again = self._decode_one(view, None, pts, lab, mask, multimask)
-                if _holds(again[0], click).any():
+                if Z.holds(again[0], click).any():
                     masks, iou, low_res = again
-                    hit = _holds(masks, click)
+                    hit = Z.holds(masks, click)
         if self._zooming:
             iou = np.where(hit, iou, iou - 1.0).astype(np.float32)
         return masks, iou, low_res
@@ -400,43 +395,3 @@ class Predictor:
                 masks[i] = up[k]
                 mask_within_box(masks[i], boxes[i])
             scores[idx] = iou[:, 0].float().cpu().numpy()
-
-
-def _digest(logits) -> bytes:
-    """A key for a low-res logit map by its float32 content (copies and reshapes match)."""
-    import hashlib
-
-    arr = logits.detach().float().cpu().numpy() if isinstance(logits, torch.Tensor) else logits
-    data = np.ascontiguousarray(np.asarray(arr, dtype=np.float32)).tobytes()
-    return hashlib.blake2b(data, digest_size=16).digest()
-
-
-def _extent(mask: np.ndarray):
-    """The inclusive ``(row0, col0, row1, col1)`` box of a ``(H, W)`` bool mask, or None."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return np.array([rows[0], cols[0], rows[-1], cols[-1]], dtype=np.float64)
-
-
-def _holds(masks: np.ndarray, point) -> np.ndarray:
-    """``(C,)`` bool: which of ``(C, H, W)`` masks hold the pixel under ``point`` (row, col)."""
-    r, c = (int(round(float(v))) for v in point)
-    r = min(max(r, 0), masks.shape[1] - 1)
-    c = min(max(c, 0), masks.shape[2] - 1)
-    return masks[:, r, c].copy()
-
-
-def _fits(window, box, pts) -> bool:
-    """The prompts lie in ``window`` (half-open): a box wholly, every point."""
-    r0, c0, r1, c1 = window
-    if box is not None and not (box[0] >= r0 and box[1] >= c0 and box[2] < r1
-                                and box[3] < c1):
-        return False
-    if pts is not None and len(pts):
-        p = np.asarray(pts)
-        if not ((p[:, 0] >= r0) & (p[:, 0] <= r1 - 1) & (p[:, 1] >= c0)
-                & (p[:, 1] <= c1 - 1)).all():
-            return False
-    return True

@@ -162,3 +162,46 @@ def whole_frame_low_res(plane_logits, img_size: int, low_res_side: int):
     padded = floor.expand(k, 1, img_size, img_size).clone()
     padded[:, :, :ih, :iw] = x
     return F.adaptive_avg_pool2d(padded, low_res_side)
+
+
+# --- prompts and views (used by engine.predictor) ---------------------------------------
+
+
+def digest(logits) -> bytes:
+    """A key for a low-res logit map by its float32 content (copies and reshapes match)."""
+    import hashlib
+
+    arr = logits.detach().float().cpu().numpy() if hasattr(logits, "detach") else logits
+    data = np.ascontiguousarray(np.asarray(arr, dtype=np.float32)).tobytes()
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def extent(mask: np.ndarray):
+    """The inclusive ``(row0, col0, row1, col1)`` box of a ``(H, W)`` bool mask, or None."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return np.array([rows[0], cols[0], rows[-1], cols[-1]], dtype=np.float64)
+
+
+def holds(masks: np.ndarray, point) -> np.ndarray:
+    """``(C,)`` bool: which of ``(C, H, W)`` masks hold the pixel under ``point`` (row, col)."""
+    r, c = (int(round(float(v))) for v in point)
+    r = min(max(r, 0), masks.shape[1] - 1)
+    c = min(max(c, 0), masks.shape[2] - 1)
+    return masks[:, r, c].copy()
+
+
+def fits(window, box, pts) -> bool:
+    """The prompts lie in ``window`` (half-open): a box wholly, every point."""
+    r0, c0, r1, c1 = window
+    if box is not None and not (box[0] >= r0 and box[1] >= c0 and box[2] < r1
+                                and box[3] < c1):
+        return False
+    if pts is not None and len(pts):
+        p = np.asarray(pts)
+        if not ((p[:, 0] >= r0) & (p[:, 0] <= r1 - 1) & (p[:, 1] >= c0)
+                & (p[:, 1] <= c1 - 1)).all():
+            return False
+    return True

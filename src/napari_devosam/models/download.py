@@ -20,8 +20,8 @@ from collections.abc import Generator
 from pathlib import Path
 
 from napari_devosam.models.registry import Checkpoint, get_checkpoint, recommended_bundled
+from napari_devosam.utils.cache import CACHE_DIR_ENV, cache_root  # noqa: F401 - re-exported
 
-CACHE_DIR_ENV = "DEVOSAM_CACHE_DIR"
 CHECKPOINT_ENV = "DEVOSAM_CHECKPOINT"
 
 Progress = Generator[tuple[int, int], None, Path]
@@ -37,16 +37,6 @@ class ChecksumError(DownloadError):
 
 class ModelUnavailableError(DownloadError):
     """An official checkpoint is neither cached nor downloadable (offline, server down...)."""
-
-
-def cache_root() -> Path:
-    """The package's cache folder: ``DEVOSAM_CACHE_DIR`` or the platform's user cache dir."""
-    env = os.environ.get(CACHE_DIR_ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("napari-devosam", appauthor=False))
 
 
 def model_cache_dir() -> Path:

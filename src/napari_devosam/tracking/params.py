@@ -114,6 +114,11 @@ class PropagationParams:
     min_area_fraction: float = _end(
         0.25, "The mask shrank below this fraction of the previous mask's area.",
         advanced=True, **FRACTION)
+    min_embryo_fraction: float = _end(
+        0.5, "Less than this fraction of the mask lies inside the embryo (the plane's one "
+        "embryo-sized foreground, when there is one) while the track's previous mask lay "
+        "inside it: the track left the embryo and ends. 0: no check.", advanced=True,
+        **FRACTION)
     max_growth: float = _end(
         3.0, "The mask grew above this many times its area where the track started: a mask "
         "creeping step by step over neighbours or background (each step alone looks fine). "

@@ -56,6 +56,13 @@ from napari_devosam.tracking.new_cells import (
     untracked_cells,
 )
 from napari_devosam.tracking.params import PropagationParams
+from napari_devosam.tracking.plane_checks import (  # noqa: F401 - BLANK re-exported
+    BLANK,
+    blank,
+    check_seeds,
+    embryo_of,
+    inside_fraction,
+)
 from napari_devosam.tracking.records import (
     Crop,
     Plane,
@@ -66,16 +73,6 @@ from napari_devosam.tracking.records import (
     TrackedObject,
 )
 from napari_devosam.tracking.route import Route
-
-BLANK = "blank plane (no finite value, or constant): skipped, tracks go on after it"
-
-
-def blank(pixels) -> bool:
-    """True for a plane with no finite value or a single value (an acquisition gap)."""
-    x = np.asarray(pixels)
-    if x.dtype.kind == "f":
-        x = x[np.isfinite(x)]
-    return x.size == 0 or x.min() == x.max()
 
 
 @dataclass
@@ -134,27 +131,6 @@ class _Context:
         return analysis
 
 
-def _check_seeds(seeds: list[Seed], lead: tuple[int, ...], plane_shape) -> Plane:
-    if not seeds:
-        raise ValueError("nothing to propagate: the seed plane has no objects")
-    planes = {tuple(int(i) for i in s.plane) for s in seeds}
-    if len(planes) != 1:
-        raise ValueError(f"all seeds must lie on one plane, got {sorted(planes)}")
-    plane = planes.pop()
-    if len(plane) != len(lead) or any(not 0 <= i < n for i, n in zip(plane, lead, strict=True)):
-        raise ValueError(f"seed plane {plane} does not exist in a stack with axes {lead}")
-    tracks = [s.track for s in seeds]
-    if len(set(tracks)) != len(tracks):
-        raise ValueError("two seeds have the same track id")
-    for s in seeds:
-        mask = np.asarray(s.mask)
-        if mask.shape != tuple(plane_shape):
-            raise ValueError(f"seed mask of shape {mask.shape} does not fit planes {plane_shape}")
-        if not mask.any():
-            raise ValueError(f"the seed of track {s.track} is empty")
-    return plane
-
-
 def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = "forward",
               bounds=None, params: PropagationParams | None = None, cache=None,
               normalization=None, embedding_for=None, locked_for=None,
@@ -200,7 +176,7 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
         raise ValueError(f"axis {axis} does not exist: the stack has {len(lead)} leading axes")
     if lead[axis] < 2:
         raise ValueError(f"axis {axis} has length 1: there is no other plane to propagate to")
-    start = _check_seeds(seeds, lead, stack.shape[-2:])
+    start = check_seeds(seeds, lead, stack.shape[-2:])
     route = Route.checked(route, lead, start, axis, direction, bounds)
     if embedding_for is None:
         def embedding_for(plane):
@@ -220,29 +196,34 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
     total, done = route.total, 0
     for number, leg in enumerate(route.legs):
         forward = leg and leg[0] > start[axis]
-        active = {}
-        for s in seeds:
-            crop = Crop.from_mask(s.mask)
-            active[s.track] = _Active(s.track, s.parent, crop, None, [crop.centroid()],
-                                      start)
+        active = {s.track: _Active(s.track, s.parent, Crop.from_mask(s.mask), None, [],
+                                   start) for s in seeds}
+        for a in active.values():
+            a.centroids.append(a.crop.centroid())
         previous = start
         for index in leg:
             if not active and ctx.detector is None:
                 break
             plane = route.plane(index)
-            pixels = ctx.pixels(plane)  # read once per plane (dask/zarr stacks read lazily)
-            if blank(pixels):  # SAM would outline noise there: tracks skip it
-                ctx.result.review.append(ReviewItem(plane, 0, BLANK))
-            else:
-                made = len(ctx.result.objects)
-                emb = _advance(ctx, active, plane, previous, bool(forward and number == 0),
-                               pixels)
-                if ctx.detector is not None:
-                    _start_tracks(ctx, active, plane, pixels, emb, ctx.result.objects[made:])
+            if _step(ctx, active, plane, previous, bool(forward and number == 0)):
                 previous = plane
             done += 1
             yield Progress(done, total, plane, len(active))
     return ctx.result
+
+
+def _step(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect: bool) -> bool:
+    """One plane: propagate the active tracks, then start new ones; False for a blank plane
+    (SAM would outline noise there: tracks skip it)."""
+    pixels = ctx.pixels(plane)  # read once per plane (dask/zarr stacks read lazily)
+    if blank(pixels):
+        ctx.result.review.append(ReviewItem(plane, 0, BLANK))
+        return False
+    made = len(ctx.result.objects)
+    emb = _advance(ctx, active, plane, previous, detect, pixels)
+    if ctx.detector is not None:
+        _start_tracks(ctx, active, plane, pixels, emb, ctx.result.objects[made:])
+    return True
 
 
 def _end(ctx: _Context, active: dict, track: int, plane: Plane, reason: str,
@@ -332,13 +313,17 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
         refuse_unproven(found, [active[t[0]].crop for t in todo], [t[3] for t in todo], seeds,
                         lambda: seed_points(ctx.seeds(previous)), p, ctx.stain, membrane)
     ctx.seeds_of = (plane, seeds)
+    embryo = embryo_of(analysis, p)
     for i, (track, _, _, shifted) in enumerate(todo):
         parts, score, logits_i = found[i], float(iou[i]), low_res[i]
         if i in again:
             crop, score, logits_i = again[i]
             parts = [crop]
+        outside = (embryo is not None and parts
+                   and inside_fraction(parts, embryo) < p.min_embryo_fraction
+                   <= inside_fraction([active[track].crop], embryo))  # it was inside: it left
         _update(ctx, active, track, plane, parts, shifted, score, logits_i, previous,
-                found_again=i in again)
+                found_again=i in again, left="left the embryo" if outside else None)
     return emb
 
 
@@ -373,11 +358,12 @@ def _start_tracks(ctx: _Context, active: dict, plane: Plane, pixels: np.ndarray,
 
 def _update(ctx: _Context, active: dict, track: int, plane: Plane, parts: list[Crop],
             shifted: Crop, pred_iou: float, low_res, previous: Plane,
-            found_again: bool = False) -> None:
+            found_again: bool = False, left: str | None = None) -> None:
     """Record the new object(s) of ``track`` on ``plane``, or end the track. An object found
     again from a seed (``found_again``) is held to ``division_min_iou_prev`` and reviewed."""
     p, res, a = ctx.params, ctx.result, active[track]
     reason, iou_prev = end_reason(parts, a.crop.area, shifted, p, loose=found_again)
+    reason = reason or left
     if not reason and p.min_pred_iou > 0 and pred_iou < p.min_pred_iou:  # 0 disables
         reason = f"predicted IoU {pred_iou:.2f}"
     area = sum(c.area for c in parts)

@@ -85,7 +85,7 @@ def record_key(model, device, precision) -> str:
 
 
 def _record_file():
-    from napari_devosam.models.download import cache_root
+    from napari_devosam.utils.cache import cache_root
 
     return cache_root() / RECORD_NAME
 

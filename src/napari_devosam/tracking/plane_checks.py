@@ -1,0 +1,60 @@
+"""Checks propagation makes on a plane and its objects (private to tracking): a blank plane
+(an acquisition gap), the seeds' plane, and whether an object left the embryo
+(``PropagationParams.min_embryo_fraction``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_devosam.tracking.params import PropagationParams
+from napari_devosam.tracking.records import Crop, Plane, Seed
+
+BLANK = "blank plane (no finite value, or constant): skipped, tracks go on after it"
+
+
+def blank(pixels) -> bool:
+    """True for a plane with no finite value or a single value (an acquisition gap)."""
+    x = np.asarray(pixels)
+    if x.dtype.kind == "f":
+        x = x[np.isfinite(x)]
+    return x.size == 0 or x.min() == x.max()
+
+
+def check_seeds(seeds: list[Seed], lead: tuple[int, ...], plane_shape) -> Plane:
+    if not seeds:
+        raise ValueError("nothing to propagate: the seed plane has no objects")
+    planes = {tuple(int(i) for i in s.plane) for s in seeds}
+    if len(planes) != 1:
+        raise ValueError(f"all seeds must lie on one plane, got {sorted(planes)}")
+    plane = planes.pop()
+    if len(plane) != len(lead) or any(not 0 <= i < n for i, n in zip(plane, lead, strict=True)):
+        raise ValueError(f"seed plane {plane} does not exist in a stack with axes {lead}")
+    tracks = [s.track for s in seeds]
+    if len(set(tracks)) != len(tracks):
+        raise ValueError("two seeds have the same track id")
+    for s in seeds:
+        mask = np.asarray(s.mask)
+        if mask.shape != tuple(plane_shape):
+            raise ValueError(f"seed mask of shape {mask.shape} does not fit planes {plane_shape}")
+        if not mask.any():
+            raise ValueError(f"the seed of track {s.track} is empty")
+    return plane
+
+
+def embryo_of(analysis, p: PropagationParams) -> np.ndarray | None:
+    """The plane's embryo ``(H, W)`` bool for ``min_embryo_fraction``, or None when the check
+    is off or the plane has no one embryo (separate objects on a dark plane, or no analysis
+    made on this step)."""
+    if p.min_embryo_fraction <= 0 or analysis is None or not getattr(analysis, "found", False):
+        return None
+    if getattr(analysis, "sparse", False) or analysis.embryo is None:
+        return None
+    return analysis.embryo
+
+
+def inside_fraction(parts: list[Crop], embryo: np.ndarray) -> float:
+    """The fraction of the parts' pixels inside ``embryo``."""
+    area = sum(c.area for c in parts)
+    if area == 0:
+        return 1.0
+    return sum(int(np.count_nonzero(c.full() & embryo)) for c in parts) / area
