@@ -24,8 +24,11 @@ from napari_devosam.tracking.prefetch import PrefetchingEmbeddings  # noqa: E402
 from napari_devosam.tracking.store_tracks import track_table  # noqa: E402
 
 TIMEOUT = 60_000
+# a random tiny SAM: no track may end, and only the seeds' tracks are followed (new tracks
+# from automatic detection are tested in tests/tracking/test_new_tracks.py)
 WIDE_OPEN = {"min_area": 1, "min_area_fraction": 0.0, "min_inside_fraction": 0.0,
-             "min_iou_prev": 0.0, "min_pred_iou": 0.0, "review_below": 1.0}
+             "min_iou_prev": 0.0, "min_pred_iou": 0.0, "review_below": 1.0,
+             "max_growth": 0.0, "min_embryo_fraction": 0.0, "new_tracks": False}
 
 
 @pytest.fixture(scope="module")
