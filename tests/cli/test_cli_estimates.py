@@ -9,30 +9,19 @@ import re
 import numpy as np
 import pytest
 import tifffile
-import torch
 
 import napari_devosam.models.loading as model_loading
 from napari_devosam.cli import main
 from napari_devosam.synthetic.lineage import make_lineage_timelapse
-from napari_devosam.testing import tiny_sam
 
 
 @pytest.fixture
-def movie(tmp_path, monkeypatch):
+def movie(tmp_path, tiny_checkpoint):
     """A 5-frame movie, seeds on frame 0, a tiny checkpoint."""
-    torch.set_num_threads(1)
-    ckpt = tmp_path / "tiny.pth"
-    torch.save(tiny_sam(seed=3).state_dict(), ckpt)
-    real_load = model_loading.load_model
-
-    def load(model=None, device="auto", decoder=None, **kw):
-        return real_load(model, device=device, decoder=decoder, builder=tiny_sam, **kw)
-
-    monkeypatch.setattr(model_loading, "load_model", load)
     stack, labels, _ = make_lineage_timelapse(5, (96, 96), 3, seed=2)
     tifffile.imwrite(tmp_path / "movie.tif", stack)
     tifffile.imwrite(tmp_path / "seeds.tif", labels[0].astype(np.uint16))
-    return tmp_path, str(ckpt)
+    return tmp_path, tiny_checkpoint
 
 
 def _track(tmp, ckpt, out, *extra):

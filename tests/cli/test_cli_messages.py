@@ -6,26 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
-import torch
 
-import napari_devosam.models.loading as model_loading
 from napari_devosam.cli import build_parser, join_negative_values, main
-from napari_devosam.testing import tiny_sam
 
 
 @pytest.fixture
-def tiny(tmp_path, monkeypatch):
+def tiny(tiny_checkpoint):
     """A tiny checkpoint, loaded with the tiny architecture."""
-    torch.set_num_threads(1)
-    ckpt = tmp_path / "tiny.pth"
-    torch.save(tiny_sam(seed=3).state_dict(), ckpt)
-    real_load = model_loading.load_model
-
-    def load(model=None, device="auto", decoder=None, **kw):
-        return real_load(model, device=device, decoder=decoder, builder=tiny_sam, **kw)
-
-    monkeypatch.setattr(model_loading, "load_model", load)
-    return str(ckpt)
+    return tiny_checkpoint
 
 
 def test_a_plane_outside_the_movie_is_said_in_planes(tmp_path, capsys):
