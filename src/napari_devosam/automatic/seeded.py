@@ -80,7 +80,6 @@ def seeded_in_views(dec: PromptDecoder, plane: np.ndarray, normalization, seeds:
     """
     from napari_devosam.automatic.decoding import PromptDecoder as _Decoder
     from napari_devosam.engine import zoom as Z
-    from napari_devosam.engine.embeddings import embed_plane
 
     has_box = np.flatnonzero(~np.isnan(seeds.boxes).any(axis=1))
     whole, views = Z.plan_views(seeds.boxes[has_box], dec.plane_shape,
@@ -89,7 +88,7 @@ def seeded_in_views(dec: PromptDecoder, plane: np.ndarray, normalization, seeds:
     rest = [i for i in range(len(seeds)) if i not in in_views]
     props = seeded_proposals(dec, _subset(seeds, rest, np.zeros(2)), min_score)
     for view in views:
-        emb = embed_plane(dec.sam, Z.crop(plane, view.window), None, normalization)
+        emb = Z.embed_view(dec.sam, plane, view.window, normalization)
         members = [int(has_box[i]) for i in view.members]
         for p in seeded_proposals(_Decoder(dec.sam, emb), _subset(seeds, members, view.offset),
                                   min_score):

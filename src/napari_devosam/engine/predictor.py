@@ -180,8 +180,7 @@ class Predictor:
         if self._view_window != window:
             emb = self._views.get(window)
             if emb is None:
-                emb = embed_plane(self._sam, Z.crop(self._plane, window), None,
-                                  self.normalization)
+                emb = Z.embed_view(self._sam, self._plane, window, self.normalization)
                 if len(self._views) >= VIEW_CACHE:
                     self._views.pop(next(iter(self._views)))
                 self._views[window] = emb

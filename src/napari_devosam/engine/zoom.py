@@ -136,6 +136,14 @@ def crop(plane: np.ndarray, window) -> np.ndarray:
     return plane[r0:r1, c0:c1]
 
 
+def embed_view(sam, plane: np.ndarray, window, normalization=None):
+    """The ``PlaneEmbedding`` of ``window``'s pixels of ``plane``, normalised and resized as a
+    plane of its own (memory only: views are cheap and many, the disk cache is for planes)."""
+    from napari_devosam.engine.embeddings import embed_plane
+
+    return embed_plane(sam, crop(plane, window), None, normalization)
+
+
 def paste(masks: np.ndarray, window, plane_shape) -> np.ndarray:
     """``(K, h, w)`` bool masks of a view -> ``(K, H, W)`` bool masks of the plane."""
     r0, c0, r1, c1 = window

@@ -118,11 +118,9 @@ class BatchDecoder:
     def _decode_view(self, view, boxes, pts, logits, low_res, iou) -> None:
         """Decode ``view.members`` in the view (no ``mask_input``: another frame) into the
         plane-sized ``logits``, whole-frame ``low_res`` and ``iou`` at those indices."""
-        from napari_devosam.engine.embeddings import embed_plane
-
         emb = self._views.get(view.window)
         if emb is None:
-            emb = embed_plane(self.sam, Z.crop(self._pixels, view.window), None)
+            emb = Z.embed_view(self.sam, self._pixels, view.window)
             self._views[view.window] = emb
         self._view_door.set_embedding(emb)
         idx = view.members
