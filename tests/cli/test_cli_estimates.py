@@ -166,3 +166,19 @@ def test_batch_estimate_counts_the_recorded_automatic_time(tmp_path, monkeypatch
     assert line == ("about 20 s for 5 planes in 2 files (embedding 5 planes at 0.5 s each, "
                     "recorded on an earlier run here; automatic segmentation 3.5 s per plane, "
                     "recorded on an earlier run here); the workers share this work")
+
+
+def test_an_alias_reads_the_time_recorded_under_its_model(tmp_path, monkeypatch, capsys):
+    """``--model demo`` and the panel's ``embryo_tiny`` share one record."""
+    from napari_devosam.batch.runner import BatchOptions
+    from napari_devosam.cli.batch_estimate import say_before_batch
+    from napari_devosam.models.registry import canonical_name
+    from napari_devosam.utils.estimate import record_key, record_seconds
+
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((32, 32), np.uint8))
+    record_seconds(record_key(canonical_name("demo"), "cpu", "fp32"), 2.5)
+    monkeypatch.setattr(model_loading, "load_model", lambda *a, **k: 1 / 0)
+    opts = BatchOptions(model="demo", device="cpu", precision="fp32", fmt="tif",
+                        steps=("embed",))
+    line = say_before_batch([tmp_path / "a.tif"], tmp_path / "out", opts)
+    assert "2.5 s per plane, recorded on an earlier run here" in line

@@ -96,7 +96,7 @@ def test_training_runs_and_feeds_the_annotator(make_napari_viewer, qtbot, tmp_pa
 
     def settings():
         s = read_settings()
-        s.extra.update(warmup_steps=4, validate_every=10)
+        s.extra.update(warmup_steps=4, validate_every=10, lr=1e-3)  # as the CLI test
         return s
 
     widget._settings = settings

@@ -195,9 +195,10 @@ def test_panels_say_how_long_before_start_and_propagate_covers_a_window(
     viewer, w = open_annotator(make_napari_viewer, qtbot, data, sam, tmp_path)
     qtbot.waitUntil(lambda: w.state.ready_plane == (0,), timeout=TIMEOUT)
     w._update_status()
-    assert "30 planes" in w.precompute_estimate.text() and "measured" in \
-        w.precompute_estimate.text()
-    assert "30 planes" in w.segment_all_panel.estimate.text()
+    # the plane shown is in the cache already: 29 planes to embed
+    assert "29 planes to embed" in w.precompute_estimate.text() and "measured" in \
+        w.precompute_estimate.text() and "1 of 30 in the cache" in w.precompute_estimate.text()
+    assert "30 planes to segment" in w.segment_all_panel.estimate.text()
     rng = w.propagate_panel.range
     p = w.propagate_panel
     assert (p.first_spin.value(), p.last_spin.value()) == (0, WINDOW)  # not the whole movie
@@ -208,4 +209,42 @@ def test_panels_say_how_long_before_start_and_propagate_covers_a_window(
     p.last_spin.setValue(27)  # the user's bound stays
     viewer.dims.set_current_step(0, 3)
     assert (p.first_spin.value(), p.last_spin.value()) == (25, 27)
-    assert "for 2 planes" in rng.label.text()
+    assert "24 planes to track" in rng.label.text()  # forward from 3 up to 27, as a run goes
+
+
+def test_segment_all_estimates_the_whole_work_and_a_run_records_its_time(
+        make_napari_viewer, qtbot, sam, tmp_path):
+    from napari_devosam.utils.estimate import record_seconds, recorded_seconds, step_key
+
+    data = np.random.default_rng(2).integers(0, 255, (4, 64, 64), dtype=np.uint8)
+    viewer, w = open_annotator(make_napari_viewer, qtbot, data, sam, tmp_path)
+    qtbot.waitUntil(lambda: w.state.ready_plane == (0,), timeout=TIMEOUT)
+    w._update_status()
+    panel = w.segment_all_panel
+    key = w.model_panel.loaded.key  # an injected model: its architecture, device, precision
+    assert key.startswith("injected ") and key.endswith("|cpu|fp32")
+    before = panel.estimate.text()
+    assert "4 planes to segment" in before and "3 planes to embed" in before
+    assert "counts the encoder only" in before and "automatic segmentation" in before
+    assert "first plane will be timed" in before
+    record_seconds(step_key("auto", key), 6.4)  # as an earlier run (CLI or GUI) leaves it
+    w._update_status()
+    recorded = panel.estimate.text()
+    assert recorded != before and "about 2" in recorded  # 4 x 6.4 s + the encoder's 3 planes
+    assert "embedding 3 planes at" in recorded
+    assert "automatic segmentation 6.4 s per plane, recorded on an earlier run here" in recorded
+    said, shown = [], panel._on_progress
+
+    def spy(value):
+        shown(value)
+        said.append(panel.message.text())
+
+    panel._on_progress = spy  # the panel connects it when the run starts
+    assert panel.run(all_planes=True) is not None
+    qtbot.waitUntil(lambda: not panel.busy, timeout=TIMEOUT)
+    assert any("left for" in line and "measured on" in line for line in said), said
+    measured = recorded_seconds(step_key("auto", key))
+    assert measured is not None and measured != 6.4  # this run's time, for the next estimate
+    assert recorded_seconds(key) is not None  # and the encoder's
+    after = panel.estimate.text()
+    assert after != recorded and "no embedding: every plane is in the cache" in after

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.gui
 import segment_anything  # noqa: E402, F401 - before any viewer: see napari_devosam._qt
 
 import napari_devosam._qt.propagate_export as export_module  # noqa: E402
+import napari_devosam._qt.propagate_form as form_module  # noqa: E402
 import napari_devosam._qt.propagate_panel as panel_module  # noqa: E402
 from napari_devosam._qt.annotator_widget import AnnotatorWidget  # noqa: E402
 from napari_devosam.engine.embeddings import EmbeddingCache  # noqa: E402
@@ -40,9 +41,10 @@ def data():
 @pytest.fixture
 def messages(monkeypatch):
     said = []
-    for module in (panel_module, export_module):
+    for module in (panel_module, form_module, export_module):
         for name in ("show_info", "show_warning", "show_error"):
-            monkeypatch.setattr(module, name, said.append)
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, said.append)
     return said
 
 
@@ -278,3 +280,36 @@ def test_a_run_that_adds_nothing_offers_no_undo(qtbot, annotated, messages):
     assert "no Undo step" in panel.message.text()
     assert "Undo removes" not in panel.message.text()
     assert any("added no object" in str(m) for m in messages)
+
+
+def test_the_estimate_names_propagation_and_a_run_records_its_time(qtbot, annotated):
+    from napari_devosam.utils.estimate import record_seconds, recorded_seconds, step_key
+
+    viewer, w, _ = annotated
+    panel = w.propagate_panel
+    qtbot.waitUntil(lambda: w.state.ready_plane == (0,), timeout=TIMEOUT)
+    w._update_status()
+    key = w.model_panel.loaded.key
+    before = panel.range.label.text()
+    assert "3 planes to track" in before and "3 planes to embed" in before
+    assert "counts the encoder only" in before and "propagation" in before
+    record_seconds(step_key("track", key), 30.0)
+    w._update_status()
+    recorded = panel.range.label.text()
+    assert recorded.startswith("Propagate: about 1 min 3")  # 3 x 30 s + the encoder's work
+    assert "embedding 3 planes at" in recorded and "propagation and new-cell detection 30 s " \
+        "per plane, recorded on an earlier run here" in recorded
+    said, shown = [], panel._on_progress
+
+    def spy(p):
+        shown(p)
+        said.append(panel.message.text())
+
+    panel._on_progress = spy  # connected when the run starts
+    assert panel.run()
+    finish(qtbot, w)
+    assert any("left for" in line for line in said), said
+    measured = recorded_seconds(step_key("track", key))
+    assert measured is not None and measured != 30.0  # this run's, for the next estimate
+    after = panel.range.label.text()
+    assert after != recorded and "no embedding: every plane is in the cache" in after

@@ -77,3 +77,61 @@ def test_work_line_counts_the_embedding_and_every_step():
         "about 3 s for 3 planes to track (no embedding: every plane is in the cache; ")
     assert step_key("auto", "m|cpu|fp32") == "auto|m|cpu|fp32"
     assert step_seconds(12.0, 10, 4, 0.5) == 1.0  # the encoder's 2 s taken out
+
+
+def test_time_left_follows_the_rate_of_the_planes_done_so_far():
+    from napari_devosam.utils.estimate import TimeLeft
+
+    now = [0.0]
+    left = TimeLeft("plane", clock=lambda: now[0])
+    assert left(0, 10) is None
+    now[0] = 1.0  # a fast first plane: about 9 s left
+    assert left(1, 10) == "about 9 s left for 9 planes (1 s per plane, measured on the first)"
+    now[0] = 21.0  # then dense planes: the estimate corrects itself
+    assert left(3, 10) == "about 49 s left for 7 planes (7 s per plane, measured on the 3 done)"
+    assert left(10, 10) is None
+
+
+def test_a_run_records_the_encoder_and_its_step(tmp_path, monkeypatch):
+    from napari_devosam.utils.estimate import record_run, step_key
+
+    monkeypatch.setenv("DEVOSAM_CACHE_DIR", str(tmp_path / "cache"))
+    key = record_key("embryo_tiny", "cpu", "fp32")
+    assert record_run("auto", key, 0.0, 0, 0, None) is None  # no plane: nothing recorded
+    assert recorded_seconds(step_key("auto", key)) is None
+    assert record_run("auto", key, 12.0, 10, 4, 0.5) == 1.0  # the encoder's 2 s taken out
+    assert recorded_seconds(key) == 0.5 and recorded_seconds(step_key("auto", key)) == 1.0
+    assert record_run("track", key, 6.0, 2, 2, None) == 2.5  # the recorded encoder time
+    assert recorded_seconds(step_key("track", key)) == 2.5
+
+
+def test_panel_line_counts_the_whole_work_once_the_step_is_recorded(tmp_path, monkeypatch):
+    from napari_devosam.utils.estimate import panel_line, step_key
+
+    monkeypatch.setenv("DEVOSAM_CACHE_DIR", str(tmp_path / "cache"))
+    key = record_key("embryo_tiny", "cpu", "fp32")
+    assert panel_line("Segment all planes", 0, "auto", key, 0, 0.5) == ""
+    untimed = panel_line("Segment all planes", 10, "auto", key, 10, 0.5)
+    assert untimed == (
+        "Segment all planes: 10 planes to segment: about 5 s for 10 planes to embed (0.5 s "
+        "per plane, measured here); this counts the encoder only (no time recorded for "
+        "automatic segmentation here yet: the first plane will be timed)")
+    record_seconds(step_key("auto", key), 6.4)
+    assert panel_line("Segment all planes", 10, "auto", key, 10, 0.5) == (
+        "Segment all planes: about 1 min 09 s for 10 planes to segment (embedding 10 planes "
+        "at 0.5 s each, measured here; automatic segmentation 6.4 s per plane, recorded on an "
+        "earlier run here)")
+    assert "propagation" in panel_line("Propagate", 4, "track", key, 4, 0.5)
+    assert "first plane will be timed" in panel_line("Propagate", 4, "track", key, 4, 0.5)
+    # no time at all: the count, and the promise to time the first plane
+    assert panel_line("Propagate", 4, "track", None, 4, None) == (
+        "Propagate: 4 planes to track; no time recorded for propagation and new-cell "
+        "detection here yet: the first plane will be timed")
+    record_seconds(key, 0.25)  # an earlier run's encoder time, when none is measured yet
+    assert panel_line("Precompute all planes", 8, None, key, 8) == (
+        "Precompute all planes: about 2 s for 8 planes to embed (0.25 s per plane, recorded "
+        "on an earlier run here)")
+    assert panel_line("Precompute all planes", 8, None, key, 0).endswith("no encoder work")
+    assert panel_line("Precompute all planes", 8, None, key, 6, 0.5) == (
+        "Precompute all planes: about 3 s for 6 planes to embed (0.5 s per plane, measured "
+        "here; 2 of 8 in the cache)")

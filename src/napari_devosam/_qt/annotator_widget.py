@@ -31,7 +31,7 @@ from napari_devosam._qt.annotator_delete import DeleteMode
 from napari_devosam._qt.annotator_images import ImageChoice
 from napari_devosam._qt.annotator_prompts import PromptController
 from napari_devosam._qt.embedding_worker import EmbeddingJobs
-from napari_devosam._qt.estimates import update_estimates
+from napari_devosam._qt.estimates import record_encoder, update_estimates
 from napari_devosam._qt.image_axes import annotated_layer
 from napari_devosam._qt.jobs import LockedEmbeddingCache, SerialJobs
 from napari_devosam._qt.model_panel import ModelPanel
@@ -95,6 +95,7 @@ class AnnotatorWidget(QWidget):
         self.embeddings = EmbeddingJobs(self)
         self.embeddings.ready.connect(self._on_embedding)
         self.embeddings.busy_changed.connect(self._update_status)
+        self.embeddings.precompute_done.connect(partial(record_encoder, self))
 
         self.images = ImageChoice(self)
         self.image_combo = self.images.combo
@@ -243,6 +244,7 @@ class AnnotatorWidget(QWidget):
         from napari_devosam.engine.predictor import Predictor
 
         self.predictor = Predictor(sam, cache=self.cache)
+        self.model_panel.set_loaded(sam)  # its name when the panel loaded it: estimates' key
         self._model_text = description or type(sam).__name__
         self._decoder_text = None
         self.model_panel.set_active(self._model_text)

@@ -6,6 +6,10 @@ and one for "Precompute all planes" (a bar counting planes). Results come back o
 thread through ``ready(plane, embedding)``; results of an outdated request (another model or
 image since) are dropped. ``cancel()`` stops what can be stopped: a stack between planes, a
 plane before its encoder starts (a running encoder finishes; its result is cached).
+
+``to_embed(planes)`` counts the planes not known to be in the cache (embedded here, by a
+finished Precompute or by a run: ``mark_cached``), for the estimates before long work; with
+no cache folder on disk every plane counts (the memory holds only a few).
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ class EmbeddingJobs(QObject):
         self._stack_worker = None
         self._generation = 0
         self._announced: set[str] = set()
+        self._cached: set[tuple] = set()  # planes of this image and model known in the cache
+        self._all_cached = False  # a Precompute of this image and model finished
         self.sam = self.cache = self.normalization = self.image = None
 
     def reset(self, sam, cache, image_data, normalization=None) -> None:
@@ -63,8 +69,24 @@ class EmbeddingJobs(QObject):
         self._plane_worker = self._plane_worker_plane = None
         self._generation += 1
         self._memory.clear()
+        self._cached.clear()
+        self._all_cached = False
         self.sam, self.cache, self.image, self.normalization = sam, cache, image_data, \
             normalization
+
+    def mark_cached(self, planes) -> None:
+        """``planes`` (index tuples) of the current image went into the cache (a run)."""
+        self._cached.update(tuple(p) for p in planes if p is not None)
+
+    def to_embed(self, planes) -> int:
+        """How many of ``planes`` (index tuples) are not known to be in the cache."""
+        planes = [tuple(p) for p in planes]
+        folder = getattr(self.cache, "cache_dir", None)
+        if folder is None or getattr(self.cache, "disk_error", None):
+            return len(planes)
+        if self._all_cached:
+            return 0
+        return sum(1 for p in planes if p not in self._cached)
 
     @property
     def computing_plane(self):
@@ -118,6 +140,7 @@ class EmbeddingJobs(QObject):
         if generation != self._generation or emb is None:
             return
         self._memory[plane] = emb
+        self._cached.add(tuple(plane))
         self._memory.move_to_end(plane)
         while len(self._memory) > MEMORY_PLANES:
             self._memory.popitem(last=False)
@@ -137,11 +160,16 @@ class EmbeddingJobs(QObject):
             progress={"total": n_planes, "desc": "SAM embeddings of all planes"},
         )
         worker.errored.connect(self._on_error)
+        worker.returned.connect(lambda _, g=self._generation: self._precomputed(g))
         worker.finished.connect(lambda w=worker: self._stack_finished(w))
         self._stack_worker = worker
         worker.start()
         self.busy_changed.emit()
         return worker
+
+    def _precomputed(self, generation) -> None:
+        if generation == self._generation:  # every plane of this image, this model
+            self._all_cached = True
 
     def _stack_finished(self, worker) -> None:
         self._announce_cache()

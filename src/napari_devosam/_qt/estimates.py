@@ -1,10 +1,21 @@
 """What long work will cost, shown in the panels before Start, and Propagate's default range.
 
-``planes_estimate(w, n, what)``: ``n`` planes to embed x the seconds per plane measured on
-this machine with the annotator's model (``engine.encoder_timing``: the first embedding of the
-image measures it), e.g. "Propagate: about 1 min 40 s for 20 planes (5 s per plane, measured
-here)". ``update_estimates(w)`` refreshes the labels of Precompute, Segment all and Propagate
-(the annotator calls it with its status line).
+The arithmetic and the wording are the core's (``utils.estimate.panel_line``, ``TimeLeft``,
+``record_run``); here the panels' values are read and the text shown.
+
+``work_estimate(w, what, planes, step)``: the whole work of a panel on ``planes``: the
+planes not in the cache (``EmbeddingJobs.to_embed``) x the encoder's seconds per plane
+(measured in this process, ``engine.encoder_timing``, else recorded on an earlier run), plus
+every plane x the per-plane time recorded for ``step`` (``"auto"``: Segment all; ``"track"``:
+Propagate) by an earlier run of the CLI or the annotator with the same model, device and
+precision (``model_panel.loaded.key``). With nothing recorded for the step the line says it
+counts the encoder only and that the first plane will be timed. ``update_estimates(w)``
+refreshes the labels of Precompute, Segment all and Propagate (the annotator calls it with
+its status line).
+
+``RunTiming``: a panel's run says its time left from the planes done so far and, when it
+finishes, records its step and encoder times (the CLI's record), so the next estimate is
+measured.
 
 ``PropagateRange``: Propagate's from/to planes follow the plane shown as a window of
 ``WINDOW`` planes in the chosen direction (not the whole movie), until the user sets them.
@@ -13,46 +24,93 @@ here)". ``update_estimates(w)`` refreshes the labels of Precompute, Segment all 
 from __future__ import annotations
 
 import contextlib
+import itertools
 
 from qtpy.QtWidgets import QLabel
 
-from napari_devosam.utils.estimate import estimate_line
-from napari_devosam.utils.text import count
+from napari_devosam.utils.estimate import TimeLeft, panel_line, record_run, record_seconds
 
 WINDOW = 20  # planes from the current one that Propagate covers by default
 
 
-def planes_estimate(w, n_planes: int, what: str) -> str:
-    """One line: how long ``n_planes`` planes of encoder work will take for ``what``."""
+def model_key(w) -> str | None:
+    """The record key of the annotator ``w``'s model (None: no model in use)."""
+    loaded = getattr(w.model_panel, "loaded", None)
+    return None if loaded is None or w.sam is None else loaded.key
+
+
+def work_estimate(w, what: str, planes, step: str | None) -> str:
+    """One line: how long ``what`` will take on ``planes`` (index tuples) of ``w``'s image:
+    their embedding, then ``step`` (None: the encoder only) on each."""
     from napari_devosam.engine.encoder_timing import seconds_per_plane
 
-    if w.sam is None or n_planes <= 0:
+    planes = list(planes)
+    if w.sam is None or not planes:
         return ""
-    each = seconds_per_plane(w.sam)
-    if each is None:
-        return (f"{what}: up to {count(n_planes, 'plane')} to embed; the time per plane "
-                "shows here once the first plane is embedded")
-    return f"{what}: {estimate_line(n_planes, each, 'plane', 'measured here')}"
+    return panel_line(what, len(planes), step, model_key(w), w.embeddings.to_embed(planes),
+                      seconds_per_plane(w.sam))
 
 
-def _n_planes(w) -> int:
-    if w.state is None or not w.state.n_lead:
-        return 1 if w.state is not None else 0
-    n = 1
-    for size in w.state.shape[:w.state.n_lead]:
-        n *= int(size)
-    return n
+def image_planes(w) -> list[tuple]:
+    """Every plane (index tuple over the leading axes) of ``w``'s image; ``[()]`` for 2D."""
+    if w.state is None:
+        return []
+    return list(itertools.product(*(range(int(n)) for n in w.state.shape[:w.state.n_lead])))
 
 
 def update_estimates(w) -> None:
     """Refresh the estimate labels of the annotator ``w``'s panels."""
     with contextlib.suppress(AttributeError, RuntimeError):  # a panel not built yet / gone
-        n = _n_planes(w)
-        w.precompute_estimate.setText(planes_estimate(w, n, "Precompute all planes")
-                                      if n > 1 else "")
-        w.segment_all_panel.estimate.setText(planes_estimate(w, n, "Segment all planes")
-                                             if n > 1 else "")
+        planes = image_planes(w)
+        several = len(planes) > 1
+        w.precompute_estimate.setText(work_estimate(w, "Precompute all planes", planes, None)
+                                      if several else "")
+        w.segment_all_panel.estimate.setText(
+            work_estimate(w, "Segment all planes", planes, "auto") if several else "")
         w.propagate_panel.range.update_estimate()
+
+
+def record_encoder(w) -> None:
+    """Keep the encoder's measured time per plane (after a Precompute) for the next session."""
+    from napari_devosam.engine.encoder_timing import seconds_per_plane
+
+    key = model_key(w)
+    if key is not None:
+        record_seconds(key, seconds_per_plane(w.sam))
+    update_estimates(w)
+
+
+class RunTiming:
+    """The clock of one panel run of ``step`` (``"auto"``, ``"track"``) by the annotator ``w``.
+
+    ``left(done, total)``: the time left, from the planes done so far (``TimeLeft``; ``""``
+    before the first). ``finished(n_planes, planes)``: the run processed ``n_planes``
+    (``planes``: their index tuples, now in the cache): its step and encoder times are
+    recorded under the model's key (``record_run``; the planes it embedded counted by the
+    annotator's cache, ``LockedEmbeddingCache.puts``) and the estimates refreshed.
+    """
+
+    def __init__(self, w, step: str):
+        self.w, self.step, self.sam, self.key = w, step, w.sam, model_key(w)
+        self.puts = getattr(w.cache, "puts", 0)
+        self.clock = TimeLeft("plane")
+
+    def left(self, done: int, total: int) -> str:
+        return self.clock(done, total) or ""
+
+    def finished(self, n_planes: int, planes=()) -> float | None:
+        """Record the run's times; returns the step's seconds per plane (None: not recorded)."""
+        from napari_devosam.engine.encoder_timing import seconds_per_plane
+
+        w, each = self.w, None
+        if self.key is not None and n_planes > 0:
+            embedded = getattr(w.cache, "puts", 0) - self.puts
+            each = record_run(self.step, self.key, self.clock.clock() - self.clock.started,
+                              n_planes, embedded, seconds_per_plane(self.sam))
+        with contextlib.suppress(AttributeError, RuntimeError):
+            w.embeddings.mark_cached(planes)
+        update_estimates(w)
+        return each
 
 
 class PropagateRange:
@@ -107,7 +165,20 @@ class PropagateRange:
             self.auto = False
         self.update_estimate()
 
+    def planes(self) -> list[tuple]:
+        """The planes a run from the plane shown would visit (``tracking.route.Route``, as
+        the run computes them); none for an impossible range."""
+        from napari_devosam.tracking.route import Route
+
+        p, plane = self.panel, self.panel.w.current_plane
+        axis = p.axis_combo.currentData()
+        if not p.lead or not plane or axis is None or axis >= len(plane):
+            return []
+        try:
+            return Route.through(p.lead, plane, axis, p.direction_combo.currentText(),
+                                 (p.first_spin.value(), p.last_spin.value())).planes
+        except ValueError:
+            return []
+
     def update_estimate(self) -> None:
-        p = self.panel
-        n = p.last_spin.value() - p.first_spin.value()  # the plane shown is embedded already
-        self.label.setText(planes_estimate(p.w, n, "Propagate") if p.lead else "")
+        self.label.setText(work_estimate(self.panel.w, "Propagate", self.planes(), "track"))

@@ -18,13 +18,16 @@ from napari_devosam.engine.embeddings import EmbeddingCache
 class LockedEmbeddingCache(EmbeddingCache):
     """``EmbeddingCache`` safe to share between the annotator's workers and other widgets.
 
-    A failed disk write is announced by ``EmbeddingJobs`` as one napari notification."""
+    A failed disk write is announced by ``EmbeddingJobs`` as one napari notification.
+    ``puts`` counts the embeddings put (computed, not read): a run's planes embedded are the
+    difference over the run (``estimates.RunTiming``)."""
 
     warn_on_disk_error = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._lock = threading.RLock()
+        self.puts = 0
 
     def get(self, key, device=None):
         with self._lock:
@@ -33,6 +36,7 @@ class LockedEmbeddingCache(EmbeddingCache):
     def put(self, key, embedding):
         with self._lock:
             super().put(key, embedding)
+            self.puts += 1
 
     def clear_memory(self):
         with self._lock:

@@ -5,11 +5,17 @@ activity dock and can be cancelled there); failures become napari notifications.
 The model preset is the one default rule (``models.defaults.default_model``:
 ``DEVOSAM_CHECKPOINT``, else the best cached official checkpoint, else the bundled model),
 shown under the choice with its reason; ``DEVOSAM_DEVICE`` presets the device.
+
+``loaded`` (a ``LoadedModel``) names the model in use, its device and precision: its ``key``
+is the one under which the CLI and the annotator record per-plane times
+(``utils.estimate.record_key``), read by the estimates before long work.
 """
 
 from __future__ import annotations
 
 import os
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 from napari.utils.notifications import show_error
@@ -40,6 +46,38 @@ BUNDLED_CHOICE = recommended_bundled()  # shipped in the package: offline, from 
 DEMO_CHOICE = canonical_name("demo")  # "demo" is an alias of a bundled model
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The model in use: ``name`` (as the CLI's ``--model`` names it: a registry or bundled
+    name, or the checkpoint path; ``"injected <architecture>"`` for a model handed to the
+    annotator), ``device`` (``"cpu"``, ``"cuda:0"``) and encoder ``precision``."""
+
+    name: str
+    device: str
+    precision: str
+
+    @property
+    def key(self) -> str:
+        """The key of its recorded per-plane times (``utils.estimate.record_key``)."""
+        from napari_devosam.utils.estimate import record_key
+
+        return record_key(canonical_name(self.name), self.device, self.precision)
+
+
+def loaded_model(sam, name: str | None = None) -> LoadedModel:
+    """``LoadedModel`` of ``sam`` loaded by ``name`` (None: a model injected by a caller)."""
+    from napari_devosam.models.identity import architecture_name
+    from napari_devosam.models.precision import precision_of
+
+    if not name:
+        try:
+            name = f"injected {architecture_name(sam)}"
+        except AttributeError:  # not a segment_anything Sam (a test's stand-in)
+            name = f"injected {type(sam).__name__}"
+    device = getattr(getattr(sam, "pixel_mean", None), "device", "cpu")
+    return LoadedModel(name, str(device), precision_of(sam))
 
 
 def bundled_choices() -> list[str]:
@@ -83,6 +121,8 @@ class ModelPanel(QGroupBox):
         super().__init__("Model", parent)
         self._worker = None
         self._bar = None
+        self.loaded: LoadedModel | None = None  # the model in use (``set_loaded``)
+        self._loaded_sam = None  # a weak reference to it
         self.model_combo = QComboBox()
         self.model_combo.addItems([*MODEL_NAMES, *bundled_choices(), CHECKPOINT_CHOICE])
         self.default_label = QLabel()  # which model the default rule chose, and why
@@ -204,9 +244,10 @@ class ModelPanel(QGroupBox):
         except Exception as exc:  # noqa: BLE001 - e.g. segment_anything cannot be imported
             show_error(f"Could not load the model: {exc}")
             return None
+        name = self.path_edit.text().strip() if choice == CHECKPOINT_CHOICE else choice
         self._bar = progress(total=0, desc=f"loading {choice}")
         worker.yielded.connect(self._on_progress)
-        worker.returned.connect(lambda res: self.model_ready.emit(*res))
+        worker.returned.connect(lambda res: self._loaded(name, *res))
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self._worker = worker
@@ -214,6 +255,18 @@ class ModelPanel(QGroupBox):
         self.active_label.setText(f"loading {choice} ...")
         worker.start()
         return worker
+
+    def _loaded(self, name: str, sam, text: str) -> None:
+        self.set_loaded(sam, name)
+        self.model_ready.emit(sam, text)
+
+    def set_loaded(self, sam, name: str | None = None) -> None:
+        """``sam`` is the model in use, loaded by ``name`` (``loaded_model``); a model
+        already set keeps its name when set again without one."""
+        if name is None and self._loaded_sam is not None and self._loaded_sam() is sam:
+            return
+        self.loaded = loaded_model(sam, name)
+        self._loaded_sam = weakref.ref(sam)
 
     def cancel(self) -> None:
         if self._worker is not None:

@@ -10,6 +10,10 @@ A run goes through three threads, and the GUI thread only updates layers:
 3. the store thread applies the finished plan as one undo step (``apply_and_review``); the
    ``objects`` layer, the ``tracks`` layer and the review list follow.
 
+The controls become the run's ``TrackingRequest`` in ``propagate_form.tracking_request``.
+While it runs, the message says the time left from the planes done so far; a finished run
+records its per-plane time for the next estimate (``estimates.RunTiming``).
+
 Cancel (before step 3) leaves the store exactly as it was. "Propagate from here" recomputes
 the selected object's track (and its daughters) beyond its plane, e.g. after a correction;
 the selected object is the last one clicked in ``objects``, a review entry's, or the
@@ -35,10 +39,10 @@ from qtpy.QtWidgets import (
     QSpinBox,
 )
 
-from napari_devosam._qt.estimates import PropagateRange
+from napari_devosam._qt.estimates import PropagateRange, RunTiming
 from napari_devosam._qt.lineage_model import LineageModel
 from napari_devosam._qt.propagate_export import export_tracks, nothing_added
-from napari_devosam._qt.propagate_form import ParamsForm
+from napari_devosam._qt.propagate_form import ParamsForm, tracking_request
 from napari_devosam._qt.propagate_import import add_track_tools
 from napari_devosam._qt.propagate_review import ReviewList, jump_to_event, run_events, still_there
 from napari_devosam._qt.propagate_view import color_tracks, show_tracks
@@ -62,7 +66,7 @@ class PropagatePanel(QGroupBox):
     def __init__(self, w):
         super().__init__("Propagate (through T or Z)")
         self.w = w
-        self.worker = self.embeddings = None
+        self.worker = self.embeddings = self.timing = None
         self.selected: int | None = None
         self._busy = self._applying = False
         self._token = None  # the run in progress; None once cancelled
@@ -195,35 +199,7 @@ class PropagatePanel(QGroupBox):
 
     def _request(self, selected=None) -> TrackingRequest | None:
         """The run the controls describe, or None (after a notification) when impossible."""
-        w, lead = self.w, self.lead
-        if w.predictor is None or w.state is None or w.store is None:
-            show_warning("Load a model and choose an image first (and wait for its store).")
-            return None
-        if not lead:
-            show_warning("A 2D image has no T or Z axis to propagate along.")
-            return None
-        axis = self.axis_combo.currentData()
-        if selected is None and w.current_plane is None:
-            show_warning("The image's plane is not shown: show the image to propagate from.")
-            return None
-        if lead[axis] < 2:
-            show_warning(f"The {self.axis_combo.currentText()} axis has length 1: there is no "
-                         "other plane to propagate to.")
-            return None
-        try:
-            params = self.form.params(self.divisions_check.isChecked())
-        except ValueError as exc:
-            show_error(f"Bad propagation parameters: {exc}")
-            return None
-        bounds = (self.first_spin.value(), self.last_spin.value())
-        if bounds[0] > bounds[1]:
-            show_warning(f"The range {bounds[0]}..{bounds[1]} is empty: 'from' must not be "
-                         "after 'to'.")
-            return None
-        shape = tuple(w.state.shape[:len(lead) + 2])  # leading axes, (H, W)
-        return TrackingRequest(shape, w.current_plane, axis,
-                               self.direction_combo.currentText(), bounds, params,
-                               selected=selected, along_z=self.axis_combo.currentText() == "Z")
+        return tracking_request(self, selected)
 
     def run(self) -> bool:
         """Propagate the committed objects of the plane shown; True when a run started."""
@@ -266,6 +242,7 @@ class PropagatePanel(QGroupBox):
                                                 w.predictor.normalization)
         worker = create_job(run_in_store, w.sam, image, run, self.embeddings,
                             progress={"total": len(order), "desc": "Propagating objects"})
+        self.timing, self._done = RunTiming(w, "track"), 0  # time left; recorded at the end
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda plan: self._on_plan(token, run, plan))
         worker.errored.connect(lambda exc: self._failed(token, exc))
@@ -289,7 +266,10 @@ class PropagatePanel(QGroupBox):
     def _on_progress(self, p) -> None:
         self.progress.setRange(0, p.total)
         self.progress.setValue(p.done)
-        self.message.setText(f"plane {p.plane}: {p.active} track(s) going")
+        self._done = p.done
+        left = self.timing.left(p.done, p.total) if self.timing is not None else ""
+        self.message.setText(f"plane {p.plane}: {p.active} track(s) going"
+                             + (f"; {left}" if left else ""))
 
     def _failed(self, token, exc) -> None:
         from napari_devosam._qt.presentation import error_text
@@ -310,6 +290,8 @@ class PropagatePanel(QGroupBox):
         w = self.w
         if token is not self._token or plan is None:
             return
+        if self.timing is not None:  # a finished run: the next estimate is measured
+            self.timing.finished(self._done or len(run.order), [run.request.plane, *run.order])
         self._applying = True
         self.message.setText("saving ...")
         info = {"model": w._model_text, "decoder": w._decoder_text}

@@ -9,7 +9,9 @@ whose current objects come from the user's prompts are left alone, earlier propo
 replaced (one step the annotator's Undo takes back until the next store change), prompts
 drawn on a plane with proposals add their objects to them (``annotation.state``), committed
 pixels are never proposed, the message says what changed (and why nothing did), and a
-cancelled run changes nothing.
+cancelled run changes nothing. While it runs, the message says the time left from the planes
+done so far; a finished run records its per-plane time for the next estimate
+(``estimates.RunTiming``).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class SegmentAllPanel(QGroupBox):
 
         super().__init__("Segment all (automatic proposals)")
         self.w = w
-        self.worker = None
+        self.worker = self.timing = None
         self._replaced = None  # (state, {plane: (prompts, result)}) the last run replaced
         w.store_changed.connect(self._forget_replaced)
         self.mode_combo, self.stain_combo = QComboBox(), QComboBox()
@@ -131,8 +133,11 @@ class SegmentAllPanel(QGroupBox):
             self.stain_combo.currentText(), self.diameter_spin.value() or None,
             _start_thread=False, _ignore_errors=True,
             _progress={"total": 0, "desc": "Segment all"})
+        from napari_devosam._qt.estimates import RunTiming
+
+        timing = self.timing = RunTiming(w, "auto")
         worker.yielded.connect(self._on_progress)
-        worker.returned.connect(lambda res, st=w.state: self._on_results(res, st))
+        worker.returned.connect(lambda res, st=w.state, t=timing: self._on_results(res, st, t))
         worker.errored.connect(lambda exc: show_warning(f"Segment all failed: {exc}"))
         worker.finished.connect(lambda wk=worker: self._finished(wk))
         self.worker = worker
@@ -157,16 +162,23 @@ class SegmentAllPanel(QGroupBox):
         done, total = value
         self.progress.setRange(0, total)
         self.progress.setValue(done)
+        if self.worker is None or self.worker.abort_requested:
+            return  # cancelled: the message says so
+        left = self.timing.left(done, total) if self.timing is not None else ""
+        if left:
+            self.message.setText(f"segmenting: {done} of {count(total, 'plane')} done; {left}")
 
     def _finished(self, worker) -> None:
         if self.worker is worker:
             self.worker = None
             self._set_busy(False)
 
-    def _on_results(self, results, state=None) -> None:
+    def _on_results(self, results, state=None, timing=None) -> None:
         from napari_devosam.automatic.proposals import apply_run
 
         w = self.w
+        if timing is not None and results:
+            timing.finished(len(results), list(results))  # the next estimate is measured
         if w.state is None or not results or (state is not None and state is not w.state):
             return  # another image (or none) since the run started
         store = w.store

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_devosam.cli.plane_estimate import HOW_FIRST, HOW_RECORDED
+from napari_devosam.cli.plane_estimate import HOW_FIRST, HOW_RECORDED, named_key
 from napari_devosam.utils.estimate import (
     STEPS,
     estimate_line,
-    record_key,
     record_seconds,
     recorded_seconds,
 )
@@ -100,7 +99,7 @@ def say_before_batch(files: list[Path], out_dir: Path, opts, file=None) -> str |
         todo.append(path)
     if not todo:
         return None
-    key = record_key(opts.model, resolve_device(opts.device), opts.precision)
+    key = named_key(opts.model, resolve_device(opts.device), opts.precision)
     steps = [s for s in ("auto", "track") if s in opts.steps]
     each, how, what = recorded_seconds(key), HOW_RECORDED, " to embed"
     timed = {s: recorded_seconds(step_key(s, key)) for s in steps}
@@ -194,7 +193,7 @@ def record_after_batch(manifest, files: list[Path], opts) -> None:
     from napari_devosam.utils.devices import resolve_device
     from napari_devosam.utils.estimate import step_key, step_seconds
 
-    key = record_key(opts.model, resolve_device(opts.device), opts.precision)
+    key = named_key(opts.model, resolve_device(opts.device), opts.precision)
     for step in ("auto", "track"):
         if step not in opts.steps:
             continue

@@ -19,7 +19,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from napari_devosam.utils.estimate import (
+from napari_devosam.utils.estimate import (  # noqa: F401 - HOW_FIRST: batch_estimate's
+    HOW_FIRST,
+    HOW_HERE,
+    HOW_RECORDED,
     estimate_line,
     record_key,
     record_seconds,
@@ -27,16 +30,20 @@ from napari_devosam.utils.estimate import (
 )
 from napari_devosam.utils.text import count
 
-HOW_HERE = "measured here"
-HOW_RECORDED = "recorded on an earlier run here"
-HOW_FIRST = "measured here, warm"
-
 
 def model_key(model, sam) -> str:
     """``record_key`` of the loaded ``sam`` (``model``: the name or path it was loaded by)."""
     from napari_devosam.models.precision import precision_of
 
-    return record_key(model, sam.pixel_mean.device, precision_of(sam))
+    return named_key(model, sam.pixel_mean.device, precision_of(sam))
+
+
+def named_key(model, device, precision) -> str:
+    """``record_key`` with a model alias resolved, so ``--model demo`` and the panel's
+    ``embryo_tiny`` read and write one record."""
+    from napari_devosam.models.registry import canonical_name
+
+    return record_key(canonical_name(model), device, precision)
 
 
 def planes_to_embed(sam, planes: Sequence[np.ndarray], cache, normalization=None
@@ -191,12 +198,10 @@ class WorkEstimate:
         import time
 
         from napari_devosam.engine.encoder_timing import seconds_per_plane
-        from napari_devosam.utils.estimate import step_key, step_seconds
+        from napari_devosam.utils.estimate import record_run
 
-        record_after(self.key, self.sam)
         if self.started is None:
+            record_after(self.key, self.sam)
             return
-        each = seconds_per_plane(self.sam) or recorded_seconds(self.key)
-        wall = time.perf_counter() - self.started
-        record_seconds(step_key(self.step, self.key),
-                       step_seconds(wall, n_steps, self.n_embed, each))
+        record_run(self.step, self.key, time.perf_counter() - self.started, n_steps,
+                   self.n_embed, seconds_per_plane(self.sam))

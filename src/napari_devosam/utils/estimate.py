@@ -7,7 +7,10 @@ earlier run of the same model on this machine (``engine.encoder_timing`` in this
 ``<cache root>/encoder_times.json``, keyed by model, device and precision). The same file
 holds the per-plane times of the steps after the encoder (``STEPS``: the automatic
 segmentation, the propagation), keyed ``"<step>|<encoder key>"`` (``step_key``), so that an
-estimate covers the whole work (``work_line``). Nothing here guesses a speed.
+estimate covers the whole work (``work_line``; ``panel_line`` for the annotator's panels,
+from the recorded times). The CLI and the annotator record the same times (``record_run``),
+and a run's time left is updated from its planes done so far (``TimeLeft``). Nothing here
+guesses a speed.
 """
 
 from __future__ import annotations
@@ -76,6 +79,10 @@ def capped(seconds: float, limit: float | None, flag: str = "",
 # --- per-plane encoder times recorded across runs ------------------------------------------
 
 RECORD_NAME = "encoder_times.json"
+#: How a time per plane was measured, as the estimate lines say it.
+HOW_HERE = "measured here"
+HOW_RECORDED = "recorded on an earlier run here"
+HOW_FIRST = "measured here, warm"
 
 
 def record_key(model, device, precision) -> str:
@@ -199,3 +206,77 @@ def timing_first_line(n: int, step: str) -> str:
     it, from ``FirstUnit``)."""
     return (f"{count(n, 'plane')} {STEP_VERBS[step]}; no time recorded for {STEPS[step]} "
             "here yet: timing the first plane")
+
+
+def record_run(step: str, key: str, wall: float, n_steps: int, n_embedded: int,
+               encoder_each: float | None) -> float | None:
+    """Record a finished run of ``step`` keyed by ``key`` (``record_key``): the encoder's
+    ``encoder_each`` seconds per plane, and the step's per-plane time (``step_seconds``: the
+    ``wall`` seconds over ``n_steps`` planes less the encoder time of the ``n_embedded``
+    planes it embedded; ``encoder_each`` None: the recorded one). Returns the step's time,
+    None when no plane was processed (nothing recorded for the step)."""
+    record_seconds(key, encoder_each)
+    each = encoder_each if encoder_each is not None else recorded_seconds(key)
+    step_each = step_seconds(wall, n_steps, n_embedded, each)
+    record_seconds(step_key(step, key), step_each)
+    return step_each
+
+
+class TimeLeft(FirstUnit):
+    """The time left of a running job, from the rate of all the units done so far.
+
+    Like ``FirstUnit``, but said at every call with ``done >= 1`` and more left: ``"about 1
+    min 05 s left for 13 planes (5 s per plane, measured on the 7 done)"``; a slow or fast
+    start corrects itself as units finish. None before the first unit and at the end.
+    """
+
+    def __call__(self, done: int, total: int) -> str | None:
+        if done < 1 or total <= done:
+            return None
+        each = (self.clock() - self.started) / done
+        left = total - done
+        first = "the first" if done == 1 else f"the {done} done"
+        return (f"about {duration(left * each)} left for {count(left, self.noun)} "
+                f"({per_unit(each)} per {self.noun}, measured on {first})")
+
+
+def panel_line(what: str, n: int, step: str | None, key: str | None, n_embed: int,
+               embed_each: float | None = None) -> str:
+    """The annotator's line before ``what`` (``"Segment all planes"``) runs on ``n`` planes,
+    ``n_embed`` of them not embedded yet, then ``step`` (a key of ``STEPS``; None: the
+    encoder only, e.g. Precompute), from the times recorded for ``key`` (``record_key``; None
+    when the model has no key) and the encoder's ``embed_each`` seconds per plane measured in
+    this process (else the recorded one). With no time of ``step`` recorded, the line counts
+    the encoder only and says the first plane will be timed. ``""`` for no plane."""
+    if n <= 0:
+        return ""
+    each, how = embed_each, HOW_HERE
+    if each is None and key is not None:
+        each, how = recorded_seconds(key), HOW_RECORDED
+    step_each = None if step is None or key is None else recorded_seconds(step_key(step, key))
+    if step_each is not None and (each is not None or not n_embed):
+        return f"{what}: {work_line(n, [(step, step_each, HOW_RECORDED)], n_embed, each, how)}"
+    if step_each is not None:  # the step is timed, the encoder not yet
+        return (f"{what}: {about(n * step_each)} for {STEPS[step]} on {count(n, 'plane')} "
+                f"({per_unit(step_each)} per plane, {HOW_RECORDED}), plus embedding "
+                f"{count(n_embed, 'plane')}: its time shows here once a plane is embedded")
+    if step is None:
+        if not n_embed:
+            return f"{what}: every plane is in the cache: no encoder work"
+        if each is None:
+            return (f"{what}: {count(n_embed, 'plane')} to embed; the time per plane shows "
+                    "here once the first plane is embedded")
+        return f"{what}: {_embedding(n, n_embed, each, how)}"
+    untimed = f"no time recorded for {STEPS[step]} here yet: the first plane will be timed"
+    if each is None or not n_embed:
+        return f"{what}: {count(n, 'plane')} {STEP_VERBS[step]}; {untimed}"
+    return (f"{what}: {count(n, 'plane')} {STEP_VERBS[step]}: "
+            f"{_embedding(n, n_embed, each, how)}; this counts the encoder only ({untimed})")
+
+
+def _embedding(n: int, n_embed: int, each: float, how: str) -> str:
+    """``"about 15 s for 29 planes to embed (0.5 s per plane, measured here; 1 of 30 in the
+    cache)"``: the encoder's work on the ``n_embed`` of ``n`` planes not in the cache."""
+    cached = f"; {n - n_embed} of {n} in the cache" if n_embed < n else ""
+    return (f"{about(n_embed * each)} for {count(n_embed, 'plane')} to embed "
+            f"({per_unit(each)} per plane, {how}{cached})")
