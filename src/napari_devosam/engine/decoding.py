@@ -54,6 +54,7 @@ class Decoder:
         self._base = FastDecoder(sam, fast=fast)
         self._windows: WindowDecoder | None = None  # made on the first windowed decode
         self.embedding = None
+        self._scratch: torch.Tensor | None = None  # upscale_scratch's buffer
 
     @property
     def device(self) -> torch.device:
@@ -171,3 +172,18 @@ class Decoder:
         tensor to write into."""
         emb = self._require()
         return self._base.upscale(low_res, emb.input_size, emb.original_size, out=out)
+
+    def upscale_scratch(self, low_res: torch.Tensor) -> torch.Tensor:
+        """``upscale`` into a buffer reused between calls (valid until the next call): for
+        the per-click path, where a fresh plane-sized tensor can cost page faults. Sized for
+        the most masks seen, so 1- and 3-mask clicks share it."""
+        b, c = low_res.shape[:2]
+        plane = tuple(self._require().original_size)
+        buf = self._scratch
+        same = buf is not None and buf.device == low_res.device and buf.shape[0] == b
+        same = same and tuple(buf.shape[2:]) == plane
+        if not same or buf.shape[1] < c:
+            c_max = max(c, buf.shape[1]) if same else c
+            buf = self._scratch = torch.empty((b, c_max, *plane), dtype=torch.float32,
+                                              device=low_res.device)
+        return self.upscale(low_res, out=buf[:, :c])

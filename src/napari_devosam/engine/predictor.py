@@ -20,7 +20,9 @@ whose first mask is small, a refinement around a small previous mask. Returned l
 always in the whole plane's low-res frame (a view's own are remembered by content, so feeding
 them back to the same view loses nothing). With zoom on, a candidate that misses a positive
 click is ranked 1 lower, and a click no candidate holds is decoded again in a view centred on
-it; with zoom off, results are stock SAM's (above).
+it; with zoom off, results are stock SAM's (above). With ``refine`` (on by default for the
+bundled models), the uncertain edge of each mask is decided by the object's own intensities
+(``mask_refine.py``); the logits stay SAM's.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import os
 import numpy as np
 import torch
 
+from napari_devosam.engine import mask_refine as MR
 from napari_devosam.engine import zoom as Z
 from napari_devosam.engine.coords import clip_box, mask_within_box, validate_points
 from napari_devosam.engine.decoding import Decoder
@@ -62,6 +65,9 @@ class Predictor:
         ``model`` is loaded here (``set_precision`` changes a given ``Sam``).
       zoom: prompt small objects in zoomed views (``zoom.py``): True, False, or "auto" (on
         for encoders that take milliseconds, ``zoom.wanted``: the bundled models).
+      refine: SAM's uncertain mask edge decided by the object's intensities
+        (``mask_refine.py``; needs the plane's pixels, like zoom): True, False, or "auto"
+        (on where zoom is on for a bundled-format model, ``sam.devosam_bundled``).
     """
 
     def __init__(
@@ -73,6 +79,7 @@ class Predictor:
         device="auto",
         precision="auto",
         zoom="auto",
+        refine="auto",
     ):
         if isinstance(model, torch.nn.Module):
             sam = model
@@ -87,10 +94,13 @@ class Predictor:
         self.normalization = normalization
         self._decoder = Decoder(self._sam)
         self._embedding: PlaneEmbedding | None = None
-        self._logits: torch.Tensor | None = None  # scratch for upscaled logits
-        if zoom not in (True, False, "auto"):
-            raise ValueError(f"zoom must be True, False or 'auto', got {zoom!r}")
+        for name, value in (("zoom", zoom), ("refine", refine)):
+            if value not in (True, False, "auto"):
+                raise ValueError(f"{name} must be True, False or 'auto', got {value!r}")
         self.zoom = Z.wanted(self._sam) if zoom == "auto" else bool(zoom)
+        bundled = bool(getattr(self._sam, "devosam_bundled", False))
+        self.refine = self.zoom and bundled if refine == "auto" else bool(refine)
+        self._gray = None  # the plane's intensities for refine, made on first use
         self._plane: np.ndarray | None = None  # pixels of the current plane, for views
         self._views: dict[tuple, PlaneEmbedding] = {}
         self._view_decoder = Decoder(self._sam)
@@ -141,7 +151,7 @@ class Predictor:
             )
         self._decoder.set_embedding(embedding)
         self._embedding = self._decoder.embedding
-        self._plane = None
+        self._plane = self._gray = None
         if plane is not None:
             plane = as_plane(plane)
             if tuple(plane.shape[:2]) != tuple(self._embedding.original_size):
@@ -152,7 +162,7 @@ class Predictor:
 
     def reset_image(self) -> None:
         self._embedding = None
-        self._plane = None
+        self._plane = self._gray = None
         self._decoder = Decoder(self._sam)
         self._forget_views()
 
@@ -224,24 +234,6 @@ class Predictor:
             )
         return torch.as_tensor(mask.reshape(1, 1, *size), device=self.device)
 
-    def _upscale(self, low_res: torch.Tensor) -> torch.Tensor:
-        """Plane-sized logits in a reused buffer (valid until the next call); for the per-click
-        path, where a fresh plane-sized tensor can cost page faults."""
-        emb = self._embedding
-        b, c = low_res.shape[:2]
-        plane = tuple(emb.original_size)
-        buf = self._logits
-        same = buf is not None and buf.device == low_res.device and buf.shape[0] == b
-        same = same and tuple(buf.shape[2:]) == plane
-        if not same or buf.shape[1] < c:
-            # sized for the most masks seen, so 1- and 3-mask clicks share it
-            c_max = max(c, buf.shape[1]) if same else c
-            buf = self._logits = torch.empty(
-                (b, c_max, *plane), dtype=torch.float32, device=low_res.device
-            )
-        out = buf[:, :c]
-        return self._decoder.upscale(low_res, out=out)
-
     def predict(
         self,
         box=None,
@@ -304,7 +296,8 @@ class Predictor:
                                              mask.shape[-1])
         low_res, iou = decoder.decode(p, lab_b, boxes, mask, multimask)
         if window is None:
-            masks = (self._upscale(low_res)[0] > self._sam.mask_threshold).cpu().numpy()
+            full = self._decoder.upscale_scratch(low_res)[0]  # per click: no page faults
+            masks = (full > self._sam.mask_threshold).cpu().numpy()
         else:
             up = decoder.upscale(low_res)[0].float()
             r0, c0, r1, c1 = window
@@ -315,6 +308,7 @@ class Predictor:
             low_res = Z.whole_frame_low_res(full, img_size, low_res.shape[-1])[:, 0][None]
             for c in range(len(own)):
                 self._remember(low_res[0, c], window, own[c])
+        self._refined(masks, full, None if box is None else np.tile(box, (len(masks), 1)), None)
         if box is not None:
             mask_within_box(masks, box)
         return masks, iou[0].float().cpu().numpy(), low_res[0].float().cpu().numpy()
@@ -352,6 +346,14 @@ class Predictor:
             iou = np.where(hit, iou, iou - 1.0).astype(np.float32)
         return masks, iou, low_res
 
+    def _refined(self, masks, logits, boxes, window) -> None:
+        """``mask_refine.refine_masks`` in ``window``'s frame (None: the plane), in place,
+        when refine is on and the plane's pixels are known; ``boxes`` None for clicks."""
+        if self.refine and self._plane is not None:
+            self._gray = MR.gray(self._plane) if self._gray is None else self._gray
+            pixels = self._gray if window is None else Z.crop(self._gray, window)
+            MR.refine_masks(masks, logits, pixels, boxes, self._sam.mask_threshold)
+
     def predict_boxes(self, boxes) -> tuple[np.ndarray, np.ndarray]:
         """One object per box, batched: ``boxes`` ``(B, 4)`` (row0, col0, row1, col1).
 
@@ -387,7 +389,9 @@ class Predictor:
             idx = indices[start:start + BOX_CHUNK]
             low_res, iou = decoder.decode(None, None, boxes[idx] - shift, None, False)
             # fresh (not the per-click buffer): up to BOX_CHUNK planes would stay allocated
-            up = (decoder.upscale(low_res)[:, 0] > self._sam.mask_threshold).cpu().numpy()
+            logits = decoder.upscale(low_res)[:, 0]
+            up = (logits > self._sam.mask_threshold).cpu().numpy()
+            self._refined(up, logits, boxes[idx] - shift, window)
             if window is not None:
                 up = Z.paste(up, window, masks.shape[1:])
             for k, i in enumerate(idx):
