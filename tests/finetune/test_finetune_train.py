@@ -23,7 +23,8 @@ from napari_devosam.models.identity import model_hash
 from napari_devosam.testing import tiny_sam
 
 # Settings under which a random tiny decoder learns within seconds (seeded, deterministic).
-QUICK = dict(lr=1e-3, loss="balanced", batch_prompts=8, correction_rounds=1, patience=None)
+QUICK = dict(lr=1e-3, loss="balanced", batch_prompts=8, correction_rounds=1, patience=None,
+             zoom_views=False)  # views: test_finetune_views.py
 
 
 def write_pairs(root, n, shape=(256, 256), n_cells=8):

@@ -48,11 +48,15 @@ def no_gain_message(before: float) -> str:
             "nothing written")
 
 
-def _load_data(data_dirs, s: RunSettings) -> dict:
+def _load_data(data_dirs, s: RunSettings, sam) -> dict:
+    """Read and split the data (by file), then (``s.zoom_views``) put small objects in the
+    zoomed views the predictor decodes them in (``views.view_planes``)."""
     from napari_devosam.finetune.data import load_planes, split_planes
+    from napari_devosam.finetune.views import view_planes
 
     folders = [data_dirs] if isinstance(data_dirs, str | os.PathLike) else list(data_dirs)
     train, val = split_planes(load_planes(folders), s.val_fraction, s.seed)
+    train, val = (view_planes(train, sam, s.zoom_views), view_planes(val, sam, s.zoom_views))
     return {"folders": folders, "train": train, "val": val,
             "validated_on": "held-out" if val else "training"}
 
@@ -211,7 +215,7 @@ def finetune(
     start = time.perf_counter()
     s = RunSettings.from_dict({**(settings or RunSettings()).to_dict(), **knobs})
     out = check_settings(s, out)
-    data = _load_data(data_dirs, s)
+    data = _load_data(data_dirs, s, sam)
     dev = resolve_device(device) if device is not None else sam.pixel_mean.device
     s = replace(s, batch_prompts=int(s.batch_prompts or DEFAULT_BATCH_PROMPTS.get(
         dev.type, DEFAULT_BATCH_PROMPTS_CPU)), train_whole=trains_whole(sam, s))
