@@ -119,6 +119,14 @@ class PropagationParams:
         "embryo-sized foreground, when there is one) while the track's previous mask lay "
         "inside it: the track left the embryo and ends. 0: no check.", advanced=True,
         **FRACTION)
+    clip_to_embryo: bool = _end(
+        True, "On membrane-stained planes, a mask that overlaps the embryo (the plane's one "
+        "embryo-sized foreground, when there is one) keeps only its pixels inside it: a cell "
+        "lies inside the embryo, so a mask reaching out into the background is cut back to "
+        "the embryo's outline (on the real DevoLearn membrane movie two tracks that began "
+        "partly outside the embryo reached far into the background by frame 60). Nuclear "
+        "planes are left alone (their foreground outlines nuclei, not the embryo).",
+        advanced=True)
     max_growth: float = _end(
         3.0, "The mask grew above this many times its area where the track started: a mask "
         "creeping step by step over neighbours or background (each step alone looks fine). "
@@ -229,6 +237,17 @@ class PropagationParams:
         "objects (or on committed ones), and no tracked object lies more than half inside it "
         "(then it is that object's cell, outlined bigger).", advanced=True,
         needs="new_tracks", **FRACTION)
+    snap_to_detections: bool = _new(
+        True, "On nuclear stains, match the plane's tracked objects to its automatic "
+        "detections one-to-one (Hungarian method on IoU) and give each matched track the "
+        "detection's mask (tracking.detections): a propagated mask drifts over its neighbours "
+        "in a crowd, a detection outlines one nucleus. Two daughters stand only when each "
+        "matches a detection of its own. Unmatched detections start new tracks as above; "
+        "membrane stains are left to propagation.",
+        advanced=True, needs="new_tracks")
+    snap_min_iou: float = _new(
+        0.3, "The least IoU between a tracked object and a detection for the track to take "
+        "the detection's mask.", advanced=True, needs="snap_to_detections", **FRACTION)
     new_track_min_area_fraction: float = _new(
         0.3, "A new track's cell (its pixels no track covers) holds at least this fraction of "
         "the median area of the plane's tracked objects, and min_area pixels (smaller: a "

@@ -1,6 +1,6 @@
 """Checks propagation makes on a plane and its objects (private to tracking): a blank plane
-(an acquisition gap), the seeds' plane, and whether an object left the embryo
-(``PropagationParams.min_embryo_fraction``)."""
+(an acquisition gap), the seeds' plane, whether an object left the embryo
+(``PropagationParams.min_embryo_fraction``) and masks cut back to it (``clip_to_embryo``)."""
 
 from __future__ import annotations
 
@@ -45,11 +45,33 @@ def embryo_of(analysis, p: PropagationParams) -> np.ndarray | None:
     """The plane's embryo ``(H, W)`` bool for ``min_embryo_fraction``, or None when the check
     is off or the plane has no one embryo (separate objects on a dark plane, or no analysis
     made on this step)."""
-    if p.min_embryo_fraction <= 0 or analysis is None or not getattr(analysis, "found", False):
+    return None if p.min_embryo_fraction <= 0 else plane_embryo(analysis)
+
+
+def plane_embryo(analysis) -> np.ndarray | None:
+    """The plane's one embryo ``(H, W)`` bool from its analysis
+    (``automatic.seeds.analyse_plane``), or None: no analysis, no embryo found, or separate
+    objects on a dark plane (a sparse plane: the embryo's extent is unknown)."""
+    if analysis is None or not getattr(analysis, "found", False):
         return None
     if getattr(analysis, "sparse", False) or analysis.embryo is None:
         return None
     return analysis.embryo
+
+
+def clipped(parts: list[Crop], embryo: np.ndarray) -> list[Crop]:
+    """``parts`` less their pixels outside ``embryo`` (``(H, W)`` bool; ``clip_to_embryo``).
+    A part with no pixel inside is kept whole: it is no cell of this embryo reaching out
+    (another object on the plane, or one that left: ``min_embryo_fraction`` judges it)."""
+    out = []
+    for crop in parts:
+        r0, c0 = crop.offset
+        h, w = crop.data.shape
+        inside = crop.data & embryo[r0:r0 + h, c0:c0 + w]
+        if inside.any() and not np.array_equal(inside, crop.data):
+            crop = Crop.from_mask(crop.full() & embryo)
+        out.append(crop)
+    return out
 
 
 def inside_fraction(parts: list[Crop], embryo: np.ndarray) -> float:

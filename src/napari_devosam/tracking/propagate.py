@@ -20,8 +20,13 @@ changes nothing. Per step, for every object still tracked on plane ``k`` (prompt
 5. the track ends when the object vanished, left the image, or its IoU with the
    motion-shifted previous mask or SAM's predicted IoU fell below the thresholds of
    ``PropagationParams``;
-6. with ``new_tracks``, the plane is segmented automatically and every cell no track covers
-   starts a new track with no mother (``tracking.new_cells``): a cell that entered the plane.
+6. on membrane planes a mask that overlaps the embryo is cut back to it (``clip_to_embryo``);
+7. with ``new_tracks``, the plane is segmented automatically (``tracking.detections``): on
+   nuclear stains the tracked masks are matched one-to-one to the detections and take the
+   matched detection's mask (two daughters stand only on two detections; before the track
+   ends are judged for divisions, after them for single objects: ``snap_to_detections``), and
+   every cell no track covers starts a new track with no mother (``tracking.new_cells``): a
+   cell that entered the plane.
 
 The SAM-as-tracker scheme (previous mask as the next frame's prompt) follows the mask
 propagation of SAM-based video annotators such as SAM-Track (Cheng et al. 2023,
@@ -31,16 +36,21 @@ Methods 22:579).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from collections.abc import Generator
 
 import numpy as np
 
 from napari_devosam.tracking import prompts as pr
+from napari_devosam.tracking.detections import (
+    detect_plane,
+    detections,
+    snap_parts,
+    snapping,
+)
 from napari_devosam.tracking.divisions.evidence import membrane_refusal, refuse_unproven
 from napari_devosam.tracking.divisions.free_cells import claim_free_sisters
 from napari_devosam.tracking.divisions.split import split_mask
-from napari_devosam.tracking.divisions.stain_seeds import plane_analysis, plane_seeds, seed_points
+from napari_devosam.tracking.divisions.stain_seeds import plane_seeds, seed_points
 from napari_devosam.tracking.divisions.steps import (
     end_reason,
     propose_splits,
@@ -49,19 +59,16 @@ from napari_devosam.tracking.divisions.steps import (
 )
 from napari_devosam.tracking.exclusion import exclusive, owned
 from napari_devosam.tracking.membrane_growth import grow_objects
-from napari_devosam.tracking.new_cells import (
-    covered_pixels,
-    diameter_of,
-    sam_detector,
-    untracked_cells,
-)
+from napari_devosam.tracking.new_cells import sam_detector
 from napari_devosam.tracking.params import PropagationParams
 from napari_devosam.tracking.plane_checks import (  # noqa: F401 - BLANK re-exported
     BLANK,
     blank,
     check_seeds,
+    clipped,
     embryo_of,
     inside_fraction,
+    plane_embryo,
 )
 from napari_devosam.tracking.records import (
     Crop,
@@ -73,62 +80,7 @@ from napari_devosam.tracking.records import (
     TrackedObject,
 )
 from napari_devosam.tracking.route import Route
-
-
-@dataclass
-class _Active:
-    track: int
-    parent: int | None
-    crop: Crop
-    logits: object = None  # (1, 4h, 4w) torch tensor from the last decode, or None
-    centroids: list = field(default_factory=list)
-    last: Plane | None = None  # the last plane with an object of this track
-    missed: int = 0  # planes missed in a row since then (``max_missed_planes``)
-    lost: tuple = ()  # (plane, reason) of the first of them
-    first_area: int = field(init=False)  # the area where the track started (``max_growth``)
-
-    def __post_init__(self):
-        self.first_area = self.crop.area
-
-
-@dataclass
-class _Context:
-    decoder: object
-    params: PropagationParams
-    embedding: Callable[[Plane], object]
-    locked: Callable[[Plane], np.ndarray | None]
-    existing: Callable[[Plane], dict[int, Crop]]
-    pixels: Callable[[Plane], np.ndarray]
-    result: PropagationResult
-    next_track: int  # the next negative placeholder id for a new track
-    seeds_of: tuple = (None, None)  # (plane, its stain seeds) of the last step, if computed
-    stain: str = "auto"  # decided on the first plane with an embryo, then kept for the run
-    detector: Callable | None = None  # new_cells.Detector, or None: no new tracks
-    typical_area: float = 0.0  # median area of the last plane's tracked objects
-    analysed: dict = field(default_factory=dict)  # {plane: analysis}, the last two planes
-
-    def new_track(self) -> int:
-        self.next_track -= 1
-        return self.next_track + 1
-
-    def seeds(self, plane: Plane):
-        """The stain seeds of ``plane``: those of the last step, or computed now."""
-        if self.seeds_of[0] == plane and self.seeds_of[1] is not None:
-            return self.seeds_of[1]
-        return plane_seeds(self.pixels(plane), self.params.division_min_area, stain=self.stain)
-
-    def analysis(self, pixels, plane: Plane | None = None):
-        """The plane analysis of ``pixels`` (of ``plane``: kept for the next step); the first
-        one that finds an embryo fixes the stain for the rest of the run (one time-lapse,
-        one stain; saves the decision's distance transform on every later plane)."""
-        if plane is not None and plane in self.analysed:
-            return self.analysed[plane]
-        analysis = plane_analysis(pixels, self.params.division_min_area, self.stain)
-        if self.stain == "auto" and analysis.found:
-            self.stain = analysis.stain
-        if plane is not None:  # this plane and the one before it (the previous step's)
-            self.analysed = dict(list(self.analysed.items())[-1:]) | {plane: analysis}
-        return analysis
+from napari_devosam.tracking.run_state import ActiveTrack, RunContext, end_track
 
 
 def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = "forward",
@@ -186,7 +138,7 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
         if params.decode_window:
             window = (params.window_context, params.window_context_cells)
         decoder = BatchDecoder(sam, window, params.clip_margin_px)
-    ctx = _Context(decoder, params, embedding_for,
+    ctx = RunContext(decoder, params, embedding_for,
                    locked_for or (lambda p: None), existing_for or (lambda p: {}),
                    lambda plane: np.asarray(stack[plane]), PropagationResult(),
                    min(-1, *(s.track - 1 for s in seeds)))
@@ -196,7 +148,7 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
     total, done = route.total, 0
     for number, leg in enumerate(route.legs):
         forward = leg and leg[0] > start[axis]
-        active = {s.track: _Active(s.track, s.parent, Crop.from_mask(s.mask), None, [],
+        active = {s.track: ActiveTrack(s.track, s.parent, Crop.from_mask(s.mask), None, [],
                                    start) for s in seeds}
         for a in active.values():
             a.centroids.append(a.crop.centroid())
@@ -212,7 +164,7 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
     return ctx.result
 
 
-def _step(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect: bool) -> bool:
+def _step(ctx: RunContext, active: dict, plane: Plane, previous: Plane, detect: bool) -> bool:
     """One plane: propagate the active tracks, then start new ones; False for a blank plane
     (SAM would outline noise there: tracks skip it)."""
     pixels = ctx.pixels(plane)  # read once per plane (dask/zarr stacks read lazily)
@@ -222,18 +174,11 @@ def _step(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect: bo
     made = len(ctx.result.objects)
     emb = _advance(ctx, active, plane, previous, detect, pixels)
     if ctx.detector is not None:
-        _start_tracks(ctx, active, plane, pixels, emb, ctx.result.objects[made:])
+        detect_plane(ctx, active, plane, pixels, emb, ctx.result.objects[made:])
     return True
 
 
-def _end(ctx: _Context, active: dict, track: int, plane: Plane, reason: str,
-         last: Plane) -> None:
-    del active[track]
-    ctx.result.ended[track] = (plane, reason)
-    ctx.result.review.append(ReviewItem(last, track, f"track ended: {reason}"))
-
-
-def _prompts(ctx: _Context, active: dict, plane: Plane, shape, last: Plane) -> list[tuple]:
+def _prompts(ctx: RunContext, active: dict, plane: Plane, shape, last: Plane) -> list[tuple]:
     """``(track, box, point, shifted previous crop)`` per track to decode on ``plane``."""
     p = ctx.params
     existing = ctx.existing(plane)
@@ -247,7 +192,7 @@ def _prompts(ctx: _Context, active: dict, plane: Plane, shape, last: Plane) -> l
         dr, dc = pr.velocity(a.centroids, p.motion)
         box = pr.grown_box(pr.bbox(a.crop) + [dr, dc, dr, dc], p.box_margin, p.box_margin_px)
         if pr.inside_fraction(box, shape) < p.min_inside_fraction:
-            _end(ctx, active, track, plane, "left the image", last)
+            end_track(ctx, active, track, plane, "left the image", last)
             continue
         r, c = pr.interior_point(a.crop)
         point = (min(max(r + dr, 0), shape[0] - 1), min(max(c + dc, 0), shape[1] - 1))
@@ -256,11 +201,7 @@ def _prompts(ctx: _Context, active: dict, plane: Plane, shape, last: Plane) -> l
     return todo
 
 
-
-
-
-
-def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect: bool,
+def _advance(ctx: RunContext, active: dict, plane: Plane, previous: Plane, detect: bool,
              pixels: np.ndarray):
     """One step: every active track gets its object on ``plane`` (or ends there). Returns
     the plane's embedding."""
@@ -282,7 +223,7 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
     ending = {i for i, t in enumerate(todo)
               if end_reason(found[i], active[t[0]].crop.area, t[3], p)[0]}
     seeds = analysis = None
-    if p.membrane_grow_px > 0:
+    if p.membrane_grow_px > 0 or p.clip_to_embryo:
         analysis = ctx.analysis(pixels, plane)
     divisions = detect and p.detect_divisions
     if (ending and p.redetect_lost) or (divisions and (p.division_seeds or p.free_sisters)):
@@ -313,8 +254,24 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
         refuse_unproven(found, [active[t[0]].crop for t in todo], [t[3] for t in todo], seeds,
                         lambda: seed_points(ctx.seeds(previous)), p, ctx.stain, membrane)
     ctx.seeds_of = (plane, seeds)
+    _record(ctx, active, plane, previous, todo, found, again, (iou, low_res), analysis,
+            (pixels, emb))
+    return emb
+
+
+def _record(ctx: RunContext, active: dict, plane: Plane, previous: Plane, todo: list,
+            found: list, again: dict, decoded: tuple, analysis, plane_data: tuple) -> None:
+    """Each decoded track's parts on ``plane`` (``found``, or ``again``: found again from a
+    seed), held to the embryo (``clip_to_embryo``) and snapped to the plane's detections
+    (``snap_to_detections``, ``tracking.detections``), recorded or ended (``_update``).
+    ``decoded``: the decoder's ``(predicted IoU, low-res logits)``; ``plane_data``: the
+    plane's ``(pixels, embedding)``."""
+    p = ctx.params
+    iou, low_res = decoded
     embryo = embryo_of(analysis, p)
-    for i, (track, _, _, shifted) in enumerate(todo):
+    clip = plane_embryo(analysis) if p.clip_to_embryo and ctx.stain == "membrane" else None
+    chosen = []
+    for i, (track, _, _, _) in enumerate(todo):
         parts, score, logits_i = found[i], float(iou[i]), low_res[i]
         if i in again:
             crop, score, logits_i = again[i]
@@ -322,41 +279,23 @@ def _advance(ctx: _Context, active: dict, plane: Plane, previous: Plane, detect:
         outside = (embryo is not None and parts
                    and inside_fraction(parts, embryo) < p.min_embryo_fraction
                    <= inside_fraction([active[track].crop], embryo))  # it was inside: it left
+        parts = clipped(parts, clip) if clip is not None and parts else parts
+        chosen.append([parts, score, logits_i, outside])
+    pairs = {i for i, c in enumerate(chosen) if len(c[0]) == 2}
+    if snapping(ctx) and pairs:  # two daughters stand only on two detections
+        labels = detections(ctx, plane, *plane_data)
+        snapped = snap_parts([c[0] for c in chosen], labels, ctx.locked(plane), clip, p,
+                             only=pairs)
+        for i, (parts, keep_logits) in snapped.items():
+            chosen[i][0] = parts
+            chosen[i][2] = chosen[i][2] if keep_logits else None
+    for i, (track, _, _, shifted) in enumerate(todo):
+        parts, score, logits_i, outside = chosen[i]
         _update(ctx, active, track, plane, parts, shifted, score, logits_i, previous,
                 found_again=i in again, left="left the embryo" if outside else None)
-    return emb
 
 
-def _start_tracks(ctx: _Context, active: dict, plane: Plane, pixels: np.ndarray, emb,
-                  made: list[TrackedObject]) -> None:
-    """New tracks on ``plane`` for the cells automatic segmentation finds there that no
-    track covers (``tracking.new_cells``); ``made``: the objects propagation put there."""
-    p = ctx.params
-    analysis = ctx.analysis(pixels, plane)  # fixes the run's stain, gives the embryo
-    existing = list(ctx.existing(plane).values())
-    tracked = [o.crop for o in made] + existing
-    if tracked:
-        ctx.typical_area = float(np.median([c.area for c in tracked]))
-    labels, scores = ctx.detector(pixels, emb, ctx.stain, diameter_of(ctx.typical_area))
-    if labels is None or not np.any(labels):
-        return
-    looked_for = []  # tracks that missed this plane: their cells are not new
-    for a in active.values():
-        if a.last != plane and a.crop.area:
-            looked_for.append(pr.shift_crop(a.crop, pr.velocity(a.centroids, p.motion)))
-    covered = covered_pixels(np.shape(labels), tracked + looked_for, ctx.locked(plane))
-    embryo = analysis.embryo if analysis is not None and analysis.found else None
-    for crop, score in untracked_cells(labels, scores, covered, tracked, ctx.typical_area,
-                                       embryo, p):
-        track = ctx.new_track()
-        obj = TrackedObject(track, plane, crop, score, score, None, start=True)
-        ctx.result.objects.append(obj)
-        ctx.result.started.append((track, plane))
-        ctx.result.review.append(ReviewItem(plane, track, "new cell", obj.confidence))
-        active[track] = _Active(track, None, crop, None, [crop.centroid()], plane)
-
-
-def _update(ctx: _Context, active: dict, track: int, plane: Plane, parts: list[Crop],
+def _update(ctx: RunContext, active: dict, track: int, plane: Plane, parts: list[Crop],
             shifted: Crop, pred_iou: float, low_res, previous: Plane,
             found_again: bool = False, left: str | None = None) -> None:
     """Record the new object(s) of ``track`` on ``plane``, or end the track. An object found
@@ -375,7 +314,7 @@ def _update(ctx: _Context, active: dict, track: int, plane: Plane, parts: list[C
             a.missed, a.logits = a.missed + 1, None
             return None
         plane, reason = a.lost or (plane, reason)  # where it was lost first
-        return _end(ctx, active, track, plane, reason, a.last or previous)
+        return end_track(ctx, active, track, plane, reason, a.last or previous)
     found_again = found_again or a.missed > 0
     a.missed, a.last = 0, plane
     if len(parts) == 1:
@@ -396,5 +335,5 @@ def _update(ctx: _Context, active: dict, track: int, plane: Plane, parts: list[C
         obj = TrackedObject(d, plane, part, pred_iou, iou_prev, track, division=True)
         res.objects.append(obj)
         res.review.append(ReviewItem(plane, d, "division", obj.confidence))
-        active[d] = _Active(d, track, part, None, [part.centroid()], plane)
+        active[d] = ActiveTrack(d, track, part, None, [part.centroid()], plane)
     return None

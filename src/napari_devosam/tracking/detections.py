@@ -1,0 +1,191 @@
+"""A plane's automatic segmentation used by propagation (private to tracking): tracked masks
+snapped onto the detected cells they match, and new tracks for the cells nobody tracks.
+
+With ``PropagationParams.new_tracks`` every propagated plane is segmented automatically,
+once (``detections``; the detector of ``tracking.new_cells``). Then:
+
+1. with ``snap_to_detections``, before a track's end is judged, the parts propagation found
+   for every track (one object, or two daughters) and the plane's detections are matched
+   one-to-one by the Hungarian method on their IoU (``scipy.optimize.linear_sum_assignment``,
+   maximising the summed IoU; Kuhn 1955); a part with an IoU of at least ``snap_min_iou``
+   takes the detection's mask (less locked pixels, and held to the embryo with
+   ``clip_to_embryo``). A propagated mask drifts in a crowd, one step at a time, over its
+   neighbours; a detection outlines one cell on this plane alone, so a track that takes it
+   stays on one nucleus. Two daughters of which only one matches a detection are no
+   division (the second "daughter" was a piece of a neighbour or of the background). A part
+   that matches nothing keeps its propagated mask, less the pixels snapped to others, and
+   is judged by the usual track ends (``snap_parts``);
+2. every detected cell no track covers starts a new track (``detect_plane``, with
+   ``new_cells.untracked_cells``).
+
+The one-to-one assignment is the frame-to-frame linking of tracking-by-detection, here
+between SAM's propagated masks and the plane's detections; the rules are this package's own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_devosam.tracking import prompts as pr
+from napari_devosam.tracking.new_cells import (
+    covered_pixels,
+    diameter_of,
+    untracked_cells,
+)
+from napari_devosam.tracking.params import PropagationParams
+from napari_devosam.tracking.plane_checks import plane_embryo
+from napari_devosam.tracking.records import Crop, Plane, ReviewItem, TrackedObject
+from napari_devosam.tracking.run_state import ActiveTrack, RunContext
+
+
+def iou_with_labels(crops: list[Crop], labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(IoU (n_crops, n_ids), ids)``: each crop's IoU with every object of ``labels``
+    (``(H, W)`` int, 0 background; ``ids`` its object values, sorted). Crops may reach past
+    the plane (their outside pixels count in their area only)."""
+    labels = np.asarray(labels)
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    index = np.zeros(int(labels.max()) + 1 if labels.size else 1, dtype=np.int64)
+    index[ids] = np.arange(1, ids.size + 1)
+    sizes = np.bincount(index[labels].ravel(), minlength=ids.size + 1)[1:]
+    table = np.zeros((len(crops), ids.size))
+    rows, cols = labels.shape
+    for k, crop in enumerate(crops):
+        r0, c0 = crop.offset
+        h, w = crop.data.shape
+        a, b, e, f = max(r0, 0), max(c0, 0), min(r0 + h, rows), min(c0 + w, cols)
+        if e <= a or f <= b or not ids.size:
+            continue
+        inside = crop.data[a - r0:e - r0, b - c0:f - c0]
+        hits = np.bincount(index[labels[a:e, b:f][inside]], minlength=ids.size + 1)[1:]
+        table[k] = hits / np.maximum(crop.area + sizes - hits, 1)
+    return table, ids
+
+
+def match(table: np.ndarray, min_iou: float) -> dict[int, int]:
+    """``{row: column}`` of the one-to-one assignment that maximises the summed IoU of
+    ``table`` (rows: tracked objects, columns: detections), pairs below ``min_iou`` left
+    out."""
+    from scipy.optimize import linear_sum_assignment
+
+    if not table.size:
+        return {}
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    return {int(r): int(c) for r, c in zip(rows, cols, strict=True) if table[r, c] >= min_iou}
+
+
+def snapping(ctx: RunContext) -> bool:
+    """Whether tracked masks snap to detections: ``snap_to_detections`` with a detector, on
+    a nuclear stain (membrane-stained cells tile the embryo: propagation follows them well,
+    and on the DevoLearn membrane movie snapping broke more tracks than it kept)."""
+    return (ctx.detector is not None and ctx.params.snap_to_detections
+            and ctx.stain != "membrane")
+
+
+def detections(ctx: RunContext, plane: Plane, pixels: np.ndarray, emb) -> np.ndarray:
+    """The detected cells of ``plane``, ``(H, W)`` int labels (0: none), computed once per
+    plane with ``ctx.detector`` at the size of the tracked cells (``ctx.typical_area``);
+    the scores are kept in ``ctx.detected`` for the new tracks."""
+    if ctx.detected[0] != plane:
+        labels, scores = ctx.detector(pixels, emb, ctx.stain, diameter_of(ctx.typical_area))
+        labels = np.zeros(np.shape(pixels)[:2], np.int32) if labels is None else labels
+        ctx.detected = (plane, np.asarray(labels), scores)
+    return ctx.detected[1]
+
+
+def snap_parts(parts: list[list[Crop]], labels: np.ndarray, locked: np.ndarray | None,
+               embryo: np.ndarray | None, p: PropagationParams, only=None
+               ) -> dict[int, tuple[list[Crop], bool]]:
+    """Snap each track's parts on a plane (``parts[i]``: one object, or two daughters) to
+    the detections of ``labels`` they match one-to-one (``match`` over every part, with
+    ``p.snap_min_iou``): a matched part takes the detection's mask, less ``locked`` pixels,
+    inside ``embryo`` (None: anywhere). Two daughters of which only one matches a detection
+    are no division: the track goes on as that detection. An unmatched part loses the
+    pixels snapped to others (unless that empties it). Returns ``{i: (new parts, keep
+    SAM's logits)}`` for the tracks that changed; the logits are kept only when the mask
+    barely changed (IoU 0.9). ``only``: the tracks that may change (None: all); every part
+    takes part in the matching."""
+    flat = [(i, crop) for i, group in enumerate(parts) for crop in group]
+    table, ids = iou_with_labels([c for _, c in flat], labels)
+    pairs = match(table, p.snap_min_iou)
+    keep = np.ones(np.shape(labels), dtype=bool) if locked is None else ~np.asarray(locked)
+    if embryo is not None:
+        keep &= embryo
+    taken = np.zeros(np.shape(labels), dtype=bool)
+    new: dict[int, list] = {}
+    for k, column in sorted(pairs.items()):
+        mask = (labels == ids[column]) & keep
+        if mask.any():
+            taken |= mask
+            new.setdefault(flat[k][0], []).append((Crop.from_mask(mask), table[k, column]))
+    out = {}
+    for i, group in enumerate(parts):
+        if only is not None and i not in only:
+            continue
+        if i in new:
+            crops = [c for c, _ in new[i]]
+            out[i] = (crops, len(crops) == 1 and len(group) == 1 and new[i][0][1] >= 0.9)
+        elif taken.any() and group:
+            rest = [Crop.from_mask(c.full() & ~taken) for c in group]
+            if all(c.area for c in rest) and any(
+                    r.area < c.area for r, c in zip(rest, group, strict=True)):
+                out[i] = (rest, False)
+    return out
+
+
+def snap_objects(made: list[TrackedObject], labels: np.ndarray, locked: np.ndarray | None,
+                 embryo: np.ndarray | None, p: PropagationParams) -> dict[int, bool]:
+    """``snap_parts`` for the objects tracked on a plane (``made``, one part each): their
+    ``crop`` changed in place. Returns ``{index in made: keep SAM's logits}`` of those
+    changed."""
+    out = snap_parts([[o.crop] for o in made], labels, locked, embryo, p)
+    for k, (crops, _) in out.items():
+        made[k].crop = crops[0]
+    return {k: keep for k, (_, keep) in out.items()}
+
+
+def detect_plane(ctx: RunContext, active: dict, plane: Plane, pixels: np.ndarray, emb,
+                 made: list[TrackedObject]) -> None:
+    """New tracks on ``plane`` for the cells ``ctx.detector`` finds there that no track
+    covers (``tracking.new_cells``); ``made``: the objects propagation put there."""
+    p = ctx.params
+    analysis = ctx.analysis(pixels, plane)  # fixes the run's stain, gives the embryo
+    existing = list(ctx.existing(plane).values())
+    tracked = [o.crop for o in made] + existing
+    if tracked:
+        ctx.typical_area = float(np.median([c.area for c in tracked]))
+    labels = detections(ctx, plane, pixels, emb)  # made before the snap, or now
+    scores = ctx.detected[2]
+    if not np.any(labels):
+        return
+    clip = plane_embryo(analysis) if p.clip_to_embryo and ctx.stain == "membrane" else None
+    if snapping(ctx) and made:
+        for k, keep in snap_objects(made, labels, ctx.locked(plane), clip, p).items():
+            a = active.get(made[k].track)
+            if a is not None and a.last == plane:
+                a.crop, a.logits = made[k].crop, a.logits if keep else None
+                a.centroids[-1] = a.crop.centroid()
+        tracked = [o.crop for o in made] + existing
+    looked_for = []  # tracks that missed this plane: their cells are not new
+    for a in active.values():
+        if a.last != plane and a.crop.area:
+            looked_for.append(pr.shift_crop(a.crop, pr.velocity(a.centroids, p.motion)))
+    covered = covered_pixels(np.shape(labels), tracked + looked_for, ctx.locked(plane))
+    embryo = analysis.embryo if analysis is not None and analysis.found else None
+    for crop, score in untracked_cells(labels, scores, covered, tracked, ctx.typical_area,
+                                       embryo, p):
+        if clip is not None:
+            crop = Crop.from_mask(crop.full() & clip)
+            if crop.area < p.min_area:
+                continue
+        _start(ctx, active, plane, crop, score)
+
+
+def _start(ctx: RunContext, active: dict, plane: Plane, crop: Crop, score: float) -> None:
+    """A new track, with no mother, from ``crop`` on ``plane``."""
+    track = ctx.new_track()
+    obj = TrackedObject(track, plane, crop, score, score, None, start=True)
+    ctx.result.objects.append(obj)
+    ctx.result.started.append((track, plane))
+    ctx.result.review.append(ReviewItem(plane, track, "new cell", obj.confidence))
+    active[track] = ActiveTrack(track, None, crop, None, [crop.centroid()], plane)
