@@ -208,3 +208,93 @@ def test_seeded_views_give_proposals_in_plane_coordinates(sam):
     assert len(big) == len(big_z)
     for a, b in zip(big, big_z, strict=True):
         assert a.box == b.box and np.array_equal(a.mask, b.mask)
+
+
+def _dense_boxes(n=120, seed=0):
+    """``n`` small boxes scattered over ``SHAPE`` (sides 6-14 px)."""
+    rng = np.random.default_rng(seed)
+    corners = rng.uniform(0, [SHAPE[0] - 15, SHAPE[1] - 15], size=(n, 2))
+    sides = rng.uniform(6, 14, size=(n, 1))
+    return np.concatenate([corners, corners + sides], axis=1)
+
+
+def test_packed_views_hold_every_small_box_once_under_the_sharing_rule():
+    boxes = np.concatenate([[LARGE], _dense_boxes()])
+    whole, views = Z.pack_views(boxes, SHAPE, INPUT)
+    ref_whole, ref_views = Z.plan_views(boxes, SHAPE, INPUT)
+    assert whole == ref_whole == [0]
+    seen = sorted(i for v in views for i in v.members)
+    assert seen == list(range(1, len(boxes)))
+    assert len(views) < len(ref_views)  # the point of packing
+    for v in views:
+        r0, c0, r1, c1 = v.window
+        side = r1 - r0
+        assert 0 <= r0 < r1 <= SHAPE[0] and 0 <= c0 < c1 <= SHAPE[1] and c1 - c0 == side
+        pad = Z.PACK_MARGIN * side
+        for i in v.members:
+            b = boxes[i]
+            ideal = Z.ideal_window_side(b, SHAPE, INPUT)
+            if len(v.members) > 1:
+                assert 1 / Z.SIZE_RATIO <= ideal / side <= Z.SIZE_RATIO
+                assert (b[0] >= r0 + pad or r0 == 0) and (b[1] >= c0 + pad or c0 == 0)
+                assert (b[2] + 1 <= r1 - pad or r1 == SHAPE[0])
+                assert (b[3] + 1 <= c1 - pad or c1 == SHAPE[1])
+            assert r0 <= b[0] and b[2] < r1 and c0 <= b[1] and b[3] < c1
+
+
+def test_packing_is_deterministic_and_handles_no_small_boxes():
+    boxes = _dense_boxes(40, seed=2)
+    a = Z.pack_views(boxes, SHAPE, INPUT)
+    b = Z.pack_views(boxes.copy(), SHAPE, INPUT)
+    assert a[0] == b[0] and [(v.window, v.members) for v in a[1]] == [
+        (v.window, v.members) for v in b[1]]
+    assert Z.pack_views(np.array([LARGE], float), SHAPE, INPUT) == ([0], [])
+    assert Z.pack_views(np.zeros((0, 4)), SHAPE, INPUT) == ([], [])
+
+
+def test_views_embedded_in_batches_equal_one_by_one(sam):
+    plane = _plane()
+    windows = [(0, 0, 64, 64), (100, 200, 180, 280), (10, 300, 74, 364), (250, 0, 300, 90)]
+    got = Z.embed_views(sam, plane, windows, batch=2)
+    for w, emb in zip(windows, got, strict=True):
+        ref = Z.embed_view(sam, plane, w)
+        assert emb.original_size == ref.original_size == (w[2] - w[0], w[3] - w[1])
+        assert emb.input_size == ref.input_size
+        np.testing.assert_allclose(emb.features, ref.features, rtol=1e-4, atol=1e-4)
+
+
+def test_views_go_one_per_pass_on_a_cpu(sam):
+    assert Z.view_batch(sam) == 1  # batching measured no gain with one CPU thread
+
+
+def test_a_batch_of_images_must_share_the_input_frame(sam):
+    from napari_devosam.engine.embeddings import compute_embeddings
+
+    rgbs = [np.zeros((40, 40, 3), np.uint8), np.zeros((90, 90, 3), np.uint8)]
+    embs = compute_embeddings(sam, rgbs)
+    assert [e.original_size for e in embs] == [(40, 40), (90, 90)]
+    with pytest.raises(ValueError, match="same input size"):
+        compute_embeddings(sam, [rgbs[0], np.zeros((40, 80, 3), np.uint8)])
+
+
+def test_seeded_views_equal_the_decode_in_each_packed_view(sam):
+    from napari_devosam.automatic.decoding import PromptDecoder
+    from napari_devosam.automatic.seeded import _subset, seeded_in_views, seeded_proposals
+    from napari_devosam.automatic.seeds import Seeds
+    from napari_devosam.engine.embeddings import embed_plane
+
+    plane = _plane()
+    boxes = np.array(SMALL, float)
+    seeds = Seeds((boxes[:, :2] + boxes[:, 2:]) / 2, boxes, ["test"] * len(boxes))
+    dec = PromptDecoder(sam, embed_plane(sam, plane))
+    got = {tuple(p.prompt["point"]): p for p in seeded_in_views(dec, plane, None, seeds)}
+    _, views = Z.pack_views(boxes, SHAPE, INPUT)
+    assert views and max(len(v.members) for v in views) == 2  # the neighbours share one
+    for v in views:
+        view_dec = PromptDecoder(sam, Z.embed_view(sam, plane, v.window))
+        for p in seeded_proposals(view_dec, _subset(seeds, v.members, v.offset)):
+            dr, dc = (int(x) for x in v.offset)
+            key = (p.prompt["point"][0] + dr, p.prompt["point"][1] + dc)
+            q = got[key]
+            assert q.box == (p.box[0] + dr, p.box[1] + dc, p.box[2] + dr, p.box[3] + dc)
+            np.testing.assert_array_equal(q.mask, p.mask)

@@ -144,11 +144,15 @@ def compute_embedding(sam, rgb: np.ndarray) -> PlaneEmbedding:
 
 
 def compute_embeddings(sam, rgbs: list[np.ndarray]) -> list[PlaneEmbedding]:
-    """``compute_embedding`` for several same-sized images in one encoder batch."""
+    """``compute_embedding`` for several images in one encoder batch. Their sizes may differ
+    when they resize to the same input frame (``coords.input_size``: e.g. square windows of
+    any side); each embedding keeps its own ``original_size``. Raises ``ValueError`` else."""
     rgbs = [_check_rgb(rgb) for rgb in rgbs]
-    if len({rgb.shape for rgb in rgbs}) > 1:
-        raise ValueError("images embedded in one batch must have the same size")
-    check_plane_shape(rgbs[0].shape[:2], sam.image_encoder.img_size)
+    size = sam.image_encoder.img_size
+    for rgb in rgbs:
+        check_plane_shape(rgb.shape[:2], size)
+    if len({coords.input_size(rgb.shape[:2], size) for rgb in rgbs}) > 1:
+        raise ValueError("images embedded in one batch must resize to the same input size")
     import time
 
     from napari_devosam.engine.encoder_timing import record
@@ -156,9 +160,9 @@ def compute_embeddings(sam, rgbs: list[np.ndarray]) -> list[PlaneEmbedding]:
     start = time.perf_counter()
     features, input_size = _encode(sam, rgbs)
     record(sam, len(rgbs), time.perf_counter() - start)  # for estimates before long runs
-    original_size = tuple(int(n) for n in rgbs[0].shape[:2])
     return [
-        PlaneEmbedding(features[i : i + 1].clone(), input_size, original_size)
+        PlaneEmbedding(features[i : i + 1].clone(), input_size,
+                       tuple(int(n) for n in rgbs[i].shape[:2]))
         for i in range(len(rgbs))
     ]
 

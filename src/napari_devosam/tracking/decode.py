@@ -102,6 +102,10 @@ class BatchDecoder:
             up, low, score = self._decode_whole(boxes[whole], sub,
                                                 [mask_inputs[i] for i in whole])
             logits[whole], low_res[whole], iou[whole] = up.float(), low.float(), score
+        missing = [v.window for v in views if v.window not in self._views]
+        for window, emb in zip(missing, Z.embed_views(self.sam, self._pixels, missing),
+                               strict=True):  # batched: one encoder pass for several views
+            self._views[window] = emb
         for view in views:
             self._decode_view(view, boxes, pts, logits, low_res, iou)
         return logits, low_res, iou
