@@ -59,8 +59,9 @@ def test_snap_takes_the_detections_mask_and_keeps_locked_and_taken_pixels_out():
     p = PropagationParams()
     out = snap_parts([[leaky], [lone], [over]], labels, locked, None, p)
     assert set(out) == {0, 2}  # lone matched nothing and overlaps nothing snapped: as it was
-    (snapped,), keep_logits = out[0]
+    (snapped,), keep_logits, matched = out[0]
     assert np.array_equal(snapped.full(), (labels == 1) & ~locked) and not keep_logits
+    assert matched and not out[2][2]  # over matched nothing: only trimmed
     assert np.array_equal(out[2][0][0].full(), _box(shape, 15, 22, 5, 15))  # less taken
 
 
@@ -202,3 +203,29 @@ def test_snapping_is_for_nuclear_stains_with_a_detector():
     ctx.params, ctx.detector = PropagationParams(), None
     assert not snapping(ctx)
 
+
+
+class DoubtfulOracle(OracleDecoder):
+    """The oracle's masks, each with a predicted IoU of 0.1 (SAM unsure of every mask)."""
+
+    def decode(self, boxes, points, mask_inputs):
+        logits, low, iou = super().decode(boxes, points, mask_inputs)
+        return logits, low, np.full(len(boxes), 0.1, np.float32)
+
+
+def test_a_track_matched_to_a_detection_goes_on_whatever_its_end_checks_say():
+    pixels, labels = _crowd(n=4)
+    seeds = [Seed(t, (0,), labels[0] == t) for t in (1, 2, 3, 4)]
+    shown = labels.copy()
+    shown[1:][shown[1:] == 4] = 0  # the detector misses nucleus 4 after the first plane
+    quiet = dict(detect_divisions=False, membrane_grow_px=0, max_missed_planes=0,
+                 redetect_lost=False)
+    oracle = DoubtfulOracle(labels)  # every propagated mask fails min_pred_iou (0.3)
+    out = drain(propagate(None, pixels, seeds, decoder=oracle,
+                          embedding_for=oracle.embedding_for, params=PropagationParams(**quiet),
+                          detector=_truth(shown)))
+    # tracks 1-3 match their detections: they go on, and no nucleus comes back as a new track
+    assert not out.started and set(out.ended) == {4}
+    assert out.ended[4][1].startswith("predicted IoU")  # the unmatched one is judged
+    for t in (1, 2, 3):
+        assert sorted(o.plane for o in out.objects if o.track == t) == [(1,), (2,), (3,)]

@@ -11,10 +11,13 @@ once (``detections``; the detector of ``tracking.new_cells``). Then:
    takes the detection's mask (less locked pixels, and held to the embryo with
    ``clip_to_embryo``). A propagated mask drifts in a crowd, one step at a time, over its
    neighbours; a detection outlines one cell on this plane alone, so a track that takes it
-   stays on one nucleus. Two daughters of which only one matches a detection are no
-   division (the second "daughter" was a piece of a neighbour or of the background). A part
-   that matches nothing keeps its propagated mask, less the pixels snapped to others, and
-   is judged by the usual track ends (``snap_parts``);
+   stays on one nucleus. A matched track goes on, whatever the track-end checks say of
+   its propagated mask (on the DevoLearn nuclear movie about 45 tracks a run ended there,
+   and their nuclei came back as new tracks on the same plane). Two daughters of which
+   only one matches a detection are no division (the second "daughter" was a piece of a
+   neighbour or of the background). A part that matches nothing keeps its propagated mask,
+   less the pixels snapped to others, and is judged by the usual track ends
+   (``snap_parts``);
 2. every detected cell no track covers starts a new track (``detect_plane``, with
    ``new_cells.untracked_cells``).
 
@@ -95,16 +98,16 @@ def detections(ctx: RunContext, plane: Plane, pixels: np.ndarray, emb) -> np.nda
 
 def snap_parts(parts: list[list[Crop]], labels: np.ndarray, locked: np.ndarray | None,
                embryo: np.ndarray | None, p: PropagationParams, only=None
-               ) -> dict[int, tuple[list[Crop], bool]]:
+               ) -> dict[int, tuple[list[Crop], bool, bool]]:
     """Snap each track's parts on a plane (``parts[i]``: one object, or two daughters) to
     the detections of ``labels`` they match one-to-one (``match`` over every part, with
     ``p.snap_min_iou``): a matched part takes the detection's mask, less ``locked`` pixels,
     inside ``embryo`` (None: anywhere). Two daughters of which only one matches a detection
     are no division: the track goes on as that detection. An unmatched part loses the
     pixels snapped to others (unless that empties it). Returns ``{i: (new parts, keep
-    SAM's logits)}`` for the tracks that changed; the logits are kept only when the mask
-    barely changed (IoU 0.9). ``only``: the tracks that may change (None: all); every part
-    takes part in the matching."""
+    SAM's logits, matched)}`` for the tracks that changed; the logits are kept only when the
+    mask barely changed (IoU 0.9); ``matched``: the parts are detections. ``only``: the
+    tracks that may change (None: all); every part takes part in the matching."""
     flat = [(i, crop) for i, group in enumerate(parts) for crop in group]
     table, ids = iou_with_labels([c for _, c in flat], labels)
     pairs = match(table, p.snap_min_iou)
@@ -124,48 +127,32 @@ def snap_parts(parts: list[list[Crop]], labels: np.ndarray, locked: np.ndarray |
             continue
         if i in new:
             crops = [c for c, _ in new[i]]
-            out[i] = (crops, len(crops) == 1 and len(group) == 1 and new[i][0][1] >= 0.9)
+            keep = len(crops) == 1 and len(group) == 1 and new[i][0][1] >= 0.9
+            out[i] = (crops, keep, True)
         elif taken.any() and group:
             rest = [Crop.from_mask(c.full() & ~taken) for c in group]
             if all(c.area for c in rest) and any(
                     r.area < c.area for r, c in zip(rest, group, strict=True)):
-                out[i] = (rest, False)
+                out[i] = (rest, False, False)
     return out
-
-
-def snap_objects(made: list[TrackedObject], labels: np.ndarray, locked: np.ndarray | None,
-                 embryo: np.ndarray | None, p: PropagationParams) -> dict[int, bool]:
-    """``snap_parts`` for the objects tracked on a plane (``made``, one part each): their
-    ``crop`` changed in place. Returns ``{index in made: keep SAM's logits}`` of those
-    changed."""
-    out = snap_parts([[o.crop] for o in made], labels, locked, embryo, p)
-    for k, (crops, _) in out.items():
-        made[k].crop = crops[0]
-    return {k: keep for k, (_, keep) in out.items()}
 
 
 def detect_plane(ctx: RunContext, active: dict, plane: Plane, pixels: np.ndarray, emb,
                  made: list[TrackedObject]) -> None:
     """New tracks on ``plane`` for the cells ``ctx.detector`` finds there that no track
-    covers (``tracking.new_cells``); ``made``: the objects propagation put there."""
+    covers (``tracking.new_cells``); ``made``: the objects propagation put there (snapped
+    to the detections already: ``tracking.propagate``)."""
     p = ctx.params
     analysis = ctx.analysis(pixels, plane)  # fixes the run's stain, gives the embryo
     existing = list(ctx.existing(plane).values())
     tracked = [o.crop for o in made] + existing
     if tracked:
         ctx.typical_area = float(np.median([c.area for c in tracked]))
-    labels = detections(ctx, plane, pixels, emb)  # made before the snap, or now
+    labels = detections(ctx, plane, pixels, emb)  # made for the snap, or now
     scores = ctx.detected[2]
     if not np.any(labels):
         return
     clip = plane_embryo(analysis) if p.clip_to_embryo and ctx.stain == "membrane" else None
-    if snapping(ctx) and made:
-        for k, keep in snap_objects(made, labels, ctx.locked(plane), clip, p).items():
-            a = active.get(made[k].track)
-            if a is not None and a.last == plane:
-                a.crop, a.logits = made[k].crop, a.logits if keep else None
-                a.centroids[-1] = a.crop.centroid()
-        tracked = [o.crop for o in made] + existing
     looked_for = []  # tracks that missed this plane: their cells are not new
     for a in active.values():
         if a.last != plane and a.crop.area:

@@ -241,8 +241,10 @@ class PropagationParams:
         True, "On nuclear stains, match the plane's tracked objects to its automatic "
         "detections one-to-one (Hungarian method on IoU) and give each matched track the "
         "detection's mask (tracking.detections): a propagated mask drifts over its neighbours "
-        "in a crowd, a detection outlines one nucleus. Two daughters stand only when each "
-        "matches a detection of its own. Unmatched detections start new tracks as above; "
+        "in a crowd, a detection outlines one nucleus. A matched track goes on whatever the "
+        "track-end checks say of its propagated mask (they judge the unmatched ones). Two "
+        "daughters stand only when each matches a detection of its own. Unmatched "
+        "detections start new tracks as above; "
         "membrane stains are left to propagation.",
         advanced=True, needs="new_tracks")
     snap_min_iou: float = _new(

@@ -22,11 +22,11 @@ changes nothing. Per step, for every object still tracked on plane ``k`` (prompt
    ``PropagationParams``;
 6. on membrane planes a mask that overlaps the embryo is cut back to it (``clip_to_embryo``);
 7. with ``new_tracks``, the plane is segmented automatically (``tracking.detections``): on
-   nuclear stains the tracked masks are matched one-to-one to the detections and take the
-   matched detection's mask (two daughters stand only on two detections; before the track
-   ends are judged for divisions, after them for single objects: ``snap_to_detections``), and
-   every cell no track covers starts a new track with no mother (``tracking.new_cells``): a
-   cell that entered the plane.
+   nuclear stains the tracked masks are matched one-to-one to the detections before the
+   track ends are judged: a matched track takes the detection's mask and goes on (two
+   daughters stand only on two detections; ``snap_to_detections``), step 5 judges the
+   others; every cell no track covers starts a new track with no mother
+   (``tracking.new_cells``): a cell that entered the plane.
 
 The SAM-as-tracker scheme (previous mask as the next frame's prompt) follows the mask
 propagation of SAM-based video annotators such as SAM-Track (Cheng et al. 2023,
@@ -281,25 +281,31 @@ def _record(ctx: RunContext, active: dict, plane: Plane, previous: Plane, todo: 
                    <= inside_fraction([active[track].crop], embryo))  # it was inside: it left
         parts = clipped(parts, clip) if clip is not None and parts else parts
         chosen.append([parts, score, logits_i, outside])
-    pairs = {i for i, c in enumerate(chosen) if len(c[0]) == 2}
-    if snapping(ctx) and pairs:  # two daughters stand only on two detections
+    matched = set()
+    if ctx.detector is not None and ctx.stain == "auto":
+        ctx.analysis(plane_data[0], plane)  # fixes the run's stain before snapping
+    if snapping(ctx):  # matched tracks go on as their detections, whatever the end checks
         labels = detections(ctx, plane, *plane_data)
-        snapped = snap_parts([c[0] for c in chosen], labels, ctx.locked(plane), clip, p,
-                             only=pairs)
-        for i, (parts, keep_logits) in snapped.items():
+        snapped = snap_parts([c[0] for c in chosen], labels, ctx.locked(plane), clip, p)
+        for i, (parts, keep_logits, hit) in snapped.items():
             chosen[i][0] = parts
             chosen[i][2] = chosen[i][2] if keep_logits else None
+            if hit:
+                matched.add(i)
     for i, (track, _, _, shifted) in enumerate(todo):
         parts, score, logits_i, outside = chosen[i]
         _update(ctx, active, track, plane, parts, shifted, score, logits_i, previous,
-                found_again=i in again, left="left the embryo" if outside else None)
+                found_again=i in again, left="left the embryo" if outside else None,
+                matched=i in matched)
 
 
 def _update(ctx: RunContext, active: dict, track: int, plane: Plane, parts: list[Crop],
             shifted: Crop, pred_iou: float, low_res, previous: Plane,
-            found_again: bool = False, left: str | None = None) -> None:
+            found_again: bool = False, left: str | None = None, matched: bool = False) -> None:
     """Record the new object(s) of ``track`` on ``plane``, or end the track. An object found
-    again from a seed (``found_again``) is held to ``division_min_iou_prev`` and reviewed."""
+    again from a seed (``found_again``) is held to ``division_min_iou_prev`` and reviewed.
+    A track ``matched`` to a detection (``parts``: the detection's masks) is on a cell of
+    this plane: it goes on, whatever the end checks say (they judge the others)."""
     p, res, a = ctx.params, ctx.result, active[track]
     reason, iou_prev = end_reason(parts, a.crop.area, shifted, p, loose=found_again)
     reason = reason or left
@@ -308,7 +314,7 @@ def _update(ctx: RunContext, active: dict, track: int, plane: Plane, parts: list
     area = sum(c.area for c in parts)
     if not reason and p.max_growth > 0 and area > p.max_growth * max(a.first_area, 1):
         reason = f"grew {area / max(a.first_area, 1):.1f}x"
-    if reason:
+    if reason and not matched:
         if a.missed < p.max_missed_planes:  # looked for again on the next plane
             a.lost = a.lost if a.missed else (plane, reason)
             a.missed, a.logits = a.missed + 1, None
