@@ -5,7 +5,9 @@ interiors or nuclei blobs; ``stain="auto"`` decides, rule in ``seeds.py``), one 
 decoded in batches (``seeded.py``); ``"grid"``: SAM's automatic mask generator, fast
 (``grid.py``). Both end in ``postprocess.proposals_to_labels`` (one object per pixel by
 logits, holes filled, objects below ``min_area`` pixels removed; seeded mode drops
-box-shaped masks first).
+box-shaped masks first, and on nuclei keeps the whole nucleus over its fragments). Seeded
+masks' uncertain edges are decided by the plane's intensities (``engine.mask_refine``) by the
+``Predictor``'s rule (``mask_refine.wanted``: bundled models with zoom on).
 
 A plane with no detectable embryo (or NaN-only, or constant) gives empty labels and a
 ``message``, never an error; such a plane is not even embedded.
@@ -172,11 +174,13 @@ def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_are
     from napari_devosam.automatic.grid import grid_proposals
     from napari_devosam.automatic.postprocess import (
         dedupe,
+        dedupe_nested,
         drop_box_shaped,
         proposals_to_labels,
     )
     from napari_devosam.automatic.seeded import seeded_in_views, seeded_proposals
     from napari_devosam.engine.embeddings import embed_plane
+    from napari_devosam.engine.mask_refine import gray
 
     sam, cache, normalization = _sam_and_cache(model)
     if embedding is None:
@@ -188,11 +192,16 @@ def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_are
         if analysis is not None and analysis.embryo is not None:
             props = _filter_to_embryo(props, analysis.embryo)
     else:
-        if plane is not None and _zooms(model, sam):
+        zooms = plane is not None and _zooms(model, sam)
+        if plane is not None and _refines(model, sam, zooms):
+            dec.pixels = gray(plane)
+        if zooms:
             props = seeded_in_views(dec, plane, normalization, seeds, min_score)
         else:
             props = seeded_proposals(dec, seeds, min_score)
-        props = dedupe(drop_box_shaped(props, dec.plane_shape))
+        nuclei = analysis is not None and analysis.found and analysis.stain == "nuclei"
+        props = drop_box_shaped(props, dec.plane_shape)
+        props = dedupe_nested(props, diameter=seeds.diameter) if nuclei else dedupe(props)
     return proposals_to_labels(props, dec.plane_shape, min_area)
 
 
@@ -203,6 +212,16 @@ def _zooms(model, sam) -> bool:
 
     zoom = getattr(model, "zoom", None)
     return wanted(sam) if zoom is None else bool(zoom)
+
+
+def _refines(model, sam, zooms: bool) -> bool:
+    """Seeded masks refined by the plane's intensities (``engine.mask_refine``): the
+    ``Predictor``'s ``refine`` when given one, else ``mask_refine.wanted`` (bundled models
+    with zoom on), the ``Predictor``'s own rule."""
+    from napari_devosam.engine.mask_refine import wanted
+
+    refine = getattr(model, "refine", None)
+    return wanted(sam, zooms) if refine is None else bool(refine)
 
 
 def neighbour_index(index: tuple[int, ...]) -> tuple[int, ...] | None:

@@ -76,12 +76,14 @@ def is_box_shaped(q: Proposal, plane_shape) -> bool:
     ``BOX_FILL`` of its tight box, or at least two sides of that box (not on the plane's
     edge) are straight runs of mask over ``BOX_SIDE`` of their length (a mask cut by the
     prompt box, or SAM answering a box with the box). Cells are round or polygons whose
-    sides are not aligned with the pixel grid."""
-    rows = np.flatnonzero(q.mask.any(axis=1))
-    cols = np.flatnonzero(q.mask.any(axis=0))
+    sides are not aligned with the pixel grid. A refined proposal is judged by SAM's own
+    mask (``Proposal.sam_mask``): the shape SAM answered the prompt with."""
+    sam = q.mask if q.sam_mask is None else q.sam_mask
+    rows = np.flatnonzero(sam.any(axis=1))
+    cols = np.flatnonzero(sam.any(axis=0))
     if rows.size == 0:
         return False
-    m = q.mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    m = sam[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     if m.size >= 16 and m.mean() >= BOX_FILL:
         return True
     r0, c0 = q.box[0] + rows[0], q.box[1] + cols[0]

@@ -15,6 +15,8 @@ from napari_devosam.automatic.seeds import Seeds
 
 BATCH = 64
 BOX_GROW = 0.25
+VIEW_TARGET = None  # input px a zoomed seed's box spans (None: engine.zoom.TARGET)
+VIEW_BATCH = None  # views per encoder pass (None: engine.zoom.view_batch, by device)
 
 
 def _limits(boxes: np.ndarray, shape) -> np.ndarray:
@@ -73,27 +75,46 @@ def seeded_proposals(dec: PromptDecoder, seeds: Seeds, min_score: float = 0.0
 def seeded_in_views(dec: PromptDecoder, plane: np.ndarray, normalization, seeds: Seeds,
                     min_score: float = 0.0) -> list[Proposal]:
     """``seeded_proposals`` where each seed whose box is small on the whole plane is decoded
-    in a zoomed view around it (``engine.zoom``: one encoder pass per view, views shared by
-    neighbouring seeds of a similar size). Seeds without a box, and large ones, use ``dec``.
+    in a zoomed view around it (``engine.zoom``: views packed by ``zoom.pack_views``, shared
+    by neighbouring seeds of a similar size, several per encoder pass on an accelerator).
+    Seeds without a box, and large ones, use ``dec``.
 
-    ``plane``: the ``(H, W)`` pixels ``dec``'s embedding was computed from.
+    ``plane``: the ``(H, W)`` pixels ``dec``'s embedding was computed from. A view's masks
+    are refined by its window of ``dec.pixels`` when that is set (``crop_proposals``).
     """
-    from napari_devosam.automatic.decoding import PromptDecoder as _Decoder
     from napari_devosam.engine import zoom as Z
 
     has_box = np.flatnonzero(~np.isnan(seeds.boxes).any(axis=1))
-    whole, views = Z.plan_views(seeds.boxes[has_box], dec.plane_shape,
-                                dec.sam.image_encoder.img_size)
+    whole, views = Z.pack_views(seeds.boxes[has_box], dec.plane_shape,
+                                dec.sam.image_encoder.img_size, VIEW_TARGET)
     in_views = {int(has_box[i]) for view in views for i in view.members}
     rest = [i for i in range(len(seeds)) if i not in in_views]
     props = seeded_proposals(dec, _subset(seeds, rest, np.zeros(2)), min_score)
-    for view in views:
-        emb = Z.embed_view(dec.sam, plane, view.window, normalization)
-        members = [int(has_box[i]) for i in view.members]
-        for p in seeded_proposals(_Decoder(dec.sam, emb), _subset(seeds, members, view.offset),
-                                  min_score):
-            props.append(_to_plane(p, view.offset))
+    view_dec = None
+    batch = Z.view_batch(dec.sam) if VIEW_BATCH is None else VIEW_BATCH
+    for start in range(0, len(views), batch):  # a batch's embeddings at a time
+        part = views[start:start + batch]
+        embs = Z.embed_views(dec.sam, plane, [v.window for v in part], normalization, batch)
+        for view, emb in zip(part, embs, strict=True):
+            pixels = None if dec.pixels is None else Z.crop(dec.pixels, view.window)
+            view_dec = _view_decoder(view_dec, dec.sam, emb)
+            view_dec.pixels = pixels
+            members = [int(has_box[i]) for i in view.members]
+            sub = _subset(seeds, members, view.offset)
+            for p in seeded_proposals(view_dec, sub, min_score):
+                props.append(_to_plane(p, view.offset))
     return props
+
+
+def _view_decoder(prev: PromptDecoder | None, sam, emb) -> PromptDecoder:
+    """A ``PromptDecoder`` on a view's embedding: ``prev`` re-pointed at it when both have the
+    same input frame (what the decoder derived from its weights is kept: ~7 % of a view's
+    time), else a new one."""
+    if prev is not None and tuple(prev.embedding.input_size) == tuple(emb.input_size):
+        prev.decoder.set_embedding(emb)
+        prev.embedding = prev.decoder.embedding
+        return prev
+    return PromptDecoder(sam, emb)
 
 
 def _subset(seeds: Seeds, idx, offset: np.ndarray) -> Seeds:
@@ -111,4 +132,4 @@ def _to_plane(p: Proposal, offset: np.ndarray) -> Proposal:
     if prompt["box"] is not None:
         prompt["box"] = [v + d for v, d in zip(prompt["box"], (dr, dc, dr, dc), strict=True)]
     return Proposal((r0 + dr, c0 + dc, r1 + dr, c1 + dc), p.mask, p.logits, p.score,
-                    p.stability, prompt)
+                    p.stability, prompt, p.sam_mask)

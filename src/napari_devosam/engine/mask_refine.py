@@ -45,6 +45,14 @@ MIN_SAMPLES = 4  # pixels each class needs
 _MAD_TO_SD = 1.4826  # a normal distribution's standard deviation per median absolute dev.
 
 
+def wanted(sam, zoom: bool) -> bool:
+    """Whether masks of ``sam`` are refined by default (``refine="auto"``): where small
+    objects are prompted in zoomed views (``zoom``, e.g. ``engine.zoom.wanted``) of a
+    bundled-format model (``sam.devosam_bundled``), the models it was measured on. The one
+    rule for the ``Predictor`` and automatic segmentation alike."""
+    return bool(zoom) and bool(getattr(sam, "devosam_bundled", False))
+
+
 def gray(plane) -> np.ndarray:
     """``(H, W)`` float32 intensities of a ``(H, W)`` plane of any real dtype or an RGB(A)
     ``(H, W, 3|4)`` one (the mean of its three colours). Raises ``ValueError`` otherwise."""

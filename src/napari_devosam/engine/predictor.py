@@ -98,8 +98,7 @@ class Predictor:
             if value not in (True, False, "auto"):
                 raise ValueError(f"{name} must be True, False or 'auto', got {value!r}")
         self.zoom = Z.wanted(self._sam) if zoom == "auto" else bool(zoom)
-        bundled = bool(getattr(self._sam, "devosam_bundled", False))
-        self.refine = self.zoom and bundled if refine == "auto" else bool(refine)
+        self.refine = MR.wanted(self._sam, self.zoom) if refine == "auto" else bool(refine)
         self._gray = None  # the plane's intensities for refine, made on first use
         self._plane: np.ndarray | None = None  # pixels of the current plane, for views
         self._views: dict[tuple, PlaneEmbedding] = {}
