@@ -30,8 +30,8 @@ BUNDLED_MODEL = "embryo"
 # embryo (embryo_v2) with zoomed views (engine/zoom.py, the default for bundled models): box
 # 0.806, point 0.522; on the whole plane only (zoom=False): 0.644, 0.378. embryo_v1 with views:
 # 0.800, 0.661; embryo_tiny on the whole plane: 0.422, 0.362
-BOX_IOU_FLOOR = 0.75
-POINT_IOU_FLOOR = 0.47
+BOX_IOU_FLOOR = 0.78  # embryo_v2 with views and mask_refine: 0.819
+POINT_IOU_FLOOR = 0.50  # 0.541
 WHOLE_PLANE_BOX_FLOOR = 0.52
 OTSU_BOX_FLOOR = 0.68  # Gaussian + Otsu in the same boxes: 0.73
 OTSU_AUTO_F1_FLOOR = 0.45  # global Gaussian + Otsu + connected parts: F1@0.5 0.53
