@@ -45,8 +45,8 @@ def test_track_says_how_long_before_propagating(movie, capsys):
     assert "timing" not in err
     line = next(x for x in err.splitlines() if "to track" in x)
     assert re.fullmatch(r"devosam track: about .+ for 4 planes to track \(embedding 5 planes "
-                        r"at [\d.]+ s each, recorded on an earlier run here; propagation and "
-                        r"new-cell detection [\d.]+ s per plane, recorded on an earlier run "
+                        r"at [\d.]+ s each, recorded on an earlier run here; propagation of 3 "
+                        r"objects at [\d.]+ s per object-plane, recorded on an earlier run "
                         r"here\)", line), line
     assert err.index(line) < err.index("propagating")  # before the first plane is tracked
     # every plane cached (by devosam embed): the propagation is still counted
@@ -57,7 +57,7 @@ def test_track_says_how_long_before_propagating(movie, capsys):
     assert _track(tmp, ckpt, "o3", "--cache-dir", cache) == 0
     err = capsys.readouterr().err
     assert re.search(r"devosam track: about .+ for 4 planes to track \(no embedding: every "
-                     r"plane is in the cache; propagation and new-cell detection", err), err
+                     r"plane is in the cache; propagation of 3 objects", err), err
 
 
 def test_track_estimate_counts_the_recorded_propagation_time(movie, capsys):
@@ -72,6 +72,62 @@ def test_track_estimate_counts_the_recorded_propagation_time(movie, capsys):
     assert line == ("devosam track: about 30 s for 4 planes to track (embedding 5 planes at "
                     "0.5 s each, recorded on an earlier run here; propagation and new-cell "
                     "detection 7 s per plane, recorded on an earlier run here)")
+
+
+def test_track_estimate_grows_with_the_seeds_per_object_plane(movie, capsys):
+    """Issue 25: propagation is estimated per seed and plane from the recorded per-object
+    time (a per-plane record beside it is not used); fails with a per-plane estimate."""
+    from napari_devosam.utils.estimate import object_key, record_key, record_seconds
+
+    tmp, ckpt = movie
+    key = record_key(ckpt, "cpu", "fp32")
+    record_seconds("track|" + key, 7.0)
+    record_seconds(object_key("track", key), 2.0)
+    record_seconds(key, 0.25)
+    assert _track(tmp, ckpt, "dense") == 0  # 3 seeds: 4 x 3 x 2 s + 5 x 0.25 s
+    line = next(x for x in capsys.readouterr().err.splitlines() if "to track" in x)
+    assert line == ("devosam track: about 25 s for 4 planes to track (embedding 5 planes at "
+                    "0.25 s each, recorded on an earlier run here; propagation of 3 objects "
+                    "at 2 s per object-plane, recorded on an earlier run here)")
+    seeds = tifffile.imread(tmp / "seeds.tif")
+    first = np.unique(seeds)[1]
+    tifffile.imwrite(tmp / "seeds.tif", np.where(seeds == first, seeds, 0).astype(np.uint16))
+    record_seconds(object_key("track", key), 2.0)  # the dense run recorded its own
+    record_seconds(key, 0.25)
+    # 1 seed, nothing cached: 4 x 1 x 2 s + 5 x 0.25 s
+    assert _track(tmp, ckpt, "sparse", "--cache-dir", str(tmp / "other")) == 0
+    line = next(x for x in capsys.readouterr().err.splitlines() if "to track" in x)
+    assert line.startswith("devosam track: about 9 s for 4 planes to track (")
+    assert "propagation of 1 object at 2 s per object-plane" in line
+
+
+def test_a_track_run_records_its_time_per_object_plane(movie, capsys):
+    """The run's propagation time over the object-planes it visited (tracks going summed
+    over its planes) is kept beside the per-plane time."""
+    from napari_devosam.utils.estimate import object_key, record_key, recorded_seconds
+
+    tmp, ckpt = movie
+    key = record_key(ckpt, "cpu", "fp32")
+    assert recorded_seconds(object_key("track", key)) is None
+    assert _track(tmp, ckpt, "o1", "--params", str(_wide_open(tmp))) == 0
+    capsys.readouterr()
+    per_plane = recorded_seconds("track|" + key)
+    per_object = recorded_seconds(object_key("track", key))
+    assert per_plane is not None and per_object is not None
+    # no track ends with these thresholds: 3 tracks on each of the 4 planes
+    assert per_object == pytest.approx(per_plane / 3, rel=0.01)
+
+
+def _wide_open(tmp):
+    """Thresholds under which no track of the random tiny SAM ends (no new tracks)."""
+    import json
+
+    path = tmp / "wide.json"
+    path.write_text(json.dumps({"min_area": 1, "min_area_fraction": 0.0,
+                                "min_inside_fraction": 0.0, "min_iou_prev": 0.0,
+                                "min_pred_iou": 0.0, "review_below": 1.0, "max_growth": 0.0,
+                                "min_embryo_fraction": 0.0, "new_tracks": False}))
+    return path
 
 
 def test_auto_estimate_counts_the_recorded_segmentation_time(movie, capsys):

@@ -46,11 +46,11 @@ def test_annotator_autoloads_the_default_and_names_it(make_napari_viewer, qtbot)
     qtbot.waitUntil(lambda: w.predictor is not None, timeout=TIMEOUT)
     assert f"{BUNDLED_CHOICE}, bundled" in w.model_panel.active_label.text()
     # the key of its recorded times is the CLI's for `--model <name>` on this device
-    from napari_devosam.utils.estimate import record_key
+    from napari_devosam.models.registry import timing_key
 
     precision = w.model_panel.precision_combo.currentText()
     assert w.model_panel.loaded.name == BUNDLED_CHOICE
-    assert w.model_panel.loaded.key == record_key(BUNDLED_CHOICE, "cpu", precision)
+    assert w.model_panel.loaded.key == timing_key(BUNDLED_CHOICE, "cpu", precision)
     w.set_model(w.sam, "again")  # the same model set again keeps its name
     assert w.model_panel.loaded.name == BUNDLED_CHOICE
     w.set_model(tiny_sam(), "injected model")  # a model handed over: named by architecture

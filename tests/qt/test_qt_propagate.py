@@ -313,3 +313,50 @@ def test_the_estimate_names_propagation_and_a_run_records_its_time(qtbot, annota
     assert measured is not None and measured != 30.0  # this run's, for the next estimate
     after = panel.range.label.text()
     assert after != recorded and "no embedding: every plane is in the cache" in after
+
+
+def test_the_estimate_grows_with_the_seeds_and_a_run_records_its_object_time(qtbot, annotated):
+    """Issue 25: Propagate's label counts the committed objects of the plane shown x the
+    planes x the recorded seconds per object-plane; a denser seed set gives a proportionally
+    larger estimate, and a run records its own per-object time. Fails with a per-plane
+    estimate (the label would not change with the seeds)."""
+    import re
+
+    from napari_devosam.utils.estimate import object_key, record_seconds, recorded_seconds
+
+    viewer, w, seeds = annotated
+    panel = w.propagate_panel
+    qtbot.waitUntil(lambda: w.state.ready_plane == (0,), timeout=TIMEOUT)
+    key = w.model_panel.loaded.key
+    record_seconds("track|" + key, 1.0)  # a per-plane record beside it is not used
+    record_seconds(object_key("track", key), 20.0)
+    w._update_status()
+
+    def total(text):  # seconds of "about 3 min 01 s"
+        m = re.search(r"about (\d+) min (\d+) s", text)
+        assert m, text
+        return 60 * int(m[1]) + int(m[2])
+
+    sparse = panel.range.label.text()
+    assert f"propagation of {len(seeds)} objects at 20 s per object-plane, recorded" in sparse
+    extra = np.zeros((3, 96, 96), bool)
+    for i, (r, c) in enumerate([(2, 2), (2, 88), (88, 2)]):  # corners, off the cells
+        extra[i, r:r + 6, c:c + 6] = True
+    assert not np.asarray(w.store.labels[0])[extra.any(0)].any()
+    w.store_ops.commit((0,), list(extra), None, {})
+    qtbot.waitUntil(lambda: len(w.store.objects) == len(seeds) + 3 and not w.jobs.busy,
+                    timeout=TIMEOUT)
+    w._update_status()
+    dense = panel.range.label.text()
+    n = len(seeds) + 3
+    assert f"propagation of {n} objects at 20 s per object-plane" in dense
+    # 3 planes x n objects x 20 s, plus the same (sub-second) embedding
+    assert total(dense) - total(sparse) == pytest.approx(3 * 3 * 20, abs=2)
+    assert total(dense) / total(sparse) == pytest.approx(n / len(seeds), rel=0.02)
+    assert panel.run()
+    finish(qtbot, w)
+    per_plane = recorded_seconds("track|" + key)
+    per_object = recorded_seconds(object_key("track", key))
+    assert per_plane != 1.0 and per_object != 20.0  # this run's
+    # no track ends (WIDE_OPEN): n objects on each plane visited
+    assert per_object == pytest.approx(per_plane / n, rel=0.01, abs=2e-4)

@@ -135,3 +135,43 @@ def test_panel_line_counts_the_whole_work_once_the_step_is_recorded(tmp_path, mo
     assert panel_line("Precompute all planes", 8, None, key, 6, 0.5) == (
         "Precompute all planes: about 3 s for 6 planes to embed (0.5 s per plane, measured "
         "here; 2 of 8 in the cache)")
+
+
+def test_propagation_is_estimated_per_object_plane_when_recorded(tmp_path, monkeypatch):
+    """Issue 25: a per-plane time recorded on a sparse movie is far off on a dense one; the
+    per-object-plane time scales with the seeds. Fails with a per-plane estimate."""
+    from napari_devosam.utils.estimate import object_key, panel_line, step_key, work_line
+
+    monkeypatch.setenv("DEVOSAM_CACHE_DIR", str(tmp_path / "cache"))
+    key = record_key("embryo_tiny", "cpu", "fp32")
+    record_seconds(step_key("track", key), 3.0)  # an older record file: per plane only
+    assert panel_line("Propagate", 7, "track", key, 0, objects=104) == (
+        "Propagate: about 21 s for 7 planes to track (no embedding: every plane is in the "
+        "cache; propagation and new-cell detection 3 s per plane, recorded on an earlier run "
+        "here)")
+    record_seconds(object_key("track", key), 0.09)
+    dense = panel_line("Propagate", 7, "track", key, 7, 0.2, objects=104)
+    assert dense == (
+        "Propagate: about 1 min 07 s for 7 planes to track (embedding 7 planes at 0.2 s each, "
+        "measured here; propagation of 104 objects at 0.09 s per object-plane, recorded on "
+        "an earlier run here)")  # 7 x 0.2 + 7 x 104 x 0.09 = 66.9 s
+    sparse = panel_line("Propagate", 7, "track", key, 0, objects=10)
+    assert sparse.startswith("Propagate: about 6 s for 7 planes")  # 7 x 10 x 0.09 = 6.3 s
+    # no seed count (batch): the per-plane record
+    assert "3 s per plane" in panel_line("Propagate", 7, "track", key, 0)
+    assert work_line(4, [("track", 0.5, "recorded", 20)]).startswith("about 40 s for 4 planes")
+
+
+def test_a_run_records_its_time_per_object_plane(tmp_path, monkeypatch):
+    from napari_devosam.utils.estimate import object_key, record_run, step_key
+
+    monkeypatch.setenv("DEVOSAM_CACHE_DIR", str(tmp_path / "cache"))
+    key = record_key("embryo_tiny", "cpu", "fp32")
+    # 22 s, 2 of them embedding 4 planes: 20 s over 10 planes, over 400 object-planes
+    assert record_run("track", key, 22.0, 10, 4, 0.5, object_planes=400) == 2.0
+    assert recorded_seconds(step_key("track", key)) == 2.0
+    assert recorded_seconds(object_key("track", key)) == 0.05
+    record_run("auto", key, 22.0, 10, 4, 0.5, object_planes=400)  # not a per-object step
+    assert recorded_seconds("auto-object|" + key) is None
+    record_run("track", key, 5.0, 5, 0, 0.5, object_planes=0)  # nothing followed: kept
+    assert recorded_seconds(object_key("track", key)) == 0.05

@@ -7,7 +7,8 @@ The arithmetic and the wording are the core's (``utils.estimate.panel_line``, ``
 planes not in the cache (``EmbeddingJobs.to_embed``) x the encoder's seconds per plane
 (measured in this process, ``engine.encoder_timing``, else recorded on an earlier run), plus
 every plane x the per-plane time recorded for ``step`` (``"auto"``: Segment all; ``"track"``:
-Propagate) by an earlier run of the CLI or the annotator with the same model, device and
+Propagate, per object-plane x the objects on the plane shown when that is recorded,
+``objects_shown``) by an earlier run of the CLI or the annotator with the same model, device and
 precision (``model_panel.loaded.key``). With nothing recorded for the step the line says it
 counts the encoder only and that the first plane will be timed. ``update_estimates(w)``
 refreshes the labels of Precompute, Segment all and Propagate (the annotator calls it with
@@ -39,16 +40,32 @@ def model_key(w) -> str | None:
     return None if loaded is None or w.sam is None else loaded.key
 
 
-def work_estimate(w, what: str, planes, step: str | None) -> str:
+def work_estimate(w, what: str, planes, step: str | None, objects: int | None = None) -> str:
     """One line: how long ``what`` will take on ``planes`` (index tuples) of ``w``'s image:
-    their embedding, then ``step`` (None: the encoder only) on each."""
+    their embedding, then ``step`` (None: the encoder only) on each, following ``objects``
+    seeds (Propagate: per object-plane when recorded, ``utils.estimate.recorded_step``)."""
     from napari_devosam.engine.encoder_timing import seconds_per_plane
 
     planes = list(planes)
     if w.sam is None or not planes:
         return ""
     return panel_line(what, len(planes), step, model_key(w), w.embeddings.to_embed(planes),
-                      seconds_per_plane(w.sam))
+                      seconds_per_plane(w.sam), objects)
+
+
+def objects_shown(w) -> int | None:
+    """The committed objects on the plane shown (the ``objects`` layer's distinct labels
+    there: the seeds of a Propagate run from it); None without a layer or plane."""
+    import numpy as np
+
+    layer, plane = getattr(getattr(w, "layers", None), "objects", None), w.current_plane
+    if layer is None or plane is None or w.state is None:
+        return None
+    try:
+        labels = np.asarray(layer.data[tuple(plane)])
+    except (IndexError, TypeError):  # the image is changing under the layer
+        return None
+    return int(np.count_nonzero(np.unique(labels)))
 
 
 def image_planes(w) -> list[tuple]:
@@ -84,8 +101,9 @@ class RunTiming:
     """The clock of one panel run of ``step`` (``"auto"``, ``"track"``) by the annotator ``w``.
 
     ``left(done, total)``: the time left, from the planes done so far (``TimeLeft``; ``""``
-    before the first). ``finished(n_planes, planes)``: the run processed ``n_planes``
-    (``planes``: their index tuples, now in the cache): its step and encoder times are
+    before the first). ``finished(n_planes, planes, object_planes)``: the run processed
+    ``n_planes`` (``planes``: their index tuples, now in the cache; ``object_planes``: the
+    tracked objects summed over them, for a per-object time): its step and encoder times are
     recorded under the model's key (``record_run``; the planes it embedded counted by the
     annotator's cache, ``LockedEmbeddingCache.puts``) and the estimates refreshed.
     """
@@ -98,7 +116,8 @@ class RunTiming:
     def left(self, done: int, total: int) -> str:
         return self.clock(done, total) or ""
 
-    def finished(self, n_planes: int, planes=()) -> float | None:
+    def finished(self, n_planes: int, planes=(), object_planes: int | None = None
+                 ) -> float | None:
         """Record the run's times; returns the step's seconds per plane (None: not recorded)."""
         from napari_devosam.engine.encoder_timing import seconds_per_plane
 
@@ -106,7 +125,8 @@ class RunTiming:
         if self.key is not None and n_planes > 0:
             embedded = getattr(w.cache, "puts", 0) - self.puts
             each = record_run(self.step, self.key, self.clock.clock() - self.clock.started,
-                              n_planes, embedded, seconds_per_plane(self.sam))
+                              n_planes, embedded, seconds_per_plane(self.sam),
+                              object_planes)
         with contextlib.suppress(AttributeError, RuntimeError):
             w.embeddings.mark_cached(planes)
         update_estimates(w)
@@ -181,4 +201,6 @@ class PropagateRange:
             return []
 
     def update_estimate(self) -> None:
-        self.label.setText(work_estimate(self.panel.w, "Propagate", self.planes(), "track"))
+        w, planes = self.panel.w, self.planes()
+        objects = objects_shown(w) if planes else None
+        self.label.setText(work_estimate(w, "Propagate", planes, "track", objects))

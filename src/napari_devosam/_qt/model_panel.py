@@ -8,7 +8,7 @@ shown under the choice with its reason; ``DEVOSAM_DEVICE`` presets the device.
 
 ``loaded`` (a ``LoadedModel``) names the model in use, its device and precision: its ``key``
 is the one under which the CLI and the annotator record per-plane times
-(``utils.estimate.record_key``), read by the estimates before long work.
+(``models.registry.timing_key``), read by the estimates before long work.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from napari_devosam.models.registry import (
     canonical_name,
     is_bundled,
     recommended_bundled,
+    timing_key,
 )
 
 CHECKPOINT_CHOICE = "checkpoint file"
@@ -60,10 +61,8 @@ class LoadedModel:
 
     @property
     def key(self) -> str:
-        """The key of its recorded per-plane times (``utils.estimate.record_key``)."""
-        from napari_devosam.utils.estimate import record_key
-
-        return record_key(canonical_name(self.name), self.device, self.precision)
+        """The key of its recorded per-plane times (``models.registry.timing_key``)."""
+        return timing_key(self.name, self.device, self.precision)
 
 
 def loaded_model(sam, name: str | None = None) -> LoadedModel:

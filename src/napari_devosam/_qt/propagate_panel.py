@@ -12,7 +12,8 @@ A run goes through three threads, and the GUI thread only updates layers:
 
 The controls become the run's ``TrackingRequest`` in ``propagate_form.tracking_request``.
 While it runs, the message says the time left from the planes done so far; a finished run
-records its per-plane time for the next estimate (``estimates.RunTiming``).
+records its per-plane and per-object-plane times for the next estimate
+(``estimates.RunTiming``).
 
 Cancel (before step 3) leaves the store exactly as it was. "Propagate from here" recomputes
 the selected object's track (and its daughters) beyond its plane, e.g. after a correction;
@@ -243,6 +244,7 @@ class PropagatePanel(QGroupBox):
         worker = create_job(run_in_store, w.sam, image, run, self.embeddings,
                             progress={"total": len(order), "desc": "Propagating objects"})
         self.timing, self._done = RunTiming(w, "track"), 0  # time left; recorded at the end
+        self._visited = 0  # tracks going summed over the planes done: object-planes
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda plan: self._on_plan(token, run, plan))
         worker.errored.connect(lambda exc: self._failed(token, exc))
@@ -267,6 +269,7 @@ class PropagatePanel(QGroupBox):
         self.progress.setRange(0, p.total)
         self.progress.setValue(p.done)
         self._done = p.done
+        self._visited += int(p.active)
         left = self.timing.left(p.done, p.total) if self.timing is not None else ""
         self.message.setText(f"plane {p.plane}: {p.active} track(s) going"
                              + (f"; {left}" if left else ""))
@@ -291,7 +294,8 @@ class PropagatePanel(QGroupBox):
         if token is not self._token or plan is None:
             return
         if self.timing is not None:  # a finished run: the next estimate is measured
-            self.timing.finished(self._done or len(run.order), [run.request.plane, *run.order])
+            self.timing.finished(self._done or len(run.order), [run.request.plane, *run.order],
+                                 self._visited)
         self._applying = True
         self.message.setText("saving ...")
         info = {"model": w._model_text, "decoder": w._decoder_text}

@@ -3,7 +3,8 @@
 The whole work: the encoder on every plane to do, plus per plane the recorded time of the
 ``auto`` and ``track`` steps (``record_after_batch`` records them from the manifest's task
 times at the end of each run; with no auto time recorded, the first plane is segmented
-here to time it).
+here to time it). The track step is counted per plane, not per object-plane as ``devosam
+track`` counts it: its seeds come from the auto step, so their number is not known before.
 
 The planes to embed are those of the input files with a step still to do (the manifest of
 ``--out`` says which steps are done for unchanged files), counted from the files' shapes
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_devosam.cli.plane_estimate import HOW_FIRST, HOW_RECORDED, named_key
+from napari_devosam.cli.plane_estimate import HOW_FIRST, HOW_RECORDED
+from napari_devosam.models.registry import timing_key
 from napari_devosam.utils.estimate import (
     STEPS,
     estimate_line,
@@ -99,7 +101,7 @@ def say_before_batch(files: list[Path], out_dir: Path, opts, file=None) -> str |
         todo.append(path)
     if not todo:
         return None
-    key = named_key(opts.model, resolve_device(opts.device), opts.precision)
+    key = timing_key(opts.model, resolve_device(opts.device), opts.precision)
     steps = [s for s in ("auto", "track") if s in opts.steps]
     each, how, what = recorded_seconds(key), HOW_RECORDED, " to embed"
     timed = {s: recorded_seconds(step_key(s, key)) for s in steps}
@@ -193,7 +195,7 @@ def record_after_batch(manifest, files: list[Path], opts) -> None:
     from napari_devosam.utils.devices import resolve_device
     from napari_devosam.utils.estimate import step_key, step_seconds
 
-    key = named_key(opts.model, resolve_device(opts.device), opts.precision)
+    key = timing_key(opts.model, resolve_device(opts.device), opts.precision)
     for step in ("auto", "track"):
         if step not in opts.steps:
             continue

@@ -9,7 +9,8 @@ into the run's cache so the run does not embed them again. ``record_after`` stor
 own measure for the next run. The wording is ``utils.estimate.estimate_line``'s.
 
 ``WorkEstimate`` says the whole work of ``segment --auto`` and ``track`` (embedding + the
-per-plane step after it, ``utils.estimate.work_line``) and records the step's time.
+step after it, per plane or, for ``track`` with its seed count, per object-plane:
+``utils.estimate.recorded_step``, ``work_line``) and records the step's time.
 """
 
 from __future__ import annotations
@@ -34,16 +35,9 @@ from napari_devosam.utils.text import count
 def model_key(model, sam) -> str:
     """``record_key`` of the loaded ``sam`` (``model``: the name or path it was loaded by)."""
     from napari_devosam.models.precision import precision_of
+    from napari_devosam.models.registry import timing_key
 
-    return named_key(model, sam.pixel_mean.device, precision_of(sam))
-
-
-def named_key(model, device, precision) -> str:
-    """``record_key`` with a model alias resolved, so ``--model demo`` and the panel's
-    ``embryo_tiny`` read and write one record."""
-    from napari_devosam.models.registry import canonical_name
-
-    return record_key(canonical_name(model), device, precision)
+    return timing_key(model, sam.pixel_mean.device, precision_of(sam))
 
 
 def planes_to_embed(sam, planes: Sequence[np.ndarray], cache, normalization=None
@@ -142,24 +136,26 @@ class WorkEstimate:
         print(f"devosam {self.command}: {line}", file=self.file, flush=True)
 
     def say_before(self, planes: Sequence[np.ndarray], cache, n_steps: int | None = None,
-                   normalization=None) -> str | None:
+                   normalization=None, objects: int | None = None) -> str | None:
         """Say the estimate of embedding ``planes`` (those not in ``cache``) and running the
-        step on ``n_steps`` planes (default: all of ``planes``); returns the line said."""
+        step on ``n_steps`` planes (default: all of ``planes``), following ``objects`` seeds
+        (a ``PER_OBJECT`` step: per object-plane when recorded, ``recorded_step``); returns
+        the line said."""
         import time
 
         from napari_devosam.engine.encoder_timing import seconds_per_plane
         from napari_devosam.utils.estimate import (
             FirstUnit,
-            step_key,
+            recorded_step,
             timing_first_line,
             work_line,
         )
 
         n = len(planes) if n_steps is None else n_steps
         todo = planes_to_embed(self.sam, planes, cache, normalization)
-        step_each = recorded_seconds(step_key(self.step, self.key))
+        timed = recorded_step(self.step, self.key, objects)
         line = None
-        if step_each is None:
+        if timed is None:
             line = timing_first_line(n, self.step)
             self.first = FirstUnit("plane")
         else:
@@ -169,8 +165,7 @@ class WorkEstimate:
             if each is None and todo:
                 each, how = time_encoder(self.sam, todo[:2], cache, normalization), HOW_FIRST
                 todo = todo[2:]
-            line = work_line(n, [(self.step, step_each, HOW_RECORDED)], len(todo), each,
-                             how)
+            line = work_line(n, [timed], len(todo), each, how)
         self.say(line)
         self.n_embed = len(todo)
         self.started = time.perf_counter()
@@ -193,8 +188,9 @@ class WorkEstimate:
                 self.say(line)
         return line
 
-    def record_after(self, n_steps: int) -> None:
-        """The run (started at ``say_before``) processed ``n_steps`` planes: keep its times."""
+    def record_after(self, n_steps: int, object_planes: int | None = None) -> None:
+        """The run (started at ``say_before``) processed ``n_steps`` planes (``object_planes``:
+        its tracked objects summed over them, for a per-object time): keep its times."""
         import time
 
         from napari_devosam.engine.encoder_timing import seconds_per_plane
@@ -204,4 +200,4 @@ class WorkEstimate:
             record_after(self.key, self.sam)
             return
         record_run(self.step, self.key, time.perf_counter() - self.started, n_steps,
-                   self.n_embed, seconds_per_plane(self.sam))
+                   self.n_embed, seconds_per_plane(self.sam), object_planes)

@@ -193,11 +193,13 @@ def _track(args, image, request) -> int:
     work = WorkEstimate("track", "track", sam, model_key(args.model, sam))
     visits = list(dict.fromkeys([tuple(request.plane), *request.route.planes]))
     n_steps = request.route.total  # planes propagated to (the seed plane is embedded only)
-    work.say_before([np.asarray(image[p]) for p in visits], cache, n_steps)
+    work.say_before([np.asarray(image[p]) for p in visits], cache, n_steps,
+                    objects=len(request.seeds or ()))
     gen = run_tracking(sam, image, request, cache=cache)
-    done = drain_with_bar(_pairs(gen), desc="propagating", unit="plane",
+    visited = [0]  # tracked objects summed over the planes done (Progress.active)
+    done = drain_with_bar(_pairs(gen, visited), desc="propagating", unit="plane",
                           estimate="plane" if work.first is not None else None)
-    work.record_after(n_steps)
+    work.record_after(n_steps, visited[0])
     result = done.result
     n_div = len(result.divisions)
     review = count(len(result.planes_to_review()), 'plane')
@@ -220,11 +222,15 @@ def _export_store(args, store, plane, axis) -> int:
     return 0
 
 
-def _pairs(gen):
-    """``Progress`` -> ``(done, total)`` for the progress bar, keeping the return value."""
+def _pairs(gen, visited=None):
+    """``Progress`` -> ``(done, total)`` for the progress bar, keeping the return value;
+    ``visited[0]`` (a one-item list) sums the tracks going after each plane (the object-planes
+    the run visited, for ``utils.estimate.record_run``)."""
     while True:
         try:
             p = next(gen)
         except StopIteration as stop:
             return stop.value
+        if visited is not None:
+            visited[0] += int(p.active)
         yield p.done, p.total

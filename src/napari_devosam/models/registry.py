@@ -174,6 +174,15 @@ def canonical_name(name):
     return ALIASES.get(name, name) if isinstance(name, str) else name
 
 
+def timing_key(name, device, precision) -> str:
+    """The key of the times recorded for model ``name`` (a registry or bundled name, an alias,
+    or a checkpoint path) on ``device`` at encoder ``precision``: aliases resolved, so
+    ``--model demo`` and the panel's ``embryo_tiny`` read and write one record."""
+    from napari_devosam.utils.estimate import record_key
+
+    return record_key(canonical_name(name), device, precision)
+
+
 def is_bundled(value) -> bool:
     """True if ``value`` names a model shipped inside the package (aliases included)."""
     return isinstance(value, str) and canonical_name(value) in BUNDLED

@@ -8,9 +8,12 @@ earlier run of the same model on this machine (``engine.encoder_timing`` in this
 holds the per-plane times of the steps after the encoder (``STEPS``: the automatic
 segmentation, the propagation), keyed ``"<step>|<encoder key>"`` (``step_key``), so that an
 estimate covers the whole work (``work_line``; ``panel_line`` for the annotator's panels,
-from the recorded times). The CLI and the annotator record the same times (``record_run``),
-and a run's time left is updated from its planes done so far (``TimeLeft``). Nothing here
-guesses a speed.
+from the recorded times). A step whose cost grows with the objects it follows (``PER_OBJECT``:
+the propagation) is also recorded per object-plane (``object_key``: its time over the tracked
+objects summed over the planes visited), and estimated as seeds x planes x that time when the
+seed count is known (``recorded_step``; else, and with an older record file, per plane).
+The CLI and the annotator record the same times (``record_run``), and a run's time left is
+updated from its planes done so far (``TimeLeft``). Nothing here guesses a speed.
 """
 
 from __future__ import annotations
@@ -167,6 +170,34 @@ def step_key(step: str, key: str) -> str:
     return f"{step}|{key}"
 
 
+#: The steps also recorded per object-plane (their cost grows with the objects followed),
+#: as the per-object estimate names them.
+PER_OBJECT = {"track": "propagation"}
+
+
+def object_key(step: str, key: str) -> str:
+    """The record key of the seconds per object-plane of ``step`` (one of ``PER_OBJECT``)
+    beside the encoder time of ``key``: ``"track-object|<model>|<device>|<precision>"``."""
+    if step not in PER_OBJECT:
+        raise ValueError(f"no per-object time for {step!r}: one of {', '.join(PER_OBJECT)}")
+    return f"{step}-object|{key}"
+
+
+def recorded_step(step: str, key: str | None, objects: int | None = None):
+    """The recorded time of ``step`` for ``key`` as a ``work_line`` step: ``(step, seconds
+    per object-plane, how, objects)`` when ``objects`` (the run's seed count) is given and a
+    per-object time is recorded (``object_key``), else ``(step, seconds per plane, how,
+    None)`` from the per-plane record; None when neither is recorded (or ``key`` is None)."""
+    if key is None:
+        return None
+    if objects and step in PER_OBJECT:
+        each = recorded_seconds(object_key(step, key))
+        if each is not None:
+            return step, each, HOW_RECORDED, int(objects)
+    each = recorded_seconds(step_key(step, key))
+    return None if each is None else (step, each, HOW_RECORDED, None)
+
+
 def step_seconds(wall: float, n_planes: int, n_embedded: int,
                  encoder_each: float | None) -> float | None:
     """Seconds per plane of a step from a run's ``wall`` seconds over ``n_planes`` planes,
@@ -182,10 +213,12 @@ def work_line(n: int, steps, n_embed: int = 0, embed_each: float | None = None,
               embed_how: str = "", what: str | None = None) -> str:
     """The whole work of ``n`` planes: ``n_embed`` of them through the encoder
     (``embed_each`` s each) and all ``n`` through each of ``steps``, ``(step, seconds per
-    plane, how measured)`` with ``step`` a key of ``STEPS``, e.g. ``"about 1 min 32 s for 61
-    planes to segment (embedding 61 planes at 0.13 s each, recorded on an earlier run here;
-    automatic segmentation 1.4 s per plane, recorded on an earlier run here)"``. ``what``
-    follows the count (default: the one step's ``STEP_VERBS``, else "to process")."""
+    plane, how measured)`` with ``step`` a key of ``STEPS`` (or ``(step, seconds per
+    object-plane, how, objects)``: ``objects`` followed on every plane, ``recorded_step``),
+    e.g. ``"about 1 min 32 s for 61 planes to segment (embedding 61 planes at 0.13 s each,
+    recorded on an earlier run here; automatic segmentation 1.4 s per plane, recorded on an
+    earlier run here)"``. ``what`` follows the count (default: the one step's ``STEP_VERBS``,
+    else "to process")."""
     steps = list(steps)
     embed = n_embed * (embed_each or 0.0)
     if n_embed:
@@ -193,11 +226,28 @@ def work_line(n: int, steps, n_embed: int = 0, embed_each: float | None = None,
                  f"{embed_how}"]
     else:
         parts = ["no embedding: every plane is in the cache"]
-    parts += [f"{STEPS[step]} {per_unit(each)} per plane, {how}" for step, each, how in steps]
+    parts += [_step_part(step) for step in steps]
     if what is None:
         what = STEP_VERBS[steps[0][0]] if len(steps) == 1 else "to process"
-    total = embed + n * sum(each for _, each, _ in steps)
+    total = embed + sum(_step_cost(n, step) for step in steps)
     return f"{about(total)} for {count(n, 'plane')} {what} ({'; '.join(parts)})"
+
+
+def _step_part(step) -> str:
+    """``"automatic segmentation 1.4 s per plane, recorded ..."`` of a ``(step, seconds,
+    how)`` step; ``"propagation of 104 objects at 0.09 s per object-plane, recorded ..."`` of
+    a ``(step, seconds, how, objects)`` one (``objects`` None: per plane)."""
+    name, each, how, *objects = step
+    if not objects or objects[0] is None:
+        return f"{STEPS[name]} {per_unit(each)} per plane, {how}"
+    return (f"{PER_OBJECT[name]} of {count(objects[0], 'object')} at {per_unit(each)} per "
+            f"object-plane, {how}")
+
+
+def _step_cost(n: int, step) -> float:
+    """Seconds of a ``work_line`` step on ``n`` planes: per plane, or per object-plane."""
+    _, each, _, *objects = step
+    return n * each * (objects[0] if objects and objects[0] is not None else 1)
 
 
 def timing_first_line(n: int, step: str) -> str:
@@ -209,16 +259,21 @@ def timing_first_line(n: int, step: str) -> str:
 
 
 def record_run(step: str, key: str, wall: float, n_steps: int, n_embedded: int,
-               encoder_each: float | None) -> float | None:
+               encoder_each: float | None, object_planes: int | None = None) -> float | None:
     """Record a finished run of ``step`` keyed by ``key`` (``record_key``): the encoder's
     ``encoder_each`` seconds per plane, and the step's per-plane time (``step_seconds``: the
     ``wall`` seconds over ``n_steps`` planes less the encoder time of the ``n_embedded``
-    planes it embedded; ``encoder_each`` None: the recorded one). Returns the step's time,
-    None when no plane was processed (nothing recorded for the step)."""
+    planes it embedded; ``encoder_each`` None: the recorded one). For a ``PER_OBJECT`` step
+    with ``object_planes`` (the tracked objects summed over the planes visited) the same time
+    over them is recorded too (``object_key``). Returns the step's time per plane, None when
+    no plane was processed (nothing recorded for the step)."""
     record_seconds(key, encoder_each)
     each = encoder_each if encoder_each is not None else recorded_seconds(key)
     step_each = step_seconds(wall, n_steps, n_embedded, each)
     record_seconds(step_key(step, key), step_each)
+    if step in PER_OBJECT and object_planes and step_each is not None:
+        record_seconds(object_key(step, key),
+                       step_seconds(wall, object_planes, n_embedded, each))
     return step_each
 
 
@@ -241,24 +296,26 @@ class TimeLeft(FirstUnit):
 
 
 def panel_line(what: str, n: int, step: str | None, key: str | None, n_embed: int,
-               embed_each: float | None = None) -> str:
+               embed_each: float | None = None, objects: int | None = None) -> str:
     """The annotator's line before ``what`` (``"Segment all planes"``) runs on ``n`` planes,
     ``n_embed`` of them not embedded yet, then ``step`` (a key of ``STEPS``; None: the
     encoder only, e.g. Precompute), from the times recorded for ``key`` (``record_key``; None
     when the model has no key) and the encoder's ``embed_each`` seconds per plane measured in
-    this process (else the recorded one). With no time of ``step`` recorded, the line counts
-    the encoder only and says the first plane will be timed. ``""`` for no plane."""
+    this process (else the recorded one). ``objects``: the seeds a ``PER_OBJECT`` step will
+    follow (``recorded_step``: per object-plane when recorded, else per plane). With no time
+    of ``step`` recorded, the line counts the encoder only and says the first plane will be
+    timed. ``""`` for no plane."""
     if n <= 0:
         return ""
     each, how = embed_each, HOW_HERE
     if each is None and key is not None:
         each, how = recorded_seconds(key), HOW_RECORDED
-    step_each = None if step is None or key is None else recorded_seconds(step_key(step, key))
-    if step_each is not None and (each is not None or not n_embed):
-        return f"{what}: {work_line(n, [(step, step_each, HOW_RECORDED)], n_embed, each, how)}"
-    if step_each is not None:  # the step is timed, the encoder not yet
-        return (f"{what}: {about(n * step_each)} for {STEPS[step]} on {count(n, 'plane')} "
-                f"({per_unit(step_each)} per plane, {HOW_RECORDED}), plus embedding "
+    timed = None if step is None else recorded_step(step, key, objects)
+    if timed is not None and (each is not None or not n_embed):
+        return f"{what}: {work_line(n, [timed], n_embed, each, how)}"
+    if timed is not None:  # the step is timed, the encoder not yet
+        return (f"{what}: {about(_step_cost(n, timed))} for {count(n, 'plane')} "
+                f"{STEP_VERBS[step]} ({_step_part(timed)}), plus embedding "
                 f"{count(n_embed, 'plane')}: its time shows here once a plane is embedded")
     if step is None:
         if not n_embed:
