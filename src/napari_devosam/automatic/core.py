@@ -110,7 +110,8 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
       embedding: the plane's ``PlaneEmbedding`` when already computed (else embedded here
         through the cache: seconds on a CPU).
       previous_labels: ``(H, W)`` int labels of the neighbouring plane: their objects seed
-        where the stain gave no seed (``seeds.merge_neighbour_seeds``).
+        where the stain gave no seed (``seeds.merge_neighbour_seeds``); on a nuclear plane
+        only when the stain gave no seed at all (nuclei move between frames).
       grid_params: ``grid.GridParams`` for grid mode.
       min_area: smallest object kept, pixels (None: ``postprocess.size_filter``, from the
         cell size; 30 for the seeds). min_score: smallest predicted IoU kept.
@@ -151,7 +152,11 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
     if mode == "seeded":
         if analysis is not None:
             seeds = S.stain_seeds(analysis, seed_area, diameter)
-        if previous_labels is not None:
+        if previous_labels is not None and not (stain_used == "nuclei" and len(seeds)):
+            # Nuclei move between frames: a neighbour's nucleus whose box holds none of this
+            # plane's seeds is mostly a moved one, and its prompt cut a fragment between
+            # nuclei that seeded the next plane in turn (DevoLearn nuclear frames 27-30:
+            # 95/123/153/137 objects against 95/104/127/101 planes done alone).
             seeds = S.merge_neighbour_seeds(seeds, S.seeds_from_labels(previous_labels,
                                                                        seed_area))
         if len(seeds) == 0:
