@@ -45,7 +45,7 @@ def test_empty_objects_are_said_with_the_objects_written(tmp_path, tiny, monkeyp
         return out
 
     monkeypatch.setattr(segment, "segment_plane", only_the_first)
-    tifffile.imwrite(tmp_path / "p.tif", np.zeros((32, 32), np.uint8))
+    tifffile.imwrite(tmp_path / "p.tif", np.arange(32 * 32, dtype=np.uint16).reshape(32, 32))
     out = tmp_path / "o.tif"
     main(["segment", str(tmp_path / "p.tif"), "--box", "1,1,8,8", "--box", "10,10,20,20",
           "--box", "20,20,30,30", "--model", tiny, "--device", "cpu", "--out", str(out)])

@@ -85,6 +85,20 @@ def test_a_box_partly_outside_is_clipped_with_a_warning(env, capsys):
     np.testing.assert_array_equal(tifffile.imread(out), masks[0].astype(np.uint16))
 
 
+@pytest.mark.parametrize("prompt", ["--box=10,10,50,50", "--point=40,50"])
+def test_a_prompt_on_a_constant_plane_gives_no_object_and_says_why(env, capsys, prompt):
+    """SAM answers any prompt with a mask, even on an all-zero frame (a trial's 979 px)."""
+    blank = env["tmp"] / "zeros.tif"
+    tifffile.imwrite(blank, np.zeros(SHAPE, np.uint16))
+    out = env["tmp"] / "labels.tif"
+    rc = main(["segment", str(blank), "--model", env["ckpt"], "--out", str(out), prompt])
+    assert rc == 0 and not tifffile.imread(out).any()
+    captured = capsys.readouterr()
+    assert "constant (no contrast): nothing to segment" in captured.err
+    assert "wrote 0 objects" in captured.out
+    assert env["encodes"] == []  # decided before any model work
+
+
 def test_points_alone_and_points_refining_a_box(env):
     rc, out = _segment(env, "--point", "40,50", "--point", "5,5,0")
     assert rc == 0

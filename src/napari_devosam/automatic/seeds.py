@@ -144,6 +144,17 @@ def _sparse_signal(data: np.ndarray, min_area: int):
     return smooth, bg, noise, (np.isin(lab, big) if big.size else None)
 
 
+def _no_embryo(contrast: float, embryo: np.ndarray) -> str:
+    """Why a plane has no embryo, naming the test that failed."""
+    if contrast < MIN_CONTRAST:
+        why = f"contrast {contrast:.1f}, under {MIN_CONTRAST:g}"
+    else:
+        why = (f"contrast {contrast:.1f}, but the foreground is "
+               f"{100 * embryo.sum() / max(embryo.size, 1):.0f} % of the plane, in pieces")
+    return (f"no embryo detected ({why}; and nothing {SIGNAL_SIGMAS:g} x noise above the "
+            "background)")
+
+
 def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalysis:
     """Smooth, threshold and find the embryo of one ``(H, W)`` plane (any real dtype; RGB:
     the channel that shows the most). Never raises for content: an empty, NaN or constant
@@ -180,10 +191,7 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
         smooth2, level, noise, signal = _sparse_signal(data, min_area)
         if signal is None:
             return PlaneAnalysis(smooth, t_low, t_high,
-                                 message=f"no embryo detected (contrast {contrast:.1f} < "
-                                         f"{MIN_CONTRAST:g} or too small a foreground, and "
-                                         f"nothing {SIGNAL_SIGMAS:g} x noise above the "
-                                         "background)")
+                                 message=_no_embryo(contrast, embryo))
         smooth, t_low, t_high = smooth2, level + 2 * noise, level + SIGNAL_SIGMAS * noise
         embryo = np.ones(smooth.shape, dtype=bool)  # its extent is unknown: the plane
         sparse = True

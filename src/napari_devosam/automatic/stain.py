@@ -186,7 +186,8 @@ def decide_stain(smooth: np.ndarray, region: np.ndarray) -> StainDecision:
     region = region if region.any() else np.ones(smooth.shape, dtype=bool)
     width = bright_width(smooth, region)
     score = ridge_score(smooth, region, 0.5 * width)
-    how = f"ridge score {score:.2f}: lines ~1, blobs ~0"
+    how = (f"ridge score {score:.2f}: membranes from {RIDGE_MEMBRANE:.2f}, nuclei up to "
+           f"{RIDGE_NUCLEI:.2f}")
     if np.isnan(score):
         return StainDecision("membrane", False, score,
                              "stain: membrane (could not be decided: no bright structure; "
@@ -198,8 +199,8 @@ def decide_stain(smooth: np.ndarray, region: np.ndarray) -> StainDecision:
                              "override)")
     stain = "membrane" if score >= 0.5 * (RIDGE_MEMBRANE + RIDGE_NUCLEI) else "nuclei"
     return StainDecision(stain, False, score,
-                         f"stain: {stain} (uncertain, {how}, between {RIDGE_NUCLEI:g} and "
-                         f"{RIDGE_MEMBRANE:g}: the nearer side; --stain to choose)")
+                         f"stain: {stain} (uncertain, {how}: the nearer side; --stain to "
+                         "choose)")
 
 
 def separate_objects_rule(decision: StainDecision, signal: np.ndarray) -> StainDecision:

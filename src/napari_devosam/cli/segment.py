@@ -114,6 +114,7 @@ def run(args) -> int:
     from napari_devosam.cli.checks import check_model_args
     from napari_devosam.cli.image_args import read_image_arg
     from napari_devosam.engine.coords import clip_box_noted, validate_points
+    from napari_devosam.engine.image import blank
     from napari_devosam.io.write import write_tiff
     from napari_devosam.utils.paths import output_file
 
@@ -137,6 +138,12 @@ def run(args) -> int:
     if points:
         validate_points([(r, c) for r, c, _ in points], [lab for *_, lab in points], shape)
     check_model_args(args)  # a mistyped --model or --device fails before any heavy import
+    if blank(plane):  # SAM would answer any prompt with a mask of nothing
+        write_tiff(args.out, np.zeros(shape, dtype=np.uint16))
+        print("devosam segment: warning: the plane is constant (no contrast): nothing to "
+              "segment; the labels written are empty", file=sys.stderr)
+        print(f"wrote 0 objects to {args.out}")
+        return 0
 
     from napari_devosam.engine.predictor import Predictor
     from napari_devosam.models.loading import load_model

@@ -46,6 +46,15 @@ class Normalization:
 DEFAULT_NORMALIZATION = Normalization()
 
 
+def blank(pixels) -> bool:
+    """True for a plane with no finite value or a single value (an acquisition gap, an empty
+    frame): SAM has nothing to segment on it, whatever the prompt."""
+    x = np.asarray(pixels)
+    if x.dtype.kind == "f":
+        x = x[np.isfinite(x)]
+    return x.size == 0 or x.min() == x.max()
+
+
 def is_rgb(plane: np.ndarray) -> bool:
     """True for ``(H, W, 3)`` or ``(H, W, 4)`` arrays: colour planes rather than grayscale."""
     return plane.ndim == 3 and plane.shape[-1] in (3, 4)
