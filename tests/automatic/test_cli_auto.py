@@ -73,6 +73,22 @@ def test_empty_plane_warns(env, capsys):
     assert "constant" in capsys.readouterr().err
 
 
+def test_an_interruption_mid_stack_ends_the_progress_line_first(env, monkeypatch, capsys):
+    real, calls = core.segment_all, []
+
+    def second_plane_interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(core, "segment_all", second_plane_interrupted)
+    rc, out = run(env, env["stack_path"])
+    assert rc == 130 and not out.exists()
+    err = capsys.readouterr().err
+    assert "segmenting planes: 2/4\ndevosam: interrupted" in err
+
+
 def test_interrupted_run_writes_nothing(env, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt

@@ -108,14 +108,22 @@ def run_auto(args) -> int:
 def _drain(gen, work=None):
     """Run the generator to its end, with a progress line on stderr for stacks; ``work``
     (a ``WorkEstimate``) says its estimate measured on the first plane, on its own line."""
-    while True:
-        try:
-            done, total = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if total > 1:
-            print(f"\rsegmenting planes: {done}/{total}", end="" if done < total else "\n",
-                  file=sys.stderr)
-            if work is not None and work.progress(done, total, say=False):
-                print(file=sys.stderr)
-                work.say(work.last)
+    mid_line = False  # the progress line has no newline yet: an interruption ends it first
+    try:
+        while True:
+            try:
+                done, total = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            if total > 1:
+                mid_line = done < total
+                print(f"\rsegmenting planes: {done}/{total}", end="" if mid_line else "\n",
+                      file=sys.stderr)
+                if work is not None and work.progress(done, total, say=False):
+                    print(file=sys.stderr)
+                    work.say(work.last)
+                    mid_line = False
+    except BaseException:
+        if mid_line:
+            print(file=sys.stderr)
+        raise
