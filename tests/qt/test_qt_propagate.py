@@ -282,6 +282,19 @@ def test_a_run_that_adds_nothing_offers_no_undo(qtbot, annotated, messages):
     assert any("added no object" in str(m) for m in messages)
 
 
+def test_the_estimate_sits_right_above_the_propagate_button(annotated):
+    """A trial found it under Export/Lineage/Import, out of view once the review list filled."""
+    _, w, _ = annotated
+    panel = w.propagate_panel
+    grid = panel.layout()
+
+    def row_of(widget):
+        return grid.getItemPosition(grid.indexOf(widget))[0]
+
+    assert row_of(panel.range.label) == row_of(panel.run_button) - 1
+    assert row_of(panel.range.label) < row_of(panel.review_list)
+
+
 def test_the_estimate_names_propagation_and_a_run_records_its_time(qtbot, annotated):
     from napari_devosam.utils.estimate import record_seconds, recorded_seconds, step_key
 

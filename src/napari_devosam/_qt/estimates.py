@@ -134,7 +134,10 @@ class RunTiming:
 
 
 class PropagateRange:
-    """The from/to spin boxes of a ``PropagatePanel``: a window around the plane shown."""
+    """The from/to spin boxes of a ``PropagatePanel``: a window around the plane shown, and
+    the estimate's label in row ``ESTIMATE_ROW`` of the panel's grid, above Propagate."""
+
+    ESTIMATE_ROW = 6
 
     def __init__(self, panel):
         self.panel = panel
@@ -142,8 +145,7 @@ class PropagateRange:
         self._setting = False
         self.label = QLabel()
         self.label.setWordWrap(True)
-        grid = panel.layout()
-        grid.addWidget(self.label, grid.rowCount(), 0, 1, 2)
+        panel.layout().addWidget(self.label, self.ESTIMATE_ROW, 0, 1, 2)
         panel.first_spin.valueChanged.connect(self._edited)
         panel.last_spin.valueChanged.connect(self._edited)
         panel.direction_combo.currentIndexChanged.connect(lambda *_: self.follow())

@@ -110,15 +110,16 @@ class PropagatePanel(QGroupBox):
             grid.addWidget(a, row, 0)
             grid.addWidget(b, row, 1)
         grid.addWidget(self.form, 5, 0, 1, 2)
+        # row 6: the estimate (``PropagateRange``), right above the button it is about
         for row, (a, b) in enumerate([(self.run_button, self.redo_button),
-                                      (self.progress, self.cancel_button)], start=6):
+                                      (self.progress, self.cancel_button)], start=7):
             grid.addWidget(a, row, 0)
             grid.addWidget(b, row, 1)
-        grid.addWidget(self.message, 8, 0, 1, 2)
-        grid.addWidget(QLabel("to review (click: go there)"), 9, 0, 1, 2)
-        grid.addWidget(self.review_list, 10, 0, 1, 2)
-        grid.addWidget(self.export_button, 11, 0)
-        add_track_tools(self, grid, 11)  # Lineage..., Import tracks...
+        grid.addWidget(self.message, 9, 0, 1, 2)
+        grid.addWidget(QLabel("to review (click: go there)"), 10, 0, 1, 2)
+        grid.addWidget(self.review_list, 11, 0, 1, 2)
+        grid.addWidget(self.export_button, 12, 0)
+        add_track_tools(self, grid, 12)  # Lineage..., Import tracks...
         self.axis_combo.currentIndexChanged.connect(self._axis_changed)
         self.run_button.clicked.connect(lambda *_: self.run())
         self.redo_button.clicked.connect(lambda *_: self.propagate_from_here())
