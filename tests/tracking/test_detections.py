@@ -229,3 +229,102 @@ def test_a_track_matched_to_a_detection_goes_on_whatever_its_end_checks_say():
     assert out.ended[4][1].startswith("predicted IoU")  # the unmatched one is judged
     for t in (1, 2, 3):
         assert sorted(o.plane for o in out.objects if o.track == t) == [(1,), (2,), (3,)]
+
+
+def test_an_unmatched_track_is_matched_again_from_its_shifted_previous_mask():
+    shape = (60, 60)
+    labels = np.zeros(shape, np.int32)
+    labels[10:22, 10:22] = 1  # the track's nucleus
+    labels[10:22, 40:52] = 2  # a free detection beyond one radius of it
+    shrunk = Crop.from_mask(_box(shape, 10, 14, 10, 14))  # IoU 16/144 with detection 1
+    previous = Crop.from_mask(_box(shape, 11, 23, 11, 23))  # shifted previous mask
+    far = Crop.from_mask(_box(shape, 10, 22, 27, 39))  # 5 px off detection 2's edge
+    p = PropagationParams()
+    assert not snap_parts([[shrunk]], labels, None, None, p)  # the first round alone
+    out = snap_parts([[shrunk], [far]], labels, None, None, p, previous=[previous, far])
+    (snapped,), keep_logits, matched = out[0]
+    assert matched and not keep_logits and np.array_equal(snapped.full(), labels == 1)
+    assert 1 not in out  # detection 2 is free but its centroid lies beyond one radius
+    # a track that vanished (no parts) is matched again too; a detection taken in the
+    # first round is not offered twice
+    taker = Crop.from_mask(labels == 1)
+    out = snap_parts([[], [taker]], labels, None, None, p, previous=[previous, taker])
+    assert set(out) == {1}
+    out = snap_parts([[]], labels, None, None, p, previous=[previous])
+    assert out[0][2] and np.array_equal(out[0][0][0].full(), labels == 1)
+    # only: the second round changes the tracks it names alone
+    assert not snap_parts([[shrunk]], labels, None, None, p, only=set(), previous=[previous])
+
+
+class ShrinkingOracle(OracleDecoder):
+    """The oracle's masks cut to their top-left corner (a tenth of the area) on planes past
+    the first: SAM's propagated mask shrank off its nucleus."""
+
+    def decode(self, boxes, points, mask_inputs):
+        logits, low, iou = super().decode(boxes, points, mask_inputs)
+        if self.embedding.plane[0] > 0:
+            cut = torch.full_like(logits, -10.0)
+            for k, m in enumerate(logits):
+                rr, cc = np.nonzero(m.numpy() > 0)
+                if rr.size:
+                    r0, c0 = rr.min(), cc.min()
+                    cut[k, r0:r0 + 6, c0:c0 + 6] = m[r0:r0 + 6, c0:c0 + 6]
+            logits = cut
+        return logits, low, iou
+
+
+def test_a_shrunken_track_goes_on_as_its_detection_instead_of_a_new_track():
+    pixels, labels = _crowd(n=4)
+    seeds = [Seed(t, (0,), labels[0] == t) for t in (1, 2, 3, 4)]
+    quiet = dict(detect_divisions=False, membrane_grow_px=0, redetect_lost=False,
+                 max_missed_planes=0)
+    out = {}
+    for on in (True, False):
+        oracle = ShrinkingOracle(labels)
+        params = PropagationParams(snap_previous=on, **quiet)
+        out[on] = drain(propagate(None, pixels, seeds, decoder=oracle,
+                                  embedding_for=oracle.embedding_for, params=params,
+                                  detector=_truth(labels)))
+    assert not out[True].started and not out[True].ended
+    for o in out[True].objects:
+        assert np.array_equal(o.mask, labels[o.plane] == o.track)
+    # without the second round every track shrank, ended, and came back as a new track
+    off = out[False]
+    assert all(off.ended[t] == ((1,), "shrank") for t in (1, 2, 3, 4))
+    assert [plane for _, plane in off.started][:4] == [(1,)] * 4
+
+
+def test_a_detection_far_larger_than_the_tracks_previous_mask_is_not_snapped_to():
+    shape = (60, 60)
+    labels = np.zeros(shape, np.int32)
+    labels[10:40, 10:40] = 1  # 900 px: a merged detection of several nuclei
+    leaky = Crop.from_mask(_box(shape, 10, 30, 10, 40))  # IoU 600/900 with it
+    previous = Crop.from_mask(_box(shape, 10, 25, 10, 25))  # 225 px: one nucleus
+    p = PropagationParams()
+    assert snap_parts([[leaky]], labels, None, None, p)[0][2]  # no previous: snapped
+    assert not snap_parts([[leaky]], labels, None, None, p, previous=[previous])
+    off = PropagationParams(snap_max_growth=0.0)
+    assert snap_parts([[leaky]], labels, None, None, off, previous=[previous])[0][2]
+    # nor in the second round
+    assert not snap_parts([[]], labels, None, None, p, previous=[previous])
+
+
+def test_an_unmatched_mask_of_more_than_max_growth_typical_nuclei_ends():
+    shape = (160, 160)
+    labels = np.zeros((3, *shape), np.int32)
+    labels[:, 20:50, 20:50] = 1  # 900 px: a blob of several nuclei, as one object
+    for k, (r, c) in enumerate([(24, 110), (110, 24), (110, 110), (70, 130)]):
+        labels[:, r:r + 14, c:c + 14] = k + 2  # 196 px nuclei: the typical area
+    pixels = np.where(labels > 0, 200.0, 10.0).astype(np.float32)
+    shown = labels.copy()
+    shown[1:][shown[1:] == 1] = 0  # the detector does not find the blob: it is unmatched
+    seeds = [Seed(t, (0,), labels[0] == t) for t in range(1, 6)]
+    quiet = dict(detect_divisions=False, membrane_grow_px=0, redetect_lost=False,
+                 max_missed_planes=0)
+    oracle = OracleDecoder(labels)
+    out = drain(propagate(None, pixels, seeds, decoder=oracle,
+                          embedding_for=oracle.embedding_for, params=PropagationParams(**quiet),
+                          detector=_truth(shown)))
+    # 900 px > max_growth (3) x 196: no one nucleus; it never grew against its own start
+    assert set(out.ended) == {1} and out.ended[1][0] == (1,)
+    assert out.ended[1][1] == "grew to 4.6x the typical area"

@@ -130,7 +130,10 @@ class PropagationParams:
     max_growth: float = _end(
         3.0, "The mask grew above this many times its area where the track started: a mask "
         "creeping step by step over neighbours or background (each step alone looks fine). "
-        "0: no limit.", advanced=True, low=0.0, step=0.5, edit_max=100.0)
+        "When snapping to detections (nuclear stains), a track that matches no detection also "
+        "ends when its mask holds more than this many times the typical area (the median of "
+        "the last plane's tracked objects): no one nucleus. 0: no limit.",
+        advanced=True, low=0.0, step=0.5, edit_max=100.0)
     min_inside_fraction: float = _end(
         0.5, "Less than this fraction of the motion-shifted box lies inside the plane: the "
         "object left the image.", advanced=True, **FRACTION)
@@ -250,6 +253,18 @@ class PropagationParams:
     snap_min_iou: float = _new(
         0.3, "The least IoU between a tracked object and a detection for the track to take "
         "the detection's mask.", advanced=True, needs="snap_to_detections", **FRACTION)
+    snap_previous: bool = _new(
+        True, "A track none of whose parts matched a detection is matched again, from its "
+        "previous mask shifted by its motion, to the detections no track took (Hungarian "
+        "method on IoU, snap_min_iou; a detection's centroid within one equivalent radius of "
+        "the shifted mask's): a nucleus whose propagated mask shrank or drifted off it goes "
+        "on as its detection instead of ending and coming back as a new track.",
+        advanced=True, needs="snap_to_detections")
+    snap_max_growth: float = _new(
+        2.0, "A detection holding more than this many times the pixels of the track's "
+        "previous mask is not snapped to (a merged detection of several nuclei); the track "
+        "is judged as unmatched. 0: any size.", low=0.0, step=0.5, edit_max=100.0,
+        advanced=True, needs="snap_to_detections")
     new_track_min_area_fraction: float = _new(
         0.3, "A new track's cell (its pixels no track covers) holds at least this fraction of "
         "the median area of the plane's tracked objects, and min_area pixels (smaller: a "

@@ -23,9 +23,11 @@ changes nothing. Per step, for every object still tracked on plane ``k`` (prompt
 6. on membrane planes a mask that overlaps the embryo is cut back to it (``clip_to_embryo``);
 7. with ``new_tracks``, the plane is segmented automatically (``tracking.detections``): on
    nuclear stains the tracked masks are matched one-to-one to the detections before the
-   track ends are judged: a matched track takes the detection's mask and goes on (two
+   track ends are judged (a second round from the motion-shifted previous masks for the
+   tracks left over): a matched track takes the detection's mask and goes on (two
    daughters stand only on two detections; ``snap_to_detections``), step 5 judges the
-   others; every cell no track covers starts a new track with no mother
+   others, and ends an unmatched mask of more than ``max_growth`` typical nuclei;
+   every cell no track covers starts a new track with no mother
    (``tracking.new_cells``): a cell that entered the plane.
 
 The SAM-as-tracker scheme (previous mask as the next frame's prompt) follows the mask
@@ -263,7 +265,9 @@ def _record(ctx: RunContext, active: dict, plane: Plane, previous: Plane, todo: 
             found: list, again: dict, decoded: tuple, analysis, plane_data: tuple) -> None:
     """Each decoded track's parts on ``plane`` (``found``, or ``again``: found again from a
     seed), held to the embryo (``clip_to_embryo``) and snapped to the plane's detections
-    (``snap_to_detections``, ``tracking.detections``), recorded or ended (``_update``).
+    (``snap_to_detections``, ``tracking.detections``), recorded or ended (``_update``). When
+    snapping, an unmatched track whose parts hold more than ``max_growth`` times the typical
+    area (the median of the last plane's tracked objects) ends: it grew over neighbours.
     ``decoded``: the decoder's ``(predicted IoU, low-res logits)``; ``plane_data``: the
     plane's ``(pixels, embedding)``."""
     p = ctx.params
@@ -286,17 +290,22 @@ def _record(ctx: RunContext, active: dict, plane: Plane, previous: Plane, todo: 
         ctx.analysis(plane_data[0], plane)  # fixes the run's stain before snapping
     if snapping(ctx):  # matched tracks go on as their detections, whatever the end checks
         labels = detections(ctx, plane, *plane_data)
-        snapped = snap_parts([c[0] for c in chosen], labels, ctx.locked(plane), clip, p)
+        snapped = snap_parts([c[0] for c in chosen], labels, ctx.locked(plane), clip, p,
+                             previous=[t[3] for t in todo])
         for i, (parts, keep_logits, hit) in snapped.items():
             chosen[i][0] = parts
             chosen[i][2] = chosen[i][2] if keep_logits else None
             if hit:
                 matched.add(i)
+    limit = p.max_growth * ctx.typical_area if snapping(ctx) else 0.0
     for i, (track, _, _, shifted) in enumerate(todo):
         parts, score, logits_i, outside = chosen[i]
+        left = "left the embryo" if outside else None
+        area = sum(c.area for c in parts)
+        if limit > 0 and i not in matched and area > limit:  # no one nucleus (max_growth)
+            left = f"grew to {area / ctx.typical_area:.1f}x the typical area"
         _update(ctx, active, track, plane, parts, shifted, score, logits_i, previous,
-                found_again=i in again, left="left the embryo" if outside else None,
-                matched=i in matched)
+                found_again=i in again, left=left, matched=i in matched)
 
 
 def _update(ctx: RunContext, active: dict, track: int, plane: Plane, parts: list[Crop],
