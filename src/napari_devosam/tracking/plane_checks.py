@@ -6,18 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from napari_devosam.engine.image import blank  # noqa: F401 - the one rule, used by propagate
 from napari_devosam.tracking.params import PropagationParams
 from napari_devosam.tracking.records import Crop, Plane, Seed
 
 BLANK = "blank plane (no finite value, or constant): skipped, tracks go on after it"
-
-
-def blank(pixels) -> bool:
-    """True for a plane with no finite value or a single value (an acquisition gap)."""
-    x = np.asarray(pixels)
-    if x.dtype.kind == "f":
-        x = x[np.isfinite(x)]
-    return x.size == 0 or x.min() == x.max()
 
 
 def check_seeds(seeds: list[Seed], lead: tuple[int, ...], plane_shape) -> Plane:
