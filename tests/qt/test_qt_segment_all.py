@@ -106,7 +106,9 @@ def test_all_planes_then_commit_all(qtbot, annotator):
     finish(qtbot, panel)
     assert panel.progress.value() == 2
     assert w.state.current_labels[1].any() and w.state.current_labels[0].any()
+    assert "proposals" in panel.message.text()
     assert panel.commit_all() == 2
+    assert panel.message.text().startswith("committed the proposals of 2 planes")
     w.wait_for_store()
     qtbot.waitUntil(lambda: not w.jobs.busy, timeout=TIMEOUT)
     assert len(w.store.objects) == 2 * int(truth[0].max())

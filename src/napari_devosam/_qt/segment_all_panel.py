@@ -251,6 +251,9 @@ class SegmentAllPanel(QGroupBox):
                 w.store_ops.commit(plane, payload[0], payload[1], info)
         if not planes:
             show_info("No proposals to commit: run Segment all first.")
+        else:  # the run's "N proposals" line no longer holds: say what became of them
+            self.message.setText(f"committed the proposals of {count(len(planes), 'plane')}: "
+                                 "they are objects now (Undo takes a commit back)")
         w._refresh_current()
         w._update_status()
         return len(planes)
