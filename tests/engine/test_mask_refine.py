@@ -89,6 +89,20 @@ def test_gray_and_shape_errors():
         MR.refine_crop(np.zeros((3, 3)), np.zeros((3, 4)))
 
 
+def test_a_nan_gap_does_not_decide_the_edge():
+    """NaN pixels (an acquisition gap) made both class medians NaN: only the confident core
+    was kept."""
+    pixels, _, truth = _scene()
+    logits = (13 - _disc((48, 60), 13)).astype(np.float32)  # SAM's disc 2 px too small
+    pixels[40:56, 75:79] = np.nan  # outside the object, in the refined region
+    g = MR.gray(pixels)
+    assert np.isfinite(g).all()
+    mask = (logits > 0).copy()
+    assert _iou(mask, truth) < 0.8
+    assert MR.refine_box(mask, logits, g, (35, 47, 61, 73))
+    assert _iou(mask, truth) > 0.93
+
+
 @pytest.fixture(scope="module")
 def sam():
     return tiny_sam(seed=3)

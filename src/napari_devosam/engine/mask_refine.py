@@ -36,6 +36,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_devosam.engine.coords import BOX_MARGIN, mask_within_box
+from napari_devosam.engine.image import encoded_gray
 
 BAND = 2.0  # logits: |L - t| <= BAND is SAM's uncertain band, decided by intensity
 MIN_SEPARATION = 3.0  # class medians this many pooled robust spreads apart, else no change
@@ -55,13 +56,22 @@ def wanted(sam, zoom: bool) -> bool:
 
 def gray(plane) -> np.ndarray:
     """``(H, W)`` float32 intensities of a ``(H, W)`` plane of any real dtype or an RGB(A)
-    ``(H, W, 3|4)`` one (the mean of its three colours). Raises ``ValueError`` otherwise."""
+    ``(H, W, 3|4)`` one: the grayscale it carries (``image.encoded_gray``: equal channels,
+    or the one signal channel), else the mean of its three colours. Non-finite pixels (NaN
+    gaps) take the median of the finite ones, so they never decide an edge. Raises
+    ``ValueError`` for another shape."""
     a = np.asarray(plane)
     if a.ndim == 3 and a.shape[-1] in (3, 4):
-        return a[..., :3].astype(np.float32).mean(axis=-1)
-    if a.ndim != 2:
+        rgb = a[..., :3]
+        carried = encoded_gray(rgb)
+        a = carried if carried is not None else rgb.astype(np.float32).mean(axis=-1)
+    elif a.ndim != 2:
         raise ValueError(f"a plane must be (H, W) or (H, W, 3|4), got shape {a.shape}")
-    return a.astype(np.float32)
+    a = np.asarray(a, dtype=np.float32)
+    finite = np.isfinite(a)
+    if not finite.all():
+        a = np.where(finite, a, np.median(a[finite]) if finite.any() else 0.0)
+    return a
 
 
 def region(box, shape, margin: int = MARGIN) -> tuple[int, int, int, int]:
