@@ -4,6 +4,7 @@
   membrane, filled objects are nuclei even when their shape scores as lines (thin, elongated
   nuclei here; CTC HeLa's many small nuclei scored 0.85 on the real source).
 - The size of nuclei packed into a glowing embryo (DevoLearn nuclear movie frame 30).
+- Nuclei the dim cytoplasm does not join to the rest (DevoLearn nuclear movie frame 10).
 """
 
 import numpy as np
@@ -73,3 +74,44 @@ def test_nuclei_packed_into_an_embryo_give_the_nuclei_size():
     img = ndimage.gaussian_filter(img, 1)
     d = blob_scale(img, np.ones(img.shape, bool))
     assert 12 <= d <= 30, d  # nuclei 18 px across; the embryo's own scale gave 161
+
+
+def _cluster_and_strays(seed: int = 4) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """A dim embryo holding 9 nuclei, and 3 nuclei on the dark plane beside it, the
+    brightest of all (frame 10 of the DevoLearn nuclear movie in miniature)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:300, :420]
+    img = rng.normal(10, 2, (300, 420))
+    body = ((yy - 150) / 110) ** 2 + ((xx - 250) / 140) ** 2 < 1
+    img += body * 25
+    inner = [(90 + 60 * i, 170 + 70 * j) for i in range(3) for j in range(3)]
+    strays = [(60, 40), (150, 45), (240, 40)]
+    for (r, c), gain in [(p, 90) for p in inner] + [(p, 160) for p in strays]:
+        img += (np.hypot(yy - r, xx - c) < 14) * gain
+    return ndimage.gaussian_filter(img, 1), strays
+
+
+def test_nuclei_outside_the_largest_region_keep_their_seeds():
+    from napari_devosam.automatic.seeds import stain_seeds
+
+    img, strays = _cluster_and_strays()
+    a = analyse_plane(img)
+    assert not a.sparse and a.stain == "nuclei"
+    assert all(a.embryo[r, c] for r, c in strays)
+    seeds = stain_seeds(a)
+    for r, c in strays:
+        assert np.min(np.hypot(*(seeds.points - (r, c)).T)) < 8, (r, c)
+    assert 11 <= len(seeds) <= 13
+
+
+def test_a_bright_speck_does_not_join_the_embryo():
+    from napari_devosam.automatic.seeds import with_bright_parts
+
+    img, _ = _cluster_and_strays()
+    img[10:13, 400:403] += 300  # 9 px: under min_area
+    a = analyse_plane(img)
+    assert not a.embryo[11, 401]
+    lone = np.zeros_like(a.embryo)
+    assert not with_bright_parts(lone, a.smooth, a.t_low, a.t_high, 30)[11, 401]

@@ -19,6 +19,9 @@ intensity classes with ``skimage.filters.threshold_multiotsu`` on a log scale: b
   (>= ``min_area`` px) above both its Otsu threshold and background + ``SIGNAL_SIGMAS``
   (6) x noise are the signal; none of those: no embryo. A lone nucleus is found this way.
   The embryo is then the whole plane, ``t_high`` background + 6 x noise.
+- **Nuclear embryo**: when the stain is nuclei, the embryo also takes every other foreground
+  part holding bright stain (``with_bright_parts``): the cytoplasm between nuclei can be too
+  dim to join them into one region.
 - **Stain rule** (``stain="auto"``): ``stain.decide_stain`` (lines or blobs, by a Hessian
   ridge score at the bright structures' own width); the stain is a ``StainDecision`` (a str
   carrying its ``note``).
@@ -36,7 +39,9 @@ intensity classes with ``skimage.filters.threshold_multiotsu`` on a log scale: b
   its basin in a seeded watershed inside the embryo that floods the
   interiors down their distance transform, then the membranes by ridge strength.
 - **Nuclei seeds**: ``skimage.feature.blob_log`` at sigma 0.6-1.5 x ``diameter / (2
-  sqrt 2)`` (given, else ``scale.blob_scale``; coarser grid for large nuclei) on the plane
+  sqrt 2)`` (given, else ``scale.blob_scale``; large nuclei on a coarser grid, on which
+  the smallest sigma stays >= ``COARSE_SIGMA_PX``: a 2.5 px floor lost textured nuclei,
+  cells3d automatic F1 0.729 against 0.769) on the plane
   scaled to 0..1 between ``t_low`` and the 99.5th percentile; blobs whose centre is not
   in the bright class are dropped; the box is the centre +- 1.3 * sqrt(2) * sigma.
 """
@@ -58,6 +63,7 @@ STAINS = ("membrane", "nuclei", "auto")
 MIN_CONTRAST = 5.0
 MIN_EMBRYO_FRACTION = 0.005
 SIGNAL_SIGMAS = 6.0
+COARSE_SIGMA_PX = 5.0  # blob_log's smallest sigma on a coarser grid stays at least this
 
 
 
@@ -155,6 +161,24 @@ def _no_embryo(contrast: float, embryo: np.ndarray) -> str:
             "background)")
 
 
+def with_bright_parts(embryo: np.ndarray, smooth: np.ndarray, t_low: float, t_high: float,
+                      min_area: int) -> np.ndarray:
+    """``embryo`` ``(H, W)`` bool plus every other foreground part (``smooth >= t_low``,
+    opened, holes filled) that holds at least ``min_area`` px of bright stain (``smooth >=
+    t_high``, opened). On a nuclear stain the cytoplasm can be too dim to join all nuclei
+    into one region: DevoLearn nuclear frame 10 left 7 of 24 nuclei, the brightest among
+    them, outside its largest region, and their seeds were dropped."""
+    fg = ndimage.binary_fill_holes(ndimage.binary_opening(smooth >= t_low))
+    lab, n = ndimage.label(fg)
+    if n <= 1:
+        return embryo
+    bright = ndimage.binary_opening(smooth >= t_high)
+    counts = np.bincount(lab[bright], minlength=n + 1)
+    counts[0] = 0
+    keep = np.flatnonzero(counts >= max(min_area, 1))
+    return embryo | np.isin(lab, keep) if keep.size else embryo
+
+
 def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalysis:
     """Smooth, threshold and find the embryo of one ``(H, W)`` plane (any real dtype; RGB:
     the channel that shows the most). Never raises for content: an empty, NaN or constant
@@ -204,6 +228,8 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
             stain = separate_objects_rule(stain, signal)
     else:
         stain = given(stain)
+    if stain == "nuclei" and not sparse:
+        embryo = with_bright_parts(embryo, smooth, t_low, t_high, min_area)
     return PlaneAnalysis(smooth, t_low, t_high, embryo, stain,
                          region=region if region.any() else embryo, sparse=sparse)
 
@@ -225,7 +251,7 @@ def nuclei_seeds(a: PlaneAnalysis, min_area: int = 30, diameter: float | None = 
     top = float(np.percentile(a.smooth[a.embryo], 99.5))
     scaled = np.clip((a.smooth - a.t_low) / max(top - a.t_low, 1e-6), 0, 1)
     sigma = float(diameter) / (2 * np.sqrt(2))
-    f = max(1, int(0.6 * sigma // 2.5))  # large nuclei: looked at on a coarser grid
+    f = max(1, int(0.6 * sigma // COARSE_SIGMA_PX))  # large nuclei: a coarser grid
     if f > 1:
         h, w = (scaled.shape[0] // f) * f, (scaled.shape[1] // f) * f
         scaled = scaled[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
