@@ -108,3 +108,21 @@ def test_unknown_mode_lists_modes(env, capsys):
 def test_prompts_and_auto_do_not_mix(env, capsys):
     rc, _ = run(env, env["plane_path"], "--box", "1,1,20,20")
     assert rc == 1 and "--auto takes no" in capsys.readouterr().err
+
+
+def test_grid_and_seeded_runs_keep_their_own_recorded_times(env, tmp_path, monkeypatch):
+    """A grid run's time per plane must not become the next seeded run's estimate (the
+    new-user trial: one grid run made a seeded estimate of 5 min 47 s for a 37 s run)."""
+    import json
+
+    monkeypatch.setenv("DEVOSAM_CACHE_DIR", str(tmp_path / "cache"))
+    records = tmp_path / "cache" / "encoder_times.json"
+    assert run(env, env["stack_path"], "--mode", "grid")[0] == 0
+    keys = json.loads(records.read_text())
+    assert any(k.startswith("auto-grid|") for k in keys)
+    assert not any(k.startswith("auto|") for k in keys)
+    assert run(env, env["stack_path"], "--mode", "seeded")[0] == 0
+    after = json.loads(records.read_text())
+    grid = [k for k in after if k.startswith("auto-grid|")]
+    assert after[grid[0]] == keys[grid[0]]  # the seeded run left the grid time alone
+    assert any(k.startswith("auto|") for k in after)

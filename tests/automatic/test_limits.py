@@ -14,3 +14,35 @@ def test_a_larger_plane_is_refused_with_what_to_do():
     with pytest.raises(ValueError, match=r"6,624 x 9,936 pixels \(65\.8 million\).*"
                                          r"bin it 2 x 2 or crop it first"):
         check_plane_size((6624, 9936))
+
+
+def test_a_diameter_larger_than_the_plane_is_refused_with_the_plane_size():
+    import numpy as np
+
+    from napari_devosam.automatic.core import segment_all
+    from napari_devosam.automatic.limits import check_diameter
+
+    check_diameter(None, (10, 10))
+    check_diameter(40.0, (276, 414))
+    with pytest.raises(ValueError, match=r"5000 pixels is larger than the plane \(276 x 414"):
+        check_diameter(5000, (276, 414))
+    with pytest.raises(ValueError, match="must be > 0"):
+        check_diameter(-3, (276, 414))
+    with pytest.raises(ValueError, match="larger than the plane"):
+        segment_all(np.zeros((40, 60), np.float32), object(), diameter=61)
+
+
+def test_the_cli_says_so_in_one_line(tmp_path, capsys):
+    import numpy as np
+    import tifffile
+
+    from napari_devosam.cli import main
+
+    image = tmp_path / "plane.tif"
+    tifffile.imwrite(image, np.zeros((60, 80), np.uint16))
+    rc = main(["segment", str(image), "--auto", "--diameter", "5000",
+               "--out", str(tmp_path / "out.tif")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1
+    assert "--diameter of 5000 pixels is larger than the plane (60 x 80 pixels)" in err[0]
+    assert not (tmp_path / "out.tif").exists()

@@ -211,3 +211,37 @@ def test_box_on_plane_with_proposals_adds_an_object(qtbot, annotator, monkeypatc
     assert len(w.store.objects) == n and len(boxes.data) == 0
     assert not w.state.current_labels[0].any()
     np.testing.assert_array_equal(w.store.labels[0] > 0, (proposals > 0) | added)
+
+
+def test_a_diameter_larger_than_the_plane_is_refused_before_any_work(qtbot, annotator,
+                                                                     monkeypatch):
+    import napari_devosam._qt.segment_all_panel as panel_module
+
+    viewer, w, truth = annotator
+    said = []
+    monkeypatch.setattr(panel_module, "show_warning", said.append)
+    panel = w.segment_all_panel
+    panel.diameter_spin.setValue(500)  # the plane is 96 x 128
+    panel.run(all_planes=False)
+    assert not panel.busy and panel.worker is None
+    assert "larger than the plane (96 x 128 pixels)" in panel.message.text()
+    assert said and "larger than the plane" in said[0]
+
+
+def test_grid_mode_with_a_bundled_size_model_says_it_finds_little(qtbot, annotator,
+                                                                   monkeypatch):
+    import napari_devosam._qt.segment_all_panel as panel_module
+
+    viewer, w, truth = annotator
+    said = []
+    monkeypatch.setattr(panel_module, "show_warning", said.append)
+    panel = w.segment_all_panel
+    panel.mode_combo.setCurrentText("grid")
+    panel.run(all_planes=False)
+    finish(qtbot, panel)
+    assert any("use seeded mode" in s for s in said)
+    said.clear()
+    panel.mode_combo.setCurrentText("seeded")
+    panel.run(all_planes=False)
+    finish(qtbot, panel)
+    assert not any("use seeded mode" in s for s in said)

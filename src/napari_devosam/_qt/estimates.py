@@ -29,7 +29,13 @@ import itertools
 
 from qtpy.QtWidgets import QLabel
 
-from napari_devosam.utils.estimate import TimeLeft, panel_line, record_run, record_seconds
+from napari_devosam.utils.estimate import (
+    TimeLeft,
+    auto_step,
+    panel_line,
+    record_run,
+    record_seconds,
+)
 
 WINDOW = 20  # planes from the current one that Propagate covers by default
 
@@ -85,8 +91,9 @@ def update_estimates(w) -> None:
         several = len(planes) > 1
         w.precompute_estimate.setText(work_estimate(w, "Precompute all planes", planes, None)
                                       if several else "")
+        mode = w.segment_all_panel.mode_combo.currentText()
         w.segment_all_panel.estimate.setText(
-            work_estimate(w, "Segment all planes", planes, "auto") if several else "")
+            work_estimate(w, "Segment all planes", planes, auto_step(mode)) if several else "")
         w.propagate_panel.range.update_estimate()
 
 

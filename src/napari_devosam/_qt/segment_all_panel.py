@@ -89,6 +89,7 @@ class SegmentAllPanel(QGroupBox):
         self.cancel_button.clicked.connect(self.cancel)
         self.remove_button.toggled.connect(self._remove_mode)
         self.commit_button.clicked.connect(self.commit_all)
+        self.mode_combo.currentTextChanged.connect(self._mode_changed)
         self._set_busy(False)
 
     # -- running ----------------------------------------------------------------------------
@@ -113,14 +114,19 @@ class SegmentAllPanel(QGroupBox):
             if not self.busy:
                 show_warning("Load a model and choose an image first.")
             return None
-        from napari_devosam.automatic.limits import check_plane_size
+        from napari_devosam.automatic.core import grid_note
+        from napari_devosam.automatic.limits import check_diameter, check_plane_size
 
         try:
             check_plane_size(w.state.plane_shape)
+            check_diameter(self.diameter_spin.value() or None, w.state.plane_shape)
         except ValueError as exc:
             show_warning(f"Segment all: {exc}")
             self.message.setText(str(exc))
             return None
+        note = grid_note(w.predictor.sam) if self.mode_combo.currentText() == "grid" else None
+        if note:
+            show_warning(f"Segment all: {note}")
         data = w.image_layer.data
         planes = plane_indices(np.empty(w.state.shape[:-2] + (1, 1)))
         if not all_planes:
@@ -134,8 +140,9 @@ class SegmentAllPanel(QGroupBox):
             _start_thread=False, _ignore_errors=True,
             _progress={"total": 0, "desc": "Segment all"})
         from napari_devosam._qt.estimates import RunTiming
+        from napari_devosam.utils.estimate import auto_step
 
-        timing = self.timing = RunTiming(w, "auto")
+        timing = self.timing = RunTiming(w, auto_step(self.mode_combo.currentText()))
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda res, st=w.state, t=timing: self._on_results(res, st, t))
         worker.errored.connect(lambda exc: show_warning(f"Segment all failed: {exc}"))
@@ -212,6 +219,12 @@ class SegmentAllPanel(QGroupBox):
         return True
 
     # -- correcting and committing ----------------------------------------------------------
+    def _mode_changed(self, _mode: str) -> None:
+        """Each mode has its own recorded time: the estimate follows the mode shown."""
+        from napari_devosam._qt.estimates import update_estimates
+
+        update_estimates(self.w)
+
     def _remove_mode(self, on: bool) -> None:
         w = self.w
         if w.layers is None:

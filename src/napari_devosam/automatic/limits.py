@@ -1,9 +1,12 @@
-"""The largest plane automatic segmentation takes, checked before any compute.
+"""The largest plane automatic segmentation takes, and the cell diameters it accepts, checked
+before any compute.
 
 Seeds, the per-object masks and their clean-up work at the plane's full resolution, so their
 time and memory grow with its pixels (a 6,624 x 9,936 plane ran 10 minutes and reached 4.2 GB
 without a word). ``check_plane_size`` refuses a larger plane at once, in one sentence that says
 what to do, from the CLI (``devosam segment --auto``) and the Segment all panel alike.
+``check_diameter`` is the one check of a given cell diameter: > 0, and no larger than the
+plane (a 5,000 px diameter on a 276 x 414 plane said "no embryo or cells detected").
 """
 
 from __future__ import annotations
@@ -24,3 +27,20 @@ def check_plane_size(plane_shape: tuple[int, ...], max_pixels: int = MAX_PIXELS)
         f"the plane is {h:,} x {w:,} pixels ({h * w / 1e6:.1f} million): automatic "
         f"segmentation takes planes up to {max_pixels / 1e6:.1f} million pixels "
         f"(e.g. 4,096 x 4,096); bin it {factor} x {factor} or crop it first")
+
+
+def check_diameter(diameter: float | None, plane_shape: tuple[int, ...] | None = None,
+                   name: str = "the diameter") -> None:
+    """Raise ``ValueError`` for a given cell ``diameter`` (pixels; None: estimated, no check)
+    that is not > 0, or larger than the longer side of a plane of ``plane_shape``
+    (``(H, W)`` first). ``name``: how the message calls it (``--diameter`` in the CLI)."""
+    if diameter is None:
+        return
+    if not diameter > 0:
+        raise ValueError(f"{name} must be > 0 pixels, got {diameter:g}")
+    if plane_shape is not None:
+        h, w = int(plane_shape[0]), int(plane_shape[1])
+        if diameter > max(h, w):
+            raise ValueError(f"{name} of {diameter:g} pixels is larger than the plane "
+                             f"({h:,} x {w:,} pixels): give the cells' diameter in pixels, "
+                             "or leave it out to estimate it")

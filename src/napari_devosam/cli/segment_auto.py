@@ -49,30 +49,34 @@ def run_auto(args) -> int:
     if min_area is not None and min_area < 0:
         raise ValueError(f"--min-area must be >= 0 pixels, got {min_area}")
     diameter = getattr(args, "diameter", None)
-    if diameter is not None and not diameter > 0:
-        raise ValueError(f"--diameter must be > 0 pixels, got {diameter:g}")
+    from napari_devosam.automatic.limits import check_diameter, check_plane_size
+
+    check_diameter(diameter, name="--diameter")
     output_file(args.out, inputs=(args.image,))  # before any compute
     image = read_image_arg(args.image, "segment")
     lead = leading_shape(image)
     planes = [plane_arg(args.plane, image)] if args.plane is not None else None
-    from napari_devosam.automatic.limits import check_plane_size
-
     check_plane_size(image.shape[len(lead):])  # before the model loads
+    check_diameter(diameter, image.shape[len(lead):], name="--diameter")
     from napari_devosam.cli.checks import check_model_args
 
     check_model_args(args)  # the last cheap check: then torch and the model
-    from napari_devosam.automatic.core import iter_segment_stack
+    from napari_devosam.automatic.core import grid_note, iter_segment_stack
     from napari_devosam.cli import chosen_model
     from napari_devosam.cli.plane_estimate import WorkEstimate, model_key
     from napari_devosam.engine.embeddings import default_cache_dir
     from napari_devosam.engine.predictor import Predictor
     from napari_devosam.io.write import label_dtype, write_tiff
     from napari_devosam.models.loading import load_model
+    from napari_devosam.utils.estimate import auto_step
 
     sam = load_model(chosen_model(args), device=args.device, precision=args.precision,
                      decoder=args.decoder)
     predictor = Predictor(sam, cache_dir=args.cache_dir or default_cache_dir())
-    work = WorkEstimate("segment", "auto", sam, model_key(args.model, sam))
+    note = grid_note(sam) if args.mode == "grid" else None
+    if note:
+        print(f"devosam segment: warning: {note}", file=sys.stderr)
+    work = WorkEstimate("segment", auto_step(args.mode), sam, model_key(args.model, sam))
     if planes is None and len(lead):  # several planes: say how long before the first
         work.say_before([p for _, p in iter_planes(image)], predictor.cache,
                         normalization=predictor.normalization)

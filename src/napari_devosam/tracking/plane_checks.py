@@ -73,3 +73,19 @@ def inside_fraction(parts: list[Crop], embryo: np.ndarray) -> float:
     if area == 0:
         return 1.0
     return sum(int(np.count_nonzero(c.full() & embryo)) for c in parts) / area
+
+
+def stained_fraction(parts: list[Crop], analysis) -> float:
+    """The fraction of the parts' pixels on stain in ``analysis`` (a ``PlaneAnalysis``):
+    smoothed intensity at least halfway between its ``t_low`` (background / cytoplasm) and
+    ``t_high`` (bright stain). 1.0 for no pixels."""
+    area = sum(c.area for c in parts)
+    if area == 0:
+        return 1.0
+    level = 0.5 * (analysis.t_low + analysis.t_high)
+    on = 0
+    for c in parts:
+        r0, c0 = c.offset
+        h, w = c.data.shape
+        on += int(np.count_nonzero(analysis.smooth[r0:r0 + h, c0:c0 + w][c.data] >= level))
+    return on / area

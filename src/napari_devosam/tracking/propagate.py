@@ -71,6 +71,7 @@ from napari_devosam.tracking.plane_checks import (  # noqa: F401 - BLANK re-expo
     embryo_of,
     inside_fraction,
     plane_embryo,
+    stained_fraction,
 )
 from napari_devosam.tracking.records import (
     Crop,
@@ -298,14 +299,28 @@ def _record(ctx: RunContext, active: dict, plane: Plane, previous: Plane, todo: 
             if hit:
                 matched.add(i)
     limit = p.max_growth * ctx.typical_area if snapping(ctx) else 0.0
+    stain = _nuclear_analysis(ctx, plane_data[0], plane)
     for i, (track, _, _, shifted) in enumerate(todo):
         parts, score, logits_i, outside = chosen[i]
         left = "left the embryo" if outside else None
+        if stain is not None and parts and i not in matched and not left:
+            frac = stained_fraction(parts, stain)  # min_stained_fraction
+            left = f"no stain under the mask ({frac:.0%})" \
+                if frac < p.min_stained_fraction else None
         area = sum(c.area for c in parts)
         if limit > 0 and i not in matched and area > limit:  # no one nucleus (max_growth)
             left = f"grew to {area / ctx.typical_area:.1f}x the typical area"
         _update(ctx, active, track, plane, parts, shifted, score, logits_i, previous,
                 found_again=i in again, left=left, matched=i in matched)
+
+
+def _nuclear_analysis(ctx: RunContext, pixels: np.ndarray, plane: Plane):
+    """The plane's analysis when its stain is nuclei and ``min_stained_fraction`` is on
+    (the stain under a mask is judged), else None."""
+    if ctx.params.min_stained_fraction <= 0 or ctx.stain == "membrane":
+        return None
+    analysis = ctx.analysis(pixels, plane)
+    return analysis if analysis.found and ctx.stain == "nuclei" else None
 
 
 def _update(ctx: RunContext, active: dict, track: int, plane: Plane, parts: list[Crop],

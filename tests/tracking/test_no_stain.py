@@ -1,0 +1,66 @@
+"""A nuclear track whose mask lies on unstained background ends ("no stain under the mask"):
+on the real DevoLearn nuclear movie, SAM kept drawing masks on the dark plane for several
+frames after a nucleus faded or left the focal plane."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from napari_devosam.tracking import PropagationParams, Seed, propagate
+from napari_devosam.tracking.plane_checks import stained_fraction
+from napari_devosam.tracking.records import Crop
+from napari_devosam.utils.progress import drain
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tracking_oracle import OracleDecoder  # noqa: E402
+
+CENTRES = [(40, 40), (40, 120), (110, 60), (110, 150), (70, 200)]
+
+
+def _fading_nucleus(n=8, shape=(160, 240)):
+    """Five bright nuclei on a dark plane; nucleus 1 fades out at plane 3, while the
+    (oracle) decoder keeps returning its mask: a ghost on the background."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros((n, *shape), np.int32)
+    stack = np.zeros((n, *shape), np.float32)
+    for t in range(n):
+        stack[t] = 100 + rng.normal(0, 5, shape)
+        for k, (r, c) in enumerate(CENTRES, start=1):
+            disc = np.hypot(yy - r, xx - c) < 13
+            labels[t][disc] = k
+            if k != 1 or t < 3:
+                stack[t][disc] += 400
+    return stack, labels
+
+
+def _run(params):
+    stack, labels = _fading_nucleus()
+    oracle = OracleDecoder(labels)
+    seeds = [Seed(k, (0,), labels[0] == k) for k in range(1, len(CENTRES) + 1)]
+    return drain(propagate(None, stack, seeds, decoder=oracle,
+                           embedding_for=oracle.embedding_for, params=params))
+
+
+def test_a_nucleus_mask_on_background_ends_its_track():
+    quiet = dict(detect_divisions=False, new_tracks=False, max_missed_planes=0)
+    result = _run(PropagationParams(**quiet))
+    plane, reason = result.ended[1]
+    assert plane == (3,) and reason.startswith("no stain under the mask"), result.ended
+    assert set(result.ended) == {1}  # the stained nuclei go on to the end
+    assert not any(o.track == 1 and o.plane[0] >= 3 for o in result.objects)
+    off = _run(PropagationParams(min_stained_fraction=0.0, **quiet))
+    assert 1 not in off.ended  # without the check the ghost goes on
+
+
+def test_stained_fraction_counts_pixels_halfway_to_the_stain():
+    from napari_devosam.automatic.seeds import PlaneAnalysis
+
+    smooth = np.zeros((20, 20), np.float32)
+    smooth[:, 10:] = 10.0
+    a = PlaneAnalysis(smooth, t_low=2.0, t_high=8.0)  # halfway: 5
+    mask = np.zeros((20, 20), bool)
+    mask[5:15, 5:15] = True  # half on each side
+    assert stained_fraction([Crop.from_mask(mask)], a) == 0.5
+    assert stained_fraction([], a) == 1.0
