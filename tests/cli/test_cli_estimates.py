@@ -126,7 +126,8 @@ def _wide_open(tmp):
     path.write_text(json.dumps({"min_area": 1, "min_area_fraction": 0.0,
                                 "min_inside_fraction": 0.0, "min_iou_prev": 0.0,
                                 "min_pred_iou": 0.0, "review_below": 1.0, "max_growth": 0.0,
-                                "min_embryo_fraction": 0.0, "new_tracks": False}))
+                                "min_embryo_fraction": 0.0, "min_stained_fraction": 0.0,
+                                "new_tracks": False}))
     return path
 
 

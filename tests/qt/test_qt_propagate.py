@@ -29,7 +29,8 @@ TIMEOUT = 60_000
 # from automatic detection are tested in tests/tracking/test_new_tracks.py)
 WIDE_OPEN = {"min_area": 1, "min_area_fraction": 0.0, "min_inside_fraction": 0.0,
              "min_iou_prev": 0.0, "min_pred_iou": 0.0, "review_below": 1.0,
-             "max_growth": 0.0, "min_embryo_fraction": 0.0, "new_tracks": False}
+             "max_growth": 0.0, "min_embryo_fraction": 0.0, "min_stained_fraction": 0.0,
+             "new_tracks": False}
 
 
 @pytest.fixture(scope="module")

@@ -130,3 +130,24 @@ def test_a_division_needs_a_new_membrane_between_the_daughters():
     assert membrane_refusal(halves, nuclei, previous(False), p) is None
     apart = [Crop.from_mask(_disk((20, 20), 5)), Crop.from_mask(_disk((70, 70), 5))]
     assert membrane_refusal(apart, _membrane_plane(False), previous(False), p) is None
+
+
+def test_a_young_daughter_does_not_divide_again():
+    """A daughter split again 1-2 planes after its birth is a flickering mask (new-user
+    trial on the DevoLearn nuclear movie): kept as one cell until division_min_age."""
+    from napari_devosam.tracking.divisions.evidence import refuse_unproven
+
+    mother = Crop.from_mask(_disk((48, 48), 16))
+    halves = [Crop.from_mask(_disk((48, c), 11)) for c in (37, 59)]
+    seeds, p = _seeds((48, 37), (48, 59)), PropagationParams()
+    assert refuse_unproven([list(halves)], [mother], [mother], seeds, _none, p) == []
+    for age, refused in [(1, True), (2, True), (3, False), (None, False)]:
+        found = [list(halves)]
+        why = refuse_unproven(found, [mother], [mother], seeds, _none, p, ages=[age])
+        assert bool(why) == refused, (age, why)
+        assert len(found[0]) == (1 if refused else 2)
+        if refused:
+            assert "a daughter followed on" in why[0][1]
+    off = PropagationParams(division_min_age=0)
+    assert refuse_unproven([list(halves)], [mother], [mother], seeds, _none, off,
+                           ages=[1]) == []

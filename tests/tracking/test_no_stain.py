@@ -30,8 +30,7 @@ def _fading_nucleus(n=8, shape=(160, 240)):
         for k, (r, c) in enumerate(CENTRES, start=1):
             disc = np.hypot(yy - r, xx - c) < 13
             labels[t][disc] = k
-            if k != 1 or t < 3:
-                stack[t][disc] += 400
+            stack[t][disc] += 400 if k != 1 or t < 3 else 0
     return stack, labels
 
 
@@ -52,6 +51,22 @@ def test_a_nucleus_mask_on_background_ends_its_track():
     assert not any(o.track == 1 and o.plane[0] >= 3 for o in result.objects)
     off = _run(PropagationParams(min_stained_fraction=0.0, **quiet))
     assert 1 not in off.ended  # without the check the ghost goes on
+
+
+def test_a_nucleus_dim_from_the_start_goes_on():
+    """A nucleus that never held stain is no ghost (CTC HeLa's dim nuclei, seeded from the
+    reference): 5 % of the others' brightness on every plane."""
+    stack, labels = _fading_nucleus()
+    yy, xx = np.mgrid[: stack.shape[1], : stack.shape[2]]
+    disc = np.hypot(yy - CENTRES[0][0], xx - CENTRES[0][1]) < 13
+    stack[:, disc] = 100 + 20 + np.random.default_rng(2).normal(0, 5, (len(stack), disc.sum()))
+    oracle = OracleDecoder(labels)
+    seeds = [Seed(k, (0,), labels[0] == k) for k in range(1, len(CENTRES) + 1)]
+    quiet = dict(detect_divisions=False, new_tracks=False, max_missed_planes=0)
+    result = drain(propagate(None, stack, seeds, decoder=oracle,
+                             embedding_for=oracle.embedding_for,
+                             params=PropagationParams(**quiet)))
+    assert result.ended == {}, result.ended
 
 
 def test_stained_fraction_counts_pixels_halfway_to_the_stain():

@@ -6,7 +6,7 @@ from qtpy.QtWidgets import QFileDialog, QGridLayout, QGroupBox, QLabel, QPushBut
 
 from napari_devosam._qt.annotation_layers import point_kind
 from napari_devosam._qt.shortcuts import SHORTCUTS, display_key, html_table
-from napari_devosam.utils.text import count
+from napari_devosam.utils.text import count, plane_name
 
 _KEYS = {sc.action: display_key(sc.key) for sc in SHORTCUTS}
 
@@ -79,7 +79,8 @@ def status_text(w) -> str:
     if w.predictor is None:
         lines.append("no model: load one in the Model tab")
     elif w.embeddings.computing_plane is not None:
-        lines.append(f"computing the embedding of plane {w.embeddings.computing_plane} ...")
+        lines.append("computing the embedding of "
+                     f"{plane_name(w.embeddings.computing_plane)} ...")
     elif w.state is not None and w.state.ready_plane == plane:
         lines.append("embedding ready")
     if w.embeddings.precomputing:

@@ -17,7 +17,7 @@ import numpy as np
 
 from napari_devosam.automatic.core import AutoResult
 from napari_devosam.automatic.postprocess import MIN_AREA
-from napari_devosam.utils.text import count
+from napari_devosam.utils.text import count, plane_name
 
 
 def _store_prompt(prompt: dict, mode: str) -> dict:
@@ -70,7 +70,8 @@ def show_proposals(state, plane, result: AutoResult, committed=None,
     current = state.result(plane)
     if current is not None and len(current.masks) and not (
             replace and only_proposals(state, plane)):
-        raise ValueError(f"plane {plane} has current objects: commit or clear them first")
+        raise ValueError(f"{plane_name(plane)} has current objects: commit or clear them "
+                         "first")
     masks, scores, prompts = proposal_masks(result, committed, min_area)
     if len(masks) == 0:
         return 0

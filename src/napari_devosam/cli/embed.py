@@ -78,7 +78,8 @@ def run(args) -> int:
     record_after(key, sam)
     cached = total - computed
     if computed == 0:
-        print(f"all {count(total, 'plane')} were already cached; cache: {cache_dir}")
+        what = "the plane was" if total == 1 else f"all {count(total, 'plane')} were"
+        print(f"{what} already cached; cache: {cache_dir}")
     else:
         also = f" ({cached} more already cached)" if cached else ""
         print(f"embedded {count(computed, 'plane')} in {elapsed:.1f} s{also}; cache: {cache_dir}")

@@ -86,7 +86,8 @@ def say_before(command: str, sam, planes: Sequence[np.ndarray], cache, key: str,
     file = sys.stderr if file is None else file
     todo = planes_to_embed(sam, planes, cache, normalization)
     if not todo:
-        line = f"all {count(len(planes), 'plane')} already embedded (cache): no encoder work"
+        what = "the plane" if len(planes) == 1 else f"all {count(len(planes), 'plane')}"
+        line = f"{what} already embedded (cache): no encoder work"
         print(f"devosam {command}: {line}", file=file)
         return line
     each, how, what = seconds_per_plane(sam), HOW_HERE, " to embed"

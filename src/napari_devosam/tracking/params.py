@@ -122,8 +122,9 @@ class PropagationParams:
     min_stained_fraction: float = _end(
         0.25, "On nuclear stains, a mask with less than this fraction of its pixels on stain "
         "(at least halfway from the cytoplasm's brightness to the nuclei's, on a dark plane "
-        "4 noise sigmas above the background) is no nucleus, and its track ends unless it "
-        "matched a detection: the nucleus faded or left the focal plane while SAM kept "
+        "4 noise sigmas above the background) while the track's last mask held more is no "
+        "nucleus, and its track ends unless it matched a detection (a nucleus dim from the "
+        "start goes on): the nucleus faded or left the focal plane while SAM kept "
         "drawing on the background (on the real DevoLearn nuclear movie, frames 0-14, such "
         "masks held 0-19 % stain, nuclei 97-100 %; on frames 31-36, 3 of 771 tracked nuclei "
         "held under 25 %). 0: no check.", advanced=True, **FRACTION)
@@ -232,6 +233,12 @@ class PropagationParams:
         "not a daughter). On the real DevoLearn membrane movie, cuts through one cell's "
         "cytoplasm had 0.11-0.33, cuts on a membrane 0.64-1.00. 0 disables.",
         advanced=True, **FRACTION)
+    division_min_age: int = _division(
+        3, "A daughter divides again only after it has been followed on at least this many "
+        "planes (a cell cycle lasts many frames of any usable time-lapse): a split sooner is "
+        "the mask flickering between two nuclei, kept as one cell. On the real DevoLearn "
+        "nuclear movie (frames 8-14), daughters split again 1-2 frames after birth. "
+        "0 disables.", advanced=True, low=0, edit_max=10_000)
 
     # -- New tracks -----------------------------------------------------------------------
     new_tracks: bool = _new(

@@ -9,6 +9,7 @@ import numpy as np
 from napari_devosam.engine.image import blank  # noqa: F401 - the one rule, used by propagate
 from napari_devosam.tracking.params import PropagationParams
 from napari_devosam.tracking.records import Crop, Plane, Seed
+from napari_devosam.utils.text import plane_name
 
 BLANK = "blank plane (no finite value, or constant): skipped, tracks go on after it"
 
@@ -21,7 +22,9 @@ def check_seeds(seeds: list[Seed], lead: tuple[int, ...], plane_shape) -> Plane:
         raise ValueError(f"all seeds must lie on one plane, got {sorted(planes)}")
     plane = planes.pop()
     if len(plane) != len(lead) or any(not 0 <= i < n for i, n in zip(plane, lead, strict=True)):
-        raise ValueError(f"seed plane {plane} does not exist in a stack with axes {lead}")
+        sizes = " x ".join(str(n) for n in lead) or "no"
+        raise ValueError(f"the seed plane ({plane_name(plane)}) does not exist in a stack "
+                         f"of {sizes} planes")
     tracks = [s.track for s in seeds]
     if len(set(tracks)) != len(tracks):
         raise ValueError("two seeds have the same track id")
@@ -89,3 +92,20 @@ def stained_fraction(parts: list[Crop], analysis) -> float:
         h, w = c.data.shape
         on += int(np.count_nonzero(analysis.smooth[r0:r0 + h, c0:c0 + w][c.data] >= level))
     return on / area
+
+
+def stain_lost(a, parts: list[Crop], now, before, p: PropagationParams,
+               matched: bool) -> str | None:
+    """Why the new ``parts`` of track ``a`` (an ``ActiveTrack``) end it for want of stain
+    (``min_stained_fraction``), or None: less than that fraction of their pixels is on stain
+    in ``now`` (the plane's analysis) while its last mask held more, judged on ``before()``
+    (the previous plane's analysis) when not known yet. A nucleus dim from the start goes
+    on (CTC HeLa's dim nuclei); a matched track (on a detection) only updates what it
+    holds."""
+    frac = stained_fraction(parts, now)
+    if a.stained is None:
+        a.stained = stained_fraction([a.crop], before())
+    if matched or frac >= p.min_stained_fraction or a.stained < p.min_stained_fraction:
+        a.stained = frac
+        return None
+    return f"no stain under the mask ({frac:.0%}, was {a.stained:.0%})"

@@ -71,7 +71,7 @@ from napari_devosam.tracking.plane_checks import (  # noqa: F401 - BLANK re-expo
     embryo_of,
     inside_fraction,
     plane_embryo,
-    stained_fraction,
+    stain_lost,
 )
 from napari_devosam.tracking.records import (
     Crop,
@@ -254,8 +254,11 @@ def _advance(ctx: RunContext, active: dict, plane: Plane, previous: Plane, detec
             return membrane_refusal(daughters, analysis,
                                     lambda: ctx.analysis(ctx.pixels(previous), previous), p)
 
+        ages = [None if active[t[0]].parent is None else len(active[t[0]].centroids)
+                for t in todo]  # daughters: planes followed (division_min_age)
         refuse_unproven(found, [active[t[0]].crop for t in todo], [t[3] for t in todo], seeds,
-                        lambda: seed_points(ctx.seeds(previous)), p, ctx.stain, membrane)
+                        lambda: seed_points(ctx.seeds(previous)), p, ctx.stain, membrane,
+                        ages)
     ctx.seeds_of = (plane, seeds)
     _record(ctx, active, plane, previous, todo, found, again, (iou, low_res), analysis,
             (pixels, emb))
@@ -300,13 +303,12 @@ def _record(ctx: RunContext, active: dict, plane: Plane, previous: Plane, todo: 
                 matched.add(i)
     limit = p.max_growth * ctx.typical_area if snapping(ctx) else 0.0
     stain = _nuclear_analysis(ctx, plane_data[0], plane)
+    before = None if stain is None else (lambda: ctx.analysis(ctx.pixels(previous), previous))
     for i, (track, _, _, shifted) in enumerate(todo):
         parts, score, logits_i, outside = chosen[i]
         left = "left the embryo" if outside else None
-        if stain is not None and parts and i not in matched and not left:
-            frac = stained_fraction(parts, stain)  # min_stained_fraction
-            left = f"no stain under the mask ({frac:.0%})" \
-                if frac < p.min_stained_fraction else None
+        if stain is not None and parts and not left:
+            left = stain_lost(active[track], parts, stain, before, p, i in matched)
         area = sum(c.area for c in parts)
         if limit > 0 and i not in matched and area > limit:  # no one nucleus (max_growth)
             left = f"grew to {area / ctx.typical_area:.1f}x the typical area"

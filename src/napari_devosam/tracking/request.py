@@ -29,6 +29,7 @@ import numpy as np
 from napari_devosam.tracking.params import PropagationParams
 from napari_devosam.tracking.records import Plane, Progress, PropagationResult, Seed
 from napari_devosam.tracking.route import Route
+from napari_devosam.utils.text import plane_name
 
 
 def seeds_from_labels(labels, shape: tuple[int, ...], plane) -> list[Seed]:
@@ -48,7 +49,8 @@ def seeds_from_labels(labels, shape: tuple[int, ...], plane) -> list[Seed]:
     ids = np.unique(labels)
     ids = ids[ids > 0]
     if not ids.size:
-        raise ValueError(f"the seed plane {plane} has no objects (all labels are 0)")
+        raise ValueError(f"the seed plane ({plane_name(plane)}) has no objects (all labels "
+                         "are 0)")
     return [Seed(int(i), plane, labels == i) for i in ids]
 
 

@@ -27,6 +27,7 @@ class ActiveTrack:
     last: Plane | None = None  # the last plane with an object of this track
     missed: int = 0  # planes missed in a row since then (``max_missed_planes``)
     lost: tuple = ()  # (plane, reason) of the first of them
+    stained: float | None = None  # stain under its last stained mask (min_stained_fraction)
     first_area: int = field(init=False)  # the area where the track started (``max_growth``)
 
     def __post_init__(self):

@@ -23,6 +23,7 @@ import numpy as np
 
 from napari_devosam.tracking.request import TrackingRequest
 from napari_devosam.tracking.store_tracks import StoreSnapshot
+from napari_devosam.utils.text import plane_name
 
 
 @dataclass
@@ -75,7 +76,8 @@ def prepare_store_run(store, request: TrackingRequest) -> StoreRun:
     seeds_from_store(store, plane, ids)  # raises when the plane has no objects
     lo, hi = request.bounds
     if not lo <= plane[request.axis] <= hi:
-        raise ValueError(f"the seed plane {plane} lies outside the range {lo}..{hi}")
+        raise ValueError(f"the seed plane ({plane_name(plane)}) lies outside the range "
+                         f"{lo}..{hi}")
     settled = replace(request, shape=tuple(store.shape), plane=plane)
     settled.route  # noqa: B018 - computed here, once: a bad range is refused on this thread
     return StoreRun(store, settled, ids, StoreSnapshot(store, plane, request.axis))

@@ -26,6 +26,7 @@ from napari_devosam.tracking.params import PropagationParams
 from napari_devosam.tracking.propagate import propagate
 from napari_devosam.tracking.records import Crop, Plane, Progress, PropagationResult, Seed
 from napari_devosam.tracking.route import Route
+from napari_devosam.utils.text import plane_name
 
 
 def track_of(object_id: int, record: dict) -> int:
@@ -75,7 +76,7 @@ def seeds_from_store(store, plane, object_ids=None) -> list[Seed]:
         if mask.any():
             seeds.append(Seed(track_of(oid, rec), plane, mask, rec.get("parent")))
     if not seeds:
-        raise ValueError(f"plane {plane} has no committed objects to propagate")
+        raise ValueError(f"{plane_name(plane)} has no committed objects to propagate")
     return seeds
 
 

@@ -168,13 +168,15 @@ def keep_one(daughters: list[Crop], shifted: Crop) -> list[Crop]:
 
 def refuse_unproven(found: list[list[Crop]], mothers: list[Crop], shifted: list[Crop], seeds,
                     previous_points, params: PropagationParams, stain: str = "membrane",
-                    membrane: Callable[[list[Crop]], str | None] | None = None
-                    ) -> list[tuple[int, str]]:
+                    membrane: Callable[[list[Crop]], str | None] | None = None,
+                    ages: list[int | None] | None = None) -> list[tuple[int, str]]:
     """Turn, in place, every pair of daughters in ``found`` (per track index) that lacks the
     evidence of ``refusal`` (and of ``membrane(daughters)``, a reason or None, when given:
     ``membrane_refusal`` with the plane's analyses) back into one cell (``keep_one``).
     ``mothers`` and ``shifted``: each track's previous mask as it was and motion-shifted;
     ``previous_points()`` as for ``refusal`` (called once at most), ``stain`` as there.
+    ``ages``: per track index, the planes a daughter has been followed on (None: not a
+    daughter); a daughter younger than ``division_min_age`` divides not at all.
     Returns ``(index, why)`` per refused pair."""
     memo: list = []
 
@@ -187,7 +189,12 @@ def refuse_unproven(found: list[list[Crop]], mothers: list[Crop], shifted: list[
     for i, parts in enumerate(found):
         if len(parts) != 2:
             continue
-        why = refusal(parts, mothers[i], seeds, points, params, stain)
+        age = None if ages is None else ages[i]
+        why = None
+        if age is not None and age < params.division_min_age:
+            why = f"a daughter followed on {age} of {params.division_min_age} planes"
+        if not why:
+            why = refusal(parts, mothers[i], seeds, points, params, stain)
         if not why and membrane is not None:
             why = membrane(parts)
         if why:
