@@ -245,3 +245,18 @@ def test_import_tracks_replaces_then_undoes(qtbot, tree, tmp_path, monkeypatch):
     w.undo()
     settle(qtbot, w)
     assert w.store.objects == before
+
+
+def test_track_ids_are_written_once_rows_are_far_enough_apart(qtbot, tree):
+    """A lineage of 80 imported tracks had rows 4 px apart and no ids (new-user trial)."""
+    from napari_devosam._qt.lineage_canvas import ID_SPACING_PX
+
+    viewer, w, dock, ids = tree
+    canvas = dock.canvas
+    canvas.resize(480, 14 * int(ID_SPACING_PX) + 60)  # 14 rows, each >= the spacing
+    canvas.reset_view()
+    assert canvas.label_rows() == list(range(14))
+    canvas.resize(480, 14 * 4 + 40)  # rows ~4 px apart: no ids
+    canvas.reset_view()
+    assert canvas.label_rows() == []
+    canvas.grab()  # paints with and without ids, without error

@@ -79,3 +79,30 @@ def test_stained_fraction_counts_pixels_halfway_to_the_stain():
     mask[5:15, 5:15] = True  # half on each side
     assert stained_fraction([Crop.from_mask(mask)], a) == 0.5
     assert stained_fraction([], a) == 1.0
+
+
+def test_a_daughter_on_background_is_no_division():
+    """Two daughters of a stained nucleus, one of them on the dark plane (a new-user trial
+    on the DevoLearn nuclear movie): the stained one goes on alone; daughters of a stained
+    mother that both lose the stain end the track."""
+    from types import SimpleNamespace
+
+    from napari_devosam.automatic.seeds import PlaneAnalysis
+    from napari_devosam.tracking.plane_checks import stain_lost
+
+    smooth = np.zeros((40, 80), np.float32)
+    smooth[10:30, 5:25] = 10.0  # one nucleus; the rest is background
+    now = PlaneAnalysis(smooth, t_low=2.0, t_high=8.0)
+    on, off = np.zeros((40, 80), bool), np.zeros((40, 80), bool)
+    on[12:28, 7:23] = True
+    off[12:28, 50:66] = True
+    p = PropagationParams()
+    mother = SimpleNamespace(stained=1.0, crop=Crop.from_mask(on))
+    why, parts = stain_lost(mother, [Crop.from_mask(on), Crop.from_mask(off)], now, None, p,
+                            matched=False)
+    assert why is None and len(parts) == 1 and parts[0].area == on.sum()
+    why, parts = stain_lost(SimpleNamespace(stained=1.0, crop=None), [Crop.from_mask(off)],
+                            now, None, p, matched=False)
+    assert why.startswith("no stain under the mask (0%, was 100%)")
+    dim = SimpleNamespace(stained=0.1, crop=None)  # dim from the start: goes on
+    assert stain_lost(dim, [Crop.from_mask(off)], now, None, p, matched=False)[0] is None

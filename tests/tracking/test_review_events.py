@@ -48,7 +48,8 @@ def test_one_event_per_division_end_and_run_of_doubtful_frames():
     low = next(e for e in events if e.kind == "low confidence")
     assert (low.frame, low.confidence, low.reason) == (3, 0.4, "low confidence on frames 2..4")
     ends = {e.track: e.reason for e in events if e.kind == "track end"}
-    assert ends == {2: "track ends: lost", 3: "track ends: left the image"}
+    # shown on the last object's frame; the frame where it was lost is named
+    assert ends == {2: "track ends on frame 3: lost", 3: "track ends on frame 2: left the image"}
 
 
 def test_sorted_by_confidence_and_grouped_with_counts():
@@ -117,3 +118,35 @@ def test_a_track_that_stops_keeps_its_reason_in_the_store(tmp_path):
     assert ends[3] == (4, "track ends: vanished")
     assert {t: f"track ends: {r}" for t, (_, r) in plan.result.ended.items()} == {
         t: reason for t, (_, reason) in ends.items()}  # one event per track that stopped
+
+
+def test_doubtful_stretches_with_short_gaps_are_one_event_and_fold_into_an_end():
+    """The DevoLearn membrane movie's review.csv listed 51 low-confidence frames one by one;
+    a stretch with a sure frame or two inside is one thing to check, and one that leads to
+    the track's end is part of that end."""
+    r = PropagationResult()
+    r.objects = [_obj(1, t, 0.5 if t in (2, 3, 5, 9) else 0.9) for t in range(1, 11)]
+    r.objects += [_obj(2, t, 0.4 if t >= 6 else 0.9) for t in range(1, 9)]
+    r.ended = {2: ((9,), "IoU with previous 0.2")}
+    r.review = [ReviewItem((t,), 1, "low confidence", 0.5) for t in (2, 3, 5, 9)]
+    r.review += [ReviewItem((t,), 2, "low confidence", 0.4) for t in (6, 7, 8)]
+    events = review_events(r)
+    low = sorted(e.reason for e in events if e.kind == "low confidence")
+    assert low == ["low confidence on frame 9", "low confidence on frames 2..5"]
+    [end] = [e for e in events if e.kind == "track end"]
+    assert end.track == 2 and end.reason == ("track ends on frame 9: IoU with previous 0.2, "
+                                             "after low confidence on frames 6..8")
+    assert end.confidence == 0.4 and len(events) == 3
+
+
+def test_review_csv_lists_the_events(tmp_path):
+    import csv
+
+    from napari_devosam.tracking.result_files import write_review
+
+    write_review(tmp_path / "review.csv", _result(), 0, {-1: 10, -2: 11})
+    rows = list(csv.reader((tmp_path / "review.csv").open()))
+    assert rows[0] == ["frame", "track_id", "reason", "confidence"]
+    assert len(rows) - 1 == len(review_events(_result()))
+    assert sum("divides into 10 and 11" in r[2] for r in rows) == 1  # not one per daughter
+    assert ["6", "", BLANK, ""] in rows

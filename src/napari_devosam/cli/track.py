@@ -202,7 +202,9 @@ def _track(args, image, request) -> int:
     work.record_after(n_steps, visited[0])
     result = done.result
     n_div = len(result.divisions)
-    review = count(len(result.planes_to_review()), 'plane')
+    from napari_devosam.tracking.review_events import review_events
+
+    review = count(len(review_events(result, request.axis)), 'event')
     where = f" (listed in {request.out / 'review.csv'})" if request.review else ""
     print(f"wrote {count(len(done.tracks), 'track')}, {count(n_div, 'division')} to "
           f"{request.out}; {review} to review{where}")

@@ -95,17 +95,24 @@ def stained_fraction(parts: list[Crop], analysis) -> float:
 
 
 def stain_lost(a, parts: list[Crop], now, before, p: PropagationParams,
-               matched: bool) -> str | None:
-    """Why the new ``parts`` of track ``a`` (an ``ActiveTrack``) end it for want of stain
-    (``min_stained_fraction``), or None: less than that fraction of their pixels is on stain
-    in ``now`` (the plane's analysis) while its last mask held more, judged on ``before()``
-    (the previous plane's analysis) when not known yet. A nucleus dim from the start goes
-    on (CTC HeLa's dim nuclei); a matched track (on a detection) only updates what it
-    holds."""
-    frac = stained_fraction(parts, now)
+               matched: bool) -> tuple[str | None, list[Crop]]:
+    """``(why, parts)``: why the new ``parts`` of track ``a`` (an ``ActiveTrack``) end it for
+    want of stain (``min_stained_fraction``), or None, and the parts it goes on with.
+
+    It ends when less than that fraction of the parts' pixels is on stain in ``now`` (the
+    plane's analysis) while its last mask held more (judged on ``before()``, the previous
+    plane's analysis, when not known yet). A nucleus dim from the start goes on (CTC HeLa's
+    dim nuclei); a matched track (on a detection) only updates what it holds. Two daughters
+    of a stained track of which one holds no stain are no division: the stained one goes on
+    alone (a new-user trial saw a "division" into two masks on the background)."""
     if a.stained is None:
         a.stained = stained_fraction([a.crop], before())
-    if matched or frac >= p.min_stained_fraction or a.stained < p.min_stained_fraction:
+    floor = p.min_stained_fraction
+    if len(parts) == 2 and not matched and a.stained >= floor:
+        kept = [c for c in parts if stained_fraction([c], now) >= floor]
+        parts = kept if len(kept) == 1 else parts
+    frac = stained_fraction(parts, now)
+    if matched or frac >= floor or a.stained < floor:
         a.stained = frac
-        return None
-    return f"no stain under the mask ({frac:.0%}, was {a.stained:.0%})"
+        return None, parts
+    return f"no stain under the mask ({frac:.0%}, was {a.stained:.0%})", parts

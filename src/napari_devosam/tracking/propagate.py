@@ -308,7 +308,7 @@ def _record(ctx: RunContext, active: dict, plane: Plane, previous: Plane, todo: 
         parts, score, logits_i, outside = chosen[i]
         left = "left the embryo" if outside else None
         if stain is not None and parts and not left:
-            left = stain_lost(active[track], parts, stain, before, p, i in matched)
+            left, parts = stain_lost(active[track], parts, stain, before, p, i in matched)
         area = sum(c.area for c in parts)
         if limit > 0 and i not in matched and area > limit:  # no one nucleus (max_growth)
             left = f"grew to {area / ctx.typical_area:.1f}x the typical area"
@@ -367,5 +367,6 @@ def _update(ctx: RunContext, active: dict, track: int, plane: Plane, parts: list
         obj = TrackedObject(d, plane, part, pred_iou, iou_prev, track, division=True)
         res.objects.append(obj)
         res.review.append(ReviewItem(plane, d, "division", obj.confidence))
-        active[d] = ActiveTrack(d, track, part, None, [part.centroid()], plane)
+        active[d] = ActiveTrack(d, track, part, None, [part.centroid()], plane,
+                                stained=a.stained)  # a stained mother's daughters
     return None

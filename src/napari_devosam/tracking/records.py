@@ -135,6 +135,3 @@ class PropagationResult:
     started: list[tuple[int, Plane]] = field(default_factory=list)
     cancelled: bool = False
 
-    def planes_to_review(self) -> list[Plane]:
-        """Planes listed in ``review``, sorted, each once."""
-        return sorted({r.plane for r in self.review})

@@ -52,21 +52,23 @@ def result_labels(seeds, result, n_frames: int, axis: int, shape) -> tuple[np.nd
 
 
 def write_review(path, result, axis: int, ids: dict[int, int]) -> None:
-    """review.csv: the planes to check (``result.review``), with the track ids of tracks.csv
-    (``ids``: ``real_track_ids``; empty for a whole plane, e.g. a blank one) and the index
-    along ``axis`` as ``frame``; reasons are quoted by the csv module (they hold commas)."""
+    """review.csv: the run's events to check (``review_events``: one per division, new cell,
+    track end, doubtful stretch of a track, blank plane; worst first), with the track ids of
+    tracks.csv (``ids``: ``real_track_ids``; empty for a whole plane, e.g. a blank one), the
+    index along ``axis`` as ``frame`` and the event's reason (quoted by the csv module: they
+    hold commas). The issue's rule: the list names events, not every object."""
     import csv
     import io
 
+    from napari_devosam.tracking.review_events import review_events
     from napari_devosam.utils.atomic import write_text
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(("frame", "track_id", "reason", "confidence"))
-    for r in sorted(result.review, key=lambda r: (r.plane, ids.get(r.track, r.track))):
-        conf = "" if np.isnan(r.confidence) else f"{r.confidence:.3f}"
-        track = ids.get(r.track, r.track) if r.track else ""
-        writer.writerow((r.plane[axis], track, r.reason, conf))
+    for e in review_events(result, axis, tracks=ids):
+        conf = "" if np.isnan(e.confidence) else f"{e.confidence:.3f}"
+        writer.writerow((e.frame, e.track or "", e.reason, conf))
     write_text(path, buf.getvalue())
 
 

@@ -13,8 +13,8 @@ them into events:
 - "track end": one per track that stopped before the end of its route
   (``PropagationResult.ended``, divisions aside), with its reason ("left the image", "lost",
   ...) and the confidence of its last object;
-- "low confidence" and "found again": one per run of consecutive frames of a track, at its
-  least confident frame;
+- "low confidence" and "found again": one per run of frames of a track (at most
+  ``RUN_GAP`` frames apart), at its least confident frame;
 - "blank plane": one per plane skipped as blank.
 
 From an ``AnnotationStore`` (a reopened store, or tracks imported from another tool) the
@@ -58,31 +58,48 @@ def _key(e: ReviewEvent):
             e.frame, e.track, KINDS.index(e.kind))
 
 
+RUN_GAP = 2  # frames without doubt that a run of doubtful frames may hold
+
+
 def _runs(items, axis: int) -> list[list]:
-    """Items of one track and kind, split into runs of consecutive frames."""
+    """Items of one track and kind, split into runs of frames at most ``RUN_GAP`` frames
+    apart (a doubtful stretch with a sure frame or two inside is one thing to check: on the
+    DevoLearn membrane movie, 51 low-confidence frames made 38 runs of consecutive frames,
+    17 of such stretches)."""
     items = sorted(items, key=lambda i: tuple(i.plane))
     runs: list[list] = []
     for item in items:
-        if runs and tuple(item.plane)[axis] - tuple(runs[-1][-1].plane)[axis] <= 1:
+        if runs and tuple(item.plane)[axis] - tuple(runs[-1][-1].plane)[axis] <= 1 + RUN_GAP:
             runs[-1].append(item)
         else:
             runs.append([item])
     return runs
 
 
-def _span_events(kind: str, items, axis: int, tracks) -> list[ReviewEvent]:
+def _span_events(kind: str, items, axis: int, tracks, ends=None) -> list[ReviewEvent]:
+    """One event per run of ``items`` (``_runs``). ``ends``: ``{index: ReviewEvent}`` of the
+    "track end" events in the caller's list, by track; a low-confidence run that reaches a
+    track's end is folded into that event (the doubtful frames led to the end: one thing to
+    check), which is replaced in ``ends`` and named by its track there."""
     by_track: dict[int, list] = {}
     for item in items:
         by_track.setdefault(item.track, []).append(item)
     out = []
     for track, mine in by_track.items():
+        shown = tracks.get(track, track)
         for run in _runs(mine, axis):
             worst = min(run, key=lambda i: (math.isnan(i.confidence), i.confidence))
             first, last = tuple(run[0].plane)[axis], tuple(run[-1].plane)[axis]
             where = f"frame {first}" if first == last else f"frames {first}..{last}"
+            end = (ends or {}).get(shown)
+            if kind == "low confidence" and end is not None and last >= end.frame - RUN_GAP:
+                c = min(end.confidence, worst.confidence, key=lambda v: (math.isnan(v), v))
+                ends[shown] = ReviewEvent(end.kind, end.track, end.frame, end.plane, float(c),
+                                          f"{end.reason}, after low confidence on {where}")
+                continue
             reason = (f"{kind} on {where}" if kind == "low confidence"
                       else f"lost, then found again on {where}")
-            out.append(ReviewEvent(kind, tracks.get(track, track), tuple(worst.plane)[axis],
+            out.append(ReviewEvent(kind, shown, tuple(worst.plane)[axis],
                                    tuple(worst.plane), float(worst.confidence), reason))
     return out
 
@@ -107,17 +124,21 @@ def _from_result(result, axis: int, tracks: dict[int, int]) -> list[ReviewEvent]
                                   float(conf.get((track, plane), math.nan)),
                                   f"track {t} starts: a cell no track covered (new in the "
                                   "plane, or not seeded)"))
+    ends: dict[int, ReviewEvent] = {}
     for track, (plane, reason) in result.ended.items():
         if reason == "divided":
             continue
         obj = last.get(track)
         shown = tuple(obj.plane) if obj is not None else tuple(plane)
         c = obj.confidence if obj is not None else math.nan
-        events.append(ReviewEvent("track end", tracks.get(track, track), shown[axis], shown,
-                                  float(c), f"track ends: {reason}"))
+        t = tracks.get(track, track)
+        on = "" if tuple(plane)[axis] == shown[axis] else f" on frame {tuple(plane)[axis]}"
+        ends[t] = ReviewEvent("track end", t, shown[axis], shown, float(c),
+                              f"track ends{on}: {reason}")  # shown: its last object
     for kind in ("low confidence", "found again"):
         items = [r for r in result.review if r.reason == kind]
-        events += _span_events(kind, items, axis, tracks)
+        events += _span_events(kind, items, axis, tracks, ends)
+    events += list(ends.values())
     for r in result.review:
         if r.track == 0:
             events.append(ReviewEvent("blank plane", 0, tuple(r.plane)[axis], tuple(r.plane),
