@@ -47,7 +47,7 @@ def test_track_says_how_long_before_propagating(movie, capsys):
     assert re.fullmatch(r"devosam track: about .+ for 4 planes to track \(embedding 5 planes "
                         r"at [\d.]+ s each, recorded on an earlier run here; propagation of 3 "
                         r"objects at [\d.]+ s per object-plane, recorded on an earlier run "
-                        r"here\)", line), line
+                        r"here; more if new cells start tracks\)", line), line
     assert err.index(line) < err.index("propagating")  # before the first plane is tracked
     # every plane cached (by devosam embed): the propagation is still counted
     cache = str(tmp / "filled")
@@ -88,7 +88,8 @@ def test_track_estimate_grows_with_the_seeds_per_object_plane(movie, capsys):
     line = next(x for x in capsys.readouterr().err.splitlines() if "to track" in x)
     assert line == ("devosam track: about 25 s for 4 planes to track (embedding 5 planes at "
                     "0.25 s each, recorded on an earlier run here; propagation of 3 objects "
-                    "at 2 s per object-plane, recorded on an earlier run here)")
+                    "at 2 s per object-plane, recorded on an earlier run here; more if new "
+                    "cells start tracks)")
     seeds = tifffile.imread(tmp / "seeds.tif")
     first = np.unique(seeds)[1]
     tifffile.imwrite(tmp / "seeds.tif", np.where(seeds == first, seeds, 0).astype(np.uint16))

@@ -244,12 +244,14 @@ def work_line(n: int, steps, n_embed: int = 0, embed_each: float | None = None,
 def _step_part(step) -> str:
     """``"automatic segmentation 1.4 s per plane, recorded ..."`` of a ``(step, seconds,
     how)`` step; ``"propagation of 104 objects at 0.09 s per object-plane, recorded ..."`` of
-    a ``(step, seconds, how, objects)`` one (``objects`` None: per plane)."""
+    a ``(step, seconds, how, objects)`` one (``objects`` None: per plane; the seeds only:
+    cells that start new tracks add to it, a new-user trial's 6 s estimate took 25 s as 8
+    seeded nuclei became 36 tracked ones)."""
     name, each, how, *objects = step
     if not objects or objects[0] is None:
         return f"{STEPS[name]} {per_unit(each)} per plane, {how}"
     return (f"{PER_OBJECT[name]} of {count(objects[0], 'object')} at {per_unit(each)} per "
-            f"object-plane, {how}")
+            f"object-plane, {how}; more if new cells start tracks")
 
 
 def _step_cost(n: int, step) -> float:
