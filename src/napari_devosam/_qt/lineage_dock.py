@@ -20,7 +20,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from napari_devosam._qt.lineage_canvas import END_MARKS, LineageCanvas
+from napari_devosam._qt.lineage_canvas import END_MARKS, OTHER_END, LineageCanvas
 from napari_devosam._qt.lineage_colors import rgba_array
 from napari_devosam._qt.lineage_edits import EDITS, core_call
 from napari_devosam._qt.lineage_layout import layout_lineage
@@ -31,8 +31,10 @@ DOCK_NAME = "Lineage"
 
 def _legend() -> str:
     marks = {"x": "x", ">": "&#9655;", "s": "&#9633;", "|": "|"}
+    shown = {**END_MARKS, "other end, or none recorded": OTHER_END}
+    marks["o"] = "&#9675;"
     return "  ".join(f"<span style='color:{c.name()}'>{marks[s]}</span> {reason}"
-                     for reason, (s, c) in END_MARKS.items()) + "  (fork: division)"
+                     for reason, (s, c) in shown.items()) + "  (fork: division)"
 
 
 class LineageDock(QWidget):

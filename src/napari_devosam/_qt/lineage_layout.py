@@ -16,6 +16,7 @@ import numpy as np
 
 from napari_devosam.tracking.lineage import forest
 
+UNRECORDED = "ended, no reason recorded"  # an early end of an imported or split track
 
 @dataclass
 class LineageLayout:
@@ -25,7 +26,8 @@ class LineageLayout:
     ``first``/``last``: ``(n,)`` frames; ``segments``: ``(m, 4)`` float64 ``(x0, y0, x1, y1)``
     (each track's line, then one connector per daughter from her mother's end);
     ``segment_row``: ``(m,)`` int64 row whose colour a segment takes; ``ends``: ``[(reason,
-    row)]`` of tracks whose end has a known reason other than a division;
+    row)]`` of tracks that end other than by a division (``UNRECORDED`` where no reason is
+    recorded: imported tracks, the first piece of a split);
     ``n_frames``: frames spanned (``max(last) + 1``, 0 when empty)."""
 
     tracks: np.ndarray
@@ -96,8 +98,8 @@ def layout_lineage(info: dict) -> LineageLayout:
     segments = np.concatenate([lines, np.asarray(forks, dtype=np.float64).reshape(-1, 4)])
     segment_row = np.concatenate([np.arange(n, dtype=np.int64),
                                   np.asarray(fork_rows, dtype=np.int64)])
-    ends = [(info[t].end_reason, rows[t]) for t in order
-            if info[t].end_reason and info[t].end_reason != "divided"]
+    ends = [(info[t].end_reason or UNRECORDED, rows[t]) for t in order
+            if info[t].end_reason != "divided"]  # an early end with no reason is marked too
     return LineageLayout(np.asarray(order, dtype=np.int64), first, last, segments,
                          segment_row, ends, int(last.max()) + 1 if n else 0)
 

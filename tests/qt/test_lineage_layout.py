@@ -1,0 +1,17 @@
+"""The lineage tree's layout marks every track end but divisions, a recorded reason or not
+(a new-user trial: imported tracks that stopped early showed no end at all)."""
+
+from napari_devosam._qt.lineage_layout import UNRECORDED, layout_lineage
+from napari_devosam.tracking.lineage import TrackInfo
+
+
+def test_every_end_but_a_division_is_marked():
+    info = {1: TrackInfo(1, None, 0, 3, "divided", (2, 3)),
+            2: TrackInfo(2, 1, 4, 9, "movie end", ()),
+            3: TrackInfo(3, 1, 4, 6, "", ()),  # imported: stopped early, no reason
+            4: TrackInfo(4, None, 0, 5, "lost", ())}
+    lay = layout_lineage(info)
+    rows = lay.rows
+    ends = {int(lay.tracks[r]): reason for reason, r in lay.ends}
+    assert ends == {2: "movie end", 3: UNRECORDED, 4: "lost"}
+    assert set(rows) == {1, 2, 3, 4}
