@@ -13,6 +13,7 @@ and removed one by one, and object ``k`` never takes the colour of committed obj
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -198,21 +199,28 @@ def update_labels_region(layer, data: np.ndarray, plane: tuple[int, ...], region
     """
     r0, r1, c0, c1 = region
     try:
-        if (layer.data is not data or layer.contour or not layer.visible or not layer.loaded
-                or list(layer._slice_input.displayed) != [data.ndim - 2, data.ndim - 1]):
-            return False
-        raw, view = layer._slice.image.raw, layer._slice.image.view
-        shown = data[plane]
-        if raw.shape != shown.shape or view.shape != shown.shape:
-            return False
-        if not (raw.__array_interface__["data"][0] == shown.__array_interface__["data"][0]
-                and raw.strides == shown.strides):
-            return False  # another plane (or a copy) is on screen
-        if r0 >= r1 or c0 >= c1:
-            return True
-        sl = (slice(r0, r1), slice(c0, c1))
-        view[sl] = layer.colormap._data_to_texture(raw[sl])
-        layer.events.labels_update(data=view[sl], offset=[r0, c0])
+        with warnings.catch_warnings():  # napari's private slice API, by design (docstring)
+            warnings.simplefilter("ignore", FutureWarning)
+            return _update_region(layer, data, plane, r0, r1, c0, c1)
     except (AttributeError, TypeError, ValueError):
         return False
+
+
+def _update_region(layer, data, plane, r0, r1, c0, c1) -> bool:
+    """``update_labels_region``'s work (napari's private slice API; raises what it may)."""
+    if (layer.data is not data or layer.contour or not layer.visible or not layer.loaded
+            or list(layer._slice_input.displayed) != [data.ndim - 2, data.ndim - 1]):
+        return False
+    raw, view = layer._slice.image.raw, layer._slice.image.view
+    shown = data[plane]
+    if raw.shape != shown.shape or view.shape != shown.shape:
+        return False
+    if not (raw.__array_interface__["data"][0] == shown.__array_interface__["data"][0]
+            and raw.strides == shown.strides):
+        return False  # another plane (or a copy) is on screen
+    if r0 >= r1 or c0 >= c1:
+        return True
+    sl = (slice(r0, r1), slice(c0, c1))
+    view[sl] = layer.colormap._data_to_texture(raw[sl])
+    layer.events.labels_update(data=view[sl], offset=[r0, c0])
     return True

@@ -11,6 +11,7 @@ dock and the ``tracks`` layer follow that signal.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 from qtpy.QtCore import QObject, Signal
@@ -73,12 +74,17 @@ def color_objects(layer, data: LineageData) -> None:
 
     colors = {None: UNKNOWN_COLOR, 0: (0.0, 0.0, 0.0, 0.0),
               **object_colors(data.object_tracks, data.colors)}
-    if getattr(layer, "_devosam_colors", None) == colors:
+    if _APPLIED.get(layer) == colors:
         return
     # napari re-announces ``selected_label`` with a new colormap; nobody chose a label here
     with layer.events.selected_label.blocker():
         layer.colormap = DirectLabelColormap(color_dict=colors)
-    layer._devosam_colors = colors
+    _APPLIED[layer] = colors
+
+
+# the colours last applied to each layer: kept here, not as an attribute on the layer (napari
+# warns about attributes it does not know, at every refresh of the tree)
+_APPLIED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class LineageModel(QObject):

@@ -73,6 +73,7 @@ def show_tracks(viewer, image_layer, data, graph, plane: tuple, axis: int, color
         color_tracks(viewer, colors)
         return layer
     layer.scale, layer.translate = scale, translate
+    layer.color_by = "track_id"  # new data drops the "lineage" property: napari warned
     layer.data = data  # resets the graph
     layer.graph = graph
     color_tracks(viewer, colors)
