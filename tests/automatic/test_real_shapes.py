@@ -115,3 +115,31 @@ def test_a_bright_speck_does_not_join_the_embryo():
     assert not a.embryo[11, 401]
     lone = np.zeros_like(a.embryo)
     assert not with_bright_parts(lone, a.smooth, a.t_low, a.t_high, 30)[11, 401]
+
+
+def test_a_seed_box_covers_its_whole_nucleus_but_not_a_clump():
+    """A blob box over part of an elongated nucleus grows to the whole nucleus (cells3d,
+    CHO: SAM outlined halves); three touching nuclei keep their own boxes."""
+    from scipy import ndimage
+
+    from napari_devosam.automatic.seeds import nuclei_seeds
+
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:200, :300]
+    img = rng.normal(10, 2, (200, 300))
+    rod = ((yy - 60) / 10) ** 2 + ((xx - 80) / 22) ** 2 < 1  # 44 x 20 px
+    img += rod * 200
+    clump = [(140, 150), (140, 180), (140, 210)]  # touching 28 px nuclei
+    for r, c in clump + [(50, 230), (160, 40)]:
+        img += (np.hypot(yy - r, xx - c) < 14) * 200
+    a = analyse_plane(ndimage.gaussian_filter(img, 1), "nuclei")
+    seeds = nuclei_seeds(a, diameter=30.0)
+    on_rod = [k for k, (r, c) in enumerate(seeds.points) if rod[int(r), int(c)]]
+    assert on_rod
+    for k in on_rod:
+        r0, c0, r1, c1 = seeds.boxes[k]
+        assert r0 <= 50 and c0 <= 58 and r1 >= 70 and c1 >= 102, seeds.boxes[k]
+    for r, c in clump:
+        k = int(np.argmin(np.hypot(*(seeds.points - (r, c)).T)))
+        r0, c0, r1, c1 = seeds.boxes[k]
+        assert c1 - c0 < 40 and abs(seeds.points[k][1] - c) < 5  # its own box

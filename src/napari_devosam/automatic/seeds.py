@@ -42,7 +42,9 @@ intensity classes with ``skimage.filters.threshold_multiotsu`` on a log scale: b
   sqrt 2)`` (given, else ``scale.blob_scale``; large nuclei on a coarser grid, on which
   the smallest sigma stays >= ``COARSE_SIGMA_PX``) on the plane
   scaled to 0..1 between ``t_low`` and the 99.5th percentile; blobs whose centre is not
-  in the bright class are dropped; the box is the centre +- 1.3 * sqrt(2) * sigma.
+  in the bright class are dropped; the box is the centre +- 1.3 * sqrt(2) * sigma, grown
+  to the bright part holding the centre when that part is one nucleus
+  (``_fit_single_nuclei``).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ STAINS = ("membrane", "nuclei", "auto")
 MIN_CONTRAST = 5.0
 MIN_EMBRYO_FRACTION = 0.005
 SIGNAL_SIGMAS = 6.0
+ONE_NUCLEUS_EXTENT = 2.0  # diameters: a bright part at most this wide can be one nucleus
+ONE_NUCLEUS_AREA = 1.5  # typical nuclear areas: ... and at most this large
 COARSE_SIGMA_PX = 2.5  # blob_log's smallest sigma on a coarser grid stays at least this
 # (5 px: cells3d automatic F1 0.729 -> 0.769, but CHO 0.844 -> 0.831, HeLa 0.885 -> 0.880 and
 # DevoLearn nuclear tracking, frames 30-36, 42 -> 36 tracks over all 7 frames: not kept)
@@ -269,8 +273,38 @@ def nuclei_seeds(a: PlaneAnalysis, min_area: int = 30, diameter: float | None = 
     blobs = blobs[keep]
     r = 1.3 * np.sqrt(2) * blobs[:, 2]
     boxes = np.stack([blobs[:, 0] - r, blobs[:, 1] - r, blobs[:, 0] + r, blobs[:, 1] + r], 1)
+    boxes = _fit_single_nuclei(boxes, blobs[:, :2], a, float(diameter))
     return Seeds(blobs[:, :2].astype(np.float64), _box_rows(boxes, a.smooth.shape),
                  ["nuclei"] * len(blobs), diameter=float(diameter), diameter_source=source)
+
+
+def _fit_single_nuclei(boxes: np.ndarray, centres: np.ndarray, a: PlaneAnalysis,
+                       diameter: float) -> np.ndarray:
+    """``boxes`` ``(n, 4)`` (row0, col0, row1, col1), each grown to cover the bright part
+    (``smooth >= t_high``, holes filled) holding its seed's centre ``(n, 2)`` when that part
+    is one nucleus: at most ``ONE_NUCLEUS_EXTENT`` diameters across and
+    ``ONE_NUCLEUS_AREA`` typical areas (a disc ``diameter`` across). An elongated nucleus
+    gives the LoG two small blobs at its ends, each a box over half of it, and SAM outlined
+    the halves (cells3d, CTC CHO); a clump of touching nuclei is larger than one and keeps
+    its blob boxes. Measured in one run against the blob boxes alone, automatic F1@0.5:
+    cells3d 0.729 -> 0.788, DSB2018 0.833 -> 0.833, HeLa 0.885 -> 0.883, CHO 0.844 -> 0.831;
+    without the area rule two touching DevoLearn nuclei (frame 5) became one object."""
+    bright = ndimage.binary_fill_holes(a.smooth >= a.t_high)
+    lab, _ = ndimage.label(bright)
+    parts = ndimage.find_objects(lab)
+    rc = np.round(centres).astype(np.int64)
+    typical = np.pi * (0.5 * diameter) ** 2
+    out = boxes.copy()
+    for k, i in enumerate(lab[rc[:, 0], rc[:, 1]].tolist()):
+        if i == 0:
+            continue
+        ys, xs = parts[i - 1]
+        if (max(ys.stop - ys.start, xs.stop - xs.start) > ONE_NUCLEUS_EXTENT * diameter
+                or np.count_nonzero(lab[ys, xs] == i) > ONE_NUCLEUS_AREA * typical):
+            continue
+        out[k] = [min(out[k, 0], ys.start - 2), min(out[k, 1], xs.start - 2),
+                  max(out[k, 2], ys.stop + 1), max(out[k, 3], xs.stop + 1)]
+    return out
 
 
 def stain_seeds(a: PlaneAnalysis, min_area: int = 30, diameter: float | None = None
