@@ -40,8 +40,8 @@ def test_one_event_per_division_end_and_run_of_doubtful_frames():
     events = review_events(_result(), tracks={-1: 10, -2: 11})
     kinds = [e.kind for e in events]
     assert kinds.count("division") == 1 and kinds.count("low confidence") == 1
-    assert kinds.count("track end") == 2 and kinds.count("found again") == 1
-    assert kinds.count("blank plane") == 1 and len(events) == 6
+    assert kinds.count("track end") == 2 and kinds.count("found again") == 0  # in its end
+    assert kinds.count("blank plane") == 1 and len(events) == 5
     division = next(e for e in events if e.kind == "division")
     assert (division.track, division.frame, division.confidence) == (1, 5, 0.3)
     assert "10 and 11" in division.reason
@@ -49,7 +49,9 @@ def test_one_event_per_division_end_and_run_of_doubtful_frames():
     assert (low.frame, low.confidence, low.reason) == (3, 0.4, "low confidence on frames 2..4")
     ends = {e.track: e.reason for e in events if e.kind == "track end"}
     # shown on the last object's frame; the frame where it was lost is named
-    assert ends == {2: "track ends on frame 3: lost", 3: "track ends on frame 2: left the image"}
+    assert ends == {2: "track ends on frame 3: lost",
+                    3: "track ends on frame 2: left the image, after found again from a stain "
+                       "seed on frame 1 (its mask had failed)"}
 
 
 def test_sorted_by_confidence_and_grouped_with_counts():
@@ -60,8 +62,7 @@ def test_sorted_by_confidence_and_grouped_with_counts():
     groups = group_events(events)
     assert list(groups) == [k for k in KINDS if k in groups]
     assert {k: len(v) for k, v in groups.items()} == {
-        "division": 1, "track end": 2, "low confidence": 1, "found again": 1,
-        "blank plane": 1}
+        "division": 1, "track end": 2, "low confidence": 1, "blank plane": 1}
     assert all(e.text() for e in events)
 
 
@@ -130,13 +131,16 @@ def test_doubtful_stretches_with_short_gaps_are_one_event_and_fold_into_an_end()
     r.ended = {2: ((9,), "IoU with previous 0.2")}
     r.review = [ReviewItem((t,), 1, "low confidence", 0.5) for t in (2, 3, 5, 9)]
     r.review += [ReviewItem((t,), 2, "low confidence", 0.4) for t in (6, 7, 8)]
+    r.review += [ReviewItem((4,), 1, "found again", 0.3)]
     events = review_events(r)
+    [again] = [e for e in events if e.kind == "found again"]
+    assert again.reason == "found again from a stain seed on frame 4 (its mask had failed)"
     low = sorted(e.reason for e in events if e.kind == "low confidence")
     assert low == ["low confidence on frame 9", "low confidence on frames 2..5"]
     [end] = [e for e in events if e.kind == "track end"]
     assert end.track == 2 and end.reason == ("track ends on frame 9: IoU with previous 0.2, "
                                              "after low confidence on frames 6..8")
-    assert end.confidence == 0.4 and len(events) == 3
+    assert end.confidence == 0.4 and len(events) == 4
 
 
 def test_review_csv_lists_the_events(tmp_path):
@@ -150,3 +154,10 @@ def test_review_csv_lists_the_events(tmp_path):
     assert len(rows) - 1 == len(review_events(_result()))
     assert sum("divides into 10 and 11" in r[2] for r in rows) == 1  # not one per daughter
     assert ["6", "", BLANK, ""] in rows
+
+
+def test_a_track_that_ends_right_after_its_seed_names_the_frame():
+    r = PropagationResult()
+    r.ended = {4: ((1,), "no stain under the mask (3%, was 100%)")}  # only its seed, frame 0
+    [end] = review_events(r)
+    assert end.reason == "track ends on frame 1: no stain under the mask (3%, was 100%)"

@@ -32,7 +32,7 @@ def check_plane_size(plane_shape: tuple[int, ...], max_pixels: int = MAX_PIXELS)
 def check_diameter(diameter: float | None, plane_shape: tuple[int, ...] | None = None,
                    name: str = "the diameter") -> None:
     """Raise ``ValueError`` for a given cell ``diameter`` (pixels; None: estimated, no check)
-    that is not > 0, or larger than the longer side of a plane of ``plane_shape``
+    that is not > 0, or larger than the shorter side of a plane of ``plane_shape``
     (``(H, W)`` first). ``name``: how the message calls it (``--diameter`` in the CLI)."""
     if diameter is None:
         return
@@ -40,7 +40,7 @@ def check_diameter(diameter: float | None, plane_shape: tuple[int, ...] | None =
         raise ValueError(f"{name} must be > 0 pixels, got {diameter:g}")
     if plane_shape is not None:
         h, w = int(plane_shape[0]), int(plane_shape[1])
-        if diameter > max(h, w):
+        if diameter > min(h, w):  # a cell wider than the plane's shorter side: no cell
             raise ValueError(f"{name} of {diameter:g} pixels is larger than the plane "
                              f"({h:,} x {w:,} pixels): give the cells' diameter in pixels, "
                              "or leave it out to estimate it")

@@ -13,8 +13,10 @@ them into events:
 - "track end": one per track that stopped before the end of its route
   (``PropagationResult.ended``, divisions aside), with its reason ("left the image", "lost",
   ...) and the confidence of its last object;
-- "low confidence" and "found again": one per run of frames of a track (at most
-  ``RUN_GAP`` frames apart), at its least confident frame;
+- "low confidence" and "found again" (the mask failed its checks and a stain seed gave the
+  cell back, on the same plane): one per run of frames of a track (at most ``RUN_GAP``
+  frames apart), at its least confident frame, or folded into the track's end when the run
+  reaches it;
 - "blank plane": one per plane skipped as blank.
 
 From an ``AnnotationStore`` (a reopened store, or tracks imported from another tool) the
@@ -80,7 +82,9 @@ def _span_events(kind: str, items, axis: int, tracks, ends=None) -> list[ReviewE
     """One event per run of ``items`` (``_runs``). ``ends``: ``{index: ReviewEvent}`` of the
     "track end" events in the caller's list, by track; a low-confidence run that reaches a
     track's end is folded into that event (the doubtful frames led to the end: one thing to
-    check), which is replaced in ``ends`` and named by its track there."""
+    check), as is a found-again run there; the event is replaced in ``ends``, named by its
+    track. A found-again track had no gap: its mask failed the checks and a stain seed
+    gave it back on the same plane."""
     by_track: dict[int, list] = {}
     for item in items:
         by_track.setdefault(item.track, []).append(item)
@@ -91,14 +95,15 @@ def _span_events(kind: str, items, axis: int, tracks, ends=None) -> list[ReviewE
             worst = min(run, key=lambda i: (math.isnan(i.confidence), i.confidence))
             first, last = tuple(run[0].plane)[axis], tuple(run[-1].plane)[axis]
             where = f"frame {first}" if first == last else f"frames {first}..{last}"
+            what = (f"{kind} on {where}" if kind == "low confidence"
+                    else f"found again from a stain seed on {where} (its mask had failed)")
             end = (ends or {}).get(shown)
-            if kind == "low confidence" and end is not None and last >= end.frame - RUN_GAP:
+            if end is not None and last >= end.frame - RUN_GAP:
                 c = min(end.confidence, worst.confidence, key=lambda v: (math.isnan(v), v))
                 ends[shown] = ReviewEvent(end.kind, end.track, end.frame, end.plane, float(c),
-                                          f"{end.reason}, after low confidence on {where}")
+                                          f"{end.reason}, after {what}")
                 continue
-            reason = (f"{kind} on {where}" if kind == "low confidence"
-                      else f"lost, then found again on {where}")
+            reason = what
             out.append(ReviewEvent(kind, shown, tuple(worst.plane)[axis],
                                    tuple(worst.plane), float(worst.confidence), reason))
     return out
@@ -132,7 +137,8 @@ def _from_result(result, axis: int, tracks: dict[int, int]) -> list[ReviewEvent]
         shown = tuple(obj.plane) if obj is not None else tuple(plane)
         c = obj.confidence if obj is not None else math.nan
         t = tracks.get(track, track)
-        on = "" if tuple(plane)[axis] == shown[axis] else f" on frame {tuple(plane)[axis]}"
+        on = ("" if obj is not None and tuple(plane)[axis] == shown[axis]
+              else f" on frame {tuple(plane)[axis]}")  # no object: it ended after its seed
         ends[t] = ReviewEvent("track end", t, shown[axis], shown, float(c),
                               f"track ends{on}: {reason}")  # shown: its last object
     for kind in ("low confidence", "found again"):
