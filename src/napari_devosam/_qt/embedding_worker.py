@@ -23,6 +23,7 @@ from qtpy.QtCore import QObject, Signal
 from napari_devosam._qt.workers import create_job
 from napari_devosam.engine.embeddings import embed_plane, embed_stack
 from napari_devosam.utils.background import niced
+from napari_devosam.utils.text import plane_name
 
 MEMORY_PLANES = 8
 
@@ -115,7 +116,7 @@ class EmbeddingJobs(QObject):
         gen = self._generation
         worker = create_job(
             _plane_job, self.sam, data, self.cache, self.normalization,
-            progress={"total": 0, "desc": f"SAM embedding of plane {plane or '(2D)'}"},
+            progress={"total": 0, "desc": f"SAM embedding of {plane_name(plane)}"},
         )
         worker.returned.connect(lambda emb, p=plane, g=gen: self._on_plane(p, g, emb))
         worker.errored.connect(self._on_error)
