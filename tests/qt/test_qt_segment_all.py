@@ -213,13 +213,18 @@ def test_box_on_plane_with_proposals_adds_an_object(qtbot, annotator, monkeypatc
     np.testing.assert_array_equal(w.store.labels[0] > 0, (proposals > 0) | added)
 
 
-def test_a_diameter_larger_than_the_plane_is_refused_before_any_work(qtbot, annotator,
-                                                                     monkeypatch):
+@pytest.fixture
+def said(monkeypatch):
+    """The panel's warning notifications, in order."""
     import napari_devosam._qt.segment_all_panel as panel_module
 
+    out = []
+    monkeypatch.setattr(panel_module, "show_warning", out.append)
+    return out
+
+
+def test_a_diameter_larger_than_the_plane_is_refused_before_any_work(qtbot, annotator, said):
     viewer, w, truth = annotator
-    said = []
-    monkeypatch.setattr(panel_module, "show_warning", said.append)
     panel = w.segment_all_panel
     panel.diameter_spin.setValue(500)  # the plane is 96 x 128
     panel.run(all_planes=False)
@@ -228,13 +233,8 @@ def test_a_diameter_larger_than_the_plane_is_refused_before_any_work(qtbot, anno
     assert said and "larger than the plane" in said[0]
 
 
-def test_grid_mode_with_a_bundled_size_model_says_it_finds_little(qtbot, annotator,
-                                                                   monkeypatch):
-    import napari_devosam._qt.segment_all_panel as panel_module
-
+def test_grid_mode_with_a_bundled_size_model_says_it_finds_little(qtbot, annotator, said):
     viewer, w, truth = annotator
-    said = []
-    monkeypatch.setattr(panel_module, "show_warning", said.append)
     panel = w.segment_all_panel
     panel.mode_combo.setCurrentText("grid")
     panel.run(all_planes=False)

@@ -211,7 +211,7 @@ class LineageCanvas(QWidget):
         lay = self.layout_
         if lay is None or not len(lay.tracks):
             return []
-        _, y0, _, sy, rect = self._scale()
+        _, _, _, sy, rect = self._scale()
         if sy < ID_SPACING_PX:
             return []
         _, ys = self.to_screen(np.zeros(len(lay.tracks)), np.arange(len(lay.tracks), dtype=float))

@@ -30,9 +30,8 @@ DOCK_NAME = "Lineage"
 
 
 def _legend() -> str:
-    marks = {"x": "x", ">": "&#9655;", "s": "&#9633;", "|": "|"}
+    marks = {"x": "x", ">": "&#9655;", "s": "&#9633;", "|": "|", "o": "&#9675;"}
     shown = {**END_MARKS, "other end, or none recorded": OTHER_END}
-    marks["o"] = "&#9675;"
     return "  ".join(f"<span style='color:{c.name()}'>{marks[s]}</span> {reason}"
                      for reason, (s, c) in shown.items()) + "  (fork: division)"
 

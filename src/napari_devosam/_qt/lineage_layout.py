@@ -18,6 +18,7 @@ from napari_devosam.tracking.lineage import forest
 
 UNRECORDED = "ended, no reason recorded"  # an early end of an imported or split track
 
+
 @dataclass
 class LineageLayout:
     """The drawing of a lineage, in data units (x: frame, y: row).

@@ -166,14 +166,20 @@ def _no_embryo(contrast: float, embryo: np.ndarray) -> str:
             "background)")
 
 
+def _foreground(smooth: np.ndarray, t_low: float) -> np.ndarray:
+    """``smooth >= t_low``, opened, holes filled: the parts the embryo is chosen among."""
+    return ndimage.binary_fill_holes(ndimage.binary_opening(smooth >= t_low, iterations=1))
+
+
 def with_bright_parts(embryo: np.ndarray, smooth: np.ndarray, t_low: float, t_high: float,
-                      min_area: int) -> np.ndarray:
+                      min_area: int, foreground: np.ndarray | None = None) -> np.ndarray:
     """``embryo`` ``(H, W)`` bool plus every other foreground part (``smooth >= t_low``,
-    opened, holes filled) that holds at least ``min_area`` px of bright stain (``smooth >=
-    t_high``, opened). On a nuclear stain the cytoplasm can be too dim to join all nuclei
-    into one region: DevoLearn nuclear frame 10 left 7 of 24 nuclei, the brightest among
-    them, outside its largest region, and their seeds were dropped."""
-    fg = ndimage.binary_fill_holes(ndimage.binary_opening(smooth >= t_low))
+    opened, holes filled; ``foreground`` when the caller has it) that holds at least
+    ``min_area`` px of bright stain (``smooth >= t_high``, opened). On a nuclear stain the
+    cytoplasm can be too dim to join all nuclei into one region: DevoLearn nuclear frame 10
+    left 7 of 24 nuclei, the brightest among them, outside its largest region, and their
+    seeds were dropped."""
+    fg = _foreground(smooth, t_low) if foreground is None else foreground
     lab, n = ndimage.label(fg)
     if n <= 1:
         return embryo
@@ -208,8 +214,8 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
     sigma = max(sigma, 1e-3 * (float(smooth.max()) - float(smooth.min())))
     contrast = (float(np.median(fg)) - float(np.median(bg))) / sigma \
         if bg.size and fg.size else 0.0
-    embryo = _largest_region(ndimage.binary_fill_holes(
-        ndimage.binary_opening(smooth >= t_low, iterations=1)))
+    filled = _foreground(smooth, t_low)
+    embryo = _largest_region(filled)
     region = ndimage.binary_erosion(embryo, iterations=3)
     foreground = int(np.count_nonzero(smooth >= t_low))
     sparse = False
@@ -234,7 +240,7 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
     else:
         stain = given(stain)
     if stain == "nuclei" and not sparse:
-        embryo = with_bright_parts(embryo, smooth, t_low, t_high, min_area)
+        embryo = with_bright_parts(embryo, smooth, t_low, t_high, min_area, filled)
     return PlaneAnalysis(smooth, t_low, t_high, embryo, stain,
                          region=region if region.any() else embryo, sparse=sparse)
 
@@ -292,6 +298,7 @@ def _fit_single_nuclei(boxes: np.ndarray, centres: np.ndarray, a: PlaneAnalysis,
     bright = ndimage.binary_fill_holes(a.smooth >= a.t_high)
     lab, _ = ndimage.label(bright)
     parts = ndimage.find_objects(lab)
+    areas = np.bincount(lab.ravel())
     rc = np.round(centres).astype(np.int64)
     typical = np.pi * (0.5 * diameter) ** 2
     out = boxes.copy()
@@ -300,7 +307,7 @@ def _fit_single_nuclei(boxes: np.ndarray, centres: np.ndarray, a: PlaneAnalysis,
             continue
         ys, xs = parts[i - 1]
         if (max(ys.stop - ys.start, xs.stop - xs.start) > ONE_NUCLEUS_EXTENT * diameter
-                or np.count_nonzero(lab[ys, xs] == i) > ONE_NUCLEUS_AREA * typical):
+                or areas[i] > ONE_NUCLEUS_AREA * typical):
             continue
         out[k] = [min(out[k, 0], ys.start - 2), min(out[k, 1], xs.start - 2),
                   max(out[k, 2], ys.stop + 1), max(out[k, 3], xs.stop + 1)]

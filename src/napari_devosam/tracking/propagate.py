@@ -38,6 +38,7 @@ Methods 22:579).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Generator
 
 import numpy as np
@@ -303,7 +304,8 @@ def _record(ctx: RunContext, active: dict, plane: Plane, previous: Plane, todo: 
                 matched.add(i)
     limit = p.max_growth * ctx.typical_area if snapping(ctx) else 0.0
     stain = _nuclear_analysis(ctx, plane_data[0], plane)
-    before = None if stain is None else (lambda: ctx.analysis(ctx.pixels(previous), previous))
+    # the previous plane's analysis, read once and only if a track needs it
+    before = functools.cache(lambda: ctx.analysis(ctx.pixels(previous), previous))
     for i, (track, _, _, shifted) in enumerate(todo):
         parts, score, logits_i, outside = chosen[i]
         left = "left the embryo" if outside else None

@@ -79,12 +79,11 @@ def _runs(items, axis: int) -> list[list]:
 
 
 def _span_events(kind: str, items, axis: int, tracks, ends=None) -> list[ReviewEvent]:
-    """One event per run of ``items`` (``_runs``). ``ends``: ``{index: ReviewEvent}`` of the
-    "track end" events in the caller's list, by track; a low-confidence run that reaches a
-    track's end is folded into that event (the doubtful frames led to the end: one thing to
-    check), as is a found-again run there; the event is replaced in ``ends``, named by its
-    track. A found-again track had no gap: its mask failed the checks and a stain seed
-    gave it back on the same plane."""
+    """One event per run of ``items`` (``_runs``). ``ends``: ``{track: ReviewEvent}``, the
+    "track end" events by their shown track id; a run that reaches a track's end is folded
+    into that event (the doubtful frames led to the end: one thing to check), which is
+    replaced in ``ends``. A found-again track had no gap: its mask failed the checks and a
+    stain seed gave it back on the same plane."""
     by_track: dict[int, list] = {}
     for item in items:
         by_track.setdefault(item.track, []).append(item)
@@ -103,9 +102,8 @@ def _span_events(kind: str, items, axis: int, tracks, ends=None) -> list[ReviewE
                 ends[shown] = ReviewEvent(end.kind, end.track, end.frame, end.plane, float(c),
                                           f"{end.reason}, after {what}")
                 continue
-            reason = what
             out.append(ReviewEvent(kind, shown, tuple(worst.plane)[axis],
-                                   tuple(worst.plane), float(worst.confidence), reason))
+                                   tuple(worst.plane), float(worst.confidence), what))
     return out
 
 
