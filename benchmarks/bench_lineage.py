@@ -75,8 +75,8 @@ def big_lineage(n_frames: int, n_tracks: int, seed: int = 0) -> dict:
 
 
 def data_for(info: dict):
-    from napari_devosam._qt.lineage_colors import track_colors
     from napari_devosam._qt.lineage_model import LineageData
+    from napari_devosam.tracking.lineage_colors import track_colors
 
     nodes, object_tracks, oid = {}, {}, 1
     for t, ti in info.items():
@@ -90,8 +90,8 @@ def data_for(info: dict):
 # -- the three candidates: each has redraw(info) -> pixels on screen --------------------------
 def qpainter_candidate():
     from napari_devosam._qt.lineage_canvas import LineageCanvas
-    from napari_devosam._qt.lineage_colors import rgba_array, track_colors
-    from napari_devosam._qt.lineage_layout import layout_lineage
+    from napari_devosam.tracking.lineage_colors import rgba_array, track_colors
+    from napari_devosam.tracking.lineage_layout import layout_lineage
 
     canvas = LineageCanvas()
     canvas.resize(900, 400)
@@ -109,8 +109,8 @@ def vispy_candidate():
     from vispy import scene
     from vispy.gloo import gl
 
-    from napari_devosam._qt.lineage_colors import rgba_array, track_colors
-    from napari_devosam._qt.lineage_layout import layout_lineage
+    from napari_devosam.tracking.lineage_colors import rgba_array, track_colors
+    from napari_devosam.tracking.lineage_layout import layout_lineage
 
     canvas = scene.SceneCanvas(keys=None, size=(900, 400), show=True, bgcolor="#262930")
     view = canvas.central_widget.add_view()
@@ -139,8 +139,8 @@ def matplotlib_candidate():
     from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
 
-    from napari_devosam._qt.lineage_colors import rgba_array, track_colors
-    from napari_devosam._qt.lineage_layout import layout_lineage
+    from napari_devosam.tracking.lineage_colors import rgba_array, track_colors
+    from napari_devosam.tracking.lineage_layout import layout_lineage
 
     fig = Figure(figsize=(9, 4), dpi=100)
     ax = fig.add_subplot(111)
@@ -268,7 +268,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from qtpy.QtWidgets import QApplication
 
-    from napari_devosam._qt.lineage_layout import layout_lineage
+    from napari_devosam.tracking.lineage_layout import layout_lineage
 
     app = QApplication.instance() or QApplication(sys.argv)  # noqa: F841 - kept alive
     infos = [big_lineage(args.frames, args.tracks, seed) for seed in range(3)]

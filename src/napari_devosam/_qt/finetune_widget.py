@@ -25,10 +25,10 @@ from napari_devosam._qt.finetune_annotator import (
     model_of,
     normalization_of,
 )
-from napari_devosam._qt.finetune_events import describe, improved, read_event, result_summary
 from napari_devosam._qt.finetune_form import LOADED, FinetuneForm
 from napari_devosam._qt.finetune_job import JobOutcome, JobSettings, LoadProgress, run_job
 from napari_devosam._qt.finetune_plot import FinetunePlot
+from napari_devosam.finetune.progress_text import describe, improved, read_event, result_summary
 
 
 def _notify(kind: str, message: str) -> None:

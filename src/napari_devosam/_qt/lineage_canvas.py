@@ -23,7 +23,7 @@ from qtpy.QtCore import QEvent, QLineF, QPointF, QRectF, QSize, Qt, Signal
 from qtpy.QtGui import QColor, QKeySequence, QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
-from napari_devosam._qt.lineage_layout import LineageLayout, hit
+from napari_devosam.tracking.lineage_layout import LineageLayout, hit
 
 BACKGROUND = QColor(38, 41, 48)
 AXIS = QColor(160, 160, 160)

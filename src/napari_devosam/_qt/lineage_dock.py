@@ -21,10 +21,10 @@ from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from napari_devosam._qt.lineage_canvas import END_MARKS, OTHER_END, LineageCanvas
-from napari_devosam._qt.lineage_colors import rgba_array
-from napari_devosam._qt.lineage_edits import EDITS, core_call
-from napari_devosam._qt.lineage_layout import layout_lineage
 from napari_devosam._qt.propagate_view import go_to_plane
+from napari_devosam.tracking.lineage_colors import rgba_array
+from napari_devosam.tracking.lineage_edits import EDITS, core_call
+from napari_devosam.tracking.lineage_layout import layout_lineage
 
 DOCK_NAME = "Lineage"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from qtpy.QtCore import QObject, Signal
 
-from napari_devosam._qt.lineage_colors import object_colors, track_colors
+from napari_devosam.tracking.lineage_colors import object_colors, track_colors
 
 UNKNOWN_COLOR = (0.7, 0.7, 0.7, 1.0)  # an object committed since the last recolouring
 

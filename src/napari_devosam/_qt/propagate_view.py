@@ -34,7 +34,7 @@ def color_tracks(viewer, colors: dict | None) -> None:
     each vertex's colour index (centred in its bin) and a step colormap maps it back."""
     from napari.utils.colormaps import Colormap
 
-    from napari_devosam._qt.lineage_colors import rgba_array
+    from napari_devosam.tracking.lineage_colors import rgba_array
 
     layer = viewer.layers[TRACKS] if TRACKS in viewer.layers else None  # noqa: SIM401
     if layer is None or not colors or not len(layer.data):

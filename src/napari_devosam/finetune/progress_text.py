@@ -1,4 +1,4 @@
-"""Reading the core's fine-tuning progress events and result for display (no Qt in here).
+"""The fine-tuning progress events and result as plain values for display (no Qt).
 
 ``napari_devosam.finetune.finetune`` yields progress events (``phase`` "embed" / "train" /
 "validate" / "done", ``epoch``, ``step``, ``total_steps``, ``loss``, ``val_iou``,

@@ -1,8 +1,8 @@
 """The lineage tree's layout marks every track end but divisions, a recorded reason or not
 (a new-user trial: imported tracks that stopped early showed no end at all)."""
 
-from napari_devosam._qt.lineage_layout import UNRECORDED, layout_lineage
 from napari_devosam.tracking.lineage import TrackInfo
+from napari_devosam.tracking.lineage_layout import UNRECORDED, layout_lineage
 
 
 def test_every_end_but_a_division_is_marked():
