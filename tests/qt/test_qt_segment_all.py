@@ -102,9 +102,11 @@ def test_segment_plane_remove_one_then_commit(qtbot, annotator):
 def test_all_planes_then_commit_all(qtbot, annotator):
     viewer, w, truth = annotator
     panel = w.segment_all_panel
-    panel.run(all_planes=True)
+    worker = panel.run(all_planes=True)
+    bar = worker.pbar  # napari's activity dock: "2/2", not "0it" or an overflow
     finish(qtbot, panel)
     assert panel.progress.value() == 2
+    assert (bar.n, bar.total) == (2, 2)
     assert w.state.current_labels[1].any() and w.state.current_labels[0].any()
     assert "proposals" in panel.message.text()
     assert panel.commit_all() == 2

@@ -28,6 +28,7 @@ from napari_devosam._qt.finetune_annotator import (
 from napari_devosam._qt.finetune_form import LOADED, FinetuneForm
 from napari_devosam._qt.finetune_job import JobOutcome, JobSettings, LoadProgress, run_job
 from napari_devosam._qt.finetune_plot import FinetunePlot
+from napari_devosam._qt.workers import create_job, show_progress
 from napari_devosam.finetune.progress_text import describe, improved, read_event, result_summary
 
 
@@ -173,7 +174,6 @@ class FinetuneWidget(QWidget):
         if settings is None:
             return
         settings.estimate_only = bool(estimate_only)
-        from napari.qt.threading import create_worker
         from napari.utils import progress
 
         self.plot.clear()
@@ -185,12 +185,7 @@ class FinetuneWidget(QWidget):
         # closing napari while training: stop the worker at its next step
         self.destroyed.connect(lambda *_: stop.set())
         self._pbar = progress(total=0, desc="Fine-tuning decoder")
-        from napari_devosam._qt.workers import SafeGeneratorWorker
-        from napari_devosam.utils.heavy_imports import ensure_imported
-
-        ensure_imported()  # first imports on the GUI thread, never raced by workers
-        worker = create_worker(run_job, settings, self._stop, _start_thread=False,
-                               _worker_class=SafeGeneratorWorker)
+        worker = create_job(run_job, settings, self._stop)
         worker.yielded.connect(self._on_event)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)
@@ -240,13 +235,7 @@ class FinetuneWidget(QWidget):
         total, done = max(int(total), 0), max(int(done), 0)
         self.progress_bar.setRange(0, total)  # (0, 0) = busy indicator
         self.progress_bar.setValue(min(done, total))
-        pbar = self._pbar  # set_description may process events: the run may end meanwhile
-        if pbar is not None:
-            if desc and pbar.desc != desc:
-                pbar.set_description(desc)
-            if pbar.total != total:
-                pbar.total = total
-            pbar.update(done - pbar.n)
+        show_progress(self._pbar, done, total, desc)
 
     def _on_returned(self, outcome: JobOutcome) -> None:
         self._outcome = outcome

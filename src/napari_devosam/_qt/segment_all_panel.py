@@ -30,7 +30,8 @@ from qtpy.QtWidgets import (
     QPushButton,
 )
 
-from napari_devosam._qt.workers import reported
+from napari_devosam._qt.workers import create_job
+from napari_devosam.automatic.limits import MAX_PIXELS
 from napari_devosam.utils.text import count
 
 
@@ -57,7 +58,7 @@ class SegmentAllPanel(QGroupBox):
         self.mode_combo.addItems(list(MODES))
         self.stain_combo.addItems(list(STAINS[::-1]))  # auto first
         self.diameter_spin = QDoubleSpinBox()  # 0: estimated from the image
-        self.diameter_spin.setRange(0.0, 2000.0)
+        self.diameter_spin.setRange(0.0, float(int(MAX_PIXELS ** 0.5)))  # check_plane_size
         self.diameter_spin.setDecimals(0)
         self.diameter_spin.setSuffix(" px")
         self.diameter_spin.setSpecialValueText("auto")
@@ -105,8 +106,6 @@ class SegmentAllPanel(QGroupBox):
 
     def run(self, all_planes: bool = False):
         """Start segmenting the current plane (or every plane); returns the worker or None."""
-        from napari.qt.threading import create_worker
-
         from napari_devosam.engine.stacks import plane_indices
 
         w = self.w
@@ -134,11 +133,10 @@ class SegmentAllPanel(QGroupBox):
         model = SimpleNamespace(sam=w.predictor.sam, cache=w.cache,
                                 normalization=w.predictor.normalization,
                                 zoom=w.predictor.zoom)
-        worker = create_worker(
-            reported(_job), data, planes, model, self.mode_combo.currentText(),
+        worker = create_job(
+            _job, data, planes, model, self.mode_combo.currentText(),
             self.stain_combo.currentText(), self.diameter_spin.value() or None,
-            _start_thread=False, _ignore_errors=True,
-            _progress={"total": 0, "desc": "Segment all"})
+            progress={"total": len(planes), "desc": "Segment all"})
         from napari_devosam._qt.estimates import RunTiming
         from napari_devosam.utils.estimate import auto_step
 

@@ -89,9 +89,43 @@ def create_job(gen_func, *args, progress=None, **kwargs) -> SafeGeneratorWorker:
     ensure_imported()
     worker = create_worker(reported(gen_func), *args, _start_thread=False, _ignore_errors=True,
                            _progress=progress, _worker_class=SafeGeneratorWorker, **kwargs)
+    pbar = getattr(worker, "pbar", None)
+    if pbar is not None:  # the bar shows what the events say, not how many came
+        try:
+            worker.yielded.disconnect(pbar.increment_with_overflow)
+        except (TypeError, RuntimeError):  # another napari: keep its counting
+            pass
+        else:
+            worker.yielded.connect(lambda event: _follow(pbar, event))
     _JOBS.add(worker)
     worker.finished.connect(lambda: _JOBS.discard(worker))
     return worker
+
+
+def _follow(pbar, event) -> None:
+    """One yielded event -> the activity-dock bar: ``(done, total)`` tuples and events with
+    ``done``/``total`` set it (``show_progress``); anything else counts one step."""
+    if isinstance(event, tuple) and len(event) == 2 and all(isinstance(v, int) for v in event):
+        show_progress(pbar, *event)
+    elif isinstance(getattr(event, "done", None), int) and isinstance(
+            getattr(event, "total", None), int):
+        show_progress(pbar, event.done, event.total)
+    else:
+        pbar.increment_with_overflow()
+
+
+def show_progress(pbar, done: int, total: int, desc: str | None = None) -> None:
+    """Set napari's activity-dock bar ``pbar`` (a ``napari.utils.progress``, or None) to
+    ``done`` of ``total`` (0: a busy indicator). napari's own bar counts yields: a job that
+    first yields "0 of N" would overflow into a busy indicator at its end."""
+    if pbar is None:
+        return
+    total, done = max(int(total), 0), max(int(done), 0)
+    if desc and pbar.desc != desc:
+        pbar.set_description(desc)
+    if pbar.total != total:
+        pbar.total = total
+    pbar.update(done - pbar.n)
 
 
 @atexit.register
