@@ -46,8 +46,9 @@ def test_track_says_how_long_before_propagating(movie, capsys):
     line = next(x for x in err.splitlines() if "to track" in x)
     assert re.fullmatch(r"devosam track: about .+ for 4 planes to track \(embedding 5 planes "
                         r"at [\d.]+ s each, recorded on an earlier run here; propagation of 3 "
-                        r"objects at [\d.]+ s per object-plane, recorded on an earlier run "
-                        r"here; more if new cells start tracks\)", line), line
+                        r"objects at [\d.]+ s per object-plane and new-cell detection [\d.]+ s "
+                        r"per plane, recorded on an earlier run here; more if new cells start "
+                        r"tracks\)", line), line
     assert err.index(line) < err.index("propagating")  # before the first plane is tracked
     # every plane cached (by devosam embed): the propagation is still counted
     cache = str(tmp / "filled")

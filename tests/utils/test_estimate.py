@@ -175,3 +175,30 @@ def test_a_run_records_its_time_per_object_plane(tmp_path, monkeypatch):
     assert recorded_seconds("auto-object|" + key) is None
     record_run("track", key, 5.0, 5, 0, 0.5, object_planes=0)  # nothing followed: kept
     assert recorded_seconds(object_key("track", key)) == 0.05
+
+
+def test_new_cell_detection_is_a_cost_per_plane_not_per_object(tmp_path, monkeypatch):
+    """A new-user trial: 8 seeded nuclei on 8 planes were estimated at 5 s and took 27 s,
+    3 s of each plane being the automatic segmentation that finds new cells. The run's
+    detection time is recorded per plane and taken off its per-object time."""
+    from napari_devosam.utils.estimate import (
+        object_key,
+        panel_line,
+        plane_part_key,
+        record_run,
+    )
+
+    monkeypatch.setenv("DEVOSAM_CACHE_DIR", str(tmp_path / "cache"))
+    key = record_key("embryo_tiny", "cpu", "fp32")
+    # 27 s over 8 planes, 24 of them detecting: 3 s per plane; 3 s over 120 object-planes
+    record_run("track", key, 27.0, 8, 0, 0.5, object_planes=120, plane_seconds=24.0)
+    assert recorded_seconds(plane_part_key("track", key)) == 3.0
+    assert recorded_seconds(object_key("track", key)) == 0.025
+    line = panel_line("Propagate", 8, "track", key, 0, objects=8)
+    assert line == (
+        "Propagate: about 26 s for 8 planes to track (no embedding: every plane is in the "
+        "cache; propagation of 8 objects at 0.025 s per object-plane and new-cell detection "
+        "3 s per plane, recorded on an earlier run here; more if new cells start tracks)")
+    # a run that measured no detection time leaves the per-object time whole
+    record_run("track", key, 10.0, 5, 0, 0.5, object_planes=100)
+    assert recorded_seconds(object_key("track", key)) == 0.1

@@ -113,7 +113,8 @@ class RunTiming:
     ``left(done, total)``: the time left, from the planes done so far (``TimeLeft``; ``""``
     before the first). ``finished(n_planes, planes, object_planes)``: the run processed
     ``n_planes`` (``planes``: their index tuples, now in the cache; ``object_planes``: the
-    tracked objects summed over them, for a per-object time): its step and encoder times are
+    tracked objects summed over them, for a per-object time; ``plane_seconds``: its time in
+    the step's per-plane part, ``utils.estimate.PER_PLANE_PART``): its step and encoder times are
     recorded under the model's key (``record_run``; the planes it embedded counted by the
     annotator's cache, ``LockedEmbeddingCache.puts``) and the estimates refreshed.
     """
@@ -126,8 +127,8 @@ class RunTiming:
     def left(self, done: int, total: int) -> str:
         return self.clock(done, total) or ""
 
-    def finished(self, n_planes: int, planes=(), object_planes: int | None = None
-                 ) -> float | None:
+    def finished(self, n_planes: int, planes=(), object_planes: int | None = None,
+                 plane_seconds: float | None = None) -> float | None:
         """Record the run's times; returns the step's seconds per plane (None: not recorded)."""
         from napari_devosam.engine.encoder_timing import seconds_per_plane
 
@@ -136,7 +137,7 @@ class RunTiming:
             embedded = getattr(w.cache, "puts", 0) - self.puts
             each = record_run(self.step, self.key, self.clock.clock() - self.clock.started,
                               n_planes, embedded, seconds_per_plane(self.sam),
-                              object_planes)
+                              object_planes, plane_seconds)
         with contextlib.suppress(AttributeError, RuntimeError):
             w.embeddings.mark_cached(planes)
         update_estimates(w)

@@ -49,6 +49,7 @@ from napari_devosam._qt.propagate_review import ReviewList, jump_to_event, run_e
 from napari_devosam._qt.propagate_view import color_tracks, show_tracks
 from napari_devosam._qt.workers import create_job
 from napari_devosam.tracking.prefetch import PrefetchingEmbeddings
+from napari_devosam.tracking.records import RunTally
 from napari_devosam.tracking.request import TrackingRequest
 from napari_devosam.tracking.route import DIRECTIONS
 from napari_devosam.tracking.store_run import (
@@ -245,7 +246,7 @@ class PropagatePanel(QGroupBox):
         worker = create_job(run_in_store, w.sam, image, run, self.embeddings,
                             progress={"total": len(order), "desc": "Propagating objects"})
         self.timing, self._done = RunTiming(w, "track"), 0  # time left; recorded at the end
-        self._visited = 0  # tracks going summed over the planes done: object-planes
+        self._tally = RunTally()  # object-planes and detection time, for the next estimate
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda plan: self._on_plan(token, run, plan))
         worker.errored.connect(lambda exc: self._failed(token, exc))
@@ -270,7 +271,7 @@ class PropagatePanel(QGroupBox):
         self.progress.setRange(0, p.total)
         self.progress.setValue(p.done)
         self._done = p.done
-        self._visited += int(p.active)
+        self._tally.add(p)
         left = self.timing.left(p.done, p.total) if self.timing is not None else ""
         self.message.setText(f"plane {p.plane}: {p.active} track(s) going"
                              + (f"; {left}" if left else ""))
@@ -296,7 +297,7 @@ class PropagatePanel(QGroupBox):
             return
         if self.timing is not None:  # a finished run: the next estimate is measured
             self.timing.finished(self._done or len(run.order), [run.request.plane, *run.order],
-                                 self._visited)
+                                 self._tally.object_planes, self._tally.detect_seconds)
         self._applying = True
         self.message.setText("saving ...")
         info = {"model": w._model_text, "decoder": w._decoder_text}

@@ -189,9 +189,11 @@ class WorkEstimate:
                 self.say(line)
         return line
 
-    def record_after(self, n_steps: int, object_planes: int | None = None) -> None:
+    def record_after(self, n_steps: int, object_planes: int | None = None,
+                     plane_seconds: float | None = None) -> None:
         """The run (started at ``say_before``) processed ``n_steps`` planes (``object_planes``:
-        its tracked objects summed over them, for a per-object time): keep its times."""
+        its tracked objects summed over them, for a per-object time; ``plane_seconds``: its
+        time in the step's per-plane part, ``utils.estimate.record_run``): keep its times."""
         import time
 
         from napari_devosam.engine.encoder_timing import seconds_per_plane
@@ -201,4 +203,4 @@ class WorkEstimate:
             record_after(self.key, self.sam)
             return
         record_run(self.step, self.key, time.perf_counter() - self.started, n_steps,
-                   self.n_embed, seconds_per_plane(self.sam), object_planes)
+                   self.n_embed, seconds_per_plane(self.sam), object_planes, plane_seconds)

@@ -196,10 +196,12 @@ def _track(args, image, request) -> int:
     work.say_before([np.asarray(image[p]) for p in visits], cache, n_steps,
                     objects=len(request.seeds or ()))
     gen = run_tracking(sam, image, request, cache=cache)
-    visited = [0]  # tracked objects summed over the planes done (Progress.active)
-    done = drain_with_bar(_pairs(gen, visited), desc="propagating", unit="plane",
+    from napari_devosam.tracking.records import RunTally
+
+    tally = RunTally()
+    done = drain_with_bar(_pairs(gen, tally), desc="propagating", unit="plane",
                           estimate="plane" if work.first is not None else None)
-    work.record_after(n_steps, visited[0])
+    work.record_after(n_steps, tally.object_planes, tally.detect_seconds)
     result = done.result
     n_div = len(result.divisions)
     from napari_devosam.tracking.review_events import review_events
@@ -224,15 +226,14 @@ def _export_store(args, store, plane, axis) -> int:
     return 0
 
 
-def _pairs(gen, visited=None):
+def _pairs(gen, tally=None):
     """``Progress`` -> ``(done, total)`` for the progress bar, keeping the return value;
-    ``visited[0]`` (a one-item list) sums the tracks going after each plane (the object-planes
-    the run visited, for ``utils.estimate.record_run``)."""
+    ``tally`` (a ``RunTally``) adds each event up, for ``utils.estimate.record_run``."""
     while True:
         try:
             p = next(gen)
         except StopIteration as stop:
             return stop.value
-        if visited is not None:
-            visited[0] += int(p.active)
+        if tally is not None:
+            tally.add(p)
         yield p.done, p.total

@@ -30,6 +30,8 @@ between SAM's propagated masks and the plane's detections; the rules are this pa
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from napari_devosam.tracking import prompts as pr
@@ -93,7 +95,9 @@ def detections(ctx: RunContext, plane: Plane, pixels: np.ndarray, emb) -> np.nda
     plane with ``ctx.detector`` at the size of the tracked cells (``ctx.typical_area``);
     the scores are kept in ``ctx.detected`` for the new tracks."""
     if ctx.detected[0] != plane:
+        started = time.perf_counter()
         labels, scores = ctx.detector(pixels, emb, ctx.stain, diameter_of(ctx.typical_area))
+        ctx.detect_seconds += time.perf_counter() - started
         labels = np.zeros(np.shape(pixels)[:2], np.int32) if labels is None else labels
         ctx.detected = (plane, np.asarray(labels), scores)
     return ctx.detected[1]

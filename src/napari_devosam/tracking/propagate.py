@@ -164,7 +164,7 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
             if _step(ctx, active, plane, previous, bool(forward and number == 0)):
                 previous = plane
             done += 1
-            yield Progress(done, total, plane, len(active))
+            yield Progress(done, total, plane, len(active), ctx.detect_seconds)
     return ctx.result
 
 

@@ -109,12 +109,28 @@ class ReviewItem:
 @dataclass
 class Progress:
     """Yielded after each plane: ``done`` of at most ``total`` planes, ``plane`` just done,
-    ``active`` tracks still going."""
+    ``active`` tracks still going, ``detect_seconds`` spent so far detecting cells
+    (``tracking.new_cells``; a cost per plane, not per track: ``utils.estimate.record_run``)."""
 
     done: int
     total: int
     plane: Plane
     active: int
+    detect_seconds: float = 0.0
+
+
+@dataclass
+class RunTally:
+    """A run's ``Progress`` events added up for ``utils.estimate.record_run``:
+    ``object_planes`` (the tracks going, summed over the planes done) and ``detect_seconds``
+    (the latest event's)."""
+
+    object_planes: int = 0
+    detect_seconds: float = 0.0
+
+    def add(self, p: Progress) -> None:
+        self.object_planes += int(p.active)
+        self.detect_seconds = float(p.detect_seconds)
 
 
 @dataclass

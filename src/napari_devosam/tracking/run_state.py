@@ -54,6 +54,7 @@ class RunContext:
     typical_area: float = 0.0  # median area of the last plane's tracked objects
     analysed: dict = field(default_factory=dict)  # {plane: analysis}, the last two planes
     detected: tuple = (None, None, None)  # (plane, labels, scores) of the last detection
+    detect_seconds: float = 0.0  # wall seconds in the detector so far
 
     def new_track(self) -> int:
         self.next_track -= 1

@@ -191,17 +191,33 @@ def object_key(step: str, key: str) -> str:
     return f"{step}-object|{key}"
 
 
+#: What a ``PER_OBJECT`` step also spends once per plane, whatever its objects (new-cell
+#: detection: on a DevoLearn nuclear window 3 s of a plane's 3.4 s, which an estimate from
+#: the seeds alone put at 5 s for a 27 s run).
+PER_PLANE_PART = {"track": "new-cell detection"}
+
+
+def plane_part_key(step: str, key: str) -> str:
+    """The record key of the seconds per plane of ``step``'s ``PER_PLANE_PART``."""
+    if step not in PER_PLANE_PART:
+        raise ValueError(f"no per-plane part for {step!r}: one of {', '.join(PER_PLANE_PART)}")
+    return f"{step}-plane|{key}"
+
+
 def recorded_step(step: str, key: str | None, objects: int | None = None):
     """The recorded time of ``step`` for ``key`` as a ``work_line`` step: ``(step, seconds
-    per object-plane, how, objects)`` when ``objects`` (the run's seed count) is given and a
-    per-object time is recorded (``object_key``), else ``(step, seconds per plane, how,
-    None)`` from the per-plane record; None when neither is recorded (or ``key`` is None)."""
+    per object-plane, how, objects, seconds per plane of its PER_PLANE_PART)`` when
+    ``objects`` (the run's seed count) is given and a per-object time is recorded
+    (``object_key``; the per-plane part 0.0 when none is recorded), else ``(step, seconds per
+    plane, how, None)`` from the per-plane record; None when neither is recorded (or ``key``
+    is None)."""
     if key is None:
         return None
     if objects and step in PER_OBJECT:
         each = recorded_seconds(object_key(step, key))
         if each is not None:
-            return step, each, HOW_RECORDED, int(objects)
+            part = recorded_seconds(plane_part_key(step, key)) if step in PER_PLANE_PART else None
+            return step, each, HOW_RECORDED, int(objects), part or 0.0
     each = recorded_seconds(step_key(step, key))
     return None if each is None else (step, each, HOW_RECORDED, None)
 
@@ -250,14 +266,17 @@ def _step_part(step) -> str:
     name, each, how, *objects = step
     if not objects or objects[0] is None:
         return f"{STEPS[name]} {per_unit(each)} per plane, {how}"
+    part = objects[1] if len(objects) > 1 else 0.0
+    plane = f" and {PER_PLANE_PART[name]} {per_unit(part)} per plane" if part else ""
     return (f"{PER_OBJECT[name]} of {count(objects[0], 'object')} at {per_unit(each)} per "
-            f"object-plane, {how}; more if new cells start tracks")
+            f"object-plane{plane}, {how}; more if new cells start tracks")
 
 
 def _step_cost(n: int, step) -> float:
     """Seconds of a ``work_line`` step on ``n`` planes: per plane, or per object-plane."""
     _, each, _, *objects = step
-    return n * each * (objects[0] if objects and objects[0] is not None else 1)
+    part = objects[1] if len(objects) > 1 else 0.0
+    return n * (each * (objects[0] if objects and objects[0] is not None else 1) + part)
 
 
 def timing_first_line(n: int, step: str) -> str:
@@ -269,21 +288,28 @@ def timing_first_line(n: int, step: str) -> str:
 
 
 def record_run(step: str, key: str, wall: float, n_steps: int, n_embedded: int,
-               encoder_each: float | None, object_planes: int | None = None) -> float | None:
+               encoder_each: float | None, object_planes: int | None = None,
+               plane_seconds: float | None = None) -> float | None:
     """Record a finished run of ``step`` keyed by ``key`` (``record_key``): the encoder's
     ``encoder_each`` seconds per plane, and the step's per-plane time (``step_seconds``: the
     ``wall`` seconds over ``n_steps`` planes less the encoder time of the ``n_embedded``
     planes it embedded; ``encoder_each`` None: the recorded one). For a ``PER_OBJECT`` step
     with ``object_planes`` (the tracked objects summed over the planes visited) the same time
-    over them is recorded too (``object_key``). Returns the step's time per plane, None when
-    no plane was processed (nothing recorded for the step)."""
+    over them is recorded too (``object_key``), less ``plane_seconds`` (the run's seconds in
+    the step's ``PER_PLANE_PART``, recorded per plane: ``plane_part_key``; None: not
+    measured, nothing taken off). Returns the step's time per plane, None when no plane was
+    processed (nothing recorded for the step)."""
     record_seconds(key, encoder_each)
     each = encoder_each if encoder_each is not None else recorded_seconds(key)
     step_each = step_seconds(wall, n_steps, n_embedded, each)
     record_seconds(step_key(step, key), step_each)
     if step in PER_OBJECT and object_planes and step_each is not None:
+        per_plane = 0.0
+        if plane_seconds is not None and step in PER_PLANE_PART:
+            per_plane = min(max(float(plane_seconds), 0.0), float(wall))
+            record_seconds(plane_part_key(step, key), per_plane / n_steps)
         record_seconds(object_key(step, key),
-                       step_seconds(wall, object_planes, n_embedded, each))
+                       step_seconds(wall - per_plane, object_planes, n_embedded, each))
     return step_each
 
 
