@@ -374,3 +374,24 @@ def test_the_estimate_grows_with_the_seeds_and_a_run_records_its_object_time(qtb
     assert per_plane != 1.0 and per_object != 20.0  # this run's
     # no track ends (WIDE_OPEN): n objects on each plane visited
     assert per_object == pytest.approx(per_plane / n, rel=0.01, abs=2e-4)
+
+
+def test_a_reopened_store_lists_its_review_events(make_napari_viewer, qtbot, sam):
+    """A new-user trial: tracks imported with ``devosam import-tracks`` showed an empty review
+    list when the image was opened; the store's own events (divisions, track ends) are now
+    listed."""
+    from napari_devosam.tracking.import_tracks import store_tracks_from_labels
+    from napari_devosam.tracking.review_events import review_events
+
+    stack, labels, parents = make_lineage_timelapse(5, (96, 96), 3, seed=3)
+    viewer, w = open_annotator(make_napari_viewer, qtbot, stack, sam)
+    store = w.store
+    w.jobs.submit(lambda: store_tracks_from_labels(store, labels, parents))
+    qtbot.waitUntil(lambda: bool(store.objects) and not w.jobs.busy, timeout=TIMEOUT)
+    expected = [e.text() for e in review_events(store, 0)]
+    assert any("divides" in e for e in expected), expected
+    viewer.close()
+    _, again = open_annotator(make_napari_viewer, qtbot, stack, sam)
+    panel = again.propagate_panel
+    qtbot.waitUntil(lambda: len(panel.entries) == len(expected), timeout=TIMEOUT)
+    assert sorted(e.text() for e in panel.entries) == sorted(expected)

@@ -64,6 +64,26 @@ def test_ctc_round_trip_reproduces_pixels_and_parents(phantom, tmp_path):
     assert not store.objects and not store.labels.any()
 
 
+def test_ctc_tracking_truth_imports_like_a_result(phantom, tmp_path):
+    """A new-user trial: a CTC ground-truth folder (``man_trackNNN.tif`` + ``man_track.txt``)
+    was refused as holding "no maskNNN.tif files"."""
+    import shutil
+
+    stack, _, _, res = phantom
+    truth = tmp_path / "01_GT" / "TRA"
+    truth.mkdir(parents=True)
+    for path in res.glob("mask*.tif"):
+        shutil.copy(path, truth / path.name.replace("mask", "man_track"))
+    shutil.copy(res / "res_track.txt", truth / "man_track.txt")
+    a = AnnotationStore(tmp_path / "a.devosam", stack.shape)
+    b = AnnotationStore(tmp_path / "b.devosam", stack.shape)
+    assert drain(import_ctc(a, res)) == drain(import_ctc(b, truth))
+    assert lineage(a) == lineage(b) and np.array_equal(a.labels, b.labels)
+    (truth / "man_track.txt").write_text("1 0 99 0\n")
+    with pytest.raises(TrackImportError, match="^man_track.txt: track 1 ends on frame 99"):
+        drain(import_ctc(AnnotationStore(tmp_path / "c.devosam", stack.shape), truth))
+
+
 def test_a_gap_in_a_ctc_result_is_one_track_not_a_division(tmp_path):
     """CTC writes a gap as a mother with one late daughter: one cell, one track."""
     labels = np.zeros((6, 32, 32), np.uint16)
@@ -123,6 +143,28 @@ def test_geff_with_masks_imports_the_same_tracks(phantom, tmp_path):
     _same_result(res, tmp_path / "again")
 
 
+def test_a_crescent_shaped_object_comes_back_from_our_own_geff(tmp_path):
+    """A new-user trial: devosam's GEFF of a nuclear run could not be imported ("node ...
+    lies on the masks' background"): a crescent's centroid is off the object. Nodes now name
+    their object (``seg_id``)."""
+    pytest.importorskip("geff")
+    from napari_devosam.tracking.track_files import write_track_results
+
+    yy, xx = np.mgrid[:48, :48]
+    disk = (yy - 24) ** 2 + (xx - 24) ** 2 <= 14 ** 2
+    ring = disk & ((yy - 24) ** 2 + (xx - 30) ** 2 > 11 ** 2)
+    labels = np.zeros((3, 48, 48), np.int64)
+    labels[:, ring] = 5
+    labels[:, 2:6, 2:6] = 9
+    cy, cx = np.round(np.argwhere(ring).mean(axis=0)).astype(int)
+    assert labels[0, cy, cx] == 0  # the crescent's centroid is on the background
+    write_track_results(tmp_path / "out", labels, {}, geff=True)
+    store = AnnotationStore(tmp_path / "s.devosam", labels.shape)
+    summary = drain(import_geff(store, tmp_path / "out" / "tracks.geff", tmp_path / "out"))
+    assert summary.tracks == 2
+    assert np.array_equal(store.labels > 0, labels > 0)
+
+
 def _edit_res_track(res: Path, old: str, new: str) -> None:
     text = (res / "res_track.txt").read_text()
     assert old in text
@@ -136,6 +178,8 @@ def _edit_res_track(res: Path, old: str, new: str) -> None:
     ("shape", "has shape (64, 64), the movie's frames (128, 128)"),
     ("frames", "the masks cover 7 frames, the movie has 8"),
     ("text", "expected 'L B E P'"),
+    ("negative", "mask002.tif holds negative labels (down to -3)"),
+    ("self", "names itself as its mother"),
 ])
 def test_bad_results_are_refused_with_one_line_and_nothing_written(phantom, tmp_path,
                                                                    damage, message):
@@ -156,6 +200,12 @@ def test_bad_results_are_refused_with_one_line_and_nothing_written(phantom, tmp_
         tifffile.imwrite(res / "mask000.tif", np.zeros((64, 64), np.uint16))
     elif damage == "frames":
         (res / "mask007.tif").unlink()
+    elif damage == "negative":
+        frame = tifffile.imread(res / "mask002.tif").astype(np.int32)
+        frame[0, 0] = -3
+        tifffile.imwrite(res / "mask002.tif", frame)
+    elif damage == "self":
+        _edit_res_track(res, first_line, " ".join([label, b, e, label]))
     else:
         _edit_res_track(res, first_line, "1 2 x")
     store = AnnotationStore(tmp_path / "s.devosam", stack.shape)

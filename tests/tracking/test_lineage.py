@@ -142,6 +142,27 @@ def test_delete_from_a_frame_with_or_without_descendants(store, descendants):
     _undo_redo_restores(store, before, _state(store))
 
 
+def test_one_daughter_left_is_no_division_anywhere(store, tmp_path):
+    """A new-user trial: after one daughter was deleted, the tree said "divided", the export
+    counted the division and the review list did not. One rule now: two daughters or more."""
+    from napari_devosam.tracking.lineage import CONTINUED, DIVIDED, division_count
+    from napari_devosam.tracking.review_events import review_events
+
+    assert _shape(store)[1][4] == DIVIDED
+    assert export_store_tracks(tmp_path / "a", store, (0,), 0)["divisions"] == 1
+    delete_track(store, 3, 3)
+    assert _shape(store)[1][3:] == ((2,), CONTINUED)
+    assert export_store_tracks(tmp_path / "b", store, (0,), 0)["divisions"] == 0
+    assert not [e for e in review_events(store) if e.kind == "division"]
+    assert division_count({2: 1, 3: 1, 7: 5}) == 1
+
+
+def test_a_one_frame_track_cannot_be_split(store):
+    one = split_track(store, 5, 3)  # frames 3..3
+    with pytest.raises(LineageError, match=f"track {one} has one frame \\(3\\): nothing to split"):
+        split_track(store, one, 3)
+
+
 def test_deleting_a_whole_mother_frees_her_daughters(store):
     delete_track(store, 1, 0)
     rows = _shape(store)
@@ -159,7 +180,10 @@ def test_deleting_a_whole_mother_frees_her_daughters(store):
     (lambda s: join_tracks(s, 4, 5), "overlap in time"),
     (lambda s: join_tracks(s, 1, 2), "divides into 3"),
     (lambda s: split_track(s, 4, 0), "split it on a frame after 0"),
-    (lambda s: split_track(s, 4, 8), "up to 7"),
+    (lambda s: split_track(s, 4, 8), "frame 8 is not in the movie (frames 0..7)"),
+    (lambda s: split_track(s, 5, 3 + 1), "up to 3"),
+    (lambda s: delete_track(s, 3, -1), "frame -1 is not in the movie"),
+    (lambda s: swap_tracks(s, 4, 5, -2), "frame -2 is not in the movie"),
     (lambda s: swap_tracks(s, 1, 5, 6), "neither track"),
     (lambda s: swap_tracks(s, 2, 4, 0), "not after its mother 1 ends"),
     (lambda s: delete_track(s, 5, 4), "nothing to delete"),

@@ -119,8 +119,34 @@ def test_a_folder_with_the_users_mask_files_is_refused_and_left_alone(tmp_path):
 def test_a_shorter_result_replaces_an_earlier_one_but_not_the_users_files(tmp_path):
     labels = np.zeros((5, 8, 8), np.int64)
     labels[:, 2:5, 2:5] = 1
-    export.write_ctc(tmp_path, labels, {})  # an earlier, longer result
+    export.write_track_results(tmp_path, labels, {})  # an earlier, longer result
     (tmp_path / "mask7.tif").write_bytes(b"user 7")  # the user's, not a result frame
-    export.write_ctc(tmp_path, labels[:3], {})
+    export.write_track_results(tmp_path, labels[:3], {})
     names = sorted(f.name for f in tmp_path.glob("mask*.tif"))
     assert names == ["mask000.tif", "mask001.tif", "mask002.tif", "mask7.tif"]
+
+
+def test_another_tools_result_is_refused_and_left_alone(tmp_path):
+    """A new-user trial exported curated tracks into the folder of the result they came from:
+    it was overwritten and cut to the new movie's frames. A CTC result devosam did not write
+    (no tracks.csv) is now refused."""
+    labels = np.zeros((5, 8, 8), np.int64)
+    labels[:, 2:5, 2:5] = 1
+    export.write_ctc(tmp_path, labels, {})  # as another tool writes it: masks + res_track
+    before = {f.name: f.read_bytes() for f in tmp_path.iterdir()}
+    with pytest.raises(ValueError, match="a tracking result devosam did not write"):
+        export.write_track_results(tmp_path, labels[:3], {})
+    assert {f.name: f.read_bytes() for f in tmp_path.iterdir()} == before
+
+
+def test_a_new_result_leaves_no_file_of_the_earlier_one(tmp_path):
+    """The trial's second finding: review.csv and tracks.geff of an earlier run stayed beside
+    a new result's masks."""
+    labels = np.zeros((3, 8, 8), np.int64)
+    labels[:, 2:5, 2:5] = 1
+    export.write_track_results(tmp_path, labels, {})
+    (tmp_path / "review.csv").write_text("frame,track_id,reason,confidence\n9,1,x,0.1\n")
+    (tmp_path / "tracks.geff").mkdir()
+    (tmp_path / "tracks.geff" / "zarr.json").write_text("{}")
+    export.write_track_results(tmp_path, labels, {})
+    assert not (tmp_path / "review.csv").exists() and not (tmp_path / "tracks.geff").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from napari.utils.notifications import show_error, show_info, show_warning
 
 
@@ -20,9 +22,10 @@ def nothing_added(result) -> str:
 def export_tracks(w, folder, has_axis: bool, axis: int, along_z: bool, button) -> bool:
     """Write the committed tracks of the annotator ``w``'s line of planes through its current
     plane along ``axis`` into ``folder``, as they are, on the store thread
-    (``tracking.store_tracks.export_store_tracks``); ``button`` is disabled meanwhile. A
-    notification says what was written, or why nothing was. False when it could not start
-    (no stack or store, or ``folder`` would overwrite the image file)."""
+    (``tracking.store_tracks.export_store_tracks``: the CTC result, tracks.csv, and
+    tracks.geff when the optional ``geff`` package is installed); ``button`` is disabled
+    meanwhile. A notification says what was written, or why nothing was. False when it could
+    not start (no stack or store, or ``folder`` would overwrite the image file)."""
     from napari_devosam.tracking.store_tracks import export_store_tracks
     from napari_devosam.tracking.track_files import check_result_folder, writes_name
     from napari_devosam.utils.paths import output_folder
@@ -39,6 +42,8 @@ def export_tracks(w, folder, has_axis: bool, axis: int, along_z: bool, button) -
         show_error(str(exc))
         return False
     button.setEnabled(False)
+    geff = importlib.util.find_spec("geff") is not None  # optional: napari-devosam[tracking]
+    files = "CTC format, tracks.csv and tracks.geff" if geff else "CTC format + tracks.csv"
 
     def done(result, error) -> None:
         button.setEnabled(True)
@@ -46,9 +51,8 @@ def export_tracks(w, folder, has_axis: bool, axis: int, along_z: bool, button) -
             show_error(f"Could not export the tracks: {error}")
             return
         show_info(f"Wrote {result['tracks']} tracks, {result['divisions']} divisions and "
-                  f"{result['objects']} objects to {result['folder']} (CTC format + "
-                  "tracks.csv)")
+                  f"{result['objects']} objects to {result['folder']} ({files})")
 
-    w.jobs.submit(export_store_tracks, folder, w.store, w.current_plane, axis, False, along_z,
+    w.jobs.submit(export_store_tracks, folder, w.store, w.current_plane, axis, geff, along_z,
                   on_done=done)
     return True

@@ -35,6 +35,7 @@ from qtpy.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -164,6 +165,26 @@ class PropagatePanel(QGroupBox):
             spin.setValue(value)
         self.range.reset()
         self.divisions_check.setChecked(self.axis_combo.currentText() == "T")
+        self._events_from_store()
+
+    def _events_from_store(self) -> None:
+        """Fill the review list from the store's records (a reopened store, or tracks imported
+        from the CLI: ``review_events`` of the store) on the store thread, unless a run or an
+        import has filled it meanwhile."""
+        from napari_devosam.tracking.review_events import review_events
+
+        w, axis = self.w, self.axis_combo.currentData()
+        self.review_list.set_events([])
+        store = w.store
+        if store is None or axis is None:
+            return
+        below = self.form.values().get("review_below", 0.7)
+
+        def done(events, error) -> None:
+            if error is None and store is w.store and not self.review_list.events:
+                self.review_list.set_events(events)
+
+        w.jobs.submit(lambda: review_events(store, axis, review_below=below), on_done=done)
 
     def _set_selected(self, object_id) -> None:
         self.selected = int(object_id) if object_id else None
@@ -339,7 +360,16 @@ class PropagatePanel(QGroupBox):
 
     # -- export ------------------------------------------------------------------------------
     def _choose_export_folder(self) -> None:
+        from napari_devosam.tracking.track_files import holds_result
+
         folder = QFileDialog.getExistingDirectory(self, "Folder for the CTC tracking result")
+        if folder and holds_result(folder):
+            answer = QMessageBox.question(
+                self, "Replace the tracking result?",
+                f"{folder} holds a tracking result. Replace it with these tracks? Its masks, "
+                "res_track.txt, tracks.csv, review.csv and tracks.geff are replaced.")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
         if folder:
             self.export_tracks(folder)
 

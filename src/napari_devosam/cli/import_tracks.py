@@ -22,7 +22,8 @@ def add_parser(subparsers) -> None:
         ),
     )
     p.add_argument("result_dir", metavar="RESULT_DIR",
-                   help="CTC result folder (with --geff: the folder of maskNNN.tif files)")
+                   help="CTC result folder, or CTC tracking truth (man_trackNNN.tif + "
+                        "man_track.txt); with --geff: the folder of maskNNN.tif files")
     p.add_argument("--image", required=True, metavar="MOVIE",
                    help="the movie the tracks belong to: (T, Y, X) or (T, Z, Y, X)")
     p.add_argument("--geff", default=None, metavar="FILE",

@@ -31,6 +31,17 @@ from pathlib import Path
 import numpy as np
 
 MASK_NAME = re.compile(r"mask(\d+)\.tif{1,2}$")
+TRUTH_NAME = re.compile(r"man_track(\d+)\.tif{1,2}$")  # CTC tracking truth (TRA folder)
+
+
+def track_file(folder) -> Path:
+    """The folder's track list: ``res_track.txt`` (a result), else ``man_track.txt`` (the
+    CTC tracking truth, same ``L B E P`` lines); ``res_track.txt`` when neither exists."""
+    folder = Path(folder)
+    truth = folder / "man_track.txt"
+    if not (folder / "res_track.txt").is_file() and truth.is_file():
+        return truth
+    return folder / "res_track.txt"
 
 
 class TrackImportError(ValueError):
@@ -40,8 +51,9 @@ class TrackImportError(ValueError):
 
 @dataclass(frozen=True)
 class ImportSummary:
-    """What an import did: ``tracks``, ``divisions`` (mothers), ``objects`` committed,
-    ``frames`` read, ``replaced`` (objects deleted first)."""
+    """What an import did: ``tracks``, ``divisions`` (``lineage.division_count``: one
+    daughter alone is no division), ``objects`` committed, ``frames`` read, ``replaced``
+    (objects deleted first)."""
 
     tracks: int
     divisions: int
@@ -58,21 +70,25 @@ class ImportSummary:
 
 
 def mask_files(folder) -> list[Path]:
-    """The ``maskNNN.tif`` files of ``folder`` in frame order; ``TrackImportError`` when
-    there are none or a frame number is missing (frames count from 0)."""
+    """The ``maskNNN.tif`` files of ``folder`` in frame order (a CTC result), or its
+    ``man_trackNNN.tif`` files when the folder is the CTC tracking truth (``TRA``: it has
+    ``man_track.txt``); ``TrackImportError`` when there are none or a frame number is
+    missing (frames count from 0)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise TrackImportError(f"{folder} is not a folder")
+    truth = track_file(folder).name == "man_track.txt"
+    name, prefix = (TRUTH_NAME, "man_track") if truth else (MASK_NAME, "mask")
     found = {}
     for path in folder.iterdir():
-        m = MASK_NAME.fullmatch(path.name)
+        m = name.fullmatch(path.name)
         if m:
             found[int(m.group(1))] = path
     if not found:
-        raise TrackImportError(f"{folder} holds no maskNNN.tif files")
+        raise TrackImportError(f"{folder} holds no {prefix}NNN.tif files")
     for f in range(max(found) + 1):
         if f not in found:
-            raise TrackImportError(f"{folder} has no mask for frame {f} (mask{f:03d}.tif)")
+            raise TrackImportError(f"{folder} has no mask for frame {f} ({prefix}{f:03d}.tif)")
     return [found[f] for f in sorted(found)]
 
 
@@ -98,16 +114,19 @@ def read_res_track(path) -> dict[int, tuple[int, int, int]]:
     return rows
 
 
-def _check_rows(rows: dict[int, tuple[int, int, int]], n_frames: int) -> None:
+def _check_rows(rows: dict[int, tuple[int, int, int]], n_frames: int,
+                name: str = "res_track.txt") -> None:
     for label, (first, last, parent) in sorted(rows.items()):
         if last >= n_frames:
-            raise TrackImportError(f"res_track.txt: track {label} ends on frame {last}, but "
+            raise TrackImportError(f"{name}: track {label} ends on frame {last}, but "
                                    f"there are only {n_frames} masks")
+        if parent == label:
+            raise TrackImportError(f"{name}: track {label} names itself as its mother")
         if parent and parent not in rows:
-            raise TrackImportError(f"res_track.txt: the mother {parent} of track {label} is "
+            raise TrackImportError(f"{name}: the mother {parent} of track {label} is "
                                    "not a track")
         if parent and rows[parent][1] >= first:
-            raise TrackImportError(f"res_track.txt: track {label} starts on frame {first}, "
+            raise TrackImportError(f"{name}: track {label} starts on frame {first}, "
                                    f"not after its mother {parent} ends ({rows[parent][1]})")
 
 
@@ -118,8 +137,12 @@ def _read_frame(path: Path, frame_shape: tuple[int, ...] | None) -> np.ndarray:
     if frame_shape is not None and data.shape != tuple(frame_shape):
         raise TrackImportError(f"{path.name} has shape {data.shape}, the movie's frames "
                                f"{frame_shape}: these masks belong to another movie")
-    if data.dtype.kind not in "iu" or (data.size and data.min() < 0):
-        raise TrackImportError(f"{path.name} is not a label image (dtype {data.dtype})")
+    if data.dtype.kind not in "iu":
+        raise TrackImportError(f"{path.name} is not a label image (dtype {data.dtype}: labels "
+                               "are integers)")
+    if data.size and data.min() < 0:
+        raise TrackImportError(f"{path.name} holds negative labels (down to {data.min()}): "
+                               "labels are 0 (background) or positive")
     return data
 
 
@@ -142,8 +165,9 @@ def read_ctc(result_dir, frame_shape: tuple[int, ...] | None = None, n_frames=No
     files = mask_files(result_dir)
     if n_frames is not None and len(files) != n_frames:
         raise TrackImportError(f"the masks cover {len(files)} frames, the movie has {n_frames}")
-    rows = read_res_track(Path(result_dir) / "res_track.txt")
-    _check_rows(rows, len(files))
+    listing = track_file(result_dir)
+    rows = read_res_track(listing)
+    _check_rows(rows, len(files), listing.name)
     first = _read_frame(files[0], frame_shape)  # a wrong shape is refused before the rest
     dtype = np.uint16 if first.dtype.itemsize <= 2 else np.uint32  # CTC masks: uint16
     labels = np.zeros((len(files), *first.shape), dtype=dtype)
@@ -157,13 +181,13 @@ def read_ctc(result_dir, frame_shape: tuple[int, ...] | None = None, n_frames=No
         claimed = {t for t, (b, e, _) in rows.items() if b <= f <= e}
         if claimed - present:
             t = min(claimed - present)
-            raise TrackImportError(f"{path.name} lacks track {t}, which res_track.txt puts on "
+            raise TrackImportError(f"{path.name} lacks track {t}, which {listing.name} puts on "
                                    f"frames {rows[t][0]}..{rows[t][1]}")
         if present - claimed:
             t = min(present - claimed)
             where = (f"frames {rows[t][0]}..{rows[t][1]}" if t in rows
                      else "no frame (not listed)")
-            raise TrackImportError(f"{path.name} holds label {t}, which res_track.txt puts "
+            raise TrackImportError(f"{path.name} holds label {t}, which {listing.name} puts "
                                    f"on {where}")
         yield f + 1, len(files)
     parents = {t: p for t, (_, _, p) in rows.items() if p}
@@ -214,7 +238,7 @@ def _existing(store, replace: bool) -> list[int]:
     existing = sorted(store.objects)
     if existing and not replace:
         raise TrackImportError(f"the movie's annotation store already holds "
-                               f"{len(existing)} objects: use --replace (replace=True) to "
+                               f"{len(existing)} objects: import with --replace to "
                                "replace them with the imported tracks")
     return existing
 
@@ -232,8 +256,11 @@ def store_tracks_from_labels(store, labels: np.ndarray, parents: dict[int, int],
     ids = store.apply_batch(existing, _commits(labels, parents, info or {}, track_of),
                             next_id=top + 1)
     tracks = {track_of.get(t, t) for t in set(np.unique(labels).tolist()) - {0}}
-    mothers = {parents[t] for t in tracks if t in parents}
-    return ImportSummary(len(tracks), len(mothers), sum(1 for i in ids if i), labels.shape[0],
+    from napari_devosam.tracking.lineage import division_count
+
+    kept = {t: parents[t] for t in tracks if t in parents}
+    return ImportSummary(len(tracks), division_count(kept), sum(1 for i in ids if i),
+                         labels.shape[0],
                          len(existing))
 
 

@@ -29,11 +29,30 @@ class LineageError(ValueError):
     line saying why. The store is unchanged."""
 
 
+DIVIDED = "divided"  # two daughters or more
+CONTINUED = "continued"  # one daughter: a link across a gap, or a division whose sister is gone
+
+
+def is_division(daughters) -> bool:
+    """Whether a mother's ``daughters`` make a division: two or more. One daughter alone is
+    a continuation (a CTC link across a gap, or a division whose other daughter was
+    deleted), counted and drawn as no division everywhere."""
+    return len(daughters) >= 2
+
+
+def division_count(parents: dict[int, int]) -> int:
+    """The divisions of ``{daughter: mother}``: mothers with two daughters or more."""
+    from collections import Counter
+
+    return sum(1 for n in Counter(parents.values()).values() if n >= 2)
+
+
 @dataclass(frozen=True)
 class TrackInfo:
     """One row of the lineage: ``first``/``last`` frame along the tracked axis; ``end_reason``
-    "divided", "movie end", or what the track's last object records (``"ended"``, e.g.
-    "deleted", "lost", "left the image"); "" unknown; ``daughters`` sorted."""
+    ``DIVIDED``, ``CONTINUED`` (one daughter), "movie end", or what the track's last object
+    records (``"ended"``, e.g. "deleted", "lost", "left the image"); "" unknown;
+    ``daughters`` sorted."""
 
     track: int
     parent: int | None
@@ -131,8 +150,8 @@ def lineage(store, axis: int = 0, lead: tuple[int, ...] | None = None) -> dict[i
     for t in sorted(rows):
         first, last, parent, ended = rows[t]
         daughters = tuple(sorted(children.get(t, ())))
-        reason = ("divided" if daughters else ended if ended
-                  else "movie end" if last == n - 1 else "")
+        reason = (DIVIDED if is_division(daughters) else CONTINUED if daughters
+                  else ended if ended else "movie end" if last == n - 1 else "")
         out[t] = TrackInfo(t, None if parent is None else int(parent), first, last, reason,
                            daughters)
     return out
@@ -249,15 +268,27 @@ def set_parent(store, track: int, parent: int | None, axis: int = 0) -> None:
     _apply(store, objs, new, {int(track), *([parent] if parent is not None else [])})
 
 
+def _in_movie(store, frame: int, axis: int) -> int:
+    """``frame`` as an int, or ``LineageError`` when it is not a frame of ``store`` along
+    ``axis`` (a negative frame would count from the end, or reach every object)."""
+    n = int(store.shape[axis])
+    if not 0 <= int(frame) < n:
+        raise LineageError(f"frame {int(frame)} is not in the movie (frames 0..{n - 1})")
+    return int(frame)
+
+
 def split_track(store, track: int, frame: int, axis: int = 0) -> int:
     """Give ``track``'s objects from ``frame`` on a new track id (returned; a fresh id, never
     used before). The new track has no mother; ``track``'s daughters follow the later part.
     Refused when ``frame`` is not after the track's first frame or beyond its last."""
+    frame = _in_movie(store, frame, axis)
     objs = _objects(store, axis)
     table = _table(objs)
     _known(table, track)
     e = table[int(track)]
-    if not e["first"] < int(frame) <= e["last"]:
+    if e["first"] == e["last"]:
+        raise LineageError(f"track {track} has one frame ({e['first']}): nothing to split")
+    if not e["first"] < frame <= e["last"]:
         raise LineageError(f"track {track} spans frames {e['first']}..{e['last']}: split it "
                            f"on a frame after {e['first']} and up to {e['last']}")
     new_id = store.next_id
@@ -300,9 +331,10 @@ def swap_tracks(store, a: int, b: int, frame: int, axis: int = 0) -> None:
     their objects on and after ``frame`` trade track ids, each taking its new track's mother;
     daughters follow the part that holds their mother's end. Refused when neither track has
     an object from ``frame`` on, or the result breaks a rule."""
+    frame = _in_movie(store, frame, axis)
     objs = _objects(store, axis)
     table = _table(objs)
-    a, b, frame = int(a), int(b), int(frame)
+    a, b = int(a), int(b)
     _known(table, a, b)
     if a == b:
         raise LineageError(f"track {a} cannot swap with itself")
@@ -328,9 +360,10 @@ def delete_track(store, track: int, frame: int, descendants: bool = False,
     ``parent``. Refused when the track has no object from ``frame`` on."""
     from napari_devosam.tracking.store_tracks import descendants as descendants_of
 
+    frame = _in_movie(store, frame, axis)
     objs = _objects(store, axis)
     table = _table(objs)
-    track, frame = int(track), int(frame)
+    track = int(track)
     _known(table, track)
     gone = [i for i in table[track]["ids"] if objs[i].frame >= frame]
     if not gone:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from napari_devosam.tracking.lineage import forest
+from napari_devosam.tracking.lineage import CONTINUED, DIVIDED, forest
 
 UNRECORDED = "ended, no reason recorded"  # an early end of an imported or split track
 
@@ -100,7 +100,7 @@ def layout_lineage(info: dict) -> LineageLayout:
     segment_row = np.concatenate([np.arange(n, dtype=np.int64),
                                   np.asarray(fork_rows, dtype=np.int64)])
     ends = [(info[t].end_reason or UNRECORDED, rows[t]) for t in order
-            if info[t].end_reason != "divided"]  # an early end with no reason is marked too
+            if info[t].end_reason not in (DIVIDED, CONTINUED)]  # no reason: marked too
     return LineageLayout(np.asarray(order, dtype=np.int64), first, last, segments,
                          segment_row, ends, int(last.max()) + 1 if n else 0)
 

@@ -151,7 +151,7 @@ def _from_result(result, axis: int, tracks: dict[int, int]) -> list[ReviewEvent]
 
 
 def _from_store(store, axis: int, below: float) -> list[ReviewEvent]:
-    from napari_devosam.tracking.lineage import lineage
+    from napari_devosam.tracking.lineage import CONTINUED, DIVIDED, is_division, lineage
     from napari_devosam.tracking.records import ReviewItem
     from napari_devosam.tracking.store_tracks import track_of
 
@@ -165,14 +165,14 @@ def _from_store(store, axis: int, below: float) -> list[ReviewEvent]:
                       (plane, math.nan if c is None else float(c)))
     events = []
     for t, row in sorted(info.items()):
-        if len(row.daughters) == 2:
+        if is_division(row.daughters):
             starts = [at[(d, info[d].first)] for d in row.daughters]
             confs = [c for _, c in starts if not math.isnan(c)]
             events.append(ReviewEvent(
                 "division", t, info[row.daughters[0]].first, starts[0][0],
                 min(confs) if confs else math.nan,
-                f"track {t} divides into {row.daughters[0]} and {row.daughters[1]}"))
-        elif row.end_reason not in ("divided", "movie end"):
+                f"track {t} divides into {' and '.join(map(str, row.daughters))}"))
+        elif row.end_reason not in (DIVIDED, CONTINUED, "movie end"):
             plane, c = at[(t, row.last)]
             why = row.end_reason or "unknown reason"
             events.append(ReviewEvent("track end", t, row.last, plane, c, f"track ends: {why}"))

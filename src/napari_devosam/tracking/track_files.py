@@ -86,12 +86,27 @@ def writes_name(name: str) -> bool:
     return name in OUTPUT_NAMES or re.fullmatch(r"mask\d+\.tif", name) is not None
 
 
+def holds_result(out_dir) -> bool:
+    """Whether ``out_dir`` holds an earlier devosam tracking result (``res_track.txt`` and
+    ``tracks.csv``), which writing a new one replaces."""
+    out_dir = Path(out_dir)
+    return (out_dir / "res_track.txt").is_file() and (out_dir / "tracks.csv").is_file()
+
+
 def check_result_folder(out_dir) -> None:
     """``ValueError`` when ``out_dir`` holds ``mask<digits>.tif`` files but no
-    ``res_track.txt``: they are not an earlier tracking result, and writing one there would
-    mix with them (or, for stale frames, remove them)."""
+    ``res_track.txt`` (they are not an earlier tracking result, and writing one there would
+    mix with them or, for stale frames, remove them), or a CTC result devosam did not write
+    (``res_track.txt`` without ``tracks.csv``: another tool's, or ground truth, which a new
+    result would overwrite and cut to its own frames)."""
     out_dir = Path(out_dir)
-    if not out_dir.is_dir() or (out_dir / "res_track.txt").is_file():
+    if not out_dir.is_dir():
+        return
+    if (out_dir / "res_track.txt").is_file():
+        if not (out_dir / "tracks.csv").is_file():
+            raise ValueError(f"{out_dir} holds a tracking result devosam did not write "
+                             "(res_track.txt, no tracks.csv): writing the tracks there would "
+                             "replace it; choose an empty folder")
         return
     masks = sorted(f.name for f in out_dir.glob("mask*.tif")
                    if re.fullmatch(r"mask\d+\.tif", f.name))
@@ -183,12 +198,30 @@ def write_track_results(out_dir, labels: np.ndarray, parents: dict[int, int], z_
     ``tracks.geff``. Returns ``(CTC (L, B, E, P) rows, CSV rows)``; raises what
     ``write_ctc`` and ``write_geff`` raise."""
     out_dir = Path(out_dir)
+    earlier = holds_result(out_dir)
     ctc, rows = _write_ctc(out_dir, labels, parents)
     csv_rows = track_rows(labels, parents, z_of_frame, ctc=ctc)
     write_csv(out_dir / "tracks.csv", csv_rows)
     if geff:
         write_geff(out_dir / "tracks.geff", csv_rows)
+    if earlier:  # the earlier result's other files describe another run: never leave them
+        _remove_stale(out_dir, keep={"tracks.geff"} if geff else set())
     return rows, csv_rows
+
+
+def _remove_stale(out_dir: Path, keep: set[str]) -> None:
+    """Remove the earlier result's ``review.csv`` and ``tracks.geff`` (a zarr folder) that
+    this result does not write (``keep``); ``write_results`` writes ``review.csv`` after."""
+    import shutil
+
+    for name in ("review.csv", "tracks.geff"):
+        path = out_dir / name
+        if name in keep or not path.exists():
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def write_csv(path, rows: list[dict]) -> None:
@@ -204,9 +237,18 @@ def write_csv(path, rows: list[dict]) -> None:
     write_text(Path(path), buf.getvalue())
 
 
+def _seg_id(row: dict) -> dict:
+    """``{"seg_id": label}``: the node's object in ``maskNNN.tif`` (the row's CTC label), so
+    that a reader finds the object without its centroid (a crescent's centroid lies on the
+    background); ``{}`` when the row has no CTC label."""
+    label = row.get("ctc_label")
+    return {"seg_id": int(label)} if isinstance(label, int | np.integer) else {}
+
+
 def write_geff(path, rows: list[dict]) -> None:
     """A GEFF graph (zarr; https://liveimagingtrackingtools.org/geff): one node per row of
-    ``track_rows`` (t, y, x, area, track_id), edges along each track and mother -> daughter.
+    ``track_rows`` (t, y, x, area, track_id, and seg_id: the object's label in the
+    ``maskNNN.tif`` beside it), edges along each track and mother -> daughter.
 
     Needs the optional ``geff`` package: ``pip install geff`` (else ``RuntimeError``).
     """
@@ -223,7 +265,7 @@ def write_geff(path, rows: list[dict]) -> None:
     first: dict[int, int] = {}
     for node, r in enumerate(rows):
         graph.add_node(node, t=r["frame"], y=r["centroid_row"], x=r["centroid_col"],
-                       area=r["area"], track_id=r["track_id"])
+                       area=r["area"], track_id=r["track_id"], **_seg_id(r))
         t = r["track_id"]
         if t in last:
             graph.add_edge(last[t], node)
