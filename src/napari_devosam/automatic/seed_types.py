@@ -27,8 +27,11 @@ class Seeds:
         return len(self.points)
 
     def __add__(self, other: Seeds) -> Seeds:
+        """Both seed sets; the diameter is the first one's (else the second's)."""
+        first = self if self.diameter is not None else other
         return Seeds(np.concatenate([self.points, other.points]),
-                     np.concatenate([self.boxes, other.boxes]), self.source + other.source)
+                     np.concatenate([self.boxes, other.boxes]), self.source + other.source,
+                     first.diameter, first.diameter_source)
 
 
 @dataclass
