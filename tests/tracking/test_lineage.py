@@ -157,6 +157,14 @@ def test_one_daughter_left_is_no_division_anywhere(store, tmp_path):
     assert division_count({2: 1, 3: 1, 7: 5}) == 1
 
 
+def test_a_swap_that_leaves_a_gap_says_so(store):
+    """A new-user trial swapped from a frame before track B began: A silently got a gap."""
+    late = split_track(store, 4, 5)  # frames 5..7
+    assert swap_tracks(store, 5, late, 2) == ["track 5 now skips frames 2..4"]
+    assert swap_tracks(store, 5, late, 2) == []  # swapped back: no gap left
+    assert swap_tracks(store, 4, 5, 1) == []  # both go on from frame 1: no gap
+
+
 def test_a_one_frame_track_cannot_be_split(store):
     one = split_track(store, 5, 3)  # frames 3..3
     with pytest.raises(LineageError, match=f"track {one} has one frame \\(3\\): nothing to split"):

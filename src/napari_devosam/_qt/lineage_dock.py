@@ -154,12 +154,15 @@ class LineageDock(QWidget):
         except ValueError as exc:
             show_info(str(exc))
             return False
-        w.store_ops._submit(what, fn, on_result=lambda _: self._edited(name, what),
+        w.store_ops._submit(what, fn, on_result=lambda res: self._edited(name, what, res),
                             on_error=self._refused)
         return True
 
-    def _edited(self, name: str, what: str) -> None:
-        self.info_label.setText(f"{what} (Ctrl+Z undoes it)")
+    def _edited(self, name: str, what: str, result=None) -> None:
+        notes = [r for r in result if isinstance(r, str)] if isinstance(result, list) else []
+        self.info_label.setText(f"{what} (Ctrl+Z undoes it)" + "".join(f"; {n}" for n in notes))
+        if notes:
+            show_warning(f"{what}: {'; '.join(notes)}")
 
     @staticmethod
     def _refused(error) -> None:

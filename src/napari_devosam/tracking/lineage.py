@@ -326,11 +326,14 @@ def join_tracks(store, a: int, b: int, axis: int = 0) -> None:
     _apply(store, objs, new, {a}, ended=ended)
 
 
-def swap_tracks(store, a: int, b: int, frame: int, axis: int = 0) -> None:
+def swap_tracks(store, a: int, b: int, frame: int, axis: int = 0) -> list[str]:
     """Swap the identities of ``a`` and ``b`` from ``frame`` on (an identity switch fixed):
     their objects on and after ``frame`` trade track ids, each taking its new track's mother;
     daughters follow the part that holds their mother's end. Refused when neither track has
-    an object from ``frame`` on, or the result breaks a rule."""
+    an object from ``frame`` on, or the result breaks a rule. Returns one line per track left
+    with a gap it did not have (a swap from a frame before the other track starts), e.g.
+    ``"track 2 now skips frames 2..3"``: allowed (a CTC export splits the track there), but
+    worth saying."""
     frame = _in_movie(store, frame, axis)
     objs = _objects(store, axis)
     table = _table(objs)
@@ -350,6 +353,24 @@ def swap_tracks(store, a: int, b: int, frame: int, axis: int = 0) -> None:
             for d in children.get(t, []):
                 new.update({oid: (d, other) for oid in table[d]["ids"]})
     _apply(store, objs, new, {a, b})
+    return [note for t, other in ((a, b), (b, a))
+            if (note := _new_gap(t, [objs[i].frame for i in table[t]["ids"]],
+                                 [objs[i].frame for i in table[t]["ids"] if objs[i].frame < frame]
+                                 + [objs[i].frame for i in tails[other]]))]
+
+
+def _new_gap(track: int, before: list[int], after: list[int]) -> str | None:
+    """``"track 2 now skips frames 2..3"`` when the frames ``after`` an edit miss a stretch
+    that the frames ``before`` it did not, else None."""
+    def gaps(frames):
+        f = sorted(set(frames))
+        return {(x + 1, y - 1) for x, y in zip(f, f[1:], strict=False) if y > x + 1}
+
+    new = sorted(gaps(after) - gaps(before))
+    if not new:
+        return None
+    spans = ", ".join(f"{lo}" if lo == hi else f"{lo}..{hi}" for lo, hi in new)
+    return f"track {track} now skips frames {spans}"
 
 
 def delete_track(store, track: int, frame: int, descendants: bool = False,
