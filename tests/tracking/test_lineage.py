@@ -145,7 +145,7 @@ def test_delete_from_a_frame_with_or_without_descendants(store, descendants):
 def test_one_daughter_left_is_no_division_anywhere(store, tmp_path):
     """A new-user trial: after one daughter was deleted, the tree said "divided", the export
     counted the division and the review list did not. One rule now: two daughters or more."""
-    from napari_devosam.tracking.lineage import CONTINUED, DIVIDED, division_count
+    from napari_devosam.tracking.records import CONTINUED, DIVIDED, division_count
     from napari_devosam.tracking.review_events import review_events
 
     assert _shape(store)[1][4] == DIVIDED

@@ -56,3 +56,19 @@ def export_tracks(w, folder, has_axis: bool, axis: int, along_z: bool, button) -
     w.jobs.submit(export_store_tracks, folder, w.store, w.current_plane, axis, geff, along_z,
                   on_done=done)
     return True
+
+
+def replace_confirmed(parent, folder) -> bool:
+    """True unless ``folder`` holds an earlier tracking result (``track_files.holds_result``)
+    and the user declines to replace it (a question box)."""
+    from qtpy.QtWidgets import QMessageBox
+
+    from napari_devosam.tracking.track_files import holds_result
+
+    if not holds_result(folder):
+        return True
+    answer = QMessageBox.question(
+        parent, "Replace the tracking result?",
+        f"{folder} holds a tracking result. Replace it with these tracks? Its masks, "
+        "res_track.txt, tracks.csv, review.csv and tracks.geff are replaced.")
+    return answer == QMessageBox.StandardButton.Yes

@@ -35,7 +35,6 @@ from qtpy.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QLabel,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -43,10 +42,16 @@ from qtpy.QtWidgets import (
 
 from napari_devosam._qt.estimates import PropagateRange, RunTiming
 from napari_devosam._qt.lineage_model import LineageModel
-from napari_devosam._qt.propagate_export import export_tracks, nothing_added
+from napari_devosam._qt.propagate_export import export_tracks, nothing_added, replace_confirmed
 from napari_devosam._qt.propagate_form import ParamsForm, tracking_request
 from napari_devosam._qt.propagate_import import add_track_tools
-from napari_devosam._qt.propagate_review import ReviewList, jump_to_event, run_events, still_there
+from napari_devosam._qt.propagate_review import (
+    ReviewList,
+    events_from_store,
+    jump_to_event,
+    run_events,
+    still_there,
+)
 from napari_devosam._qt.propagate_view import color_tracks, show_tracks
 from napari_devosam._qt.workers import create_job
 from napari_devosam.tracking.prefetch import PrefetchingEmbeddings
@@ -165,26 +170,7 @@ class PropagatePanel(QGroupBox):
             spin.setValue(value)
         self.range.reset()
         self.divisions_check.setChecked(self.axis_combo.currentText() == "T")
-        self._events_from_store()
-
-    def _events_from_store(self) -> None:
-        """Fill the review list from the store's records (a reopened store, or tracks imported
-        from the CLI: ``review_events`` of the store) on the store thread, unless a run or an
-        import has filled it meanwhile."""
-        from napari_devosam.tracking.review_events import review_events
-
-        w, axis = self.w, self.axis_combo.currentData()
-        self.review_list.set_events([])
-        store = w.store
-        if store is None or axis is None:
-            return
-        below = self.form.values().get("review_below", 0.7)
-
-        def done(events, error) -> None:
-            if error is None and store is w.store and not self.review_list.events:
-                self.review_list.set_events(events)
-
-        w.jobs.submit(lambda: review_events(store, axis, review_below=below), on_done=done)
+        events_from_store(self)
 
     def _set_selected(self, object_id) -> None:
         self.selected = int(object_id) if object_id else None
@@ -360,17 +346,8 @@ class PropagatePanel(QGroupBox):
 
     # -- export ------------------------------------------------------------------------------
     def _choose_export_folder(self) -> None:
-        from napari_devosam.tracking.track_files import holds_result
-
         folder = QFileDialog.getExistingDirectory(self, "Folder for the CTC tracking result")
-        if folder and holds_result(folder):
-            answer = QMessageBox.question(
-                self, "Replace the tracking result?",
-                f"{folder} holds a tracking result. Replace it with these tracks? Its masks, "
-                "res_track.txt, tracks.csv, review.csv and tracks.geff are replaced.")
-            if answer != QMessageBox.StandardButton.Yes:
-                return
-        if folder:
+        if folder and replace_confirmed(self, folder):
             self.export_tracks(folder)
 
     def export_tracks(self, folder) -> bool:

@@ -112,3 +112,23 @@ def still_there(event, data) -> bool:
         info = data.info.get(event.track)
         return info is not None and bool(info.daughters)
     return (event.track, event.frame) in data.nodes
+
+
+def events_from_store(panel) -> None:
+    """Fill ``panel``'s review list from its store's records (a reopened store, or tracks
+    imported from the CLI: ``review_events`` of the store, along the panel's axis) on the
+    store thread, unless a run or an import fills it meanwhile."""
+    from napari_devosam.tracking.review_events import review_events
+
+    w, axis = panel.w, panel.axis_combo.currentData()
+    panel.review_list.set_events([])
+    store = w.store
+    if store is None or axis is None:
+        return
+    below = panel.form.values().get("review_below", 0.7)
+
+    def done(events, error) -> None:
+        if error is None and store is w.store and not panel.review_list.events:
+            panel.review_list.set_events(events)
+
+    w.jobs.submit(lambda: review_events(store, axis, review_below=below), on_done=done)

@@ -203,7 +203,7 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
     if data is None:
         return PlaneAnalysis(None, message="no finite value (all NaN/Inf): nothing to segment")
     if float(data.max()) <= float(data.min()):
-        return PlaneAnalysis(None, message="constant: no embryo to segment")
+        return PlaneAnalysis(None, message="every pixel has the same value: no embryo to segment")
     smooth = ndimage.gaussian_filter(median3x3(data), 1.0)  # hot pixels out
     t_low, t_high = _thresholds(smooth)
     if t_low is None:

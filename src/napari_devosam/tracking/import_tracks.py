@@ -51,7 +51,7 @@ class TrackImportError(ValueError):
 
 @dataclass(frozen=True)
 class ImportSummary:
-    """What an import did: ``tracks``, ``divisions`` (``lineage.division_count``: one
+    """What an import did: ``tracks``, ``divisions`` (``records.division_count``: one
     daughter alone is no division), ``objects`` committed, ``frames`` read, ``replaced``
     (objects deleted first)."""
 
@@ -256,7 +256,7 @@ def store_tracks_from_labels(store, labels: np.ndarray, parents: dict[int, int],
     ids = store.apply_batch(existing, _commits(labels, parents, info or {}, track_of),
                             next_id=top + 1)
     tracks = {track_of.get(t, t) for t in set(np.unique(labels).tolist()) - {0}}
-    from napari_devosam.tracking.lineage import division_count
+    from napari_devosam.tracking.records import division_count
 
     kept = {t: parents[t] for t in tracks if t in parents}
     return ImportSummary(len(tracks), division_count(kept), sum(1 for i in ids if i),

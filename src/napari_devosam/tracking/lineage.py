@@ -21,30 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from napari_devosam.tracking.records import CONTINUED, DIVIDED, is_division
 from napari_devosam.tracking.store_tracks import track_of
 
 
 class LineageError(ValueError):
     """An edit that would break the lineage (or names a track that does not exist); one
     line saying why. The store is unchanged."""
-
-
-DIVIDED = "divided"  # two daughters or more
-CONTINUED = "continued"  # one daughter: a link across a gap, or a division whose sister is gone
-
-
-def is_division(daughters) -> bool:
-    """Whether a mother's ``daughters`` make a division: two or more. One daughter alone is
-    a continuation (a CTC link across a gap, or a division whose other daughter was
-    deleted), counted and drawn as no division everywhere."""
-    return len(daughters) >= 2
-
-
-def division_count(parents: dict[int, int]) -> int:
-    """The divisions of ``{daughter: mother}``: mothers with two daughters or more."""
-    from collections import Counter
-
-    return sum(1 for n in Counter(parents.values()).values() if n >= 2)
 
 
 @dataclass(frozen=True)

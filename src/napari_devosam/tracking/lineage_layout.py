@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from napari_devosam.tracking.lineage import CONTINUED, DIVIDED, forest
+from napari_devosam.tracking.lineage import forest
+from napari_devosam.tracking.records import CONTINUED, DIVIDED
 
 UNRECORDED = "ended, no reason recorded"  # an early end of an imported or split track
 

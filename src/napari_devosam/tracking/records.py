@@ -151,3 +151,21 @@ class PropagationResult:
     started: list[tuple[int, Plane]] = field(default_factory=list)
     cancelled: bool = False
 
+
+# -- the division rule: one home for the lineage, exports, imports and the review list ------
+DIVIDED = "divided"  # two daughters or more
+CONTINUED = "continued"  # one daughter: a link across a gap, or a division whose sister is gone
+
+
+def is_division(daughters) -> bool:
+    """Whether a mother's ``daughters`` make a division: two or more. One daughter alone is
+    a continuation (a CTC link across a gap, or a division whose other daughter was
+    deleted), counted and drawn as no division everywhere."""
+    return len(daughters) >= 2
+
+
+def division_count(parents: dict[int, int]) -> int:
+    """The divisions of ``{daughter: mother}``: mothers with two daughters or more."""
+    from collections import Counter
+
+    return sum(1 for n in Counter(parents.values()).values() if n >= 2)

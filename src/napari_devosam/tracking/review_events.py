@@ -151,8 +151,8 @@ def _from_result(result, axis: int, tracks: dict[int, int]) -> list[ReviewEvent]
 
 
 def _from_store(store, axis: int, below: float) -> list[ReviewEvent]:
-    from napari_devosam.tracking.lineage import CONTINUED, DIVIDED, is_division, lineage
-    from napari_devosam.tracking.records import ReviewItem
+    from napari_devosam.tracking.lineage import lineage
+    from napari_devosam.tracking.records import CONTINUED, DIVIDED, ReviewItem, is_division
     from napari_devosam.tracking.store_tracks import track_of
 
     objects = store.objects

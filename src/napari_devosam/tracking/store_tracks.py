@@ -255,7 +255,7 @@ def export_store_tracks(out_dir, store, plane, axis: int, geff: bool = False,
     out = Path(out_dir)
     z_of_frame = track_files.frame_z(plane, along_z or (len(plane) == 2 and axis == 1))
     rows, track_rows = track_files.write_track_results(out, labels, parents, z_of_frame, geff)
-    from napari_devosam.tracking.lineage import division_count
+    from napari_devosam.tracking.records import division_count
 
     return {"tracks": len(rows), "divisions": division_count(parents),
             "objects": len(track_rows), "folder": out}
