@@ -202,3 +202,15 @@ def test_new_cell_detection_is_a_cost_per_plane_not_per_object(tmp_path, monkeyp
     # a run that measured no detection time leaves the per-object time whole
     record_run("track", key, 10.0, 5, 0, 0.5, object_planes=100)
     assert recorded_seconds(object_key("track", key)) == 0.1
+
+
+def test_a_run_without_detection_drops_the_recorded_detection_time(tmp_path, monkeypatch):
+    """New tracks turned off: the next estimate counts no detection per plane."""
+    from napari_devosam.utils.estimate import plane_part_key, record_run
+
+    monkeypatch.setenv("DEVOSAM_CACHE_DIR", str(tmp_path / "cache"))
+    key = record_key("embryo_tiny", "cpu", "fp32")
+    record_run("track", key, 27.0, 8, 0, 0.5, object_planes=120, plane_seconds=24.0)
+    assert recorded_seconds(plane_part_key("track", key)) == 3.0
+    record_run("track", key, 10.0, 5, 0, 0.5, object_planes=100, plane_seconds=0.0)
+    assert recorded_seconds(plane_part_key("track", key)) is None

@@ -165,7 +165,8 @@ def is_division(daughters) -> bool:
 
 
 def division_count(parents: dict[int, int]) -> int:
-    """The divisions of ``{daughter: mother}``: mothers with two daughters or more."""
-    from collections import Counter
-
-    return sum(1 for n in Counter(parents.values()).values() if n >= 2)
+    """The divisions of ``{daughter: mother}`` (``is_division`` per mother)."""
+    daughters: dict[int, list[int]] = {}
+    for d, m in parents.items():
+        daughters.setdefault(m, []).append(d)
+    return sum(1 for kids in daughters.values() if is_division(kids))
