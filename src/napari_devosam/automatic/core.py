@@ -29,6 +29,7 @@ from napari_devosam.automatic.postprocess import (
 from napari_devosam.utils.text import count
 
 MODES = ("seeded", "grid")
+SECOND_ROUND = True  # nuclei stain: seed what the first round left uncovered (automatic.residual)
 
 
 @dataclass
@@ -215,14 +216,35 @@ def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_are
         zooms = plane is not None and _zooms(model, sam)
         if plane is not None and _refines(model, sam, zooms):
             dec.pixels = gray(plane)
-        if zooms:
-            props = seeded_in_views(dec, plane, normalization, seeds, min_score)
-        else:
-            props = seeded_proposals(dec, seeds, min_score)
+        def decode(some):
+            if zooms:
+                found = seeded_in_views(dec, plane, normalization, some, min_score)
+            else:
+                found = seeded_proposals(dec, some, min_score)
+            return drop_box_shaped(found, dec.plane_shape)
+
         nuclei = analysis is not None and analysis.found and analysis.stain == "nuclei"
-        props = drop_box_shaped(props, dec.plane_shape)
+        props = decode(seeds)
         props = dedupe_nested(props, diameter=seeds.diameter) if nuclei else dedupe(props)
+        if nuclei and SECOND_ROUND and seeds.diameter:
+            props += _second_round(props, analysis, seeds.diameter, decode)
     return proposals_to_labels(props, dec.plane_shape, min_area)
+
+
+def _second_round(props, analysis, diameter: float, decode) -> list:
+    """Nuclei the first round's proposals ``props`` leave uncovered (``automatic.residual``),
+    decoded with ``decode`` (seeds -> proposals); only those that add a nucleus."""
+    from napari_devosam.automatic.postprocess import dedupe_nested
+    from napari_devosam.automatic.residual import new_only, residual_seeds
+
+    covered = np.zeros(analysis.smooth.shape, dtype=bool)
+    for q in props:
+        r0, c0, r1, c1 = q.box
+        covered[r0:r1, c0:c1] |= q.mask
+    extra = residual_seeds(analysis, covered, diameter)
+    if len(extra) == 0:
+        return []
+    return dedupe_nested(new_only(decode(extra), covered), diameter=diameter)
 
 
 def _zooms(model, sam) -> bool:
