@@ -78,7 +78,13 @@ def test_track_estimate_counts_the_recorded_propagation_time(movie, capsys):
 def test_track_estimate_grows_with_the_seeds_per_object_plane(movie, capsys):
     """Issue 25: propagation is estimated per seed and plane from the recorded per-object
     time (a per-plane record beside it is not used); fails with a per-plane estimate."""
-    from napari_devosam.utils.estimate import object_key, record_key, record_seconds
+    from napari_devosam.utils.estimate import (
+        forget_seconds,
+        object_key,
+        plane_part_key,
+        record_key,
+        record_seconds,
+    )
 
     tmp, ckpt = movie
     key = record_key(ckpt, "cpu", "fp32")
@@ -96,6 +102,7 @@ def test_track_estimate_grows_with_the_seeds_per_object_plane(movie, capsys):
     tifffile.imwrite(tmp / "seeds.tif", np.where(seeds == first, seeds, 0).astype(np.uint16))
     record_seconds(object_key("track", key), 2.0)  # the dense run recorded its own
     record_seconds(key, 0.25)
+    forget_seconds(plane_part_key("track", key))  # and its new-cell detection time
     # 1 seed, nothing cached: 4 x 1 x 2 s + 5 x 0.25 s
     assert _track(tmp, ckpt, "sparse", "--cache-dir", str(tmp / "other")) == 0
     line = next(x for x in capsys.readouterr().err.splitlines() if "to track" in x)

@@ -138,10 +138,11 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
         the size filter.
 
     Returns an ``AutoResult``. Raises ``ValueError`` for an unknown mode or stain, a
-    diameter <= 0, or for seeded mode without pixels or neighbour labels.
+    diameter <= 0 or wider than the plane, a plane too large or too small
+    (``limits.check_plane_size``), or for seeded mode without pixels or neighbour labels.
     """
     from napari_devosam.automatic import seeds as S
-    from napari_devosam.automatic.limits import check_diameter
+    from napari_devosam.automatic.limits import check_diameter, check_plane_size
     from napari_devosam.engine.embedding_cache import PlaneEmbedding
 
     if mode not in MODES:
@@ -157,6 +158,7 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
     if plane is None and mode == "seeded" and previous_labels is None:
         raise ValueError("seeded mode needs the plane's pixels (or previous_labels)")
     shape = tuple(plane.shape[:2]) if plane is not None else tuple(embedding.original_size)
+    check_plane_size(shape)
     check_diameter(diameter, shape)
     analysis = S.analyse_plane(plane, stain, seed_area) if plane is not None else None
     empty = np.zeros(shape, dtype=np.int32)

@@ -1,10 +1,12 @@
-"""The largest plane automatic segmentation takes, and the cell diameters it accepts, checked
-before any compute.
+"""The largest and smallest plane automatic segmentation takes, and the cell diameters it
+accepts, checked before any compute.
 
 Seeds, the per-object masks and their clean-up work at the plane's full resolution, so their
 time and memory grow with its pixels (a 6,624 x 9,936 plane ran 10 minutes and reached 4.2 GB
 without a word). ``check_plane_size`` refuses a larger plane at once, in one sentence that says
-what to do, from the CLI (``devosam segment --auto``) and the Segment all panel alike.
+what to do, from the CLI (``devosam segment --auto``), the Segment all panel and
+``segment_all`` alike. A plane under ``MIN_SIDE`` pixels a side holds no cell to find (an
+8 x 8 plane said "no embryo detected", a 16 x 16 one "SAM returned no object"): refused too.
 ``check_diameter`` is the one check of a given cell diameter: > 0, and no larger than the
 plane (a 5,000 px diameter on a 276 x 414 plane said "no embryo or cells detected").
 """
@@ -12,12 +14,16 @@ plane (a 5,000 px diameter on a 276 x 414 plane said "no embryo or cells detecte
 from __future__ import annotations
 
 MAX_PIXELS = 4096 * 4096  # per plane
+MIN_SIDE = 20  # pixels: the seeds smooth at 2 px and keep objects of >= 30 px
 
 
 def check_plane_size(plane_shape: tuple[int, ...], max_pixels: int = MAX_PIXELS) -> None:
     """Raise ``ValueError`` when a plane of ``plane_shape`` (``(H, W)`` first) has more than
-    ``max_pixels`` pixels."""
+    ``max_pixels`` pixels, or a side under ``MIN_SIDE`` pixels."""
     h, w = int(plane_shape[0]), int(plane_shape[1])
+    if min(h, w) < MIN_SIDE:
+        raise ValueError(f"the plane is {h:,} x {w:,} pixels: automatic segmentation needs at "
+                         f"least {MIN_SIDE} pixels a side")
     if h * w <= max_pixels:
         return
     factor = 2
