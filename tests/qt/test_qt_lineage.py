@@ -242,9 +242,13 @@ def test_import_tracks_replaces_then_undoes(qtbot, tree, tmp_path, monkeypatch):
     assert all(r.get("source") == "import" for r in w.store.objects.values())
     assert dock.data.info == after  # the dock shows the imported lineage
     assert w.propagate_panel.review_list.counts()["division"] == 6
+    assert "one Undo removes the import" in w.propagate_panel.message.text()
     w.undo()
     settle(qtbot, w)
     assert w.store.objects == before
+    said = w.propagate_panel.message.text()  # no longer the import's result
+    assert said.startswith("Undo: a change over several planes") and "undone" in said
+    assert w.segment_all_panel.message.text() == said
 
 
 def test_track_ids_are_written_once_rows_are_far_enough_apart(qtbot, tree):

@@ -69,6 +69,7 @@ class AnnotatorWidget(QWidget):
 
     embedding_ready = Signal(object)  # plane whose embedding became active
     store_changed = Signal()  # a store job finished (objects layer updated)
+    history_stepped = Signal(str)  # an undo or redo changed the store: what it did
     model_changed = Signal()
 
     def __init__(self, napari_viewer, sam=None, *, project_dir=None, cache_dir=None,

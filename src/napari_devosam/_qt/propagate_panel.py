@@ -84,6 +84,7 @@ class PropagatePanel(QGroupBox):
         self._build()
         self.range = PropagateRange(self)  # issue 25: a window from the plane shown + estimate
         w.store_changed.connect(self._on_store_changed)
+        w.history_stepped.connect(self.message.setText)
         self.lineage = LineageModel(w, lambda: self.axis_combo.currentData() or 0, self)
         self.lineage.changed.connect(self._lineage_changed)
         self._set_busy(False)

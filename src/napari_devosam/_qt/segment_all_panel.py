@@ -73,6 +73,7 @@ class SegmentAllPanel(QGroupBox):
         self.progress = QProgressBar()
         self.message = QLabel()
         self.message.setWordWrap(True)
+        w.history_stepped.connect(self.message.setText)
         self.estimate = QLabel()  # how long "Segment all planes" will take (issue 25)
         self.estimate.setWordWrap(True)
         grid = QGridLayout(self)

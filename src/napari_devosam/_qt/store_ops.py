@@ -214,11 +214,14 @@ class StoreOps:
     def delete(self, object_id: int) -> None:
         self._submit("Delete", lambda s: s.delete(object_id))
 
-    @staticmethod
-    def _stepped(word):
+    def _stepped(self, word):
         def report(result):
+            from napari_devosam.annotation.history import step_text
+
             if result is None:
                 show_info(f"Nothing to {word}.")
+            else:  # panels' messages about the change it took back no longer hold
+                self.widget.history_stepped.emit(step_text(word, result))
         return report
 
     def _changed(self) -> None:

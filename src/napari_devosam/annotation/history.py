@@ -50,3 +50,19 @@ class History:
     def clear(self) -> None:
         self._done.clear()
         self._undone.clear()
+
+
+_KIND_TEXT = {"commit": "a commit", "delete": "a deletion", "edit": "a brush or eraser edit",
+              "batch": "a change over several planes (a run, an import or Segment all)",
+              "records": "a track edit"}
+
+
+def step_text(word: str, summary: dict) -> str:
+    """One line saying what an undo or redo (``word``) took back or brought back:
+    ``summary`` is ``AnnotationStore.undo``'s or ``redo``'s ``{"kind", "plane", "ids"}``."""
+    from napari_devosam.utils.text import count
+
+    what = _KIND_TEXT.get(summary.get("kind"), "the last change")
+    n = len(summary.get("ids") or ())
+    objects = f" ({count(n, 'object')})" if n else ""
+    return f"{word.capitalize()}: {what}{objects} {'undone' if word == 'undo' else 'redone'}"
