@@ -34,6 +34,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_devosam.automatic.seed_types import PlaneAnalysis, Seeds, _box_rows
+from napari_devosam.automatic.seeds import background
 
 COVER_GAP = 0.25  # diameters: a candidate this close to a first-round mask is not new
 RING_QUANTILE = 0.5  # the median: on an embryo's rim, half the ring is the bright cytoplasm
@@ -48,18 +49,6 @@ MAX_OVERLAP = 0.2  # a second-round mask overlapping first-round ones more than 
 # DevoLearn nuclear movie's compression blocks (frame 8) and CHO's rim under 0.66 / 0.61.
 MIN_SCORE = 0.6
 MIN_STABILITY = 0.65
-
-
-def _background(a: PlaneAnalysis) -> tuple[float, float]:
-    """(level, noise) of the smoothed plane's pixels under ``t_low`` (median, 1.4826 x MAD,
-    at least half their standard deviation)."""
-    low = a.smooth[a.smooth < a.t_low]
-    if low.size < 16:
-        low = a.smooth.ravel()
-    level = float(np.median(low))
-    noise = 1.4826 * float(np.median(np.abs(low - level)))
-    floor = 1e-6 * (float(a.smooth.max()) - float(a.smooth.min())) + 1e-12
-    return level, max(noise, 0.5 * float(low.std()), floor)
 
 
 def _disc_offsets(r0: float, r1: float) -> np.ndarray:
@@ -119,7 +108,7 @@ def residual_seeds(a: PlaneAnalysis, covered: np.ndarray, diameter: float) -> Se
     peaks = peak_local_max(response, min_distance=max(1, int(d / 2)), threshold_abs=1e-12,
                            exclude_border=False)
     peaks = peaks[allowed[peaks[:, 0], peaks[:, 1]]]
-    bg, noise = _background(a)
+    bg, noise = background(a.smooth, a.t_low)
     core_at = _disc_offsets(0, max(1.5, 0.25 * d))
     ring_at = _disc_offsets(0.75 * d, 1.25 * d)
     uncovered = ~covered

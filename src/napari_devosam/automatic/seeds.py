@@ -126,24 +126,31 @@ def _robust(values: np.ndarray) -> tuple[float, float]:
     return med, 1.4826 * float(np.median(np.abs(values - med)))
 
 
-def _sparse_signal(data: np.ndarray, min_area: int):
-    """The sparse path of ``analyse_plane``: ``(smooth, background, noise, signal)``:
-    ``smooth`` the plane smoothed at sigma 2; ``background``/``noise`` the median and robust
-    spread (1.4826 x MAD, at least half the standard deviation: a background of one value,
-    as in 8-bit movies clipped at 0, has MAD 0) of the pixels below the plane's Otsu
-    threshold (they set the nuclei seeds' gate); ``signal`` ``(H, W)`` bool: the regions of
-    >= ``min_area`` px above both that threshold and the whole plane's median +
-    ``SIGNAL_SIGMAS`` x its spread (None when there is none)."""
-    from skimage.filters import threshold_otsu
-
-    smooth = ndimage.gaussian_filter(median3x3(data), 2.0)
-    split = float(threshold_otsu(smooth))
+def background(smooth: np.ndarray, split: float) -> tuple[float, float]:
+    """``(level, noise)`` of the background: the median and robust spread (1.4826 x MAD, at
+    least half the standard deviation: a background of one value, as in 8-bit movies
+    clipped at 0, has MAD 0) of the pixels of ``smooth`` under ``split`` (all of them when
+    there is none)."""
     low = smooth[smooth < split]
     if low.size == 0:
         low = smooth.ravel()
     floor = 1e-6 * (float(smooth.max()) - float(smooth.min())) + 1e-12
-    bg, noise = _robust(low)
-    noise = max(noise, 0.5 * float(low.std()), floor)
+    level, noise = _robust(low)
+    return level, max(noise, 0.5 * float(low.std()), floor)
+
+
+def _sparse_signal(data: np.ndarray, min_area: int):
+    """The sparse path of ``analyse_plane``: ``(smooth, background, noise, signal)``:
+    ``smooth`` the plane smoothed at sigma 2; ``background``/``noise`` those of the pixels
+    below the plane's Otsu threshold (``background``; they set the nuclei seeds' gate);
+    ``signal`` ``(H, W)`` bool: the regions of >= ``min_area`` px above both that threshold
+    and the whole plane's median + ``SIGNAL_SIGMAS`` x its spread (None when there is
+    none)."""
+    from skimage.filters import threshold_otsu
+
+    smooth = ndimage.gaussian_filter(median3x3(data), 2.0)
+    split = float(threshold_otsu(smooth))
+    bg, noise = background(smooth, split)
     # is anything there: judged against the whole plane's spread (mostly background here),
     # which the lower half alone underestimates (noise clipped at 0 would pass)
     all_bg, all_noise = _robust(smooth)
