@@ -98,15 +98,29 @@ def _proposal(box, mask, score=0.9, stability=0.9):
                     stability, {"point": [0, 0], "box": None, "source": "residual"})
 
 
-def test_second_round_masks_only_add_confident_nuclei():
-    covered = np.zeros((50, 50), dtype=bool)
+def test_second_round_masks_only_add_confident_nuclei_of_a_nucleus_size():
+    covered = np.zeros((80, 80), dtype=bool)
     covered[10:30, 10:30] = True
     square = np.ones((10, 10), dtype=bool)
     apart = _proposal((35, 35, 45, 45), square)
     overlapping = _proposal((25, 25, 35, 35), square)  # 25 % on the first round's
     unsure = _proposal((35, 5, 45, 15), square, score=MIN_SCORE - 0.01)
     unstable = _proposal((5, 35, 15, 45), square, stability=MIN_STABILITY - 0.01)
-    assert new_only([apart, overlapping, unsure, unstable], covered) == [apart]
+    tiny = _proposal((50, 5, 53, 8), np.ones((3, 3), dtype=bool))
+    huge = _proposal((50, 20, 80, 80), np.ones((30, 60), dtype=bool))
+    found = new_only([apart, overlapping, unsure, unstable, tiny, huge], covered, 100.0)
+    assert found == [apart]
+
+
+def test_a_flat_plane_gives_no_candidates_and_integer_steps_are_not_noise():
+    from types import SimpleNamespace
+
+    flat = np.full((300, 300), 117.0)  # a plane padded with its mean: float residue only
+    flat[140:160, 140:160] = 120.0  # three grey levels: not a nucleus in integer data
+    flat += np.random.default_rng(10_000_706).normal(0, 0.2, flat.shape)
+    covered = np.zeros(flat.shape, dtype=bool)
+    a = SimpleNamespace(smooth=flat, t_low=116.0, t_high=130.0, embryo=None, quantum=1.0)
+    assert len(residual_seeds(a, covered, 20.0)) == 0
 
 
 class _Oracle:

@@ -201,6 +201,7 @@ def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_are
         drop_box_shaped,
         proposals_to_labels,
     )
+    from napari_devosam.automatic.residual import second_round
     from napari_devosam.automatic.seeded import seeded_in_views, seeded_proposals
     from napari_devosam.engine.embeddings import embed_plane
     from napari_devosam.engine.mask_refine import gray
@@ -229,24 +230,8 @@ def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_are
         props = decode(seeds)
         props = dedupe_nested(props, diameter=seeds.diameter) if nuclei else dedupe(props)
         if nuclei and SECOND_ROUND and seeds.diameter:
-            props += _second_round(props, analysis, seeds.diameter, decode)
+            props += second_round(props, analysis, seeds.diameter, decode)
     return proposals_to_labels(props, dec.plane_shape, min_area)
-
-
-def _second_round(props, analysis, diameter: float, decode) -> list:
-    """Nuclei the first round's proposals ``props`` leave uncovered (``automatic.residual``),
-    decoded with ``decode`` (seeds -> proposals); only those that add a nucleus."""
-    from napari_devosam.automatic.postprocess import dedupe_nested
-    from napari_devosam.automatic.residual import new_only, residual_seeds
-
-    covered = np.zeros(analysis.smooth.shape, dtype=bool)
-    for q in props:
-        r0, c0, r1, c1 = q.box
-        covered[r0:r1, c0:c1] |= q.mask
-    extra = residual_seeds(analysis, covered, diameter)
-    if len(extra) == 0:
-        return []
-    return dedupe_nested(new_only(decode(extra), covered), diameter=diameter)
 
 
 def _zooms(model, sam) -> bool:

@@ -7,7 +7,8 @@ clearly visible to a person, without a seed: DSB2018 ``img2d`` 20 of 125 nuclei,
 mask lies and judges each candidate against its **own surroundings** and the plane's
 **noise**, not against the brightest nucleus.
 
-Rule (``residual_seeds``), with ``d`` the nuclei's diameter:
+Rule (``residual_seeds``), with ``d`` the diameter of the first round's median object (a
+disc of its area; the plane's estimate when it found fewer than ``MIN_FOUND``):
 
 1. Candidates: local maxima, at least ``d / 2`` apart, of the scale-normalised LoG response
    ``-s^2 LoG`` of the smoothed plane at ``s = d / (2 sqrt 2)`` (a disc of diameter ``d``
@@ -18,14 +19,20 @@ Rule (``residual_seeds``), with ``d`` the nuclei's diameter:
    its **ring** the ``RING_QUANTILE`` quantile of the uncovered pixels ``0.75 d`` to
    ``1.25 d`` away, and the **background** the median of the pixels under the plane's
    lower threshold (``t_low``). A candidate is a nucleus when ``core - ring`` is at least
-   ``NOISE_SIGMAS`` x the background's noise (it is seen at all) and at least
+   ``NOISE_SIGMAS`` x the background's noise (it is seen at all; the noise is
+   ``seeds.background``'s, and at least ``QUANTUM_NOISE`` grey levels in integer data) and
+   at least
    ``STANDS_OUT`` of ``core - background`` (it stands out from its own surroundings: a dim
    nucleus on the dark coverslip does, texture on a bright cytoplasm does not).
 3. Its box is the connected part, around the peak, of the uncovered pixels above ``ring +
    (core - ring) / 2``, when that part is one nucleus in size (``MIN_PART`` to
-   ``ONE_NUCLEUS_AREA`` typical areas, at most 2 ``d`` wide); otherwise the peak +- ``d``.
+   ``ONE_NUCLEUS_AREA`` typical areas, at most 2 ``d`` wide); otherwise the peak +- ``d / 2``.
+4. SAM's mask of a second-round seed is kept when SAM is sure of it, it is one nucleus in
+   size (``MIN_PART`` to ``MAX_PART`` x the typical area) and it lies mostly off the first
+   round's masks (``new_only``).
 
-numpy/scipy/scikit-image only, no SAM.
+numpy/scipy/scikit-image only; SAM is reached through the ``decode`` callable given to
+``second_round``.
 """
 
 from __future__ import annotations
@@ -42,6 +49,14 @@ NOISE_SIGMAS = 6.0
 STANDS_OUT = 0.5
 MIN_PART = 0.25  # typical nuclear areas
 ONE_NUCLEUS_AREA = 1.5
+MAX_PART = 2.5  # typical nuclear areas: a larger second-round mask is not one nucleus
+MIN_FOUND = 3  # first-round objects that set the typical nucleus (fewer: the diameter)
+PEAK_FRACTION = 0.25  # of the lift rule 2 asks for: the LoG maxima looked at
+# grey levels: the least noise believed in integer data. An 8-bit movie whose background is
+# mostly 0 measures ~0.5 (DevoLearn nuclear frame 7), while its video-compression blocks
+# stand 3-8 levels above it and passed as nuclei; its dim nuclei stand 24-44 levels above
+# their rings, CTC HeLa's 50-160, DSB2018's 24
+QUANTUM_NOISE = 1.5
 MAX_OVERLAP = 0.2  # a second-round mask overlapping first-round ones more than this goes
 # SAM's confidence a second-round mask needs (predicted IoU, stability score): it has no
 # stain seed behind it. Measured with `embryo`: the new masks that matched a reference
@@ -105,10 +120,14 @@ def residual_seeds(a: PlaneAnalysis, covered: np.ndarray, diameter: float) -> Se
     free = ~ndimage.binary_dilation(covered, iterations=max(1, int(round(COVER_GAP * d))))
     response = -sigma * sigma * ndimage.gaussian_laplace(a.smooth.astype(np.float64), sigma)
     allowed = free & (a.embryo if a.embryo is not None else True)
-    peaks = peak_local_max(response, min_distance=max(1, int(d / 2)), threshold_abs=1e-12,
+    bg, noise = background(a.smooth, a.t_low)
+    noise = max(noise, QUANTUM_NOISE * a.quantum)
+    # a disc answers its scale with ~0.7 of its height: weaker maxima cannot pass rule 2, and
+    # a flat region's float residue gave thousands (23,603 on a 2048 x 2048 padded plane)
+    peaks = peak_local_max(response, min_distance=max(1, int(d / 2)),
+                           threshold_abs=PEAK_FRACTION * NOISE_SIGMAS * noise,
                            exclude_border=False)
     peaks = peaks[allowed[peaks[:, 0], peaks[:, 1]]]
-    bg, noise = background(a.smooth, a.t_low)
     core_at = _disc_offsets(0, max(1.5, 0.25 * d))
     ring_at = _disc_offsets(0.75 * d, 1.25 * d)
     uncovered = ~covered
@@ -129,17 +148,41 @@ def residual_seeds(a: PlaneAnalysis, covered: np.ndarray, diameter: float) -> Se
                  ["residual"] * len(points), diameter=d)
 
 
-def new_only(props: list, covered: np.ndarray) -> list:
-    """The second-round proposals that SAM is sure of (``MIN_SCORE``, ``MIN_STABILITY``)
-    and that overlap the first round's masks ``covered`` by at most ``MAX_OVERLAP`` of
-    their area: the second round adds nuclei, it never reshapes one the first round
-    found."""
+def new_only(props: list, covered: np.ndarray, typical_area: float) -> list:
+    """The second-round proposals that SAM is sure of (``MIN_SCORE``, ``MIN_STABILITY``),
+    of one nucleus's size (``MIN_PART`` to ``MAX_PART`` x ``typical_area``, pixels) and
+    overlapping the first round's masks ``covered`` by at most ``MAX_OVERLAP`` of their
+    area: the second round adds nuclei, it never reshapes one the first round found."""
     out = []
     for q in props:
-        if q.score < MIN_SCORE or q.stability < MIN_STABILITY:
+        area = q.area
+        if q.score < MIN_SCORE or q.stability < MIN_STABILITY \
+                or not MIN_PART * typical_area <= area <= MAX_PART * typical_area:
             continue
         r0, c0, r1, c1 = q.box
-        area = q.area
-        if area and np.count_nonzero(q.mask & covered[r0:r1, c0:c1]) <= MAX_OVERLAP * area:
+        if np.count_nonzero(q.mask & covered[r0:r1, c0:c1]) <= MAX_OVERLAP * area:
             out.append(q)
     return out
+
+
+def second_round(props: list, a: PlaneAnalysis, diameter: float, decode) -> list:
+    """The nuclei the first round's proposals ``props`` leave uncovered: seeds by
+    ``residual_seeds``, decoded with ``decode`` (``Seeds`` -> proposals), kept by
+    ``new_only`` and deduplicated. The typical nucleus is the first round's median object
+    (``MIN_FOUND`` of them or more), else a disc ``diameter`` across: the objects SAM
+    outlined are a surer size than the plane's estimate (DevoLearn nuclear frame 7: 27 px
+    estimated for ~50 px nuclei, and its video-compression blocks of that size passed)."""
+    from napari_devosam.automatic.postprocess import dedupe_nested
+
+    covered = np.zeros(a.smooth.shape, dtype=bool)
+    for q in props:
+        r0, c0, r1, c1 = q.box
+        covered[r0:r1, c0:c1] |= q.mask
+    areas = [q.area for q in props if q.area]
+    typical = float(np.median(areas)) if len(areas) >= MIN_FOUND \
+        else np.pi * (0.5 * float(diameter)) ** 2
+    d = 2 * np.sqrt(typical / np.pi)
+    extra = residual_seeds(a, covered, d)
+    if len(extra) == 0:
+        return []
+    return dedupe_nested(new_only(decode(extra), covered, typical), diameter=d)

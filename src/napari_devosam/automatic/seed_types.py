@@ -40,7 +40,8 @@ class PlaneAnalysis:
     the embryo mask ``(H, W)`` bool (the whole plane when only separate bright objects were
     found), the stain used (a ``stain.StainDecision``, a str) and a message when there is no
     embryo. ``region`` ``(H, W)`` bool: where the stain and the cell size are judged (the
-    embryo less its rim, or the bright objects grown by 3 px)."""
+    embryo less its rim, or the bright objects grown by 3 px). ``quantum``: the plane's
+    intensity step (1 for integer data, 0 for float)."""
 
     smooth: np.ndarray | None
     t_low: float = 0.0
@@ -50,6 +51,7 @@ class PlaneAnalysis:
     message: str | None = None
     region: np.ndarray | None = None
     sparse: bool = False
+    quantum: float = 0.0  # the plane's intensity step: 1 for integer data, 0 for float
 
     @property
     def stain_note(self) -> str | None:

@@ -248,8 +248,10 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
         stain = given(stain)
     if stain == "nuclei" and not sparse:
         embryo = with_bright_parts(embryo, smooth, t_low, t_high, min_area, filled)
+    quantum = 1.0 if np.issubdtype(np.asarray(plane).dtype, np.integer) else 0.0
     return PlaneAnalysis(smooth, t_low, t_high, embryo, stain,
-                         region=region if region.any() else embryo, sparse=sparse)
+                         region=region if region.any() else embryo, sparse=sparse,
+                         quantum=quantum)
 
 
 def nuclei_seeds(a: PlaneAnalysis, min_area: int = 30, diameter: float | None = None
