@@ -65,6 +65,20 @@ def test_every_plane_of_a_stack_or_one(env, monkeypatch):
     assert rc == 0 and tifffile.imread(out).shape == env["stack"].shape[-2:]
 
 
+@pytest.mark.parametrize("flag, second", [((), True), (("--no-second-round",), False)])
+def test_the_second_round_is_on_unless_switched_off(env, monkeypatch, flag, second):
+    seen = []
+    real = core.segment_all
+
+    def spy(source, model, **kw):
+        seen.append(kw["second_round"])
+        return real(source, model, **kw)
+
+    monkeypatch.setattr(core, "segment_all", spy)
+    rc, _ = run(env, env["plane_path"], *flag)
+    assert rc == 0 and seen == [second]
+
+
 def test_empty_plane_warns(env, capsys):
     path = env["tmp"] / "empty.tif"
     tifffile.imwrite(path, np.zeros((64, 64), np.uint16))

@@ -110,7 +110,7 @@ def test_the_stain_decision_is_reported_and_given_stains_say_so(oracle, kind):
     assert forced.stain == other and "given" in forced.stain_note
 
 
-def test_the_diameter_is_estimated_and_an_override_is_honoured(oracle, monkeypatch):
+def test_the_diameter_is_estimated_and_an_override_is_honoured(oracle):
     img, truth = make_embryo((320, 320), 24, seed=10_000_620, kind="nuclei")
     areas = np.bincount(truth.ravel())[1:]
     true_d = 2 * np.sqrt(np.median(areas) / np.pi)
@@ -120,10 +120,7 @@ def test_the_diameter_is_estimated_and_an_override_is_honoured(oracle, monkeypat
     assert "estimated from the image" in res.size_note
     # a diameter far too large: blobs of that size are looked for, so neighbours merge (the
     # second round, sized by the objects found, would find the rest again)
-    import napari_devosam.automatic.core as core
-
-    monkeypatch.setattr(core, "SECOND_ROUND", False)
-    big = segment_all(img, torch.nn.Identity(), diameter=4 * true_d)
+    big = segment_all(img, torch.nn.Identity(), diameter=4 * true_d, second_round=False)
     assert big.diameter == 4 * true_d and big.diameter_source == "given"
     assert "given with --diameter" in big.size_note
     assert big.n_objects < res.n_objects

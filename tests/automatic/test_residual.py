@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-import napari_devosam.automatic.core as core
 import napari_devosam.automatic.decoding as decoding
 import napari_devosam.engine.embeddings as embeddings
 from napari_devosam.automatic import segment_all
@@ -148,7 +147,6 @@ def test_segment_all_outlines_the_dim_nucleus_in_its_second_round(monkeypatch, s
     img, truth = _plane(10_000_705)
     monkeypatch.setattr(decoding, "PromptDecoder", lambda sam, emb: _Oracle(truth))
     monkeypatch.setattr(embeddings, "embed_plane", lambda *a, **k: None)
-    monkeypatch.setattr(core, "SECOND_ROUND", second_round)
-    res = segment_all(img, torch.nn.Identity())
+    res = segment_all(img, torch.nn.Identity(), second_round=second_round)
     found = sorted(set(np.unique(truth[res.labels > 0]).tolist()) - {0})
     assert found == ([1, 2, 3, 4, 5] if second_round else [1, 2, 3, 4])

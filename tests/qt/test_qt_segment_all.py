@@ -116,6 +116,26 @@ def test_all_planes_then_commit_all(qtbot, annotator):
     assert len(w.store.objects) == 2 * int(truth[0].max())
 
 
+def test_the_second_round_box_reaches_segment_all(qtbot, annotator, monkeypatch):
+    import napari_devosam.automatic.core as core
+
+    viewer, w, truth = annotator
+    panel = w.segment_all_panel
+    seen = []
+    real = core.segment_all
+
+    def spy(source, model, **kw):
+        seen.append(kw["second_round"])
+        return real(source, model, **kw)
+
+    monkeypatch.setattr(core, "segment_all", spy)
+    assert panel.second_check.isChecked()
+    panel.second_check.setChecked(False)
+    panel.run(all_planes=False)
+    finish(qtbot, panel)
+    assert seen == [False]
+
+
 def test_cancel_changes_nothing(qtbot, annotator, monkeypatch):
     import threading
 

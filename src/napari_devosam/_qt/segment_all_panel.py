@@ -21,6 +21,7 @@ from types import SimpleNamespace
 import numpy as np
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QGridLayout,
@@ -35,11 +36,11 @@ from napari_devosam.automatic.limits import MAX_PIXELS
 from napari_devosam.utils.text import count
 
 
-def _job(image, planes, model, mode, stain, diameter=None):
+def _job(image, planes, model, mode, stain, diameter=None, second_round=True):
     from napari_devosam.automatic.core import iter_segment_stack
 
     return (yield from iter_segment_stack(image, model, planes, mode=mode, stain=stain,
-                                          diameter=diameter))
+                                          diameter=diameter, second_round=second_round))
 
 
 class SegmentAllPanel(QGroupBox):
@@ -64,6 +65,10 @@ class SegmentAllPanel(QGroupBox):
         self.diameter_spin.setSpecialValueText("auto")
         self.diameter_spin.setToolTip("cell (membrane) or nucleus (nuclear stain) diameter; "
                                       "auto: estimated from each plane")
+        self.second_check = QCheckBox("look again for dim nuclei")
+        self.second_check.setChecked(True)
+        self.second_check.setToolTip("nuclear stain: a second round, where no object was "
+                                     "found, for nuclei dimmer than the stain seeds' threshold")
         self.plane_button = QPushButton("Segment this plane")
         self.all_button = QPushButton("Segment all planes")
         self.cancel_button = QPushButton("Cancel")
@@ -79,13 +84,14 @@ class SegmentAllPanel(QGroupBox):
         grid = QGridLayout(self)
         for row, widgets in enumerate([
             (QLabel("mode"), self.mode_combo), (QLabel("stain"), self.stain_combo),
-            (QLabel("diameter"), self.diameter_spin), (self.plane_button, self.all_button),
+            (QLabel("diameter"), self.diameter_spin), (self.second_check,),
+            (self.plane_button, self.all_button),
             (self.progress, self.cancel_button),
             (self.remove_button, self.commit_button)]):
             for col, widget in enumerate(widgets):
                 grid.addWidget(widget, row, col)
-        grid.addWidget(self.estimate, 6, 0, 1, 2)
-        grid.addWidget(self.message, 7, 0, 1, 2)
+        grid.addWidget(self.estimate, 7, 0, 1, 2)
+        grid.addWidget(self.message, 8, 0, 1, 2)
         self.plane_button.clicked.connect(lambda: self.run(all_planes=False))
         self.all_button.clicked.connect(lambda: self.run(all_planes=True))
         self.cancel_button.clicked.connect(self.cancel)
@@ -137,6 +143,7 @@ class SegmentAllPanel(QGroupBox):
         worker = create_job(
             _job, data, planes, model, self.mode_combo.currentText(),
             self.stain_combo.currentText(), self.diameter_spin.value() or None,
+            self.second_check.isChecked(),
             progress={"total": len(planes), "desc": "Segment all"})
         from napari_devosam._qt.estimates import RunTiming
         from napari_devosam.utils.estimate import auto_step

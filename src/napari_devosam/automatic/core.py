@@ -29,7 +29,6 @@ from napari_devosam.automatic.postprocess import (
 from napari_devosam.utils.text import count
 
 MODES = ("seeded", "grid")
-SECOND_ROUND = True  # nuclei stain: seed what the first round left uncovered (automatic.residual)
 
 
 @dataclass
@@ -114,7 +113,7 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
                 embedding=None, previous_labels=None, grid_params=None,
                 min_area: int | None = None, min_score: float = 0.0,
                 membrane_grow_px: int = MEMBRANE_GROW_PX,
-                diameter: float | None = None) -> AutoResult:
+                diameter: float | None = None, second_round: bool = True) -> AutoResult:
     """Segment every object of one plane.
 
     Arguments:
@@ -136,6 +135,8 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
       diameter: the cells' (membrane) or nuclei's diameter in pixels; None estimates it
         from the plane (``scale.py``, membrane interiors). It scales the seed detection and
         the size filter.
+      second_round: nuclear stain, seeded mode: look again, where no mask lies, for nuclei
+        the stain seeds missed (dim ones beside bright ones; ``automatic.residual``).
 
     Returns an ``AutoResult``. Raises ``ValueError`` for an unknown mode or stain, a
     diameter <= 0 or wider than the plane, a plane too large or too small
@@ -184,7 +185,7 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
                               diameter_source=seeds.diameter_source)
     keep_area = size_filter(min_area, seeds.diameter)
     labels, scores, prompts = _decode(plane, model, embedding, mode, seeds, grid_params,
-                                      analysis, keep_area, min_score)
+                                      analysis, keep_area, min_score, second_round)
     if stain_used == "membrane":
         labels = grow_to_membranes(labels, analysis.smooth, analysis.embryo, membrane_grow_px)
     message = None if scores else "SAM returned no object for this plane"
@@ -192,7 +193,8 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
                       seeds.diameter, seeds.diameter_source)
 
 
-def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_area, min_score):
+def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_area, min_score,
+            second: bool = True):
     from napari_devosam.automatic.decoding import PromptDecoder
     from napari_devosam.automatic.grid import grid_proposals
     from napari_devosam.automatic.postprocess import (
@@ -229,7 +231,7 @@ def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_are
         nuclei = analysis is not None and analysis.found and analysis.stain == "nuclei"
         props = decode(seeds)
         props = dedupe_nested(props, diameter=seeds.diameter) if nuclei else dedupe(props)
-        if nuclei and SECOND_ROUND and seeds.diameter:
+        if nuclei and second and seeds.diameter:
             props += second_round(props, analysis, seeds.diameter, decode)
     return proposals_to_labels(props, dec.plane_shape, min_area)
 

@@ -32,6 +32,9 @@ def add_arguments(p) -> None:
                    help="cell (membrane stain) or nucleus (nuclear stain) diameter in pixels; "
                         "scales the seed detection and the size filter (default: estimated "
                         "from each plane)")
+    g.add_argument("--no-second-round", dest="second_round", action="store_false",
+                   help="nuclear stain: do not look again, where no object was found, for "
+                        "nuclei dimmer than the stain seeds' threshold")
     g.add_argument("--min-area", type=int, default=None,
                    help="smallest object kept, in pixels (default: from the cell size, 30 "
                         "for cells ~14-40 px across)")
@@ -84,7 +87,8 @@ def run_auto(args) -> int:
         one = image if planes is None else image[planes[0]]
         work.start([np.asarray(one)], predictor.cache, predictor.normalization)
     gen = iter_segment_stack(image, predictor, planes, mode=args.mode, stain=args.stain,
-                             min_area=min_area, diameter=diameter)
+                             min_area=min_area, diameter=diameter,
+                             second_round=getattr(args, "second_round", True))
     results = _drain(gen, work)
     work.record_after(len(results))
     shape = image.shape[len(lead):len(lead) + 2]
