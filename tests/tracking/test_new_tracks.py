@@ -127,10 +127,10 @@ def test_the_default_detector_is_seeded_automatic_segmentation(monkeypatch):
 
     def fake(source, model, **kw):
         seen.update(kw, model=model)
-        return core.AutoResult(np.zeros((4, 4), np.int32))
+        return core.AutoResult(np.zeros((40, 40), np.int32))
 
     monkeypatch.setattr(core, "segment_all", fake)
-    labels, scores = sam_detector("SAM")(np.zeros((4, 4)), "EMB", "membrane", 30.0)
+    labels, scores = sam_detector("SAM")(np.zeros((40, 40)), "EMB", "membrane", 30.0)
     assert seen == {"mode": "seeded", "stain": "membrane", "embedding": "EMB", "model": "SAM",
                     "diameter": 30.0}
     assert not labels.any() and scores == {}
@@ -212,3 +212,14 @@ def test_new_cells_reach_the_store_and_its_review_list(tmp_path):
     apply_plan(store, plan)
     events = group_events(review_events(store))
     assert sorted(e.frame for e in events["new cell"]) == [EDGE_FROM, FADE_BRIGHT]
+
+
+def test_a_plane_too_small_for_automatic_segmentation_has_no_new_cell():
+    """``segment_all`` refuses planes under ``limits.MIN_SIDE`` px a side; new-cell detection
+    on such a movie finds nothing instead of stopping the run (a new-user trial: ``devosam
+    track`` on a 19 px stack failed with an automatic-segmentation message)."""
+    from napari_devosam.automatic.limits import MIN_SIDE
+    from napari_devosam.tracking.new_cells import sam_detector
+
+    labels, scores = sam_detector(object())(np.ones((MIN_SIDE - 1, 300)), None, "auto", None)
+    assert labels.shape == (MIN_SIDE - 1, 300) and not labels.any() and scores == {}

@@ -42,11 +42,16 @@ Detector = Callable[[np.ndarray, object, str, float | None], tuple[np.ndarray, d
 def sam_detector(sam) -> Detector:
     """The default detector: ``segment_all`` in seeded mode with ``sam`` on the plane's
     ``embedding`` (no encoder run), ``stain`` "membrane", "nuclei" or "auto", and the
-    cells' ``diameter`` in pixels (None: estimated from the plane)."""
+    cells' ``diameter`` in pixels (None: estimated from the plane). A plane under
+    ``automatic.limits.MIN_SIDE`` pixels a side, which ``segment_all`` refuses, has no new
+    cell."""
 
     def detect(pixels: np.ndarray, embedding, stain: str, diameter: float | None):
         from napari_devosam.automatic.core import segment_all
+        from napari_devosam.automatic.limits import MIN_SIDE
 
+        if min(pixels.shape[:2]) < MIN_SIDE:  # too small for automatic segmentation: no
+            return np.zeros(pixels.shape[:2], dtype=np.int32), {}  # new cell, tracks go on
         result = segment_all(pixels, sam, mode="seeded", stain=stain, embedding=embedding,
                              diameter=diameter)
         return result.labels, result.scores
