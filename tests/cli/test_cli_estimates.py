@@ -248,3 +248,29 @@ def test_an_alias_reads_the_time_recorded_under_its_model(tmp_path, monkeypatch,
                         steps=("embed",))
     line = say_before_batch([tmp_path / "a.tif"], tmp_path / "out", opts)
     assert "2.5 s per plane, recorded on an earlier run here" in line
+
+
+def test_track_estimate_has_no_detection_part_when_new_tracks_is_off(movie, capsys):
+    """A new-user trial: with ``new_tracks`` off the estimate still added the recorded
+    new-cell detection time per plane and said new cells would add to it."""
+    import json
+
+    from napari_devosam.utils.estimate import (
+        object_key,
+        plane_part_key,
+        record_key,
+        record_seconds,
+    )
+
+    tmp, ckpt = movie
+    key = record_key(ckpt, "cpu", "fp32")
+    record_seconds(object_key("track", key), 2.0)
+    record_seconds(plane_part_key("track", key), 1.0)
+    record_seconds(key, 0.25)
+    off = tmp / "off.json"
+    off.write_text(json.dumps({"new_tracks": False}))
+    assert _track(tmp, ckpt, "no_new", "--params", str(off)) == 0
+    line = next(x for x in capsys.readouterr().err.splitlines() if "to track" in x)
+    assert line.endswith("propagation of 3 objects at 2 s per object-plane, recorded on an "
+                         "earlier run here)")
+    assert "about 25 s" in line  # 4 x 3 x 2 s + 5 x 0.25 s, no 4 x 1 s of detection

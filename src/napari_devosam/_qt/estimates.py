@@ -46,17 +46,19 @@ def model_key(w) -> str | None:
     return None if loaded is None or w.sam is None else loaded.key
 
 
-def work_estimate(w, what: str, planes, step: str | None, objects: int | None = None) -> str:
+def work_estimate(w, what: str, planes, step: str | None, objects: int | None = None,
+                  detects: bool = True) -> str:
     """One line: how long ``what`` will take on ``planes`` (index tuples) of ``w``'s image:
     their embedding, then ``step`` (None: the encoder only) on each, following ``objects``
-    seeds (Propagate: per object-plane when recorded, ``utils.estimate.recorded_step``)."""
+    seeds (Propagate: per object-plane when recorded, ``utils.estimate.recorded_step``;
+    ``detects`` False: new-cell detection is off)."""
     from napari_devosam.engine.encoder_timing import seconds_per_plane
 
     planes = list(planes)
     if w.sam is None or not planes:
         return ""
     return panel_line(what, len(planes), step, model_key(w), w.embeddings.to_embed(planes),
-                      seconds_per_plane(w.sam), objects)
+                      seconds_per_plane(w.sam), objects, detects)
 
 
 def objects_shown(w) -> int | None:
@@ -216,4 +218,12 @@ class PropagateRange:
     def update_estimate(self) -> None:
         w, planes = self.panel.w, self.planes()
         objects = objects_shown(w) if planes else None
-        self.label.setText(work_estimate(w, "Propagate", planes, "track", objects))
+        self.label.setText(work_estimate(w, "Propagate", planes, "track", objects,
+                                         self._detects()))
+
+    def _detects(self) -> bool:
+        """Whether the run will look for new cells (the form's ``new_tracks``)."""
+        try:
+            return bool(self.panel.form.values().get("new_tracks", True))
+        except (AttributeError, ValueError):
+            return True

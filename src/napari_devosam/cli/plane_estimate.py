@@ -137,11 +137,12 @@ class WorkEstimate:
         print(f"devosam {self.command}: {line}", file=self.file, flush=True)
 
     def say_before(self, planes: Sequence[np.ndarray], cache, n_steps: int | None = None,
-                   normalization=None, objects: int | None = None) -> str | None:
+                   normalization=None, objects: int | None = None,
+                   detects: bool = True) -> str | None:
         """Say the estimate of embedding ``planes`` (those not in ``cache``) and running the
         step on ``n_steps`` planes (default: all of ``planes``), following ``objects`` seeds
-        (a ``PER_OBJECT`` step: per object-plane when recorded, ``recorded_step``); returns
-        the line said."""
+        (a ``PER_OBJECT`` step: per object-plane when recorded, ``recorded_step``; with
+        ``detects`` False, without its per-plane part); returns the line said."""
         import time
 
         from napari_devosam.engine.encoder_timing import seconds_per_plane
@@ -154,7 +155,7 @@ class WorkEstimate:
 
         n = len(planes) if n_steps is None else n_steps
         todo = planes_to_embed(self.sam, planes, cache, normalization)
-        timed = recorded_step(self.step, self.key, objects)
+        timed = recorded_step(self.step, self.key, objects, detects)
         line = None
         if timed is None:
             line = timing_first_line(n, self.step)

@@ -194,7 +194,7 @@ def _track(args, image, request) -> int:
     visits = list(dict.fromkeys([tuple(request.plane), *request.route.planes]))
     n_steps = request.route.total  # planes propagated to (the seed plane is embedded only)
     work.say_before([np.asarray(image[p]) for p in visits], cache, n_steps,
-                    objects=len(request.seeds or ()))
+                    objects=len(request.seeds or ()), detects=request.params.new_tracks)
     gen = run_tracking(sam, image, request, cache=cache)
     from napari_devosam.tracking.records import RunTally
 

@@ -216,18 +216,22 @@ def plane_part_key(step: str, key: str) -> str:
     return f"{step}-plane|{key}"
 
 
-def recorded_step(step: str, key: str | None, objects: int | None = None):
+def recorded_step(step: str, key: str | None, objects: int | None = None,
+                  plane_part: bool = True):
     """The recorded time of ``step`` for ``key`` as a ``work_line`` step: ``(step, seconds
     per object-plane, how, objects, seconds per plane of its PER_PLANE_PART)`` when
     ``objects`` (the run's seed count) is given and a per-object time is recorded
-    (``object_key``; the per-plane part 0.0 when none is recorded), else ``(step, seconds per
-    plane, how, None)`` from the per-plane record; None when neither is recorded (or ``key``
-    is None)."""
+    (``object_key``; the per-plane part 0.0 when none is recorded, None when the run will
+    not do it: ``plane_part`` False, e.g. tracking with ``new_tracks`` off), else ``(step,
+    seconds per plane, how, None)`` from the per-plane record; None when neither is
+    recorded (or ``key`` is None)."""
     if key is None:
         return None
     if objects and step in PER_OBJECT:
         each = recorded_seconds(object_key(step, key))
         if each is not None:
+            if not plane_part:
+                return step, each, HOW_RECORDED, int(objects), None
             part = recorded_seconds(plane_part_key(step, key)) if step in PER_PLANE_PART else None
             return step, each, HOW_RECORDED, int(objects), part or 0.0
     each = recorded_seconds(step_key(step, key))
@@ -280,14 +284,15 @@ def _step_part(step) -> str:
         return f"{STEPS[name]} {per_unit(each)} per plane, {how}"
     part = objects[1] if len(objects) > 1 else 0.0
     plane = f" and {PER_PLANE_PART[name]} {per_unit(part)} per plane" if part else ""
+    more = "" if part is None else "; more if new cells start tracks"
     return (f"{PER_OBJECT[name]} of {count(objects[0], 'object')} at {per_unit(each)} per "
-            f"object-plane{plane}, {how}; more if new cells start tracks")
+            f"object-plane{plane}, {how}{more}")
 
 
 def _step_cost(n: int, step) -> float:
     """Seconds of a ``work_line`` step on ``n`` planes: per plane, or per object-plane."""
     _, each, _, *objects = step
-    part = objects[1] if len(objects) > 1 else 0.0
+    part = (objects[1] if len(objects) > 1 else 0.0) or 0.0
     return n * (each * (objects[0] if objects and objects[0] is not None else 1) + part)
 
 
@@ -347,13 +352,15 @@ class TimeLeft(FirstUnit):
 
 
 def panel_line(what: str, n: int, step: str | None, key: str | None, n_embed: int,
-               embed_each: float | None = None, objects: int | None = None) -> str:
+               embed_each: float | None = None, objects: int | None = None,
+               detects: bool = True) -> str:
     """The annotator's line before ``what`` (``"Segment all planes"``) runs on ``n`` planes,
     ``n_embed`` of them not embedded yet, then ``step`` (a key of ``STEPS``; None: the
     encoder only, e.g. Precompute), from the times recorded for ``key`` (``record_key``; None
     when the model has no key) and the encoder's ``embed_each`` seconds per plane measured in
     this process (else the recorded one). ``objects``: the seeds a ``PER_OBJECT`` step will
-    follow (``recorded_step``: per object-plane when recorded, else per plane). With no time
+    follow (``recorded_step``: per object-plane when recorded, else per plane; ``detects``
+    False: without its per-plane part, new-cell detection being off). With no time
     of ``step`` recorded, the line counts the encoder only and says the first plane will be
     timed. ``""`` for no plane."""
     if n <= 0:
@@ -361,7 +368,7 @@ def panel_line(what: str, n: int, step: str | None, key: str | None, n_embed: in
     each, how = embed_each, HOW_HERE
     if each is None and key is not None:
         each, how = recorded_seconds(key), HOW_RECORDED
-    timed = None if step is None else recorded_step(step, key, objects)
+    timed = None if step is None else recorded_step(step, key, objects, detects)
     if timed is not None and (each is not None or not n_embed):
         return f"{what}: {work_line(n, [timed], n_embed, each, how)}"
     if timed is not None:  # the step is timed, the encoder not yet
