@@ -135,12 +135,10 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
       diameter: the cells' (membrane) or nuclei's diameter in pixels; None estimates it
         from the plane (``scale.py``, membrane interiors). It scales the seed detection and
         the size filter.
-      second_round: nuclear stain, seeded mode: look again, where no mask lies, for nuclei
-        the stain seeds missed (dim ones beside bright ones; ``automatic.residual``).
+      second_round: nuclear stain: look again where no mask lies (``automatic.residual``).
 
-    Returns an ``AutoResult``. Raises ``ValueError`` for an unknown mode or stain, a
-    diameter <= 0 or wider than the plane, a plane too large or too small
-    (``limits.check_plane_size``), or for seeded mode without pixels or neighbour labels.
+    Returns an ``AutoResult``. Raises ``ValueError`` for an unknown mode or stain, a bad
+    diameter or plane size (``automatic.limits``), or seeded mode without pixels or labels.
     """
     from napari_devosam.automatic import seeds as S
     from napari_devosam.automatic.limits import check_diameter, check_plane_size

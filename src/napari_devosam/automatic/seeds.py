@@ -5,9 +5,11 @@ napari ``(row, col)`` pixel coordinates; boxes ``(row0, col0, row1, col1)`` (inc
 extents, as ``Predictor.predict`` takes them).
 
 How the plane is read (``analyse_plane``): NaN/Inf become the median of the finite values,
-hot pixels go (3x3 median), the plane is smoothed (Gaussian, sigma 1 px) and split into three
-intensity classes with ``skimage.filters.threshold_multiotsu`` on a log scale: background <
-``t_low`` <= embryo (cytoplasm) < ``t_high`` <= bright stain (membranes or nuclei).
+the constant fill of a padded or rotated plane takes the value of the data at its edge
+(``fill.without_fill``), hot pixels go (3x3 median), the plane is smoothed (Gaussian,
+sigma 1 px) and split into three intensity classes with
+``skimage.filters.threshold_multiotsu`` on a log scale: background < ``t_low`` <= embryo
+(cytoplasm) < ``t_high`` <= bright stain (membranes or nuclei).
 
 - **No embryo**: the plane has no finite value, is constant, or the contrast between the
   embryo class and the background, ``(median(fg) - median(bg)) / noise``, is below
@@ -82,7 +84,9 @@ def _clean(plane: np.ndarray) -> np.ndarray | None:
         return None
     if not finite.all():
         data = np.where(finite, data, np.median(data[finite]))
-    return data
+    from napari_devosam.automatic.fill import without_fill
+
+    return without_fill(data)
 
 
 def _channel_snr(channel: np.ndarray) -> float:
