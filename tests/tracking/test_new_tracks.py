@@ -132,7 +132,7 @@ def test_the_default_detector_is_seeded_automatic_segmentation(monkeypatch):
     monkeypatch.setattr(core, "segment_all", fake)
     labels, scores = sam_detector("SAM")(np.zeros((40, 40)), "EMB", "membrane", 30.0)
     assert seen == {"mode": "seeded", "stain": "membrane", "embedding": "EMB", "model": "SAM",
-                    "diameter": 30.0}
+                    "diameter": 30.0, "second_round": True}
     assert not labels.any() and scores == {}
 
 
@@ -223,3 +223,19 @@ def test_a_plane_too_small_for_automatic_segmentation_has_no_new_cell():
 
     labels, scores = sam_detector(object())(np.ones((MIN_SIDE - 1, 300)), None, "auto", None)
     assert labels.shape == (MIN_SIDE - 1, 300) and not labels.any() and scores == {}
+
+
+@pytest.mark.parametrize("second", [True, False])
+def test_the_detections_second_round_follows_its_parameter(monkeypatch, second):
+    from napari_devosam.automatic import core
+
+    seen = []
+
+    def fake(source, model, **kw):
+        seen.append(kw["second_round"])
+        return core.AutoResult(np.zeros((40, 40), np.int32))
+
+    monkeypatch.setattr(core, "segment_all", fake)
+    params = PropagationParams(detection_second_round=second)
+    sam_detector("SAM", params.detection_second_round)(np.zeros((40, 40)), "EMB", "nuclei", 9.0)
+    assert seen == [second]

@@ -39,10 +39,11 @@ from napari_devosam.tracking.records import Crop
 Detector = Callable[[np.ndarray, object, str, float | None], tuple[np.ndarray, dict]]
 
 
-def sam_detector(sam) -> Detector:
+def sam_detector(sam, second_round: bool = True) -> Detector:
     """The default detector: ``segment_all`` in seeded mode with ``sam`` on the plane's
     ``embedding`` (no encoder run), ``stain`` "membrane", "nuclei" or "auto", and the
-    cells' ``diameter`` in pixels (None: estimated from the plane). A plane under
+    cells' ``diameter`` in pixels (None: estimated from the plane), with or without its
+    ``second_round``. A plane under
     ``automatic.limits.MIN_SIDE`` pixels a side, which ``segment_all`` refuses, has no new
     cell."""
 
@@ -53,7 +54,7 @@ def sam_detector(sam) -> Detector:
         if min(pixels.shape[:2]) < MIN_SIDE:  # too small for automatic segmentation: no
             return np.zeros(pixels.shape[:2], dtype=np.int32), {}  # new cell, tracks go on
         result = segment_all(pixels, sam, mode="seeded", stain=stain, embedding=embedding,
-                             diameter=diameter)
+                             diameter=diameter, second_round=second_round)
         return result.labels, result.scores
 
     return detect

@@ -250,6 +250,10 @@ class PropagationParams:
         "bundled model on a 2-core CPU for a dozen cells, and every new cell is tracked too "
         "(a plane of 100 nuclei: about 9 s). Off: only the seeds and their daughters are "
         "tracked; switch it off to follow only some cells.")
+    detection_second_round: bool = _new(
+        True, "Nuclear stains: the detections also look again, where no object was found, "
+        "for nuclei dimmer than the stain seeds' threshold (automatic segmentation's second "
+        "round, docs/automatic.md step 6).", advanced=True, needs="new_tracks")
     new_track_max_overlap: float = _new(
         0.2, "A detected cell is new only when at most this fraction of it lies on tracked "
         "objects (or on committed ones), and no tracked object lies more than half inside it "

@@ -147,7 +147,8 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
                    lambda plane: np.asarray(stack[plane]), PropagationResult(),
                    min(-1, *(s.track - 1 for s in seeds)))
     if params.new_tracks:
-        ctx.detector = detector or (sam_detector(sam) if sam is not None else None)
+        ctx.detector = detector or (sam_detector(sam, params.detection_second_round)
+                                    if sam is not None else None)
     ctx.typical_area = float(np.median([np.count_nonzero(s.mask) for s in seeds]))
     total, done = route.total, 0
     for number, leg in enumerate(route.legs):
