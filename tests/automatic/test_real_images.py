@@ -193,3 +193,20 @@ def test_the_real_images_stain_note_and_seed_counts(name, stain):
     # counted by eye on the images: 5-6 membrane cells; ~90 nuclei, about half in focus
     low, high = (3, 9) if stain == "membrane" else (40, 120)
     assert low <= len(seeds) <= high
+
+
+def test_a_zero_padded_offset_plane_keeps_its_stain_and_seeds():
+    """A CTC HeLa crop padded with 0 was read as one membrane cell (``engine.fill``)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(10_000_713)
+    rr, cc = np.mgrid[:240, :320]
+    plane = np.full(rr.shape, 33_000.0)
+    for r, c in rng.uniform([30, 30], [210, 290], size=(12, 2)):
+        plane[(rr - r) ** 2 + (cc - c) ** 2 <= 12 ** 2] += 2_000
+    plane = np.round(ndimage.gaussian_filter(plane, 1.5) + rng.normal(0, 20, plane.shape))
+    plane = plane.astype(np.uint16)
+    alone = stain_seeds(analyse_plane(plane))
+    padded = analyse_plane(np.pad(plane, 60, constant_values=0))
+    assert padded.stain == "nuclei"
+    assert abs(len(stain_seeds(padded)) - len(alone)) <= 1

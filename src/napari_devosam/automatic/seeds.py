@@ -84,7 +84,7 @@ def _clean(plane: np.ndarray) -> np.ndarray | None:
         return None
     if not finite.all():
         data = np.where(finite, data, np.median(data[finite]))
-    from napari_devosam.automatic.fill import without_fill
+    from napari_devosam.engine.fill import without_fill
 
     return without_fill(data)
 

@@ -25,7 +25,7 @@ from napari_devosam.engine.embedding_cache import (
     default_cache_dir,
     signature,
 )
-from napari_devosam.engine.image import DEFAULT_NORMALIZATION, Normalization, to_rgb
+from napari_devosam.engine.image import DEFAULT_NORMALIZATION, Normalization, plane_rgb
 from napari_devosam.engine.stacks import as_plane, iter_planes, plane_count
 from napari_devosam.models.precision import encoder_autocast
 
@@ -184,7 +184,7 @@ def embed_plane(
         emb = cache.get(key, device)
         if emb is not None:
             return emb
-    emb = compute_embedding(sam, to_rgb(plane, normalization))
+    emb = compute_embedding(sam, plane_rgb(plane, normalization))
     if cache is not None:
         cache.put(key, emb)
     return emb
@@ -242,7 +242,7 @@ def embed_stack(
                 done += 1
                 yield done, total
                 continue
-        pending.append((key, to_rgb(plane, normalization)))
+        pending.append((key, plane_rgb(plane, normalization)))
         if len(pending) >= batch_size:
             for _ in range(flush()):
                 done += 1

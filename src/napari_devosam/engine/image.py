@@ -163,3 +163,15 @@ def to_rgb(image, normalization: Normalization | None = None) -> np.ndarray:
             "channel (H, W) or an RGB(A) image (H, W, 3|4)"
         )
     raise ValueError(f"expected a 2D plane (H, W) or RGB (H, W, 3), got shape {plane.shape}")
+
+
+def plane_rgb(plane, normalization: Normalization | None = None) -> np.ndarray:
+    """SAM's input for a whole plane: ``to_rgb`` of it with the constant fill of a padded,
+    registered or rotated plane given the value of the data at its edge
+    (``engine.fill.without_fill``): otherwise the fill squeezes the data into a few grey
+    levels of the stretch. Crops of a plane (zoomed views) take the crop of the corrected
+    plane. Same arguments and result as ``to_rgb``."""
+    from napari_devosam.engine.fill import without_fill
+
+    data = np.asarray(plane)
+    return to_rgb(without_fill(data) if data.ndim == 2 else data, normalization)

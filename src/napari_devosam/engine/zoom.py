@@ -235,10 +235,13 @@ def embed_views(sam, plane: np.ndarray, windows, normalization=None,
     ``PlaneEmbedding`` per window, in order."""
     from napari_devosam.engine.coords import input_size
     from napari_devosam.engine.embeddings import compute_embeddings
+    from napari_devosam.engine.fill import without_fill
     from napari_devosam.engine.image import to_rgb
 
     batch = view_batch(sam) if batch is None else max(1, int(batch))
     img_size = sam.image_encoder.img_size
+    if np.ndim(plane) == 2:  # as the whole plane's embedding saw it (image.plane_rgb)
+        plane = without_fill(np.asarray(plane))
     rgbs = [to_rgb(crop(plane, w), normalization) for w in windows]
     groups: dict[tuple, list[int]] = {}
     for i, rgb in enumerate(rgbs):

@@ -132,10 +132,10 @@ def with_pixels(t: PlaneTargets, sam, plane: TrainingPlane, normalization=None) 
     """``t`` with ``pixels`` set: ``plane``'s encoder input for ``sam`` (as the embedding was
     made: ``normalization`` of non-uint8 planes, default percentiles), on ``t``'s device."""
     from napari_devosam.engine.embeddings import _pixels
-    from napari_devosam.engine.image import DEFAULT_NORMALIZATION, to_rgb
+    from napari_devosam.engine.image import DEFAULT_NORMALIZATION, plane_rgb
     from napari_devosam.engine.stacks import as_plane
 
-    rgb = to_rgb(as_plane(plane.image), normalization or DEFAULT_NORMALIZATION)
+    rgb = plane_rgb(as_plane(plane.image), normalization or DEFAULT_NORMALIZATION)
     t.pixels, _ = _pixels(sam, [rgb], t.features.device)
     t.pixels = t.pixels.float()
     return t
