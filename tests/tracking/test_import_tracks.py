@@ -219,8 +219,9 @@ def test_existing_objects_are_refused_unless_replace(phantom, tmp_path):
     stack, labels, _, res = phantom
     store = AnnotationStore(tmp_path / "s.devosam", stack.shape)
     store.commit((0,), [np.ones((128, 128), bool)])
-    with pytest.raises(TrackImportError, match="already holds 1 objects.*replace"):
+    with pytest.raises(TrackImportError, match="already holds 1 objects.*replace") as info:
         drain(import_ctc(store, res))
+    assert info.value.needs_replace and "--replace" not in str(info.value)  # CLI wording
     assert len(store.objects) == 1
     summary = drain(import_ctc(store, res, replace=True))
     assert summary.replaced == 1 and len(store.objects) == summary.objects

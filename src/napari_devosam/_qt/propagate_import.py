@@ -134,7 +134,9 @@ def _read(panel, store, folder: Path, replace: bool, result) -> None:
         panel._idle()
 
     def refused(error) -> None:
-        show_warning(f"Tracks not imported: {error}")
+        how = "; import again and answer Yes to replace them" \
+            if getattr(error, "needs_replace", False) else ""
+        show_warning(f"Tracks not imported: {error}{how}")
         panel.message.setText("not imported: nothing was changed")
         panel._idle()
 

@@ -37,7 +37,12 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from napari_devosam.annotation.store import AnnotationStore
     from napari_devosam.cli.image_args import read_image_arg
-    from napari_devosam.tracking.import_tracks import import_ctc, import_geff, mask_files
+    from napari_devosam.tracking.import_tracks import (
+        TrackImportError,
+        import_ctc,
+        import_geff,
+        mask_files,
+    )
     from napari_devosam.utils.progress import drain_with_bar
 
     mask_files(args.result_dir)  # a wrong folder is refused before the movie is read
@@ -47,6 +52,11 @@ def run(args) -> int:
         gen = import_geff(store, args.geff, args.result_dir, replace=args.replace)
     else:
         gen = import_ctc(store, args.result_dir, replace=args.replace)
-    summary = drain_with_bar(gen, desc="importing", unit="frame")
+    try:
+        summary = drain_with_bar(gen, desc="importing", unit="frame")
+    except TrackImportError as exc:
+        if exc.needs_replace:
+            raise TrackImportError(f"{exc}; run again with --replace") from None
+        raise
     print(f"{summary.text()} into {store.folder}")
     return 0

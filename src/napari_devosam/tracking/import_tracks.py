@@ -46,7 +46,10 @@ def track_file(folder) -> Path:
 
 class TrackImportError(ValueError):
     """A result that cannot be imported; one line naming the first problem. Nothing was
-    written."""
+    written. ``needs_replace``: refused only because the store holds objects (the caller
+    says how to replace them: ``--replace``, or the panel's question)."""
+
+    needs_replace = False
 
 
 @dataclass(frozen=True)
@@ -237,9 +240,11 @@ def _existing(store, replace: bool) -> list[int]:
     ``replace`` is False."""
     existing = sorted(store.objects)
     if existing and not replace:
-        raise TrackImportError(f"the movie's annotation store already holds "
-                               f"{len(existing)} objects: import with --replace to "
-                               "replace them with the imported tracks")
+        error = TrackImportError(f"the movie's annotation store already holds "
+                                 f"{len(existing)} objects: the imported tracks would "
+                                 "replace them")
+        error.needs_replace = True
+        raise error
     return existing
 
 
