@@ -41,14 +41,13 @@ import numpy as np
 from scipy import ndimage
 
 from napari_devosam.automatic.seed_types import PlaneAnalysis, Seeds, _box_rows
-from napari_devosam.automatic.seeds import background
+from napari_devosam.automatic.seeds import ONE_NUCLEUS_AREA, background
 
 COVER_GAP = 0.25  # diameters: a candidate this close to a first-round mask is not new
 RING_QUANTILE = 0.5  # the median: on an embryo's rim, half the ring is the bright cytoplasm
 NOISE_SIGMAS = 6.0
 STANDS_OUT = 0.5
 MIN_PART = 0.25  # typical nuclear areas
-ONE_NUCLEUS_AREA = 1.5
 MAX_PART = 2.5  # typical nuclear areas: a larger second-round mask is not one nucleus
 MIN_FOUND = 3  # first-round objects that set the typical nucleus (fewer: the diameter)
 PEAK_FRACTION = 0.25  # of the lift rule 2 asks for: the LoG maxima looked at
