@@ -75,9 +75,10 @@ def test_window_parameters_are_checked():
 
 
 def test_the_stain_is_decided_once_per_run(sam, movie, monkeypatch):
-    """The first plane with an embryo decides the stain; later planes reuse it (their
-    analysis skips the decision)."""
+    """The stain is decided once, on a sample of the planes the run visits
+    (``automatic.stack_stain``); the planes' own analyses reuse it (they skip the decision)."""
     import napari_devosam.automatic.seeds as seeds_module
+    from napari_devosam.automatic.stack_stain import SAMPLE
 
     stack, labels, _ = movie
     decided = []
@@ -86,5 +87,5 @@ def test_the_stain_is_decided_once_per_run(sam, movie, monkeypatch):
                         lambda *a, **k: decided.append(real(*a, **k)) or decided[-1])
     seeds = [Seed(int(t), (0,), labels[0] == t) for t in np.unique(labels[0])[1:]]
     result = drain(propagate(sam, stack, seeds))
-    assert decided == ["membrane"]
+    assert decided == ["membrane"] * min(SAMPLE, len(stack))
     assert len({o.plane for o in result.objects}) == len(stack) - 1

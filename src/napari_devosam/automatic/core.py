@@ -268,15 +268,27 @@ def iter_segment_stack(stack, model, planes=None, *, neighbour: bool = True, **k
 
     ``planes``: the plane indices to do (default all, C order). ``neighbour``: seed each plane
     also from the previous plane's result along the last leading axis (when it was done
-    before). ``kwargs`` go to ``segment_all``. Closing the generator stops between planes;
-    nothing is returned or written then.
+    before). ``kwargs`` go to ``segment_all``. With ``stain="auto"`` (the default) and a
+    stack of several planes, the stain is decided once for the whole stack
+    (``automatic.stack_stain``, on planes sampled from all of it, also when only some are
+    done) and every plane uses it. Closing the generator stops between planes; nothing is
+    returned or written then.
     """
     from napari_devosam.engine.stacks import plane_indices
 
-    planes = list(plane_indices(stack) if planes is None else planes)
+    every = list(plane_indices(stack))
+    planes = list(every if planes is None else planes)
     total = len(planes)
     results: dict[tuple, AutoResult] = {}
     yield 0, total
+    if kwargs.get("stain", "auto") == "auto" and len(every) > 1 and total:
+        from napari_devosam.automatic.stack_stain import stack_stain
+
+        area = kwargs.get("min_area")
+        decision = stack_stain(lambda i: np.asarray(stack[i]), every,
+                               MIN_AREA if area is None else area)
+        if decision is not None:
+            kwargs["stain"] = decision
     for done, index in enumerate(planes, start=1):
         prev = results.get(neighbour_index(index)) if neighbour else None
         previous_labels = prev.labels if prev is not None and prev.n_objects else None
@@ -288,11 +300,12 @@ def iter_segment_stack(stack, model, planes=None, *, neighbour: bool = True, **k
 
 def summary_lines(results: dict) -> list[str]:
     """``{plane: AutoResult}`` -> what the run used, one line each: the stain and why (one
-    plane: its note; several: how many planes got each stain, and the note of the first
-    uncertain one), and the cell diameter (one plane: its value; several: the range)."""
+    plane, or a stack's one decision: its note; several plane decisions: how many planes got
+    each stain, and the note of the first uncertain one), and the cell diameter (one plane: its value; several: the range)."""
     done = [r for r in results.values() if r.stain is not None]
     lines = []
-    if len(done) == 1:
+    notes = {r.stain_note for r in done}
+    if len(done) == 1 or (len(notes) == 1 and "stack" in str(next(iter(notes)))):
         lines.append(done[0].stain_note or f"stain: {done[0].stain}")
     elif done:
         stains = sorted({str(r.stain) for r in done})

@@ -204,9 +204,11 @@ def with_bright_parts(embryo: np.ndarray, smooth: np.ndarray, t_low: float, t_hi
 def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalysis:
     """Smooth, threshold and find the embryo of one ``(H, W)`` plane (any real dtype; RGB:
     the channel that shows the most). Never raises for content: an empty, NaN or constant
-    plane gives an analysis with ``message`` set. Raises ``ValueError`` for an unknown
+    plane gives an analysis with ``message`` set. ``stain``: "auto" (decided from the
+    plane), "membrane", "nuclei", or a ``stain.StainDecision`` made elsewhere (a stack's:
+    ``automatic.stack_stain``), kept with its note. Raises ``ValueError`` for an unknown
     ``stain``."""
-    from napari_devosam.automatic.stain import given
+    from napari_devosam.automatic.stain import StainDecision, given
 
     if stain not in STAINS:
         raise ValueError(f"unknown stain {stain!r}: choose one of {', '.join(STAINS)}")
@@ -248,7 +250,7 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
             from napari_devosam.automatic.stain import separate_objects_rule
 
             stain = separate_objects_rule(stain, signal)
-    else:
+    elif not isinstance(stain, StainDecision):  # a stack's decision keeps its own note
         stain = given(stain)
     if stain == "nuclei" and not sparse:
         embryo = with_bright_parts(embryo, smooth, t_low, t_high, min_area, filled)

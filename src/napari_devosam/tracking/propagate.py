@@ -84,7 +84,7 @@ from napari_devosam.tracking.records import (
     TrackedObject,
 )
 from napari_devosam.tracking.route import Route
-from napari_devosam.tracking.run_state import ActiveTrack, RunContext, end_track
+from napari_devosam.tracking.run_state import ActiveTrack, RunContext, end_track, run_stain
 
 
 def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = "forward",
@@ -146,6 +146,7 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
                    locked_for or (lambda p: None), existing_for or (lambda p: {}),
                    lambda plane: np.asarray(stack[plane]), PropagationResult(),
                    min(-1, *(s.track - 1 for s in seeds)))
+    ctx.stain = run_stain(ctx, route)
     if params.new_tracks:
         ctx.detector = detector or (sam_detector(sam, params.detection_second_round)
                                     if sam is not None else None)

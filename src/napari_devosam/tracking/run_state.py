@@ -49,7 +49,7 @@ class RunContext:
     result: PropagationResult
     next_track: int  # the next negative placeholder id for a new track
     seeds_of: tuple = (None, None)  # (plane, its stain seeds) of the last step, if computed
-    stain: str = "auto"  # decided on the first plane with an embryo, then kept for the run
+    stain: str = "auto"  # the run's (run_stain), else the first plane with an embryo's
     detector: Callable | None = None  # new_cells.Detector, or None: no detections
     typical_area: float = 0.0  # median area of the last plane's tracked objects
     analysed: dict = field(default_factory=dict)  # {plane: analysis}, the last two planes
@@ -78,6 +78,19 @@ class RunContext:
         if plane is not None:  # this plane and the one before it (the previous step's)
             self.analysed = dict(list(self.analysed.items())[-1:]) | {plane: analysis}
         return analysis
+
+
+def run_stain(ctx: RunContext, route) -> str:
+    """The run's stain: one for the planes ``route`` visits (a ``route.Route``; one
+    time-lapse, one stain), decided on a sample of them (``automatic.stack_stain``); "auto"
+    when none has an embryo (the first plane analysed with one decides then)."""
+    from napari_devosam.automatic.stack_stain import stack_stain
+
+    if ctx.stain != "auto":
+        return ctx.stain
+    visits = [route.start, *route.planes]
+    decision = stack_stain(ctx.pixels, visits, ctx.params.division_min_area)
+    return "auto" if decision is None else decision
 
 
 def end_track(ctx: RunContext, active: dict, track: int, plane: Plane, reason: str,

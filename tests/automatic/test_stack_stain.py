@@ -1,0 +1,69 @@
+"""One stain per stack (automatic.stack_stain) and its use by iter_segment_stack."""
+
+import numpy as np
+import pytest
+
+from napari_devosam.automatic.stack_stain import SAMPLE, sample_planes, stack_stain
+from napari_devosam.synthetic.phantoms import make_embryo
+
+
+@pytest.fixture(scope="module")
+def planes():
+    membrane = [make_embryo((128, 128), 6, seed=s, kind="membrane")[0] for s in range(4)]
+    nuclei = [make_embryo((128, 128), 6, seed=s, kind="nuclei")[0] for s in range(4)]
+    return membrane, nuclei
+
+
+def test_sample_planes_spreads_over_the_stack_and_keeps_its_ends():
+    assert sample_planes(range(5), 9) == [0, 1, 2, 3, 4]
+    picked = sample_planes(range(100), 9)
+    assert len(picked) == 9 and picked[0] == 0 and picked[-1] == 99
+    assert picked == sorted(picked) and np.ptp(np.diff(picked)) <= 1
+    assert len(sample_planes(range(10), SAMPLE)) == min(10, SAMPLE)
+
+
+def test_the_planes_most_of_a_stack_show_decide_its_stain(planes):
+    membrane, nuclei = planes
+    stack = [*nuclei, membrane[0]]  # one plane that looks unlike its movie
+    decision = stack_stain(lambda i: stack[i], range(len(stack)))
+    assert decision == "nuclei" and decision.decided
+    assert "whole stack" in decision.note and "4 nuclei, 1 membrane" in decision.note
+    assert "--stain to override" in decision.note
+
+
+def test_a_split_stack_is_reported_uncertain(planes):
+    membrane, nuclei = planes
+    stack = [*nuclei[:2], *membrane[:2]]
+    decision = stack_stain(lambda i: stack[i], range(len(stack)))
+    assert not decision.decided
+    assert "uncertain" in decision.note and "--stain to choose" in decision.note
+
+
+def test_planes_without_an_embryo_do_not_vote(planes):
+    membrane, _ = planes
+    blank = np.zeros_like(membrane[0])
+    stack = [blank, membrane[1], blank]
+    decision = stack_stain(lambda i: stack[i], range(3))
+    assert decision == "membrane"
+    assert stack_stain(lambda i: blank, range(3)) is None
+
+
+def test_a_stack_run_uses_one_stain_on_every_plane(planes):
+    """iter_segment_stack decides once, on the whole stack, even when asked for one plane;
+    the summary prints the stack's note once."""
+    from napari_devosam.automatic.core import iter_segment_stack, summary_lines
+    from napari_devosam.testing import tiny_sam
+    from napari_devosam.utils.progress import drain
+
+    membrane, nuclei = planes
+    stack = np.stack([*nuclei, membrane[0]])
+    sam = tiny_sam()
+    results = drain(iter_segment_stack(stack, sam, [(4,)]))
+    assert results[(4,)].stain == "nuclei"  # alone it reads as membrane
+    assert "whole stack" in results[(4,)].stain_note
+    results = drain(iter_segment_stack(stack, sam, [(0,), (4,)], neighbour=False))
+    assert {r.stain for r in results.values()} == {"nuclei"}
+    lines = summary_lines(results)
+    assert lines[0] == results[(0,)].stain_note
+    given = drain(iter_segment_stack(stack, sam, [(4,)], stain="membrane"))
+    assert given[(4,)].stain == "membrane" and "given" in given[(4,)].stain_note
