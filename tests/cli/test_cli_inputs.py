@@ -21,6 +21,7 @@ class _FakeBioImage:
 
     def __init__(self, path):
         self.tzyx = self.data[str(path)]
+        self.dims = types.SimpleNamespace(C=1)  # bioio's Dimensions: one channel
 
     def get_image_data(self, order, C=0, **index):  # noqa: N803 - bioio's names
         assert C == 0

@@ -28,6 +28,7 @@ def bioio(monkeypatch):
             if str(path) not in arrays:
                 raise OSError("unsupported file")
             self.tzyx = arrays[str(path)]
+            self.dims = types.SimpleNamespace(C=module.channels.get(str(path), 1))
 
         def get_image_data(self, order, C=0, **index):  # noqa: N803 - bioio's names
             asked.append((order, C, index))
@@ -35,6 +36,7 @@ def bioio(monkeypatch):
 
     module = types.ModuleType("bioio")
     module.BioImage = BioImage
+    module.channels = {}  # file name -> channel count (default 1)
     monkeypatch.setitem(sys.modules, "bioio", module)
     return arrays, asked
 
@@ -90,3 +92,41 @@ def test_plain_formats_read_as_stored(tmp_path):
         np.testing.assert_array_equal(read_image(tmp_path / name), plane, err_msg=name)
         np.testing.assert_array_equal(read_first_plane(tmp_path / name),
                                       first_plane(read_image(tmp_path / name)))
+
+
+def test_a_tiff_channel_axis_keeps_the_first_channel_and_says_so(tmp_path):
+    """ImageJ hyperstacks name their axes: a channel axis is not taken for Z planes."""
+    import tifffile
+
+    data = np.arange(4 * 2 * 24 * 30, dtype=np.uint16).reshape(4, 2, 24, 30)
+    path = tmp_path / "tcyx.tif"
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TCYX"})
+    with pytest.warns(UserWarning, match="2 channels .*TCYX.*using the first"):
+        out = read_image(path)
+    assert out.shape == (4, 24, 30)
+    np.testing.assert_array_equal(out, data[:, 0])
+    single = tmp_path / "tzcyx.tif"
+    tifffile.imwrite(single, data[:, None, :1], imagej=True, metadata={"axes": "TZCYX"})
+    assert read_image(single).shape == (4, 24, 30)
+
+
+def test_a_stack_saved_channels_last_is_refused_with_what_to_do(tmp_path):
+    import tifffile
+
+    path = tmp_path / "yxc.tif"
+    tifffile.imwrite(path, np.zeros((40, 50, 5), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"last axis \(5\) is too short.*moveaxis"):
+        read_image(path)
+    rgb = tmp_path / "rgb.tif"
+    tifffile.imwrite(rgb, np.zeros((40, 50, 3), dtype=np.uint8), photometric="rgb")
+    assert read_image(rgb).shape == (40, 50, 3)
+
+
+def test_a_microscopy_file_with_several_channels_says_which_is_used(tmp_path, bioio):
+    arrays, _ = bioio
+    path = tmp_path / "two.czi"
+    path.write_bytes(b"")
+    arrays[str(path)] = np.zeros((2, 1, 20, 30), dtype=np.uint16)
+    sys.modules["bioio"].channels[str(path)] = 3
+    with pytest.warns(UserWarning, match="3 channels: using the first"):
+        read_image(path)

@@ -301,7 +301,8 @@ def iter_segment_stack(stack, model, planes=None, *, neighbour: bool = True, **k
 def summary_lines(results: dict) -> list[str]:
     """``{plane: AutoResult}`` -> what the run used, one line each: the stain and why (one
     plane, or a stack's one decision: its note; several plane decisions: how many planes got
-    each stain, and the note of the first uncertain one), and the cell diameter (one plane: its value; several: the range)."""
+    each stain, and the note of the first uncertain one), and the cell diameter (one plane:
+    its value; several: the range)."""
     done = [r for r in results.values() if r.stain is not None]
     lines = []
     notes = {r.stain_note for r in done}

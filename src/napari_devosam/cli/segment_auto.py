@@ -27,8 +27,8 @@ def add_arguments(p) -> None:
                    help="seeded: one prompt per seed from the stain (default); grid: SAM's "
                         "automatic mask generator")
     g.add_argument("--stain", choices=STAINS, default="auto",
-                   help="what is bright: membranes or nuclei (default: decided from the image, once "
-                        "for a whole stack)")
+                   help="what is bright: membranes or nuclei (default: decided from the "
+                        "image, once for a whole stack)")
     g.add_argument("--diameter", type=float, default=None, metavar="PX",
                    help="cell (membrane stain) or nucleus (nuclear stain) diameter in pixels; "
                         "scales the seed detection and the size filter (default: estimated "

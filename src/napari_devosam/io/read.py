@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +24,8 @@ PLAIN_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 BIOIO_SUFFIXES = (".czi", ".nd2", ".lif")
 IMAGE_SUFFIXES = PLAIN_SUFFIXES + BIOIO_SUFFIXES
 BIOIO_HINT = "pip install 'napari-devosam[bioio]'"
+# pixels: a stack whose last axis is shorter (and not RGB/RGBA) has its channels or Z last
+MIN_STACK_X = 16
 
 
 class BioioMissingError(RuntimeError):
@@ -68,7 +71,41 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 else f"no image reader understands this {path.suffix or 'extension-less'} file")
         raise ValueError(f"cannot read {path} as an image: {what} (damaged, or another "
                          f"format; the reader said: {exc})") from exc
+    if tiff:
+        data = _first_channel(data, _tiff_axes(path), path)
     return checked_image(canonical_axes(data), path)
+
+
+def _first_channel(data: np.ndarray, axes: str | None, path: Path) -> np.ndarray:
+    """``data`` without its channel axis when the file names one (``axes``, an ImageJ
+    hyperstack's, e.g. ``TZCYX``: a ``C`` of length > 1), keeping the first channel
+    as the bioio formats do, with a ``UserWarning`` saying so. Without it, the channels were
+    taken for Z planes (a two-channel time-lapse segmented as twice the planes, the dim
+    channel among them)."""
+    if not axes or len(axes) != data.ndim or "C" not in axes:
+        return data
+    axis = axes.index("C")
+    n = data.shape[axis]
+    if n == 1:
+        return np.take(data, 0, axis=axis)
+    warnings.warn(f"{path.name} has {n} channels (axes {axes}): using the first; save the "
+                  "channel to segment as a file of its own to use another", UserWarning,
+                  stacklevel=3)
+    return np.take(data, 0, axis=axis)
+
+
+def _tiff_axes(path: Path) -> str | None:
+    """The axes of an ImageJ hyperstack's first series (``TZCYX``...), else None. ImageJ
+    writes a channel axis only when it holds channels; tifffile names the first axis of an
+    OME-TIFF written without axes ``C`` (a plain Z or T stack), so OME axes are not trusted
+    for channels."""
+    import tifffile
+
+    try:
+        with _tifffile_quiet(), tifffile.TiffFile(path) as tif:
+            return str(tif.series[0].axes) if tif.is_imagej else None
+    except Exception:  # noqa: BLE001 - no axes known: the data's shape is all there is
+        return None
 
 
 def read_first_plane(path: str | os.PathLike) -> np.ndarray:
@@ -90,11 +127,18 @@ def read_first_plane(path: str | os.PathLike) -> np.ndarray:
 
 
 def checked_image(data: np.ndarray, path) -> np.ndarray:
-    """``data`` read from ``path`` if it is a plane or a stack (>= 2D, no empty axis, numbers);
-    else ``ValueError``: a damaged file can "read" as an empty or 1D array."""
+    """``data`` read from ``path`` if it is a plane or a stack (>= 2D, no empty axis, numbers,
+    a last axis that can be X); else ``ValueError``: a damaged file can "read" as an empty or
+    1D array, and a stack saved channels-last (Y, X, C) would be read as C-pixel-wide planes."""
     if data.ndim < 2 or 0 in data.shape or data.dtype.kind not in "uifb":
         raise ValueError(f"cannot read {path} as an image: it gives {data.ndim}D data of "
                          f"shape {data.shape} ({data.dtype}), not a plane or a stack")
+    n = data.shape[-1]
+    if data.ndim >= 3 and n not in (3, 4) and n < MIN_STACK_X:
+        raise ValueError(f"{path} holds data of shape {data.shape}: its last axis ({n}) is "
+                         "too short for a plane's X axis (channels or Z last?); planes are "
+                         "the last two axes (Y, X), with T, Z or channels before them: move "
+                         "that axis first, e.g. numpy.moveaxis(image, -1, 0)")
     return data
 
 
@@ -108,14 +152,21 @@ def _existing_file(path: str | os.PathLike) -> Path:
 
 
 def _bioio_read(path: Path, order: str, **index) -> np.ndarray:
-    """``bioio``'s pixels of ``path`` in axis ``order``, first channel, ``index`` fixed."""
+    """``bioio``'s pixels of ``path`` in axis ``order``, first channel (a ``UserWarning`` when
+    it has several and the whole file is read), ``index`` fixed."""
     try:
         from bioio import BioImage
     except ImportError:
         raise BioioMissingError(
             f"reading {path.suffix} files needs bioio: {BIOIO_HINT}") from None
     try:
-        return np.asarray(BioImage(path).get_image_data(order, C=0, **index))
+        image = BioImage(path)
+        channels = int(image.dims.C)
+        if channels > 1 and not index:  # the whole file: say which channel is used
+            warnings.warn(f"{path.name} has {channels} channels: using the first; save the "
+                          "channel to segment as a file of its own to use another",
+                          UserWarning, stacklevel=3)
+        return np.asarray(image.get_image_data(order, C=0, **index))
     except Exception as exc:  # noqa: BLE001 - any reader failure: not an image we can read
         raise ValueError(f"cannot read {path} with bioio: {exc}") from exc
 
