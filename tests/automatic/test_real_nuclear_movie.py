@@ -1,5 +1,5 @@
 """The real DevoLearn nuclear movie under what users' files do to it: a compressive display
-curve, a field of many embryos, and a stack holding one odd-looking plane.
+curve, saturation, a field of many embryos, and a stack holding one odd-looking plane.
 
 The movie (the devolearn wheel's ``embryo_timelapse.mov``, real C. elegans, MIT; every 7th
 video frame) is fetched with pip by ``benchmarks/real_sources.py`` into
@@ -65,13 +65,33 @@ def test_many_embryos_on_one_large_plane_keep_the_nuclei_scale(movie):
     assert lo <= _diameter(np.tile(movie[30], (4, 4))) <= hi
 
 
+def _gain(plane, g):
+    return np.clip(plane.astype(np.float64) * g, 0, 255).astype(np.uint8)
+
+
+def test_saturated_packed_nuclei_are_not_read_as_membranes(movie):
+    """At 3x gain the packed nuclei of frames 30-48 saturate and score as bright lines
+    (ridge 0.77-0.81: membrane); their dark gaps score as lines at least as much
+    (``stain.valley_score``), which membranes' interiors never do."""
+    from napari_devosam.automatic.seeds import analyse_plane
+
+    for frame in (30, 39, 45, 54):
+        decision = analyse_plane(_gain(movie[frame], 3)).stain
+        if frame != 54:  # a late embryo blurred into one mass: too little left to tell
+            assert decision == "nuclei", (frame, decision.note)
+    assert analyse_plane(movie[54]).stain == "nuclei"
+
+
 def test_a_nuclear_movie_keeps_its_stain_on_a_plane_that_reads_as_membrane(movie):
-    """Frame 54 (a late embryo whose nuclei blur into one mass) reads as membrane on its
-    own; its movie reads as nuclei, and a stack run uses the movie's stain there."""
+    """Frame 54 (a late embryo whose nuclei blur into one mass) at 2x gain reads as
+    membrane on its own; its movie reads as nuclei, and a stack run uses the movie's stain
+    there."""
     from napari_devosam.automatic.seeds import analyse_plane
     from napari_devosam.automatic.stack_stain import stack_stain
 
-    assert analyse_plane(movie[54]).stain == "membrane"
-    decision = stack_stain(lambda i: movie[i], range(len(movie)))
+    odd = _gain(movie[54], 2)
+    assert analyse_plane(odd).stain == "membrane"
+    stack = np.concatenate([movie[:54], odd[None], movie[55:]])
+    decision = stack_stain(lambda i: stack[i], range(len(stack)))
     assert decision == "nuclei" and decision.decided
-    assert analyse_plane(movie[54], decision).stain == "nuclei"
+    assert analyse_plane(odd, decision).stain == "nuclei"

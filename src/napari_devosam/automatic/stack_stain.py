@@ -2,7 +2,8 @@
 
 Each plane's own decision (``automatic.stain``) can fail on a plane that does not look like
 its movie: the DevoLearn nuclear movie's frame 54, a late embryo whose nuclei blur into one
-bright mass, reads as membrane (ridge score 0.86) while its other 55 frames read as nuclei.
+bright mass, read as membrane (ridge score 0.81) before ``stain.valley_score``, and still
+does when saturated (2x gain), while the other 55 frames read as nuclei.
 Deciding per plane then switches the seed rule, the size filter and the growth to membranes
 on that one frame. ``stack_stain`` decides once, from the planes most of a sample of the
 stack show, and every plane of the run uses that decision.

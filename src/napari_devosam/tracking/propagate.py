@@ -147,11 +147,9 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
                    lambda plane: np.asarray(stack[plane]), PropagationResult(),
                    min(-1, *(s.track - 1 for s in seeds)))
     ctx.stain = run_stain(ctx, route)
-    if params.new_tracks:
-        ctx.detector = detector or (sam_detector(sam, params.detection_second_round)
-                                    if sam is not None else None)
+    ctx.detector = _detector(sam, params, detector)
     ctx.typical_area = float(np.median([np.count_nonzero(s.mask) for s in seeds]))
-    total, done = route.total, 0
+    done = 0
     for number, leg in enumerate(route.legs):
         forward = leg and leg[0] > start[axis]
         active = {s.track: ActiveTrack(s.track, s.parent, Crop.from_mask(s.mask), None, [],
@@ -166,8 +164,17 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
             if _step(ctx, active, plane, previous, bool(forward and number == 0)):
                 previous = plane
             done += 1
-            yield Progress(done, total, plane, len(active), ctx.detect_seconds)
+            yield Progress(done, route.total, plane, len(active), ctx.detect_seconds)
     return ctx.result
+
+
+def _detector(sam, params: PropagationParams, detector):
+    """The run's new-cell detector: ``detector``, else automatic segmentation with ``sam``
+    (none without a ``sam``); None when ``params.new_tracks`` is off."""
+    if not params.new_tracks:
+        return None
+    return detector or (sam_detector(sam, params.detection_second_round)
+                        if sam is not None else None)
 
 
 def _step(ctx: RunContext, active: dict, plane: Plane, previous: Plane, detect: bool) -> bool:
