@@ -45,6 +45,9 @@ def test_planes_without_an_embryo_do_not_vote(planes):
     stack = [blank, membrane[1], blank]
     decision = stack_stain(lambda i: stack[i], range(3))
     assert decision == "membrane"
+    stack = [blank, membrane[1], membrane[2], blank]
+    decision = stack_stain(lambda i: stack[i], range(4))
+    assert "all 4 planes, 2 with an embryo: 2 membrane" in decision.note
     assert stack_stain(lambda i: blank, range(3)) is None
 
 
@@ -67,3 +70,20 @@ def test_a_stack_run_uses_one_stain_on_every_plane(planes):
     assert lines[0] == results[(0,)].stain_note
     given = drain(iter_segment_stack(stack, sam, [(4,)], stain="membrane"))
     assert given[(4,)].stain == "membrane" and "given" in given[(4,)].stain_note
+
+
+@pytest.mark.parametrize("blank", ["zeros", "nan", "constant"])
+def test_a_blank_plane_copies_nothing_from_its_neighbour(planes, blank):
+    """A blank plane in a stack (an acquisition gap) is empty with its message: it took the
+    previous plane's objects as seeds (a new-user trial: 6-8 "cells" on all-zero planes)."""
+    from napari_devosam.automatic.core import segment_all
+    from napari_devosam.testing import tiny_sam
+
+    membrane, _ = planes
+    _, labels = make_embryo((128, 128), 6, seed=0, kind="membrane")
+    plane = {"zeros": np.zeros((128, 128), np.uint16),
+             "nan": np.full((128, 128), np.nan, np.float32),
+             "constant": np.full((128, 128), 700, np.uint16)}[blank]
+    res = segment_all(plane, tiny_sam(), previous_labels=labels)
+    assert res.n_objects == 0 and not res.labels.any()
+    assert res.message

@@ -161,7 +161,8 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
     check_diameter(diameter, shape)
     analysis = S.analyse_plane(plane, stain, seed_area) if plane is not None else None
     empty = np.zeros(shape, dtype=np.int32)
-    if analysis is not None and not analysis.found and previous_labels is None:
+    if analysis is not None and not analysis.found \
+            and (previous_labels is None or analysis.blank):  # a blank plane copies nothing
         return AutoResult(empty, mode=mode, message=analysis.message)
     seeds = S.Seeds()
     stain_used = analysis.stain if analysis is not None and analysis.found else None

@@ -41,7 +41,9 @@ class PlaneAnalysis:
     found), the stain used (a ``stain.StainDecision``, a str) and a message when there is no
     embryo. ``region`` ``(H, W)`` bool: where the stain and the cell size are judged (the
     embryo less its rim, or the bright objects grown by 3 px). ``quantum``: the plane's
-    intensity step (1 for integer data, 0 for float)."""
+    intensity step (1 for integer data, 0 for float). ``blank``: the plane holds no image at
+    all (all NaN, constant, or too few grey levels), as opposed to an image without an
+    embryo."""
 
     smooth: np.ndarray | None
     t_low: float = 0.0
@@ -52,6 +54,7 @@ class PlaneAnalysis:
     region: np.ndarray | None = None
     sparse: bool = False
     quantum: float = 0.0  # the plane's intensity step: 1 for integer data, 0 for float
+    blank: bool = False  # no image at all (NaN, constant, a few grey levels): an acquisition gap
 
     @property
     def stain_note(self) -> str | None:

@@ -99,12 +99,12 @@ def _channel_snr(channel: np.ndarray) -> float:
     return (float(np.percentile(smooth, 99.9)) - float(np.median(smooth))) / noise
 
 
-def decide_stain(smooth: np.ndarray, region: np.ndarray, *_unused):
+def decide_stain(smooth: np.ndarray, region: np.ndarray, *_unused, dark_lines: bool = True):
     """The stain of an analysed plane (``stain.decide_stain``: a ``StainDecision``, a str
     ``"membrane"``/``"nuclei"`` carrying its ``note``)."""
     from napari_devosam.automatic.stain import decide_stain as decide
 
-    return decide(smooth, region)
+    return decide(smooth, region, dark_lines)
 
 
 def _thresholds(smooth: np.ndarray, classes: int = 3) -> tuple[float | None, ...]:
@@ -214,13 +214,16 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
         raise ValueError(f"unknown stain {stain!r}: choose one of {', '.join(STAINS)}")
     data = _clean(plane)
     if data is None:
-        return PlaneAnalysis(None, message="no finite value (all NaN/Inf): nothing to segment")
+        return PlaneAnalysis(None, message="no finite value (all NaN/Inf): nothing to segment",
+                             blank=True)
     if float(data.max()) <= float(data.min()):
-        return PlaneAnalysis(None, message="every pixel has the same value: no embryo to segment")
+        return PlaneAnalysis(None, message="every pixel has the same value: no embryo to segment",
+                             blank=True)
     smooth = ndimage.gaussian_filter(median3x3(data), 1.0)  # hot pixels out
     t_low, t_high = _thresholds(smooth)
     if t_low is None:
-        return PlaneAnalysis(smooth, message="too few grey levels: no embryo detected")
+        return PlaneAnalysis(smooth, message="too few grey levels: no embryo detected",
+                             blank=True)
     bg, fg = smooth[smooth < t_low], smooth[smooth >= t_low]
     residual = data - smooth
     sigma = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
@@ -245,7 +248,8 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
         sparse = True
         region = ndimage.binary_dilation(ndimage.binary_fill_holes(signal), iterations=3)
     if stain == "auto":
-        stain = decide_stain(smooth, region if region.any() else embryo, t_high, min_area)
+        stain = decide_stain(smooth, region if region.any() else embryo, t_high, min_area,
+                             dark_lines=not sparse)  # separate objects: no gaps between
         if sparse:
             from napari_devosam.automatic.stain import separate_objects_rule
 

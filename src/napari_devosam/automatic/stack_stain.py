@@ -2,8 +2,7 @@
 
 Each plane's own decision (``automatic.stain``) can fail on a plane that does not look like
 its movie: the DevoLearn nuclear movie's frame 54, a late embryo whose nuclei blur into one
-bright mass, read as membrane (ridge score 0.81) before ``stain.valley_score``, and still
-does when saturated (2x gain), while the other 55 frames read as nuclei.
+bright mass, reads as membrane (ridge score 0.81) while its other 55 frames read as nuclei.
 Deciding per plane then switches the seed rule, the size filter and the growth to membranes
 on that one frame. ``stack_stain`` decides once, from the planes most of a sample of the
 stack show, and every plane of the run uses that decision.
@@ -64,6 +63,8 @@ def stack_stain(read: Callable[[object], np.ndarray], planes: Sequence, min_area
     score = float(np.mean(scores)) if scores else float("nan")
     of = (f"{len(picks)} of {len(planes)} planes" if len(picks) < len(planes)
           else f"all {len(picks)} planes")
+    if len(votes) < len(picks):  # the others showed no embryo
+        of += f", {len(votes)} with an embryo"
     if share >= AGREE:
         note = (f"stain: {stain} (decided for the whole stack on {of}: {parts}; --stain to "
                 "override)")

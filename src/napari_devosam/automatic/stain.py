@@ -21,18 +21,19 @@ textured cytoplasm that a three-class threshold puts in the "bright" class):
    0, 30, 60, 300: 0.86-0.90; the team's membrane image 0.90); nuclear planes 0.12-0.71
    (phantoms 0.12-0.15; the DevoLearn nuclear movie 0.63-0.71; the team's nuclear image
    0.52).
-4. **Dark lines** (``valley_score``, checked when rule 3 does not say nuclei): rules 1-2 on
-   the negated plane. Membranes are bright lines around dark interiors (blobs); nuclei packed
-   in an embryo are bright blobs between dark gaps (lines). Packed nuclei whose stain
-   saturates, or blurs into one mass, score as bright lines too (DevoLearn nuclear frames
-   30-48 at 3x gain: 0.77-0.81), but their gaps score at least as high as dark lines
-   (0.81-0.84); a membrane plane's interiors score well under its membranes. So a plane
-   whose valley score is at least its ridge score is nuclei. Measured while writing this,
-   ridge minus valley score: the DevoLearn membrane movie (every other frame) 0.18-0.38, at
-   2x gain 0.22-0.41, gamma 0.5 0.20-0.38, gamma 2 0.03-0.33; the team's membrane image
-   0.32; phantoms 0.34-0.39. The DevoLearn nuclear movie -0.84 to -0.01, at 2x gain up to
-   0.03 and 3x up to 0.08 (its frame 54, a blurred late embryo), gamma 0.5 and 2 up to
-   -0.05; DSB2018, cells3d, CTC HeLa and CHO -0.15 to -0.43.
+4. **Dark gaps** (``valley_score``, checked on an embryo when rule 3 does not say nuclei):
+   membranes are narrow bright lines around wide dark interiors; nuclei packed in an embryo
+   are wide bright blobs between narrow dark gaps. Packed nuclei whose stain saturates score
+   as bright lines too (DevoLearn nuclear frames 30-48 at 3x gain: ridge 0.77-0.81, read as
+   membrane), but their dark structures are narrower than their bright ones (rule 1 on the
+   negated plane: half-width 12 px against 18-27) and score as lines at least as much
+   (valley score, rule 2 on the negated plane: 0.80-0.84). A plane with both is nuclei.
+   Measured while writing this: every DevoLearn membrane frame, and 150 px crops of them,
+   has dark structures wider than its bright ones (crops: 8-24 px against 6-11; whole
+   frames 27 against 8-12), and whole frames' valley scores are well under their ridge
+   scores (ridge minus valley 0.18-0.38; 0.03-0.41 under 2x gain and gamma 0.5 or 2).
+   The DevoLearn nuclear movie's frame 54, a late embryo blurred into one mass (half-widths
+   18 bright, 27 dark), still reads as membrane on its own.
 
 **Where the membranes are** (``membrane_map``, for the membrane seeds): the Hessian at sigma
 = the membranes' half-width (``membrane_width``: the radius where the granulometry of rule 1
@@ -192,18 +193,23 @@ def ridge_score(smooth: np.ndarray, region: np.ndarray, sigma: float) -> float:
     return float(np.sum(aniso * a1) / max(float(np.sum(a1)), 1e-12))
 
 
-def valley_score(smooth: np.ndarray, region: np.ndarray) -> float:
+def valley_score(smooth: np.ndarray, region: np.ndarray, width: int | None = None) -> float:
     """Rule 4 of the module docstring: the ridge score of the dark structures of ``smooth``
-    ``(H, W)`` float inside ``region`` ``(H, W)`` bool (rules 1-2 on the negated plane), in
-    [0, 1]; -inf when they have no curvature at all (then it never outvotes a ridge)."""
+    ``(H, W)`` float inside ``region`` ``(H, W)`` bool (rules 1-2 on the negated plane;
+    ``width``: their half-width when already measured), in [0, 1]; -inf when they have no
+    curvature at all (then it never outvotes a ridge)."""
     negated = -np.asarray(smooth, dtype=np.float64)
-    score = ridge_score(negated, region, 0.5 * bright_width(negated, region))
+    width = bright_width(negated, region) if width is None else width
+    score = ridge_score(negated, region, 0.5 * width)
     return score if np.isfinite(score) else float("-inf")
 
 
-def decide_stain(smooth: np.ndarray, region: np.ndarray) -> StainDecision:
+def decide_stain(smooth: np.ndarray, region: np.ndarray, dark_lines: bool = True
+                 ) -> StainDecision:
     """Membrane or nuclei for ``smooth`` ``(H, W)`` float inside ``region`` ``(H, W)`` bool
-    (the embryo, or where the signal is), by the rule of the module docstring."""
+    (the embryo, or where the signal is), by the rules of the module docstring; rule 4 only
+    with ``dark_lines`` (an embryo: not separate objects on a dark plane, whose smoothed
+    background scores as perfect dark lines)."""
     region = region if region.any() else np.ones(smooth.shape, dtype=bool)
     width = bright_width(smooth, region)
     score = ridge_score(smooth, region, 0.5 * width)
@@ -213,14 +219,15 @@ def decide_stain(smooth: np.ndarray, region: np.ndarray) -> StainDecision:
         return StainDecision("membrane", False, score,
                              "stain: membrane (could not be decided: no bright structure; "
                              "the default; --stain to choose)")
-    if score > RIDGE_NUCLEI:
-        valley = valley_score(smooth, region)
-        if valley >= score:
+    if dark_lines and score > RIDGE_NUCLEI:
+        gap = bright_width(-np.asarray(smooth, dtype=np.float64), region)
+        valley = valley_score(smooth, region, gap)
+        if gap < width and valley >= score:
             return StainDecision("nuclei", True, score,
-                                 f"stain: nuclei (decided from the image: its dark gaps are "
-                                 f"lines as much as its bright parts, valley score "
-                                 f"{valley:.2f}, ridge score {score:.2f}: packed nuclei, not "
-                                 "membranes; --stain to override)")
+                                 f"stain: nuclei (decided from the image: narrow dark gaps "
+                                 f"between wide bright parts, as lines as much as they are, "
+                                 f"valley score {valley:.2f}, ridge score {score:.2f}: packed "
+                                 "nuclei, not membranes; --stain to override)")
     if score >= RIDGE_MEMBRANE or score <= RIDGE_NUCLEI:
         stain = "membrane" if score >= RIDGE_MEMBRANE else "nuclei"
         return StainDecision(stain, True, score,
