@@ -120,6 +120,15 @@ def test_a_stack_saved_channels_last_is_refused_with_what_to_do(tmp_path):
     rgb = tmp_path / "rgb.tif"
     tifffile.imwrite(rgb, np.zeros((40, 50, 3), dtype=np.uint8), photometric="rgb")
     assert read_image(rgb).shape == (40, 50, 3)
+    gray = tmp_path / "zyx3.tif"  # grey values with 3 last: not colour, the file says
+    tifffile.imwrite(gray, np.zeros((4, 40, 50, 3), dtype=np.uint8), photometric="minisblack")
+    for read in (read_image, read_first_plane):
+        with pytest.raises(ValueError, match=r"last axis \(3\) is too short"):
+            read(gray)
+    colour = tmp_path / "zyxs.tif"
+    tifffile.imwrite(colour, np.zeros((4, 40, 50, 3), dtype=np.uint8), photometric="rgb")
+    assert read_image(colour).shape == (4, 40, 50, 3)
+    assert read_first_plane(colour).shape == (40, 50, 3)
 
 
 def test_a_microscopy_file_with_several_channels_says_which_is_used(tmp_path, bioio):

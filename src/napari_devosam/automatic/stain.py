@@ -61,6 +61,7 @@ RIDGE_NUCLEI = 0.74
 MAX_WIDTH_PX = 40
 MEMBRANE_MIN_LENGTH = 3.0
 WIDTH_WINDOW_PX = 512
+SOLID_OBJECTS = 0.8  # weighted median solidity: separate nuclei 0.91-0.97, membrane bits <= 0.67
 HOLES_MEMBRANE = 0.1  # enclosed interior per signal pixel below which separate objects are blobs
 
 
@@ -239,18 +240,39 @@ def decide_stain(smooth: np.ndarray, region: np.ndarray, dark_lines: bool = True
                          "choose)")
 
 
+def solidity(signal: np.ndarray) -> float:
+    """The area-weighted median solidity (area over convex hull area) of the connected
+    objects of ``signal`` ``(H, W)`` bool: ~1 for filled blobs, low for thin curves."""
+    from skimage.measure import label, regionprops
+
+    props = regionprops(label(signal))
+    if not props:
+        return 0.0
+    areas = np.array([q.area for q in props], dtype=np.float64)
+    solid = np.array([q.solidity for q in props], dtype=np.float64)
+    order = np.argsort(solid)
+    cum = np.cumsum(areas[order])
+    return float(solid[order][int(np.searchsorted(cum, 0.5 * cum[-1]))])
+
+
 def separate_objects_rule(decision: StainDecision, signal: np.ndarray) -> StainDecision:
     """For a plane of separate bright objects on a dark background (no embryo-sized
     foreground; ``signal`` ``(H, W)`` bool, the objects): membrane-stained cells show as rings
     around a dark interior, nuclei as filled blobs. A "membrane" decision whose objects enclose
     almost no interior (holes below ``HOLES_MEMBRANE`` of the signal's area) becomes "nuclei":
     the ridge score alone reads many small, rimmed nuclei as lines (CTC HeLa: 0.85, while
-    their signal encloses no interior; five separate rings enclose 1.25 x their area)."""
+    their signal encloses no interior; five separate rings enclose 1.25 x their area). The
+    objects must also be filled blobs: the area-weighted median solidity of the objects
+    (``solidity``) at least ``SOLID_OBJECTS``. A noisy membrane embryo reaches this rule too
+    (its pixel noise hides the embryo's contrast), and its signal is pieces of membrane that
+    enclose no cell once noise breaks them, but thin and curved: the DevoLearn membrane movie
+    with Gaussian noise of 10-40 grey levels, solidity 0.13-0.67, was read as nuclei; the
+    nuclei of DSB2018, cells3d, CTC HeLa and CHO and DevoLearn nuclear frames: 0.91-0.97."""
     if str(decision) != "membrane" or not signal.any():
         return decision
     area = int(np.count_nonzero(signal))
     holes = int(np.count_nonzero(ndimage.binary_fill_holes(signal))) - area
-    if holes >= HOLES_MEMBRANE * area:
+    if holes >= HOLES_MEMBRANE * area or solidity(signal) < SOLID_OBJECTS:
         return decision
     return StainDecision("nuclei", True, decision.score,
                          f"stain: nuclei (decided from the image: separate filled objects "

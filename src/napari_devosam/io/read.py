@@ -71,9 +71,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 else f"no image reader understands this {path.suffix or 'extension-less'} file")
         raise ValueError(f"cannot read {path} as an image: {what} (damaged, or another "
                          f"format; the reader said: {exc})") from exc
+    samples_last = None
     if tiff:
-        data = _first_channel(data, _tiff_axes(path), path)
-    return checked_image(canonical_axes(data), path)
+        axes, imagej = _tiff_axes(path)
+        data = _first_channel(data, axes if imagej else None, path)
+        samples_last = None if axes is None else axes.endswith("S")
+    return checked_image(canonical_axes(data), path, samples_last)
 
 
 def _first_channel(data: np.ndarray, axes: str | None, path: Path) -> np.ndarray:
@@ -94,18 +97,19 @@ def _first_channel(data: np.ndarray, axes: str | None, path: Path) -> np.ndarray
     return np.take(data, 0, axis=axis)
 
 
-def _tiff_axes(path: Path) -> str | None:
-    """The axes of an ImageJ hyperstack's first series (``TZCYX``...), else None. ImageJ
-    writes a channel axis only when it holds channels; tifffile names the first axis of an
-    OME-TIFF written without axes ``C`` (a plain Z or T stack), so OME axes are not trusted
-    for channels."""
+def _tiff_axes(path: Path) -> tuple[str | None, bool]:
+    """``(axes, imagej)``: tifffile's axes of the first series (``TZCYX``, ``QYXS``: ``S``
+    last for RGB samples), None when unknown, and whether the file is an ImageJ hyperstack.
+    Only ImageJ's channel axes are trusted: ImageJ writes one only when it holds channels,
+    while tifffile names the first axis of an OME-TIFF written without axes ``C`` (a plain Z
+    or T stack)."""
     import tifffile
 
     try:
         with _tifffile_quiet(), tifffile.TiffFile(path) as tif:
-            return str(tif.series[0].axes) if tif.is_imagej else None
+            return str(tif.series[0].axes), bool(tif.is_imagej)
     except Exception:  # noqa: BLE001 - no axes known: the data's shape is all there is
-        return None
+        return None, False
 
 
 def read_first_plane(path: str | os.PathLike) -> np.ndarray:
@@ -126,15 +130,17 @@ def read_first_plane(path: str | os.PathLike) -> np.ndarray:
     return first_plane(read_image(path))
 
 
-def checked_image(data: np.ndarray, path) -> np.ndarray:
+def checked_image(data: np.ndarray, path, samples_last: bool | None = None) -> np.ndarray:
     """``data`` read from ``path`` if it is a plane or a stack (>= 2D, no empty axis, numbers,
-    a last axis that can be X); else ``ValueError``: a damaged file can "read" as an empty or
-    1D array, and a stack saved channels-last (Y, X, C) would be read as C-pixel-wide planes."""
+    a last axis that can be X, or RGB(A) unless ``samples_last`` is False: the file names its
+    last axis X); else ``ValueError``: a damaged file can "read" as an empty or 1D array, and
+    a stack saved channels-last (Y, X, C) would be read as C-pixel-wide planes."""
     if data.ndim < 2 or 0 in data.shape or data.dtype.kind not in "uifb":
         raise ValueError(f"cannot read {path} as an image: it gives {data.ndim}D data of "
                          f"shape {data.shape} ({data.dtype}), not a plane or a stack")
     n = data.shape[-1]
-    if data.ndim >= 3 and n not in (3, 4) and n < MIN_STACK_X:
+    rgb = n in (3, 4) and samples_last is not False  # the file says: no colour samples
+    if data.ndim >= 3 and not rgb and n < MIN_STACK_X:
         raise ValueError(f"{path} holds data of shape {data.shape}: its last axis ({n}) is "
                          "too short for a plane's X axis (channels or Z last?); planes are "
                          "the last two axes (Y, X), with T, Z or channels before them: move "
@@ -196,6 +202,8 @@ def _tiff_first_page(path: Path) -> np.ndarray | None:
             shape, page_shape = tuple(series.shape), tuple(page.shape)
             if len(page_shape) < 2 or shape[len(shape) - len(page_shape):] != page_shape:
                 return None
+            if len(shape) > 2 and shape[-1] < MIN_STACK_X and not series.axes.endswith("S"):
+                return None  # X too short: read_image says what is wrong
             return np.asarray(tif.asarray(key=0, series=0)).reshape(page_shape)
     except Exception:  # noqa: BLE001 - read_image gives the one readable error for a bad file
         return None
