@@ -144,10 +144,7 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
     from napari_devosam.automatic.limits import check_diameter, check_plane_size
     from napari_devosam.engine.embedding_cache import PlaneEmbedding
 
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
-    if stain not in S.STAINS:
-        raise ValueError(f"unknown stain {stain!r}: choose one of {', '.join(S.STAINS)}")
+    _check_choices(mode, stain)
     seed_area = MIN_AREA if min_area is None else min_area
     plane = None
     if isinstance(source, PlaneEmbedding):
@@ -190,6 +187,16 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
     message = None if scores else "SAM returned no object for this plane"
     return AutoResult(labels, scores, prompts, mode, stain_used, message, note,
                       seeds.diameter, seeds.diameter_source)
+
+
+def _check_choices(mode: str, stain: str) -> None:
+    """``ValueError`` naming the choices for an unknown ``mode`` or ``stain``."""
+    from napari_devosam.automatic.seeds import STAINS
+
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+    if stain not in STAINS:
+        raise ValueError(f"unknown stain {stain!r}: choose one of {', '.join(STAINS)}")
 
 
 def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_area, min_score,
