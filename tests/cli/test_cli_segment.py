@@ -262,7 +262,7 @@ def test_precision_is_case_blind_and_warnings_are_one_line(env):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr
-    assert "devosam: warning: this CPU has no bf16 hardware" in run.stderr
+    assert "devosam segment: warning: this CPU has no bf16 hardware" in run.stderr
     assert "warnings.warn" not in run.stderr and ".py:" not in run.stderr
 
 

@@ -90,19 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_prefix = "devosam"  # "devosam COMMAND" once the command is known: warnings name it too
+
+
 def _format_warning(message, category, filename, lineno, line=None) -> str:
-    """Python warnings as one line each, like our errors (no source file, no code line)."""
-    return f"devosam: warning: {message}\n"
+    """Python warnings as one line each, like our errors and our own warnings (``devosam
+    COMMAND: warning: ...``; no source file, no code line)."""
+    return f"{_prefix}: warning: {message}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
+    global _prefix
     previous, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
         return _main(argv)
     finally:
         warnings.formatwarning = previous
+        _prefix = "devosam"
 
 
 #: A value made of numbers, the first one negative: ``-50,-50,600,600``, ``-1:2``.
@@ -130,6 +136,8 @@ def _main(argv: list[str] | None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    global _prefix
+    _prefix = f"devosam {args.command}"
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
