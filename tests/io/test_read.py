@@ -3,6 +3,7 @@ microscopy formats through bioio; batch and image series find the same files."""
 
 import sys
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -139,3 +140,16 @@ def test_a_microscopy_file_with_several_channels_says_which_is_used(tmp_path, bi
     sys.modules["bioio"].channels[str(path)] = 3
     with pytest.warns(UserWarning, match="3 channels: using the first"):
         read_image(path)
+
+
+def test_two_channels_in_the_last_axis_are_named_unless_the_second_is_alpha(tmp_path):
+    gray = np.arange(30 * 40, dtype=np.uint8).reshape(30, 40)
+    alpha = tmp_path / "alpha.tif"
+    tifffile.imwrite(alpha, np.stack([gray, np.full_like(gray, 255)], -1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(read_image(alpha), gray)
+    two = tmp_path / "two.tif"
+    tifffile.imwrite(two, np.stack([gray, gray[::-1]], -1))
+    with pytest.warns(UserWarning, match="2 channels per pixel and the second is not"):
+        np.testing.assert_array_equal(read_image(two), gray)

@@ -76,7 +76,21 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         axes, imagej = _tiff_axes(path)
         data = _first_channel(data, axes if imagej else None, path)
         samples_last = None if axes is None else axes.endswith("S")
+    _say_if_two_channels(data, path)
     return checked_image(canonical_axes(data), path, samples_last)
+
+
+def _say_if_two_channels(data: np.ndarray, path: Path) -> None:
+    """A ``UserWarning`` when a trailing axis of 2 (read as gray + alpha, the gray kept)
+    holds a second channel of image data rather than an alpha mask (values other than its
+    lowest and highest): that channel is dropped."""
+    if data.ndim < 3 or data.shape[-1] != 2:
+        return
+    second = data[(0,) * (data.ndim - 3)][..., 1]  # the first plane's: enough to tell
+    if np.unique(second).size > 2:
+        warnings.warn(f"{path.name} has 2 channels per pixel and the second is not a plain "
+                      "alpha mask: using the first; save the channel to segment as a file of "
+                      "its own to use the other", UserWarning, stacklevel=3)
 
 
 def _first_channel(data: np.ndarray, axes: str | None, path: Path) -> np.ndarray:
