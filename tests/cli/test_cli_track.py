@@ -151,10 +151,15 @@ def test_review_csv_quotes_reasons_and_names_blank_planes(env):
                  "--model", ckpt, "--device", "cpu", "--out", str(out)]) == 0
     with (out / "review.csv").open() as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["frame", "track_id", "reason", "confidence"]
-    assert all(len(r) == 4 for r in rows)
-    [blank] = [r for r in rows[1:] if r[0] == "1" and r[2].startswith("blank")]
-    assert blank[1] == "" and "," in blank[2]  # a whole plane; its reason holds commas
+    assert rows[0] == ["frame", "track_id", "ctc_label", "reason", "confidence"]
+    assert all(len(r) == 5 for r in rows)
+    [blank] = [r for r in rows[1:] if r[0] == "1" and r[3].startswith("blank")]
+    assert blank[1] == "" and blank[2] == "" and "," in blank[3]  # a whole plane; commas
+    # the gap splits tracks in the CTC result: events name the label the masks show
+    ctc = {int(line.split()[0]) for line in (out / "res_track.txt").read_text().splitlines()}
+    labelled = [r for r in rows[1:] if r[1]]
+    assert labelled and all(int(r[2]) in ctc for r in labelled)
+
 
 
 

@@ -77,7 +77,7 @@ def test_run_tracking_writes_the_result_folder(movie, tmp_path):
     assert set(np.unique(first)) == set(np.unique(labels[0]))
     assert len((out / "res_track.txt").read_text().splitlines()) == len(done.tracks)
     with (out / "review.csv").open() as f:
-        assert next(csv.reader(f)) == ["frame", "track_id", "reason", "confidence"]
+        assert next(csv.reader(f)) == ["frame", "track_id", "ctc_label", "reason", "confidence"]
     quiet = TrackingRequest.from_labels(labels[0], stack.shape, (0,), review=False)
     rows = quiet.write(done.result, tmp_path / "quiet")
     assert rows == done.tracks and not (tmp_path / "quiet" / "review.csv").exists()

@@ -150,10 +150,10 @@ def test_review_csv_lists_the_events(tmp_path):
 
     write_review(tmp_path / "review.csv", _result(), 0, {-1: 10, -2: 11})
     rows = list(csv.reader((tmp_path / "review.csv").open()))
-    assert rows[0] == ["frame", "track_id", "reason", "confidence"]
+    assert rows[0] == ["frame", "track_id", "ctc_label", "reason", "confidence"]
     assert len(rows) - 1 == len(review_events(_result()))
-    assert sum("divides into 10 and 11" in r[2] for r in rows) == 1  # not one per daughter
-    assert ["6", "", BLANK, ""] in rows
+    assert sum("divides into 10 and 11" in r[3] for r in rows) == 1  # not one per daughter
+    assert ["6", "", "", BLANK, ""] in rows
 
 
 def test_a_track_that_ends_right_after_its_seed_names_the_frame():
@@ -161,3 +161,24 @@ def test_a_track_that_ends_right_after_its_seed_names_the_frame():
     r.ended = {4: ((1,), "no stain under the mask (3%, was 100%)")}  # only its seed, frame 0
     [end] = review_events(r)
     assert end.reason == "track ends on frame 1: no stain under the mask (3%, was 100%)"
+
+
+def test_review_csv_names_the_ctc_label_a_split_track_has_on_its_frame(tmp_path):
+    """A track with a gap is split in the CTC result (a new label after the gap): review.csv
+    names the label the masks show on the event's frame, next to tracks.csv's track id."""
+    import csv
+
+    from napari_devosam.tracking.result_files import write_review
+    from napari_devosam.tracking.track_files import ctc_tracks, track_rows
+
+    labels = np.zeros((4, 8, 8), dtype=np.int64)
+    labels[[0, 2, 3], 2:5, 2:5] = 7  # track 7, missing on frame 1
+    ctc, _ = ctc_tracks(labels, {})
+    r = PropagationResult()
+    r.ended = {7: ((3,), "lost")}
+    r.review = [ReviewItem((0,), 7, "low confidence", 0.3),
+                ReviewItem((3,), 7, "track ended: lost")]
+    write_review(tmp_path / "review.csv", r, 0, {}, track_rows(labels, {}, ctc=ctc))
+    rows = list(csv.DictReader((tmp_path / "review.csv").open()))
+    shown = {int(r["frame"]): int(r["ctc_label"]) for r in rows}
+    assert shown[0] == int(ctc[0].max()) == 7 and shown[3] == int(ctc[3].max()) != 7

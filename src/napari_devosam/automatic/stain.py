@@ -226,9 +226,10 @@ def decide_stain(smooth: np.ndarray, region: np.ndarray, dark_lines: bool = True
         if gap < width and valley >= score:
             return StainDecision("nuclei", True, score,
                                  f"stain: nuclei (decided from the image: narrow dark gaps "
-                                 f"between wide bright parts, as lines as much as they are, "
-                                 f"valley score {valley:.2f}, ridge score {score:.2f}: packed "
-                                 "nuclei, not membranes; --stain to override)")
+                                 f"between wide bright parts, the gaps as line-like as the "
+                                 f"bright parts, valley score {valley:.2f}, ridge score "
+                                 f"{score:.2f}: packed nuclei, not membranes; --stain to "
+                                 "override)")
     if score >= RIDGE_MEMBRANE or score <= RIDGE_NUCLEI:
         stain = "membrane" if score >= RIDGE_MEMBRANE else "nuclei"
         return StainDecision(stain, True, score,

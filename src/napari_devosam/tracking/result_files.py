@@ -51,10 +51,12 @@ def result_labels(seeds, result, n_frames: int, axis: int, shape) -> tuple[np.nd
     return labels, parents
 
 
-def write_review(path, result, axis: int, ids: dict[int, int]) -> None:
+def write_review(path, result, axis: int, ids: dict[int, int], csv_rows=()) -> None:
     """review.csv: the run's events to check (``review_events``: one per division, new cell,
     track end, doubtful stretch of a track, blank plane; worst first), with the track ids of
     tracks.csv (``ids``: ``real_track_ids``; empty for a whole plane, e.g. a blank one), the
+    label the track has in the CTC masks on that frame (``ctc_label``, from tracks.csv's
+    ``csv_rows``: a track split at a gap has a new label after it; empty without rows), the
     index along ``axis`` as ``frame`` and the event's reason (quoted by the csv module: they
     hold commas). The issue's rule: the list names events, not every object."""
     import csv
@@ -63,13 +65,36 @@ def write_review(path, result, axis: int, ids: dict[int, int]) -> None:
     from napari_devosam.tracking.review_events import review_events
     from napari_devosam.utils.atomic import write_text
 
+    label_at = _ctc_labels(csv_rows)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(("frame", "track_id", "reason", "confidence"))
+    writer.writerow(("frame", "track_id", "ctc_label", "reason", "confidence"))
     for e in review_events(result, axis, tracks=ids):
         conf = "" if np.isnan(e.confidence) else f"{e.confidence:.3f}"
-        writer.writerow((e.frame, e.track or "", e.reason, conf))
+        writer.writerow((e.frame, e.track or "", label_at(e.track, e.frame), e.reason, conf))
     write_text(path, buf.getvalue())
+
+
+def _ctc_labels(csv_rows):
+    """``label_at(track, frame)``: the CTC label of ``track`` on ``frame`` in tracks.csv's
+    rows, else on its last frame before (an end names the frame where the track was lost),
+    else its first; "" for no track or no rows."""
+    frames: dict[int, list[tuple[int, int]]] = {}
+    for r in csv_rows:
+        if r.get("ctc_label") not in (None, ""):
+            frames.setdefault(int(r["track_id"]), []).append((int(r["frame"]),
+                                                              int(r["ctc_label"])))
+    for spans in frames.values():
+        spans.sort()
+
+    def label_at(track, frame) -> str:
+        spans = frames.get(int(track)) if track else None
+        if not spans:
+            return ""
+        before = [label for f, label in spans if f <= int(frame)]
+        return str(before[-1] if before else spans[0][1])
+
+    return label_at
 
 
 def write_results(out_dir, seeds, result, *, axis: int, n_frames: int, plane_shape,
@@ -86,5 +111,6 @@ def write_results(out_dir, seeds, result, *, axis: int, n_frames: int, plane_sha
     labels, parents = result_labels(seeds, result, n_frames, axis, plane_shape)
     rows, csv_rows = write_track_results(out_dir, labels, parents, z_of_frame, geff)
     if review:
-        write_review(out_dir / "review.csv", result, axis, real_track_ids(seeds, result))
+        write_review(out_dir / "review.csv", result, axis, real_track_ids(seeds, result),
+                     csv_rows)
     return rows, csv_rows
