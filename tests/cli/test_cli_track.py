@@ -141,7 +141,7 @@ def test_track_refuses_a_folder_of_the_users_mask_files(env, capsys):
     assert (out / "mask12.tif").read_bytes() == b"the user's own"
 
 
-def test_review_csv_quotes_reasons_and_names_blank_planes(env):
+def test_review_csv_quotes_reasons_and_names_blank_planes(env, capsys):
     tmp, ckpt = env
     movie = tifffile.imread(tmp / "movie.tif")
     movie[1] = 0  # a frame the microscope did not record
@@ -149,6 +149,8 @@ def test_review_csv_quotes_reasons_and_names_blank_planes(env):
     out = tmp / "gap"
     assert main(["track", str(tmp / "gap.tif"), "--seed-labels", str(tmp / "seeds.tif"),
                  "--model", ckpt, "--device", "cpu", "--out", str(out)]) == 0
+    assert "warning: 1 blank plane (no finite value, or constant) skipped" in \
+        capsys.readouterr().err  # on stderr too, as devosam segment warns
     with (out / "review.csv").open() as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["frame", "track_id", "ctc_label", "reason", "confidence"]

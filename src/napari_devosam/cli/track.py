@@ -210,10 +210,24 @@ def _track(args, image, request) -> int:
     where = f" (listed in {request.out / 'review.csv'})" if request.review else ""
     print(f"wrote {count(len(done.tracks), 'track')}, {count(n_div, 'division')} to "
           f"{request.out}; {review} to review{where}")
+    _say_blank_planes(result)
     if not result.objects:
         print("devosam track: warning: no object could be followed beyond the seed plane",
               file=sys.stderr)
     return 0
+
+
+def _say_blank_planes(result) -> None:
+    """One warning line naming the blank planes the run stepped over (as ``devosam segment``
+    warns of them), not only their rows in review.csv."""
+    from napari_devosam.tracking.plane_checks import BLANK
+    from napari_devosam.utils.text import plane_name
+
+    blanks = sorted({item.plane for item in result.review if item.reason == BLANK})
+    if blanks:
+        names = ", ".join(plane_name(p) for p in blanks[:5]) + (", ..." if len(blanks) > 5 else "")
+        print(f"devosam track: warning: {count(len(blanks), 'blank plane')} (no finite value, "
+              f"or constant) skipped, tracks go on after: {names}", file=sys.stderr)
 
 
 def _export_store(args, store, plane, axis) -> int:
