@@ -43,6 +43,8 @@ class AutoResult:
     ``stain_note``: one line on which stain was used and why (decided from the image,
     uncertain, or given). ``diameter``: the cell (membrane) or nucleus diameter in pixels
     the seeds were found with, ``diameter_source`` ``"given"`` or ``"estimated"``.
+    ``saturated``: the fraction of the objects' pixels at the dtype's largest value (set by
+    ``iter_segment_stack``; 0 for float planes): outlines inside a saturated region are guesses.
     """
 
     labels: np.ndarray
@@ -54,6 +56,7 @@ class AutoResult:
     stain_note: str | None = None
     diameter: float | None = None
     diameter_source: str | None = None
+    saturated: float = 0.0
 
     @property
     def size_note(self) -> str | None:
@@ -300,17 +303,32 @@ def iter_segment_stack(stack, model, planes=None, *, neighbour: bool = True, **k
     for done, index in enumerate(planes, start=1):
         prev = results.get(neighbour_index(index)) if neighbour else None
         previous_labels = prev.labels if prev is not None and prev.n_objects else None
-        results[index] = segment_all(np.asarray(stack[index]), model,
-                                     previous_labels=previous_labels, **kwargs)
+        plane = np.asarray(stack[index])
+        results[index] = segment_all(plane, model, previous_labels=previous_labels, **kwargs)
+        results[index].saturated = saturation(plane, results[index].labels)
         yield done, total
     return results
+
+
+SATURATED = 0.2  # objects' pixels at the dtype's largest value from which a run says so
+
+
+def saturation(plane: np.ndarray, labels: np.ndarray) -> float:
+    """The fraction of the objects' pixels (``labels`` > 0) of a ``(H, W)`` integer ``plane``
+    at its dtype's largest value (255 for uint8); 0 for float, colour or empty results."""
+    plane = np.asarray(plane)
+    inside = np.asarray(labels) > 0
+    if plane.ndim != 2 or not np.issubdtype(plane.dtype, np.integer) or not inside.any():
+        return 0.0
+    return float(np.count_nonzero(plane[inside] == np.iinfo(plane.dtype).max) / inside.sum())
 
 
 def summary_lines(results: dict) -> list[str]:
     """``{plane: AutoResult}`` -> what the run used, one line each: the stain and why (one
     plane, or a stack's one decision: its note; several plane decisions: how many planes got
-    each stain, and the note of the first uncertain one), and the cell diameter (one plane:
-    its value; several: the range)."""
+    each stain, and the note of the first uncertain one), the cell diameter (one plane:
+    its value; several: the range), and saturation (``SATURATED`` or more of a plane's
+    objects' pixels at the brightest value)."""
     done = [r for r in results.values() if r.stain is not None]
     lines = []
     notes = {r.stain_note for r in done}
@@ -336,4 +354,10 @@ def summary_lines(results: dict) -> list[str]:
         span = f"{min(d):.0f}" if round(min(d)) == round(max(d)) else \
             f"{min(d):.0f}-{max(d):.0f}"
         lines.append(f"cell diameter: {span} px ({how})")
+    saturated = [r.saturated for r in results.values() if r.saturated >= SATURATED]
+    if saturated:
+        where = "" if len(results) == 1 else f" on {count(len(saturated), 'plane')}"
+        lines.append(f"saturated{where}: up to {max(saturated):.0%} of the objects' pixels at "
+                     "the brightest value; outlines there are guesses (lower the gain or "
+                     "exposure)")
     return lines
