@@ -56,12 +56,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         lead = [n for n in data.shape[:2] if n > 1]
         return checked_image(data.reshape(*lead, *data.shape[2:]), path)
     tiff = path.suffix.lower() in TIFF_SUFFIXES
+    axes, imagej = None, False
     try:
         if tiff:
-            import tifffile
-
-            with _tifffile_quiet():
-                data = np.asarray(tifffile.imread(path))
+            data, axes, imagej = _read_tiff(path)
         else:
             from skimage import io as skio
 
@@ -71,12 +69,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 else f"no image reader understands this {path.suffix or 'extension-less'} file")
         raise ValueError(f"cannot read {path} as an image: {what} (damaged, or another "
                          f"format; the reader said: {exc})") from exc
-    samples_last = None
-    if tiff:
-        axes, imagej = _tiff_axes(path)
-        data = _first_channel(data, axes if imagej else None, path)
-        samples_last = None if axes is None else axes.endswith("S")
+    data = _first_channel(data, axes if imagej else None, path)
     _say_if_two_channels(data, path)
+    samples_last = None if axes is None else axes.endswith("S")
     return checked_image(canonical_axes(data), path, samples_last)
 
 
@@ -103,27 +98,26 @@ def _first_channel(data: np.ndarray, axes: str | None, path: Path) -> np.ndarray
         return data
     axis = axes.index("C")
     n = data.shape[axis]
-    if n == 1:
-        return np.take(data, 0, axis=axis)
-    warnings.warn(f"{path.name} has {n} channels (axes {axes}): using the first; save the "
-                  "channel to segment as a file of its own to use another", UserWarning,
-                  stacklevel=3)
+    if n > 1:
+        warnings.warn(f"{path.name} has {n} channels (axes {axes}): using the first; save "
+                      "the channel to segment as a file of its own to use another",
+                      UserWarning, stacklevel=3)
     return np.take(data, 0, axis=axis)
 
 
-def _tiff_axes(path: Path) -> tuple[str | None, bool]:
-    """``(axes, imagej)``: tifffile's axes of the first series (``TZCYX``, ``QYXS``: ``S``
-    last for RGB samples), None when unknown, and whether the file is an ImageJ hyperstack.
-    Only ImageJ's channel axes are trusted: ImageJ writes one only when it holds channels,
-    while tifffile names the first axis of an OME-TIFF written without axes ``C`` (a plain Z
-    or T stack)."""
+def _read_tiff(path: Path) -> tuple[np.ndarray, str | None, bool]:
+    """``(data, axes, imagej)`` of a TIFF, opened once: the first series' pixels (as
+    ``tifffile.imread``), tifffile's axes for them (``TZCYX``, ``QYXS``: ``S`` last for RGB
+    samples; None when it names none) and whether the file is an ImageJ hyperstack. Only
+    ImageJ's channel axes are trusted: ImageJ writes one only when it holds channels, while
+    tifffile names the first axis of an OME-TIFF written without axes ``C`` (a plain Z or T
+    stack). Raises what tifffile raises for an unreadable file."""
     import tifffile
 
-    try:
-        with _tifffile_quiet(), tifffile.TiffFile(path) as tif:
-            return str(tif.series[0].axes), bool(tif.is_imagej)
-    except Exception:  # noqa: BLE001 - no axes known: the data's shape is all there is
-        return None, False
+    with _tifffile_quiet(), tifffile.TiffFile(path) as tif:
+        data = np.asarray(tif.asarray())
+        axes = str(tif.series[0].axes) if tif.series else None
+        return data, axes, bool(tif.is_imagej)
 
 
 def read_first_plane(path: str | os.PathLike) -> np.ndarray:
