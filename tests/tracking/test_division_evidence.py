@@ -151,3 +151,30 @@ def test_a_young_daughter_does_not_divide_again():
     off = PropagationParams(division_min_age=0)
     assert refuse_unproven([list(halves)], [mother], [mother], seeds, _none, off,
                            ages=[1]) == []
+
+
+def _nuclear_plane(levels, centres, radius=10):
+    """A nuclear-stained plane: discs of the given brightness on a dim background, and its
+    analysis (``automatic.seeds.analyse_plane``)."""
+    from napari_devosam.automatic.seeds import analyse_plane
+
+    rng = np.random.default_rng(0)
+    img = 100.0 + rng.normal(0, 5, SHAPE)
+    for level, centre in zip(levels, centres, strict=True):
+        img[_disk(centre, radius)] = level
+    return analyse_plane(img.astype(np.float32), "nuclei")
+
+
+def test_sisters_are_alike_in_brightness_on_a_nuclear_plane():
+    from napari_devosam.tracking.divisions.evidence import brightness_refusal
+
+    a, b = (Crop.from_mask(_disk((48, c), 10)) for c in (30, 66))
+    p = PropagationParams()
+    alike = _nuclear_plane([1000, 850], [(48, 30), (48, 66)])
+    assert alike.stain == "nuclei"
+    assert brightness_refusal([a, b], alike, p) is None
+    halo = _nuclear_plane([1000, 300], [(48, 30), (48, 66)])  # 0.22 of her sister
+    why = brightness_refusal([a, b], halo, p)
+    assert why is not None and "as bright as her sister" in why
+    assert brightness_refusal([a, b], halo, PropagationParams(division_min_brightness=0)) is None
+    assert brightness_refusal([a, b], None, p) is None  # no analysis: no rule

@@ -45,7 +45,8 @@ def test_a_lost_track_gets_the_two_free_seeds_nearest_to_it():
 
 def _divisions_found(sam, seed, params=None):
     """(divisions matching the truth at IoU > 0.5, divisions detected, true divisions)."""
-    stack, labels, parents = make_lineage_timelapse(12, (160, 160), 4, seed=seed)
+    stack, labels, parents = make_lineage_timelapse(12, (160, 160), 4, seed=seed,
+                                                    steady_brightness=False)
     seeds = [Seed(int(t), (0,), labels[0] == t) for t in np.unique(labels[0])[1:]]
     result = drain(propagate(sam, stack, seeds, params=params))
     objects = {(o.track, o.plane): o.crop.full() for o in result.objects}

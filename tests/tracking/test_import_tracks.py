@@ -35,7 +35,8 @@ HELA = "examples/sample-data/Fluo-N2DL-HeLa/01_RES"
 
 @pytest.fixture
 def phantom(tmp_path):
-    stack, labels, parents = make_lineage_timelapse(8, (128, 128), 3, seed=1)
+    stack, labels, parents = make_lineage_timelapse(8, (128, 128), 3, seed=1,
+                                                    steady_brightness=False)
     write_ctc(tmp_path / "res", labels, parents)
     return stack, labels, parents, tmp_path / "res"
 

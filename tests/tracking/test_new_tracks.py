@@ -239,3 +239,31 @@ def test_the_detections_second_round_follows_its_parameter(monkeypatch, second):
     params = PropagationParams(detection_second_round=second)
     sam_detector("SAM", params.detection_second_round)(np.zeros((40, 40)), "EMB", "nuclei", 9.0)
     assert seen == [second]
+
+
+def test_a_dim_patch_against_a_bright_tracked_nucleus_starts_no_track():
+    from napari_devosam.automatic.seeds import analyse_plane
+
+    shape = (80, 120)
+    rows, cols = np.ogrid[:shape[0], :shape[1]]
+
+    def disc(r, c, radius=10):
+        return (rows - r) ** 2 + (cols - c) ** 2 <= radius ** 2
+
+    img = 100.0 + np.random.default_rng(0).normal(0, 5, shape)
+    img[disc(40, 30)] = 1000.0  # a tracked nucleus
+    img[disc(40, 51)] = 250.0  # its cytoplasm, touching it
+    img[disc(40, 95)] = 250.0  # a dim nucleus of its own, far from it
+    analysis = analyse_plane(img.astype(np.float32), "nuclei")
+    labels = np.zeros(shape, np.int32)
+    labels[disc(40, 51)] = 1
+    labels[disc(40, 95)] = 2
+    tracked = [Crop.from_mask(disc(40, 30))]
+    covered = tracked[0].full()
+    p = PropagationParams()
+    found = untracked_cells(labels, {1: 0.9, 2: 0.8}, covered, tracked, 300.0, None, p,
+                            analysis)
+    assert [round(s, 1) for _, s in found] == [0.8]  # the far one only
+    off = PropagationParams(new_track_min_brightness=0)
+    assert len(untracked_cells(labels, {1: 0.9, 2: 0.8}, covered, tracked, 300.0, None, off,
+                               analysis)) == 2

@@ -18,7 +18,8 @@ from napari_devosam.utils.progress import drain
 
 @pytest.fixture(scope="module")
 def movie():
-    return make_lineage_timelapse(12, (128, 128), 3, seed=1)
+    return make_lineage_timelapse(12, (128, 128), 3, seed=1,
+                                  steady_brightness=False)
 
 
 def _seeds(labels, plane=(0,)):

@@ -67,7 +67,8 @@ def test_sorted_by_confidence_and_grouped_with_counts():
 
 
 def test_a_real_run_lists_each_division_once(tmp_path):
-    stack, labels, _ = make_lineage_timelapse(8, (128, 128), 3, seed=1)
+    stack, labels, _ = make_lineage_timelapse(8, (128, 128), 3, seed=1,
+                                              steady_brightness=False)
     store = AnnotationStore(tmp_path / "s.devosam", stack.shape)
     store.commit((0,), [labels[0] == t for t in (1, 2, 3)])
     oracle = OracleDecoder(labels)
@@ -103,7 +104,9 @@ def test_a_track_that_stops_keeps_its_reason_in_the_store(tmp_path):
     from napari_devosam.tracking.lineage import lineage
     from napari_devosam.tracking.params import PropagationParams
 
-    stack, labels, _ = make_lineage_timelapse(8, (128, 128), 3, seed=1)
+    stack, labels, _ = make_lineage_timelapse(8, (128, 128), 3, seed=1,
+
+                                              steady_brightness=False)
     labels = labels.copy()
     labels[5:][labels[5:] == 3] = 0  # cell 3 vanishes at frame 5
     store = AnnotationStore(tmp_path / "s.devosam", stack.shape)

@@ -140,7 +140,11 @@ def _to_dtype(values: np.ndarray, dtype) -> np.ndarray:
     return np.clip(np.rint(values), max(info.min, 0), info.max).astype(dtype)
 
 
-def _render(embryo: _Embryo, rng, kind: str, dtype) -> tuple[np.ndarray, np.ndarray]:
+def _render(embryo: _Embryo, rng, kind: str, dtype, nucleus_levels=None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """One plane of ``embryo`` and its labels. ``nucleus_levels``: ``(n,)`` brightness of
+    each cell's nucleus, in seed order (None: drawn here, 3000-8000); the random stream is
+    the same either way."""
     h, w = embryo.shape
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
     u, v = embryo.to_local(rows, cols)
@@ -194,6 +198,8 @@ def _render(embryo: _Embryo, rng, kind: str, dtype) -> tuple[np.ndarray, np.ndar
         labels = np.where((cells > 0) & (own <= radius), cells, 0).astype(np.int32)
         labels = _fix_fragments(labels)
         levels = rng.uniform(3000, 8000, n + 1)
+        if nucleus_levels is not None:
+            levels[1:] = nucleus_levels
         soft = 1.0 / (1.0 + np.exp((own - radius) / 0.8))
         signal += np.where(cells > 0, levels[cells] * soft, 0.0) * (0.6 + 0.4 * modulation)
         signal += rng.uniform(500, 900) * np.exp(-0.5 * (edge_dist / 2.0) ** 2)  # autofluor.

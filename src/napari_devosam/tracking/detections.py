@@ -243,7 +243,7 @@ def detect_plane(ctx: RunContext, active: dict, plane: Plane, pixels: np.ndarray
     covered = covered_pixels(np.shape(labels), tracked + looked_for, ctx.locked(plane))
     embryo = analysis.embryo if analysis is not None and analysis.found else None
     for crop, score in untracked_cells(labels, scores, covered, tracked, ctx.typical_area,
-                                       embryo, p):
+                                       embryo, p, analysis):
         if clip is not None:
             crop = Crop.from_mask(crop.full() & clip)
             if crop.area < p.min_area:

