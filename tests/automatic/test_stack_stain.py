@@ -110,3 +110,17 @@ def test_a_saturated_run_says_so(planes):
     assert any(line.startswith("saturated: up to 50%") for line in summary_lines({(): res}))
     calm = AutoResult(labels, saturated=SATURATED / 2)
     assert not any("saturated" in line for line in summary_lines({(): calm, (1,): calm}))
+
+
+def test_the_summary_names_objects_seeded_from_the_previous_plane():
+    """A stack run says how many objects came from the previous plane's (a new-user trial:
+    a whole-stack run and ``--plane`` gave different counts, and nothing said why)."""
+    from napari_devosam.automatic.core import AutoResult, summary_lines
+
+    labels = np.zeros((8, 8), np.int32)
+    own = AutoResult(labels, prompts=[{"source": "nuclei"}], stain="nuclei")
+    borrowed = AutoResult(labels, prompts=[{"source": "nuclei"}, {"source": "neighbour"},
+                                           {"source": "neighbour"}], stain="nuclei")
+    assert not any("previous plane" in line for line in summary_lines({(0,): own}))
+    lines = summary_lines({(0,): own, (1,): borrowed, (2,): borrowed})
+    assert "4 objects on 2 planes seeded from the previous plane's objects" in " ".join(lines)

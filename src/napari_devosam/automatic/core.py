@@ -327,8 +327,10 @@ def summary_lines(results: dict) -> list[str]:
     """``{plane: AutoResult}`` -> what the run used, one line each: the stain and why (one
     plane, or a stack's one decision: its note; several plane decisions: how many planes got
     each stain, and the note of the first uncertain one), the cell diameter (one plane:
-    its value; several: the range), and saturation (``SATURATED`` or more of a plane's
-    objects' pixels at the brightest value)."""
+    its value; several: the range), saturation (``SATURATED`` or more of a plane's
+    objects' pixels at the brightest value), and the objects seeded from a neighbouring
+    plane's (a plane segmented alone can differ: a new-user trial compared a stack run with
+    ``--plane`` and found different counts, with nothing said)."""
     done = [r for r in results.values() if r.stain is not None]
     lines = []
     notes = {r.stain_note for r in done}
@@ -354,6 +356,13 @@ def summary_lines(results: dict) -> list[str]:
         span = f"{min(d):.0f}" if round(min(d)) == round(max(d)) else \
             f"{min(d):.0f}-{max(d):.0f}"
         lines.append(f"cell diameter: {span} px ({how})")
+    borrowed = [sum(p.get("source") == "neighbour" for p in r.prompts)
+                for r in results.values()]
+    if any(borrowed):
+        planes = count(sum(map(bool, borrowed)), "plane")
+        lines.append(f"{count(sum(borrowed), 'object')} on {planes} seeded from the previous "
+                     "plane's objects where the stain found no cell (a plane segmented alone, "
+                     "--plane, can differ)")
     saturated = [r.saturated for r in results.values() if r.saturated >= SATURATED]
     if saturated:
         where = "" if len(results) == 1 else f" on {count(len(saturated), 'plane')}"
