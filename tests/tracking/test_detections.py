@@ -328,3 +328,24 @@ def test_an_unmatched_mask_of_more_than_max_growth_typical_nuclei_ends():
     # 900 px > max_growth (3) x 196: no one nucleus; it never grew against its own start
     assert set(out.ended) == {1} and out.ended[1][0] == (1,)
     assert out.ended[1][1] == "grew to 4.6x the typical area"
+
+
+def test_a_track_without_a_detection_for_too_many_planes_ends():
+    """``max_unmatched_planes``: the detector stops finding nucleus 1 from frame 2 on; with
+    1, its track ends on the second plane without a detection; off (0), it goes on."""
+    pixels, labels = _crowd(n=6)
+    shown = labels.copy()
+    shown[2:][shown[2:] == 1] = 0
+    seeds = [Seed(t, (0,), labels[0] == t) for t in (1, 2, 3, 4)]
+    quiet = dict(detect_divisions=False, membrane_grow_px=0, redetect_lost=False,
+                 max_missed_planes=0, new_tracks=True)
+    runs = {}
+    for k in (0, 1):
+        oracle = OracleDecoder(labels)
+        runs[k] = drain(propagate(None, pixels, seeds, decoder=oracle,
+                                  embedding_for=oracle.embedding_for,
+                                  params=PropagationParams(max_unmatched_planes=k, **quiet),
+                                  detector=_truth(shown)))
+    assert 1 not in runs[0].ended
+    assert runs[1].ended[1] == ((3,), "no detection for 2 planes")
+    assert set(runs[1].ended) == {1}

@@ -178,3 +178,19 @@ def test_sisters_are_alike_in_brightness_on_a_nuclear_plane():
     assert why is not None and "as bright as her sister" in why
     assert brightness_refusal([a, b], halo, PropagationParams(division_min_brightness=0)) is None
     assert brightness_refusal([a, b], None, p) is None  # no analysis: no rule
+
+
+def test_daughters_outlined_by_detections_are_held_again_to_sisters_alike():
+    from napari_devosam.tracking.divisions.evidence import refuse_unlike
+
+    a, b = (Crop.from_mask(_disk((48, c), 10)) for c in (30, 66))
+    halo = _nuclear_plane([1000, 300], [(48, 30), (48, 66)])
+    alike = _nuclear_plane([1000, 850], [(48, 30), (48, 66)])
+    shifted = Crop.from_mask(_disk((48, 32), 10))
+    one = Crop.from_mask(_disk((20, 20), 5))
+    groups = [[a, b], [one]]
+    assert refuse_unlike(groups, [shifted, one], lambda: halo, PropagationParams()) == [0]
+    assert groups[0] == [a] and groups[1] == [one]  # the part the mother overlaps most
+    groups = [[a, b]]
+    assert refuse_unlike(groups, [shifted], lambda: alike, PropagationParams()) == []
+    assert len(groups[0]) == 2

@@ -267,3 +267,14 @@ def test_a_dim_patch_against_a_bright_tracked_nucleus_starts_no_track():
     off = PropagationParams(new_track_min_brightness=0)
     assert len(untracked_cells(labels, {1: 0.9, 2: 0.8}, covered, tracked, 300.0, None, off,
                                analysis)) == 2
+    # beside, not touching: 4 px apart along a diagonal (6 city-block steps), within a
+    # quarter of the cells' diameter (5 px): still its cytoplasm (a new-user trial)
+    img2 = 100.0 + np.random.default_rng(1).normal(0, 5, shape)
+    img2[disc(30, 30)] = 1000.0
+    img2[disc(47, 47)] = 250.0
+    labels2 = np.zeros(shape, np.int32)
+    labels2[disc(47, 47)] = 1
+    tracked2 = [Crop.from_mask(disc(30, 30))]
+    diagonal = untracked_cells(labels2, {1: 0.9}, tracked2[0].full(), tracked2, 300.0, None,
+                               p, analyse_plane(img2.astype(np.float32), "nuclei"))
+    assert diagonal == []

@@ -123,3 +123,15 @@ def test_the_docs_tables_match_the_declarations():
     text = (ROOT / "docs" / "tracking.md").read_text(encoding="utf-8")
     for name, s in specs(PropagationParams).items():
         assert f"`{name}`" in text and " ".join(s.help.split())[:40] in text
+
+
+def test_a_section_named_as_its_switch_is_read_as_a_section():
+    """``{"new_tracks": {...}}`` is the New tracks section, not the ``new_tracks`` switch
+    (a new-user trial: "new_tracks must be True or False"); a name in another section's
+    dict is refused."""
+    p = PropagationParams.from_dict({"new_tracks": {"new_track_min_brightness": 0.7,
+                                                    "new_tracks": False}})
+    assert p.new_track_min_brightness == 0.7 and p.new_tracks is False
+    assert PropagationParams.from_dict({"new_tracks": False}).new_tracks is False
+    with pytest.raises(ValueError, match="belongs to the section new_tracks"):
+        PropagationParams.from_dict({"track_ends": {"new_track_min_brightness": 0.7}})

@@ -132,7 +132,7 @@ def _dim_beside(crop: Crop, tracked: list[Crop], analysis, fraction: float,
     if np.isnan(own):
         return False
     r0, c0 = crop.offset
-    grown = ndimage.binary_dilation(np.pad(crop.data, reach), iterations=reach)
+    grown = ndimage.distance_transform_edt(~np.pad(crop.data, reach)) <= reach  # Euclidean
     near = Crop((r0 - reach, c0 - reach), grown, crop.shape)
     for t in tracked:
         if t.area and _overlap(near, t) and own < fraction * brightness(t, analysis):

@@ -290,6 +290,11 @@ class PropagationParams:
         "previous mask is not snapped to (a merged detection of several nuclei); the track "
         "is judged as unmatched. 0: any size.", low=0.0, step=0.5, edit_max=100.0,
         advanced=True, needs="snap_to_detections")
+    max_unmatched_planes: int = _new(
+        0, "Nuclear stains, snapping: a track that matches no detection on more than this "
+        "many planes in a row ends (\"no detection\"): its nucleus left the plane and its "
+        "mask drifted onto the gaps between nuclei. 0 disables.", advanced=True, low=0,
+        edit_max=10_000, needs="snap_to_detections")
     new_track_min_area_fraction: float = _new(
         0.3, "A new track's cell (its pixels no track covers) holds at least this fraction of "
         "the median area of the plane's tracked objects, and min_area pixels (smaller: a "

@@ -50,7 +50,7 @@ from napari_devosam.tracking.detections import (
     snap_parts,
     snapping,
 )
-from napari_devosam.tracking.divisions.evidence import refuse_unproven, stain_refusal
+from napari_devosam.tracking.divisions.evidence import refuse_unlike, refuse_unproven, stain_refusal
 from napari_devosam.tracking.divisions.free_cells import claim_free_sisters
 from napari_devosam.tracking.divisions.split import split_mask
 from napari_devosam.tracking.divisions.stain_seeds import plane_seeds, seed_points
@@ -312,6 +312,11 @@ def _record(ctx: RunContext, active: dict, plane: Plane, previous: Plane, todo: 
             chosen[i][2] = chosen[i][2] if keep_logits else None
             if hit:
                 matched.add(i)
+        if any(len(c[0]) == 2 for c in chosen):  # daughters held again on their detections
+            groups = [c[0] for c in chosen]
+            for i in refuse_unlike(groups, [t[3] for t in todo],
+                                   lambda: ctx.analysis(plane_data[0], plane), p):
+                chosen[i][0], chosen[i][2] = groups[i], None
     limit = p.max_growth * ctx.typical_area if snapping(ctx) else 0.0
     stain = _nuclear_analysis(ctx, plane_data[0], plane)
     # the previous plane's analysis, read once and only if a track needs it
@@ -324,6 +329,10 @@ def _record(ctx: RunContext, active: dict, plane: Plane, previous: Plane, todo: 
         area = sum(c.area for c in parts)
         if limit > 0 and i not in matched and area > limit:  # no one nucleus (max_growth)
             left = f"grew to {area / ctx.typical_area:.1f}x the typical area"
+        a = active[track]
+        a.unmatched = 0 if i in matched or not snapping(ctx) else a.unmatched + 1
+        if not left and 0 < p.max_unmatched_planes < a.unmatched:
+            left = f"no detection for {a.unmatched} planes"
         _update(ctx, active, track, plane, parts, shifted, score, logits_i, previous,
                 found_again=i in again, left=left, matched=i in matched)
 

@@ -28,6 +28,7 @@ class ActiveTrack:
     missed: int = 0  # planes missed in a row since then (``max_missed_planes``)
     lost: tuple = ()  # (plane, reason) of the first of them
     stained: float | None = None  # stain under its last stained mask (min_stained_fraction)
+    unmatched: int = 0  # planes in a row without a detection (``max_unmatched_planes``)
     first_area: int = field(init=False)  # the area where the track started (``max_growth``)
 
     def __post_init__(self):

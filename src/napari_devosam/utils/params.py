@@ -139,13 +139,17 @@ def check(obj) -> None:
 
 def flatten(cls, values: dict, sections=()) -> dict:
     """``values`` with a section's dict (``{"prompts": {...}}``) merged into the top level;
-    ``ValueError`` for a name given twice."""
+    ``ValueError`` for a name given twice, or one given in a section it is not declared in.
+    A section's dict is a section even where a parameter has the section's name (the
+    "new_tracks" switch of the "new_tracks" section): no parameter takes a dict."""
     known = specs(cls)
     out: dict = {}
     for key, value in values.items():
-        inner = (value.items() if key in sections and key not in known
-                 and isinstance(value, dict) else [(key, value)])
-        for name, v in inner:
+        section = key in sections and isinstance(value, dict)
+        for name, v in (value.items() if section else [(key, value)]):
+            if section and name in known and known[name].section != key:
+                raise ValueError(f"{name} belongs to the section {known[name].section}, "
+                                 f"not {key}")
             if name in out:
                 raise ValueError(f"{name} is given twice")
             out[name] = v

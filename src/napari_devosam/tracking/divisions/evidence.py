@@ -184,6 +184,25 @@ def brightness_refusal(daughters: list[Crop], analysis, params: PropagationParam
     return None
 
 
+def refuse_unlike(groups: list[list[Crop]], shifted: list[Crop],
+                  analysis: Callable[[], object], params: PropagationParams) -> list[int]:
+    """Turn, in place, every pair of daughters in ``groups`` that ``brightness_refusal``
+    refuses back into one cell (``keep_one`` with ``shifted``, each track's motion-shifted
+    previous mask); ``analysis()`` gives the plane's analysis (called once, only for a pair).
+    For daughters that took the detections' masks: checked on the propagated masks, a pair
+    can pass and, outlined by the detections, fail (a new-user trial: 0.77, then 0.30).
+    Returns the indices turned."""
+    if params.division_min_brightness <= 0 or not any(len(g) == 2 for g in groups):
+        return []
+    plane = analysis()
+    turned = []
+    for i, group in enumerate(groups):
+        if len(group) == 2 and brightness_refusal(group, plane, params):
+            groups[i] = keep_one(group, shifted[i])
+            turned.append(i)
+    return turned
+
+
 def stain_refusal(daughters: list[Crop], analysis, previous: Callable[[], object],
                   params: PropagationParams) -> str | None:
     """``membrane_refusal`` on a membrane-stained plane, ``brightness_refusal`` on a
