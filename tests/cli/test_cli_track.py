@@ -214,6 +214,8 @@ def _other_values():
         spec = specs(PropagationParams)[name]
         if spec.kind is bool:
             out[name] = not value
+        elif spec.choices:
+            out[name] = next(c for c in spec.choices if c != value)
         elif spec.kind is int:
             out[name] = value + 1
         else:
@@ -234,10 +236,10 @@ def test_params_file_sets_every_field_and_the_flags_override_it(env, seen_params
     path.write_text(json.dumps({"decoding": {"window_context_cells": 7, "window_context": 0.2},
                                 "divisions": {"division_min_area": 12}}))
     assert main([*_track_args(*env), "--params", str(path), "--window-context-cells", "5",
-                 "--no-divisions"]) == 0
+                 "--no-divisions", "--stain", "nuclei"]) == 0
     p = seen_params[-1]
     assert (p.window_context_cells, p.window_context, p.division_min_area) == (5, 0.2, 12)
-    assert p.detect_divisions is False and p.decode_window is True
+    assert p.detect_divisions is False and p.decode_window is True and p.stain == "nuclei"
 
 
 @pytest.mark.parametrize("text, message", [

@@ -30,7 +30,7 @@ def test_defaults_round_trip_through_the_form(qtbot):
 
 
 def test_every_field_gets_an_editor_from_its_declaration(qtbot):
-    from qtpy.QtWidgets import QCheckBox
+    from qtpy.QtWidgets import QCheckBox, QComboBox
 
     from napari_devosam.utils.params import specs
 
@@ -45,8 +45,14 @@ def test_every_field_gets_an_editor_from_its_declaration(qtbot):
         if isinstance(editor, QCheckBox):
             assert spec.kind is bool
             continue
+        if isinstance(editor, QComboBox):  # the stain
+            assert tuple(editor.itemText(i) for i in range(editor.count())) == spec.choices
+            continue
         assert editor.minimum() == spec.low, name
         assert editor.maximum() == (spec.high if spec.high is not None else spec.edit_max), name
     # a value out of the declared range cannot be typed in
+    assert form.params(detect_divisions=True).stain == "auto"
+    form.editors["stain"].setCurrentText("nuclei")
+    assert form.params(detect_divisions=True).stain == "nuclei"
     form.editors["min_iou_prev"].setValue(3)
     assert form.params(detect_divisions=True).min_iou_prev == 1.0

@@ -118,6 +118,11 @@ def test_the_detector_gets_the_runs_embedding_and_stain():
     assert len({stain for _, stain, _ in calls}) == 1  # decided once for the run
     # the cells' size is the tracked objects' (two discs of radius R): not estimated
     assert all(abs(d - 2 * R) < 2 for _, _, d in calls)
+    decided = calls[0][1]
+    given = "membrane" if decided == "nuclei" else "nuclei"
+    calls.clear()  # the run's stain when given (PropagationParams.stain, devosam track --stain)
+    _run(pixels, labels, seeds, PropagationParams(stain=given), _threshold_detector(calls))
+    assert {stain for _, stain, _ in calls} == {given}
 
 
 def test_the_default_detector_is_seeded_automatic_segmentation(monkeypatch):

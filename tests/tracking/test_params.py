@@ -135,3 +135,10 @@ def test_a_section_named_as_its_switch_is_read_as_a_section():
     assert PropagationParams.from_dict({"new_tracks": False}).new_tracks is False
     with pytest.raises(ValueError, match="belongs to the section new_tracks"):
         PropagationParams.from_dict({"track_ends": {"new_track_min_brightness": 0.7}})
+
+
+def test_the_stain_is_one_of_the_stains():
+    assert PropagationParams(stain="nuclei").stain == "nuclei"
+    assert PropagationParams().stain == "auto"
+    with pytest.raises(ValueError, match="stain"):
+        PropagationParams(stain="dapi")

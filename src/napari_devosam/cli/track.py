@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 
+from napari_devosam.automatic import STAINS
 from napari_devosam.cli import MODEL_HELP, add_precision_argument, chosen_model
 from napari_devosam.utils.text import count
 
@@ -46,6 +47,9 @@ def add_parser(subparsers) -> None:
                    help="propagation parameters from a JSON object, flat ({\"min_area\": 20}) "
                         "or by section ({\"track_ends\": {\"min_area\": 20}}); every field "
                         "of PropagationParams (docs/tracking.md); the flags below override it")
+    p.add_argument("--stain", choices=STAINS, default=None,
+                   help="the movie's stain (default: the --params file's, else auto: decided "
+                        "once from up to 9 of the planes tracked)")
     p.add_argument("--no-divisions", action="store_true", help="never split a track")
     p.add_argument("--whole-embedding", action="store_true",
                    help="decode every object on the whole image embedding (SAM's own masks; "
@@ -170,6 +174,8 @@ def _params(args):
     flags = {name: value for name, value in (("window_context", args.window_context),
                                              ("window_context_cells", args.window_context_cells))
              if value is not None}
+    if args.stain is not None:
+        flags["stain"] = args.stain
     if args.whole_embedding:
         flags["decode_window"] = False
     if args.no_divisions or args.axis != "T":

@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from napari_devosam.automatic.seeds import STAINS
 from napari_devosam.utils.params import check, from_mapping, markdown_table, param, specs
 
 # section key -> title (the docstring of PropagationParams says what each section is)
@@ -67,6 +68,12 @@ class PropagationParams:
     """
 
     # -- Prompts --------------------------------------------------------------------------
+    stain: str = _prompt(
+        "auto", "The movie's stain: membrane or nuclei, or auto (decided once for the run from "
+        "up to 9 planes it visits, automatic.stack_stain). It picks how new cells are "
+        "detected, which division evidence applies and whether masks snap to detections; "
+        "set it when the decision is wrong (an inverted image reads as membrane).",
+        choices=STAINS)
     box_margin: float = _prompt(
         0.15, "The previous mask's bounding box grows by this fraction of its size on each "
         "side (objects move and grow), plus box_margin_px pixels.",

@@ -146,6 +146,7 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
                    locked_for or (lambda p: None), existing_for or (lambda p: {}),
                    lambda plane: np.asarray(stack[plane]), PropagationResult(),
                    min(-1, *(s.track - 1 for s in seeds)))
+    ctx.stain = params.stain  # "auto": decided now for the run
     ctx.stain = run_stain(ctx, route)
     ctx.detector = _detector(sam, params, detector)
     ctx.typical_area = float(np.median([np.count_nonzero(s.mask) for s in seeds]))
