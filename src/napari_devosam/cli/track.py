@@ -214,7 +214,10 @@ def _track(args, image, request) -> int:
 
     review = count(len(review_events(result, request.axis)), 'event')
     where = f" (listed in {request.out / 'review.csv'})" if request.review else ""
-    print(f"wrote {count(len(done.tracks), 'track')}, {count(n_div, 'division')} to "
+    tracks = len({s.track for s in request.seeds or ()} | {o.track for o in result.objects})
+    pieces = ("" if len(done.tracks) == tracks else  # tracks.csv's ids against the CTC rows
+              f" ({count(len(done.tracks), 'CTC track')}: tracks with a gap are split there)")
+    print(f"wrote {count(tracks, 'track')}{pieces}, {count(n_div, 'division')} to "
           f"{request.out}; {review} to review{where}")
     _say_blank_planes(result)
     if not result.objects:
