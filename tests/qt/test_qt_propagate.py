@@ -395,3 +395,14 @@ def test_a_reopened_store_lists_its_review_events(make_napari_viewer, qtbot, sam
     panel = again.propagate_panel
     qtbot.waitUntil(lambda: len(panel.entries) == len(expected), timeout=TIMEOUT)
     assert sorted(e.text() for e in panel.entries) == sorted(expected)
+
+
+def test_a_2d_image_says_it_has_no_axis_to_propagate_along(make_napari_viewer, qtbot, data,
+                                                           sam):
+    """The panel's message is the image's, not an earlier one's (a new-user trial: a 2D
+    image kept the movie's "433 object(s) on 29 plane(s)" line)."""
+    stack, _ = data
+    viewer, w = open_annotator(make_napari_viewer, qtbot, stack[0], sam)
+    panel = w.propagate_panel
+    assert "no T or Z axis" in panel.message.text()
+    assert panel.axis_combo.count() == 0

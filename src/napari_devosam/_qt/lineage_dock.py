@@ -18,7 +18,14 @@ import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QKeySequence
-from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QGridLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from napari_devosam._qt.lineage_canvas import END_MARKS, OTHER_END, LineageCanvas
 from napari_devosam._qt.propagate_view import go_to_plane
@@ -188,8 +195,10 @@ def open_lineage_dock(w):
     w.lineage_dock = dock
     # the annotator's dock keeps the window's full height: the tree goes under the canvas only,
     # so it never pushes the Propagate panel's buttons below the fold
-    w.viewer.window._qt_window.setCorner(Qt.Corner.BottomRightCorner,
-                                         Qt.DockWidgetArea.RightDockWidgetArea)
+    # (the main window as Qt gives it: napari deprecates its private ``Window._qt_window``)
+    main = w.window()
+    if isinstance(main, QMainWindow):
+        main.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
     w.viewer.window.add_dock_widget(dock, name=DOCK_NAME, area="bottom")
     return dock
 

@@ -161,6 +161,8 @@ class PropagatePanel(QGroupBox):
             label = str(w.viewer.dims.axis_labels[offset]).lower()
             self.axis_combo.addItem("Z" if label.startswith("z") else "T", 0)
         self.axis_combo.blockSignals(False)
+        self.message.setText("" if self.lead or w.layers is None else
+                             "A 2D image has no T or Z axis to propagate along.")
         self._axis_changed()
 
     def _axis_changed(self, *_) -> None:

@@ -73,7 +73,7 @@ class PropagationParams:
         "up to 9 planes it visits, automatic.stack_stain). It picks how new cells are "
         "detected, which division evidence applies and whether masks snap to detections; "
         "set it when the decision is wrong (an inverted image reads as membrane).",
-        choices=STAINS)
+        choices=STAINS[::-1])  # auto first, as the Segment all panel lists them
     box_margin: float = _prompt(
         0.15, "The previous mask's bounding box grows by this fraction of its size on each "
         "side (objects move and grow), plus box_margin_px pixels.",
