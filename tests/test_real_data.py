@@ -12,7 +12,6 @@ benchmark, not here (tens of seconds on a busy 2-core CPU).
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import real_eval as E  # noqa: E402
 import real_sources as R  # noqa: E402
+from real_source import fetch_or_skip  # noqa: E402
 
 BUNDLED_MODEL = "embryo"
 # measured on the 2-core CPU VM (all 125 nuclei; points on every third)
@@ -40,13 +40,7 @@ WATERSHED_F1_FLOOR = 0.20  # the package's watershed: F1@0.5 0.29 (was 0: "no em
 
 def _fetch_img2d():
     """``(image, labels)`` of img2d, or one skip line for the whole module (no registry)."""
-    env = os.environ.get(R.CACHE_ENV, "").strip()
-    folder = Path(env) if env else ROOT / ".pytest_cache" / "d" / "real_sources"
-    R.PIP_TIMEOUT_S = 60
-    try:
-        return R.dsb2018(folder).planes[0]
-    except R.SourceUnavailable as exc:
-        pytest.skip(f"real data unavailable: {exc}", allow_module_level=True)
+    return fetch_or_skip(R.dsb2018, module_level=True).planes[0]
 
 
 IMG2D = _fetch_img2d()

@@ -16,7 +16,6 @@ with ``embryo`` on the 2-core VM: 6, 10, 6 (before the ridge-based membrane seed
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -27,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import real_sources as R  # noqa: E402
+from real_source import fetch_or_skip  # noqa: E402
 
 BUNDLED_MODEL = "embryo"
 PERSON_COUNTS = {0: 7, 30: 10, 60: 6}
@@ -35,13 +35,7 @@ TOLERANCE = 2
 
 def _fetch_frames():
     """``{frame: (H, W) uint8}``, or one skip line for the whole module."""
-    env = os.environ.get(R.CACHE_ENV, "").strip()
-    folder = Path(env) if env else ROOT / ".pytest_cache" / "d" / "real_sources"
-    R.PIP_TIMEOUT_S = 60
-    try:
-        movie = R.devolearn_movie("membrane", folder)
-    except R.SourceUnavailable as exc:
-        pytest.skip(f"real data unavailable: {exc}", allow_module_level=True)
+    movie = fetch_or_skip(R.devolearn_movie, "membrane", module_level=True)
     return {f: np.asarray(movie[f]) for f in PERSON_COUNTS}
 
 

@@ -12,7 +12,6 @@ untouched frame: 34 px).
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -23,19 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import real_sources as R  # noqa: E402
+from real_source import fetch_or_skip  # noqa: E402
 
 NUCLEUS_PX = (22, 45)  # frame 30's nuclei, generously
 
 
 @pytest.fixture(scope="module")
 def movie():
-    env = os.environ.get(R.CACHE_ENV, "").strip()
-    folder = Path(env) if env else ROOT / ".pytest_cache" / "d" / "real_sources"
-    R.PIP_TIMEOUT_S = 60
-    try:
-        return np.asarray(R.devolearn_movie("nuclei", folder))
-    except R.SourceUnavailable as exc:
-        pytest.skip(f"real data unavailable: {exc}")
+    return np.asarray(fetch_or_skip(R.devolearn_movie, "nuclei"))
 
 
 def _diameter(plane):

@@ -12,7 +12,6 @@ the sisters-alike and halo rules, cytoplasmic halos became two daughters and six
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import real_sources as R  # noqa: E402
+from real_source import fetch_or_skip  # noqa: E402
 
 FRAMES = 10
 TRA_FLOOR = 0.94  # measured: 0.950 (before the two rules: 0.932, 54 false cells, 2 divisions)
@@ -30,13 +30,7 @@ TRA_FLOOR = 0.94  # measured: 0.950 (before the two rules: 0.932, 54 false cells
 
 @pytest.fixture(scope="module")
 def timelapse():
-    env = os.environ.get(R.CACHE_ENV, "").strip()
-    folder = Path(env) if env else ROOT / ".pytest_cache" / "d" / "real_sources"
-    R.PIP_TIMEOUT_S = 60
-    try:
-        movie, points = R.timelapse(folder)
-    except R.SourceUnavailable as exc:
-        pytest.skip(f"real data unavailable: {exc}")
+    movie, points = fetch_or_skip(R.timelapse)
     return movie[:FRAMES], points[points[:, 1] < FRAMES]
 
 

@@ -12,7 +12,6 @@ import sys
 
 import numpy as np
 
-from napari_devosam.automatic import STAINS
 from napari_devosam.cli import MODEL_HELP, add_precision_argument, chosen_model
 from napari_devosam.utils.text import count
 
@@ -20,6 +19,8 @@ AXES = ("T", "Z")
 
 
 def add_parser(subparsers) -> None:
+    from napari_devosam.automatic.seeds import STAINS  # in the parser, as segment's
+
     p = subparsers.add_parser(
         "track",
         help="carry seed objects through time or Z with SAM; write CTC tracks + CSV",
