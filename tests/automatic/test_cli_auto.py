@@ -47,6 +47,20 @@ def test_one_plane(env, capsys, mode):
     assert f"({mode} mode)" in capsys.readouterr().out
 
 
+def test_a_stain_the_image_does_not_read_as_is_a_warning(env, capsys):
+    """make_embryo draws membranes: --stain nuclei is said on stderr, --stain membrane not."""
+    rc, _ = run(env, env["plane_path"], "--stain", "nuclei")
+    out, err = capsys.readouterr()
+    assert rc == 0
+    warned = [line for line in err.splitlines() if "warning: stain" in line]
+    assert len(warned) == 1 and "but the image reads as membrane" in warned[0]
+    assert "stain:" not in out  # said once, as a warning
+    rc, _ = run(env, env["plane_path"], "--stain", "membrane")
+    out, err = capsys.readouterr()
+    assert rc == 0 and "warning: stain" not in err
+    assert "stain: membrane (given with --stain)" in out.splitlines()
+
+
 def test_every_plane_of_a_stack_or_one(env, monkeypatch):
     seen = []
     real = core.segment_all

@@ -56,6 +56,8 @@ class OracleDecoder:
 
 @pytest.fixture
 def oracle(monkeypatch):
+    import napari_devosam.automatic.seeded  # noqa: F401  binds the real PromptDecoder first
+
     def install(truth):
         monkeypatch.setattr(decoding, "PromptDecoder", lambda sam, emb: OracleDecoder(truth))
         monkeypatch.setattr(embeddings, "embed_plane", lambda *a, **k: None)
@@ -108,6 +110,33 @@ def test_the_stain_decision_is_reported_and_given_stains_say_so(oracle, kind):
     other = "nuclei" if kind == "membrane" else "membrane"
     forced = segment_all(img, torch.nn.Identity(), stain=other)
     assert forced.stain == other and "given" in forced.stain_note
+    # the wrong stain forced is said (a new-user trial got no word of it), the right one not
+    assert forced.stain.contradicted
+    assert f"but the image reads as {kind}: " in forced.stain_note
+    assert forced.stain_note.endswith("check --stain)")
+    right = segment_all(img, torch.nn.Identity(), stain=kind)
+    assert not right.stain.contradicted
+    assert right.stain_note == f"stain: {kind} (given with --stain)"
+    lines = summary_lines({(0,): forced, (1,): right})
+    assert lines[0] == f"stain: {kind} on 1 plane, {other} on 1 plane (given with --stain)" \
+        or lines[0].endswith("(given with --stain)")
+    assert lines[1] == f"1 plane read as the other stain, e.g. {forced.stain_note}"
+
+
+def test_an_uncertain_reading_does_not_contradict_a_given_stain():
+    from napari_devosam.automatic.stain import StainDecision, given
+
+    unsure = StainDecision("nuclei", False, 0.77,
+                           "stain: nuclei (uncertain, ...; --stain to choose)")
+    assert not given("membrane", unsure).contradicted
+    sure = StainDecision("nuclei", True, 0.5, "stain: nuclei (decided from the image, ridge "
+                         "score 0.50: membranes from 0.80, nuclei up to 0.74; --stain to override)")
+    against = given("membrane", sure, "stack")
+    assert against.contradicted and against == "membrane"
+    assert against.note == ("stain: membrane (given with --stain, but the stack reads as nuclei: "
+                            "ridge score 0.50: membranes from 0.80, nuclei up to 0.74; check "
+                            "--stain)")
+    assert not given("nuclei", sure).contradicted
 
 
 def test_the_diameter_is_estimated_and_an_override_is_honoured(oracle):

@@ -70,6 +70,14 @@ def test_a_stack_run_uses_one_stain_on_every_plane(planes):
     assert lines[0] == results[(0,)].stain_note
     given = drain(iter_segment_stack(stack, sam, [(4,)], stain="membrane"))
     assert given[(4,)].stain == "membrane" and "given" in given[(4,)].stain_note
+    # checked against the stack's decision, not the plane's own (which reads as membrane)
+    assert given[(4,)].stain.contradicted
+    assert "but the stack reads as nuclei: all 5 planes: 4 nuclei, 1 membrane" in \
+        given[(4,)].stain_note
+    assert summary_lines(given) == [given[(4,)].stain_note, *summary_lines(given)[1:]]
+    right = drain(iter_segment_stack(stack, sam, [(0,), (1,)], stain="nuclei"))
+    assert not any(r.stain.contradicted for r in right.values())
+    assert summary_lines(right)[0] == "stain: nuclei on 2 planes (given with --stain)"
 
 
 @pytest.mark.parametrize("blank", ["zeros", "nan", "constant"])

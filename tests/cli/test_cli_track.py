@@ -258,3 +258,26 @@ def test_a_bad_params_file_is_one_line(env, seen_params, tmp_path, capsys, text,
     assert main([*_track_args(*env), "--params", str(path)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and seen_params == []
+
+
+def test_track_says_its_stain_and_warns_of_a_wrong_one(env, capsys):
+    """The run's stain is printed as ``devosam segment`` prints it; a ``--stain`` the movie
+    does not read as is a warning on stderr (a new-user trial forced the wrong one unwarned)."""
+    assert main(_track_args(*env)) == 0
+    out, err = capsys.readouterr()
+    assert "stain: nuclei (decided for the whole stack on all 4 planes: 4 nuclei" in out
+    assert "warning: stain" not in err
+    assert main([*_track_args(*env), "--stain", "membrane"]) == 0
+    out, err = capsys.readouterr()
+    note = ("stain: membrane (given with --stain, but the stack reads as nuclei: all 4 planes: "
+            "4 nuclei; check --stain)")
+    assert f"devosam track: warning: {note}" in err.splitlines()
+    assert "stain:" not in out  # said once
+    assert main([*_track_args(*env)]) == 0
+    lines = capsys.readouterr().out.splitlines()  # the stain before the summary, as segment
+    assert lines.index(next(x for x in lines if x.startswith("stain: "))) < \
+        lines.index(next(x for x in lines if x.startswith("wrote ")))
+    assert main([*_track_args(*env), "--stain", "nuclei"]) == 0
+    out, err = capsys.readouterr()
+    assert "stain: nuclei (given with --stain)" in out.splitlines()
+    assert "warning: stain" not in err

@@ -248,3 +248,26 @@ def test_segment_all_estimates_the_whole_work_and_a_run_records_its_time(
     assert recorded_seconds(key) is not None  # and the encoder's
     after = panel.estimate.text()
     assert after != recorded and "no embedding: every plane is in the cache" in after
+
+
+def test_a_stain_the_plane_does_not_read_as_is_a_warning(
+        make_napari_viewer, qtbot, sam, stack, tmp_path, scripted, monkeypatch):
+    import napari_devosam._qt.presentation as presentation
+    from napari_devosam.automatic.stain import StainDecision, given
+
+    said = []
+    monkeypatch.setattr(presentation, "show_warning", said.append)
+    viewer, w = open_annotator(make_napari_viewer, qtbot, stack, sam, tmp_path)
+    panel = w.segment_all_panel
+    reading = StainDecision("nuclei", True, 0.5, "stain: nuclei (decided from the image, "
+                            "ridge score 0.50; --stain to override)")
+    for stain in (given("membrane", reading), given("nuclei", reading)):
+        res = squares(stack.shape[-2:], [(5, 5)])
+        res.stain, res.stain_note = stain, stain.note
+        scripted.append(res)
+        panel.run(all_planes=False)
+        qtbot.waitUntil(lambda: not panel.busy, timeout=TIMEOUT)
+    note = ("stain: membrane (given with the stain box, but the image reads as nuclei: ridge "
+            "score 0.50; check the stain box)")
+    assert said == [note]  # the first run only: the second's stain is the one read
+    assert "stain: nuclei (given with the stain box)" in panel.message.text()

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.gui
 
 import segment_anything  # noqa: E402, F401 - before any viewer: see napari_devosam._qt
 
+import napari_devosam._qt.presentation as presentation  # noqa: E402
 import napari_devosam._qt.propagate_export as export_module  # noqa: E402
 import napari_devosam._qt.propagate_form as form_module  # noqa: E402
 import napari_devosam._qt.propagate_panel as panel_module  # noqa: E402
@@ -42,7 +43,7 @@ def data():
 @pytest.fixture
 def messages(monkeypatch):
     said = []
-    for module in (panel_module, form_module, export_module):
+    for module in (panel_module, form_module, export_module, presentation):
         for name in ("show_info", "show_warning", "show_error"):
             if hasattr(module, name):
                 monkeypatch.setattr(module, name, said.append)
@@ -196,6 +197,26 @@ def test_cancel_leaves_the_store_unchanged(qtbot, annotated, monkeypatch):
     assert "cancelled" in panel.message.text()
     assert np.array_equal(w.store.labels, before) and w.store.objects == objects
     assert not w.store.can_redo and panel.entries == []
+
+
+def test_the_run_says_its_stain_and_warns_of_a_wrong_one(qtbot, annotated, messages):
+    """The finished run's message names the stain used and why; a stain chosen in the Stain
+    box that the movie does not read as (the phantom draws nuclei) is also a warning."""
+    viewer, w, seeds = annotated
+    panel = w.propagate_panel
+    assert panel.run()
+    finish(qtbot, w)
+    assert "stain: nuclei (decided for the whole stack" in panel.message.text()
+    assert "the Stain box to override" in panel.message.text() and not messages
+    w.undo()
+    finish(qtbot, w)
+    panel.form.set_values({"stain": "membrane"})
+    assert panel.run()
+    finish(qtbot, w)
+    note = ("stain: membrane (given with the Stain box, but the stack reads as nuclei: all 4 "
+            "planes: 4 nuclei; check the Stain box)")
+    assert panel.message.text().endswith(note)
+    assert messages == [note]
 
 
 def test_errors_are_notifications(qtbot, annotated, messages):

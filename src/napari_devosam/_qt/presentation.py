@@ -8,6 +8,10 @@ than the screen; its bottom buttons stay reachable by scrolling.
 its main actions fit a 1600 x 1000 screen; ``fill_screen(viewer)``: the window takes the
 screen's available area.
 
+``stain_text(decision, box)``: a run's stain note written for the form (``--stain`` becomes
+the form's box); a stain given against what the image reads as (``stain.given``) is also
+shown as a warning notification, not only in the panel's message line.
+
 ``error_text(exc, what)``: a napari notification shows its first line only until expanded,
 so the first line says what to do *in the widget*; the core's message (written for the API
 and the CLI) follows as details.
@@ -15,6 +19,7 @@ and the CLI) follows as details.
 
 from __future__ import annotations
 
+from napari.utils.notifications import show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFrame, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
@@ -109,3 +114,14 @@ def error_text(exc: BaseException, what: str) -> str:
                 f"the Model panel's checkpoint field, or choose the bundled model "
                 f"{BUNDLED_MODEL}, which needs no download.\nDetails: {original}")
     return f"{what[:1].upper()}{what[1:]} failed: {original}"
+
+
+def stain_text(decision, box: str) -> str:
+    """``decision``'s note (a ``stain.StainDecision``; "" for None) with ``--stain`` named as
+    the form's ``box``; a contradicted given stain is also a warning notification."""
+    if decision is None:
+        return ""
+    text = decision.note.replace("--stain", box)
+    if getattr(decision, "contradicted", False):
+        show_warning(text)
+    return text

@@ -42,6 +42,7 @@ from qtpy.QtWidgets import (
 
 from napari_devosam._qt.estimates import PropagateRange, RunTiming
 from napari_devosam._qt.lineage_model import LineageModel
+from napari_devosam._qt.presentation import stain_text
 from napari_devosam._qt.propagate_export import export_tracks, nothing_added, replace_confirmed
 from napari_devosam._qt.propagate_form import ParamsForm, tracking_request
 from napari_devosam._qt.propagate_import import add_track_tools
@@ -327,9 +328,10 @@ class PropagatePanel(QGroupBox):
         events = run_events(plan, ids, axis)
         made = sum(1 for i in ids if i)
         undo = "one Undo removes the run" if stepped else "nothing changed: no Undo step"
+        stain = "; " + stain_text(res.stain, "the Stain box") if res.stain is not None else ""
         self.message.setText(
             f"{made} object(s) on {len({o.plane for o in res.objects})} plane(s), "
-            f"{len(res.divisions)} division(s), {len(events)} to review ({undo})")
+            f"{len(res.divisions)} division(s), {len(events)} to review ({undo}){stain}")
         self._line = (plane, axis)
         self.review_list.set_events(events)
         self._idle()

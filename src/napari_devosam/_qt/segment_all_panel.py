@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
     QPushButton,
 )
 
+from napari_devosam._qt.presentation import stain_text
 from napari_devosam._qt.workers import create_job
 from napari_devosam.automatic.limits import MAX_PIXELS
 from napari_devosam.utils.text import count
@@ -207,6 +208,8 @@ class SegmentAllPanel(QGroupBox):
 
         used = [line.replace("--stain", "the stain box").replace("--diameter", "the diameter box")
                 for line in summary_lines(results)]
+        against = [r.stain for r in results.values() if getattr(r.stain, "contradicted", 0)]
+        stain_text(against[0] if against else None, "the stain box")  # a warning: say it
         self.message.setText("; ".join([run.text(), *used, *notes[:3]]))
 
     def undo_replace(self) -> bool:

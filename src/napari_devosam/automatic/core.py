@@ -292,14 +292,9 @@ def iter_segment_stack(stack, model, planes=None, *, neighbour: bool = True, **k
     total = len(planes)
     results: dict[tuple, AutoResult] = {}
     yield 0, total
-    if kwargs.get("stain", "auto") == "auto" and len(every) > 1 and total:
-        from napari_devosam.automatic.stack_stain import stack_stain
-
-        area = kwargs.get("min_area")
-        decision = stack_stain(lambda i: np.asarray(stack[i]), every,
-                               MIN_AREA if area is None else area)
-        if decision is not None:
-            kwargs["stain"] = decision
+    if len(every) > 1 and total:
+        kwargs["stain"] = _stack_stain(stack, every, kwargs.get("stain", "auto"),
+                                       kwargs.get("min_area"))
     for done, index in enumerate(planes, start=1):
         prev = results.get(neighbour_index(index)) if neighbour else None
         previous_labels = prev.labels if prev is not None and prev.n_objects else None
@@ -308,6 +303,22 @@ def iter_segment_stack(stack, model, planes=None, *, neighbour: bool = True, **k
         results[index].saturated = saturation(plane, results[index].labels)
         yield done, total
     return results
+
+
+def _stack_stain(stack, every: list, stain: str, area: int | None) -> str:
+    """The stain every plane of a stack uses: ``stack_stain``'s decision for "auto" ("auto"
+    when no sampled plane has an embryo), or the given stain, its note saying when the
+    stack reads as the other one (``stain.given``)."""
+    from napari_devosam.automatic.stack_stain import stack_stain
+    from napari_devosam.automatic.stain import StainDecision, given
+
+    if isinstance(stain, StainDecision):
+        return stain
+    decision = stack_stain(lambda i: np.asarray(stack[i]), every,
+                           MIN_AREA if area is None else area)
+    if stain == "auto":
+        return stain if decision is None else decision
+    return given(stain, decision, "stack")
 
 
 SATURATED = 0.2  # objects' pixels at the dtype's largest value from which a run says so
@@ -346,6 +357,10 @@ def summary_lines(results: dict) -> list[str]:
         unsure = [r.stain_note for r in done if r.stain_note and "uncertain" in r.stain_note]
         if unsure:
             lines.append(f"{count(len(unsure), 'plane')} uncertain, e.g. {unsure[0]}")
+        against = [r.stain_note for r in done if getattr(r.stain, "contradicted", False)]
+        if against:
+            lines.append(f"{count(len(against), 'plane')} read as the other stain, e.g. "
+                         f"{against[0]}")
     sized = [r for r in done if r.diameter is not None]
     if len(sized) == 1:
         lines.append(sized[0].size_note)

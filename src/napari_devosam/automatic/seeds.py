@@ -247,15 +247,14 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
         embryo = np.ones(smooth.shape, dtype=bool)  # its extent is unknown: the plane
         sparse = True
         region = ndimage.binary_dilation(ndimage.binary_fill_holes(signal), iterations=3)
-    if stain == "auto":
-        stain = decide_stain(smooth, region if region.any() else embryo, t_high, min_area,
-                             dark_lines=not sparse)  # separate objects: no gaps between
+    if not isinstance(stain, StainDecision):  # a stack's decision keeps its own note
+        reading = decide_stain(smooth, region if region.any() else embryo, t_high, min_area,
+                               dark_lines=not sparse)  # separate objects: no gaps between
         if sparse:
             from napari_devosam.automatic.stain import separate_objects_rule
 
-            stain = separate_objects_rule(stain, signal)
-    elif not isinstance(stain, StainDecision):  # a stack's decision keeps its own note
-        stain = given(stain)
+            reading = separate_objects_rule(reading, signal)
+        stain = reading if stain == "auto" else given(stain, reading)
     if stain == "nuclei" and not sparse:
         embryo = with_bright_parts(embryo, smooth, t_low, t_high, min_area, filled)
     quantum = 1.0 if np.issubdtype(np.asarray(plane).dtype, np.integer) else 0.0

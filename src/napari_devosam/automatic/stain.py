@@ -75,20 +75,46 @@ class StainDecision(str):
     decided: bool
     score: float
     note: str
+    contradicted: bool = False  # given with --stain against a decided reading (``given``)
 
     def __new__(cls, stain: str, decided: bool, score: float, note: str):
         obj = super().__new__(cls, stain)
         obj.decided, obj.score, obj.note = decided, float(score), note
         return obj
 
+    def __getnewargs__(self):  # pickles (dask workers return results): __dict__ follows
+        return str(self), self.decided, self.score, self.note
+
     @property
     def stain(self) -> str:
         return str(self)
 
 
-def given(stain: str) -> StainDecision:
-    """The decision for a stain the caller chose."""
-    return StainDecision(stain, True, float("nan"), f"stain: {stain} (given with --stain)")
+def given(stain: str, reading: StainDecision | None = None, what: str = "image"
+          ) -> StainDecision:
+    """The decision for a stain the caller chose. ``reading``: what the ``what`` ("image",
+    or "stack") reads as by itself; when it was decided and names the other stain, the note
+    says so and ``contradicted`` is True, so that a wrong ``--stain`` does not pass unsaid
+    (a new-user trial forced the wrong stain on a real movie and got no word of it). An
+    uncertain reading says nothing: the user's choice is what the ``--stain`` is for."""
+    note = f"stain: {stain} (given with --stain)"
+    against = reading is not None and reading.decided and str(reading) != stain
+    if against:
+        note = (f"stain: {stain} (given with --stain, but the {what} reads as {reading}: "
+                f"{_reason(reading.note)}; check --stain)")
+    decision = StainDecision(stain, True, float("nan"), note)
+    decision.contradicted = bool(against)
+    return decision
+
+
+def _reason(note: str) -> str:
+    """The why of a decision's ``note``: ``"stain: nuclei (decided ..., score 0.62; --stain to
+    override)"`` -> ``"decided ..., score 0.62"``."""
+    inner = note.split("(", 1)[-1].rsplit(")", 1)[0].rsplit("; --stain", 1)[0]
+    for lead in ("decided from the image: ", "decided from the image, ",
+                 "decided for the whole stack on "):
+        inner = inner.removeprefix(lead)
+    return inner
 
 
 def bright_width(smooth: np.ndarray, region: np.ndarray, max_px: int = MAX_WIDTH_PX) -> int:

@@ -105,8 +105,12 @@ def run_auto(args) -> int:
                   file=sys.stderr)
     from napari_devosam.automatic.core import summary_lines
 
+    against = [r.stain.note for r in results.values() if getattr(r.stain, "contradicted", 0)]
     for line in summary_lines(results):
-        print(line)
+        if line not in against[:1]:  # said once, as a warning
+            print(line)
+    if against:
+        print(f"devosam segment: warning: {against[0]}", file=sys.stderr)
     write_tiff(args.out, out.astype(label_dtype(out), copy=False))
     n = sum(r.n_objects for r in results.values())
     print(f"wrote {count(n, 'object')} on {count(len(results), 'plane')} to {args.out} "

@@ -218,6 +218,7 @@ def _track(args, image, request) -> int:
     tracks = len({s.track for s in request.seeds or ()} | {o.track for o in result.objects})
     pieces = ("" if len(done.tracks) == tracks else  # tracks.csv's ids against the CTC rows
               f" ({count(len(done.tracks), 'CTC track')}: tracks with a gap are split there)")
+    _say_stain(result.stain)
     print(f"wrote {count(tracks, 'track')}{pieces}, {count(n_div, 'division')} to "
           f"{request.out}; {review} to review{where}")
     _say_blank_planes(result)
@@ -225,6 +226,15 @@ def _track(args, image, request) -> int:
         print("devosam track: warning: no object could be followed beyond the seed plane",
               file=sys.stderr)
     return 0
+
+
+def _say_stain(stain) -> None:
+    """The run's stain and why, before the summary (as ``devosam segment`` says it); a
+    warning on stderr instead when ``--stain`` names the stain the movie does not read as."""
+    if stain is not None and stain.contradicted:
+        print(f"devosam track: warning: {stain.note}", file=sys.stderr)
+    elif stain is not None:
+        print(stain.note)
 
 
 def _say_blank_planes(result) -> None:

@@ -141,7 +141,8 @@ class PropagationResult:
     ``{track: (plane where it stopped, reason)}``; ``divisions``: ``(mother, plane, daughter,
     daughter)`` tuples; ``started``: ``(track, plane)`` of every new track that automatic
     segmentation found (``tracking.new_cells``; no mother); ``cancelled``: the run stopped
-    early (then ``objects`` are partial).
+    early (then ``objects`` are partial); ``stain``: the run's ``stain.StainDecision`` (its
+    ``note`` says which and why in one line; None when no visited plane showed an embryo).
     """
 
     objects: list[TrackedObject] = field(default_factory=list)
@@ -150,6 +151,7 @@ class PropagationResult:
     divisions: list[tuple[int, Plane, int, int]] = field(default_factory=list)
     started: list[tuple[int, Plane]] = field(default_factory=list)
     cancelled: bool = False
+    stain: str | None = None
 
 
 # -- the division rule: one home for the lineage, exports, imports and the review list ------

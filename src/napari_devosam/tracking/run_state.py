@@ -84,13 +84,20 @@ class RunContext:
 def run_stain(ctx: RunContext, route) -> str:
     """The run's stain: one for the planes ``route`` visits (a ``route.Route``; one
     time-lapse, one stain), decided on a sample of them (``automatic.stack_stain``); "auto"
-    when none has an embryo (the first plane analysed with one decides then)."""
+    when none has an embryo (the first plane analysed with one decides then). A given
+    stain (``params.stain``) is kept, checked against the same decision (``stain.given``).
+    The decision is also the result's ``stain``."""
     from napari_devosam.automatic.stack_stain import stack_stain
+    from napari_devosam.automatic.stain import StainDecision, given
 
-    if ctx.stain != "auto":
-        return ctx.stain
-    visits = [route.start, *route.planes]
-    decision = stack_stain(ctx.pixels, visits, ctx.params.division_min_area)
+    if not isinstance(ctx.stain, StainDecision):
+        visits = [route.start, *route.planes]
+        decision = stack_stain(ctx.pixels, visits, ctx.params.division_min_area)
+        if ctx.stain != "auto":  # checked: the note says when the movie reads as the other
+            decision = given(ctx.stain, decision, "stack")
+    else:
+        decision = ctx.stain
+    ctx.result.stain = decision
     return "auto" if decision is None else decision
 
 

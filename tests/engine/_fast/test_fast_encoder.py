@@ -5,6 +5,7 @@ from functools import partial
 import pytest
 import torch
 
+from napari_devosam.engine._fast import encoder as fast
 from napari_devosam.engine._fast.encoder import fused_attention
 
 
@@ -46,6 +47,28 @@ def test_encode_equals_the_stock_encoder(use_rel_pos, window_size):
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     assert all("forward" not in blk.attn.__dict__ for blk in enc.blocks)  # restored
     torch.testing.assert_close(enc(x), want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 3 * 64 * 7])  # one band; 7 queries a band, 64 = 9*7+1
+def test_global_blocks_in_bands_equal_the_stock_encoder(monkeypatch, chunk):
+    """The CPU path for global blocks (scores formed a band of queries at a time) is taken
+    from ``EXPLICIT_FROM`` tokens: lowered here so that the small encoder's 64 take it."""
+    enc = _encoder(window_size=3)
+    x = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(2))
+    called = []
+    banded = fast._banded
+    monkeypatch.setattr(fast, "_banded", lambda *a: called.append(a[1].shape) or banded(*a))
+    with torch.inference_mode():
+        want = enc(x)
+        with fused_attention(enc):
+            with_sdpa = enc(x)
+            assert not called  # 64 tokens: below the default threshold
+            monkeypatch.setattr(fast, "EXPLICIT_FROM", 64)
+            monkeypatch.setattr(fast, "CHUNK", chunk)
+            got = enc(x)
+    assert called == [(1, 3, 64, 16)]  # the global block only
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(with_sdpa, want, rtol=1e-4, atol=1e-5)
 
 
 def test_relative_positions_matter_in_the_comparison():

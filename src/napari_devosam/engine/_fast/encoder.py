@@ -15,6 +15,13 @@ the same width (the fused kernels want one head size; padded to a multiple of 8 
 
 Measured on this project's 2-core CPU, vit_b, one 1024 x 1024 input: 14.3-16.7 s -> 8.4-8.6 s,
 peak RSS 3.6 -> 1.5 GiB, features equal to the stock encoder's to ~1e-6 relative.
+
+The widening costs FLOPs: a head of 24 channels over a 32 x 32 grid becomes 88 wide. On a CPU,
+global blocks (``EXPLICIT_FROM`` tokens or more) therefore form the scores explicitly, a band of
+queries at a time (``_banded``): the bias of a band is ``CHUNK`` floats at most, so memory stays
+bounded as with SDPA. One torch thread, same run (benchmarks/bench_views.py's CPU): a global
+block of the bundled models 11.3 -> 9.7 ms, of vit_b 1.06 -> 0.73 s; windowed blocks stay on
+SDPA, which is faster there (window 8: 1.4 against 1.8 ms; vit_b's 14: 78 against 98 ms).
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+
+EXPLICIT_FROM = 512  # tokens: a CPU attention over at least this many forms scores in bands
+CHUNK = 1 << 20  # floats of scores (and bias) in one band of ``_banded``
 
 
 @contextmanager
@@ -65,6 +75,8 @@ def attention(attn, x: torch.Tensor) -> torch.Tensor:
     d = q.shape[-1]
     if not attn.use_rel_pos:
         out = F.scaled_dot_product_attention(q, k, v, scale=attn.scale)
+    elif x.device.type == "cpu" and h * w >= EXPLICIT_FROM:
+        out = _banded(attn, q, k, v, h, w)
     else:
         q, k, v = _fold_rel_pos(attn, q, k, v, h, w)
         out = F.scaled_dot_product_attention(q, k, v, scale=1.0)[..., :d]
@@ -91,3 +103,30 @@ def _fold_rel_pos(attn, q, k, v, h: int, w: int):
     qa = torch.cat([q * attn.scale, rel_h, rel_w], dim=-1)
     ka = torch.cat([k, onehot.expand(b, heads, n, h + w)], dim=-1)
     return F.pad(qa, (0, pad)), F.pad(ka, (0, pad)), F.pad(v, (0, width + pad - d))
+
+
+def _banded(attn, q, k, v, h: int, w: int) -> torch.Tensor:
+    """Attention with the decomposed relative-position bias, the scores formed explicitly for
+    a band of queries at a time (at most ``CHUNK`` floats): ``softmax(q.k * scale + rel_h +
+    rel_w) v`` as ``segment_anything``'s ``Attention``. Shapes ``(B, heads, h*w, d)`` in and
+    out."""
+    from segment_anything.modeling.image_encoder import get_rel_pos
+
+    b, heads, n, d = q.shape
+    bh = b * heads
+    rh = get_rel_pos(h, h, attn.rel_pos_h).to(q.dtype)
+    rw = get_rel_pos(w, w, attn.rel_pos_w).to(q.dtype)
+    qg = q.reshape(bh, h, w, d)
+    rel_h = torch.einsum("bhwc,hkc->bhwk", qg, rh).reshape(bh, n, h, 1)
+    rel_w = torch.einsum("bhwc,wkc->bhwk", qg, rw).reshape(bh, n, 1, w)
+    qs = q.reshape(bh, n, d) * attn.scale
+    kt = k.reshape(bh, n, d).transpose(1, 2)
+    vv = v.reshape(bh, n, d)
+    out = torch.empty_like(qs)
+    band = max(1, CHUNK // (bh * n))
+    for start in range(0, n, band):
+        rows = slice(start, start + band)
+        bias = (rel_h[:, rows] + rel_w[:, rows]).reshape(bh, -1, n)
+        scores = torch.baddbmm(bias, qs[:, rows], kt)
+        out[:, rows] = torch.bmm(scores.softmax(dim=-1), vv)
+    return out.reshape(b, heads, n, d)
