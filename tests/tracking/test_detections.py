@@ -65,6 +65,28 @@ def test_snap_takes_the_detections_mask_and_keeps_locked_and_taken_pixels_out():
     assert np.array_equal(out[2][0][0].full(), _box(shape, 15, 22, 5, 15))  # less taken
 
 
+def test_a_part_under_another_tracks_detection_is_no_object():
+    """An unmatched part whose every pixel went to another track's detection has nothing
+    left: it is dropped (it was kept whole, hidden under the other in the written labels:
+    a daughter track without pixels and a division with one daughter, trial 16)."""
+    shape = (40, 60)
+    labels = np.zeros(shape, np.int32)
+    labels[5:20, 5:20] = 1
+    matched = Crop.from_mask(_box(shape, 5, 20, 5, 20))
+    inside = Crop.from_mask(_box(shape, 8, 14, 8, 14))  # a daughter inside the detection
+    beside = Crop.from_mask(_box(shape, 25, 35, 5, 15))  # its sister, on no detection
+    p = PropagationParams()
+    out = snap_parts([[matched], [inside, beside]], labels, None, None, p)
+    parts, keep_logits, hit = out[1]
+    assert [c.area for c in parts] == [100] and not hit and not keep_logits  # no division
+    assert np.array_equal(parts[0].full(), beside.full())
+    out = snap_parts([[matched], [inside]], labels, None, None, p)
+    assert out[1] == ([], False, False)  # the track has nothing on this plane
+    from napari_devosam.tracking.divisions.steps import end_reason
+
+    assert end_reason(out[1][0], 36, inside, p)[0] == "vanished"
+
+
 def test_two_daughters_stand_only_when_each_matches_a_detection():
     shape = (40, 60)
     labels = np.zeros(shape, np.int32)

@@ -112,12 +112,14 @@ def residual_seeds(a: PlaneAnalysis, covered: np.ndarray, diameter: float) -> Se
     ``diameter``: the nuclei's diameter in pixels. Points and boxes in ``(row, col)``."""
     from skimage.feature import peak_local_max
 
+    from napari_devosam.automatic.pedestal import floor_free
+
     d = float(diameter)
     if a.smooth is None or a.t_low is None or d <= 0:
         return Seeds()
     sigma = d / (2 * np.sqrt(2))
     free = ~ndimage.binary_dilation(covered, iterations=max(1, int(round(COVER_GAP * d))))
-    response = -sigma * sigma * ndimage.gaussian_laplace(a.smooth.astype(np.float64), sigma)
+    response = -sigma * sigma * ndimage.gaussian_laplace(floor_free(a.smooth), sigma)
     allowed = free & (a.embryo if a.embryo is not None else True)
     bg, noise = background(a.smooth, a.t_low)
     noise = max(noise, QUANTUM_NOISE * a.quantum)

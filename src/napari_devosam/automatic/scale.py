@@ -63,7 +63,9 @@ def blob_scale(image: np.ndarray, region: np.ndarray, dark: bool = False) -> flo
     docstring; None when there is no blob."""
     if not region.any():
         return None
-    img, mask, f = _downsample(np.asarray(image, dtype=np.float64), region)
+    from napari_devosam.automatic.pedestal import floor_free
+
+    img, mask, f = _downsample(floor_free(image), region)
     sign = 1.0 if dark else -1.0
     sigmas = 1.25 ** np.arange(0, 40)
     sigmas = sigmas[sigmas <= max(1.0, min(img.shape) / 6)]

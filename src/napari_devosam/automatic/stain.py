@@ -168,7 +168,9 @@ def _hessian_l1(smooth: np.ndarray, sigma: float) -> np.ndarray:
     """The most negative Hessian eigenvalue ``l1`` ``(H, W)`` of ``smooth`` at ``sigma``."""
     from skimage.feature import hessian_matrix, hessian_matrix_eigvals
 
-    h = hessian_matrix(smooth, sigma=max(sigma, 1.0), order="rc",
+    from napari_devosam.automatic.pedestal import floor_free
+
+    h = hessian_matrix(floor_free(smooth), sigma=max(sigma, 1.0), order="rc",
                        use_gaussian_derivatives=False)
     return hessian_matrix_eigvals(h)[1]
 
@@ -207,7 +209,9 @@ def ridge_score(smooth: np.ndarray, region: np.ndarray, sigma: float) -> float:
     curvature at all."""
     from skimage.feature import hessian_matrix, hessian_matrix_eigvals
 
-    h = hessian_matrix(smooth, sigma=max(sigma, 1.0), order="rc",
+    from napari_devosam.automatic.pedestal import floor_free
+
+    h = hessian_matrix(floor_free(smooth), sigma=max(sigma, 1.0), order="rc",
                        use_gaussian_derivatives=False)
     ev = hessian_matrix_eigvals(h)  # ev[0] >= ev[1]
     l1, l2 = ev[1], ev[0]

@@ -188,7 +188,11 @@ def snap_parts(parts: list[list[Crop]], labels: np.ndarray, locked: np.ndarray |
     vanished or drifted; on the DevoLearn nuclear movie, matching again only the tracks the
     end checks would end kept 12 fewer tracks over all frames 30-36). A detection more than
     ``p.snap_max_growth`` times the track's previous mask is matched in neither round. An
-    unmatched part loses the pixels snapped to others (unless that empties it). Returns
+    unmatched part loses the pixels snapped to others; one left with none is no object (a
+    daughter: no division; the only part: the track has nothing there, ``end_reason``'s
+    "vanished"). It was kept whole before, under another track's mask, and hidden there in
+    the written labels: a new-user trial found a daughter track with no pixels in
+    tracks.csv and a division with one daughter (the DevoLearn nuclear movie). Returns
     ``{i: (new parts, keep SAM's logits, matched)}`` for the tracks that changed; the logits
     are kept only when the mask barely changed (IoU 0.9); ``matched``: the parts are
     detections. ``only``: the tracks that may change (None: all); every part takes part in
@@ -214,9 +218,8 @@ def snap_parts(parts: list[list[Crop]], labels: np.ndarray, locked: np.ndarray |
             out[i] = (crops, keep, True)
         elif taken.any() and group:
             rest = [Crop.from_mask(c.full() & ~taken) for c in group]
-            if all(c.area for c in rest) and any(
-                    r.area < c.area for r, c in zip(rest, group, strict=True)):
-                out[i] = (rest, False, False)
+            if any(r.area < c.area for r, c in zip(rest, group, strict=True)):
+                out[i] = ([r for r in rest if r.area], False, False)
     return out
 
 
