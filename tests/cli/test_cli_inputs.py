@@ -108,13 +108,25 @@ def test_track_and_export_read_every_stack_format(files, capsys):
         out = files["tmp"] / f"bundle-{name}"
         assert main(["export", str(path), "--labels", str(files["tmp"] / "labels.tif"),
                      "--out", str(out)]) == 1  # no labels file yet: the image was read first
-        assert "no image file at" in _one_line_error(capsys, "export")
+        assert "--labels: no image file at" in _one_line_error(capsys, "export")
         tifffile.imwrite(files["tmp"] / "labels.tif",
                          np.stack([np.asarray(tifffile.imread(files["seeds"]))] * 4),
                          photometric="minisblack")
         assert main(["export", str(path), "--labels", str(files["tmp"] / "labels.tif"),
                      "--out", str(out), "--json"]) == 0, name
         (files["tmp"] / "labels.tif").unlink()
+
+
+def test_a_missing_or_unreadable_option_file_names_its_option(files, capsys):
+    """Trial 16: a missing --seed-labels file read "no image file at nope.tif", as a
+    missing movie does."""
+    stack = str(files["stacks"][next(iter(files["stacks"]))])
+    for bad, said in [(files["tmp"] / "nope.tif", "--seed-labels: no image file at"),
+                      (files["tmp"] / "junk.tif", "--seed-labels: cannot read")]:
+        if bad.name == "junk.tif":
+            bad.write_text("not an image")
+        assert main(_argv("track", stack, files["tmp"], str(bad))) == 1
+        assert said in _one_line_error(capsys, "track")
 
 
 @pytest.mark.parametrize("command", ONE_FILE_COMMANDS)

@@ -92,6 +92,21 @@ def test_unknown_layout_is_named(tmp_path):
         load_model(tmp_path / "x.pt", "cpu", builder=tiny_sam)
 
 
+def test_a_decoder_file_given_as_the_model_says_to_give_it_as_the_decoder(tmp_path):
+    """A fine-tuned decoder passed as the model (trial 16: ``devosam eval --model
+    ft_dec.safetensors``) is named as what it is, with where it goes."""
+    from napari_devosam.models.decoder_files import save_decoder
+
+    path = tmp_path / "ft_dec.safetensors"
+    save_decoder(tiny_sam(seed=5), path)
+    with pytest.raises(ValueError, match=r"holds a mask decoder only .*--decoder FILE"):
+        load_model(path, "cpu", builder=tiny_sam)
+    torch.save({"model": {f"mask_decoder.{k}": v for k, v in
+                          tiny_sam(seed=5).mask_decoder.state_dict().items()}}, tmp_path / "d.pt")
+    with pytest.raises(ValueError, match="holds a mask decoder only"):
+        load_model(tmp_path / "d.pt", "cpu", builder=tiny_sam)
+
+
 def test_safetensors_checkpoint(tmp_path):
     save_file(tiny_sam(seed=3).state_dict(), str(tmp_path / "w.safetensors"))
     sam = load_model(str(tmp_path / "w.safetensors"), "cpu", builder=tiny_sam)

@@ -39,7 +39,8 @@ def test_oracle_follows_cells_and_finds_divisions(movie):
     _, labels, parents = movie
     seeds = _seeds(labels)
     result, progress, _ = _run(labels, seeds)
-    assert [p.done for p in progress] == list(range(1, 12))
+    assert [p.done for p in progress] == list(range(0, 12))  # 0: the setup is over
+    assert progress[0].plane == (0,) and progress[0].active == len(seeds)
     lab, par = result_labels(seeds, result, 12, 0, labels.shape[-2:])
     # until the first division every cell keeps its id and its exact mask
     assert np.array_equal(lab[:4], labels[:4])
@@ -61,7 +62,8 @@ def test_decodes_all_objects_of_a_plane_in_one_batch(movie):
 def test_backward_and_both_directions(movie):
     _, labels, _ = movie
     result, progress, _ = _run(labels, _seeds(labels, (3,)), direction="both")
-    planes = [p.plane for p in progress]
+    planes = [p.plane for p in progress if p.done]  # done 0: the setup, on the seeds' plane
+    assert progress[0].done == 0 and progress[0].plane == (3,)
     assert planes[:8] == [(i,) for i in range(4, 12)] and planes[8:] == [(2,), (1,), (0,)]
     back = [o for o in result.objects if o.plane[0] < 3]
     assert back and not any(o.division for o in back)  # no divisions backwards
@@ -98,6 +100,8 @@ def test_cancel_at_any_yield(movie):
     oracle = OracleDecoder(labels)
     gen = propagate(None, labels, _seeds(labels), decoder=oracle,
                     embedding_for=oracle.embedding_for)
+    assert next(gen).done == 0  # the setup is over: nothing decoded yet
+    assert not oracle.calls
     next(gen)
     gen.close()  # no exception, nothing left running
     assert len(oracle.calls) == 1

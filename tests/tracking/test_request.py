@@ -68,7 +68,7 @@ def test_run_tracking_writes_the_result_folder(movie, tmp_path):
         except StopIteration as stop:
             done = stop.value
             break
-    assert [p.plane for p in progress] == request.route.planes
+    assert [p.plane for p in progress if p.done] == request.route.planes
     assert done.result.objects and done.tracks
     out = tmp_path / "out"
     masks = sorted(p.name for p in out.glob("mask*.tif"))
@@ -79,7 +79,8 @@ def test_run_tracking_writes_the_result_folder(movie, tmp_path):
     with (out / "review.csv").open() as f:
         assert next(csv.reader(f)) == ["frame", "track_id", "ctc_label", "reason", "confidence"]
     quiet = TrackingRequest.from_labels(labels[0], stack.shape, (0,), review=False)
-    rows = quiet.write(done.result, tmp_path / "quiet")
+    rows, csv_rows = quiet.write(done.result, tmp_path / "quiet")
+    assert csv_rows == done.csv_rows
     assert rows == done.tracks and not (tmp_path / "quiet" / "review.csv").exists()
 
 

@@ -49,9 +49,9 @@ def test_one_event_per_division_end_and_run_of_doubtful_frames():
     assert (low.frame, low.confidence, low.reason) == (3, 0.4, "low confidence on frames 2..4")
     ends = {e.track: e.reason for e in events if e.kind == "track end"}
     # shown on the last object's frame; the frame where it was lost is named
-    assert ends == {2: "track ends on frame 3: lost",
-                    3: "track ends on frame 2: left the image, after found again from a stain "
-                       "seed on frame 1 (its mask had failed)"}
+    assert ends == {2: "track ends, lost on frame 3: lost",
+                    3: "track ends, lost on frame 2: left the image, after found again from "
+                       "a stain seed on frame 1 (its mask had failed)"}
 
 
 def test_sorted_by_confidence_and_grouped_with_counts():
@@ -141,7 +141,7 @@ def test_doubtful_stretches_with_short_gaps_are_one_event_and_fold_into_an_end()
     low = sorted(e.reason for e in events if e.kind == "low confidence")
     assert low == ["low confidence on frame 9", "low confidence on frames 2..5"]
     [end] = [e for e in events if e.kind == "track end"]
-    assert end.track == 2 and end.reason == ("track ends on frame 9: IoU with previous 0.2, "
+    assert end.track == 2 and end.reason == ("track ends, lost on frame 9: IoU with previous 0.2, "
                                              "after low confidence on frames 6..8")
     assert end.confidence == 0.4 and len(events) == 4
 
@@ -163,7 +163,7 @@ def test_a_track_that_ends_right_after_its_seed_names_the_frame():
     r = PropagationResult()
     r.ended = {4: ((1,), "no stain under the mask (3%, was 100%)")}  # only its seed, frame 0
     [end] = review_events(r)
-    assert end.reason == "track ends on frame 1: no stain under the mask (3%, was 100%)"
+    assert end.reason == "track ends, lost on frame 1: no stain under the mask (3%, was 100%)"
 
 
 def test_review_csv_names_the_ctc_label_a_split_track_has_on_its_frame(tmp_path):

@@ -150,3 +150,41 @@ def test_a_new_result_leaves_no_file_of_the_earlier_one(tmp_path):
     (tmp_path / "tracks.geff" / "zarr.json").write_text("{}")
     export.write_track_results(tmp_path, labels, {})
     assert not (tmp_path / "review.csv").exists() and not (tmp_path / "tracks.geff").exists()
+
+
+def test_a_hidden_object_leaves_no_track_review_row_or_division_behind(tmp_path):
+    """An object wholly under another of its plane has no pixels in the written labels: its
+    track, its review events and its division are not counted or listed (trial 16: a daughter
+    with no rows in tracks.csv, listed in review.csv, its mother counted as dividing)."""
+    from napari_devosam.tracking.records import (
+        Crop,
+        PropagationResult,
+        ReviewItem,
+        Seed,
+        TrackedObject,
+        division_count,
+    )
+    from napari_devosam.tracking.result_files import write_results
+
+    shape = (32, 32)
+    mother = np.zeros(shape, bool)
+    mother[4:14, 4:14] = True
+    big, inside = np.zeros(shape, bool), np.zeros(shape, bool)
+    big[2:16, 2:16] = True
+    inside[6:10, 6:10] = True
+    result = PropagationResult()
+    result.divisions.append((1, (1,), -1, -2))
+    result.ended[1] = ((1,), "divided")
+    for track, mask in ((-1, big), (-2, inside)):  # -2 lies wholly under -1
+        result.objects.append(TrackedObject(track, (1,), Crop.from_mask(mask), 0.9, 0.9, 1,
+                                            division=True))
+        result.review.append(ReviewItem((1,), track, "division", 0.9))
+    result.ended[-2] = ((2,), "vanished")
+    rows, csv_rows = write_results(tmp_path, [Seed(1, (0,), mother)], result, axis=0,
+                                   n_frames=3, plane_shape=shape)
+    assert {r["track_id"] for r in csv_rows} == {1, 2}  # the hidden daughter (3) is not
+    assert division_count({r["track_id"]: r["parent_id"] for r in csv_rows
+                           if r["parent_id"]}) == 0
+    with (tmp_path / "review.csv").open() as f:
+        listed = {r["track_id"] for r in csv.DictReader(f)}
+    assert listed == {"1"}  # its division; the hidden daughter's end is not listed

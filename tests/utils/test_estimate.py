@@ -37,6 +37,20 @@ def test_first_unit_says_once_how_long_the_rest_takes():
     assert FirstUnit("plane", clock=lambda: 0.0)(1, 1) is None  # nothing left: nothing said
 
 
+def test_a_setup_said_with_done_zero_is_kept_out_of_the_rate():
+    """A run that yields ``done == 0`` when its setup is over (tracking: the stain decided
+    on 9 planes) is timed from there (trial 16: a first-plane estimate 3.5x the run)."""
+    from napari_devosam.utils.estimate import TimeLeft
+
+    now = [100.0]
+    for kind in (FirstUnit, TimeLeft):
+        clock = kind("plane", clock=lambda: now[0])
+        now[0] += 30.0  # the setup
+        assert clock(0, 11) is None
+        now[0] += 2.0
+        assert "(2 s per plane, measured on the first)" in clock(1, 11)
+
+
 def test_about_never_says_about_under_a_second():
     assert about(0.3) == "about 0.3 s" and about(200) == "about 3 min 20 s"
     assert estimate_line(3, 0.1, "plane", "measured here", " to embed") == \

@@ -139,7 +139,7 @@ def _track(image, job) -> dict:
                               cache=EmbeddingCache(job["cache_dir"])))
     final = Path(job["out_dir"]) / f"{job['stem']}_tracks"
     with atomic_folder(final) as tmp:
-        rows = request.write(done.result, tmp)
+        rows, _ = request.write(done.result, tmp)
     return {"outputs": [final.name], "objects": len(rows)}
 
 

@@ -14,7 +14,9 @@ def read_image_arg(path: str | os.PathLike, command: str, flag: str | None = Non
     """``io.read.read_image(path)`` for ``devosam COMMAND``; ``flag`` names the option that
     gave ``path`` (``None``: the image argument itself).
 
-    Raises what ``read_image`` raises; a folder or a glob gives a ``ValueError`` naming
+    Raises what ``read_image`` raises, the message led by ``flag`` when one is given (a
+    missing ``--seed-labels`` file read as a missing image); a folder or a glob gives a
+    ``ValueError`` naming
     ``devosam annotate FOLDER`` and ``devosam batch`` (for the image) or saying that the
     option takes one file.
     """
@@ -25,12 +27,18 @@ def read_image_arg(path: str | os.PathLike, command: str, flag: str | None = Non
         return read_image(path)
     except FolderGivenError as exc:
         raise ValueError(one_file_message(str(exc), str(path), command, flag)) from None
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
         files = glob_matches(str(path))
         if not files:
-            raise
+            if flag is None:
+                raise
+            raise FileNotFoundError(f"{flag}: {exc}") from None
         what = f"{path} names {len(files)} image file{'s' if len(files) > 1 else ''}"
         raise ValueError(one_file_message(what, str(path), command, flag)) from None
+    except (ValueError, OSError) as exc:  # unreadable: which option's file (trial 16)
+        if flag is None:
+            raise
+        raise ValueError(f"{flag}: {exc}") from None
 
 
 def one_file_message(what: str, path: str, command: str, flag: str | None) -> str:

@@ -210,12 +210,19 @@ def _track(args, image, request) -> int:
                           estimate="plane" if work.first is not None else None)
     work.record_after(n_steps, tally.object_planes, tally.detect_seconds)
     result = done.result
-    n_div = len(result.divisions)
+    from napari_devosam.tracking.records import division_count
+    from napari_devosam.tracking.result_files import real_track_ids
     from napari_devosam.tracking.review_events import review_events
 
-    review = count(len(review_events(result, request.axis)), 'event')
+    # counted in what was written (tracks.csv), so the line and the files agree
+    tracks = len({r["track_id"] for r in done.csv_rows})
+    n_div = division_count({r["track_id"]: r["parent_id"] for r in done.csv_rows
+                            if r["parent_id"]})
+    ids = real_track_ids(request.seeds or (), result)
+    shown = {r["track_id"] for r in done.csv_rows} if request.out is not None else None
+    review = count(len(review_events(result, request.axis, tracks=ids, visible=shown)),
+                   'event')
     where = f" (listed in {request.out / 'review.csv'})" if request.review else ""
-    tracks = len({s.track for s in request.seeds or ()} | {o.track for o in result.objects})
     pieces = ("" if len(done.tracks) == tracks else  # tracks.csv's ids against the CTC rows
               f" ({count(len(done.tracks), 'CTC track')}: tracks with a gap are split there)")
     _say_stain(result.stain)

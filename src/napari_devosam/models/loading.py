@@ -173,6 +173,12 @@ def _sam_state(obj, path: Path) -> StateDict:
                 raise ValueError(f"{path} is not a SAM state dict: entry {bad[0]!r} is not a "
                                  "tensor")
             return state
+        if state and all(isinstance(k, str) and k.startswith(("mask_decoder.", "prompt_encoder."))
+                         for k in state) and any(k.startswith("mask_decoder.") for k in state):
+            raise ValueError(f"{path} holds a mask decoder only (a fine-tuned decoder file), "
+                             "not a whole model: give it as the decoder on top of a model "
+                             "(--decoder FILE; load_model(model, decoder=FILE); the panel's "
+                             "decoder box)")
     raise ValueError(f"{path} is not a SAM checkpoint in a known layout: {_describe(obj)}; "
                      f"expected SAM weights (with {PATCH_KEY}) at the top level or under "
                      f"{', '.join(repr(k) for k in WEIGHT_KEYS)}, key prefixes "

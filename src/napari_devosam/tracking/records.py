@@ -108,7 +108,9 @@ class ReviewItem:
 
 @dataclass
 class Progress:
-    """Yielded after each plane: ``done`` of at most ``total`` planes, ``plane`` just done,
+    """Yielded after each plane, and once with ``done`` 0 when the run's setup is over (its
+    stain decided: estimates time the planes from there): ``done`` of at most ``total``
+    planes, ``plane`` just done (the seeds' plane at 0),
     ``active`` tracks still going, ``detect_seconds`` spent so far detecting cells
     (``tracking.new_cells``; a cost per plane, not per track: ``utils.estimate.record_run``)."""
 
@@ -129,7 +131,7 @@ class RunTally:
     detect_seconds: float = 0.0
 
     def add(self, p: Progress) -> None:
-        self.object_planes += int(p.active)
+        self.object_planes += int(p.active) if p.done else 0  # done 0: the run's setup
         self.detect_seconds = float(p.detect_seconds)
 
 

@@ -107,30 +107,31 @@ class TrackingRequest:
         bounds)."""
         return Route.through(self.lead, self.plane, self.axis, self.direction, self.bounds)
 
-    def write(self, result: PropagationResult, out_dir=None) -> list[tuple]:
+    def write(self, result: PropagationResult, out_dir=None) -> tuple[list[tuple], list[dict]]:
         """Write the run's ``result`` into ``out_dir`` (default ``out``): the CTC result,
         ``tracks.csv`` and, as asked, ``review.csv`` and ``tracks.geff``
-        (``result_files.write_results``). Returns the CTC ``(L, B, E, P)`` rows."""
+        (``result_files.write_results``). Returns the CTC ``(L, B, E, P)`` rows and the
+        tracks.csv rows (what was written: counts are taken from them)."""
         from napari_devosam.tracking.result_files import write_results
         from napari_devosam.tracking.track_files import frame_z
 
         if self.seeds is None:
             raise ValueError("this request has no seeds: its result goes into the store")
         out_dir = self.out if out_dir is None else out_dir
-        rows, _ = write_results(out_dir, self.seeds, result, axis=self.axis,
-                                n_frames=self.shape[self.axis], plane_shape=self.shape[-2:],
-                                z_of_frame=frame_z(self.plane, self.along_z),
-                                geff=self.geff, review=self.review)
-        return rows
+        return write_results(out_dir, self.seeds, result, axis=self.axis,
+                             n_frames=self.shape[self.axis], plane_shape=self.shape[-2:],
+                             z_of_frame=frame_z(self.plane, self.along_z),
+                             geff=self.geff, review=self.review)
 
 
 @dataclass
 class TrackingOutcome:
-    """What ``run_tracking`` made: the ``result`` and the CTC ``(L, B, E, P)`` rows written
-    (empty when the request names no folder)."""
+    """What ``run_tracking`` made: the ``result``, the CTC ``(L, B, E, P)`` rows written and
+    the tracks.csv rows (both empty when the request names no folder)."""
 
     result: PropagationResult
     tracks: list[tuple] = field(default_factory=list)
+    csv_rows: list[dict] = field(default_factory=list)
 
 
 def run_tracking(sam, image, request: TrackingRequest, *, cache=None, normalization=None,
@@ -151,5 +152,5 @@ def run_tracking(sam, image, request: TrackingRequest, *, cache=None, normalizat
         sam, image, request.seeds, axis=request.axis, direction=request.direction,
         bounds=request.bounds, params=request.params, cache=cache,
         normalization=normalization, route=request.route, **hooks)
-    tracks = request.write(result) if request.out is not None else []
-    return TrackingOutcome(result, tracks)
+    tracks, rows = request.write(result) if request.out is not None else ([], [])
+    return TrackingOutcome(result, tracks, rows)

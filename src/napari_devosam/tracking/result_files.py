@@ -69,7 +69,8 @@ def write_review(path, result, axis: int, ids: dict[int, int], csv_rows=()) -> N
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(("frame", "track_id", "ctc_label", "reason", "confidence"))
-    for e in review_events(result, axis, tracks=ids):
+    shown = {int(r["track_id"]) for r in csv_rows} if csv_rows else None
+    for e in review_events(result, axis, tracks=ids, visible=shown):
         conf = "" if np.isnan(e.confidence) else f"{e.confidence:.3f}"
         writer.writerow((e.frame, e.track or "", label_at(e.track, e.frame), e.reason, conf))
     write_text(path, buf.getvalue())

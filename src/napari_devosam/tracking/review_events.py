@@ -136,7 +136,7 @@ def _from_result(result, axis: int, tracks: dict[int, int]) -> list[ReviewEvent]
         c = obj.confidence if obj is not None else math.nan
         t = tracks.get(track, track)
         on = ("" if obj is not None and tuple(plane)[axis] == shown[axis]
-              else f" on frame {tuple(plane)[axis]}")  # no object: it ended after its seed
+              else f", lost on frame {tuple(plane)[axis]}")  # the row's frame: its last object
         ends[t] = ReviewEvent("track end", t, shown[axis], shown, float(c),
                               f"track ends{on}: {reason}")  # shown: its last object
     for kind in ("low confidence", "found again"):
@@ -191,15 +191,19 @@ def _from_store(store, axis: int, below: float) -> list[ReviewEvent]:
 
 
 def review_events(source, axis: int = 0, *, tracks: dict[int, int] | None = None,
-                  review_below: float = 0.7) -> list[ReviewEvent]:
+                  review_below: float = 0.7, visible=None) -> list[ReviewEvent]:
     """The events of ``source``, sorted (lowest confidence first): a ``PropagationResult``
     (``tracks``: its placeholder track ids -> the store's, as ``store_run`` maps them) or an
     ``AnnotationStore`` (``review_below``: the confidence under which an object is doubtful,
-    ``PropagationParams.review_below``). ``axis``: the tracked leading axis."""
+    ``PropagationParams.review_below``). ``axis``: the tracked leading axis. ``visible``:
+    the track ids (after ``tracks``) that have pixels in what was written (tracks.csv's);
+    events of other tracks are left out (None: all kept; a whole plane's events always)."""
     if hasattr(source, "review") and hasattr(source, "ended"):
         events = _from_result(source, axis, tracks or {})
     else:
         events = _from_store(source, axis, review_below)
+    if visible is not None:
+        events = [e for e in events if not e.track or e.track in visible]
     return sorted(events, key=_key)
 
 
