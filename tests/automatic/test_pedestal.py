@@ -38,3 +38,19 @@ def test_the_filters_leak_a_constant_without_the_floor_taken_off():
     flat = np.full((64, 64), 40_000.0)
     assert abs(ndimage.gaussian_laplace(flat, 1.0)[32, 32]) > 1.0
     assert not np.any(ndimage.gaussian_laplace(floor_free(flat), 1.0))
+
+
+def test_infinite_pixels_read_as_the_brightest_and_darkest():
+    """+Inf is the brightest value, as SAM's RGB shows it (trial 16: nuclei set to +Inf read
+    as background, "no embryo"); -Inf the darkest; NaN the median."""
+    plane, truth = make_embryo((160, 192), 8, seed=10_000_701, kind="nuclei")
+    plane = plane.astype(np.float32)
+    base = stain_seeds(analyse_plane(plane))
+    hot = plane.copy()
+    hot[truth > 0] = np.inf  # every nucleus saturated to +Inf
+    a = analyse_plane(hot)
+    assert a.found and a.stain == "nuclei"
+    assert abs(len(stain_seeds(a)) - len(base)) <= 2
+    cold = plane.copy()
+    cold[:, :20] = -np.inf  # a dark band
+    assert len(stain_seeds(analyse_plane(cold))) == len(base)

@@ -40,6 +40,12 @@ def test_the_estimate_adds_measured_rates_and_names_the_cap():
                          validate_s=0.01, max_minutes=8.0, threads=0, whole=False)
     assert within.line().startswith("estimated run time: about 0.12 s, within the 8 min "
                                     "limit of --max-minutes (decoder; 10 steps at 0.01 s, ")
+    # trial 16: "5 annotated planes" then "13 planes to embed": the views are said
+    views = RunEstimate(planes=13, embed_s=0.064, steps=10, step_s=0.01, rounds=2,
+                        validate_s=0.01, max_minutes=None, threads=1, whole=False, views=9)
+    assert "13 images to embed at 0.064 s (9 of them zoomed views of small objects)" in \
+        views.line()
+    assert "4 images to embed at 0.5 s;" in est.line()
 
 
 def test_eta_counts_steps_and_validation_rounds_left():

@@ -4,7 +4,8 @@ Everything here is classical image analysis (numpy, scipy, scikit-image), no SAM
 napari ``(row, col)`` pixel coordinates; boxes ``(row0, col0, row1, col1)`` (inclusive pixel
 extents, as ``Predictor.predict`` takes them).
 
-How the plane is read (``analyse_plane``): NaN/Inf become the median of the finite values,
+How the plane is read (``analyse_plane``): NaN becomes the median of the finite values, +Inf
+and -Inf the largest and smallest (as ``engine.image.to_rgb`` shows them to SAM),
 the constant fill of a padded or rotated plane takes the value of the data at its edge
 (``fill.without_fill``), hot pixels go (3x3 median), the plane is smoothed (Gaussian,
 sigma 1 px) and split into three intensity classes with
@@ -82,8 +83,12 @@ def _clean(plane: np.ndarray) -> np.ndarray | None:
     finite = np.isfinite(data)
     if not finite.any():
         return None
-    if not finite.all():
-        data = np.where(finite, data, np.median(data[finite]))
+    if not finite.all():  # +-Inf: the brightest / darkest value, as to_rgb shows them to
+        # SAM (a new-user trial's nuclei set to +Inf read as background); NaN: the median
+        vals = data[finite]
+        data = np.where(np.isposinf(data), vals.max(), np.where(np.isneginf(data), vals.min(),
+                                                               data))
+        data = np.where(np.isnan(data), np.median(vals), data)
     from napari_devosam.engine.fill import without_fill
 
     return without_fill(data)

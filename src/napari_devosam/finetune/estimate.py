@@ -31,7 +31,8 @@ TIMING_STEPS = 2  # timed steps per thread count, after one warm-up step
 class RunEstimate:
     """A run's measured rates and counts (seconds); ``seconds`` is the estimated total.
 
-    planes: planes still to embed after the probe; embed_s: seconds per plane.
+    planes: images still to embed after the probe (annotated planes, and the zoomed views
+      of their small objects: ``views`` of them, ``finetune.views``); embed_s: seconds each.
     steps: the step budget; step_s: seconds per step (``threads`` threads).
     rounds: validation rounds (one before training, one every ``validate_every`` steps,
       one after the last); validate_s: seconds per round.
@@ -47,6 +48,7 @@ class RunEstimate:
     max_minutes: float | None
     threads: int
     whole: bool
+    views: int = 0
 
     @property
     def uncapped(self) -> float:
@@ -68,14 +70,17 @@ class RunEstimate:
     def line(self) -> str:
         """One line for users, e.g. "estimated run time: about 4 min 10 s, within the 8 min
         limit of --max-minutes (decoder; 400 steps at 0.52 s, 18 validation rounds at 1.2 s,
-        4 planes to embed at 0.2 s; measured here)"; beyond the limit "about 8 min 03 s,
+        4 images to embed at 0.2 s; measured here)"; beyond the limit "about 8 min 03 s,
         capped at 8 min by --max-minutes (about 22 min without it) (...); at the limit it
         stops and keeps the best weights so far" (the wording: ``utils.estimate.capped``)."""
         threads = f" ({count(self.threads, 'thread')})" if self.threads > 0 else ""
         parts = [f"{count(self.steps, 'step')} at {per_unit(self.step_s)}{threads}",
                  f"{count(self.rounds, 'validation round')} at {per_unit(self.validate_s)}"]
         if self.planes:
-            parts.append(f"{count(self.planes, 'plane')} to embed at {per_unit(self.embed_s)}")
+            views = (f" ({self.views} of them zoomed views of small objects)"
+                     if self.views else "")
+            parts.append(f"{count(self.planes, 'image')} to embed at "
+                         f"{per_unit(self.embed_s)}{views}")
         what = "whole model" if self.whole else "decoder"
         limit = None if self.max_minutes is None else 60.0 * self.max_minutes
         when = capped_time(self.uncapped, limit, "--max-minutes", self.seconds)
@@ -163,7 +168,9 @@ def probe(sam, train: list, val: list, settings, device, whole: bool, cache=None
     per_object = (time.perf_counter() - v0) / max(t.n_objects, 1)
     budget = resolve_budget(s, steps_per_epoch(train, s.batch_prompts))
     n_val_objects = sum(len(p.object_ids) for p in (val or train))
+    views = sum(" view " in p.name for p in [*train[1:], *val])
     est = RunEstimate(planes=len(train) + len(val) - 1, embed_s=embed_s, steps=budget,
+                      views=views,
                       step_s=timings[threads],
                       rounds=validation_rounds(budget, s.validate_every),
                       validate_s=per_object * n_val_objects, max_minutes=s.max_minutes,
