@@ -1,7 +1,7 @@
 """Estimates of long work: durations as read, and the first unit's measure."""
 
+from napari_devosam.utils.clocks import FirstUnit
 from napari_devosam.utils.estimate import (
-    FirstUnit,
     about,
     capped,
     duration,
@@ -40,7 +40,7 @@ def test_first_unit_says_once_how_long_the_rest_takes():
 def test_a_setup_said_with_done_zero_is_kept_out_of_the_rate():
     """A run that yields ``done == 0`` when its setup is over (tracking: the stain decided
     on 9 planes) is timed from there (trial 16: a first-plane estimate 3.5x the run)."""
-    from napari_devosam.utils.estimate import TimeLeft
+    from napari_devosam.utils.clocks import TimeLeft
 
     now = [100.0]
     for kind in (FirstUnit, TimeLeft):
@@ -94,7 +94,7 @@ def test_work_line_counts_the_embedding_and_every_step():
 
 
 def test_time_left_follows_the_rate_of_the_planes_done_so_far():
-    from napari_devosam.utils.estimate import TimeLeft
+    from napari_devosam.utils.clocks import TimeLeft
 
     now = [0.0]
     left = TimeLeft("plane", clock=lambda: now[0])

@@ -1,7 +1,7 @@
 """What long work will cost, shown in the panels before Start, and Propagate's default range.
 
-The arithmetic and the wording are the core's (``utils.estimate.panel_line``, ``TimeLeft``,
-``record_run``); here the panels' values are read and the text shown.
+The arithmetic and the wording are the core's (``utils.estimate.panel_line``,
+``utils.clocks.TimeLeft``, ``record_run``); here the panels' values are read and the text shown.
 
 ``work_estimate(w, what, planes, step)``: the whole work of a panel on ``planes``: the
 planes not in the cache (``EmbeddingJobs.to_embed``) x the encoder's seconds per plane
@@ -29,8 +29,8 @@ import itertools
 
 from qtpy.QtWidgets import QLabel
 
+from napari_devosam.utils.clocks import TimeLeft
 from napari_devosam.utils.estimate import (
-    TimeLeft,
     auto_step,
     panel_line,
     record_run,

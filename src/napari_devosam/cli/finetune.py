@@ -52,7 +52,7 @@ class _Bars:
         self.enabled = enabled
         self.bar = None
         self.phase = None
-        self.first = None  # utils.estimate.FirstUnit of the phase
+        self.first = None  # utils.clocks.FirstUnit of the phase
         self.last = time.perf_counter()  # when the previous event came: a phase starts there
 
     def update(self, ev) -> None:
@@ -73,7 +73,7 @@ class _Bars:
             unit = "plane" if ev.phase == "embed" else "step"
             self.bar = tqdm(total=ev.total_steps, desc=desc, unit=unit, file=sys.stderr)
             self.phase = ev.phase
-            from napari_devosam.utils.estimate import FirstUnit
+            from napari_devosam.utils.clocks import FirstUnit
 
             self.first = FirstUnit(unit, started=previous)
         self.bar.update(ev.step - self.bar.n)

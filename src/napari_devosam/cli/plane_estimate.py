@@ -146,12 +146,8 @@ class WorkEstimate:
         import time
 
         from napari_devosam.engine.encoder_timing import seconds_per_plane
-        from napari_devosam.utils.estimate import (
-            FirstUnit,
-            recorded_step,
-            timing_first_line,
-            work_line,
-        )
+        from napari_devosam.utils.clocks import FirstUnit
+        from napari_devosam.utils.estimate import recorded_step, timing_first_line, work_line
 
         n = len(planes) if n_steps is None else n_steps
         todo = planes_to_embed(self.sam, planes, cache, normalization)

@@ -138,9 +138,8 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
         def embedding_for(plane):
             return embed_plane(sam, np.asarray(stack[plane]), cache, normalization)
     if decoder is None:
-        window = None
-        if params.decode_window:
-            window = (params.window_context, params.window_context_cells)
+        window = (params.window_context, params.window_context_cells) \
+            if params.decode_window else None
         decoder = BatchDecoder(sam, window, params.clip_margin_px)
     ctx = RunContext(decoder, params, embedding_for,
                    locked_for or (lambda p: None), existing_for or (lambda p: {}),

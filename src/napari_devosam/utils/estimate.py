@@ -1,8 +1,9 @@
 """How long long work will take, said before (most of) it runs.
 
 An estimate is a count of units (planes to embed, training steps) times a time per unit that
-was measured: on this machine, on the first unit of the same run (``FirstUnit``), or on an
-earlier run of the same model on this machine (``engine.encoder_timing`` in this process;
+was measured: on this machine, on the first unit of the same run
+(``utils.clocks.FirstUnit``), or on an earlier run of the same model on this machine
+(``engine.encoder_timing`` in this process;
 ``recorded_seconds`` across processes: the CLI records its runs' per-plane encoder times in
 ``<cache root>/encoder_times.json``, keyed by model, device and precision). The same file
 holds the per-plane times of the steps after the encoder (``STEPS``: the automatic
@@ -13,7 +14,7 @@ the propagation) is also recorded per object-plane (``object_key``: its time ove
 objects summed over the planes visited), and estimated as seeds x planes x that time when the
 seed count is known (``recorded_step``; else, and with an older record file, per plane).
 The CLI and the annotator record the same times (``record_run``), and a run's time left is
-updated from its planes done so far (``TimeLeft``). Nothing here guesses a speed.
+updated from its planes done so far (``utils.clocks.TimeLeft``). Nothing here guesses a speed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import time
 
 from napari_devosam.utils.text import count
 
@@ -139,40 +139,6 @@ def _write_records(records: dict) -> None:
 
     with contextlib.suppress(OSError):
         write_text(_record_file(), json.dumps(records, indent=1, sort_keys=True) + "\n")
-
-
-class FirstUnit:
-    """Measures the first unit(s) of a run and says how long the rest will take, once.
-
-    Feed it the run's ``(done, total)`` progress; the first call with ``done >= 1`` (and more
-    left to do) returns a line such as ``"about 3 min 18 s left for 420 planes (0.47 s per
-    plane, measured on the first)"``; every other call returns None. The clock starts at
-    construction (just before the run starts), or at ``started`` (a ``clock()`` value), and
-    again at a ``done == 0`` call: a run that says so when its one-time setup is over (a
-    tracking run's stain, decided on 9 planes) has it kept out of the rate (trial 16: a
-    first-plane estimate 3.5x the run's time).
-    """
-
-    def __init__(self, noun: str, clock=time.perf_counter, started: float | None = None):
-        self.noun, self.clock = noun, clock
-        self.started = clock() if started is None else started
-        self.said = False
-
-    def restart(self, done: int) -> bool:
-        """At ``done == 0`` (setup over, no unit done): the clock starts again; True then."""
-        if done == 0:
-            self.started = self.clock()
-        return done == 0
-
-    def __call__(self, done: int, total: int) -> str | None:
-        if self.restart(done) or self.said or done < 1 or total <= done:
-            return None
-        self.said = True
-        each = (self.clock() - self.started) / done
-        left = total - done
-        first = "the first" if done == 1 else f"the first {done}"
-        return (f"{about(left * each)} left for {count(left, self.noun)} "
-                f"({per_unit(each)} per {self.noun}, measured on {first})")
 
 
 # --- whole work: embedding + a per-plane step (automatic segmentation, propagation) --------
@@ -340,24 +306,6 @@ def record_run(step: str, key: str, wall: float, n_steps: int, n_embedded: int,
         record_seconds(object_key(step, key),
                        step_seconds(wall - per_plane, object_planes, n_embedded, each))
     return step_each
-
-
-class TimeLeft(FirstUnit):
-    """The time left of a running job, from the rate of all the units done so far.
-
-    Like ``FirstUnit``, but said at every call with ``done >= 1`` and more left: ``"about 1
-    min 05 s left for 13 planes (5 s per plane, measured on the 7 done)"``; a slow or fast
-    start corrects itself as units finish. None before the first unit and at the end.
-    """
-
-    def __call__(self, done: int, total: int) -> str | None:
-        if self.restart(done) or total <= done:
-            return None
-        each = (self.clock() - self.started) / done
-        left = total - done
-        first = "the first" if done == 1 else f"the {done} done"
-        return (f"about {duration(left * each)} left for {count(left, self.noun)} "
-                f"({per_unit(each)} per {self.noun}, measured on {first})")
 
 
 def panel_line(what: str, n: int, step: str | None, key: str | None, n_embed: int,

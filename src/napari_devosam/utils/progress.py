@@ -36,9 +36,9 @@ def drain_with_bar(gen: Generator, *, desc: str, enabled: bool = True,
     starts when the work starts, so the rate it shows counts the work before the first yield.
     ``bar_options`` go to tqdm (``unit``, ``unit_scale``, ...). ``estimate``: the unit's
     noun (``"plane"``); once the first unit is done, one line says how long the rest will
-    take (``utils.estimate.FirstUnit``).
+    take (``utils.clocks.FirstUnit``).
     """
-    from napari_devosam.utils.estimate import FirstUnit
+    from napari_devosam.utils.clocks import FirstUnit
 
     bar = None
     started = time.time()
