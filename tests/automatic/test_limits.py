@@ -42,6 +42,9 @@ def test_a_diameter_larger_than_the_plane_is_refused_with_the_plane_size():
         check_diameter(5000, (276, 414))
     with pytest.raises(ValueError, match="must be > 0"):
         check_diameter(-3, (276, 414))
+    with pytest.raises(ValueError, match="the diameter of 1 pixels is under 4: no cell"):
+        check_diameter(1, (276, 414))  # trial 17: 36 "cells" on an 8-cell embryo
+    check_diameter(4, (276, 414))
     with pytest.raises(ValueError, match="larger than the plane"):
         segment_all(np.zeros((40, 60), np.float32), object(), diameter=61)
 

@@ -271,3 +271,16 @@ def test_a_stain_the_plane_does_not_read_as_is_a_warning(
             "score 0.50; check the stain box)")
     assert said == [note]  # the first run only: the second's stain is the one read
     assert "stain: nuclei (given with the stain box)" in panel.message.text()
+
+
+def test_many_current_objects_give_a_short_status_line(
+        make_napari_viewer, qtbot, sam, stack, tmp_path, scripted):
+    """Trial 17: 100 proposals listed 100 predicted IoUs, 8 lines of the status."""
+    viewer, w = open_annotator(make_napari_viewer, qtbot, stack, sam, tmp_path)
+    corners = [(r, c) for r in range(2, 80, 15) for c in range(2, 80, 15)][:20]
+    scripted.append(squares(stack.shape[-2:], corners, size=10))
+    w.segment_all_panel.run(all_planes=False)
+    qtbot.waitUntil(lambda: not w.segment_all_panel.busy, timeout=TIMEOUT)
+    w._update_status()
+    text = w.status_label.text()
+    assert "20 current objects, predicted IoU 0.90-0.90, median 0.90" in text

@@ -207,14 +207,14 @@ def test_the_run_says_its_stain_and_warns_of_a_wrong_one(qtbot, annotated, messa
     assert panel.run()
     finish(qtbot, w)
     assert "stain: nuclei (decided for the whole stack" in panel.message.text()
-    assert "the Stain box to override" in panel.message.text() and not messages
+    assert "the stain box to override" in panel.message.text() and not messages
     w.undo()
     finish(qtbot, w)
     panel.form.set_values({"stain": "membrane"})
     assert panel.run()
     finish(qtbot, w)
-    note = ("stain: membrane (given with the Stain box, but the stack reads as nuclei: all 4 "
-            "planes: 4 nuclei; check the Stain box)")
+    note = ("stain: membrane (given with the stain box, but the stack reads as nuclei: all 4 "
+            "planes: 4 nuclei; check the stain box)")
     assert panel.message.text().endswith(note)
     assert messages == [note]
 

@@ -48,3 +48,40 @@ def test_other_events_count_one_step_each(qtbot, qapp):
 
     bar = _run(qtbot, job, 3)
     assert (bar.n, bar.total) == (2, 3)
+
+
+def test_a_job_ending_after_its_widget_was_deleted_raises_nothing(qtbot, qapp):
+    """Trial 17: the viewer closed mid-propagation; the job's end wrote to the panel's
+    deleted label (``RuntimeError: wrapped C/C++ object ... has been deleted``, a traceback).
+    Slots are skipped once their widget is gone; slots of live widgets still run, with the
+    signal's arguments they take (as Qt drops the others)."""
+    from qtpy.QtWidgets import QLabel
+
+    from napari_devosam._qt.workers import create_job
+
+    def job():
+        yield 1
+        return "done"
+
+    gone, live, seen = QLabel(), QLabel(), []
+    worker = create_job(job)
+    worker.finished.connect(lambda: gone.setText("cancelled"))
+    worker.returned.connect(lambda value: live.setText(value))
+    worker.yielded.connect(lambda: seen.append("no argument taken"))
+    gone.deleteLater()
+    qapp.processEvents()
+    qapp.sendPostedEvents(None, 0)
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT):
+        worker.start()
+    qapp.processEvents()
+    assert live.text() == "done" and seen == ["no argument taken"]
+
+
+def test_other_runtime_errors_of_a_slot_are_not_hidden():
+    from napari_devosam._qt.workers import when_alive
+
+    def broken():
+        raise RuntimeError("CUDA out of memory")
+
+    with pytest.raises(RuntimeError, match="CUDA"):
+        when_alive(broken)()

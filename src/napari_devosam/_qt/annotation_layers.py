@@ -83,9 +83,13 @@ def transform_problem(image, n_lead: int) -> str | None:
     """Why the annotator cannot work on ``image``'s planes through its transform, or None.
 
     A transform that mixes a T/Z axis with the plane's (row, col) axes (a rotation or shear
-    out of the plane) shows oblique slices, not the image's planes.
+    out of the plane) shows oblique slices, not the image's planes. An image with an axis of
+    length 0 has no plane at all (trial 17: napari's label controls raised IndexError).
     """
     ndim = image.ndim
+    shape = tuple(np.shape(image.data))
+    if 0 in shape:
+        return f"layer {image.name!r} has no pixels (shape {shape}: an axis of length 0)"
     if n_lead == 0:
         return None
     origin = np.asarray(image.data_to_world(np.zeros(ndim)), dtype=np.float64)

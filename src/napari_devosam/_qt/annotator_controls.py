@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 from qtpy.QtWidgets import QFileDialog, QGridLayout, QGroupBox, QLabel, QPushButton, QVBoxLayout
 
 from napari_devosam._qt.annotation_layers import point_kind
 from napari_devosam._qt.shortcuts import SHORTCUTS, display_key, html_table
 from napari_devosam.utils.text import count, plane_name
 
+SCORES_LISTED = 8  # more current objects: the status gives their predicted IoU's range
 _KEYS = {sc.action: display_key(sc.key) for sc in SHORTCUTS}
 
 
@@ -93,9 +95,12 @@ def status_text(w) -> str:
                 for i, s in enumerate(r.candidate_scores))
             lines.append(f"candidate {r.candidate_index + 1}/{r.n_candidates}, "
                          f"predicted IoU {ious}")
-        elif r is not None:
-            lines.append(f"{count(len(r.masks), 'current object')}, predicted IoU "
-                         + ", ".join(f"{s:.2f}" for s in r.scores))
+        elif r is not None:  # many objects: a summary (100 scores took 8 lines, trial 17)
+            scores = list(r.scores)
+            ious = (", ".join(f"{s:.2f}" for s in scores) if len(scores) <= SCORES_LISTED
+                    else f"{min(scores):.2f}-{max(scores):.2f}, median "
+                         f"{float(np.median(scores)):.2f}")
+            lines.append(f"{count(len(r.masks), 'current object')}, predicted IoU {ious}")
     if w.layers is not None:
         kind = "positive" if point_kind(w.layers.points) else "negative"
         lines.append(f"new points: {kind}" + (" | DELETE MODE: click an object"

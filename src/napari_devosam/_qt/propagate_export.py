@@ -50,8 +50,11 @@ def export_tracks(w, folder, has_axis: bool, axis: int, along_z: bool, button) -
         if error is not None:
             show_error(f"Could not export the tracks: {error}")
             return
-        show_info(f"Wrote {result['tracks']} tracks, {result['divisions']} divisions and "
-                  f"{result['objects']} objects to {result['folder']} ({files})")
+        from napari_devosam.tracking.track_files import tracks_text
+
+        show_info(f"Wrote {tracks_text(result['tracks'], result['ctc_tracks'])}, "
+                  f"{result['divisions']} divisions and {result['objects']} objects to "
+                  f"{result['folder']} ({files})")
 
     w.jobs.submit(export_store_tracks, folder, w.store, w.current_plane, axis, geff, along_z,
                   on_done=done)

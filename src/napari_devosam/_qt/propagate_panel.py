@@ -42,7 +42,7 @@ from qtpy.QtWidgets import (
 
 from napari_devosam._qt.estimates import PropagateRange, RunTiming
 from napari_devosam._qt.lineage_model import LineageModel
-from napari_devosam._qt.presentation import stain_text
+from napari_devosam._qt.presentation import error_text, stain_text
 from napari_devosam._qt.propagate_export import export_tracks, nothing_added, replace_confirmed
 from napari_devosam._qt.propagate_form import ParamsForm, tracking_request
 from napari_devosam._qt.propagate_import import add_track_tools
@@ -288,8 +288,6 @@ class PropagatePanel(QGroupBox):
                              + (f"; {left}" if left else ""))
 
     def _failed(self, token, exc) -> None:
-        from napari_devosam._qt.presentation import error_text
-
         if token is self._token:
             show_error(error_text(exc, "propagation"))
             self.message.setText("failed: nothing was changed")
@@ -317,8 +315,9 @@ class PropagatePanel(QGroupBox):
             on_result=lambda res: self._applied(plan, run.request.plane, run.request.axis, res),
             on_error=self._apply_failed)
 
-    def _apply_failed(self, error) -> None:
-        show_error(f"The propagation was not applied: {error}")
+    def _apply_failed(self, error) -> None:  # another image chosen mid-run: no fault
+        notify = show_warning if "image changed" in str(error) else show_error
+        notify(f"The propagation was not applied: {error}")
         self.message.setText("not applied")
         self._idle()
 
@@ -328,7 +327,7 @@ class PropagatePanel(QGroupBox):
         events = run_events(plan, ids, axis)
         made = sum(1 for i in ids if i)
         undo = "one Undo removes the run" if stepped else "nothing changed: no Undo step"
-        stain = "; " + stain_text(res.stain, "the Stain box") if res.stain is not None else ""
+        stain = "; " + stain_text(res.stain, "the stain box") if res.stain is not None else ""
         self.message.setText(
             f"{made} object(s) on {len({o.plane for o in res.objects})} plane(s), "
             f"{len(res.divisions)} division(s), {len(events)} to review ({undo}){stain}")

@@ -12,6 +12,7 @@ deleted it) ``errored.emit`` raises ``RuntimeError: wrapped C/C++ object ... has
 deleted`` from ``QRunnable.run``, and PyQt answers an exception escaping a virtual method
 with ``qFatal`` (SIGABRT: the viewer is gone). ``SafeGeneratorWorker`` catches whatever
 escapes ``run`` and reports it as a napari notification (shown on the GUI thread).
+Its signals' slots are skipped once the widget they write to is deleted (``when_alive``).
 ``create_job`` makes such workers, after the heavy first imports (``utils.heavy_imports``).
 
 A worker still inside torch when Python exits (napari closed while "Precompute all planes"
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import inspect
 import logging
 
 from napari.qt.threading import GeneratorWorker
@@ -64,8 +66,65 @@ def notify_error(message: str) -> None:
         log.exception("could not show: %s", message)
 
 
+def when_alive(slot):
+    """``slot`` for a worker's signal, skipped (logged) when the widget it writes to is gone:
+    a job that ends after its viewer closed (closed mid-propagation, trial 17) called a
+    panel whose Qt objects were deleted, and napari showed the ``RuntimeError: wrapped C/C++
+    object ... has been deleted`` as a traceback. Any other exception is raised. As Qt does,
+    the signal's arguments the slot does not take are dropped."""
+    try:
+        signature = inspect.signature(slot)
+    except (TypeError, ValueError):
+        signature = None
+
+    def call(*args):
+        while args and signature is not None:
+            try:
+                signature.bind(*args)
+                break
+            except TypeError:
+                args = args[:-1]
+        try:
+            return slot(*args)
+        except RuntimeError as exc:
+            if "has been deleted" not in str(exc):
+                raise
+            log.debug("a job ended after its widget closed: %s", exc)
+            return None
+
+    return call
+
+
+class _GuardedSignal:
+    """A worker's signal whose slots are connected through ``when_alive``."""
+
+    def __init__(self, signal, slots: dict):
+        self._signal, self._slots = signal, slots
+
+    def connect(self, slot, *args, **kwargs):
+        if slot not in self._slots:
+            self._slots[slot] = when_alive(slot)
+        return self._signal.connect(self._slots[slot], *args, **kwargs)
+
+    def disconnect(self, slot=None, *args):
+        if slot is None:
+            return self._signal.disconnect()
+        return self._signal.disconnect(self._slots.get(slot, slot), *args)
+
+    def __getattr__(self, name):
+        return getattr(self._signal, name)
+
+
 class SafeGeneratorWorker(GeneratorWorker):
-    """A napari ``GeneratorWorker`` whose ``run`` never lets an exception reach Qt."""
+    """A napari ``GeneratorWorker`` whose ``run`` never lets an exception reach Qt, and whose
+    signals' slots are skipped once their widget is gone (``when_alive``)."""
+
+    def __getattr__(self, name: str):
+        attr = super().__getattr__(name)
+        if not (hasattr(attr, "connect") and hasattr(attr, "emit")):
+            return attr
+        slots = self.__dict__.setdefault("_alive_slots", {})
+        return _GuardedSignal(attr, slots)
 
     def run(self) -> None:
         try:

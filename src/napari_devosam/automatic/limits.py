@@ -7,14 +7,17 @@ without a word). ``check_plane_size`` refuses a larger plane at once, in one sen
 what to do, from the CLI (``devosam segment --auto``), the Segment all panel and
 ``segment_all`` alike. A plane under ``MIN_SIDE`` pixels a side holds no cell to find (an
 8 x 8 plane said "no embryo detected", a 16 x 16 one "SAM returned no object"): refused too.
-``check_diameter`` is the one check of a given cell diameter: > 0, and no larger than the
-plane (a 5,000 px diameter on a 276 x 414 plane said "no embryo or cells detected").
+``check_diameter`` is the one check of a given cell diameter: at least ``MIN_DIAMETER``
+(the smallest the estimate gives; 1 px gave 36 "cells" on an 8-cell embryo), and no larger
+than the plane (a 5,000 px diameter on a 276 x 414 plane said "no embryo or cells
+detected").
 """
 
 from __future__ import annotations
 
 MAX_PIXELS = 4096 * 4096  # per plane
 MIN_SIDE = 20  # pixels: the seeds smooth at 2 px and keep objects of >= 30 px
+MIN_DIAMETER = 4.0  # pixels: the smallest cell diameter, given or estimated (scale.py)
 
 
 def check_plane_size(plane_shape: tuple[int, ...], max_pixels: int = MAX_PIXELS) -> None:
@@ -44,6 +47,10 @@ def check_diameter(diameter: float | None, plane_shape: tuple[int, ...] | None =
         return
     if not diameter > 0:
         raise ValueError(f"{name} must be > 0 pixels, got {diameter:g}")
+    if diameter < MIN_DIAMETER:  # trial 17: 1 px gave 36 "cells" on an 8-cell embryo
+        raise ValueError(f"{name} of {diameter:g} pixels is under {MIN_DIAMETER:g}: no cell "
+                         "is outlined at that size; give the cells' diameter in pixels, or "
+                         "leave it out to estimate it")
     if plane_shape is not None:
         h, w = int(plane_shape[0]), int(plane_shape[1])
         if diameter > min(h, w):  # a cell wider than the plane's shorter side: no cell

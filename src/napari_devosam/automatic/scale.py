@@ -37,8 +37,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from napari_devosam.automatic.limits import MIN_DIAMETER as MIN_DIAMETER_PX
+
 WORK_PX = 384  # longest side looked at
-MIN_DIAMETER_PX = 4.0
 PEAK_FRACTION = 0.5  # a smaller-scale peak wins when it answers at least this much
 # the answer stops rising where the next scale adds less than this fraction of it: 0.02
 # leaves every untransformed real plane's estimate as a strict peak gave it (bench planes:

@@ -223,10 +223,10 @@ def _track(args, image, request) -> int:
     review = count(len(review_events(result, request.axis, tracks=ids, visible=shown)),
                    'event')
     where = f" (listed in {request.out / 'review.csv'})" if request.review else ""
-    pieces = ("" if len(done.tracks) == tracks else  # tracks.csv's ids against the CTC rows
-              f" ({count(len(done.tracks), 'CTC track')}: tracks with a gap are split there)")
+    from napari_devosam.tracking.track_files import tracks_text
+
     _say_stain(result.stain)
-    print(f"wrote {count(tracks, 'track')}{pieces}, {count(n_div, 'division')} to "
+    print(f"wrote {tracks_text(tracks, len(done.tracks))}, {count(n_div, 'division')} to "
           f"{request.out}; {review} to review{where}")
     _say_blank_planes(result)
     if not result.objects:
@@ -262,7 +262,10 @@ def _export_store(args, store, plane, axis) -> int:
 
     done = export_store_tracks(args.out, store, plane, axis, geff=args.geff,
                                along_z=args.axis == "Z")
-    print(f"wrote {count(done['tracks'], 'track')}, {count(done['divisions'], 'division')} "
+    from napari_devosam.tracking.track_files import tracks_text
+
+    print(f"wrote {tracks_text(done['tracks'], done['ctc_tracks'])}, "
+          f"{count(done['divisions'], 'division')} "
           f"as annotated (nothing propagated) to {done['folder']}")
     return 0
 

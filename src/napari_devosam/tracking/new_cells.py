@@ -153,8 +153,11 @@ def _overlap(a: Crop, b: Crop) -> bool:
 
 
 def diameter_of(area: float) -> float | None:
-    """The equivalent diameter ``2 sqrt(area / pi)`` in pixels of an area; None for none."""
-    return float(2.0 * np.sqrt(area / np.pi)) if area > 0 else None
+    """The equivalent diameter ``2 sqrt(area / pi)`` in pixels of an area, at least
+    ``automatic.limits.MIN_DIAMETER`` (the smallest ``segment_all`` takes); None for none."""
+    from napari_devosam.automatic.limits import MIN_DIAMETER
+
+    return max(MIN_DIAMETER, float(2.0 * np.sqrt(area / np.pi))) if area > 0 else None
 
 
 def _inside(crop: Crop, mask: np.ndarray) -> int:

@@ -109,7 +109,7 @@ def apply_and_review(store, run: StoreRun, plan, info) -> tuple[list[int], list[
     from napari_devosam.tracking.store_tracks import apply_plan, plan_changes, track_table
 
     if store is not run.store:
-        raise RuntimeError("the image changed during the run: nothing was applied")
+        raise RuntimeError("the image changed during the run")
     stepped = plan_changes(store, plan)
     ids = apply_plan(store, plan, info)
     new_tracks: dict[int, int] = {}

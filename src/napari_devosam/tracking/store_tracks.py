@@ -241,7 +241,8 @@ def export_store_tracks(out_dir, store, plane, axis: int, geff: bool = False,
     (``maskNNN.tif`` + ``res_track.txt``), ``tracks.csv`` and, with ``geff``, ``tracks.geff``.
     ``along_z``: the axis is Z (the CSV's ``z`` is then the frame index).
 
-    Returns ``{"tracks": n, "divisions": n, "objects": n, "folder": Path}``. Raises
+    Returns ``{"tracks": n (tracks.csv's), "ctc_tracks": n (the CTC result's: a track with a
+    gap is split there), "divisions": n, "objects": n, "folder": Path}``. Raises
     ``ValueError`` when the line holds no object, or its tracks cannot be written in the CTC
     format (a daughter that starts before its mother).
     """
@@ -257,5 +258,5 @@ def export_store_tracks(out_dir, store, plane, axis: int, geff: bool = False,
     rows, track_rows = track_files.write_track_results(out, labels, parents, z_of_frame, geff)
     from napari_devosam.tracking.records import division_count
 
-    return {"tracks": len(rows), "divisions": division_count(parents),
-            "objects": len(track_rows), "folder": out}
+    return {"tracks": len({r["track_id"] for r in track_rows}), "ctc_tracks": len(rows),
+            "divisions": division_count(parents), "objects": len(track_rows), "folder": out}

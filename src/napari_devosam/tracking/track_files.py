@@ -278,3 +278,14 @@ def write_geff(path, rows: list[dict]) -> None:
     geff.write(graph, str(path), axis_names=["t", "y", "x"], axis_types=["time", "space",
                                                                         "space"],
                overwrite=True)
+
+
+def tracks_text(n_tracks: int, n_ctc: int) -> str:
+    """``"15 tracks"``, or ``"15 tracks (16 CTC tracks: tracks with a gap are split there)"``
+    when the CTC result holds more pieces than tracks.csv has tracks (an export and the
+    import of it said 16 and 15 for the same tracks: trial 17)."""
+    from napari_devosam.utils.text import count
+
+    pieces = ("" if n_ctc == n_tracks else
+              f" ({count(n_ctc, 'CTC track')}: tracks with a gap are split there)")
+    return f"{count(n_tracks, 'track')}{pieces}"
