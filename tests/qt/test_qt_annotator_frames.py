@@ -90,6 +90,18 @@ def test_a_transform_across_planes_is_refused_with_a_message(make_napari_viewer,
     assert len(errors) == 1 and "oblique" in errors[0]
 
 
+def test_an_image_without_pixels_is_refused_with_a_message(make_napari_viewer, sam,
+                                                           monkeypatch):
+    """Trial 17: a (0, 64, 64) layer gave napari's label controls an IndexError and a status
+    line on "plane (-1,)"."""
+    errors = capture(monkeypatch, "show_error")
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((0, 64, 64), np.uint8), name="empty")
+    w = AnnotatorWidget(viewer, sam=sam)
+    assert w.layers is None and [ly.name for ly in viewer.layers] == ["empty"]
+    assert len(errors) == 1 and "has no pixels (shape (0, 64, 64)" in errors[0]
+
+
 def test_an_unusable_prompt_is_dropped_once_and_the_others_answered(
         make_napari_viewer, qtbot, stack, sam, monkeypatch):
     viewer, image, w = open_annotator(make_napari_viewer, qtbot, stack, sam)
