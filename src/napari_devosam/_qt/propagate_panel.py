@@ -104,7 +104,8 @@ class PropagatePanel(QGroupBox):
         self.cancel_button = QPushButton("Cancel")
         self.export_button = QPushButton("Export tracks (CTC)...")
         self.export_button.setToolTip("Write the committed tracks of this line of planes as "
-                                      "they are: maskNNN.tif + res_track.txt and tracks.csv")
+                                      "they are: maskNNN.tif + res_track.txt, tracks.csv and "
+                                      "(with the geff package) tracks.geff")
         self.progress = QProgressBar()
         self.message, self.selected_label = QLabel(), QLabel("selected: none")
         self.message.setWordWrap(True)

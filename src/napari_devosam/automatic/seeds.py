@@ -67,6 +67,7 @@ STAINS = ("membrane", "nuclei", "auto")
 MIN_CONTRAST = 5.0
 MIN_EMBRYO_FRACTION = 0.005
 SIGNAL_SIGMAS = 6.0
+MIN_PARTS = 3  # bright parts inside an embryo for the separate-objects rule to judge them
 ONE_NUCLEUS_EXTENT = 2.0  # diameters: a bright part at most this wide can be one nucleus
 ONE_NUCLEUS_AREA = 1.5  # typical nuclear areas: ... and at most this large
 COARSE_SIGMA_PX = 2.5  # blob_log's smallest sigma on a coarser grid stays at least this
@@ -255,10 +256,18 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
     if not isinstance(stain, StainDecision):  # a stack's decision keeps its own note
         reading = decide_stain(smooth, region if region.any() else embryo, t_high, min_area,
                                dark_lines=not sparse)  # separate objects: no gaps between
-        if sparse:
-            from napari_devosam.automatic.stain import separate_objects_rule
+        from napari_devosam.automatic.stain import (
+            SOLID_IN_EMBRYO,
+            bright_parts,
+            separate_objects_rule,
+        )
 
+        if sparse:
             reading = separate_objects_rule(reading, signal)
+        else:  # small separate nuclei can read as lines too (CTC HeLa at half its pixel size)
+            parts = bright_parts(smooth, t_high, embryo, min_area)
+            if ndimage.label(parts)[1] >= MIN_PARTS:  # one bright blob is no "separate objects"
+                reading = separate_objects_rule(reading, parts, SOLID_IN_EMBRYO)
         stain = reading if stain == "auto" else given(stain, reading)
     if stain == "nuclei" and not sparse:
         embryo = with_bright_parts(embryo, smooth, t_low, t_high, min_area, filled)

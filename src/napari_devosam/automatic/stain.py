@@ -62,6 +62,8 @@ MAX_WIDTH_PX = 40
 MEMBRANE_MIN_LENGTH = 3.0
 WIDTH_WINDOW_PX = 512
 SOLID_OBJECTS = 0.8  # weighted median solidity: separate nuclei 0.91-0.97, membrane bits <= 0.67
+# the same rule inside an embryo (its bright parts): membrane pieces cut by a crop reached 0.86
+SOLID_IN_EMBRYO = 0.9
 HOLES_MEMBRANE = 0.1  # enclosed interior per signal pixel below which separate objects are blobs
 
 
@@ -286,7 +288,8 @@ def solidity(signal: np.ndarray) -> float:
     return float(solid[order][int(np.searchsorted(cum, 0.5 * cum[-1]))])
 
 
-def separate_objects_rule(decision: StainDecision, signal: np.ndarray) -> StainDecision:
+def separate_objects_rule(decision: StainDecision, signal: np.ndarray,
+                          min_solidity: float = SOLID_OBJECTS) -> StainDecision:
     """For a plane of separate bright objects on a dark background (no embryo-sized
     foreground; ``signal`` ``(H, W)`` bool, the objects): membrane-stained cells show as rings
     around a dark interior, nuclei as filled blobs. A "membrane" decision whose objects enclose
@@ -303,9 +306,21 @@ def separate_objects_rule(decision: StainDecision, signal: np.ndarray) -> StainD
         return decision
     area = int(np.count_nonzero(signal))
     holes = int(np.count_nonzero(ndimage.binary_fill_holes(signal))) - area
-    if holes >= HOLES_MEMBRANE * area or solidity(signal) < SOLID_OBJECTS:
+    if holes >= HOLES_MEMBRANE * area or solidity(signal) < min_solidity:
         return decision
     return StainDecision("nuclei", True, decision.score,
                          f"stain: nuclei (decided from the image: separate filled objects "
                          f"enclosing no interior, {holes / area:.2f} of their area; ridge "
                          f"score {decision.score:.2f}; --stain to override)")
+
+
+def bright_parts(smooth: np.ndarray, t_high: float, embryo: np.ndarray, min_area: int
+                  ) -> np.ndarray:
+    """The bright stain of an embryo (``smooth >= t_high``, opened, inside ``embryo``) in
+    parts of at least ``min_area`` px: what the separate-objects rule judges there."""
+    bright = ndimage.binary_opening(smooth >= t_high) & embryo
+    lab, n = ndimage.label(bright)
+    if not n:
+        return bright
+    sizes = np.bincount(lab.ravel())[1:]
+    return np.isin(lab, np.flatnonzero(sizes >= max(min_area, 1)) + 1)
