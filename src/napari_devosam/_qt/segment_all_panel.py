@@ -70,6 +70,8 @@ class SegmentAllPanel(QGroupBox):
         self.second_check.setChecked(True)
         self.second_check.setToolTip("nuclear stain: a second round, where no object was "
                                      "found, for nuclei dimmer than the stain seeds' threshold")
+        self.stain_combo.currentTextChanged.connect(  # no nuclei to look for (trial 17)
+            lambda stain: self.second_check.setEnabled(stain != "membrane"))
         self.plane_button = QPushButton("Segment this plane")
         self.all_button = QPushButton("Segment all planes")
         self.cancel_button = QPushButton("Cancel")
