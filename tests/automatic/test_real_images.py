@@ -137,6 +137,15 @@ def test_an_uncertain_reading_does_not_contradict_a_given_stain():
                             "ridge score 0.50: membranes from 0.80, nuclei up to 0.74; check "
                             "--stain)")
     assert not given("nuclei", sure).contradicted
+    # only a clear reading overrides the user's word (trial 18: right stains warned on small
+    # crops scoring 0.69 and 0.80 and on pure background): 0.05 beyond the undecided band,
+    # or nuclei by a rule whose evidence is not the score (a score above the band)
+    for stain, score, warned in [("nuclei", 0.70, False), ("nuclei", 0.60, True),
+                                 ("nuclei", 0.78, True), ("membrane", 0.82, False),
+                                 ("membrane", 0.90, True)]:
+        reading = StainDecision(stain, True, score, f"stain: {stain} (decided ...)")
+        other = "membrane" if stain == "nuclei" else "nuclei"
+        assert given(other, reading).contradicted is warned, (stain, score)
 
 
 def test_the_diameter_is_estimated_and_an_override_is_honoured(oracle):

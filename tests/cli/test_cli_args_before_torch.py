@@ -34,6 +34,10 @@ CASES = [
      "the image has 3 planes (0-2); --plane 9 is outside"),
     (["segment", "{stack}", "--auto", "--model", "vit_q", "--out", "{tmp}/o.tif"],
      "unknown model 'vit_q'"),
+    (["segment", "{stack}", "--auto", "--model", "{tmp}", "--out", "{tmp}/o.tif"],
+     "is a folder, not a checkpoint file (--model)"),  # trial 18: "does not exist"
+    (["segment", "{stack}", "--auto", "--decoder", "{tmp}", "--out", "{tmp}/o.tif"],
+     "is a folder, not a decoder file (--decoder)"),
     (["embed", "{tmp}/missing.tif"], "no image file"),
     (["embed", "{stack}", "--model", "vit_q"], "unknown model 'vit_q'"),
     (["track", "{stack}", "--seed-labels", "{seeds}", "--model", "vit_q", "--out",

@@ -122,9 +122,12 @@ def test_a_missing_or_unreadable_option_file_names_its_option(files, capsys):
     missing movie does."""
     stack = str(files["stacks"][next(iter(files["stacks"]))])
     for bad, said in [(files["tmp"] / "nope.tif", "--seed-labels: no image file at"),
-                      (files["tmp"] / "junk.tif", "--seed-labels: cannot read")]:
+                      (files["tmp"] / "junk.tif", "--seed-labels: cannot read"),
+                      (files["tmp"] / "small.tif", "--seed-labels: seed labels of shape (7, 9)")]:
         if bad.name == "junk.tif":
             bad.write_text("not an image")
+        if bad.name == "small.tif":
+            tifffile.imwrite(bad, np.ones((7, 9), np.uint16))
         assert main(_argv("track", stack, files["tmp"], str(bad))) == 1
         assert said in _one_line_error(capsys, "track")
 

@@ -92,6 +92,11 @@ def test_unknown_layout_is_named(tmp_path):
         load_model(tmp_path / "x.pt", "cpu", builder=tiny_sam)
 
 
+def test_a_folder_given_as_the_model_is_named_a_folder(tmp_path):
+    with pytest.raises(IsADirectoryError, match="is a folder, not a checkpoint file"):
+        load_model(tmp_path, "cpu", builder=tiny_sam)
+
+
 def test_a_decoder_file_given_as_the_model_says_to_give_it_as_the_decoder(tmp_path):
     """A fine-tuned decoder passed as the model (trial 16: ``devosam eval --model
     ft_dec.safetensors``) is named as what it is, with where it goes."""

@@ -90,7 +90,7 @@ def test_a_transform_across_planes_is_refused_with_a_message(make_napari_viewer,
     assert len(errors) == 1 and "oblique" in errors[0]
 
 
-def test_an_image_without_pixels_is_refused_with_a_message(make_napari_viewer, sam,
+def test_an_image_without_pixels_is_refused_with_a_message(make_napari_viewer, sam, stack,
                                                            monkeypatch):
     """Trial 17: a (0, 64, 64) layer gave napari's label controls an IndexError and a status
     line on "plane (-1,)"."""
@@ -100,6 +100,12 @@ def test_an_image_without_pixels_is_refused_with_a_message(make_napari_viewer, s
     w = AnnotatorWidget(viewer, sam=sam)
     assert w.layers is None and [ly.name for ly in viewer.layers] == ["empty"]
     assert len(errors) == 1 and "has no pixels (shape (0, 64, 64)" in errors[0]
+    # trial 18: each later layer repeated the first one's refusal; a refused layer is not
+    # picked again by itself, the next layer is judged on its own
+    viewer.add_image(np.zeros((3, 0, 64, 64), np.uint8), name="empty 4d")
+    assert len(errors) == 2 and "'empty 4d' has no pixels" in errors[1]
+    viewer.add_image(stack, name="embryo")
+    assert w.image_layer is viewer.layers["embryo"] and len(errors) == 2
 
 
 def test_an_unusable_prompt_is_dropped_once_and_the_others_answered(

@@ -18,7 +18,8 @@ class ImageChoice:
 
     def __init__(self, widget) -> None:
         self.w = widget
-        self.combo = QComboBox()
+        self.refused: set[int] = set()  # ids of layers refused (no pixels, oblique): not
+        self.combo = QComboBox()  # picked again by themselves (trial 18: said 3 times)
         self.combo.currentIndexChanged.connect(self._on_choice)
 
     def follow(self, viewer) -> None:
@@ -43,9 +44,10 @@ class ImageChoice:
         if current in layers:
             self.combo.setCurrentIndex(layers.index(current))
         self.combo.blockSignals(False)
-        if auto and current is None and layers:
+        usable = [ly for ly in layers if id(ly) not in self.refused]
+        if auto and current is None and usable:
             active = self.w.viewer.layers.selection.active
-            self.w.set_image_layer(active if active in layers else layers[-1])
+            self.w.set_image_layer(active if active in usable else usable[-1])
 
     def _on_choice(self, index: int) -> None:
         layers = self.image_layers()

@@ -193,8 +193,8 @@ class AnnotatorWidget(QWidget):
         shape = tuple(layer.data.shape[:-1] if layer.rgb else layer.data.shape)
         problem = transform_problem(layer, len(shape) - 2)
         if problem:
-            show_error(f"Cannot annotate: {problem}.")
-            return
+            self.images.refused.add(id(layer))
+            return show_error(f"Cannot annotate: {problem}.")
         self.image_layer = layer
         self.state = AnnotatorState(shape, self.predictor)
         self.store_ops.open(layer, shape)

@@ -26,6 +26,8 @@ def check_model(model) -> None:
     if model is None or is_bundled(model) or is_model_name(model):
         return
     path = Path(str(model)).expanduser()
+    if path.is_dir():  # trial 18: a folder was said not to exist
+        raise IsADirectoryError(f"{path} is a folder, not a checkpoint file (--model)")
     if path.exists():
         return
     if not re.search(r"[/\\.]", str(model)):
@@ -65,6 +67,8 @@ def check_device(device) -> None:
 
 def check_file(path, flag: str, what: str = "file") -> None:
     """``flag`` names a file that must exist (``FileNotFoundError`` otherwise)."""
+    if path is not None and Path(path).expanduser().is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a {what} ({flag})")
     if path is not None and not Path(path).expanduser().is_file():
         raise FileNotFoundError(f"{what} {path} does not exist ({flag})")
 

@@ -132,8 +132,11 @@ def run(args) -> int:
     else:
         from napari_devosam.tracking.request import seeds_from_labels
 
-        seeds = seeds_from_labels(read_image_arg(args.seed_labels, "track", "--seed-labels"),
-                                  shape, plane)
+        labels = read_image_arg(args.seed_labels, "track", "--seed-labels")
+        try:
+            seeds = seeds_from_labels(labels, shape, plane)
+        except ValueError as exc:  # which file is wrong (trial 18)
+            raise ValueError(f"--seed-labels: {exc}") from None
     return _track(args, image, _request(args, shape, plane, axis, seeds))
 
 
@@ -236,11 +239,10 @@ def _track(args, image, request) -> int:
 
 
 def _say_stain(stain) -> None:
-    """The run's stain and why, before the summary (as ``devosam segment`` says it); a
-    warning on stderr instead when ``--stain`` names the stain the movie does not read as."""
-    if stain is not None and stain.contradicted:
-        print(f"devosam track: warning: {stain.note}", file=sys.stderr)
-    elif stain is not None:
+    """The run's stain and why, before the summary (as ``devosam segment`` says it); when
+    ``--stain`` names the stain the movie does not read as, nothing: ``_pairs`` warned on
+    stderr as the run started (trial 18: at its end, the warning came too late)."""
+    if stain is not None and not stain.contradicted:  # a contradicted one: said before
         print(stain.note)
 
 
@@ -280,4 +282,6 @@ def _pairs(gen, tally=None):
             return stop.value
         if tally is not None:
             tally.add(p)
+        if p.done == 0 and getattr(p.stain, "contradicted", False):  # before the run, not
+            print(f"devosam track: warning: {p.stain.note}", file=sys.stderr)  # after it
         yield p.done, p.total

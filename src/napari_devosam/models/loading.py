@@ -144,6 +144,8 @@ def read_state_dict(path: str | os.PathLike) -> StateDict:
     or content that is not a SAM state dict.
     """
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file {path} does not exist")
     if path.stat().st_size == 0:

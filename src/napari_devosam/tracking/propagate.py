@@ -150,7 +150,7 @@ def propagate(sam, stack, seeds: list[Seed], *, axis: int = 0, direction: str = 
     ctx.detector = _detector(sam, params, detector)
     ctx.typical_area = float(np.median([np.count_nonzero(s.mask) for s in seeds]))
     done = 0
-    yield Progress(0, route.total, start, len(seeds))  # set up: estimates time from here
+    yield Progress(0, route.total, start, len(seeds), stain=ctx.result.stain)  # set up
     for number, leg in enumerate(route.legs):
         forward = leg and leg[0] > start[axis]
         active = {s.track: ActiveTrack(s.track, s.parent, Crop.from_mask(s.mask), None, [],

@@ -119,6 +119,7 @@ class Progress:
     plane: Plane
     active: int
     detect_seconds: float = 0.0
+    stain: str | None = None  # done 0: the run's stain.StainDecision, said before the run
 
 
 @dataclass
