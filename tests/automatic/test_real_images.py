@@ -56,8 +56,6 @@ class OracleDecoder:
 
 @pytest.fixture
 def oracle(monkeypatch):
-    import napari_devosam.automatic.seeded  # noqa: F401  binds the real PromptDecoder first
-
     def install(truth):
         monkeypatch.setattr(decoding, "PromptDecoder", lambda sam, emb: OracleDecoder(truth))
         monkeypatch.setattr(embeddings, "embed_plane", lambda *a, **k: None)

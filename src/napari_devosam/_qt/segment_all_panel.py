@@ -206,12 +206,11 @@ class SegmentAllPanel(QGroupBox):
                  if res.message and plane not in run.empty]
         w._refresh_current()
         w._update_status()
-        from napari_devosam.automatic.core import summary_lines
+        from napari_devosam.automatic.core import stain_against, summary_lines
 
         used = [line.replace("--stain", "the stain box").replace("--diameter", "the diameter box")
                 for line in summary_lines(results)]
-        against = [r.stain for r in results.values() if getattr(r.stain, "contradicted", 0)]
-        stain_text(against[0] if against else None, "the stain box")  # a warning: say it
+        stain_text(stain_against(results), "the stain box")  # a warning: say it
         self.message.setText("; ".join([run.text(), *used, *notes[:3]]))
 
     def undo_replace(self) -> bool:

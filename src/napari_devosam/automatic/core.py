@@ -293,8 +293,12 @@ def iter_segment_stack(stack, model, planes=None, *, neighbour: bool = True, **k
     results: dict[tuple, AutoResult] = {}
     yield 0, total
     if len(every) > 1 and total:
-        kwargs["stain"] = _stack_stain(stack, every, kwargs.get("stain", "auto"),
-                                       kwargs.get("min_area"))
+        from napari_devosam.automatic.stack_stain import run_stain
+
+        area = kwargs.get("min_area")
+        decision = run_stain(lambda i: np.asarray(stack[i]), every,
+                             kwargs.get("stain", "auto"), MIN_AREA if area is None else area)
+        kwargs["stain"] = "auto" if decision is None else decision
     for done, index in enumerate(planes, start=1):
         prev = results.get(neighbour_index(index)) if neighbour else None
         previous_labels = prev.labels if prev is not None and prev.n_objects else None
@@ -305,20 +309,12 @@ def iter_segment_stack(stack, model, planes=None, *, neighbour: bool = True, **k
     return results
 
 
-def _stack_stain(stack, every: list, stain: str, area: int | None) -> str:
-    """The stain every plane of a stack uses: ``stack_stain``'s decision for "auto" ("auto"
-    when no sampled plane has an embryo), or the given stain, its note saying when the
-    stack reads as the other one (``stain.given``)."""
-    from napari_devosam.automatic.stack_stain import stack_stain
-    from napari_devosam.automatic.stain import StainDecision, given
-
-    if isinstance(stain, StainDecision):
-        return stain
-    decision = stack_stain(lambda i: np.asarray(stack[i]), every,
-                           MIN_AREA if area is None else area)
-    if stain == "auto":
-        return stain if decision is None else decision
-    return given(stain, decision, "stack")
+def stain_against(results: dict):
+    """The first given stain of ``{plane: AutoResult}`` that the image reads against
+    (``stain.given``'s ``contradicted``), a ``StainDecision``; None when there is none. What
+    the CLI and the panel warn of."""
+    return next((r.stain for r in results.values()
+                 if getattr(r.stain, "contradicted", False)), None)
 
 
 SATURATED = 0.2  # objects' pixels at the dtype's largest value from which a run says so
@@ -357,10 +353,10 @@ def summary_lines(results: dict) -> list[str]:
         unsure = [r.stain_note for r in done if r.stain_note and "uncertain" in r.stain_note]
         if unsure:
             lines.append(f"{count(len(unsure), 'plane')} uncertain, e.g. {unsure[0]}")
-        against = [r.stain_note for r in done if getattr(r.stain, "contradicted", False)]
+        against = [r for r in done if getattr(r.stain, "contradicted", False)]
         if against:
             lines.append(f"{count(len(against), 'plane')} read as the other stain, e.g. "
-                         f"{against[0]}")
+                         f"{against[0].stain_note}")
     sized = [r for r in done if r.diameter is not None]
     if len(sized) == 1:
         lines.append(sized[0].size_note)

@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from napari_devosam.automatic.pedestal import floor_free
 from napari_devosam.automatic.seed_types import PlaneAnalysis, Seeds, _box_rows
 from napari_devosam.automatic.seeds import ONE_NUCLEUS_AREA, background
 
@@ -111,8 +112,6 @@ def residual_seeds(a: PlaneAnalysis, covered: np.ndarray, diameter: float) -> Se
     out, by the rule of the module docstring; ``a``: the plane's analysis (nuclei stain),
     ``diameter``: the nuclei's diameter in pixels. Points and boxes in ``(row, col)``."""
     from skimage.feature import peak_local_max
-
-    from napari_devosam.automatic.pedestal import floor_free
 
     d = float(diameter)
     if a.smooth is None or a.t_low is None or d <= 0:

@@ -38,6 +38,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_devosam.automatic.limits import MIN_DIAMETER as MIN_DIAMETER_PX
+from napari_devosam.automatic.pedestal import floor_free
 
 WORK_PX = 384  # longest side looked at
 PEAK_FRACTION = 0.5  # a smaller-scale peak wins when it answers at least this much
@@ -64,8 +65,6 @@ def blob_scale(image: np.ndarray, region: np.ndarray, dark: bool = False) -> flo
     docstring; None when there is no blob."""
     if not region.any():
         return None
-    from napari_devosam.automatic.pedestal import floor_free
-
     img, mask, f = _downsample(floor_free(image), region)
     sign = 1.0 if dark else -1.0
     sigmas = 1.25 ** np.arange(0, 40)

@@ -132,7 +132,9 @@ def _view_decoder(prev: PromptDecoder | None, sam, emb) -> PromptDecoder:
         prev.decoder.set_embedding(emb)
         prev.embedding = prev.decoder.embedding
         return prev
-    return PromptDecoder(sam, emb)
+    from napari_devosam.automatic import decoding  # looked up now, as segment_all's door
+
+    return decoding.PromptDecoder(sam, emb)
 
 
 def _subset(seeds: Seeds, idx, offset: np.ndarray) -> Seeds:

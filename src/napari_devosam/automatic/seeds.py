@@ -264,9 +264,9 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
 
         if sparse:
             reading = separate_objects_rule(reading, signal)
-        else:  # small separate nuclei can read as lines too (CTC HeLa at half its pixel size)
-            parts = bright_parts(smooth, t_high, embryo, min_area)
-            if ndimage.label(parts)[1] >= MIN_PARTS:  # one bright blob is no "separate objects"
+        elif reading == "membrane":  # small separate nuclei can read as lines too (CTC HeLa
+            parts, n = bright_parts(smooth, t_high, embryo, min_area)  # at half its size)
+            if n >= MIN_PARTS:  # one bright blob is no "separate objects"
                 reading = separate_objects_rule(reading, parts, SOLID_IN_EMBRYO)
         stain = reading if stain == "auto" else given(stain, reading)
     if stain == "nuclei" and not sparse:

@@ -74,6 +74,21 @@ def stack_stain(read: Callable[[object], np.ndarray], planes: Sequence, min_area
     return StainDecision(stain, False, score, note)
 
 
+def run_stain(read: Callable[[object], np.ndarray], planes: Sequence, stain: str,
+              min_area: int = 30) -> StainDecision | None:
+    """The stain a run on ``planes`` uses: ``stain`` as it is when it is a
+    ``StainDecision`` already; for "auto", ``stack_stain``'s decision (None when no sampled
+    plane has an embryo); a given stain checked against that decision (``stain.given``: its
+    note says when the stack reads as the other stain). The one rule of a stack run
+    (``core.iter_segment_stack``) and of tracking (``tracking.run_state.run_stain``)."""
+    from napari_devosam.automatic.stain import given
+
+    if isinstance(stain, StainDecision):
+        return stain
+    decision = stack_stain(read, planes, min_area)
+    return decision if stain == "auto" else given(stain, decision, "stack")
+
+
 def _score_side(votes: list[StainDecision]) -> str:
     """The stain the voters' mean ridge score lies nearer to (ties between counts)."""
     scores = [v.score for v in votes if np.isfinite(v.score)]

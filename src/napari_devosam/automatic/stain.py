@@ -56,6 +56,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from napari_devosam.automatic.pedestal import floor_free
+
 RIDGE_MEMBRANE = 0.80
 RIDGE_NUCLEI = 0.74
 MAX_WIDTH_PX = 40
@@ -182,15 +184,19 @@ def membrane_width(smooth: np.ndarray, region: np.ndarray, max_px: int = MAX_WID
     return int(radii[int(np.argmax(spectrum))]) if spectrum.max() > 0 else 1
 
 
-def _hessian_l1(smooth: np.ndarray, sigma: float) -> np.ndarray:
-    """The most negative Hessian eigenvalue ``l1`` ``(H, W)`` of ``smooth`` at ``sigma``."""
+def _hessian_eigvals(smooth: np.ndarray, sigma: float) -> np.ndarray:
+    """The Hessian eigenvalues ``(2, H, W)`` (``[0] >= [1]``) of ``smooth`` at ``sigma``
+    (at least 1 px), less its floor (``pedestal.floor_free``)."""
     from skimage.feature import hessian_matrix, hessian_matrix_eigvals
-
-    from napari_devosam.automatic.pedestal import floor_free
 
     h = hessian_matrix(floor_free(smooth), sigma=max(sigma, 1.0), order="rc",
                        use_gaussian_derivatives=False)
-    return hessian_matrix_eigvals(h)[1]
+    return hessian_matrix_eigvals(h)
+
+
+def _hessian_l1(smooth: np.ndarray, sigma: float) -> np.ndarray:
+    """The most negative Hessian eigenvalue ``l1`` ``(H, W)`` of ``smooth`` at ``sigma``."""
+    return _hessian_eigvals(smooth, sigma)[1]
 
 
 def membrane_map(smooth: np.ndarray, region: np.ndarray, within: np.ndarray | None = None
@@ -225,13 +231,7 @@ def membrane_map(smooth: np.ndarray, region: np.ndarray, within: np.ndarray | No
 def ridge_score(smooth: np.ndarray, region: np.ndarray, sigma: float) -> float:
     """Rule 2 of the module docstring, in [0, 1]; NaN when the region has no bright
     curvature at all."""
-    from skimage.feature import hessian_matrix, hessian_matrix_eigvals
-
-    from napari_devosam.automatic.pedestal import floor_free
-
-    h = hessian_matrix(floor_free(smooth), sigma=max(sigma, 1.0), order="rc",
-                       use_gaussian_derivatives=False)
-    ev = hessian_matrix_eigvals(h)  # ev[0] >= ev[1]
+    ev = _hessian_eigvals(smooth, sigma)  # ev[0] >= ev[1]
     l1, l2 = ev[1], ev[0]
     m = region & (l1 < 0)
     if not m.any():
@@ -331,12 +331,10 @@ def separate_objects_rule(decision: StainDecision, signal: np.ndarray,
 
 
 def bright_parts(smooth: np.ndarray, t_high: float, embryo: np.ndarray, min_area: int
-                  ) -> np.ndarray:
+                 ) -> tuple[np.ndarray, int]:
     """The bright stain of an embryo (``smooth >= t_high``, opened, inside ``embryo``) in
-    parts of at least ``min_area`` px: what the separate-objects rule judges there."""
-    bright = ndimage.binary_opening(smooth >= t_high) & embryo
-    lab, n = ndimage.label(bright)
-    if not n:
-        return bright
-    sizes = np.bincount(lab.ravel())[1:]
-    return np.isin(lab, np.flatnonzero(sizes >= max(min_area, 1)) + 1)
+    parts of at least ``min_area`` px, and how many parts: what the separate-objects rule
+    judges there."""
+    lab, n = ndimage.label(ndimage.binary_opening(smooth >= t_high) & embryo)
+    keep = np.flatnonzero(np.bincount(lab.ravel())[1:] >= max(min_area, 1)) + 1
+    return np.isin(lab, keep), len(keep)

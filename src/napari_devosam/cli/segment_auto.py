@@ -103,14 +103,14 @@ def run_auto(args) -> int:
         if res.message:
             print(f"devosam segment: warning: {plane_name(index)}: {res.message}",
                   file=sys.stderr)
-    from napari_devosam.automatic.core import summary_lines
+    from napari_devosam.automatic.core import stain_against, summary_lines
 
-    against = [r.stain.note for r in results.values() if getattr(r.stain, "contradicted", 0)]
+    against = stain_against(results)
     for line in summary_lines(results):
-        if line not in against[:1]:  # said once, as a warning
+        if against is None or line != against.note:  # said once, as a warning
             print(line)
-    if against:
-        print(f"devosam segment: warning: {against[0]}", file=sys.stderr)
+    if against is not None:
+        print(f"devosam segment: warning: {against.note}", file=sys.stderr)
     write_tiff(args.out, out.astype(label_dtype(out), copy=False))
     n = sum(r.n_objects for r in results.values())
     print(f"wrote {count(n, 'object')} on {count(len(results), 'plane')} to {args.out} "

@@ -85,18 +85,12 @@ def run_stain(ctx: RunContext, route) -> str:
     """The run's stain: one for the planes ``route`` visits (a ``route.Route``; one
     time-lapse, one stain), decided on a sample of them (``automatic.stack_stain``); "auto"
     when none has an embryo (the first plane analysed with one decides then). A given
-    stain (``params.stain``) is kept, checked against the same decision (``stain.given``).
-    The decision is also the result's ``stain``."""
-    from napari_devosam.automatic.stack_stain import stack_stain
-    from napari_devosam.automatic.stain import StainDecision, given
+    stain (``params.stain``) is kept, checked against the same decision
+    (``automatic.stack_stain.run_stain``). The decision is also the result's ``stain``."""
+    from napari_devosam.automatic.stack_stain import run_stain as stack_run_stain
 
-    if not isinstance(ctx.stain, StainDecision):
-        visits = [route.start, *route.planes]
-        decision = stack_stain(ctx.pixels, visits, ctx.params.division_min_area)
-        if ctx.stain != "auto":  # checked: the note says when the movie reads as the other
-            decision = given(ctx.stain, decision, "stack")
-    else:
-        decision = ctx.stain
+    decision = stack_run_stain(ctx.pixels, [route.start, *route.planes], ctx.stain,
+                               ctx.params.division_min_area)
     ctx.result.stain = decision
     return "auto" if decision is None else decision
 
