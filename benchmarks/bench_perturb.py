@@ -17,6 +17,8 @@ the bundled ``embryo`` model) on the result, scored against the labels changed t
 - ``offset``: 40000 subtracted, float32 (a shifted or background-subtracted range);
 - ``dim16``: 300 grey levels above a pedestal of 100 with Gaussian read noise of 5, uint16;
 - ``gradient``: a left-to-right background ramp as bright as the nuclei;
+- ``vignette``: light falling off from the centre to 0.4 in the corners (multiplied, over a
+  background a tenth of the nuclei's range);
 - ``gamma0.5``: a compressive display curve.
 
 Per change and source: F1@0.5 and mSA (pooled over the source's planes), objects found
@@ -82,6 +84,12 @@ def _gradient(plane, labels, rng):
     return ((_unit(plane) + ramp) * 1000).astype(np.uint16), labels
 
 
+def _vignette(plane, labels, rng):
+    h, w = plane.shape
+    r2 = (np.linspace(-1, 1, h)[:, None] ** 2 + np.linspace(-1, 1, w)[None, :] ** 2) / 2
+    return ((_unit(plane) + 0.1) * (1.0 - 0.6 * r2) * 1000).astype(np.uint16), labels
+
+
 def _gamma(plane, labels, rng):
     return (_unit(plane) ** 0.5 * 255).astype(np.uint8), labels
 
@@ -91,7 +99,7 @@ CHANGES = {
     "scale0.5": _zoom(0.5), "scale2": _zoom(2.0),
     "photons10": _photons(10), "photons50": _photons(50),
     "blur2": _blur, "offset": _offset, "dim16": _dim16, "gradient": _gradient,
-    "gamma0.5": _gamma,
+    "vignette": _vignette, "gamma0.5": _gamma,
 }
 
 

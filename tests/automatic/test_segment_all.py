@@ -11,7 +11,8 @@ import napari_devosam.automatic.decoding as decoding
 import napari_devosam.engine.embeddings as embeddings
 from napari_devosam.automatic import AutoResult, GridParams, iter_segment_stack, segment_all
 from napari_devosam.automatic.metrics import match_scores
-from napari_devosam.automatic.seeds import analyse_plane, seeds_from_labels, stain_seeds
+from napari_devosam.automatic.neighbour_seeds import seeds_from_labels
+from napari_devosam.automatic.seeds import analyse_plane, stain_seeds
 from napari_devosam.engine.predictor import Predictor
 from napari_devosam.synthetic.phantoms import make_embryo, make_timelapse
 from napari_devosam.testing import tiny_sam

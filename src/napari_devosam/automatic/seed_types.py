@@ -43,7 +43,8 @@ class PlaneAnalysis:
     embryo less its rim, or the bright objects grown by 3 px). ``quantum``: the plane's
     intensity step (1 for integer data, 0 for float). ``blank``: the plane holds no image at
     all (all NaN, constant, or too few grey levels), as opposed to an image without an
-    embryo."""
+    embryo. ``ramp``: the uneven background taken off the plane before it was analysed
+    (``flatfield.background_ramp``, ``(H, W)`` float32 in the plane's units), or None."""
 
     smooth: np.ndarray | None
     t_low: float = 0.0
@@ -55,6 +56,7 @@ class PlaneAnalysis:
     sparse: bool = False
     quantum: float = 0.0  # the plane's intensity step: 1 for integer data, 0 for float
     blank: bool = False  # no image at all (NaN, constant, a few grey levels): an acquisition gap
+    ramp: np.ndarray | None = None
 
     @property
     def stain_note(self) -> str | None:

@@ -1,4 +1,5 @@
-"""Seeds for automatic segmentation from the stain, and from a neighbouring plane's labels.
+"""Seeds for automatic segmentation from the stain (from a neighbouring plane's labels:
+``neighbour_seeds``).
 
 Everything here is classical image analysis (numpy, scipy, scikit-image), no SAM. Points are
 napari ``(row, col)`` pixel coordinates; boxes ``(row0, col0, row1, col1)`` (inclusive pixel
@@ -55,6 +56,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from napari_devosam.automatic import flatfield
 from napari_devosam.automatic.median import median3x3
 from napari_devosam.automatic.seed_types import (  # noqa: F401 - re-exported
     PlaneAnalysis,
@@ -225,6 +227,8 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
     if float(data.max()) <= float(data.min()):
         return PlaneAnalysis(None, message="every pixel has the same value: no embryo to segment",
                              blank=True)
+    ramp = flatfield.background_ramp(data)  # it would skew the global thresholds
+    data = data if ramp is None else data - ramp
     smooth = ndimage.gaussian_filter(median3x3(data), 1.0)  # hot pixels out
     t_low, t_high = _thresholds(smooth)
     if t_low is None:
@@ -274,7 +278,7 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
     quantum = 1.0 if np.issubdtype(np.asarray(plane).dtype, np.integer) else 0.0
     return PlaneAnalysis(smooth, t_low, t_high, embryo, stain,
                          region=region if region.any() else embryo, sparse=sparse,
-                         quantum=quantum)
+                         quantum=quantum, ramp=ramp)
 
 
 def nuclei_seeds(a: PlaneAnalysis, min_area: int = 30, diameter: float | None = None
@@ -361,38 +365,3 @@ def stain_seeds(a: PlaneAnalysis, min_area: int = 30, diameter: float | None = N
 
     seed = membrane_seeds if a.stain == "membrane" else nuclei_seeds
     return seed(a, min_area, diameter)
-
-
-def seeds_from_labels(labels: np.ndarray, min_area: int = 30) -> Seeds:
-    """Neighbour seeding: one seed per object of a neighbouring plane's ``labels`` ``(H, W)``
-    (int): its most interior pixel (maximum of the distance transform) and its box."""
-    labels = np.asarray(labels)
-    points, boxes = [], []
-    for obj, sl in enumerate(ndimage.find_objects(labels.astype(np.int64)), start=1):
-        if sl is None:
-            continue
-        mask = np.pad(labels[sl] == obj, 1)
-        if mask.sum() < min_area:
-            continue
-        dist = ndimage.distance_transform_edt(mask)
-        r, c = np.unravel_index(int(np.argmax(dist)), dist.shape)
-        points.append((sl[0].start + r - 1, sl[1].start + c - 1))
-        boxes.append((sl[0].start, sl[1].start, sl[0].stop - 1, sl[1].stop - 1))
-    return Seeds(np.asarray(points, dtype=np.float64).reshape(-1, 2),
-                 np.asarray(boxes, dtype=np.float64).reshape(-1, 4), ["neighbour"] * len(points))
-
-
-def merge_neighbour_seeds(own: Seeds, neighbour: Seeds) -> Seeds:
-    """``own`` plus the ``neighbour`` seeds whose box holds none of ``own``'s points (where
-    the stain found nothing, e.g. a faint cell): a divided cell keeps its own two seeds."""
-    if len(own) == 0:
-        return neighbour
-    extra = []
-    for i, box in enumerate(neighbour.boxes):
-        p = own.points
-        inside = ((p[:, 0] >= box[0]) & (p[:, 0] <= box[2])
-                  & (p[:, 1] >= box[1]) & (p[:, 1] <= box[3]))
-        if not inside.any():
-            extra.append(i)
-    return own + Seeds(neighbour.points[extra], neighbour.boxes[extra],
-                       [neighbour.source[i] for i in extra])
