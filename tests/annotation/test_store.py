@@ -135,6 +135,11 @@ def test_corrupt_store_is_moved_aside_not_overwritten(tmp_path, stack):
     assert len(kept) == 1 and (kept[0] / "store.json").read_text().startswith('{"format"')
     fresh = AnnotationStore(tmp_path / "s", stack.shape)
     assert not fresh.objects
+    assert str(kept[0]) in fresh.set_aside_note()  # said when a command finds no objects
+    from napari_devosam.tracking.store_tracks import export_store_tracks
+
+    with pytest.raises(ValueError, match="unreadable store of this image was moved to"):
+        export_store_tracks(tmp_path / "out", fresh, (), 0)
 
 
 def test_shape_mismatch_and_bad_input(tmp_path, stack):

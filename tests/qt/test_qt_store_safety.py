@@ -127,3 +127,38 @@ def test_an_unwritable_embedding_cache_warns_once_and_segments(make_napari_viewe
     assert w.state.current_labels[0].any()
     qtbot.wait(100)
     assert len([n for n in notes if "embedding cache" in n.message]) == 1
+
+
+def test_a_store_changed_by_another_program_is_read_again_and_the_stroke_kept(
+        make_napari_viewer, qtbot, stack, sam):
+    """New-user trial 19: ``devosam import-tracks`` replaced the store the viewer held, and
+    the viewer's next edit lost the store. Now the viewer's write is refused, the store is
+    read again (the other program's objects shown) and the stroke is saved into it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    viewer, w = open_annotator(make_napari_viewer, qtbot, stack, sam)
+    objects = viewer.layers["objects"]
+    folder = w.store.folder
+    objects.paint((1, 20, 20), 4)
+    settle(qtbot, w)
+    script = textwrap.dedent(f"""
+        import numpy as np
+        from napari_devosam.annotation.store import AnnotationStore
+        s = AnnotationStore({str(folder)!r})
+        mask = np.zeros(s.shape[1:], bool)
+        mask[60:70, 90:100] = True
+        s.commit((2,), [mask])
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    other = max(AnnotationStore(folder).objects)
+
+    objects.paint((1, 50, 50), 7)  # refused: the store changed since the viewer read it
+    settle(qtbot, w)
+    qtbot.waitUntil(lambda: w.store is not None and 7 in w.store.objects, timeout=TIMEOUT)
+    settle(qtbot, w)
+    disk = AnnotationStore(folder)  # readable, with all three programs' objects
+    assert {4, 7, other} <= set(disk.objects)
+    assert (viewer.layers["objects"].data[2] == other).any()
+    assert (viewer.layers["objects"].data[1] == 7).any()

@@ -19,7 +19,12 @@ from tracking_oracle import OracleDecoder
 
 from napari_devosam.annotation.store import AnnotationStore
 from napari_devosam.synthetic.lineage import make_lineage_timelapse
-from napari_devosam.tracking.import_tracks import TrackImportError, import_ctc, import_geff
+from napari_devosam.tracking.import_tracks import (
+    TrackImportError,
+    import_ctc,
+    import_geff,
+    store_tracks_from_labels,
+)
 from napari_devosam.tracking.lineage import delete_track, lineage, object_of, split_track
 from napari_devosam.tracking.store_tracks import (
     apply_plan,
@@ -181,6 +186,9 @@ def _edit_res_track(res: Path, old: str, new: str) -> None:
     ("text", "expected 'L B E P'"),
     ("negative", "mask002.tif holds negative labels (down to -3)"),
     ("self", "names itself as its mother"),
+    ("twice", "is listed twice"),
+    ("backwards", "starts on frame 5, after it ends on frame 0"),
+    ("empty", "lists no track (it is empty)"),
 ])
 def test_bad_results_are_refused_with_one_line_and_nothing_written(phantom, tmp_path,
                                                                    damage, message):
@@ -207,6 +215,14 @@ def test_bad_results_are_refused_with_one_line_and_nothing_written(phantom, tmp_
         tifffile.imwrite(res / "mask002.tif", frame)
     elif damage == "self":
         _edit_res_track(res, first_line, " ".join([label, b, e, label]))
+    elif damage == "twice":
+        _edit_res_track(res, first_line, first_line + "\n" + first_line)
+    elif damage == "backwards":
+        _edit_res_track(res, first_line, " ".join([label, "5", "0", p]))
+    elif damage == "empty":  # new-user trial 19: all-zero masks and an empty listing
+        (res / "res_track.txt").write_text("\n")
+        for path in res.glob("mask*.tif"):
+            tifffile.imwrite(path, np.zeros((128, 128), np.uint16))
     else:
         _edit_res_track(res, first_line, "1 2 x")
     store = AnnotationStore(tmp_path / "s.devosam", stack.shape)
@@ -214,6 +230,34 @@ def test_bad_results_are_refused_with_one_line_and_nothing_written(phantom, tmp_
         drain(import_ctc(store, res))
     assert message in str(info.value) and "\n" not in str(info.value)
     assert not store.objects and not (store.folder / "store.json").exists()
+
+
+def test_labels_without_objects_are_not_imported(phantom, tmp_path):
+    """``--replace`` with nothing would have emptied the store."""
+    stack, *_ = phantom
+    store = AnnotationStore(tmp_path / "s.devosam", stack.shape)
+    store.commit((0,), [np.ones((128, 128), bool)])
+    with pytest.raises(TrackImportError, match="the masks hold no object"):
+        store_tracks_from_labels(store, np.zeros(stack.shape, np.uint32), {}, replace=True)
+    assert len(store.objects) == 1
+
+
+def test_a_mother_with_three_daughters_is_imported_and_named(tmp_path):
+    """Another tool's error is kept to be curated, from CTC as from GEFF (new-user trial 19:
+    the CTC import took it silently while GEFF refused it)."""
+    res = tmp_path / "res"
+    res.mkdir()
+    frames = np.zeros((3, 32, 32), np.uint16)
+    frames[0, 10:20, 10:20] = 1
+    for label, col in ((2, 2), (3, 12), (4, 22)):
+        frames[1:, 10:18, col:col + 8] = label
+    for f, frame in enumerate(frames):
+        tifffile.imwrite(res / f"mask{f:03d}.tif", frame)
+    (res / "res_track.txt").write_text("1 0 0 0\n2 1 2 1\n3 1 2 1\n4 1 2 1\n")
+    store = AnnotationStore(tmp_path / "s.devosam", frames.shape)
+    summary = drain(import_ctc(store, res))
+    assert summary.many_daughters == {1: [2, 3, 4]} and summary.tracks == 4
+    assert "check in the lineage: track 1 has 3 daughters (2, 3, 4)" in summary.text()
 
 
 def test_existing_objects_are_refused_unless_replace(phantom, tmp_path):
@@ -269,6 +313,7 @@ def test_hela_result_of_another_tool_imports_and_exports_identically(hela, tmp_p
 @pytest.mark.parametrize("fault, message", [
     ("background", "lies on the masks' background"),
     ("merge", "has 2 predecessors (cells merging)"),
+    ("backwards", "goes from frame 1 to frame 0: edges must go forward in time"),
 ])
 def test_bad_geff_graphs_are_refused_with_one_line(phantom, tmp_path, fault, message):
     geff = pytest.importorskip("geff")
@@ -284,6 +329,9 @@ def test_bad_geff_graphs_are_refused_with_one_line(phantom, tmp_path, fault, mes
         graph.nodes[1].update(y=float(ys[0]), x=float(xs[0]))
         graph.add_node(2, t=0, y=float(ys[-1]), x=float(xs[-1]))
         graph.add_edge(2, 1)
+    if fault == "backwards":
+        graph.nodes[1].update(y=float(ys[0]), x=float(xs[0]))
+        graph.add_edge(1, 0)
     geff.write(graph, str(tmp_path / "g.geff"), axis_names=["t", "y", "x"],
                axis_types=["time", "space", "space"])
     store = AnnotationStore(tmp_path / "s.devosam", stack.shape)

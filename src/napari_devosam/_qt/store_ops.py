@@ -46,6 +46,12 @@ def _open_store(holder, path, data, project_dir, rgb, previous=None):
     return store, warning
 
 
+def _changed_elsewhere(error) -> bool:
+    from napari_devosam.annotation.store_files import StoreChangedError
+
+    return isinstance(error, StoreChangedError)
+
+
 def _worked_on(store, plane, result):
     """Remember ``plane`` as the last one worked on (``annotation.last_plane``); returns
     ``result``. A store folder that cannot take the small file changes nothing else."""
@@ -83,15 +89,17 @@ class StoreOps:
         self.unsaved: list = []  # (plane, pixels, values) of strokes not saved yet
         self._holder: dict = {}
 
-    def open(self, layer, shape, keep_objects: bool = False) -> None:
+    def open(self, layer, shape, keep_objects: bool = False, keep_unsaved: bool = False
+             ) -> None:
         """Open (or create) the store of image layer ``layer`` in the background.
 
         ``keep_objects``: the image stays, its store moves (``relocate``): the objects of the
-        store left are copied to the new place when it has none."""
+        store left are copied to the new place when it has none. ``keep_unsaved``: strokes not
+        saved yet are saved into the store opened (a reload)."""
         previous = self._holder.get("store") if keep_objects else None
         self.store = None
         self.placeholder = np.zeros(shape, dtype=np.uint32)  # shown until the store is read
-        if not keep_objects:
+        if not (keep_objects or keep_unsaved):
             self.unsaved.clear()
         self._holder = holder = {}
         path = getattr(layer.source, "path", None)
@@ -126,6 +134,8 @@ class StoreOps:
 
         def failed(error):
             self.unsaved.append(edit)
+            if _changed_elsewhere(error):  # saved into the store read again (_reload)
+                return
             notify(f"The correction could not be saved ({error}); it is kept until the "
                    "annotations can be saved: choose a project folder.", self.widget)
 
@@ -182,6 +192,8 @@ class StoreOps:
             return fn(store, *args)
 
         def done(result, error):
+            if holder is self._holder and _changed_elsewhere(error):
+                self._reload()
             if error is not None and on_error is not None:
                 on_error(error)
             elif error is not None:
@@ -192,6 +204,16 @@ class StoreOps:
                 self._changed()
 
         self.widget.jobs.submit(run, on_done=done)
+
+    def _reload(self) -> None:
+        """Read the store again after another program changed it (``StoreChangedError``):
+        the layer shows what is on disk; strokes not saved are saved into it."""
+        layer = self.widget.image_layer
+        if layer is None or self.placeholder is None:
+            return
+        show_info("Another program changed this image's annotations: they were read again "
+                  "from disk (this session's undo steps are gone).")
+        self.open(layer, self.placeholder.shape, keep_unsaved=True)
 
     def commit(self, plane, masks, prompts, info, on_error=None) -> None:
         """Commit in order with the other jobs; ``on_error(error)`` after a failure (the

@@ -146,6 +146,16 @@ class AnnotationStore:
         """Plane indices that hold at least one object, sorted."""
         return self._content.planes()
 
+    def set_aside_note(self) -> str:
+        """``""``, or where unreadable stores of this folder were moved (``StoreCorruptError``),
+        as a clause for a message that finds no objects: ``" (an unreadable store ... was
+        moved to ...)"``."""
+        kept = sorted(self.folder.parent.glob(f"{self.folder.name}.corrupt-*"))
+        if not kept:
+            return ""
+        return (f" (an unreadable store of this image was moved to {kept[-1]}"
+                + (f" and {len(kept) - 1} earlier" if len(kept) > 1 else "") + ")")
+
     def object_at(self, plane_index, point) -> int:
         """The id under ``point`` ``(row, col)`` on a plane, 0 for background or outside."""
         plane = self._content.plane(plane_index)

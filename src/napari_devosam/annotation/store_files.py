@@ -10,6 +10,14 @@ replaces ``store.json``, then removes the plane files it no longer names: a proc
 at any moment leaves either the previous or the new state on disk, never a mix. ``read``
 never lets an unreadable store be overwritten: the folder is renamed to
 ``<folder>.corrupt-<time>`` and ``StoreCorruptError`` says where it went.
+
+Two programs may hold one store (the viewer, and ``devosam import-tracks`` or ``track`` in a
+terminal). Each read and write holds the folder's lock file (``.store.lock``, the
+``filelock`` package: an OS lock, released when a process dies), and a write first checks
+that ``store.json`` still has the revision this program read or wrote last: otherwise
+``StoreChangedError``, and nothing is written. Before, the second writer's ``store.json``
+named plane files the first had already replaced, and the store was lost on the next read
+(new-user trial 19).
 """
 
 from __future__ import annotations
@@ -31,8 +39,16 @@ FORMAT_VERSION = 1
 MANIFEST = "store.json"
 
 
+LOCK = ".store.lock"
+LOCK_TIMEOUT_S = 60.0  # a write of a large stack by the other program, with room to spare
+
+
 class StoreCorruptError(RuntimeError):
     """A store folder that cannot be read; it has been moved aside, not overwritten."""
+
+
+class StoreChangedError(RuntimeError):
+    """Another program wrote the store since this one read it: nothing was written."""
 
 
 def _plane_key(plane: tuple[int, ...]) -> str:
@@ -64,11 +80,54 @@ class StoreFiles:
     def exists(self) -> bool:
         return (self.folder / MANIFEST).exists()
 
+    @contextlib.contextmanager
+    def _locked(self, reading: bool = False):
+        """Hold the folder's lock (one program at a time); ``RuntimeError`` after waiting
+        ``LOCK_TIMEOUT_S`` for it. ``reading``: a folder where no lock file can be made
+        (missing, read-only) is read without one."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(self.folder / LOCK, timeout=LOCK_TIMEOUT_S)
+        try:
+            lock.acquire()
+        except Timeout as exc:
+            raise RuntimeError(f"the annotation store {self.folder} is busy: another program "
+                               f"has held it for {LOCK_TIMEOUT_S:.0f} s") from exc
+        except OSError:
+            if not reading:
+                raise
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _disk_revision(self) -> int | None:
+        """``store.json``'s revision on disk (None: no store.json, or unreadable)."""
+        try:
+            return int(json.loads((self.folder / MANIFEST).read_text()).get("revision", 0))
+        except (OSError, ValueError, AttributeError):
+            return None
+
     def write(self, content, planes, image: dict) -> None:
         """Write the planes ``planes`` of ``content`` (a ``CommittedObjects``; planes without
         objects lose their file) and then ``store.json`` with ``image`` (shape, hash, path),
-        atomically; afterwards delete the plane files no longer named."""
+        atomically; afterwards delete the plane files no longer named. Raises
+        ``StoreChangedError`` (nothing written) when another program wrote the store since
+        this one last read or wrote it."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            on_disk = self._disk_revision()
+            if on_disk is not None and on_disk != self.revision:
+                raise StoreChangedError(
+                    f"the annotation store {self.folder} was changed by another program "
+                    f"since it was read here (revision {on_disk}, not {self.revision}): "
+                    "this change was not saved; read the store again (reopen the image, or "
+                    "run the command again) and redo it")
+            self._write(content, planes, image)
+
+    def _write(self, content, planes, image: dict) -> None:
         occupied = {_plane_key(p) for p in content.planes()}
         version = self.revision + 1
         new_files = dict(self.planes)
@@ -109,6 +168,10 @@ class StoreFiles:
         """Read ``store.json`` and the plane files it names (``adopt`` the result to write
         after it). Raises ``StoreCorruptError`` (the folder moved aside) when anything cannot
         be read."""
+        with self._locked(reading=True):
+            return self._read()
+
+    def _read(self) -> StoreSnapshot:
         try:
             manifest = json.loads((self.folder / MANIFEST).read_text())
             if manifest.get("format") != FORMAT:
@@ -138,10 +201,13 @@ class StoreFiles:
         killed before its ``store.json`` landed."""
         self.planes, self.revision = snapshot.planes, snapshot.revision
         keep = set(self.planes.values())
-        for path in self.folder.glob("plane*.npz"):
-            if path.name not in keep:
-                with contextlib.suppress(OSError):
-                    path.unlink()
+        with contextlib.suppress(OSError), self._locked():  # read-only: nothing to remove
+            if self._disk_revision() != snapshot.revision:
+                return  # another program wrote since: those files are its own
+            for path in self.folder.glob("plane*.npz"):
+                if path.name not in keep:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
 
     def _move_aside(self) -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,20 +56,25 @@ class TrackImportError(ValueError):
 class ImportSummary:
     """What an import did: ``tracks``, ``divisions`` (``records.division_count``: one
     daughter alone is no division), ``objects`` committed, ``frames`` read, ``replaced``
-    (objects deleted first)."""
+    (objects deleted first), ``many_daughters``: ``{mother: daughters}`` of the mothers with
+    more than two (another tool's error, kept so that it can be curated)."""
 
     tracks: int
     divisions: int
     objects: int
     frames: int
     replaced: int
+    many_daughters: dict = field(default_factory=dict)
 
     def text(self) -> str:
         from napari_devosam.utils.text import count
 
         done = (f"imported {count(self.tracks, 'track')}, {count(self.divisions, 'division')}, "
                 f"{count(self.objects, 'object')} on {count(self.frames, 'frame')}")
-        return done + (f" (replacing {count(self.replaced, 'object')})" if self.replaced else "")
+        done += f" (replacing {count(self.replaced, 'object')})" if self.replaced else ""
+        odd = [f"track {m} has {len(d)} daughters ({', '.join(map(str, d))})"
+               for m, d in sorted(self.many_daughters.items())]
+        return done + (f"; check in the lineage: {'; '.join(odd)}" if odd else "")
 
 
 def mask_files(folder) -> list[Path]:
@@ -97,24 +102,43 @@ def mask_files(folder) -> list[Path]:
 
 def read_res_track(path) -> dict[int, tuple[int, int, int]]:
     """``res_track.txt`` -> ``{label: (first, last, mother label or 0)}``; one line per
-    track. ``TrackImportError`` for a line that is not four integers or a label twice."""
+    track (a first line of column names, ``L B E P``, is skipped). ``TrackImportError`` for
+    an empty file, a line that is not four integers, a label listed twice, or a track that
+    ends before it starts."""
     path = Path(path)
     if not path.is_file():
         raise TrackImportError(f"{path.parent} has no res_track.txt")
-    rows = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
+    rows: dict[int, tuple[int, int, int]] = {}
+    lines = path.read_text().splitlines()
+    for n, line in enumerate(lines, 1):
         parts = line.split()
+        if not parts or (not rows and n == _first_line(lines) and _is_header(parts)):
+            continue
         try:
             label, first, last, parent = (int(p) for p in parts)
         except ValueError:
             raise TrackImportError(f"{path.name} line {n}: expected 'L B E P' (four integers), "
                                    f"got {line.strip()!r}") from None
-        if label <= 0 or label in rows or first > last or first < 0:
-            raise TrackImportError(f"{path.name} line {n}: bad track {line.strip()!r}")
+        if label in rows:
+            raise TrackImportError(f"{path.name} line {n}: track {label} is listed twice")
+        if label <= 0 or first < 0 or parent < 0:
+            raise TrackImportError(f"{path.name} line {n}: bad track {line.strip()!r} (labels "
+                                   "and frames are not negative; label 0 is background)")
+        if first > last:
+            raise TrackImportError(f"{path.name} line {n}: track {label} starts on frame "
+                                   f"{first}, after it ends on frame {last}")
         rows[label] = (first, last, parent)
+    if not rows:
+        raise TrackImportError(f"{path} lists no track (it is empty)")
     return rows
+
+
+def _first_line(lines: list[str]) -> int:
+    return next((n for n, line in enumerate(lines, 1) if line.strip()), 0)
+
+
+def _is_header(parts: list[str]) -> bool:
+    return [p.upper() for p in parts] == ["L", "B", "E", "P"]
 
 
 def _check_rows(rows: dict[int, tuple[int, int, int]], n_frames: int,
@@ -257,6 +281,8 @@ def store_tracks_from_labels(store, labels: np.ndarray, parents: dict[int, int],
                                f"{tuple(store.shape)}")
     existing = _existing(store, replace)
     top = int(labels.max()) if labels.size else 0
+    if top == 0:  # --replace would leave an empty store
+        raise TrackImportError("the masks hold no object: nothing to import")
     track_of, parents = gap_continuations(labels, parents)
     ids = store.apply_batch(existing, _commits(labels, parents, info or {}, track_of),
                             next_id=top + 1)
@@ -264,9 +290,12 @@ def store_tracks_from_labels(store, labels: np.ndarray, parents: dict[int, int],
     from napari_devosam.tracking.records import division_count
 
     kept = {t: parents[t] for t in tracks if t in parents}
+    daughters: dict[int, list[int]] = {}
+    for t, m in sorted(kept.items()):
+        daughters.setdefault(m, []).append(t)
     return ImportSummary(len(tracks), division_count(kept), sum(1 for i in ids if i),
-                         labels.shape[0],
-                         len(existing))
+                         labels.shape[0], len(existing),
+                         {m: d for m, d in daughters.items() if len(d) > 2})
 
 
 def gap_continuations(labels: np.ndarray, parents: dict[int, int]

@@ -76,7 +76,8 @@ def seeds_from_store(store, plane, object_ids=None) -> list[Seed]:
         if mask.any():
             seeds.append(Seed(track_of(oid, rec), plane, mask, rec.get("parent")))
     if not seeds:
-        raise ValueError(f"{plane_name(plane)} has no committed objects to propagate")
+        raise ValueError(f"{plane_name(plane)} has no committed objects to propagate"
+                         + store.set_aside_note())
     return seeds
 
 
@@ -252,7 +253,8 @@ def export_store_tracks(out_dir, store, plane, axis: int, geff: bool = False,
 
     labels, parents = store_track_labels(store, plane, axis)
     if not labels.any():
-        raise ValueError("no committed object on these planes: nothing to export")
+        raise ValueError("no committed object on these planes: nothing to export"
+                         + store.set_aside_note())
     out = Path(out_dir)
     z_of_frame = track_files.frame_z(plane, along_z or (len(plane) == 2 and axis == 1))
     rows, track_rows = track_files.write_track_results(out, labels, parents, z_of_frame, geff)
