@@ -205,11 +205,39 @@ def test_review_list_groups_events_worst_first_and_jumps(qtbot, tree):
     assert viewer.dims.current_step[0] == 3
     assert viewer.layers["objects"].selected_label == oid == panel.selected
     # an edit that takes a track away drops its events (the store followed live)
-    dock.select([ids[5]])
-    viewer.dims.set_current_step(0, 2)
-    dock.edit("delete")
+    panel.review_list.set_events(events)
+    w.store_ops._submit("nothing", lambda s: None)  # a store change that is no track edit
     settle(qtbot, w)
-    assert panel.review_list.counts() == {"division": 2, "track end": 1}
+    assert panel.review_list.counts() == {"division": 2, "track end": 1, "low confidence": 1}
+
+
+def test_review_list_follows_track_edits_undo_and_redo(qtbot, tree):
+    """New-user trial 19: after *No mother* the list still showed the division, after *A is
+    B's mother* the track end; now it is read again from the store after each edit."""
+    from napari_devosam.tracking.review_events import ReviewEvent, review_events
+
+    viewer, w, dock, ids = tree
+    panel = w.propagate_panel
+    blank = ReviewEvent("blank plane", 0, 4, (4,), float("nan"), "blank plane skipped")
+    panel.review_list.set_events([blank])  # a run's plane event: kept through the edits
+
+    def shown():
+        return sorted(e.text() for e in panel.entries)
+
+    def store_events():
+        return sorted([blank.text()] + [e.text() for e in review_events(w.store, 0)])
+
+    mother_divides = f"track {ids[1]} divides"
+    viewer.dims.set_current_step(0, 2)
+    dock.select([ids[3]])
+    assert dock.edit("clear_parent")  # 3 loses its mother 1: 1 no longer divides
+    settle(qtbot, w)
+    qtbot.waitUntil(lambda: shown() == store_events(), timeout=TIMEOUT)
+    assert not any(mother_divides in t for t in shown())
+    w.undo()
+    settle(qtbot, w)
+    qtbot.waitUntil(lambda: shown() == store_events(), timeout=TIMEOUT)
+    assert any(mother_divides in t for t in shown()) and blank.text() in shown()
 
 
 def test_import_tracks_replaces_then_undoes(qtbot, tree, tmp_path, monkeypatch):

@@ -165,6 +165,32 @@ def test_a_swap_that_leaves_a_gap_says_so(store):
     assert swap_tracks(store, 4, 5, 1) == []  # both go on from frame 1: no gap
 
 
+def test_one_skipped_frame_is_said_in_the_singular(store):
+    late = split_track(store, 4, 5)  # frames 5..7
+    assert swap_tracks(store, 5, late, 4) == ["track 5 now skips frame 4"]  # 0..3, then 5..7
+
+
+def test_track_colours_stay_when_other_tracks_change(store):
+    """New-user trial 19: deleting one track recoloured 49 of 93 others."""
+    from napari_devosam.tracking.lineage_colors import track_colors
+
+    before = track_colors(lineage(store))
+    delete_track(store, 4, 0)
+    split_track(store, 5, 2)
+    after = track_colors(lineage(store))
+    assert all(after[t] == before[t] for t in (1, 2, 3, 5))
+    assert len({before[t] for t in (1, 4, 5)}) == 3  # roots still differ
+
+
+def test_undoing_a_track_deletion_says_it_was_a_track_edit(store):
+    """New-user trial 19: it said "a change over several planes (a run, an import or
+    Segment all)"."""
+    from napari_devosam.annotation.history import step_text
+
+    delete_track(store, 4, 3)
+    assert step_text("undo", store.undo()).startswith("Undo: a track edit (")
+
+
 def test_a_one_frame_track_cannot_be_split(store):
     one = split_track(store, 5, 3)  # frames 3..3
     with pytest.raises(LineageError, match=f"track {one} has one frame \\(3\\): nothing to split"):

@@ -70,6 +70,7 @@ class AnnotatorWidget(QWidget):
     embedding_ready = Signal(object)  # plane whose embedding became active
     store_changed = Signal()  # a store job finished (objects layer updated)
     history_stepped = Signal(str)  # an undo or redo changed the store: what it did
+    lineage_edited = Signal()  # a track edit of the Lineage dock was saved
     model_changed = Signal()
 
     def __init__(self, napari_viewer, sam=None, *, project_dir=None, cache_dir=None,

@@ -166,6 +166,7 @@ class LineageDock(QWidget):
         return True
 
     def _edited(self, name: str, what: str, result=None) -> None:
+        self.w.lineage_edited.emit()
         notes = [r for r in result if isinstance(r, str)] if isinstance(result, list) else []
         self.info_label.setText(f"{what} (Ctrl+Z undoes it)" + "".join(f"; {n}" for n in notes))
         if notes:

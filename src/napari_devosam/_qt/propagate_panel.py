@@ -49,6 +49,7 @@ from napari_devosam._qt.propagate_import import add_track_tools
 from napari_devosam._qt.propagate_review import (
     ReviewList,
     events_from_store,
+    follow_track_edits,
     jump_to_event,
     run_events,
     still_there,
@@ -79,13 +80,12 @@ class PropagatePanel(QGroupBox):
         self.selected: int | None = None
         self._busy = self._applying = False
         self._token = None  # the run in progress; None once cancelled
-        self._layers = None  # the annotator layers our callbacks are on
-        self._line = None  # (plane, axis) of the tracks shown
+        self._layers = self._line = None  # layers our callbacks are on; (plane, axis) shown
         self._tracks_pending = self._tracks_dirty = False
         self._build()
         self.range = PropagateRange(self)  # issue 25: a window from the plane shown + estimate
         w.store_changed.connect(self._on_store_changed)
-        w.history_stepped.connect(self.message.setText)
+        follow_track_edits(self)  # the review list, and the message of an undo or redo
         self.lineage = LineageModel(w, lambda: self.axis_combo.currentData() or 0, self)
         self.lineage.changed.connect(self._lineage_changed)
         self._set_busy(False)

@@ -114,10 +114,11 @@ def still_there(event, data) -> bool:
     return (event.track, event.frame) in data.nodes
 
 
-def events_from_store(panel) -> None:
-    """Fill ``panel``'s review list from its store's records (a reopened store, or tracks
-    imported from the CLI: ``review_events`` of the store, along the panel's axis) on the
-    store thread, unless a run or an import fills it meanwhile."""
+def events_from_store(panel, keep=()) -> None:
+    """Fill ``panel``'s review list from its store's records (a reopened store, tracks
+    imported from the CLI, or edited: ``review_events`` of the store, along the panel's axis)
+    on the store thread, unless a run or an import fills it meanwhile. ``keep``: events to
+    list as well (a run's blank planes, which the records do not hold)."""
     from napari_devosam.tracking.review_events import review_events
 
     w, axis = panel.w, panel.axis_combo.currentData()
@@ -129,6 +130,23 @@ def events_from_store(panel) -> None:
 
     def done(events, error) -> None:
         if error is None and store is w.store and not panel.review_list.events:
-            panel.review_list.set_events(events)
+            panel.review_list.set_events(list(keep) + list(events))
 
     w.jobs.submit(lambda: review_events(store, axis, review_below=below), on_done=done)
+
+
+def follow_track_edits(panel) -> None:
+    """Read ``panel``'s review list again from the store after a track edit in the Lineage
+    dock and after an undo or redo (a run's blank planes kept): the list had only dropped the
+    events of deleted tracks, and still showed a division after *No mother* and a track end
+    after *A is B's mother* (new-user trial 19)."""
+    def again(*_):
+        events_from_store(panel, keep=[e for e in panel.entries if not e.track])
+
+    def edited():
+        panel.message.setText("")  # an earlier undo's message no longer holds
+        again()
+
+    panel.w.lineage_edited.connect(edited)
+    panel.w.history_stepped.connect(panel.message.setText)
+    panel.w.history_stepped.connect(again)

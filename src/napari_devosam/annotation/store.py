@@ -229,7 +229,7 @@ class AnnotationStore:
     def _summary(action) -> dict | None:
         if action is None:
             return None
-        return {"kind": action["kind"], "plane": action["plane"],
+        return {"kind": action.get("what", action["kind"]), "plane": action["plane"],
                 "ids": [c["id"] for c in action["objects"]]}
 
     def _keep(self, action) -> None:

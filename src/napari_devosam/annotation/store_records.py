@@ -61,7 +61,7 @@ def records_action(content, changes: dict[int, dict], deletes=(),
         return None
     if len(steps) == 1 and not deletes:
         return steps[0]
-    return {"kind": "batch", "plane": steps[0]["plane"], "steps": steps,
+    return {"kind": "batch", "what": "records", "plane": steps[0]["plane"], "steps": steps,
             "planes": sorted({s["plane"] for s in steps if s["kind"] == "delete"}),
             "objects": [c for s in steps for c in s["objects"]]}
 

@@ -353,7 +353,8 @@ def _new_gap(track: int, before: list[int], after: list[int]) -> str | None:
     if not new:
         return None
     spans = ", ".join(f"{lo}" if lo == hi else f"{lo}..{hi}" for lo, hi in new)
-    return f"track {track} now skips frames {spans}"
+    word = "frame" if len(new) == 1 and new[0][0] == new[0][1] else "frames"
+    return f"track {track} now skips {word} {spans}"
 
 
 def delete_track(store, track: int, frame: int, descendants: bool = False,
