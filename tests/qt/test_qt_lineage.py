@@ -279,6 +279,43 @@ def test_import_tracks_replaces_then_undoes(qtbot, tree, tmp_path, monkeypatch):
     assert w.segment_all_panel.message.text() == said
 
 
+def test_import_checks_before_it_asks_and_takes_a_geff_graph(qtbot, tree, tmp_path,
+                                                             monkeypatch):
+    """New-user trial 19: a wrong folder was met with "Replace the 362 objects?" first, and
+    GEFF graphs could not be imported from the viewer."""
+    pytest.importorskip("geff")
+    import napari_devosam._qt.propagate_import as import_module
+    from napari_devosam.tracking.store_tracks import export_store_tracks
+
+    viewer, w, dock, ids = tree
+    said, asked = [], []
+    for name in ("show_info", "show_warning", "show_error"):
+        monkeypatch.setattr(import_module, name, said.append)
+    monkeypatch.setattr(import_module.QMessageBox, "question",
+                        lambda *a, **k: asked.append(a) or
+                        import_module.QMessageBox.StandardButton.Yes)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    picks = iter([str(empty)])
+    monkeypatch.setattr(import_module.QFileDialog, "getExistingDirectory",
+                        lambda *a, **k: next(picks))
+    import_module.choose_and_import(w.propagate_panel)
+    qtbot.waitUntil(lambda: not w.propagate_panel.busy, timeout=TIMEOUT)
+    settle(qtbot, w)
+    assert not asked and "Tracks not imported" in said[-1] and "maskNNN" in said[-1]
+
+    export_store_tracks(tmp_path / "ctc", w.store, (0,), 0, geff=True)
+    shape = sorted((i.first, i.last, len(i.daughters)) for i in lineage(w.store).values())
+    picks = iter([str(tmp_path / "ctc" / "tracks.geff"), str(tmp_path / "ctc")])
+    import_module.choose_and_import(w.propagate_panel)  # the graph, then its masks
+    qtbot.waitUntil(lambda: not w.propagate_panel.busy, timeout=TIMEOUT)
+    settle(qtbot, w)
+    assert len(asked) == 1  # the store held the phantom's objects
+    assert all(r.get("source") == "import" for r in w.store.objects.values())
+    assert sorted((i.first, i.last, len(i.daughters))
+                  for i in lineage(w.store).values()) == shape
+
+
 def test_track_ids_are_written_once_rows_are_far_enough_apart(qtbot, tree):
     """A lineage of 80 imported tracks had rows 4 px apart and no ids (new-user trial)."""
     from napari_devosam._qt.lineage_canvas import ID_SPACING_PX

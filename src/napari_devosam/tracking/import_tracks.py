@@ -23,33 +23,19 @@ disagreement. A store that holds objects is refused unless ``replace``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-MASK_NAME = re.compile(r"mask(\d+)\.tif{1,2}$")
-TRUTH_NAME = re.compile(r"man_track(\d+)\.tif{1,2}$")  # CTC tracking truth (TRA folder)
-
-
-def track_file(folder) -> Path:
-    """The folder's track list: ``res_track.txt`` (a result), else ``man_track.txt`` (the
-    CTC tracking truth, same ``L B E P`` lines); ``res_track.txt`` when neither exists."""
-    folder = Path(folder)
-    truth = folder / "man_track.txt"
-    if not (folder / "res_track.txt").is_file() and truth.is_file():
-        return truth
-    return folder / "res_track.txt"
-
-
-class TrackImportError(ValueError):
-    """A result that cannot be imported; one line naming the first problem. Nothing was
-    written. ``needs_replace``: refused only because the store holds objects (the caller
-    says how to replace them: ``--replace``, or the panel's question)."""
-
-    needs_replace = False
+from napari_devosam.tracking.track_reading import (  # noqa: F401 - TrackImportError: the API's
+    TrackImportError,
+    _read_frame,
+    mask_files,
+    read_ctc,
+    read_geff,
+)
 
 
 @dataclass(frozen=True)
@@ -77,102 +63,6 @@ class ImportSummary:
         return done + (f"; check in the lineage: {'; '.join(odd)}" if odd else "")
 
 
-def mask_files(folder) -> list[Path]:
-    """The ``maskNNN.tif`` files of ``folder`` in frame order (a CTC result), or its
-    ``man_trackNNN.tif`` files when the folder is the CTC tracking truth (``TRA``: it has
-    ``man_track.txt``); ``TrackImportError`` when there are none or a frame number is
-    missing (frames count from 0)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise TrackImportError(f"{folder} is not a folder")
-    truth = track_file(folder).name == "man_track.txt"
-    name, prefix = (TRUTH_NAME, "man_track") if truth else (MASK_NAME, "mask")
-    found = {}
-    for path in folder.iterdir():
-        m = name.fullmatch(path.name)
-        if m:
-            found[int(m.group(1))] = path
-    if not found:
-        raise TrackImportError(f"{folder} holds no {prefix}NNN.tif files")
-    for f in range(max(found) + 1):
-        if f not in found:
-            raise TrackImportError(f"{folder} has no mask for frame {f} ({prefix}{f:03d}.tif)")
-    return [found[f] for f in sorted(found)]
-
-
-def read_res_track(path) -> dict[int, tuple[int, int, int]]:
-    """``res_track.txt`` -> ``{label: (first, last, mother label or 0)}``; one line per
-    track (a first line of column names, ``L B E P``, is skipped). ``TrackImportError`` for
-    an empty file, a line that is not four integers, a label listed twice, or a track that
-    ends before it starts."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrackImportError(f"{path.parent} has no res_track.txt")
-    rows: dict[int, tuple[int, int, int]] = {}
-    lines = path.read_text().splitlines()
-    for n, line in enumerate(lines, 1):
-        parts = line.split()
-        if not parts or (not rows and n == _first_line(lines) and _is_header(parts)):
-            continue
-        try:
-            label, first, last, parent = (int(p) for p in parts)
-        except ValueError:
-            raise TrackImportError(f"{path.name} line {n}: expected 'L B E P' (four integers), "
-                                   f"got {line.strip()!r}") from None
-        if label in rows:
-            raise TrackImportError(f"{path.name} line {n}: track {label} is listed twice")
-        if label <= 0 or first < 0 or parent < 0:
-            raise TrackImportError(f"{path.name} line {n}: bad track {line.strip()!r} (labels "
-                                   "and frames are not negative; label 0 is background)")
-        if first > last:
-            raise TrackImportError(f"{path.name} line {n}: track {label} starts on frame "
-                                   f"{first}, after it ends on frame {last}")
-        rows[label] = (first, last, parent)
-    if not rows:
-        raise TrackImportError(f"{path} lists no track (it is empty)")
-    return rows
-
-
-def _first_line(lines: list[str]) -> int:
-    return next((n for n, line in enumerate(lines, 1) if line.strip()), 0)
-
-
-def _is_header(parts: list[str]) -> bool:
-    return [p.upper() for p in parts] == ["L", "B", "E", "P"]
-
-
-def _check_rows(rows: dict[int, tuple[int, int, int]], n_frames: int,
-                name: str = "res_track.txt") -> None:
-    for label, (first, last, parent) in sorted(rows.items()):
-        if last >= n_frames:
-            raise TrackImportError(f"{name}: track {label} ends on frame {last}, but "
-                                   f"there are only {n_frames} masks")
-        if parent == label:
-            raise TrackImportError(f"{name}: track {label} names itself as its mother")
-        if parent and parent not in rows:
-            raise TrackImportError(f"{name}: the mother {parent} of track {label} is "
-                                   "not a track")
-        if parent and rows[parent][1] >= first:
-            raise TrackImportError(f"{name}: track {label} starts on frame {first}, "
-                                   f"not after its mother {parent} ends ({rows[parent][1]})")
-
-
-def _read_frame(path: Path, frame_shape: tuple[int, ...] | None) -> np.ndarray:
-    from napari_devosam.io.read import read_image
-
-    data = np.asarray(read_image(path))
-    if frame_shape is not None and data.shape != tuple(frame_shape):
-        raise TrackImportError(f"{path.name} has shape {data.shape}, the movie's frames "
-                               f"{frame_shape}: these masks belong to another movie")
-    if data.dtype.kind not in "iu":
-        raise TrackImportError(f"{path.name} is not a label image (dtype {data.dtype}: labels "
-                               "are integers)")
-    if data.size and data.min() < 0:
-        raise TrackImportError(f"{path.name} holds negative labels (down to {data.min()}): "
-                               "labels are 0 (background) or positive")
-    return data
-
-
 def _frame_count(store, files) -> tuple[int, ...]:
     frame_shape = tuple(store.shape[1:])
     if len(store.shape) < 3:
@@ -181,44 +71,6 @@ def _frame_count(store, files) -> tuple[int, ...]:
         raise TrackImportError(f"the masks cover {len(files)} frames, the movie has "
                                f"{store.shape[0]}")
     return frame_shape
-
-
-def read_ctc(result_dir, frame_shape: tuple[int, ...] | None = None, n_frames=None
-             ) -> Generator[tuple[int, int], None, tuple[np.ndarray, dict[int, int]]]:
-    """Read and check a CTC result folder; yields ``(frames read, frames)``, returns
-    ``(labels (F, *frame_shape) of the masks' dtype, {daughter label: mother label})``.
-    ``frame_shape`` / ``n_frames``: what the masks must be. Raises ``TrackImportError``
-    naming the first disagreement between the masks and ``res_track.txt``."""
-    files = mask_files(result_dir)
-    if n_frames is not None and len(files) != n_frames:
-        raise TrackImportError(f"the masks cover {len(files)} frames, the movie has {n_frames}")
-    listing = track_file(result_dir)
-    rows = read_res_track(listing)
-    _check_rows(rows, len(files), listing.name)
-    first = _read_frame(files[0], frame_shape)  # a wrong shape is refused before the rest
-    dtype = np.uint16 if first.dtype.itemsize <= 2 else np.uint32  # CTC masks: uint16
-    labels = np.zeros((len(files), *first.shape), dtype=dtype)
-    for f, path in enumerate(files):
-        frame = first if f == 0 else _read_frame(path, first.shape)
-        if frame.size and frame.max() > np.iinfo(dtype).max:
-            raise TrackImportError(f"{path.name} holds labels above {np.iinfo(dtype).max}, "
-                                   f"unlike {files[0].name}")
-        labels[f] = frame
-        present = set(np.unique(frame).tolist()) - {0}
-        claimed = {t for t, (b, e, _) in rows.items() if b <= f <= e}
-        if claimed - present:
-            t = min(claimed - present)
-            raise TrackImportError(f"{path.name} lacks track {t}, which {listing.name} puts on "
-                                   f"frames {rows[t][0]}..{rows[t][1]}")
-        if present - claimed:
-            t = min(present - claimed)
-            where = (f"frames {rows[t][0]}..{rows[t][1]}" if t in rows
-                     else "no frame (not listed)")
-            raise TrackImportError(f"{path.name} holds label {t}, which {listing.name} puts "
-                                   f"on {where}")
-        yield f + 1, len(files)
-    parents = {t: p for t, (_, _, p) in rows.items() if p}
-    return labels, parents
 
 
 def _out_of(gen, total: int):
@@ -358,20 +210,11 @@ def import_geff(store, geff_path, mask_dir, *, replace: bool = False
     (``geff_graph.tracks_from_graph``); the masks give the pixels. Raises
     ``TrackImportError`` (nothing written) as ``import_ctc``, and for nodes that match no
     mask object; ``RuntimeError`` without the optional ``geff`` package."""
-    from napari_devosam.tracking.geff_graph import GraphError, relabel_masks, tracks_from_graph
-
     _existing(store, replace)  # refused before anything is read
     files = mask_files(mask_dir)
     frame_shape = _frame_count(store, files)
-    try:
-        nodes, parents = tracks_from_graph(geff_path)
-        masks = np.zeros((len(files), *frame_shape), dtype=np.uint32)
-        for f, path in enumerate(files):
-            masks[f] = _read_frame(path, frame_shape)
-            yield f + 1, len(files) + 1
-        labels = relabel_masks(masks, nodes)
-    except GraphError as exc:
-        raise TrackImportError(str(exc)) from None
+    labels, parents = yield from _out_of(read_geff(geff_path, mask_dir, frame_shape,
+                                                   len(files)), len(files) + 1)
     summary = store_tracks_from_labels(store, labels, parents, replace=replace,
                                        info={"imported_from": str(Path(geff_path))})
     yield len(files) + 1, len(files) + 1
