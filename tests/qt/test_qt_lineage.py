@@ -318,14 +318,43 @@ def test_import_checks_before_it_asks_and_takes_a_geff_graph(qtbot, tree, tmp_pa
 
 def test_track_ids_are_written_once_rows_are_far_enough_apart(qtbot, tree):
     """A lineage of 80 imported tracks had rows 4 px apart and no ids (new-user trial)."""
-    from napari_devosam._qt.lineage_canvas import ID_SPACING_PX
+    from napari_devosam._qt.lineage_canvas import ROW_MIN_PX
 
     viewer, w, dock, ids = tree
     canvas = dock.canvas
-    canvas.resize(480, 14 * int(ID_SPACING_PX) + 60)  # 14 rows, each >= the spacing
+    canvas.resize(480, 14 * int(ROW_MIN_PX) + 60)  # 14 rows, each >= the spacing
     canvas.reset_view()
     assert canvas.label_rows() == list(range(14))
-    canvas.resize(480, 14 * 4 + 40)  # rows ~4 px apart: no ids
-    canvas.reset_view()
+    canvas.resize(480, 14 * 4 + 40)  # the whole lineage: rows ~4 px apart, no ids
+    canvas.show_all()
     assert canvas.label_rows() == []
     canvas.grab()  # paints with and without ids, without error
+
+
+def test_rows_stay_readable_scroll_and_follow_the_image(qtbot, tree):
+    """New-user trial 19: ~100 tracks drawn 2 px apart without ids, a Shift-click took a
+    neighbour, and an object picked in the image did not select its track in the tree."""
+    from napari_devosam._qt.lineage_canvas import ROW_MIN_PX
+
+    viewer, w, dock, ids = tree
+    canvas = dock.canvas
+    canvas.resize(480, 6 * int(ROW_MIN_PX) + 28)  # room for ~6 of the 14 rows
+    canvas.reset_view()
+    top, shown, n = canvas.row_window()
+    assert n == 14 and shown <= 6.5 and top == 0
+    assert len(canvas.label_rows()) >= 5  # ids written
+    assert not dock.scroll.isHidden() and dock.scroll.maximum() > 0
+    dock.scroll.setValue(dock.scroll.maximum())  # the last rows
+    top, shown, _ = canvas.row_window()
+    assert abs(top + shown - 14) < 0.1
+    last = int(canvas.layout_.tracks[-1])
+    pos = canvas.node_position(last, int(canvas.layout_.first[-1]))
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=pos.toPoint())
+    assert dock.selected == [last]
+    # an object picked in the image selects its track in the tree
+    other = next(t for t in ids.values() if t != last)
+    frame = dock.data.info[other].first
+    plane, oid = dock.data.object_at(other, frame)
+    viewer.layers["objects"].selected_label = oid
+    assert dock.selected == [other]
+

@@ -13,7 +13,10 @@ are arithmetic on the layout (``lineage_layout.hit``).
 Mouse: left click on a track selects it and emits ``node_clicked(track, frame, modifiers)``
 (Shift/Ctrl-click adds a second track, as the dock reads it); the wheel zooms around the
 cursor (Shift: time only, Ctrl: tracks only); a right or middle drag pans; a double click
-shows the whole lineage again.
+shows the whole lineage. The first view shows every frame and as many tracks as fit
+``ROW_MIN_PX`` apart, ids written (new-user trial 19: 100 tracks squeezed 2 px apart could
+not be told apart, and a Shift-click took a neighbour); the dock's scroll bar
+(``row_window``, ``scroll_to``) moves through the rest.
 """
 
 from __future__ import annotations
@@ -35,12 +38,14 @@ END_MARKS = {"lost": ("x", QColor(255, 80, 80)), "left the movie": (">", QColor(
 OTHER_END = ("o", QColor(255, 170, 60))
 MARGIN = (34, 8, 8, 20)  # left, top, right, bottom (pixels): frame ticks at the bottom
 ID_SPACING_PX = 12.0  # track ids are written once rows are this far apart on screen
+ROW_MIN_PX = 16.0  # the first view keeps rows at least this far apart (the rest: scroll)
 
 
 class LineageCanvas(QWidget):
     """Paints a ``LineageLayout`` with one colour per row (``set_lineage``)."""
 
     node_clicked = Signal(int, int, object)  # track, frame, Qt keyboard modifiers
+    view_changed = Signal()  # zoom, pan, scroll, resize or new data
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -74,7 +79,15 @@ class LineageCanvas(QWidget):
             self._pens.append(pen)
         if not keep_view:
             self._view = None
+        self._changed()
+
+    def _changed(self) -> None:
         self.update()
+        self.view_changed.emit()
+
+    def resizeEvent(self, event):  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.view_changed.emit()
 
     def set_selected(self, tracks) -> None:
         self.selected = [int(t) for t in tracks]
@@ -86,8 +99,29 @@ class LineageCanvas(QWidget):
             self.update()
 
     def reset_view(self) -> None:
+        """The first view: every frame, the first rows ``ROW_MIN_PX`` apart."""
         self._view = None
-        self.update()
+        self._changed()
+
+    def show_all(self) -> None:
+        """Every frame and every track, however close the rows."""
+        lay = self.layout_
+        n_frames = max(lay.n_frames, 1) if lay is not None else 1
+        n_rows = max(len(lay.tracks), 1) if lay is not None else 1
+        self._view = (-0.5, n_frames - 0.5, -0.5, n_rows - 0.5)
+        self._changed()
+
+    def row_window(self) -> tuple[float, float, int]:
+        """``(top row, rows shown, rows)`` of the view, for a scroll bar."""
+        _, _, y0, y1 = self.view()
+        n = len(self.layout_.tracks) if self.layout_ is not None else 0
+        return y0 + 0.5, y1 - y0, n
+
+    def scroll_to(self, top: float) -> None:
+        """Show the rows from ``top`` on (the zoom kept)."""
+        x0, x1, y0, y1 = self.view()
+        self._view = (x0, x1, top - 0.5, top - 0.5 + (y1 - y0))
+        self._changed()
 
     # -- coordinates --------------------------------------------------------------------------
     def view(self) -> tuple[float, float, float, float]:
@@ -97,7 +131,8 @@ class LineageCanvas(QWidget):
         lay = self.layout_
         n_frames = max(lay.n_frames, 1) if lay is not None else 1
         n_rows = max(len(lay.tracks), 1) if lay is not None else 1
-        return (-0.5, n_frames - 0.5, -0.5, n_rows - 0.5)
+        fit = max(self._plot_rect().height() / ROW_MIN_PX, 1.0)
+        return (-0.5, n_frames - 0.5, -0.5, min(n_rows, fit) - 0.5)
 
     def _plot_rect(self) -> QRectF:
         left, top, right, bottom = MARGIN
@@ -288,13 +323,13 @@ class LineageCanvas(QWidget):
         _, _, sx, sy, _ = self._scale()
         dx, dy = (pos.x() - px) / sx, (pos.y() - py) / sy
         self._view = (x0 - dx, x1 - dx, y0 - dy, y1 - dy)
-        self.update()
+        self._changed()
 
     def mouseReleaseEvent(self, event):  # noqa: N802 - Qt's name
         self._pan = None
 
     def mouseDoubleClickEvent(self, event):  # noqa: N802 - Qt's name
-        self.reset_view()
+        self.show_all()
 
     def wheelEvent(self, event):  # noqa: N802 - Qt's name
         pos = event.position() if hasattr(event, "position") else event.pos()
@@ -309,4 +344,4 @@ class LineageCanvas(QWidget):
         if zoom_y:
             y0, y1 = cy + (y0 - cy) * factor, cy + (y1 - cy) * factor
         self._view = (x0, x1, y0, y1)
-        self.update()
+        self._changed()

@@ -20,9 +20,11 @@ from qtpy.QtCore import Qt
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QMainWindow,
     QPushButton,
+    QScrollBar,
     QVBoxLayout,
     QWidget,
 )
@@ -71,23 +73,65 @@ class LineageDock(QWidget):
         for key, action in (("Ctrl+Z", w.undo), ("Ctrl+Shift+Z", w.redo),
                             ("Escape", lambda: self.select([]))):
             self.canvas.keys[QKeySequence(key).toString()] = action
+        self.scroll = QScrollBar(Qt.Orientation.Vertical)
+        self.scroll.setToolTip("more tracks (double-click the tree: all of them)")
+        self.scroll.valueChanged.connect(lambda v: self.canvas.scroll_to(v / 10))
+        self.canvas.view_changed.connect(self._sync_scroll)
+        tree = QHBoxLayout()
+        tree.addWidget(self.canvas, 1)
+        tree.addWidget(self.scroll)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.canvas, 1)
+        layout.addLayout(tree, 1)
         layout.addWidget(legend)
         layout.addWidget(self.info_label)
         layout.addLayout(grid)
         self.canvas.node_clicked.connect(self._on_node)
         self.model.changed.connect(self.show_data)
         w.viewer.dims.events.current_step.connect(self._on_step)
+        self._watched = None
+        w.store_changed.connect(self._watch_objects)
+        self._watch_objects()
         self.show_data(self.model.data)
         self.model.refresh()
+
+    def _sync_scroll(self) -> None:
+        """The scroll bar shows where the canvas's rows are (tenths of a row)."""
+        top, shown, n = self.canvas.row_window()
+        self.scroll.blockSignals(True)
+        self.scroll.setRange(0, max(0, int(round((n - shown) * 10))))
+        self.scroll.setPageStep(max(1, int(shown * 10)))
+        self.scroll.setSingleStep(10)
+        self.scroll.setValue(int(round(top * 10)))
+        self.scroll.blockSignals(False)
+        self.scroll.setVisible(n > shown + 1e-6 or top > 1e-6)
+
+    def _watch_objects(self) -> None:
+        """Follow the ``objects`` layer's selected label: an object picked in the image
+        selects its track here (new-user trial 19: only tree to image worked)."""
+        layers = self.w.layers
+        layer = None if layers is None else layers.objects
+        if layer is self._watched:
+            return
+        if self._watched is not None:
+            self._watched.events.selected_label.disconnect(self._on_label)
+        self._watched = layer
+        if layer is not None:
+            layer.events.selected_label.connect(self._on_label)
+
+    def _on_label(self, event=None) -> None:
+        track = self.data.object_tracks.get(int(self._watched.selected_label))
+        if track is not None and track in self.data.info and self.selected[-1:] != [track]:
+            self.select([track])
 
     # -- showing ------------------------------------------------------------------------------
     def show_data(self, data) -> None:
         """Draw ``data`` (a ``LineageData``); the selection keeps the tracks still there."""
         self.data = data
-        self.layout_ = layout_lineage(data.info)
+        frames: dict[int, list[int]] = {}
+        for track, frame in data.nodes:
+            frames.setdefault(track, []).append(frame)
+        self.layout_ = layout_lineage(data.info, frames)
         self.canvas.set_lineage(self.layout_, rgba_array(data.colors, self.layout_.tracks))
         self.select([t for t in self.selected if t in data.info])
         self._on_step()

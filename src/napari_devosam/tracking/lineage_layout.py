@@ -26,7 +26,8 @@ class LineageLayout:
 
     ``tracks``: ``(n,)`` int64 track ids in row order (row ``i`` holds ``tracks[i]``);
     ``first``/``last``: ``(n,)`` frames; ``segments``: ``(m, 4)`` float64 ``(x0, y0, x1, y1)``
-    (each track's line, then one connector per daughter from her mother's end);
+    (each track's line, one per run of frames it has objects on, then one connector per
+    daughter from her mother's end);
     ``segment_row``: ``(m,)`` int64 row whose colour a segment takes; ``ends``: ``[(reason,
     row)]`` of tracks that end other than by a division (``UNRECORDED`` where no reason is
     recorded: imported tracks, the first piece of a split);
@@ -77,17 +78,34 @@ def row_order(info: dict) -> list[int]:
     return order
 
 
-def layout_lineage(info: dict) -> LineageLayout:
+def _runs(frames) -> list[tuple[int, int]]:
+    """``[(first, last)]`` of the runs of consecutive frames in ``frames``."""
+    f = sorted(set(int(v) for v in frames))
+    runs, start = [], f[0]
+    for a, b in zip(f, f[1:], strict=False):
+        if b > a + 1:
+            runs.append((start, a))
+            start = b
+    runs.append((start, f[-1]))
+    return runs
+
+
+def layout_lineage(info: dict, frames: dict | None = None) -> LineageLayout:
     """The ``LineageLayout`` of ``{track: TrackInfo}`` (``tracking.lineage.TrackInfo``:
-    ``track``, ``parent``, ``first``, ``last``, ``end_reason``)."""
+    ``track``, ``parent``, ``first``, ``last``, ``end_reason``). ``frames``: ``{track: the
+    frames it has objects on}``; a track's line then breaks where it skips frames (new-user
+    trial 19: a track without an object on frame 2 was drawn as one line)."""
     order = row_order(info)
     n = len(order)
     rows = {t: i for i, t in enumerate(order)}
     first = np.array([info[t].first for t in order], dtype=np.int64)
     last = np.array([info[t].last for t in order], dtype=np.int64)
-    y = np.arange(n, dtype=np.float64)
-    lines = np.stack([first, y, last, y], axis=1).astype(np.float64).reshape(-1, 4)
-    # a one-frame track still shows: its line spans a third of a frame around its frame
+    pieces = [((a, b), r) for r, t in enumerate(order)
+              for a, b in (_runs(frames[t]) if frames and frames.get(t)
+                           else [(info[t].first, info[t].last)])]
+    lines = np.array([(a, r, b, r) for (a, b), r in pieces], dtype=np.float64).reshape(-1, 4)
+    line_rows = np.array([r for _, r in pieces], dtype=np.int64)
+    # a one-frame piece still shows: its line spans a third of a frame around its frame
     flat = lines[:, 0] == lines[:, 2]
     lines[flat, 0] -= 0.3
     lines[flat, 2] += 0.3
@@ -98,8 +116,7 @@ def layout_lineage(info: dict) -> LineageLayout:
             forks.append((info[mother].last, rows[mother], info[t].first, rows[t]))
             fork_rows.append(rows[t])
     segments = np.concatenate([lines, np.asarray(forks, dtype=np.float64).reshape(-1, 4)])
-    segment_row = np.concatenate([np.arange(n, dtype=np.int64),
-                                  np.asarray(fork_rows, dtype=np.int64)])
+    segment_row = np.concatenate([line_rows, np.asarray(fork_rows, dtype=np.int64)])
     ends = [(info[t].end_reason or UNRECORDED, rows[t]) for t in order
             if info[t].end_reason not in (DIVIDED, CONTINUED)]  # no reason: marked too
     return LineageLayout(np.asarray(order, dtype=np.int64), first, last, segments,
