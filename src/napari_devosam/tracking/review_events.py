@@ -22,8 +22,9 @@ them into events:
 From an ``AnnotationStore`` (a reopened store, or tracks imported from another tool) the
 events come from its records instead: divisions from ``"parent"``, new cells from the
 ``"new_cell"`` flag of an object's ``"prompts"`` (``store_tracks.apply_plan`` writes it),
-track ends from the lineage's end reasons, low confidence from each object's
-``"confidence"``.
+track ends from the lineage's end reasons (not for an object on one frame without a
+mother or a recorded end: a seed or an annotation, never tracked), low confidence from each
+object's ``"confidence"``.
 
 Events sort by confidence, lowest first (NaN, unknown, last), then by frame and track.
 """
@@ -172,7 +173,10 @@ def _from_store(store, axis: int, below: float) -> list[ReviewEvent]:
                 "division", t, info[row.daughters[0]].first, starts[0][0],
                 min(confs) if confs else math.nan,
                 f"track {t} divides into {' and '.join(map(str, row.daughters))}"))
-        elif row.end_reason not in (DIVIDED, CONTINUED, "movie end"):
+        elif row.end_reason not in (DIVIDED, CONTINUED, "movie end") and (
+                row.end_reason or row.parent is not None or row.last > row.first):
+            # an object on one frame with no end recorded and no mother was never tracked
+            # (a seed, an annotation): no track ended there
             plane, c = at[(t, row.last)]
             why = row.end_reason or "unknown reason"
             events.append(ReviewEvent("track end", t, row.last, plane, c, f"track ends: {why}"))

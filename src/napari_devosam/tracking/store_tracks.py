@@ -77,7 +77,7 @@ def seeds_from_store(store, plane, object_ids=None) -> list[Seed]:
             seeds.append(Seed(track_of(oid, rec), plane, mask, rec.get("parent")))
     if not seeds:
         raise ValueError(f"{plane_name(plane)} has no committed objects to propagate"
-                         + store.set_aside_note())
+                         + _set_aside_note(store))
     return seeds
 
 
@@ -254,7 +254,7 @@ def export_store_tracks(out_dir, store, plane, axis: int, geff: bool = False,
     labels, parents = store_track_labels(store, plane, axis)
     if not labels.any():
         raise ValueError("no committed object on these planes: nothing to export"
-                         + store.set_aside_note())
+                         + _set_aside_note(store))
     out = Path(out_dir)
     z_of_frame = track_files.frame_z(plane, along_z or (len(plane) == 2 and axis == 1))
     rows, track_rows = track_files.write_track_results(out, labels, parents, z_of_frame, geff)
@@ -262,3 +262,10 @@ def export_store_tracks(out_dir, store, plane, axis: int, geff: bool = False,
 
     return {"tracks": len({r["track_id"] for r in track_rows}), "ctc_tracks": len(rows),
             "divisions": division_count(parents), "objects": len(track_rows), "folder": out}
+
+
+def _set_aside_note(store) -> str:
+    """Where an unreadable store of this image went (``AnnotationStore.set_aside_note``); ""
+    for a store snapshot, which has no folder."""
+    note = getattr(store, "set_aside_note", None)
+    return note() if note is not None else ""
