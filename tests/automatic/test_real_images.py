@@ -11,9 +11,9 @@ import torch
 import napari_devosam.automatic.decoding as decoding
 import napari_devosam.engine.embeddings as embeddings
 from napari_devosam.automatic import segment_all
-from napari_devosam.automatic.core import summary_lines
 from napari_devosam.automatic.decoding import Proposal
 from napari_devosam.automatic.postprocess import is_box_shaped, size_filter
+from napari_devosam.automatic.report import summary_lines
 from napari_devosam.automatic.seeds import analyse_plane, stain_seeds
 from napari_devosam.synthetic.phantoms import make_embryo
 

@@ -54,7 +54,8 @@ def test_planes_without_an_embryo_do_not_vote(planes):
 def test_a_stack_run_uses_one_stain_on_every_plane(planes):
     """iter_segment_stack decides once, on the whole stack, even when asked for one plane;
     the summary prints the stack's note once."""
-    from napari_devosam.automatic.core import iter_segment_stack, summary_lines
+    from napari_devosam.automatic.core import iter_segment_stack
+    from napari_devosam.automatic.report import summary_lines
     from napari_devosam.testing import tiny_sam
     from napari_devosam.utils.progress import drain
 
@@ -100,12 +101,8 @@ def test_a_blank_plane_copies_nothing_from_its_neighbour(planes, blank):
 def test_a_saturated_run_says_so(planes):
     """A plane whose objects sit mostly at the dtype's largest value is named in the
     summary (a new-user trial: 61 % of an embryo at 255 went unremarked)."""
-    from napari_devosam.automatic.core import (
-        SATURATED,
-        AutoResult,
-        saturation,
-        summary_lines,
-    )
+    from napari_devosam.automatic.core import AutoResult
+    from napari_devosam.automatic.report import SATURATED, saturation, summary_lines
 
     labels = np.zeros((20, 20), np.int32)
     labels[5:15, 5:15] = 1
@@ -123,7 +120,8 @@ def test_a_saturated_run_says_so(planes):
 def test_the_summary_names_objects_seeded_from_the_previous_plane():
     """A stack run says how many objects came from the previous plane's (a new-user trial:
     a whole-stack run and ``--plane`` gave different counts, and nothing said why)."""
-    from napari_devosam.automatic.core import AutoResult, summary_lines
+    from napari_devosam.automatic.core import AutoResult
+    from napari_devosam.automatic.report import summary_lines
 
     labels = np.zeros((8, 8), np.int32)
     own = AutoResult(labels, prompts=[{"source": "nuclei"}], stain="nuclei")

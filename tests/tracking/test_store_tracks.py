@@ -120,3 +120,28 @@ def test_seed_plane_without_objects(setup):
     _, labels, _, store = setup
     with pytest.raises(ValueError, match="no committed objects"):
         _plan(store, labels, plane=(5,))
+
+
+def test_no_sliver_under_the_min_area_is_committed_beside_kept_objects(setup):
+    """New-user trial 20 propagated onto planes whose cells were already committed: the
+    pixels left to new tracks' masks beside them (1-18 px) were committed as objects under a
+    min area of 20. Now such an object is not committed (id 0); a larger one is."""
+    from napari_devosam.tracking.records import Crop, PropagationResult, TrackedObject
+    from napari_devosam.tracking.store_tracks import StorePlan
+
+    _, labels, _, store = setup
+    cell = labels[2] == 2
+    cols = np.flatnonzero(cell.any(axis=0))
+    kept = cell.copy()
+    kept[:, cols[-2:]] = False  # an object committed before leaves the last two columns
+    store.commit((2,), [kept])
+    sliver = int((cell & ~kept).sum())
+    assert 0 < sliver < 40
+    new = [TrackedObject(-1, (2,), Crop.from_mask(cell), 0.9, 0.9, start=True),  # a sliver left
+           TrackedObject(-2, (2,), Crop.from_mask(labels[2] == 3), 0.9, 0.9, start=True)]
+    plan = StorePlan(PropagationResult(objects=new, started=[(-1, (2,)), (-2, (2,))]),
+                     min_area=sliver + 1)
+    ids = apply_plan(store, plan)
+    assert ids[0] == 0 and ids[1] and store.objects[ids[1]]["area"] == (labels[2] == 3).sum()
+    plan.min_area = sliver  # at the min area: committed
+    assert store.undo() and apply_plan(store, plan)[0]

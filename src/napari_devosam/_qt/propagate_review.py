@@ -77,14 +77,17 @@ class ReviewList(QTreeWidget):
 def run_events(plan, ids, axis: int) -> list:
     """The review events of a propagation ``plan`` (``store_tracks.StorePlan``) applied as
     object ids ``ids`` (one per ``plan.result.objects``): new tracks' placeholder ids become
-    the ids the store gave them (the id of each new track's first object)."""
+    the ids the store gave them (the id of each new track's first object). Tracks none of
+    whose objects was committed (no pixel left) have no event."""
     from napari_devosam.tracking.review_events import review_events
 
     tracks: dict[int, int] = {}
     for obj, oid in zip(plan.result.objects, ids, strict=True):
         if obj.track < 0 and oid:
             tracks.setdefault(obj.track, oid)
-    return review_events(plan.result, axis, tracks=tracks)
+    visible = {tracks.get(obj.track, obj.track)
+               for obj, oid in zip(plan.result.objects, ids, strict=True) if oid}
+    return review_events(plan.result, axis, tracks=tracks, visible=visible)
 
 
 def jump_to_event(panel, event) -> None:

@@ -206,7 +206,7 @@ class SegmentAllPanel(QGroupBox):
                  if res.message and plane not in run.empty]
         w._refresh_current()
         w._update_status()
-        from napari_devosam.automatic.core import stain_against, summary_lines
+        from napari_devosam.automatic.report import stain_against, summary_lines
 
         used = [line.replace("--stain", "the stain box").replace("--diameter", "the diameter box")
                 for line in summary_lines(results)]

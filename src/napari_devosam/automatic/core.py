@@ -26,7 +26,6 @@ from napari_devosam.automatic.postprocess import (
     grow_to_membranes,
     size_filter,
 )
-from napari_devosam.utils.text import count
 
 MODES = ("seeded", "grid")
 
@@ -45,6 +44,7 @@ class AutoResult:
     the seeds were found with, ``diameter_source`` ``"given"`` or ``"estimated"``.
     ``saturated``: the fraction of the objects' pixels at the dtype's largest value (set by
     ``iter_segment_stack``; 0 for float planes): outlines inside a saturated region are guesses.
+    ``prepared``: what was done to the plane before it was read (``PlaneAnalysis.prepared``).
     """
 
     labels: np.ndarray
@@ -57,6 +57,7 @@ class AutoResult:
     diameter: float | None = None
     diameter_source: str | None = None
     saturated: float = 0.0
+    prepared: tuple[str, ...] = ()
 
     @property
     def size_note(self) -> str | None:
@@ -189,7 +190,8 @@ def segment_all(source, model, *, mode: str = "seeded", stain: str = "auto",
         labels = grow_to_membranes(labels, analysis.smooth, analysis.embryo, membrane_grow_px)
     message = None if scores else "SAM returned no object for this plane"
     return AutoResult(labels, scores, prompts, mode, stain_used, message, note,
-                      seeds.diameter, seeds.diameter_source)
+                      seeds.diameter, seeds.diameter_source,
+                      prepared=analysis.prepared if analysis is not None else ())
 
 
 def _check_choices(mode: str, stain: str) -> None:
@@ -219,8 +221,8 @@ def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_are
 
     sam, cache, normalization = _sam_and_cache(model)
     zooms = plane is not None and mode == "seeded" and _zooms(model, sam)
-    levelled = _levelled(plane, analysis)
-    if levelled is not plane and zooms:  # a cheap encoder: the whole plane levelled too
+    levelled = _prepared_plane(plane, analysis)
+    if levelled is not plane and zooms:  # a cheap encoder: the whole plane prepared too
         embedding = embed_plane(sam, levelled, None, normalization)
     elif embedding is None:
         embedding = embed_plane(sam, plane, cache, normalization)
@@ -248,17 +250,23 @@ def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_are
     return proposals_to_labels(props, dec.plane_shape, min_area)
 
 
-def _levelled(plane, analysis):
-    """``plane`` less the uneven background the analysis took off (``PlaneAnalysis.ramp``)
-    for what SAM sees and for the mask refinement: under a ramp as bright as the nuclei a
+def _prepared_plane(plane, analysis):
+    """``plane`` as the analysis read it, marks drawn into it painted over
+    (``PlaneAnalysis.marks``) and less the uneven background it took off (``ramp``), for
+    what SAM sees and for the mask refinement: under a ramp as bright as the nuclei a
     view's background rose across it and masks leaked toward the bright side (DSB2018 mSA
     0.350 against 0.472 without the ramp). With a cheap encoder (the zooming bundled models)
     the whole plane is embedded levelled as well (CTC CHO's nuclei are decoded there: mSA
     0.223 against 0.478 without the ramp); vit_b/l/h keep the plane's own embedding. Colour
-    planes, and planes without a ramp, are returned as they are."""
-    if plane is None or analysis is None or analysis.ramp is None or np.ndim(plane) != 2:
+    planes, and planes with neither, are returned as they are."""
+    if plane is None or analysis is None or np.ndim(plane) != 2 or (
+            analysis.ramp is None and analysis.marks is None):
         return plane
-    return np.asarray(plane, dtype=np.float32) - analysis.ramp
+    from napari_devosam.automatic.burned_in import painted_over
+
+    out = np.asarray(plane, dtype=np.float32)
+    out = out if analysis.marks is None else painted_over(out, analysis.marks)
+    return out if analysis.ramp is None else out - analysis.ramp
 
 
 def _zooms(model, sam) -> bool:
@@ -301,6 +309,7 @@ def iter_segment_stack(stack, model, planes=None, *, neighbour: bool = True, **k
     done) and every plane uses it. Closing the generator stops between planes; nothing is
     returned or written then.
     """
+    from napari_devosam.automatic.report import saturation
     from napari_devosam.engine.stacks import plane_indices
 
     every = list(plane_indices(stack))
@@ -323,77 +332,3 @@ def iter_segment_stack(stack, model, planes=None, *, neighbour: bool = True, **k
         results[index].saturated = saturation(plane, results[index].labels)
         yield done, total
     return results
-
-
-def stain_against(results: dict):
-    """The first given stain of ``{plane: AutoResult}`` that the image reads against
-    (``stain.given``'s ``contradicted``), a ``StainDecision``; None when there is none. What
-    the CLI and the panel warn of."""
-    return next((r.stain for r in results.values()
-                 if getattr(r.stain, "contradicted", False)), None)
-
-
-SATURATED = 0.2  # objects' pixels at the dtype's largest value from which a run says so
-
-
-def saturation(plane: np.ndarray, labels: np.ndarray) -> float:
-    """The fraction of the objects' pixels (``labels`` > 0) of a ``(H, W)`` integer ``plane``
-    at its dtype's largest value (255 for uint8); 0 for float, colour or empty results."""
-    plane = np.asarray(plane)
-    inside = np.asarray(labels) > 0
-    if plane.ndim != 2 or not np.issubdtype(plane.dtype, np.integer) or not inside.any():
-        return 0.0
-    return float(np.count_nonzero(plane[inside] == np.iinfo(plane.dtype).max) / inside.sum())
-
-
-def summary_lines(results: dict) -> list[str]:
-    """``{plane: AutoResult}`` -> what the run used, one line each: the stain and why (one
-    plane, or a stack's one decision: its note; several plane decisions: how many planes got
-    each stain, and the note of the first uncertain one), the cell diameter (one plane:
-    its value; several: the range), saturation (``SATURATED`` or more of a plane's
-    objects' pixels at the brightest value), and the objects seeded from a neighbouring
-    plane's (a plane segmented alone can differ: a new-user trial compared a stack run with
-    ``--plane`` and found different counts, with nothing said)."""
-    done = [r for r in results.values() if r.stain is not None]
-    lines = []
-    notes = {r.stain_note for r in done}
-    if len(done) == 1 or (len(notes) == 1 and "stack" in str(next(iter(notes)))):
-        lines.append(done[0].stain_note or f"stain: {done[0].stain}")
-    elif done:
-        stains = sorted({str(r.stain) for r in done})
-        per = ", ".join(f"{s} on {count(sum(str(r.stain) == s for r in done), 'plane')}"
-                        for s in stains)
-        how = ("given with --stain" if all("given" in (r.stain_note or "") for r in done)
-               else "decided from each plane; --stain to override")
-        lines.append(f"stain: {per} ({how})")
-        unsure = [r.stain_note for r in done if r.stain_note and "uncertain" in r.stain_note]
-        if unsure:
-            lines.append(f"{count(len(unsure), 'plane')} uncertain, e.g. {unsure[0]}")
-        against = [r for r in done if getattr(r.stain, "contradicted", False)]
-        if against:
-            lines.append(f"{count(len(against), 'plane')} read as the other stain, e.g. "
-                         f"{against[0].stain_note}")
-    sized = [r for r in done if r.diameter is not None]
-    if len(sized) == 1:
-        lines.append(sized[0].size_note)
-    elif sized:
-        d = [r.diameter for r in sized]
-        how = ("given with --diameter" if sized[0].diameter_source == "given"
-               else "estimated per plane; --diameter to override")
-        span = f"{min(d):.0f}" if round(min(d)) == round(max(d)) else \
-            f"{min(d):.0f}-{max(d):.0f}"
-        lines.append(f"cell diameter: {span} px ({how})")
-    borrowed = [sum(p.get("source") == "neighbour" for p in r.prompts)
-                for r in results.values()]
-    if any(borrowed):
-        planes = count(sum(map(bool, borrowed)), "plane")
-        lines.append(f"{count(sum(borrowed), 'object')} on {planes} seeded from the previous "
-                     "plane's objects where the stain found no cell (a plane segmented alone, "
-                     "--plane, can differ)")
-    saturated = [r.saturated for r in results.values() if r.saturated >= SATURATED]
-    if saturated:
-        where = "" if len(results) == 1 else f" on {count(len(saturated), 'plane')}"
-        lines.append(f"saturated{where}: up to {max(saturated):.0%} of the objects' pixels at "
-                     "the brightest value; outlines there are guesses (lower the gain or "
-                     "exposure)")
-    return lines

@@ -44,7 +44,9 @@ class PlaneAnalysis:
     intensity step (1 for integer data, 0 for float). ``blank``: the plane holds no image at
     all (all NaN, constant, or too few grey levels), as opposed to an image without an
     embryo. ``ramp``: the uneven background taken off the plane before it was analysed
-    (``flatfield.background_ramp``, ``(H, W)`` float32 in the plane's units), or None."""
+    (``flatfield.background_ramp``, ``(H, W)`` float32 in the plane's units), or None.
+    ``marks``: ``(H, W)`` bool, a scale bar or text drawn into the pixels, painted over before
+    the analysis (``burned_in``), or None."""
 
     smooth: np.ndarray | None
     t_low: float = 0.0
@@ -57,6 +59,18 @@ class PlaneAnalysis:
     quantum: float = 0.0  # the plane's intensity step: 1 for integer data, 0 for float
     blank: bool = False  # no image at all (NaN, constant, a few grey levels): an acquisition gap
     ramp: np.ndarray | None = None
+    marks: np.ndarray | None = None
+
+    @property
+    def prepared(self) -> tuple[str, ...]:
+        """What was done to the plane before it was read, one phrase each (``report``)."""
+        done = []
+        if self.ramp is not None:
+            done.append("background ramp taken off")
+        if self.marks is not None:
+            done.append(f"marks drawn into the image (a scale bar, text: "
+                        f"{int(self.marks.sum())} px) left out")
+        return tuple(done)
 
     @property
     def stain_note(self) -> str | None:

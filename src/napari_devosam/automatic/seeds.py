@@ -57,6 +57,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_devosam.automatic import flatfield
+from napari_devosam.automatic.burned_in import burned_in, painted_over
 from napari_devosam.automatic.median import median3x3
 from napari_devosam.automatic.seed_types import (  # noqa: F401 - re-exported
     PlaneAnalysis,
@@ -227,6 +228,8 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
     if float(data.max()) <= float(data.min()):
         return PlaneAnalysis(None, message="every pixel has the same value: no embryo to segment",
                              blank=True)
+    marks = burned_in(data)  # a scale bar or text would read as structure
+    data = data if marks is None else painted_over(data, marks)
     ramp = flatfield.background_ramp(data)  # it would skew the global thresholds
     data = data if ramp is None else data - ramp
     smooth = ndimage.gaussian_filter(median3x3(data), 1.0)  # hot pixels out
@@ -278,7 +281,7 @@ def analyse_plane(plane, stain: str = "auto", min_area: int = 30) -> PlaneAnalys
     quantum = 1.0 if np.issubdtype(np.asarray(plane).dtype, np.integer) else 0.0
     return PlaneAnalysis(smooth, t_low, t_high, embryo, stain,
                          region=region if region.any() else embryo, sparse=sparse,
-                         quantum=quantum, ramp=ramp)
+                         quantum=quantum, ramp=ramp, marks=marks)
 
 
 def nuclei_seeds(a: PlaneAnalysis, min_area: int = 30, diameter: float | None = None

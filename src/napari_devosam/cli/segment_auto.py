@@ -103,7 +103,7 @@ def run_auto(args) -> int:
         if res.message:
             print(f"devosam segment: warning: {plane_name(index)}: {res.message}",
                   file=sys.stderr)
-    from napari_devosam.automatic.core import stain_against, summary_lines
+    from napari_devosam.automatic.report import stain_against, summary_lines
 
     against = stain_against(results)
     for line in summary_lines(results):

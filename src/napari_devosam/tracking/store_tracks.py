@@ -83,10 +83,13 @@ def seeds_from_store(store, plane, object_ids=None) -> list[Seed]:
 
 @dataclass
 class StorePlan:
-    """A finished run to apply: ``deletes`` (object ids replaced) and ``result``."""
+    """A finished run to apply: ``deletes`` (object ids replaced), ``result`` and the
+    smallest object committed (``min_area`` pixels, once the pixels of objects kept are left
+    out)."""
 
     result: PropagationResult
     deletes: list[int] = field(default_factory=list)
+    min_area: int = 0  # PropagationParams.min_area: smaller objects are not committed
 
 
 class StoreSnapshot:
@@ -160,7 +163,7 @@ def propagate_in_store(sam, image, store, plane, *, object_ids=None, axis: int =
         sam, image, seeds, axis=axis, direction=direction, bounds=bounds, params=params,
         cache=cache, normalization=normalization, locked_for=locked, existing_for=existing,
         route=route, **hooks)
-    return StorePlan(result, deletes)
+    return StorePlan(result, deletes, (params or PropagationParams()).min_area)
 
 
 def apply_plan(store, plan: StorePlan, info: dict | None = None) -> list[int]:
@@ -170,11 +173,15 @@ def apply_plan(store, plan: StorePlan, info: dict | None = None) -> list[int]:
     ``"new_cell": True`` in its ``"prompts"`` (the review list reads it).
 
     Objects already deleted since the run started are skipped; new objects take only
-    background pixels, as every commit does."""
+    background pixels, as every commit does, and an object left with fewer than
+    ``plan.min_area`` of them is not committed (id 0): new-user trial 20 propagated onto
+    planes whose cells were already committed, and 1-18 px slivers of "new cells" between
+    them were committed under a min area of 20."""
     if not plan_changes(store, plan):
         return []
     current = store.objects
     deletes = [i for i in plan.deletes if i in current]
+    free = _free_pixels(store, deletes)
     commits = []
     last = {obj.track: i for i, obj in enumerate(plan.result.objects)}
     for i, obj in enumerate(plan.result.objects):
@@ -186,8 +193,25 @@ def apply_plan(store, plan: StorePlan, info: dict | None = None) -> list[int]:
         ended = plan.result.ended.get(obj.track)
         if last[obj.track] == i and ended is not None and ended[1] != "divided":
             record["ended"] = ended[1]  # why the track stops here (the lineage shows it)
-        commits.append((obj.plane, obj.mask, record))
+        mask = obj.mask
+        if plan.min_area and np.count_nonzero(mask & free(obj.plane)) < plan.min_area:
+            mask = np.zeros_like(mask, dtype=bool)
+        commits.append((obj.plane, mask, record))
     return store.apply_batch(deletes, commits)
+
+
+def _free_pixels(store, deletes):
+    """``free(plane)``: ``(H, W)`` bool, the plane's pixels a new object may take (background,
+    or an object ``deletes`` removes), computed once per plane."""
+    labels, gone, done = store.labels, np.asarray(deletes, dtype=np.int64), {}
+
+    def free(plane):
+        plane = tuple(plane)
+        if plane not in done:
+            lab = labels[plane]
+            done[plane] = (lab == 0) | (np.isin(lab, gone) if gone.size else False)
+        return done[plane]
+    return free
 
 
 def plan_changes(store, plan: StorePlan) -> bool:
