@@ -118,6 +118,10 @@ def export_bundle(out_dir, image, labels, *, source: str, plane_indices=None, pr
     image, labels = _split_planes(image, labels)
     old = _read_manifest(out)
     planes = _planes_with_objects(labels, plane_indices)
+    from napari_devosam.io.labels import check_label_plane
+
+    for plane in planes:  # before anything is written
+        check_label_plane(labels[plane], "the labels")
     if not planes:
         raise ValueError("nothing to export: no plane has an object")
     if hasattr(normalization, "to_dict"):

@@ -37,7 +37,8 @@ def seeds_from_labels(labels, shape: tuple[int, ...], plane) -> list[Seed]:
     ``shape`` (then its ``plane`` is taken); label value = track id, 0 = background.
 
     Raises ``ValueError`` for labels of another shape, labels that are not non-negative
-    integers, or a seed plane without objects."""
+    integers or look like an intensity image (``io.labels``), or a seed plane without
+    objects."""
     labels = np.asarray(labels)
     if labels.shape == tuple(shape):
         labels = labels[plane]
@@ -51,6 +52,9 @@ def seeds_from_labels(labels, shape: tuple[int, ...], plane) -> list[Seed]:
     if not ids.size:
         raise ValueError(f"the seed plane ({plane_name(plane)}) has no objects (all labels "
                          "are 0)")
+    from napari_devosam.io.labels import check_label_plane
+
+    check_label_plane(labels, "the seed labels")
     return [Seed(int(i), plane, labels == i) for i in ids]
 
 
