@@ -46,3 +46,15 @@ def test_the_membrane_movie_stays_membrane_at_another_pixel_size(factor):
     for frame in (0, 30, 60):
         a = analyse_plane(_zoom(movie[frame], factor))
         assert a.found and a.stain == "membrane", (frame, a.stain.note)
+
+
+@pytest.mark.parametrize("source, index, truth_px", [("cells3d", 1, 92), ("cho", 0, 134)])
+def test_large_textured_nuclei_at_twice_the_pixel_size_keep_their_size(source, index,
+                                                                        truth_px):
+    """Their texture's step on the way to the nuclear scale was taken for a shoulder (14 and
+    26 px, every nucleus in pieces); ``scale.RISE``. Measured now: 82 and 124 px."""
+    from napari_devosam.automatic.seeds import stain_seeds
+
+    plane, _ = fetch_or_skip(R.LABELLED[source]).planes[index]
+    size = stain_seeds(analyse_plane(_zoom(plane, 2.0))).diameter
+    assert 0.75 * truth_px <= size <= 1.25 * truth_px, size

@@ -12,7 +12,8 @@ the embryo's; taking the largest gave a 201 px "nucleus"). A compressive display
 (gamma 0.5, a log scale) flattens the nuclei's peak into a shoulder on the way to the
 embryo's: frame 30 at gamma 0.5 answers 0.72, 0.75, 0.76, 0.77 of the largest at 27, 34, 42
 and 53 px, and a strict peak alone gave 201 px and 3 objects (34 px with the shoulder). A
-flat step at most ``PEAK_WITHIN`` scales before the largest answer is no shoulder. A disc of
+flat step at most ``PEAK_WITHIN`` scales before the largest answer, or one the answers climb
+out of by ``RISE`` within as many scales, is no shoulder. A disc of
 radius ``R`` answers most at ``sigma = R / sqrt(2)``, so the diameter is ``2 sqrt(2) sigma``. The
 percentile (not the mean) keeps the texture and noise inside large nuclei, and the dark gaps
 between sparse nuclei, from outvoting the nuclei. Measured while writing this: phantom nuclei
@@ -51,9 +52,13 @@ FLAT = 0.02
 # before the peak is no shoulder (new-user trial 20: cells3d Z 30 under a slight ramp
 # answered 0.951, 0.949, 1.000 at 26, 33, 41 px and came out 26 px, its nuclei in pieces,
 # F1 0.905 -> 0.642). The DevoLearn frames' shoulders lie 5-9 scales before the embryo's
-# peak. (A rule on how much the answers rise after the step instead had to tell 3.4 % on a
-# gamma-compressed DevoLearn frame from 4.2 % on cells3d at twice its size: not kept.)
+# peak. Nor is a step the answers climb out of by RISE within PEAK_WITHIN scales: large
+# textured nuclei (cells3d Z 30 and CTC CHO frame 0 at twice their size, 92 and 134 px)
+# rise 4.2 % there and came out 14 and 26 px (in pieces), now 82 and 124 px; the steepest
+# kept shoulder, a gamma-compressed DevoLearn frame 40, rises 3.4 % (a thin margin, both
+# sides measured 2026-12-08 on every sixth DevoLearn frame and the four labelled sources).
 PEAK_WITHIN = 2
+RISE = 0.04
 
 
 def _downsample(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -84,7 +89,8 @@ def blob_scale(image: np.ndarray, region: np.ndarray, dark: bool = False) -> flo
     best = int(np.argmax(answer))
     for i, a in enumerate(answer[:best]):
         if a >= PEAK_FRACTION * top and (i == 0 or a >= answer[i - 1]) \
-                and answer[i + 1] < (1 + FLAT) * a and best - i > PEAK_WITHIN:
+                and answer[i + 1] < (1 + FLAT) * a and best - i > PEAK_WITHIN \
+                and max(answer[i + 1:i + 1 + PEAK_WITHIN]) < (1 + RISE) * a:
             best = i
             break
     return max(MIN_DIAMETER_PX, 2 * np.sqrt(2) * float(sigmas[best]) * f)
