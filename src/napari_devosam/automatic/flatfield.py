@@ -1,4 +1,4 @@
-"""An uneven background (a left-to-right illumination ramp, haze) levelled before thresholding.
+"""An uneven background (an illumination ramp) levelled before thresholding.
 
 The seeds' analysis splits a plane into background, embryo and bright stain by global
 thresholds (``seeds._thresholds``). Under a background ramp as bright as the nuclei, the
@@ -17,6 +17,11 @@ at least ``MIN_SPAN`` of the image's range (0.5th to 99.5th percentile): every u
 plane measured spans at most 0.13 (cells3d Z 30: a real haze), 0.00 on the DevoLearn movies and
 the team's images, and the ``gradient`` change 0.65-0.83; a plane under the bar is returned as
 it is, so results on even backgrounds do not move.
+
+Not levelled: what a plane cannot fit, such as a bright out-of-focus haze in one corner
+(new-user trial 20: DSB2018 F1 0.843 -> 0.657, cells3d 0.905 -> 0.474; its fitted plane spans
+0.06-0.09 of the range), or light falling off towards the corners (vignetting), which a
+curved surface would fit but which bent up under the DevoLearn membrane embryo.
 
 numpy only: the fit is 3 parameters over 64 tile values (scikit-image's rolling ball,
 Sternberg 1983, needs a radius above the largest object, here a whole embryo, and costs
