@@ -100,9 +100,10 @@ def test_track_estimate_grows_with_the_seeds_per_object_plane(movie, capsys):
     seeds = tifffile.imread(tmp / "seeds.tif")
     first = np.unique(seeds)[1]
     tifffile.imwrite(tmp / "seeds.tif", np.where(seeds == first, seeds, 0).astype(np.uint16))
-    record_seconds(object_key("track", key), 2.0)  # the dense run recorded its own
+    sized = key + "|128px"  # the dense run recorded its own times for its planes' size
+    record_seconds(object_key("track", sized), 2.0)
     record_seconds(key, 0.25)
-    forget_seconds(plane_part_key("track", key))  # and its new-cell detection time
+    forget_seconds(plane_part_key("track", sized))  # and its new-cell detection time
     # 1 seed, nothing cached: 4 x 1 x 2 s + 5 x 0.25 s
     assert _track(tmp, ckpt, "sparse", "--cache-dir", str(tmp / "other")) == 0
     line = next(x for x in capsys.readouterr().err.splitlines() if "to track" in x)
@@ -113,10 +114,15 @@ def test_track_estimate_grows_with_the_seeds_per_object_plane(movie, capsys):
 def test_a_track_run_records_its_time_per_object_plane(movie, capsys):
     """The run's propagation time over the object-planes it visited (tracks going summed
     over its planes) is kept beside the per-plane time."""
-    from napari_devosam.utils.estimate import object_key, record_key, recorded_seconds
+    from napari_devosam.utils.estimate import (
+        object_key,
+        record_key,
+        recorded_seconds,
+        size_class,
+    )
 
     tmp, ckpt = movie
-    key = record_key(ckpt, "cpu", "fp32")
+    key = record_key(ckpt, "cpu", "fp32") + "|" + size_class((96, 96))  # the planes' class
     assert recorded_seconds(object_key("track", key)) is None
     assert _track(tmp, ckpt, "o1", "--params", str(_wide_open(tmp))) == 0
     capsys.readouterr()
@@ -274,3 +280,29 @@ def test_track_estimate_has_no_detection_part_when_new_tracks_is_off(movie, caps
     assert line.endswith("propagation of 3 objects at 2 s per object-plane, recorded on an "
                          "earlier run here)")
     assert "about 25 s" in line  # 4 x 3 x 2 s + 5 x 0.25 s, no 4 x 1 s of detection
+
+
+def test_step_times_are_kept_per_plane_size(movie, capsys):
+    """New-user trial 20: 40 x 40 crops recorded 1.1 s a plane, and the estimate said so of
+    472 x 512 planes, which took 5.3 s. A time recorded on planes of another size class is
+    not used: the first plane is timed instead."""
+    from napari_devosam.utils.estimate import (
+        record_key,
+        record_seconds,
+        recorded_step,
+        size_class,
+    )
+
+    tmp, ckpt = movie
+    key = record_key(ckpt, "cpu", "fp32")
+    assert size_class((40, 40)) == "32px" and size_class((472, 512)) == "512px"
+    assert size_class((472, 512, 3)) == "512px" and size_class((96, 96)) == "128px"
+    record_seconds("auto|" + key + "|32px", 1.1)  # small crops
+    record_seconds(key, 0.2)
+    assert recorded_step("auto", key, size=(40, 40))[1] == 1.1
+    assert recorded_step("auto", key, size=(472, 512)) is None
+    assert main(["segment", str(tmp / "movie.tif"), "--auto", "--model", ckpt, "--device",
+                 "cpu", "--out", str(tmp / "auto.tif")]) == 0
+    err = capsys.readouterr().err
+    assert "no time recorded for automatic segmentation here yet" in err
+    assert recorded_step("auto", key, size=(96, 96)) is not None  # this run's, for its size

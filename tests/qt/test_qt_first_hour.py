@@ -243,7 +243,10 @@ def test_segment_all_estimates_the_whole_work_and_a_run_records_its_time(
     assert panel.run(all_planes=True) is not None
     qtbot.waitUntil(lambda: not panel.busy, timeout=TIMEOUT)
     assert any("left for" in line and "measured on" in line for line in said), said
-    measured = recorded_seconds(step_key("auto", key))
+    from napari_devosam._qt.estimates import plane_shape
+    from napari_devosam.utils.estimate import size_class
+
+    measured = recorded_seconds(step_key("auto", f"{key}|{size_class(plane_shape(w))}"))
     assert measured is not None and measured != 6.4  # this run's time, for the next estimate
     assert recorded_seconds(key) is not None  # and the encoder's
     after = panel.estimate.text()

@@ -317,6 +317,14 @@ def test_the_estimate_sits_right_above_the_propagate_button(annotated):
     assert row_of(panel.range.label) < row_of(panel.review_list)
 
 
+def _sized(w, key):
+    """``key`` of the step times recorded for planes of ``w``'s image's size class."""
+    from napari_devosam._qt.estimates import plane_shape
+    from napari_devosam.utils.estimate import size_class
+
+    return f"{key}|{size_class(plane_shape(w))}"
+
+
 def test_the_estimate_names_propagation_and_a_run_records_its_time(qtbot, annotated):
     from napari_devosam.utils.estimate import record_seconds, recorded_seconds, step_key
 
@@ -344,7 +352,7 @@ def test_the_estimate_names_propagation_and_a_run_records_its_time(qtbot, annota
     assert panel.run()
     finish(qtbot, w)
     assert any("left for" in line for line in said), said
-    measured = recorded_seconds(step_key("track", key))
+    measured = recorded_seconds(step_key("track", _sized(w, key)))
     assert measured is not None and measured != 30.0  # this run's, for the next estimate
     after = panel.range.label.text()
     assert after != recorded and "no embedding: every plane is in the cache" in after
@@ -390,8 +398,8 @@ def test_the_estimate_grows_with_the_seeds_and_a_run_records_its_object_time(qtb
     assert total(dense) / total(sparse) == pytest.approx(n / len(seeds), rel=0.02)
     assert panel.run()
     finish(qtbot, w)
-    per_plane = recorded_seconds("track|" + key)
-    per_object = recorded_seconds(object_key("track", key))
+    per_plane = recorded_seconds("track|" + _sized(w, key))
+    per_object = recorded_seconds(object_key("track", _sized(w, key)))
     assert per_plane != 1.0 and per_object != 20.0  # this run's
     # no track ends (WIDE_OPEN): n objects on each plane visited
     assert per_object == pytest.approx(per_plane / n, rel=0.01, abs=2e-4)

@@ -58,7 +58,14 @@ def work_estimate(w, what: str, planes, step: str | None, objects: int | None = 
     if w.sam is None or not planes:
         return ""
     return panel_line(what, len(planes), step, model_key(w), w.embeddings.to_embed(planes),
-                      seconds_per_plane(w.sam), objects, detects)
+                      seconds_per_plane(w.sam), objects, detects, plane_shape(w))
+
+
+def plane_shape(w) -> tuple | None:
+    """The shape of one plane of ``w``'s image (step times are kept per size class,
+    ``utils.estimate.size_class``); None without an image."""
+    state = getattr(w, "state", None)
+    return None if state is None else tuple(state.shape[state.n_lead:])
 
 
 def objects_shown(w) -> int | None:
@@ -139,7 +146,7 @@ class RunTiming:
             embedded = getattr(w.cache, "puts", 0) - self.puts
             each = record_run(self.step, self.key, self.clock.clock() - self.clock.started,
                               n_planes, embedded, seconds_per_plane(self.sam),
-                              object_planes, plane_seconds)
+                              object_planes, plane_seconds, plane_shape(w))
         with contextlib.suppress(AttributeError, RuntimeError):
             w.embeddings.mark_cached(planes)
         update_estimates(w)

@@ -132,6 +132,7 @@ class WorkEstimate:
         self.started = None
         self.n_embed = 0
         self.last = None
+        self.size = None  # the planes' shape: step times are kept per size class
 
     def say(self, line: str) -> None:
         print(f"devosam {self.command}: {line}", file=self.file, flush=True)
@@ -150,8 +151,9 @@ class WorkEstimate:
         from napari_devosam.utils.estimate import recorded_step, timing_first_line, work_line
 
         n = len(planes) if n_steps is None else n_steps
+        self.size = np.shape(planes[0]) if len(planes) else None
         todo = planes_to_embed(self.sam, planes, cache, normalization)
-        timed = recorded_step(self.step, self.key, objects, detects)
+        timed = recorded_step(self.step, self.key, objects, detects, self.size)
         line = None
         if timed is None:
             line = timing_first_line(n, self.step)
@@ -174,6 +176,7 @@ class WorkEstimate:
         import time
 
         self.n_embed = len(planes_to_embed(self.sam, planes, cache, normalization))
+        self.size = np.shape(planes[0]) if len(planes) else None
         self.started = time.perf_counter()
 
     def progress(self, done: int, total: int, say: bool = True) -> str | None:
@@ -200,4 +203,5 @@ class WorkEstimate:
             record_after(self.key, self.sam)
             return
         record_run(self.step, self.key, time.perf_counter() - self.started, n_steps,
-                   self.n_embed, seconds_per_plane(self.sam), object_planes, plane_seconds)
+                   self.n_embed, seconds_per_plane(self.sam), object_planes, plane_seconds,
+                   self.size)

@@ -7,8 +7,10 @@ was measured: on this machine, on the first unit of the same run
 ``recorded_seconds`` across processes: the CLI records its runs' per-plane encoder times in
 ``<cache root>/encoder_times.json``, keyed by model, device and precision). The same file
 holds the per-plane times of the steps after the encoder (``STEPS``: the automatic
-segmentation, the propagation), keyed ``"<step>|<encoder key>"`` (``step_key``), so that an
-estimate covers the whole work (``work_line``; ``panel_line`` for the annotator's panels,
+segmentation, the propagation), keyed ``"<step>|<encoder key>|<size class>"`` (``step_key``
+of the key with the planes' ``size_class``: a step's time per plane grows with the plane;
+``devosam batch`` and records written before sizes were kept have no class, and are used
+when the class has none), so that an estimate covers the whole work (``work_line``; ``panel_line`` for the annotator's panels,
 from the recorded times). A step whose cost grows with the objects it follows (``PER_OBJECT``:
 the propagation) is also recorded per object-plane (``object_key``: its time over the tracked
 objects summed over the planes visited), and estimated as seeds x planes x that time when the
@@ -191,17 +193,42 @@ def plane_part_key(step: str, key: str) -> str:
     return f"{step}-plane|{key}"
 
 
+def size_class(shape) -> str:
+    """The size class of planes of ``shape`` (``(H, W)``, or ``(H, W, 3|4)`` colour): their
+    side (the square root of their area) to the nearest power of two, e.g. ``"512px"``. The
+    time of a step per plane is recorded per class (``recorded_step``'s ``size``): a
+    new-user trial's 40 x 40 crops recorded 1.1 s a plane and the panel then said so of
+    472 x 512 planes, which took 5.3 s."""
+    dims = tuple(int(v) for v in shape)
+    h, w = dims[-3:-1] if len(dims) >= 3 and dims[-1] in (3, 4) else dims[-2:]
+    side = max(float(h * w), 1.0) ** 0.5
+    return f"{2 ** int(round(math.log2(side)))}px"
+
+
+def _sized(key: str, size) -> str:
+    return key if size is None else f"{key}|{size_class(size)}"
+
+
 def recorded_step(step: str, key: str | None, objects: int | None = None,
-                  plane_part: bool = True):
+                  plane_part: bool = True, size=None):
     """The recorded time of ``step`` for ``key`` as a ``work_line`` step: ``(step, seconds
     per object-plane, how, objects, seconds per plane of its PER_PLANE_PART)`` when
     ``objects`` (the run's seed count) is given and a per-object time is recorded
     (``object_key``; the per-plane part 0.0 when none is recorded, None when the run will
     not do it: ``plane_part`` False, e.g. tracking with ``new_tracks`` off), else ``(step,
     seconds per plane, how, None)`` from the per-plane record; None when neither is
-    recorded (or ``key`` is None)."""
+    recorded (or ``key`` is None). ``size``: the planes' shape; then the times recorded on
+    planes of its ``size_class`` count (else a time recorded before sizes were kept)."""
     if key is None:
         return None
+    for k in ([_sized(key, size), key] if size is not None else [key]):
+        found = _recorded_step(step, k, objects, plane_part)
+        if found is not None:
+            return found
+    return None
+
+
+def _recorded_step(step: str, key: str, objects: int | None, plane_part: bool):
     if objects and step in PER_OBJECT:
         each = recorded_seconds(object_key(step, key))
         if each is not None:
@@ -281,7 +308,7 @@ def timing_first_line(n: int, step: str) -> str:
 
 def record_run(step: str, key: str, wall: float, n_steps: int, n_embedded: int,
                encoder_each: float | None, object_planes: int | None = None,
-               plane_seconds: float | None = None) -> float | None:
+               plane_seconds: float | None = None, size=None) -> float | None:
     """Record a finished run of ``step`` keyed by ``key`` (``record_key``): the encoder's
     ``encoder_each`` seconds per plane, and the step's per-plane time (``step_seconds``: the
     ``wall`` seconds over ``n_steps`` planes less the encoder time of the ``n_embedded``
@@ -289,10 +316,13 @@ def record_run(step: str, key: str, wall: float, n_steps: int, n_embedded: int,
     with ``object_planes`` (the tracked objects summed over the planes visited) the same time
     over them is recorded too (``object_key``), less ``plane_seconds`` (the run's seconds in
     the step's ``PER_PLANE_PART``, recorded per plane: ``plane_part_key``; None: not
-    measured, nothing taken off). Returns the step's time per plane, None when no plane was
-    processed (nothing recorded for the step)."""
+    measured, nothing taken off). ``size``: the planes' shape; the step's times are recorded
+    for its ``size_class`` (the encoder's, which sees a fixed input, for every size). Returns
+    the step's time per plane, None when no plane was processed (nothing recorded for the
+    step)."""
     record_seconds(key, encoder_each)
     each = encoder_each if encoder_each is not None else recorded_seconds(key)
+    key = _sized(key, size)
     step_each = step_seconds(wall, n_steps, n_embedded, each)
     record_seconds(step_key(step, key), step_each)
     if step in PER_OBJECT and object_planes and step_each is not None:
@@ -310,7 +340,7 @@ def record_run(step: str, key: str, wall: float, n_steps: int, n_embedded: int,
 
 def panel_line(what: str, n: int, step: str | None, key: str | None, n_embed: int,
                embed_each: float | None = None, objects: int | None = None,
-               detects: bool = True) -> str:
+               detects: bool = True, size=None) -> str:
     """The annotator's line before ``what`` (``"Segment all planes"``) runs on ``n`` planes,
     ``n_embed`` of them not embedded yet, then ``step`` (a key of ``STEPS``; None: the
     encoder only, e.g. Precompute), from the times recorded for ``key`` (``record_key``; None
@@ -319,13 +349,13 @@ def panel_line(what: str, n: int, step: str | None, key: str | None, n_embed: in
     follow (``recorded_step``: per object-plane when recorded, else per plane; ``detects``
     False: without its per-plane part, new-cell detection being off). With no time
     of ``step`` recorded, the line counts the encoder only and says the first plane will be
-    timed. ``""`` for no plane."""
+    timed. ``size``: the planes' shape (``recorded_step``). ``""`` for no plane."""
     if n <= 0:
         return ""
     each, how = embed_each, HOW_HERE
     if each is None and key is not None:
         each, how = recorded_seconds(key), HOW_RECORDED
-    timed = None if step is None else recorded_step(step, key, objects, detects)
+    timed = None if step is None else recorded_step(step, key, objects, detects, size)
     if timed is not None and (each is not None or not n_embed):
         return f"{what}: {work_line(n, [timed], n_embed, each, how)}"
     if timed is not None:  # the step is timed, the encoder not yet
