@@ -10,11 +10,12 @@ holds the per-plane times of the steps after the encoder (``STEPS``: the automat
 segmentation, the propagation), keyed ``"<step>|<encoder key>|<size class>"`` (``step_key``
 of the key with the planes' ``size_class``: a step's time per plane grows with the plane;
 ``devosam batch`` and records written before sizes were kept have no class, and are used
-when the class has none), so that an estimate covers the whole work (``work_line``; ``panel_line`` for the annotator's panels,
-from the recorded times). A step whose cost grows with the objects it follows (``PER_OBJECT``:
-the propagation) is also recorded per object-plane (``object_key``: its time over the tracked
-objects summed over the planes visited), and estimated as seeds x planes x that time when the
-seed count is known (``recorded_step``; else, and with an older record file, per plane).
+when the class has none), so that an estimate covers the whole work (``work_line``;
+``panel_line`` for the annotator's panels, from the recorded times). A step whose cost
+grows with the objects it follows (``PER_OBJECT``: the propagation) is also recorded per
+object-plane (``object_key``: its time over the tracked objects summed over the planes
+visited), and estimated as seeds x planes x that time when the seed count is known
+(``recorded_step``; else, and with an older record file, per plane).
 The CLI and the annotator record the same times (``record_run``), and a run's time left is
 updated from its planes done so far (``utils.clocks.TimeLeft``). Nothing here guesses a speed.
 """
