@@ -61,6 +61,8 @@ def test_drawn_marks_are_found_and_imaged_objects_are_not():
     assert burned_in(clean) is None  # soft-edged maxima are imaged, not drawn
     saturated = np.minimum(clean, np.percentile(clean, 90))  # a tenth of the plane at the top
     assert burned_in(_draw(saturated)) is None
+    rendered = np.where(clean > 600, clean.max(), 100.0)  # sharp filled discs at the maximum
+    assert burned_in(rendered.astype(np.float32)) is None  # (rendered or thresholded images)
 
 
 def test_marks_are_painted_with_their_surroundings():

@@ -9,7 +9,9 @@ and 41, every nucleus came back in 5-10 pieces, and letters became objects (F1 0
 What is drawn has a sharp edge; what is imaged is blurred by the optics. A mark is a connected
 part (8-neighbours, at least ``MIN_AREA`` px) of the pixels at the plane's maximum whose
 one-pixel rim has a median below ``SHARP_EDGE`` of the way from the plane's 1st percentile to
-that maximum. On the trial's marks the rims measured 0.00-0.27; saturated real structures
+that maximum, and that is drawn-like in shape: strokes (letters) or a bar. Sharp-edged filled
+objects at the maximum are kept: rendered or thresholded images (the package's phantoms)
+have them. On the trial's marks the rims measured 0.00-0.27; saturated real structures
 (CTC HeLa's bright nuclei, the DevoLearn nuclear movie's) 0.85-0.99; DSB2018, cells3d, CTC
 CHO, both DevoLearn movies and the team's two images have no other part at their maximum
 of 4 px or more. When the parts at the maximum cover more than ``MAX_FRACTION`` of the plane
@@ -28,6 +30,8 @@ MIN_AREA = 4  # px: smaller parts at the maximum are hot pixels (the 3x3 median 
 SHARP_EDGE = 0.5  # a rim's median below this fraction of the range: drawn, not imaged
 MAX_FRACTION = 0.05  # more of the plane at its maximum: saturation, not marks
 GROW = 1  # px around a mark that go with it (anti-aliased edges)
+STROKE_RADIUS = 2.5  # px: a letter's stroke is at most twice this wide
+BAR_ELONGATION = 4.0  # a bar's long side over its short one
 
 
 def burned_in(data: np.ndarray) -> np.ndarray | None:
@@ -48,11 +52,23 @@ def burned_in(data: np.ndarray) -> np.ndarray | None:
         if part.sum() < MIN_AREA:
             continue
         rim = ndimage.binary_dilation(part) & ~part
-        if (float(np.median(data[window][rim])) - low) / (top - low) < SHARP_EDGE:
+        if (float(np.median(data[window][rim])) - low) / (top - low) < SHARP_EDGE \
+                and _stroke_or_bar(part):
             marks[window] |= part
     if not marks.any():
         return None
     return ndimage.binary_dilation(marks, iterations=GROW) if GROW else marks
+
+
+def _stroke_or_bar(part: np.ndarray) -> bool:
+    """Whether a part is drawn-like in shape: strokes at most ``2 * STROKE_RADIUS`` px wide
+    (letters), or a bar ``BAR_ELONGATION`` times longer than wide. A filled disc at the
+    maximum with a sharp edge (a rendered or thresholded nucleus: the package's own phantoms)
+    is neither."""
+    inner = ndimage.distance_transform_edt(np.pad(part, 1)).max()
+    rows, cols = np.nonzero(part)
+    h, w = int(np.ptp(rows)) + 1, int(np.ptp(cols)) + 1
+    return inner <= STROKE_RADIUS or max(h, w) >= BAR_ELONGATION * min(h, w)
 
 
 def painted_over(data: np.ndarray, marks: np.ndarray) -> np.ndarray:
