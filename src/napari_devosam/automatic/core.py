@@ -221,9 +221,9 @@ def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_are
 
     sam, cache, normalization = _sam_and_cache(model)
     zooms = plane is not None and mode == "seeded" and _zooms(model, sam)
-    levelled = _prepared_plane(plane, analysis)
-    if levelled is not plane and zooms:  # a cheap encoder: the whole plane prepared too
-        embedding = embed_plane(sam, levelled, None, normalization)
+    prepared = _prepared_plane(plane, analysis)
+    if prepared is not plane and zooms:  # a cheap encoder: the whole plane prepared too
+        embedding = embed_plane(sam, prepared, None, normalization)
     elif embedding is None:
         embedding = embed_plane(sam, plane, cache, normalization)
     dec = PromptDecoder(sam, embedding)
@@ -234,10 +234,10 @@ def _decode(plane, model, embedding, mode, seeds, grid_params, analysis, min_are
             props = _filter_to_embryo(props, analysis.embryo)
     else:
         if plane is not None and _refines(model, sam, zooms):
-            dec.pixels = gray(levelled)
+            dec.pixels = gray(prepared)
         def decode(some):
             if zooms:
-                found = seeded_in_views(dec, levelled, normalization, some, min_score)
+                found = seeded_in_views(dec, prepared, normalization, some, min_score)
             else:
                 found = seeded_proposals(dec, some, min_score)
             return drop_box_shaped(found, dec.plane_shape)
