@@ -79,3 +79,16 @@ def test_reading_a_store_in_a_read_only_folder_needs_no_lock_file(tmp_path):
         assert sorted(AnnotationStore(folder, (2, 40, 50)).objects) == [1]
     finally:
         folder.chmod(0o755)
+
+
+def test_a_store_moved_away_while_open_is_not_written_over(tmp_path):
+    """New-user trial 21: the folder was moved while a program held it; its next commit
+    wrote a store.json naming plane files that were gone, and the store was lost."""
+    folder = tmp_path / "embryo.devosam"
+    viewer = AnnotationStore(folder, (2, 40, 50))
+    viewer.commit((0,), [_disk((20, 25))])
+    folder.rename(tmp_path / "moved.devosam")
+    with pytest.raises(StoreChangedError, match="gone"):
+        viewer.commit((0,), [_disk((10, 10))])
+    assert not (folder / "store.json").exists()
+    assert sorted(AnnotationStore(tmp_path / "moved.devosam", (2, 40, 50)).objects) == [1]

@@ -357,4 +357,6 @@ def test_rows_stay_readable_scroll_and_follow_the_image(qtbot, tree):
     plane, oid = dock.data.object_at(other, frame)
     viewer.layers["objects"].selected_label = oid
     assert dock.selected == [other]
+    top, shown, _ = canvas.row_window()  # and the tree scrolled to show it (trial 21)
+    assert top <= canvas.layout_.rows[other] <= top + shown - 1
 

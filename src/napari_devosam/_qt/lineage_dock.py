@@ -123,6 +123,14 @@ class LineageDock(QWidget):
         track = self.data.object_tracks.get(int(self._watched.selected_label))
         if track is not None and track in self.data.info and self.selected[-1:] != [track]:
             self.select([track])
+            self.show_row(track)
+
+    def show_row(self, track: int) -> None:
+        """Scroll the tree so that ``track``'s row is shown (the zoom kept)."""
+        row = self.layout_.rows.get(int(track)) if self.layout_ is not None else None
+        top, shown, _ = self.canvas.row_window()
+        if row is not None and not top <= row <= top + shown - 1:
+            self.canvas.scroll_to(max(0.0, row - shown / 2))
 
     # -- showing ------------------------------------------------------------------------------
     def show_data(self, data) -> None:

@@ -119,12 +119,13 @@ class StoreFiles:
         self.folder.mkdir(parents=True, exist_ok=True)
         with self._locked():
             on_disk = self._disk_revision()
-            if on_disk is not None and on_disk != self.revision:
+            if (on_disk is not None and on_disk != self.revision) or (
+                    on_disk is None and self.revision):  # moved or removed since it was read
+                state = "gone" if on_disk is None else f"revision {on_disk}"
                 raise StoreChangedError(
                     f"the annotation store {self.folder} was changed by another program "
-                    f"since it was read here (revision {on_disk}, not {self.revision}): "
-                    "this change was not saved; read the store again (reopen the image, or "
-                    "run the command again) and redo it")
+                    f"since it was read here ({state}, not revision {self.revision}): this "
+                    "change was not saved")
             self._write(content, planes, image)
 
     def _write(self, content, planes, image: dict) -> None:

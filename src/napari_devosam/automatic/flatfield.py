@@ -36,7 +36,8 @@ TILES = 8  # tiles per side
 FLOOR_PERCENTILE = 5.0  # a tile's floor
 CLIP = 2.0  # robust spreads above the fit that leave a tile out
 MIN_SPAN = 0.25  # fraction of the image's range the fitted plane must span to be taken off
-MIN_SIDE = 32  # px: smaller planes are not levelled (tiles of a few pixels)
+MIN_SIDE = 128  # px: smaller planes are not levelled (new-user trial 21: a 64 x 64 crop
+# half filled by one nucleus had most tiles inside it, a "ramp" was fitted and the nucleus lost)
 _ITERATIONS = 10
 
 
